@@ -1,0 +1,33 @@
+# GSCo platform. `make demo` and `make test` work on a fresh machine (see README.md).
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?=
+DEMO_HOME ?= $(CURDIR)/.demo
+
+export FLWR_TELEMETRY_ENABLED := 0
+export FLWR_DISABLE_UPDATE_CHECK := 1
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
+
+.PHONY: setup test lint demo clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test,demo]'
+	@touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check site_agent registry gsco_runtime hub bench tests deploy
+	$(BIN)/ruff format --check site_agent registry gsco_runtime hub bench tests deploy
+
+test: setup lint
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+
+demo: setup
+	DATA="$(DATA)" DEMO_HOME="$(DEMO_HOME)" bash deploy/demo/run.sh
+
+clean:
+	rm -rf $(DEMO_HOME) .pytest_cache

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make demo`: one machine plays every role on the embedded defaults.
+# site: init -> train -> evaluate -> export -> publish; central team: enroll -> approve;
+# hub: import a case library -> diagnose a sample image (consensus arbiter: no generalist).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN="$PWD/.venv/bin"
+DEMO_HOME="${DEMO_HOME:-$PWD/.demo}"
+TASK="${TASK:-pneumonia}"
+LABELS="${LABELS:-normal,pneumonia}"
+MODALITY="${MODALITY:-paediatric chest X-ray}"
+export GSCO_HOME="$DEMO_HOME/registry"
+export GSCO_KEY_PASSPHRASE="${GSCO_KEY_PASSPHRASE:-demo-passphrase-not-for-production}"
+SITE="$DEMO_HOME/site"
+
+step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
+
+rm -rf "$DEMO_HOME"
+mkdir -p "$DEMO_HOME"
+IFS=$'\t' read -r DATA_PATH DATA_DESC < <("$BIN/python" deploy/demo/resolve_data.py "${DATA:-}" "$DEMO_HOME/data")
+step "Demo data: $DATA_DESC"
+
+step "Site: create the site and its signing key"
+"$BIN/site-agent" init "$SITE" --name demo-hospital --task "$TASK" --labels "$LABELS" --modality "$MODALITY"
+
+step "Central team: create the registry, the task and enroll the site key"
+"$BIN/gsco-registry" init
+"$BIN/gsco-registry" tasks create "$TASK" --labels "$LABELS" --modality "$MODALITY"
+"$BIN/gsco-registry" sites enroll demo-hospital --public-key "$SITE/keys/site.pub"
+
+step "Site: train a small specialist (resnet18, 28 px, 1 epoch)"
+RUN_DIR=$("$BIN/site-agent" train --site "$SITE" --data "$DATA_PATH" --backbone resnet18 \
+  --image-size 28 --epochs 1 --json | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)[0]["run_dir"])')
+
+step "Site: evaluate on the held-out split"
+"$BIN/site-agent" evaluate "$RUN_DIR" --data "$DATA_PATH" --split test
+
+step "Site: export (ONNX, anonymize, PHI scan, sign) and publish"
+"$BIN/site-agent" export "$RUN_DIR"
+PUBLISHED=$("$BIN/site-agent" publish "$RUN_DIR" --json)
+echo "$PUBLISHED"
+NAME=$(echo "$PUBLISHED" | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["name"])')
+VERSION=$(echo "$PUBLISHED" | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+
+step "Central team: verify and approve $NAME v$VERSION"
+"$BIN/gsco-registry" verify "$NAME" "$VERSION"
+"$BIN/gsco-registry" approve "$NAME" "$VERSION" --reviewer demo-reviewer --note "make demo"
+"$BIN/gsco-registry" verify "$NAME" "$VERSION"
+
+step "Hub: import the reference case library and diagnose a held-out image"
+"$BIN/gsco-hub" cases import --task "$TASK" --data "$DATA_PATH" --split train
+"$BIN/python" deploy/demo/sample_image.py "$DATA_PATH" "$DEMO_HOME/sample.png"
+"$BIN/gsco-hub" diagnose "$DEMO_HOME/sample.png" --task "$TASK"
+
+step "Done. Everything lives under $DEMO_HOME (delete it with: make clean)"

@@ -1,0 +1,1 @@
+"""The specialist bundle contract: card, preprocessing, signing, PHI scanning."""

@@ -1,0 +1,119 @@
+"""Image preprocessing carried by the model card: the one implementation used everywhere.
+
+``site-agent evaluate``, ONNX parity checks, the GSCo runtime and the hub all turn an image into
+the model input through :func:`preprocess`, driven by a :class:`Preprocessing` that lives in
+``card.json``. The hub therefore never guesses input size, normalisation or channel handling.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from registry.errors import DataError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_INTERPOLATIONS = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+    "nearest": Image.Resampling.NEAREST,
+}
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How a raw image becomes a ``float32 [3, H, W]`` model input.
+
+    ``channels`` is ``"gray_to_rgb"`` (grayscale replicated to three channels; colour images are
+    converted to luminance first so that a colour copy of the same X-ray gives the same input) or
+    ``"rgb"`` (grayscale replicated, colour kept).
+    """
+
+    input_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+    channels: str = "gray_to_rgb"
+
+    def __post_init__(self) -> None:
+        if self.input_size < 8:
+            raise DataError(f"preprocessing.input_size must be >= 8, got {self.input_size}")
+        if self.interpolation not in _INTERPOLATIONS:
+            raise DataError(
+                f"preprocessing.interpolation must be one of {sorted(_INTERPOLATIONS)}, "
+                f"got {self.interpolation!r}"
+            )
+        if self.channels not in ("gray_to_rgb", "rgb"):
+            raise DataError(f"preprocessing.channels must be 'gray_to_rgb' or 'rgb', got {self.channels!r}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            raise DataError("preprocessing.mean/std must have three values, std > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["mean"] = list(self.mean)
+        data["std"] = list(self.std)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Preprocessing:
+        return cls(
+            input_size=int(data["input_size"]),
+            mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN)),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),  # type: ignore[arg-type]
+            interpolation=str(data.get("interpolation", "bilinear")),
+            channels=str(data.get("channels", "gray_to_rgb")),
+        )
+
+
+def to_unit_float(image: np.ndarray) -> np.ndarray:
+    """Scale an integer or float image to float32 in [0, 1] (uint8, uint16 or already-float)."""
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    if image.dtype == np.uint16:
+        return image.astype(np.float32) / 65535.0
+    if np.issubdtype(image.dtype, np.floating):
+        return np.clip(image.astype(np.float32), 0.0, 1.0)
+    raise DataError(f"unsupported image dtype {image.dtype}; expected uint8, uint16 or float in [0, 1]")
+
+
+def resize_unit_image(image: np.ndarray, size: int, interpolation: str) -> np.ndarray:
+    """Resize an ``[H, W]`` or ``[H, W, 3]`` float image in [0, 1] to ``size x size``."""
+    if image.shape[0] == size and image.shape[1] == size:
+        return image
+    mode = _INTERPOLATIONS[interpolation]
+    if image.ndim == 2:
+        resized = Image.fromarray(image, mode="F").resize((size, size), mode)
+        return np.asarray(resized, dtype=np.float32)
+    channels = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F").resize((size, size), mode))
+        for c in range(image.shape[2])
+    ]
+    return np.stack(channels, axis=-1).astype(np.float32)
+
+
+def preprocess(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
+    """Turn one image (``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]``) into ``float32 [3, S, S]``."""
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[..., 0]
+    if image.ndim == 3 and image.shape[2] == 4:
+        image = image[..., :3]
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+        raise DataError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {tuple(image.shape)}")
+    unit = to_unit_float(image)
+    if unit.ndim == 3 and spec.channels == "gray_to_rgb":
+        unit = unit @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    unit = np.clip(resize_unit_image(unit, spec.input_size, spec.interpolation), 0.0, 1.0)
+    rgb = np.repeat(unit[None], 3, axis=0) if unit.ndim == 2 else np.transpose(unit, (2, 0, 1))
+    mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(spec.std, dtype=np.float32)[:, None, None]
+    return np.ascontiguousarray((rgb - mean) / std, dtype=np.float32)
+
+
+def preprocess_batch(images: list[np.ndarray], spec: Preprocessing) -> np.ndarray:
+    """Preprocess a list of images into one ``float32 [N, 3, S, S]`` batch."""
+    return np.stack([preprocess(img, spec) for img in images]).astype(np.float32)
