@@ -14,3 +14,10 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GSCO_KEY_PASSPHRASE", "test-passphrase-123")
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say in the test output which data the data-dependent tests use."""
+    if (SHARED_DATA / "pneumoniamnist_dev.npz").is_file():
+        return f"data: real MedMNIST dev files from {SHARED_DATA}"
+    return "data: ../shared/data is absent, tests use small generated (synthetic) data"
