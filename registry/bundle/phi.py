@@ -1,0 +1,123 @@
+"""PHI scanning: find identifying strings (paths, names, patient ids) in published artifacts.
+
+Used on both sides of the trust boundary: the site's export refuses to write a bundle with a
+hit, and the registry's approval re-scans it. Every hit is reported by *field* (where the string
+sits), never by value, so the report itself leaks nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import socket
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+from google.protobuf.unknown_fields import UnknownFieldSet
+
+MIN_FORBIDDEN_LENGTH = 3
+"""Shorter forbidden strings are ignored: they would match ordinary words and op names."""
+
+_SKIPPED_BYTES_FIELDS = frozenset({"raw_data"})
+_TEXT_TYPES = frozenset(
+    {FieldDescriptor.TYPE_MESSAGE, FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES}
+)
+"""Tensor payloads are numbers, not strings (scanned separately at byte level if wanted)."""
+
+
+def onnx_strings(model: Message, prefix: str = "model") -> Iterator[tuple[str, str]]:
+    """Yield ``(field location, text)`` for every string in an ONNX (or any protobuf) message.
+
+    The walk is generic over protobuf descriptors, so it covers graph, node, attribute,
+    function, initializer and value-info names, doc strings, metadata and nested subgraphs, plus
+    ``bytes`` fields that carry text (attribute ``s`` / ``strings``, string tensors). Unknown
+    fields (parsed from the wire but absent from the schema) are yielded too, as raw text.
+    """
+    for field in model.DESCRIPTOR.fields:
+        if field.type not in _TEXT_TYPES or field.name in _SKIPPED_BYTES_FIELDS or not _is_set(model, field):
+            continue
+        value = getattr(model, field.name)
+        location = f"{prefix}.{field.name}"
+        values = value if field.is_repeated else [value]
+        for index, item in enumerate(values):
+            where = f"{location}[{index}]" if field.is_repeated else location
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                yield from onnx_strings(item, where)
+            elif field.type == FieldDescriptor.TYPE_STRING:
+                yield where, item
+            elif field.type == FieldDescriptor.TYPE_BYTES:
+                yield where, item.decode("utf-8", errors="replace")
+    for index, entry in enumerate(UnknownFieldSet(model)):
+        if isinstance(entry.data, bytes):
+            where = f"{prefix}.<unknown field {entry.field_number}>[{index}]"
+            yield where, entry.data.decode("utf-8", errors="replace")
+
+
+def _is_set(message: Message, field: FieldDescriptor) -> bool:
+    if field.is_repeated:
+        return len(getattr(message, field.name)) > 0
+    if field.has_presence:
+        return message.HasField(field.name)
+    return getattr(message, field.name) != field.default_value
+
+
+def _needles(forbidden: Iterable[str | bytes]) -> list[bytes]:
+    needles = set()
+    for item in forbidden:
+        raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
+        raw = raw.strip()
+        if len(raw) >= MIN_FORBIDDEN_LENGTH:
+            needles.add(raw)
+    return sorted(needles, key=len, reverse=True)
+
+
+def _pattern(forbidden: Iterable[str | bytes]) -> re.Pattern[bytes] | None:
+    needles = _needles(forbidden)
+    if not needles:
+        return None
+    return re.compile(b"|".join(re.escape(n) for n in needles), re.IGNORECASE)
+
+
+def scan_strings(
+    named_strings: Iterable[tuple[str, str | bytes]],
+    forbidden: Iterable[str | bytes],
+    *,
+    deny_list: Iterable[str | bytes] = (),
+) -> list[str]:
+    """Fields whose text contains a forbidden or deny-listed string (case-insensitive).
+
+    Matching is done on the UTF-8 bytes, so ``bytes`` values and non-ASCII identifiers are
+    compared the same way. Returns field locations in first-seen order, without duplicates.
+    """
+    pattern = _pattern([*forbidden, *deny_list])
+    if pattern is None:
+        return []
+    hits: dict[str, None] = {}
+    for field, text in named_strings:
+        data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
+        if pattern.search(data):
+            hits[field] = None
+    return list(hits)
+
+
+def scan_bytes(data: bytes, forbidden: Iterable[str | bytes]) -> bool:
+    """True when any forbidden string occurs anywhere in ``data`` (case-insensitive)."""
+    pattern = _pattern(forbidden)
+    return bool(pattern and pattern.search(data))
+
+
+def system_identifiers() -> set[str]:
+    """Strings that identify this machine and its user: host name(s), user name, home folder."""
+    found: set[str] = set()
+    host = socket.gethostname()
+    found.update({host, host.split(".")[0]})
+    try:
+        found.add(getpass.getuser())
+    except (KeyError, OSError):
+        pass
+    home = str(Path.home())
+    if home not in ("", "/"):
+        found.add(home)
+    return {item for item in found if len(item) >= MIN_FORBIDDEN_LENGTH}

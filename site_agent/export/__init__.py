@@ -1,0 +1,1 @@
+"""Turn a trained run into a bundle: ONNX export, anonymization, card, PHI scan, signing."""

@@ -1,0 +1,125 @@
+"""PHI scan: every string of an ONNX model is found and reported by field, never by value."""
+
+from __future__ import annotations
+
+import getpass
+import socket
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from registry.bundle.phi import onnx_strings, scan_bytes, scan_strings, system_identifiers
+
+PLANTED = {
+    "node doc": "/home/drsmith/project/train.py",
+    "node name": "MRN-4471-ANNA",
+    "attribute": "Study-UID-1.2.840.99",
+    "initializer": "PATIENT_JONES_W",
+    "string tensor": "ZZ-PLANTED-99",
+    "model metadata": "/data/st-elsewhere/patient_0042",
+    "nested graph": "nested-secret-id",
+    "function": "fn_secret_hospital",
+    "unknown field": "WIRE-ONLY-LEAK",
+}
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def polluted_model() -> onnx.ModelProto:
+    weight = numpy_helper.from_array(np.ones((1, 2), np.float32), PLANTED["initializer"])
+    labels = helper.make_tensor("labels", TensorProto.STRING, [1], [PLANTED["string tensor"].encode()])
+    add = helper.make_node("Add", ["x", PLANTED["initializer"]], ["y"], name=PLANTED["node name"])
+    add.doc_string = PLANTED["node doc"]
+    add.attribute.append(helper.make_attribute("note", PLANTED["attribute"]))
+    branch = helper.make_graph(
+        [helper.make_node("Identity", ["y"], ["z_then"], name=PLANTED["nested graph"])],
+        "then",
+        [],
+        [helper.make_tensor_value_info("z_then", TensorProto.FLOAT, [None, 2])],
+    )
+    cond = helper.make_node("If", ["flag"], ["z"], then_branch=branch, else_branch=branch)
+    graph = helper.make_graph(
+        [add, cond],
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [None, 2])],
+        initializer=[weight, labels],
+    )
+    function = helper.make_function(
+        "pkg.local",
+        PLANTED["function"],
+        ["a"],
+        ["b"],
+        [helper.make_node("Identity", ["a"], ["b"])],
+        [helper.make_opsetid("", 18)],
+    )
+    model = helper.make_model(graph, functions=[function], opset_imports=[helper.make_opsetid("", 18)])
+    helper.set_model_props(model, {"source": PLANTED["model metadata"]})
+    payload = PLANTED["unknown field"].encode()
+    extra = _varint(9999 << 3 | 2) + _varint(len(payload)) + payload
+    return onnx.ModelProto.FromString(model.SerializeToString() + extra)
+
+
+def test_every_planted_string_is_found_and_named_by_field() -> None:
+    strings = list(onnx_strings(polluted_model()))
+    for what, value in PLANTED.items():
+        fields = scan_strings(strings, [value])
+        assert fields, f"{what} not found"
+        assert all(value.lower() not in f.lower() for f in fields), "a report must name fields, not values"
+    where = {what: scan_strings(strings, [value]) for what, value in PLANTED.items()}
+    assert where["node doc"] == ["model.graph.node[0].doc_string"]
+    assert where["attribute"] == ["model.graph.node[0].attribute[0].s"]
+    assert where["string tensor"] == ["model.graph.initializer[1].string_data[0]"]
+    assert where["model metadata"] == ["model.metadata_props[0].value"]
+    assert "model.graph.node[1].attribute[0].g.node[0].name" in where["nested graph"]
+    assert where["function"] == ["model.functions[0].name"]
+    assert where["unknown field"] == ["model.<unknown field 9999>[0]"]
+    assert "model.graph.initializer[0].name" in where["initializer"]
+
+
+def test_matching_is_case_insensitive_and_byte_level() -> None:
+    strings = list(onnx_strings(polluted_model()))
+    assert scan_strings(strings, ["mrn-4471-anna"]) == ["model.graph.node[0].name"]
+    assert scan_strings(strings, [b"DRSMITH"]) == ["model.graph.node[0].doc_string"]
+    assert scan_strings([("card.site", "Zürich-Spital".encode())], ["zürich"]) == ["card.site"]
+
+
+def test_deny_list_is_checked_too() -> None:
+    assert scan_strings([("card.notes", "trained at St Elsewhere")], [], deny_list=["st elsewhere"]) == [
+        "card.notes"
+    ]
+
+
+def test_clean_strings_and_too_short_needles_give_no_hit() -> None:
+    strings = list(onnx_strings(polluted_model()))
+    assert scan_strings(strings, ["not-in-the-model", "", "  ", "ab"]) == []
+    assert scan_strings(strings, []) == []
+
+
+def test_scan_bytes_finds_strings_in_raw_files() -> None:
+    data = polluted_model().SerializeToString()
+    assert scan_bytes(data, ["wire-only-leak"])
+    assert scan_bytes(data, [PLANTED["model metadata"].upper()])
+    assert not scan_bytes(data, ["absent-identifier"])
+    assert not scan_bytes(data, [])
+
+
+def test_system_identifiers_name_this_machine_and_user() -> None:
+    found = system_identifiers()
+    host = socket.gethostname()
+    if len(host) >= 3:
+        assert host in found
+    if len(getpass.getuser()) >= 3:
+        assert getpass.getuser() in found
+    assert all(len(item) >= 3 for item in found)

@@ -1,0 +1,118 @@
+"""Anonymization removes every trace of where a model was built and keeps it runnable and exact."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from registry.bundle.phi import onnx_strings, scan_bytes
+from site_agent.export.anonymize import NEUTRAL_GRAPH_NAME, PRODUCER_NAME, PRODUCER_VERSION, anonymize_model
+
+TRACE = 'File "/home/alice/hospital/site_agent/models/specialist.py", line 52, in forward'
+WEIGHT_NAME = "/work/main/site_agent/net.fc.weight"
+FUNCTION_DOMAIN = "pkg.torch.__subgraph__"
+FUNCTION_NAME = "site_agent.models.specialist.Specialist"
+
+
+def exporter_like_model() -> onnx.ModelProto:
+    """A small model carrying what the dynamo exporter leaves behind, plus a local function."""
+    weight = numpy_helper.from_array(np.arange(6, dtype=np.float32).reshape(2, 3) / 7, WEIGHT_NAME)
+    relu = helper.make_function(
+        FUNCTION_DOMAIN,
+        FUNCTION_NAME,
+        ["a"],
+        ["b"],
+        [helper.make_node("Relu", ["a"], ["b"])],
+        [helper.make_opsetid("", 18)],
+    )
+    relu.doc_string = TRACE
+    matmul = helper.make_node(
+        "MatMul", ["image", WEIGHT_NAME], ["/tmp/alice/matmul_out"], name="node_MatMul_0"
+    )
+    matmul.doc_string = TRACE
+    helper.set_metadata_props(matmul, {"pkg.torch.onnx.stack_trace": TRACE, "namespace": FUNCTION_NAME})
+    call = helper.make_node(FUNCTION_NAME, ["/tmp/alice/matmul_out"], ["logits"], domain=FUNCTION_DOMAIN)
+    ident = helper.make_node("Identity", ["/tmp/alice/matmul_out"], ["embedding"], name="node_Identity_1")
+    graph = helper.make_graph(
+        [matmul, call, ident],
+        "main_graph",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 2])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        initializer=[weight],
+        value_info=[helper.make_tensor_value_info("/tmp/alice/matmul_out", TensorProto.FLOAT, ["batch", 3])],
+        doc_string=TRACE,
+    )
+    helper.set_metadata_props(
+        graph.input[0], {"pkg.torch.export.graph_signature.InputSpec.kind": "USER_INPUT"}
+    )
+    model = helper.make_model(
+        graph,
+        functions=[relu],
+        opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid(FUNCTION_DOMAIN, 1)],
+        producer_name="pytorch",
+        producer_version="2.14.1+cu130",
+        doc_string=TRACE,
+    )
+    helper.set_model_props(model, {"pkg.torch.export.ExportedProgram.graph_signature": TRACE})
+    onnx.checker.check_model(model, full_check=True)
+    return model
+
+
+def _run(model: onnx.ModelProto, image: np.ndarray) -> list[np.ndarray]:
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["logits", "embedding"], {"image": image})
+
+
+def test_anonymized_model_has_no_trace_of_its_origin() -> None:
+    clean = anonymize_model(exporter_like_model())
+    fields = [field for field, _ in onnx_strings(clean)]
+    assert not [f for f in fields if "doc_string" in f or "metadata_props" in f]
+    assert not [f for f in fields if f.endswith(".name") and ".node[" in f and ".attribute[" not in f]
+    assert not clean.functions
+    assert [o.domain for o in clean.opset_import] == [""]
+    assert clean.graph.name == NEUTRAL_GRAPH_NAME
+    assert (clean.producer_name, clean.producer_version, clean.model_version) == (
+        PRODUCER_NAME,
+        PRODUCER_VERSION,
+        1,
+    )
+    data = clean.SerializeToString()
+    for planted in [
+        "/home/alice",
+        "/tmp/alice",
+        "/work/main",
+        "site_agent",
+        "pkg.torch",
+        "pytorch",
+        "stack_trace",
+    ]:
+        assert not scan_bytes(data, [planted]), planted
+
+
+def test_contract_names_are_kept_and_values_renamed_neutrally() -> None:
+    clean = anonymize_model(exporter_like_model())
+    assert [v.name for v in clean.graph.input] == ["image"]
+    assert [v.name for v in clean.graph.output] == ["logits", "embedding"]
+    assert clean.graph.initializer[0].name.startswith("t")
+    assert [v.name for v in clean.graph.value_info] == [clean.graph.node[0].output[0]]
+
+
+def test_anonymized_model_stays_valid_and_numerically_identical() -> None:
+    original = exporter_like_model()
+    clean = anonymize_model(original)
+    onnx.checker.check_model(clean, full_check=True)
+    image = np.random.default_rng(0).standard_normal((4, 2)).astype(np.float32)
+    for before, after in zip(_run(original, image), _run(clean, image), strict=True):
+        assert np.array_equal(before, after)
+
+
+def test_the_input_model_is_left_untouched() -> None:
+    original = exporter_like_model()
+    snapshot = original.SerializeToString()
+    anonymize_model(original)
+    assert original.SerializeToString() == snapshot
