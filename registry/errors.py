@@ -114,6 +114,22 @@ class PolicyError(RegistryError):
         self.failures = failures
 
 
+class CardError(RegistryError):
+    """``card.json`` is not valid JSON, breaks the card schema or contradicts itself."""
+
+    code = "GSCO-540"
+    http_status = 422
+    exit_code = 7
+
+
+class AuditError(RegistryError):
+    """The audit log's hash chain is broken: an entry was edited or deleted outside the registry."""
+
+    code = "GSCO-550"
+    http_status = 500
+    exit_code = 13
+
+
 class RuntimeServiceError(GscoError):
     """The GSCo runtime cannot answer: no specialists loaded, generalist unavailable."""
 

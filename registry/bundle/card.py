@@ -1,0 +1,167 @@
+"""The model card (``card.json``): schema validation, consistency checks and typed access.
+
+The JSON schema (``registry/schemas/card.schema.json``) is closed: every field is named, so no
+path, host name, user name or identifier can ride along in a free-form field. On top of the
+schema, :func:`card_problems` checks that the parts agree with each other (labels, output shapes,
+input size). Sites build cards (``site_agent.export.card_builder``); the registry and the hub read
+them through :class:`Card`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from registry.bundle.layout import CARD_FILE
+from registry.bundle.preprocess import Preprocessing
+from registry.errors import CardError
+
+FORMAT_VERSION = "1.0"
+SMALL_COUNT = 10
+SUPPRESSED = "<10"
+HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+
+
+@cache
+def card_schema() -> dict[str, Any]:
+    text = resources.files("registry").joinpath("schemas/card.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+def suppress_count(count: int) -> int | str:
+    """Small-cell suppression: counts below 10 become ``"<10"``."""
+    return int(count) if count >= SMALL_COUNT else SUPPRESSED
+
+
+def _path(parts: Any) -> str:
+    return "card" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+
+
+def card_problems(card: Any) -> list[str]:
+    """Every schema violation and inconsistency, each naming its field; empty when valid."""
+    validator = Draft202012Validator(card_schema())
+    problems = [
+        f"{_path(err.absolute_path)}: {err.message}"
+        for err in sorted(validator.iter_errors(card), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+    if problems:
+        return problems
+    labels = card["task"]["labels"]
+    model = card["model"]
+    size = card["preprocessing"]["input_size"]
+    if model["num_classes"] != len(labels):
+        problems.append("card.model.num_classes: differs from the number of task labels")
+    if model["input"]["shape"][2:] != [size, size]:
+        problems.append("card.model.input.shape: differs from preprocessing.input_size")
+    if model["outputs"]["logits"][1] != len(labels):
+        problems.append("card.model.outputs.logits: width differs from the number of task labels")
+    if model["outputs"]["embedding"][1] != model["embedding_dim"]:
+        problems.append("card.model.outputs.embedding: width differs from model.embedding_dim")
+    if [row["label"] for row in card["evaluation"]["per_class"]] != labels:
+        problems.append("card.evaluation.per_class: labels differ from task.labels (order matters)")
+    for split, counts in card["data"]["class_counts"].items():
+        if list(counts) != labels:
+            problems.append(f"card.data.class_counts.{split}: labels differ from task.labels")
+    return problems
+
+
+def card_strings(card: Any, prefix: str = "card") -> Iterator[tuple[str, str]]:
+    """Every string value of the card as ``(field, text)``, for the PHI scan.
+
+    Keys are not yielded: the schema fixes them, except label names under ``class_counts`` and
+    ``per_class``, which are the task's published labels anyway.
+    """
+    if isinstance(card, dict):
+        for key, value in card.items():
+            yield from card_strings(value, f"{prefix}.{key}")
+    elif isinstance(card, list):
+        for index, value in enumerate(card):
+            yield from card_strings(value, f"{prefix}[{index}]")
+    elif isinstance(card, str):
+        yield prefix, card
+
+
+@dataclass(frozen=True)
+class Card:
+    """A validated card with typed access to what the registry and the hub need."""
+
+    data: dict[str, Any]
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Card:
+        problems = card_problems(data)
+        if problems:
+            raise CardError(
+                "card.json is invalid: " + "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else ""),
+                hint="re-export the bundle with `site-agent export RUN_DIR`",
+            )
+        return cls(data)
+
+    @classmethod
+    def read(cls, bundle_dir: Path) -> Card:
+        path = bundle_dir / CARD_FILE
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise CardError("the bundle has no card.json", hint="re-export the bundle") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CardError(f"card.json is not valid JSON ({exc.__class__.__name__})") from None
+        return cls.from_dict(data)
+
+    @property
+    def task_id(self) -> str:
+        return self.data["task"]["id"]
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.data["task"]["labels"])
+
+    @property
+    def modality(self) -> str:
+        return self.data["task"]["modality"]
+
+    @property
+    def backbone(self) -> str:
+        return self.data["model"]["backbone"]
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.data["model"]["embedding_dim"])
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        return Preprocessing.from_dict(self.data["preprocessing"])
+
+    @property
+    def key_fingerprint(self) -> str:
+        return self.data["site"]["key_fingerprint"]
+
+    @property
+    def model_uid(self) -> str:
+        return self.data["model_uid"]
+
+    @property
+    def federated(self) -> bool:
+        return "federation" in self.data
+
+    def headline_metrics(self) -> dict[str, float | None]:
+        """Point estimates of the held-out headline metrics plus ECE."""
+        metrics = self.data["evaluation"]["metrics"]
+        values = {name: metrics[name]["value"] for name in HEADLINE_METRICS}
+        values["ece"] = self.data["evaluation"]["ece"]["value"]
+        return values
+
+
+def write_card(card: dict[str, Any], bundle_dir: Path) -> Path:
+    """Validate and write ``card.json`` (sorted keys, UTF-8) into ``bundle_dir``."""
+    Card.from_dict(card)
+    path = bundle_dir / CARD_FILE
+    path.write_text(json.dumps(card, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""`gsco-registry`: the central team's command line."""

@@ -1,0 +1,125 @@
+"""`gsco-registry init`, `tasks create|list`, `sites enroll|list|revoke`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from registry.cli.context import JSON_OPTION, config_of, open_registry
+from registry.cli.main import app
+from registry.clikit import console, handle_errors, print_json
+from registry.errors import KeyMaterialError
+from registry.service import Registry
+
+tasks_app = typer.Typer(help="Tasks: the ordered label sets bundles are published for.", no_args_is_help=True)
+sites_app = typer.Typer(help="Enrolled sites and their signing keys.", no_args_is_help=True)
+
+
+@app.command("init")
+@handle_errors
+def init(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """Create the registry database and the central approval key (passphrase: GSCO_KEY_PASSPHRASE).
+
+    Safe to re-run: existing tables and an existing key are kept.
+    """
+    config = config_of(ctx)
+    registry, result = Registry.init(config)
+    registry.close()
+    data = {
+        "registry": config.describe(),
+        "approval_key_created": result.created_key,
+        "approval_key_fingerprint": result.approval_fingerprint,
+    }
+    if json_output:
+        print_json(data)
+        return
+    state = "created" if result.created_key else "kept existing"
+    console.print(
+        f"registry ready ({config.describe()}); approval key {state}: {result.approval_fingerprint}"
+    )
+
+
+@tasks_app.command("create")
+@handle_errors
+def tasks_create(
+    ctx: typer.Context,
+    task_id: str = typer.Argument(..., metavar="TASK", help="Task id, e.g. pneumonia."),
+    labels: str = typer.Option(..., "--labels", help="Ordered, comma-separated label names."),
+    modality: str = typer.Option(..., "--modality", help='Imaging modality, e.g. "chest X-ray".'),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Create a task; every bundle of it must carry exactly these labels in this order."""
+    with open_registry(ctx) as registry:
+        task = registry.create_task(task_id, labels.split(","), modality)
+    if json_output:
+        print_json(task.to_dict())
+    else:
+        console.print(f"task {task.task_id}: {', '.join(task.labels)} ({task.modality})", highlight=False)
+
+
+@tasks_app.command("list")
+@handle_errors
+def tasks_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """List the tasks."""
+    with open_registry(ctx) as registry:
+        tasks = registry.tasks()
+    if json_output:
+        print_json([task.to_dict() for task in tasks])
+        return
+    table = Table("task", "labels", "modality")
+    for task in tasks:
+        table.add_row(task.task_id, ", ".join(task.labels), task.modality)
+    console.print(table)
+
+
+@sites_app.command("enroll")
+@handle_errors
+def sites_enroll(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Site name (lowercase letters, digits, '-')."),
+    public_key: Path = typer.Option(..., "--public-key", help="The site's keys/site.pub (PEM)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Enroll a site's public key: bundles it signs may then be published."""
+    if not public_key.is_file():
+        raise KeyMaterialError(f"public key file {public_key.name} not found")
+    with open_registry(ctx) as registry:
+        site = registry.enroll_site(name, public_key.read_bytes())
+    if json_output:
+        print_json(site.to_dict())
+    else:
+        console.print(f"enrolled {site.name}: {site.fingerprint}", highlight=False)
+
+
+@sites_app.command("list")
+@handle_errors
+def sites_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+    """List enrolled sites with their key fingerprints and status."""
+    with open_registry(ctx) as registry:
+        sites = registry.sites()
+    if json_output:
+        print_json([site.to_dict() for site in sites])
+        return
+    table = Table("site", "status", "key fingerprint")
+    for site in sites:
+        table.add_row(site.name, site.status, site.fingerprint)
+    console.print(table)
+
+
+@sites_app.command("revoke")
+@handle_errors
+def sites_revoke(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Site name."),
+    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
+    json_output: bool = JSON_OPTION,
+) -> None:
+    """Revoke a site's key: its bundles can no longer be published, approved or served."""
+    with open_registry(ctx) as registry:
+        site = registry.revoke_site(name, reason)
+    if json_output:
+        print_json(site.to_dict())
+    else:
+        console.print(f"revoked {site.name} ({site.fingerprint})", highlight=False)

@@ -1,0 +1,204 @@
+"""Review of published versions by the central team: approve, reject, revoke, verify.
+
+A mixin of :class:`registry.service.Registry` (one API, split by job): it relies on the registry's
+``config``, ``tables`` and ``models`` plus its ``version`` and ``trust_store`` methods.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from registry.bundle.layout import APPROVAL_SIG, bundle_digest
+from registry.bundle.signing import sign_bundle, verify_bundle
+from registry.config import RegistryConfig
+from registry.errors import PolicyError, RegistryError, SignatureError
+from registry.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
+from registry.policy.checks import BundleUnderReview, CheckResult, run_checks
+from registry.policy.policy import Policy, load_policy
+from registry.store import audit, catalog
+from registry.store.catalog import SiteInfo, TaskInfo
+from registry.store.database import Tables
+from registry.store.models import APPROVED, PENDING, REJECTED, REVOKED, ModelStore, VersionRef
+from registry.store.tables import ApprovalRow
+from registry.trust import TrustStore, verify_site_signature
+
+_ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model.revoke"}
+
+
+@dataclass(frozen=True)
+class Verification:
+    """``gsco-registry verify``: every trust condition and the verdict."""
+
+    ref: VersionRef
+    checks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def approved(self) -> bool:
+        return all(value == "ok" for value in self.checks.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.ref.to_dict(), "approved": self.approved, "checks": self.checks}
+
+
+class ReviewMixin:
+    """Approve, reject, revoke and verify versions (see :class:`registry.service.Registry`)."""
+
+    config: RegistryConfig
+    tables: Tables
+    models: ModelStore
+
+    def version(self, name: str, version: str) -> VersionRef:
+        """Provided by :class:`registry.service.Registry`."""
+        raise NotImplementedError
+
+    def trust_store(self, central_key_pem: bytes | None = None) -> TrustStore:
+        """Provided by :class:`registry.service.Registry`."""
+        raise NotImplementedError
+
+    def _site_for(self, ref: VersionRef) -> SiteInfo | None:
+        with self.tables.session() as session:
+            return catalog.site_by_fingerprint(session, ref.site_fingerprint)
+
+    def _task_for(self, ref: VersionRef) -> TaskInfo:
+        with self.tables.session() as session:
+            return catalog.get_task(session, ref.task)
+
+    def approve(
+        self, name: str, version: str, *, reviewer: str, note: str = "", policy: Policy | None = None
+    ) -> tuple[VersionRef, list[CheckResult]]:
+        """Run the policy; on pass sign with the central key, set the alias, tag and audit.
+
+        Raises :class:`PolicyError` listing every failing check (the refusal is audited too).
+        """
+        policy = policy or load_policy()
+        ref = self.version(name, version)
+        if ref.status != PENDING:
+            raise RegistryError(
+                f"{name} version {version} is {ref.status or 'untagged'}; only pending ones can be approved",
+                hint="publish a new bundle to get a new version",
+            )
+        with tempfile.TemporaryDirectory(prefix="gsco-review-") as tmp:
+            bundle = self.models.download(ref, Path(tmp) / "bundle")
+            results = run_checks(BundleUnderReview(bundle, self._task_for(ref), self._site_for(ref)), policy)
+            failures = [r for r in results if r.failed]
+            if failures:
+                with self.tables.session() as session:
+                    audit.append(
+                        session,
+                        actor=f"reviewer:{reviewer}",
+                        action="model.approve_refused",
+                        subject=f"{name}/{version}",
+                        details={"failed": [r.name for r in failures]},
+                    )
+                raise PolicyError(
+                    f"{name} version {version} fails {len(failures)} approval check(s)",
+                    [r.line() for r in failures],
+                    hint="reject it with `gsco-registry reject`, or ask the site for a new bundle",
+                )
+            key = load_private_key(
+                self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False)
+            )
+            sig = bundle / APPROVAL_SIG
+            sign_bundle(bundle, key, sig)
+            verify_bundle(bundle, public_pem(key.public_key()), sig)
+            self.models.add_bundle_file(ref, sig)
+        self.models.set_tags(ref, {"status": APPROVED, "approved_by": reviewer})
+        self.models.set_approved_alias(ref)
+        self._record(ref, APPROVED, reviewer, note, [r.to_dict() for r in results])
+        return self.version(name, version), results
+
+    def reject(self, name: str, version: str, *, reason: str, reviewer: str) -> VersionRef:
+        ref = self.version(name, version)
+        if ref.status != PENDING:
+            raise RegistryError(
+                f"{name} version {version} is {ref.status or 'untagged'}; only pending ones can be rejected",
+                hint="use `gsco-registry revoke` for an approved version",
+            )
+        self.models.clear_approved_alias(ref)
+        self.models.set_tags(ref, {"status": REJECTED})
+        self._record(ref, REJECTED, reviewer, reason)
+        return self.version(name, version)
+
+    def revoke(self, name: str, version: str, *, reason: str, reviewer: str) -> VersionRef:
+        """Withdraw a version: status revoked, alias removed, digest on the hubs' revocation list."""
+        ref = self.version(name, version)
+        if ref.status in (REVOKED, REJECTED):
+            raise RegistryError(f"{name} version {version} is already {ref.status}")
+        self.models.clear_approved_alias(ref)
+        self.models.set_tags(ref, {"status": REVOKED})
+        self._record(ref, REVOKED, reviewer, reason)
+        return self.version(name, version)
+
+    def _record(
+        self,
+        ref: VersionRef,
+        decision: str,
+        reviewer: str,
+        note: str,
+        checks: list[dict[str, str]] | None = None,
+    ) -> None:
+        with self.tables.session() as session:
+            session.add(
+                ApprovalRow(
+                    model_name=ref.name,
+                    version=ref.version,
+                    bundle_digest=ref.bundle_digest,
+                    decision=decision,
+                    reviewer=reviewer,
+                    note=note,
+                    decided_at=datetime.now(UTC),
+                )
+            )
+            details: dict[str, Any] = {"bundle_digest": ref.bundle_digest, "note": note}
+            if checks is not None:
+                details["checks"] = {c["check"]: c["status"] for c in checks}
+            audit.append(
+                session,
+                actor=f"reviewer:{reviewer}",
+                action=_ACTIONS[decision],
+                subject=f"{ref.name}/{ref.version}",
+                details=details,
+            )
+
+    def decisions(self, name: str, version: str) -> list[str]:
+        with self.tables.session() as session:
+            rows = session.scalars(
+                select(ApprovalRow)
+                .where(ApprovalRow.model_name == name, ApprovalRow.version == version)
+                .order_by(ApprovalRow.id)
+            )
+            return [row.decision for row in rows]
+
+    def verify(self, name: str, version: str) -> Verification:
+        """Check a version as a hub would, plus the registry's records; never trusts the alias."""
+        ref = self.version(name, version)
+        trust = self.trust_store()
+        checks: dict[str, str] = {}
+        with tempfile.TemporaryDirectory(prefix="gsco-verify-") as tmp:
+            bundle = self.models.download(ref, Path(tmp) / "bundle")
+            checks["digest"] = "ok" if bundle_digest(bundle) == ref.bundle_digest else "differs from the tag"
+            checks["site_signature"] = _outcome(lambda: verify_site_signature(bundle, trust.site_keys))
+            if (bundle / APPROVAL_SIG).is_file():
+                checks["approval_signature"] = _outcome(
+                    lambda: verify_bundle(bundle, trust.central_key_pem, bundle / APPROVAL_SIG)
+                )
+            else:
+                checks["approval_signature"] = "missing approval.sig"
+        decisions = self.decisions(name, version)
+        checks["approval_record"] = "ok" if decisions[-1:] == [APPROVED] else "no approval recorded"
+        checks["not_revoked"] = "ok" if ref.bundle_digest not in trust.revoked_digests else "revoked"
+        return Verification(ref, checks)
+
+
+def _outcome(check: Any) -> str:
+    try:
+        check()
+    except (SignatureError, RegistryError) as exc:
+        return exc.message
+    return "ok"

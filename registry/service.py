@@ -1,0 +1,316 @@
+"""The registry as one object: what ``gsco-registry``, ``site-agent publish`` and the hub call.
+
+:class:`Registry` combines the MLflow store (models, versions, bundle artifacts, tags, alias)
+with the registry's own tables (tasks, sites, approvals, audit). Library API for the hub runtime:
+
+* :meth:`Registry.list_approved` -> candidate :class:`VersionRef` s (alias + status; unverified),
+* :meth:`Registry.download_bundle` -> a local bundle folder,
+* :meth:`Registry.trust_store` -> :class:`~registry.trust.TrustStore` (central key, active site
+  keys, revoked digests), and :func:`registry.trust.verify_approved` to decide.
+
+Review (approve, reject, revoke, verify) lives in :mod:`registry.review`, mixed in here.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from mlflow import MlflowClient
+from sqlalchemy import select
+
+from registry.bundle.card import Card
+from registry.bundle.layout import bundle_digest, require_bundle_files
+from registry.config import RegistryConfig
+from registry.errors import AuditError, RegistryError
+from registry.keys import (
+    fingerprint,
+    generate_key_pair,
+    load_public_key,
+    passphrase_from_env_or_prompt,
+    public_pem,
+)
+from registry.review import ReviewMixin
+from registry.store import audit, catalog
+from registry.store.audit import AuditEntry, ChainReport
+from registry.store.catalog import SiteInfo, TaskInfo
+from registry.store.database import Tables
+from registry.store.models import (
+    APPROVED,
+    PENDING,
+    REVOKED,
+    STATUSES,
+    ModelStore,
+    VersionRef,
+    model_name,
+)
+from registry.store.retry import mlflow_errors, with_retries
+from registry.store.tables import ApprovalRow
+from registry.trust import TrustStore, verify_site_signature
+
+CENTRAL = "central"
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    name: str
+    version: str
+    created: bool
+    bundle_digest: str
+    status: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "created": self.created,
+            "bundle_digest": self.bundle_digest,
+            "status": self.status,
+        }
+
+
+@dataclass(frozen=True)
+class InitResult:
+    created_key: bool
+    approval_fingerprint: str
+
+
+def _tags_for(card: Card, source: str, digest: str) -> dict[str, str]:
+    tags = {
+        "task": card.task_id,
+        "backbone": card.backbone,
+        "source": source,
+        "site_fingerprint": card.key_fingerprint,
+        "bundle_digest": digest,
+        "model_uid": card.model_uid,
+        "federated": str(card.federated).lower(),
+        "status": PENDING,
+    }
+    for metric, value in card.headline_metrics().items():
+        tags[f"metric.{metric}"] = "" if value is None else f"{value:.4f}"
+    return tags
+
+
+class Registry(ReviewMixin):
+    """An open registry; use as a context manager or call :meth:`close`."""
+
+    def __init__(self, config: RegistryConfig, *, create: bool = False) -> None:
+        self.config = config
+        self.tables = Tables(config.tables_uri, create=create)
+        self.models = ModelStore(config)
+
+    @classmethod
+    def open(cls, config: RegistryConfig) -> Registry:
+        """Open an initialised registry, retrying while it is unreachable."""
+        return with_retries(
+            lambda: cls(config),
+            retries=config.retries,
+            backoff_s=config.backoff_s,
+            action="opening the registry",
+        )
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.tables.dispose()
+
+    # -- setup -------------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, config: RegistryConfig) -> tuple[Registry, InitResult]:
+        """Create the databases (idempotent) and the central approval key (kept if present)."""
+        config.home.mkdir(parents=True, exist_ok=True)
+        if config.artifact_root is not None:
+            config.artifact_root.mkdir(parents=True, exist_ok=True)
+        if not config.server:
+            with mlflow_errors("creating the MLflow tables"):
+                MlflowClient(tracking_uri=config.mlflow_uri).search_experiments(max_results=1)
+        registry = cls(config, create=True)
+        created = not config.approval_key_path.exists()
+        if created:
+            passphrase = passphrase_from_env_or_prompt(confirm=True)
+            fp = generate_key_pair(config.approval_key_path, config.approval_pub_path, passphrase)
+        else:
+            fp = fingerprint(load_public_key(config.approval_pub_path))
+        with registry.tables.session() as session:
+            if created or not audit.entries(session, limit=1):
+                audit.append(
+                    session,
+                    actor=CENTRAL,
+                    action="registry.init",
+                    subject=fp,
+                    details={"key_created": created},
+                )
+        return registry, InitResult(created, fp)
+
+    # -- tasks and sites ---------------------------------------------------------------------
+
+    def create_task(self, task_id: str, labels: Sequence[str], modality: str) -> TaskInfo:
+        with self.tables.session() as session:
+            task = catalog.create_task(session, task_id, labels, modality)
+            audit.append(
+                session, actor=CENTRAL, action="task.create", subject=task_id, details=task.to_dict()
+            )
+        return task
+
+    def tasks(self) -> list[TaskInfo]:
+        with self.tables.session() as session:
+            return catalog.list_tasks(session)
+
+    def enroll_site(self, name: str, public_key_pem: bytes) -> SiteInfo:
+        with self.tables.session() as session:
+            site = catalog.enroll_site(session, name, public_key_pem)
+            audit.append(
+                session,
+                actor=CENTRAL,
+                action="site.enroll",
+                subject=name,
+                details={"fingerprint": site.fingerprint},
+            )
+        return site
+
+    def sites(self) -> list[SiteInfo]:
+        with self.tables.session() as session:
+            return catalog.list_sites(session)
+
+    def revoke_site(self, name: str, reason: str = "") -> SiteInfo:
+        with self.tables.session() as session:
+            site = catalog.revoke_site(session, name)
+            audit.append(
+                session,
+                actor=CENTRAL,
+                action="site.revoke",
+                subject=name,
+                details={"fingerprint": site.fingerprint, "reason": reason},
+            )
+        return site
+
+    # -- publishing (site side) ----------------------------------------------------------------
+
+    def publish(self, bundle_dir: Path, *, source: str | None = None) -> PublishResult:
+        """Upload a signed bundle as a new pending version; the same bundle twice -> same version.
+
+        Refuses unknown tasks, labels that differ from the task's, keys that are not enrolled or
+        revoked, and bundles whose ``site.sig`` does not verify. ``source`` names the producer in
+        the registered model's name (default: the enrolled site name; federated runs pass theirs).
+        """
+        require_bundle_files(bundle_dir)
+        card = Card.read(bundle_dir)
+        digest = bundle_digest(bundle_dir)
+
+        def attempt() -> PublishResult:
+            with self.tables.session() as session:
+                task = catalog.get_task(session, card.task_id)
+                site = catalog.active_site_for(session, card.key_fingerprint)
+            if card.labels != task.labels:
+                raise RegistryError(
+                    f"the bundle's labels {list(card.labels)} differ from task {task.task_id!r}: "
+                    f"{list(task.labels)}",
+                    hint="labels must match exactly and in order; fix task.labels in site.yaml and retrain",
+                )
+            verify_site_signature(bundle_dir, {site.fingerprint: site.public_key_pem.encode("ascii")})
+            name = model_name(task.task_id, card.backbone, source or site.name)
+            existing = self.models.find_by_digest(name, digest)
+            if existing is not None:
+                return PublishResult(name, existing.version, False, digest, existing.status)
+            ref = self.models.create_version(
+                name,
+                bundle_dir,
+                task_id=task.task_id,
+                model_tags={"task": task.task_id, "backbone": card.backbone, "source": source or site.name},
+                version_tags=_tags_for(card, source or site.name, digest),
+            )
+            with self.tables.session() as session:
+                audit.append(
+                    session,
+                    actor=f"site:{site.name}",
+                    action="model.publish",
+                    subject=f"{name}/{ref.version}",
+                    details={"bundle_digest": digest, "model_uid": card.model_uid},
+                )
+            return PublishResult(name, ref.version, True, digest, PENDING)
+
+        return with_retries(
+            attempt, retries=self.config.retries, backoff_s=self.config.backoff_s, action="publishing"
+        )
+
+    # -- review (central team) -----------------------------------------------------------------
+
+    def versions(self, *, status: str | None = None, task: str | None = None) -> list[VersionRef]:
+        if status is not None and status not in STATUSES:
+            raise RegistryError(f"unknown status {status!r}", hint=f"one of {', '.join(STATUSES)}")
+        return self.models.search(task=task, status=status)
+
+    def version(self, name: str, version: str) -> VersionRef:
+        return self.models.get(name, version)
+
+    def show(self, name: str, version: str) -> tuple[VersionRef, dict[str, Any]]:
+        """The version's tags and its card (read from the stored bundle)."""
+        ref = self.version(name, version)
+        with tempfile.TemporaryDirectory(prefix="gsco-show-") as tmp:
+            bundle = self.models.download(ref, Path(tmp) / "bundle")
+            card = Card.read(bundle).data
+        return ref, card
+
+    def download_bundle(self, name: str, version: str, dest: Path) -> Path:
+        """Download a version's bundle folder (``model.onnx``, ``card.json``, signatures) to ``dest``."""
+        return self.models.download(self.version(name, version), dest)
+
+    # -- hub runtime API -------------------------------------------------------------------------
+
+    def list_approved(self, task: str) -> list[VersionRef]:
+        """Versions a hub should try to serve for ``task``: alias ``approved`` and status approved.
+
+        Candidates only: the hub must download each and pass it through
+        :func:`registry.trust.verify_approved` with :meth:`trust_store`.
+        """
+        holders = self.models.alias_holders()
+        return sorted(
+            (ref for ref in holders if ref.task == task and ref.status == APPROVED), key=lambda r: r.name
+        )
+
+    def trust_store(self, central_key_pem: bytes | None = None) -> TrustStore:
+        """What a hub needs to verify bundles offline.
+
+        The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``; active
+        site keys and revoked digests are read live from the registry's tables.
+        """
+        if central_key_pem is None:
+            central_key_pem = public_pem(load_public_key(self.config.approval_pub_path))
+        with self.tables.session() as session:
+            sites = {
+                s.fingerprint: s.public_key_pem.encode("ascii")
+                for s in catalog.list_sites(session)
+                if s.active
+            }
+            revoked = session.scalars(
+                select(ApprovalRow.bundle_digest).where(ApprovalRow.decision == REVOKED)
+            ).all()
+        return TrustStore(central_key_pem, sites, frozenset(revoked))
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def audit_entries(self, limit: int | None = None) -> list[AuditEntry]:
+        with self.tables.session() as session:
+            return audit.entries(session, limit=limit)
+
+    def audit_verify(self) -> ChainReport:
+        """The chain report; :class:`AuditError` naming the first broken entry if it is broken."""
+        with self.tables.session() as session:
+            report = audit.verify_chain(session)
+        if not report.ok:
+            raise AuditError(
+                f"the audit log is broken at entry {report.broken_seq}: {report.reason}",
+                hint="the database was changed outside gsco-registry; investigate before trusting it",
+            )
+        return report

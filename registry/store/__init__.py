@@ -1,0 +1,1 @@
+"""The registry's storage: MLflow (models, versions, bundles) and its own SQL tables."""

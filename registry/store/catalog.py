@@ -1,0 +1,162 @@
+"""Tasks and enrolled sites: what may be published, and by whom.
+
+A task fixes the ordered label set every bundle of it must carry. A site is enrolled with its
+public key; only bundles signed by an enrolled, active key are accepted, and revoking a site makes
+every bundle it signed untrusted at the hub.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from registry.errors import AuthError, KeyMaterialError, RegistryError
+from registry.keys import fingerprint, load_public_key_pem
+from registry.store.tables import SiteRow, TaskRow
+
+TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+ACTIVE = "active"
+REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    task_id: str
+    labels: tuple[str, ...]
+    modality: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"task": self.task_id, "labels": list(self.labels), "modality": self.modality}
+
+
+@dataclass(frozen=True)
+class SiteInfo:
+    name: str
+    fingerprint: str
+    status: str
+    public_key_pem: str
+
+    @property
+    def active(self) -> bool:
+        return self.status == ACTIVE
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "fingerprint": self.fingerprint, "status": self.status}
+
+
+def _task(row: TaskRow) -> TaskInfo:
+    return TaskInfo(row.task_id, tuple(row.labels), row.modality)
+
+
+def _site(row: SiteRow) -> SiteInfo:
+    return SiteInfo(row.name, row.fingerprint, row.status, row.public_key_pem)
+
+
+def create_task(session: Session, task_id: str, labels: Sequence[str], modality: str) -> TaskInfo:
+    if not TASK_ID.match(task_id):
+        raise RegistryError(
+            f"invalid task id {task_id!r}", hint="use letters, digits, '.', '-' or '_' (max 64)"
+        )
+    clean = [label.strip() for label in labels if label.strip()]
+    if len(clean) < 2 or len(set(clean)) != len(clean):
+        raise RegistryError(
+            "a task needs at least two distinct labels", hint="e.g. --labels normal,pneumonia"
+        )
+    if not modality.strip():
+        raise RegistryError("the task needs a modality", hint='e.g. --modality "chest X-ray"')
+    if session.get(TaskRow, task_id) is not None:
+        raise RegistryError(
+            f"task {task_id!r} already exists", hint="tasks are immutable; create a new task id"
+        )
+    row = TaskRow(task_id=task_id, labels=clean, modality=modality.strip(), created_at=datetime.now(UTC))
+    session.add(row)
+    return _task(row)
+
+
+def get_task(session: Session, task_id: str) -> TaskInfo:
+    row = session.get(TaskRow, task_id)
+    if row is None:
+        raise RegistryError(
+            f"unknown task {task_id!r}", hint="the central team creates it with `gsco-registry tasks create`"
+        )
+    return _task(row)
+
+
+def list_tasks(session: Session) -> list[TaskInfo]:
+    return [_task(row) for row in session.scalars(select(TaskRow).order_by(TaskRow.task_id))]
+
+
+def enroll_site(session: Session, name: str, public_key_pem: bytes) -> SiteInfo:
+    if not SITE_NAME.match(name):
+        raise RegistryError(
+            f"invalid site name {name!r}", hint="use lowercase letters, digits and '-' (max 63)"
+        )
+    try:
+        key = load_public_key_pem(public_key_pem)
+    except KeyMaterialError as exc:
+        raise KeyMaterialError(
+            f"cannot enroll {name}: {exc.message}", hint="pass the site's keys/site.pub"
+        ) from None
+    fp = fingerprint(key)
+    if session.get(SiteRow, name) is not None:
+        raise RegistryError(
+            f"site {name!r} is already enrolled", hint="sites and keys are never reused; pick a new name"
+        )
+    clash = session.scalars(select(SiteRow).where(SiteRow.fingerprint == fp)).first()
+    if clash is not None:
+        raise RegistryError(f"this public key is already enrolled as site {clash.name!r}")
+    row = SiteRow(
+        name=name,
+        fingerprint=fp,
+        public_key_pem=public_key_pem.decode("ascii"),
+        status=ACTIVE,
+        enrolled_at=datetime.now(UTC),
+    )
+    session.add(row)
+    return _site(row)
+
+
+def list_sites(session: Session) -> list[SiteInfo]:
+    return [_site(row) for row in session.scalars(select(SiteRow).order_by(SiteRow.name))]
+
+
+def get_site(session: Session, name: str) -> SiteInfo:
+    row = session.get(SiteRow, name)
+    if row is None:
+        raise RegistryError(f"unknown site {name!r}", hint="see `gsco-registry sites list`")
+    return _site(row)
+
+
+def revoke_site(session: Session, name: str) -> SiteInfo:
+    row = session.get(SiteRow, name)
+    if row is None:
+        raise RegistryError(f"unknown site {name!r}", hint="see `gsco-registry sites list`")
+    if row.status == REVOKED:
+        raise RegistryError(f"site {name!r} is already revoked")
+    row.status = REVOKED
+    row.revoked_at = datetime.now(UTC)
+    return _site(row)
+
+
+def site_by_fingerprint(session: Session, fp: str) -> SiteInfo | None:
+    row = session.scalars(select(SiteRow).where(SiteRow.fingerprint == fp)).first()
+    return None if row is None else _site(row)
+
+
+def active_site_for(session: Session, fp: str) -> SiteInfo:
+    """The enrolled, active site holding key ``fp``; :class:`AuthError` otherwise."""
+    site = site_by_fingerprint(session, fp)
+    if site is None:
+        raise AuthError(
+            f"the signing key {fp[:19]}... is not enrolled in this registry",
+            hint="send keys/site.pub to the central team (gsco-registry sites enroll NAME --public-key FILE)",
+        )
+    if not site.active:
+        raise AuthError(f"the signing key of site {site.name!r} is revoked", hint="contact the central team")
+    return site

@@ -1,0 +1,1 @@
+"""Publishing a run's signed bundle to the registry."""

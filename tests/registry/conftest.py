@@ -1,0 +1,62 @@
+"""Registry fixtures: site keys, an initialised embedded registry, PostgreSQL databases."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from registry.keys import generate_key_pair, load_private_key
+
+LABELS = ["normal", "pneumonia"]
+PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@dataclass(frozen=True)
+class SiteKey:
+    private: ec.EllipticCurvePrivateKey
+    public_path: Path
+
+    @property
+    def public_pem(self) -> bytes:
+        return self.public_path.read_bytes()
+
+
+@pytest.fixture(scope="session")
+def site_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteKey]:
+    """Three site key pairs: ``a`` and ``b`` get enrolled, ``stranger`` never is."""
+    folder = tmp_path_factory.mktemp("site-keys")
+    passphrase = os.environ["GSCO_KEY_PASSPHRASE"].encode()
+    keys = {}
+    for name in ("a", "b", "stranger"):
+        generate_key_pair(folder / f"{name}.key", folder / f"{name}.pub", passphrase)
+        keys[name] = SiteKey(load_private_key(folder / f"{name}.key", passphrase), folder / f"{name}.pub")
+    return keys
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """Create a scratch database on the local PostgreSQL, yield its URL, drop it afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    name = f"gsco_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        admin.dispose()
+        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

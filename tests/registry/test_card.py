@@ -1,0 +1,93 @@
+"""Card schema and consistency checks: what a central team relies on to approve a model."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+
+from registry.bundle.card import Card, card_problems, card_strings, suppress_count, write_card
+from registry.errors import CardError
+from tests.registry.bundles import card_for
+
+FP = "sha256:" + "ab" * 32
+LABELS = ["normal", "pneumonia"]
+
+
+@pytest.fixture
+def card() -> dict:
+    return card_for(LABELS, FP)
+
+
+def test_valid_card_round_trips_with_typed_access(card: dict, tmp_path: Path) -> None:
+    write_card(card, tmp_path)
+    loaded = Card.read(tmp_path)
+    assert loaded.labels == tuple(LABELS)
+    assert loaded.preprocessing.input_size == 8
+    assert loaded.key_fingerprint == FP
+    assert loaded.headline_metrics()["auc"] == pytest.approx(0.9)
+    assert not loaded.federated
+
+
+def test_small_counts_are_suppressed() -> None:
+    assert suppress_count(9) == "<10"
+    assert suppress_count(0) == "<10"
+    assert suppress_count(10) == 10
+
+
+def test_an_unsuppressed_small_count_is_refused(card: dict) -> None:
+    card["data"]["class_counts"]["train"]["normal"] = 7
+    assert any("card.data.class_counts.train.normal" in p for p in card_problems(card))
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda c: c["task"].pop("intended_use"), "card.task"),
+        (lambda c: c["site"].update(path="/data/hospital"), "card.site"),
+        (lambda c: c.update(created="2024-01-01"), "card"),
+        (
+            lambda c: c["training"].update(membership_inference_auc=1.5),
+            "card.training.membership_inference_auc",
+        ),
+        (lambda c: c["model"].update(opset=13), "card.model.opset"),
+        (lambda c: c["model"].update(num_classes=3), "card.model.num_classes"),
+        (lambda c: c["model"]["outputs"].update(embedding=["batch", 9]), "card.model.outputs.embedding"),
+        (lambda c: c["evaluation"]["per_class"].reverse(), "card.evaluation.per_class"),
+        (lambda c: c["preprocessing"].update(input_size=16), "card.model.input.shape"),
+    ],
+)
+def test_schema_and_consistency_problems_name_the_field(card: dict, mutate, field: str) -> None:
+    broken = copy.deepcopy(card)
+    mutate(broken)
+    problems = card_problems(broken)
+    assert problems and any(p.startswith(field) for p in problems), problems
+    with pytest.raises(CardError):
+        Card.from_dict(broken)
+
+
+def test_a_card_that_is_not_json_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "card.json").write_text("{not json")
+    with pytest.raises(CardError, match="not valid JSON"):
+        Card.read(tmp_path)
+    with pytest.raises(CardError, match="no card.json"):
+        Card.read(tmp_path / "missing")
+
+
+def test_federated_card_lists_sites_and_their_metrics(card: dict) -> None:
+    card["federation"] = {
+        "strategy": "fedavg",
+        "rounds": 3,
+        "sites": [{"key_fingerprint": FP, "metrics": {"accuracy": 0.8, "auc": None}}],
+    }
+    assert Card.from_dict(card).federated
+
+
+def test_card_strings_cover_every_key_and_text_value(card: dict) -> None:
+    fields = dict(card_strings(card))
+    assert fields["card.task.modality"] == "chest X-ray"
+    assert fields["card.task.labels[1]"] == "pneumonia"
+    assert "card.site.key_fingerprint" in fields
+    assert json.dumps(card)  # serialisable as is

@@ -1,0 +1,143 @@
+"""One contract suite for the registry's own tables, run on SQLite and on PostgreSQL.
+
+PostgreSQL is the real server on 127.0.0.1:5432 (a scratch database per run); the suite is
+skipped for it, with the reason, only when the server cannot be reached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from registry.errors import AuthError, KeyMaterialError, RegistryError, RegistryUnavailableError
+from registry.store import audit, catalog
+from registry.store.database import Tables
+from tests.registry.conftest import SiteKey, postgres_database
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def tables(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tables]:
+    if request.param == "sqlite":
+        yield Tables(f"sqlite:///{tmp_path_factory.mktemp('contract') / 'registry.db'}", create=True)
+        return
+    with postgres_database() as uri:
+        opened = Tables(uri, create=True)
+        yield opened
+        opened.dispose()
+
+
+@pytest.fixture
+def fresh_audit(tables: Tables) -> Tables:
+    with tables.engine.begin() as conn:
+        conn.execute(text("DELETE FROM gsco_audit"))
+    return tables
+
+
+def test_schema_is_versioned_and_checked_on_open(tables: Tables) -> None:
+    Tables(tables.engine.url.render_as_string(hide_password=False)).dispose()
+    with tables.engine.begin() as conn:
+        conn.execute(text("UPDATE gsco_schema_version SET version = 99"))
+    try:
+        with pytest.raises(RegistryError, match="schema version 99"):
+            Tables(tables.engine.url.render_as_string(hide_password=False))
+    finally:
+        with tables.engine.begin() as conn:
+            conn.execute(text("UPDATE gsco_schema_version SET version = 1"))
+
+
+def test_tasks(tables: Tables) -> None:
+    with tables.session() as session:
+        catalog.create_task(session, "contract-task", ["normal", "pneumonia"], "chest X-ray")
+    with tables.session() as session:
+        assert catalog.get_task(session, "contract-task").labels == ("normal", "pneumonia")
+        assert "contract-task" in [t.task_id for t in catalog.list_tasks(session)]
+    for bad, message in [
+        (("contract-task", ["a", "b"], "x"), "already exists"),
+        (("bad id!", ["a", "b"], "x"), "invalid task id"),
+        (("one-label", ["a", "a"], "x"), "two distinct labels"),
+        (("no-modality", ["a", "b"], " "), "modality"),
+    ]:
+        with pytest.raises(RegistryError, match=message), tables.session() as session:
+            catalog.create_task(session, *bad)
+    with pytest.raises(RegistryError, match="unknown task"), tables.session() as session:
+        catalog.get_task(session, "nope")
+
+
+def test_sites_enroll_and_revoke(tables: Tables, site_keys: dict[str, SiteKey]) -> None:
+    with tables.session() as session:
+        site = catalog.enroll_site(session, "contract-a", site_keys["a"].public_pem)
+    with tables.session() as session:
+        assert catalog.active_site_for(session, site.fingerprint).name == "contract-a"
+    with pytest.raises(RegistryError, match="already enrolled"), tables.session() as session:
+        catalog.enroll_site(session, "contract-a", site_keys["b"].public_pem)
+    with (
+        pytest.raises(RegistryError, match="already enrolled as site 'contract-a'"),
+        tables.session() as session,
+    ):
+        catalog.enroll_site(session, "contract-other", site_keys["a"].public_pem)
+    with pytest.raises(KeyMaterialError), tables.session() as session:
+        catalog.enroll_site(session, "contract-junk", b"not a key")
+    with pytest.raises(AuthError, match="not enrolled"), tables.session() as session:
+        catalog.active_site_for(session, "sha256:" + "0" * 64)
+    with tables.session() as session:
+        assert catalog.revoke_site(session, "contract-a").status == "revoked"
+    with pytest.raises(AuthError, match="revoked"), tables.session() as session:
+        catalog.active_site_for(session, site.fingerprint)
+    with pytest.raises(RegistryError, match="already revoked"), tables.session() as session:
+        catalog.revoke_site(session, "contract-a")
+
+
+def _append(tables: Tables, count: int) -> None:
+    for index in range(count):
+        with tables.session() as session:
+            audit.append(session, actor="central", action="test", subject=f"s{index}", details={"i": index})
+
+
+def test_audit_chain_verifies(fresh_audit: Tables) -> None:
+    _append(fresh_audit, 4)
+    with fresh_audit.session() as session:
+        report = audit.verify_chain(session)
+        assert report.ok and report.entries == 4
+        assert [e.subject for e in audit.entries(session, limit=2)] == ["s2", "s3"]
+
+
+def test_audit_names_the_entry_edited_with_plain_sql(fresh_audit: Tables) -> None:
+    _append(fresh_audit, 4)
+    with fresh_audit.engine.begin() as conn:
+        conn.execute(text("UPDATE gsco_audit SET actor = 'intruder' WHERE seq = 2"))
+    with fresh_audit.session() as session:
+        report = audit.verify_chain(session)
+    assert (report.broken_seq, report.reason) == (2, "its content was modified")
+
+
+def test_audit_names_the_entry_deleted_with_plain_sql(fresh_audit: Tables) -> None:
+    _append(fresh_audit, 4)
+    with fresh_audit.engine.begin() as conn:
+        conn.execute(text("DELETE FROM gsco_audit WHERE seq = 3"))
+    with fresh_audit.session() as session:
+        report = audit.verify_chain(session)
+    assert report.broken_seq == 3 and "missing" in report.reason
+
+
+def test_audit_detects_a_rewritten_link(fresh_audit: Tables) -> None:
+    _append(fresh_audit, 3)
+    with fresh_audit.engine.begin() as conn:
+        conn.execute(text("UPDATE gsco_audit SET prev_hash = :h WHERE seq = 3"), {"h": "f" * 64})
+    with fresh_audit.session() as session:
+        assert audit.verify_chain(session).broken_seq == 3
+
+
+def test_missing_or_uninitialised_databases_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(RegistryError, match="gsco-registry init"):
+        Tables(f"sqlite:///{tmp_path / 'absent.db'}")
+    (tmp_path / "empty.db").touch()
+    with pytest.raises(RegistryError, match="not initialised"):
+        Tables(f"sqlite:///{tmp_path / 'empty.db'}")
+
+
+def test_an_unreachable_database_is_reported_as_unavailable() -> None:
+    with pytest.raises(RegistryUnavailableError, match="cannot be reached"):
+        Tables("postgresql+psycopg2://postgres@127.0.0.1:1/none")
