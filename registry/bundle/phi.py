@@ -19,6 +19,8 @@ from google.protobuf.unknown_fields import UnknownFieldSet
 
 MIN_FORBIDDEN_LENGTH = 3
 """Shorter forbidden strings are ignored: they would match ordinary words and op names."""
+SCAN_CHUNK_BYTES = 64 * 2**20
+"""``scan_bytes`` lowers and searches large files this many bytes at a time."""
 
 _SKIPPED_BYTES_FIELDS = frozenset({"raw_data"})
 _TEXT_TYPES = frozenset(
@@ -103,9 +105,22 @@ def scan_strings(
 
 
 def scan_bytes(data: bytes, forbidden: Iterable[str | bytes]) -> bool:
-    """True when any forbidden string occurs anywhere in ``data`` (case-insensitive)."""
-    pattern = _pattern(forbidden)
-    return bool(pattern and pattern.search(data))
+    """True when any forbidden string occurs anywhere in ``data`` (case-insensitive).
+
+    Case is folded like ``re.IGNORECASE`` folds bytes (ASCII letters only), but by lowering
+    ``data`` in overlapping chunks and using plain substring search: a regex alternation scans a
+    model file of hundreds of MB at ~30 MB/s, this at several hundred MB/s in bounded memory.
+    """
+    needles = [needle.lower() for needle in _needles(forbidden)]
+    if not needles:
+        return False
+    overlap = max(len(needle) for needle in needles) - 1
+    view = memoryview(data).cast("B")
+    for start in range(0, len(view), SCAN_CHUNK_BYTES):
+        chunk = view[start : start + SCAN_CHUNK_BYTES + overlap].tobytes().lower()
+        if any(needle in chunk for needle in needles):
+            return True
+    return False
 
 
 def system_identifiers() -> set[str]:

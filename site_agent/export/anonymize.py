@@ -24,7 +24,17 @@ _BULK_FIELDS = frozenset({"raw_data", "float_data", "int32_data", "int64_data", 
 
 def anonymize_model(model: ModelProto) -> ModelProto:
     """Return an anonymized copy of ``model`` (local functions inlined, text stripped, names neutral)."""
-    out = onnx.inliner.inline_local_functions(model) if len(model.functions) else _copy(model)
+    return anonymize_in_place(model if len(model.functions) else _copy(model))
+
+
+def anonymize_in_place(model: ModelProto) -> ModelProto:
+    """Anonymize a model the caller owns and will not use again; return the result.
+
+    Same result as ``anonymize_model`` without copying the weights (hundreds of MB for a
+    ViT-B): ``model`` itself is modified and returned, unless it has local functions, whose
+    inlining builds a new model anyway.
+    """
+    out = onnx.inliner.inline_local_functions(model) if len(model.functions) else model
     _drop_unused_domains(out)
     _strip_free_text(out)
     out.producer_name = PRODUCER_NAME

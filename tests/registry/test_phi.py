@@ -9,7 +9,13 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from registry.bundle.phi import onnx_strings, scan_bytes, scan_strings, system_identifiers
+from registry.bundle.phi import (
+    SCAN_CHUNK_BYTES,
+    onnx_strings,
+    scan_bytes,
+    scan_strings,
+    system_identifiers,
+)
 
 PLANTED = {
     "node doc": "/home/drsmith/project/train.py",
@@ -113,6 +119,16 @@ def test_scan_bytes_finds_strings_in_raw_files() -> None:
     assert scan_bytes(data, [PLANTED["model metadata"].upper()])
     assert not scan_bytes(data, ["absent-identifier"])
     assert not scan_bytes(data, [])
+
+
+def test_scan_bytes_finds_a_string_across_chunk_borders_in_large_files() -> None:
+    leak = b"/home/DrSmith/scans"
+    for offset in (0, 5, len(leak) - 1):
+        data = bytearray(SCAN_CHUNK_BYTES + 64)
+        start = SCAN_CHUNK_BYTES - offset
+        data[start : start + len(leak)] = leak
+        assert scan_bytes(bytes(data), ["/home/drsmith/SCANS"]), offset
+    assert not scan_bytes(bytes(SCAN_CHUNK_BYTES + 64), ["/home/drsmith"])
 
 
 def test_system_identifiers_name_this_machine_and_user() -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
+import onnx.inliner
 import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from registry.bundle.phi import onnx_strings, scan_bytes
-from site_agent.export.anonymize import NEUTRAL_GRAPH_NAME, PRODUCER_NAME, PRODUCER_VERSION, anonymize_model
+from site_agent.export.anonymize import (
+    NEUTRAL_GRAPH_NAME,
+    PRODUCER_NAME,
+    PRODUCER_VERSION,
+    anonymize_in_place,
+    anonymize_model,
+)
 
 TRACE = 'File "/home/alice/hospital/site_agent/models/specialist.py", line 52, in forward'
 WEIGHT_NAME = "/work/main/site_agent/net.fc.weight"
@@ -116,3 +122,14 @@ def test_the_input_model_is_left_untouched() -> None:
     snapshot = original.SerializeToString()
     anonymize_model(original)
     assert original.SerializeToString() == snapshot
+
+
+def test_in_place_anonymization_gives_the_same_model_without_copying_it() -> None:
+    expected = anonymize_model(exporter_like_model()).SerializeToString()
+    assert anonymize_in_place(exporter_like_model()).SerializeToString() == expected
+    inlined = onnx.inliner.inline_local_functions(exporter_like_model())
+    assert anonymize_in_place(inlined) is inlined
+    assert (
+        inlined.SerializeToString()
+        == anonymize_model(onnx.inliner.inline_local_functions(exporter_like_model())).SerializeToString()
+    )

@@ -165,7 +165,7 @@ def test_every_backbone_exports_with_parity(
 ) -> None:
     torch.manual_seed(0)
     model = create_specialist(backbone, 3, 28, pretrained=False)
-    images = _images(model, raw_val_images[:4])
+    images = _images(model, raw_val_images[:3])  # parity at batch 1 and 2, dynamic batch at 1 and 3
     start = time.perf_counter()
     result = export_specialist(model, tmp_path / "model.onnx", images)
     print(
