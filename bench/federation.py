@@ -1,0 +1,254 @@
+"""Federated vs single-site vs pooled training, and the fixed per-round cost of federation.
+
+PneumoniaMNIST's training split is divided into two non-IID sites (site 1 twice the size of
+site 2, each tilted towards a different class, :mod:`hub.federation.partition`); its official
+validation split is the common held-out set every arm is evaluated on. Arms, same budget
+(``--rounds`` epochs over each site's data, same loop, optimizer and hyperparameters):
+
+1. site 1 alone, 2. site 2 alone: ``site_agent.training.loop.train_local`` on one slice;
+3. FedAvg and 4. FedProx: real deployment on loopback (SuperLink + 2 SuperNodes as processes,
+   ``--rounds`` rounds of one local epoch), the final global checkpoint;
+5. pooled: both slices together, as if the data had been centralised.
+
+Targets: federated >= the best single site, and within 2 points of pooled (balanced accuracy).
+The per-round overhead is the round's wall time minus the slowest site's work in that round
+(target <= 10 s); its share of a round where each site works 2 minutes is derived from it.
+
+    .venv/bin/python bench/federation.py --limit 1500 --rounds 3      # quick
+    .venv/bin/python bench/federation.py --write-docs                 # full data, updates docs/results.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
+os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
+os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
+
+from hub.federation.demo import LocalFederation  # noqa: E402
+from hub.federation.partition import non_iid_indices  # noqa: E402
+from hub.federation.publish import load_global_model  # noqa: E402
+from hub.federation.settings import RunSettings  # noqa: E402
+from registry.config import RegistryConfig  # noqa: E402
+from site_agent.config import TrainingConfig  # noqa: E402
+from site_agent.data.base import LabelledImages  # noqa: E402
+from site_agent.data.config import DataConfig  # noqa: E402
+from site_agent.data.loader import load_site_data  # noqa: E402
+from site_agent.evaluation.metrics import compute_metrics  # noqa: E402
+from site_agent.evaluation.predict import predict  # noqa: E402
+from site_agent.models.factory import create_specialist  # noqa: E402
+from site_agent.models.specialist import Specialist  # noqa: E402
+from site_agent.training.loop import train_local  # noqa: E402
+
+SECTION = "## Federated training"
+DATA = ROOT.parent / "shared" / "data" / "pneumoniamnist_dev.npz"
+LABELS = ["normal", "pneumonia"]
+SITE_WORK_S = 120.0
+
+
+SITE_DATA = {"val_fraction": 0.1, "test_fraction": 0.0}
+"""Each site keeps 10 % of its slice for its own per-round validation and trains on the rest."""
+
+
+def labelled(images: np.ndarray, labels: np.ndarray) -> LabelledImages:
+    return LabelledImages(load_image=lambda i: images[i], labels=labels.reshape(-1).astype(np.int64))
+
+
+def site_train_split(path: Path, seed: int) -> LabelledImages:
+    """Exactly the images a site trains on: its slice read and split as the site agent does."""
+    return load_site_data(DataConfig(path=path, **SITE_DATA), LABELS, seed=seed).split("train")
+
+
+def union(splits: list[LabelledImages]) -> LabelledImages:
+    offsets = np.cumsum([0, *(len(split) for split in splits)])
+
+    def load(index: int) -> np.ndarray:
+        part = int(np.searchsorted(offsets, index, side="right") - 1)
+        return splits[part].image(index - int(offsets[part]))
+
+    return LabelledImages(load_image=load, labels=np.concatenate([split.labels for split in splits]))
+
+
+def evaluate(model: Specialist, held_out: LabelledImages) -> dict[str, float]:
+    probs, _ = predict(model, held_out, model.preprocessing)
+    metrics = compute_metrics(held_out.labels, probs, LABELS)
+    return {name: float(metrics[name]) for name in ("accuracy", "balanced_accuracy", "auc")}
+
+
+def local_arm(train: LabelledImages, args: argparse.Namespace, held_out: LabelledImages) -> dict[str, float]:
+    """Train a fresh model (same seed as the federation's initial model) on one training set."""
+    torch.manual_seed(args.seed)
+    model = create_specialist(args.backbone, len(LABELS), args.image_size)
+    options = TrainingConfig(lr=args.lr, batch_size=args.batch_size, seed=args.seed)
+    started = time.perf_counter()
+    train_local(model, train, model.preprocessing, options, args.rounds, seed=args.seed)
+    return {**evaluate(model, held_out), "seconds": time.perf_counter() - started}
+
+
+def federated_arms(
+    slices: list[Path], args: argparse.Namespace, held_out: LabelledImages, workdir: Path
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    with LocalFederation(workdir, RegistryConfig.resolve(home=workdir / "registry")) as federation:
+        federation.start_superlink()
+        for index, path in enumerate(slices, start=1):
+            federation.join(federation.add_site(f"site-{index}", path, data_options=SITE_DATA))
+        federation.wait_for_sites(len(slices))
+        for strategy in ("fedavg", "fedprox"):
+            settings = RunSettings(
+                task="pneumonia",
+                backbone=args.backbone,
+                image_size=args.image_size,
+                num_rounds=args.rounds,
+                strategy=strategy,
+                proximal_mu=args.mu,
+                min_sites=len(slices),
+                lr=args.lr,
+                batch_size=args.batch_size,
+                seed=args.seed,
+            )
+            started = time.perf_counter()
+            outcome = federation.run(settings, f"bench-{strategy}", lambda _event: None)
+            model, _ = load_global_model(outcome)
+            history = outcome.result["history"]
+            overheads = [entry["overhead_seconds"] for entry in history]
+            results[strategy] = {
+                **evaluate(model, held_out),
+                "seconds": time.perf_counter() - started,
+                "round_wall_s": [entry["wall_seconds"] for entry in history],
+                "slowest_site_s": [entry["slowest_site_seconds"] for entry in history],
+                "overhead_s": overheads,
+                "phases_s": [entry.get("phase_seconds", {}) for entry in history],
+                "median_overhead_s": statistics.median(overheads),
+            }
+    return results
+
+
+def table(results: dict[str, dict[str, Any]], args: argparse.Namespace, sizes: list[tuple[int, int]]) -> str:
+    names = {
+        "site-1": f"site 1 alone ({sizes[0][0]} training images, {sizes[0][1]} normal)",
+        "site-2": f"site 2 alone ({sizes[1][0]} training images, {sizes[1][1]} normal)",
+        "fedavg": "FedAvg (2 sites)",
+        "fedprox": f"FedProx (mu={args.mu})",
+        "pooled": "pooled (centralised)",
+    }
+    rows = [
+        "| arm | accuracy | balanced accuracy | AUC |",
+        "|---|---|---|---|",
+        *(
+            f"| {names[arm]} | {r['accuracy']:.3f} | {r['balanced_accuracy']:.3f} | {r['auc']:.3f} |"
+            for arm, r in results.items()
+        ),
+    ]
+    return "\n".join(rows)
+
+
+def overhead_lines(results: dict[str, dict[str, Any]]) -> list[str]:
+    lines = []
+    for strategy in ("fedavg", "fedprox"):
+        entry = results[strategy]
+        median = entry["median_overhead_s"]
+        share = median / (median + SITE_WORK_S)
+        walls = ", ".join(f"{w:.1f}" for w in entry["round_wall_s"])
+        work = ", ".join(f"{w:.1f}" for w in entry["slowest_site_s"])
+        lines.append(
+            f"- {strategy}: round wall times {walls} s, slowest site's work {work} s; median fixed "
+            f"overhead **{median:.1f} s per round** (target <= 10 s); with 2 minutes of work per site "
+            f"and round it would be {share:.0%} of the round (target <= 20 %)."
+        )
+    return lines
+
+
+def write_docs(text: str) -> Path:
+    path = ROOT / "docs" / "results.md"
+    current = path.read_text() if path.is_file() else "# Results\n"
+    start = current.find(SECTION)
+    if start < 0:
+        updated = current.rstrip() + "\n\n" + text
+    else:
+        end = current.find("\n## ", start + len(SECTION))
+        updated = current[:start] + text + (current[end + 1 :] if end >= 0 else "")
+    path.write_text(updated.rstrip() + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds = local epochs of every other arm")
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--mu", type=float, default=0.01, help="FedProx proximal term")
+    parser.add_argument("--limit", type=int, default=None, help="use at most this many training images")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write-docs", action="store_true")
+    args = parser.parse_args()
+
+    with np.load(args.data) as archive:
+        images, labels = archive["train_images"], archive["train_labels"].reshape(-1)
+        held_out = labelled(archive["val_images"], archive["val_labels"])
+    parts = non_iid_indices(labels, 2, seed=args.seed, limit=args.limit)
+    results: dict[str, dict[str, Any]] = {}
+    with tempfile.TemporaryDirectory(prefix="gsco-bench-fed-") as tmp:
+        slices, trains = [], []
+        for index, part in enumerate(parts, start=1):
+            path = Path(tmp) / f"site-{index}.npz"
+            np.savez_compressed(path, train_images=images[part], train_labels=labels[part])
+            slices.append(path)
+            trains.append(site_train_split(path, args.seed))
+            results[f"site-{index}"] = local_arm(trains[-1], args, held_out)
+            print(f"site {index} alone: {results[f'site-{index}']}", flush=True)
+        federated = federated_arms(slices, args, held_out, Path(tmp) / "federation")
+        for strategy, result in federated.items():
+            results[strategy] = result
+            print(f"{strategy}: {json.dumps(result)}", flush=True)
+        results["pooled"] = local_arm(union(trains), args, held_out)
+    sizes = [(len(train), int(np.sum(train.labels == 0))) for train in trains]
+    text = "\n".join(
+        [
+            SECTION,
+            "",
+            f"`bench/federation.py --rounds {args.rounds}"
+            + (f" --limit {args.limit}" if args.limit else "")
+            + f"`: {args.backbone} at {args.image_size} px, {args.rounds} rounds of 1 local epoch "
+            f"(= {args.rounds} epochs for the single-site and pooled arms), "
+            f"lr {args.lr}, batch {args.batch_size}, "
+            f"evaluated on PneumoniaMNIST's official validation split ({len(held_out)} images); "
+            f"{os.cpu_count()} CPU cores shared with other work.",
+            "",
+            table(results, args, sizes),
+            "",
+            "Per-round overhead (round wall time minus the slowest site's local work):",
+            "",
+            *overhead_lines(results),
+            "",
+        ]
+    )
+    print(text)
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "federation.json").write_text(json.dumps(results, indent=2))
+    if args.write_docs:
+        print(f"wrote {write_docs(text)}")
+
+
+if __name__ == "__main__":
+    main()

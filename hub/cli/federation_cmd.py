@@ -1,0 +1,338 @@
+"""``gsco-hub federation ...``: certificates, the SuperLink, site registration, runs and the demo."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hub.federation.certs import create_certificates
+from hub.federation.demo import DemoTask, run_demo
+from hub.federation.flwr_cli import FlowerCli
+from hub.federation.orchestrate import new_run_name, run_federation
+from hub.federation.processes import stop_processes
+from hub.federation.publish import create_federation_key, federation_key_paths, publish_run
+from hub.federation.settings import RunSettings, StrategyName
+from hub.federation.superlink import SuperLinkConfig, start_superlink
+from registry.clikit import console, err_console, handle_errors, print_json
+from registry.config import RegistryConfig
+
+federation_app = typer.Typer(
+    name="federation",
+    help="Federated specialist training with Flower: the hub's SuperLink, runs and the one-machine demo.",
+    no_args_is_help=True,
+)
+
+SuperLinkOption = typer.Option("127.0.0.1:9092", "--superlink", help="HOST:PORT of the SuperLink.")
+InsecureOption = typer.Option(False, "--insecure", help="Plain HTTP to the SuperLink (loopback tests only).")
+CaOption = typer.Option(
+    None, "--root-certificates", help="CA certificate (default: HOME/federation/certs/ca.pem)."
+)
+
+
+def _registry(ctx: typer.Context) -> RegistryConfig:
+    """The registry chosen by `gsco-hub`'s global options (GSCO_HOME / ~/.gsco by default)."""
+    chosen = getattr(ctx.find_root().obj, "registry", None)
+    return chosen if isinstance(chosen, RegistryConfig) else RegistryConfig.resolve()
+
+
+def _flwr(registry: RegistryConfig, superlink: str, insecure: bool, ca: Path | None) -> FlowerCli:
+    state = registry.home / "federation"
+    return FlowerCli(
+        state / "flwr", superlink, insecure=insecure, root_certificates=ca or state / "certs" / "ca.pem"
+    )
+
+
+def _sigterm_as_interrupt() -> None:
+    """Treat SIGTERM like Ctrl-C, so that stopping the command still stops what it started."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+class ProgressPrinter:
+    """Show a run's events: a rich bar over the rounds and one line per event."""
+
+    def __init__(self, rounds: int, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        )
+        self.task = self.progress.add_task("rounds", total=rounds)
+
+    def __enter__(self) -> ProgressPrinter:
+        if not self.quiet:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = self._line(event)
+        if event["event"] == "round":
+            self.progress.update(self.task, completed=event["round"])
+        if line and not self.quiet:
+            self.progress.console.print(line, highlight=False, soft_wrap=True)
+
+    @staticmethod
+    def _line(event: dict[str, Any]) -> str | None:
+        kind = event["event"]
+        if kind == "submitted":
+            return f"submitted run {event['run']} (Flower run {event['flower_run_id']})"
+        if kind == "demo":
+            return f"demo: {event['step']}"
+        if kind == "sites":
+            taking_part = len(event["participating"])
+            return f"{taking_part} site(s) taking part, {event['refused']} refused or unavailable"
+        if kind in ("site-refused", "site-lost"):
+            where = f" in round {event['round']}" if "round" in event else ""
+            return f"site {event['node_fingerprint'][:19]}… left{where}: {event['reason']}"
+        if kind == "round":
+            previous = event["previous_global"]
+            evaluation = (
+                f", global model of round {event['round'] - 1}: val acc {_fmt(previous.get('accuracy'))}"
+                f" bal-acc {_fmt(previous.get('balanced-accuracy'))}"
+                if previous.get("examples")
+                else ""
+            )
+            return (
+                f"round {event['round']}/{event['rounds']}: {event['sites']} sites, "
+                f"train loss {_fmt(event['train_loss'])}{evaluation}; {event['wall_seconds']:.1f} s "
+                f"(slowest site {event['slowest_site_seconds']:.1f} s, "
+                f"overhead {event['overhead_seconds']:.1f} s)"
+            )
+        if kind == "final":
+            metrics = event["metrics"]
+            return (
+                f"final model on the sites' held-out data: acc {_fmt(metrics.get('accuracy'))}, "
+                f"bal-acc {_fmt(metrics.get('balanced-accuracy'))}, auc {_fmt(metrics.get('auc'))}"
+            )
+        if kind == "failed":
+            return f"run failed: {event['message']}"
+        return None
+
+
+@federation_app.command("certs")
+@handle_errors
+def certs(
+    out_dir: Path = typer.Argument(..., help="Folder for ca.pem, ca.key, server.pem, server.key."),
+    host: list[str] = typer.Option([], "--host", help="Host name or address sites use for the hub (repeat)."),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Create a private CA and the SuperLink's TLS certificate (localhost, 127.0.0.1 and --host names).
+
+    Give ca.pem to every site; keep ca.key offline.
+    """
+    paths = create_certificates(out_dir, host)
+    files = {
+        "ca": str(paths.ca_cert),
+        "server_cert": str(paths.server_cert),
+        "server_key": str(paths.server_key),
+    }
+    if json_output:
+        print_json(files)
+        return
+    console.print(f"CA certificate for the sites: {paths.ca_cert}", highlight=False, soft_wrap=True)
+    console.print(f"SuperLink certificate and key: {paths.server_cert}, {paths.server_key}", highlight=False)
+
+
+@federation_app.command("key")
+@handle_errors
+def key(ctx: typer.Context, json_output: bool = typer.Option(False, "--json")) -> None:
+    """Create the hub's federation signing key (HOME/keys/federation.key), used to sign federated bundles.
+
+    The central team enrols federation.pub in the registry like a site key.
+    """
+    registry = _registry(ctx)
+    found = create_federation_key(registry.home)
+    public = federation_key_paths(registry.home)[1]
+    if json_output:
+        print_json({"public_key": str(public), "fingerprint": found})
+        return
+    console.print(f"federation key written; enrol {public} in the registry", highlight=False, soft_wrap=True)
+    console.print(f"fingerprint: {found}", highlight=False)
+
+
+@federation_app.command("superlink")
+@handle_errors
+def superlink(
+    ctx: typer.Context,
+    insecure: bool = typer.Option(
+        False, "--insecure", help="No TLS, no SuperNode auth (loopback tests only)."
+    ),
+    certs_dir: Path | None = typer.Option(None, "--certs", help="Folder from `federation certs`."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for all)."),
+    port: int = typer.Option(9092, "--port", help="The one port for sites, `flwr` and the ServerApp."),
+    in_memory: bool = typer.Option(
+        False, "--in-memory", help="Keep no state on disk (faster; forgets nodes)."
+    ),
+) -> None:
+    """Run the Flower SuperLink in the foreground until Ctrl-C (TLS and SuperNode auth by default)."""
+    registry = _registry(ctx)
+    state = registry.home / "federation"
+    config = SuperLinkConfig(
+        home=state,
+        host=host,
+        port=port,
+        insecure=insecure,
+        certs_dir=None if insecure else (certs_dir or state / "certs"),
+        in_memory=in_memory,
+    )
+    _sigterm_as_interrupt()
+    process = start_superlink(config, state / "logs" / "superlink.log")
+    mode = "INSECURE (no TLS, no node auth)" if insecure else "TLS + SuperNode authentication"
+    console.print(f"SuperLink listening on {host}:{port}, {mode}; log: {process.log_path}", highlight=False)
+    try:
+        process.popen.wait()
+    except KeyboardInterrupt:
+        console.print("stopping the SuperLink", highlight=False)
+    finally:
+        stop_processes([process])
+
+
+@federation_app.command("register")
+@handle_errors
+def register(
+    ctx: typer.Context,
+    public_key: Path = typer.Argument(..., help="A site's keys/supernode_key.pub."),
+    superlink_address: str = SuperLinkOption,
+    insecure: bool = InsecureOption,
+    root_certificates: Path | None = CaOption,
+    json_output: bool = typer.Option(False, "--json"),
+) -> None:
+    """Allow a site's SuperNode key to connect (SuperNode authentication)."""
+    node_id = _flwr(_registry(ctx), superlink_address, insecure, root_certificates).register_node(public_key)
+    if json_output:
+        print_json({"node_id": node_id})
+        return
+    console.print(f"registered SuperNode {node_id}", highlight=False)
+
+
+@federation_app.command("run")
+@handle_errors
+def run(
+    ctx: typer.Context,
+    task: str = typer.Option(..., "--task", help="Task id (as in the registry and the sites' site.yaml)."),
+    backbone: str = typer.Option("resnet18", "--backbone", help="Backbone of the specialist."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Federated rounds."),
+    strategy: StrategyName = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal term weight."),
+    min_sites: int = typer.Option(2, "--min-sites", min=1, help="Fewer sites than this stops the run."),
+    image_size: int = typer.Option(64, "--image-size", help="Model input size in pixels."),
+    local_epochs: int = typer.Option(1, "--local-epochs", min=1, help="Epochs each site trains per round."),
+    lr: float = typer.Option(1e-3, "--lr", help="Sites' learning rate."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Sites' batch size."),
+    round_timeout: float = typer.Option(1800.0, "--round-timeout", help="Seconds a site may take per round."),
+    dp_noise_multiplier: float = typer.Option(
+        0.0, "--dp-noise-multiplier", help="DP: Gaussian noise multiplier."
+    ),
+    dp_clipping_norm: float = typer.Option(0.0, "--dp-clipping-norm", help="DP: update clipping norm."),
+    dp_delta: float = typer.Option(1e-5, "--dp-delta", help="DP: delta of the reported (epsilon, delta)."),
+    name: str | None = typer.Option(None, "--name", help="Run name (default: run-<random>)."),
+    publish: bool = typer.Option(True, "--publish/--no-publish", help="Publish the final bundle."),
+    superlink_address: str = SuperLinkOption,
+    insecure: bool = InsecureOption,
+    root_certificates: Path | None = CaOption,
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run a federated training to the end, then export, sign and publish it as source federation-<run>.
+
+    The exit code reflects the run's real final status (read back from the SuperLink).
+    """
+    registry = _registry(ctx)
+    run_name = name or new_run_name()
+    settings = RunSettings(
+        task=task,
+        backbone=backbone,
+        image_size=image_size,
+        num_rounds=rounds,
+        strategy=strategy,
+        proximal_mu=proximal_mu,
+        min_sites=min_sites,
+        local_epochs=local_epochs,
+        lr=lr,
+        batch_size=batch_size,
+        round_timeout=round_timeout,
+        dp_noise_multiplier=dp_noise_multiplier,
+        dp_clipping_norm=dp_clipping_norm,
+        dp_delta=dp_delta,
+        out_dir=str(registry.home / "federation" / "runs" / run_name),
+    )
+    flwr = _flwr(registry, superlink_address, insecure, root_certificates)
+    _sigterm_as_interrupt()
+    with ProgressPrinter(rounds, json_output) as printer:
+        outcome = run_federation(flwr, settings, run_name, printer)
+    report: dict[str, Any] = {"run": run_name, "out_dir": str(outcome.out_dir), "result": outcome.result}
+    if publish:
+        report["bundle"] = publish_run(outcome, registry).to_dict()
+    if json_output:
+        print_json(report)
+        return
+    if publish:
+        bundle = report["bundle"]
+        console.print(
+            f"published {bundle['name']} version {bundle['version']} ({bundle['status']})", highlight=False
+        )
+
+
+@federation_app.command("demo")
+@handle_errors
+def demo(
+    ctx: typer.Context,
+    sites: int = typer.Option(2, "--sites", min=1, max=8, help="Number of SuperNodes (sites)."),
+    rounds: int = typer.Option(3, "--rounds", min=1, help="Federated rounds."),
+    data: Path = typer.Option(..., "--data", help="MedMNIST-style .npz to split into non-IID site slices."),
+    backbone: str = typer.Option("resnet18", "--backbone", help="Backbone of the specialist."),
+    image_size: int = typer.Option(28, "--image-size", help="Model input size in pixels."),
+    strategy: StrategyName = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    task: str = typer.Option("pneumonia", "--task", help="Task id of the demo."),
+    labels: str = typer.Option(
+        "normal,pneumonia", "--labels", help="Ordered labels (npz class i = label i)."
+    ),
+    modality: str = typer.Option("paediatric chest X-ray", "--modality", help="Imaging modality."),
+    limit: int | None = typer.Option(None, "--limit", help="Use at most this many images in total."),
+    tls: bool = typer.Option(False, "--tls", help="TLS and SuperNode authentication on loopback too."),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", help="Demo folder (default: HOME/federation/demo)."
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Run everything on this machine: a SuperLink and N SuperNodes on loopback, then stop them all."""
+    registry = _registry(ctx)
+    folder = workdir or registry.home / "federation" / "demo"
+    demo_task = DemoTask(task, tuple(label.strip() for label in labels.split(",")), modality)
+    settings = RunSettings(
+        task=task,
+        backbone=backbone,
+        image_size=image_size,
+        num_rounds=rounds,
+        strategy=strategy,
+        min_sites=sites,
+    )
+    _sigterm_as_interrupt()
+    with ProgressPrinter(rounds, json_output) as printer:
+        report = run_demo(
+            data, folder, registry, settings, sites, printer, task=demo_task, tls=tls, limit=limit
+        )
+    if json_output:
+        print_json(report)
+        return
+    bundle = report["bundle"]
+    console.print(f"published {bundle['name']} version {bundle['version']}", highlight=False)
+    console.print(f"stopped and checked {len(report['stopped_pids'])} processes: none left", highlight=False)
+    console.print(json.dumps(report["result"]["final_metrics"], indent=2), highlight=False)

@@ -1,0 +1,248 @@
+"""Turn a finished federated run into a signed bundle and publish it as ``federation-<run>``.
+
+The global model of the last round goes through the platform's one export path (ONNX export,
+anonymization, PHI scan, PyTorch parity: :mod:`site_agent.export.onnx_export`) and the card
+builder; only the signer differs: the hub's federation key (``GSCO_HOME/keys/federation.key``,
+which the central team enrols in the registry like a site key). The card lists each
+participating site by key fingerprint with its aggregate held-out metrics; the evaluation
+section pools the sites' held-out sets (no per-image values ever reached the hub, so there are
+no bootstrap intervals); (epsilon, delta) are recorded when the run used DP. Parity is checked
+on synthetic inputs: the hub holds no patient images.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hub.federation.orchestrate import RunOutcome
+from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
+from registry.bundle.card import HEADLINE_METRICS, card_strings, suppress_count, write_card
+from registry.bundle.layout import MODEL_FILE, SITE_SIG, bundle_digest
+from registry.bundle.phi import scan_strings, system_identifiers
+from registry.bundle.signing import sign_bundle, verify_bundle
+from registry.config import RegistryConfig
+from registry.errors import FederationError, KeyMaterialError, PrivacyError
+from registry.keys import (
+    fingerprint,
+    generate_key_pair,
+    load_private_key,
+    load_public_key,
+    passphrase_from_env_or_prompt,
+    public_pem,
+)
+from registry.service import PublishResult, Registry
+from registry.store.catalog import TaskInfo
+from site_agent.config import TaskConfig
+from site_agent.export.card_builder import build_card, model_uid
+from site_agent.export.onnx_export import export_specialist
+from site_agent.models.factory import create_specialist
+from site_agent.models.specialist import Specialist
+
+BUNDLE_DIR = "bundle"
+PARITY_IMAGES = 16
+FEDERATION_LIMITATIONS = (
+    "Trained by federated learning on the participating sites' data only; performance on other "
+    "populations, devices and protocols is unknown until validated there.",
+    "Held-out metrics are pooled from the sites' own held-out splits, without confidence intervals.",
+)
+
+
+def federation_key_paths(registry_home: Path) -> tuple[Path, Path]:
+    """``(private, public)``: ``GSCO_HOME/keys/federation.key`` and ``federation.pub``."""
+    keys = registry_home / "keys"
+    return keys / "federation.key", keys / "federation.pub"
+
+
+def create_federation_key(registry_home: Path) -> str:
+    """Create the hub's federation signing key (passphrase from GSCO_KEY_PASSPHRASE); never overwrites."""
+    private, public = federation_key_paths(registry_home)
+    return generate_key_pair(private, public, passphrase_from_env_or_prompt(confirm=True))
+
+
+@dataclass(frozen=True)
+class FederatedBundle:
+    """What was published."""
+
+    path: Path
+    digest: str
+    source: str
+    publish: PublishResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bundle": str(self.path),
+            "bundle_digest": self.digest,
+            "source": self.source,
+            **self.publish.to_dict(),
+        }
+
+
+def _metric_name(key: str) -> str:
+    return key.replace("-", "_")
+
+
+def _estimate(value: Any) -> dict[str, Any]:
+    return {"value": None if value is None else float(value), "ci95": None}
+
+
+def evaluation_from_sites(result: dict[str, Any]) -> dict[str, Any]:
+    """The card's evaluation section from the pooled site metrics of the final model."""
+    final = {_metric_name(key): value for key, value in result["final_metrics"].items()}
+    per_class = final.get("per_class", {})
+    labels = result["label_names"]
+    splits = {site["held_out_split"] for site in result["sites"] if site["status"] == "active"}
+    return {
+        "split": "test" if splits == {"test"} else "val",
+        "n": suppress_count(int(final.get("examples") or 0)),
+        "metrics": {name: _estimate(final.get(name)) for name in HEADLINE_METRICS},
+        "per_class": [
+            {
+                "label": label,
+                "sensitivity": _estimate(per_class.get("sensitivity", [None] * len(labels))[index]),
+                "specificity": _estimate(per_class.get("specificity", [None] * len(labels))[index]),
+            }
+            for index, label in enumerate(labels)
+        ],
+        "operating_point": {"rule": "argmax", "threshold": 0.5 if len(labels) == 2 else None},
+        "ece": _estimate(final.get("ece")),
+        "bootstrap": {"resamples": 0, "seed": int(result["seed"])},
+    }
+
+
+def federation_section(result: dict[str, Any]) -> dict[str, Any]:
+    """Strategy, rounds, and every site that finished the run: key fingerprint and aggregate metrics."""
+    sites = []
+    for site in result["sites"]:
+        if not site["final_metrics"]:
+            continue
+        metrics = {
+            _metric_name(key): value
+            for key, value in site["final_metrics"].items()
+            if not isinstance(value, list)
+        }
+        sites.append(
+            {
+                "key_fingerprint": site["site_fingerprint"] or site["node_fingerprint"],
+                "node_key_fingerprint": site["node_fingerprint"],
+                "metrics": metrics,
+            }
+        )
+    section: dict[str, Any] = {
+        "strategy": result["strategy"],
+        "rounds": int(result["rounds"]),
+        "sites": sites,
+    }
+    if result.get("dp"):
+        dp = result["dp"]
+        section["dp"] = {
+            "epsilon": dp["epsilon"],
+            "delta": dp["delta"],
+            "noise_multiplier": dp["noise_multiplier"],
+            "clipping_norm": dp["clipping_norm"],
+        }
+    return section
+
+
+def _train_counts(result: dict[str, Any]) -> list[int]:
+    """Class counts of all sites' training splits (suppressed site counts are left out)."""
+    totals = [0] * len(result["label_names"])
+    for site in result["sites"]:
+        for index, count in enumerate(site["class_counts"]):
+            totals[index] += count or 0
+    return totals
+
+
+def load_global_model(outcome: RunOutcome) -> tuple[Specialist, Path]:
+    """The final global model of a run, rebuilt from its last checkpoint (eval mode)."""
+    path = outcome.out_dir / CHECKPOINTS / GLOBAL_CHECKPOINT
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    build = payload["build"]
+    model = create_specialist(build["backbone"], build["num_classes"], build["image_size"], pretrained=False)
+    result = model.load_state_dict(payload["state_dict"], strict=False)
+    own = model.state_dict()
+    if result.unexpected_keys or any(own[key].is_floating_point() for key in result.missing_keys):
+        raise FederationError("the run's global checkpoint does not match its architecture")
+    return model.eval(), path
+
+
+def build_bundle(outcome: RunOutcome, task: TaskInfo, registry_home: Path) -> Path:
+    """Export, card, PHI scan and sign the run's global model into ``OUT_DIR/bundle``."""
+    result = outcome.result
+    if tuple(result["label_names"]) != tuple(task.labels):
+        raise FederationError(
+            f"the sites' labels {result['label_names']} differ from the registry's task {task.task_id!r}",
+            hint="fix task.labels in the sites' site.yaml to match the registry",
+        )
+    private_path, public_path = federation_key_paths(registry_home)
+    if not private_path.is_file():
+        raise KeyMaterialError(
+            "the hub has no federation signing key", hint="create it with `gsco-hub federation key`"
+        )
+    key = load_private_key(private_path, passphrase_from_env_or_prompt(confirm=False))
+    public_key = load_public_key(public_path)
+    model, checkpoint = load_global_model(outcome)
+    size = model.image_size
+    parity = np.random.default_rng(0).standard_normal((PARITY_IMAGES, 3, size, size)).astype(np.float32)
+    forbidden = system_identifiers()
+    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=outcome.out_dir) as tmp:
+        staging = Path(tmp) / BUNDLE_DIR
+        staging.mkdir()
+        exported = export_specialist(model, staging / MODEL_FILE, parity)
+        epochs = int(result["rounds"]) * int(result["local_epochs"])
+        dp = result.get("dp") or {}
+        card = build_card(
+            task=TaskConfig(
+                id=task.task_id,
+                labels=list(task.labels),
+                modality=task.modality,
+                limitations=list(FEDERATION_LIMITATIONS),
+            ),
+            backbone=model.backbone,
+            embedding_dim=model.embedding_dim,
+            preprocessing=model.preprocessing,
+            opset=exported.opset,
+            evaluation=evaluation_from_sites(result),
+            epochs=epochs,
+            best_epoch=epochs,
+            seed=int(result["seed"]),
+            membership_auc=result["final_metrics"].get("mia-auc"),
+            class_counts={"train": _train_counts(result)},
+            key_fingerprint=fingerprint(public_key),
+            uid=model_uid(f"federation-{outcome.name}", checkpoint),
+            dp_epsilon=dp.get("epsilon"),
+            federation=federation_section(result),
+        )
+        hits = scan_strings(card_strings(card), forbidden)
+        if hits:
+            raise PrivacyError(f"card.json would contain identifying strings in: {', '.join(hits[:10])}")
+        write_card(card, staging)
+        sign_bundle(staging, key, staging / SITE_SIG)
+        verify_bundle(staging, public_pem(public_key), staging / SITE_SIG)
+        target = outcome.out_dir / BUNDLE_DIR
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    return target
+
+
+def publish_run(outcome: RunOutcome, registry: RegistryConfig) -> FederatedBundle:
+    """Build the run's bundle and publish it to ``registry`` as source ``federation-<run>``."""
+    source = f"federation-{outcome.name}"
+    with Registry.open(registry) as opened:
+        tasks = {task.task_id: task for task in opened.tasks()}
+        task = tasks.get(str(outcome.result["task"]))
+        if task is None:
+            raise FederationError(
+                f"the registry has no task {outcome.result['task']!r}",
+                hint="the central team creates it with `gsco-registry tasks create`",
+            )
+        bundle = build_bundle(outcome, task, registry.home)
+        published = opened.publish(bundle, source=source)
+    return FederatedBundle(bundle, bundle_digest(bundle), source, published)

@@ -1,0 +1,166 @@
+"""The site's Flower ClientApp: describe, train (with evaluation folded in) and evaluate.
+
+Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
+
+* ``query``: the hub asks which task the site trains. Reply: ConfigRecord ``site`` (task id,
+  ordered label names, site key fingerprint, held-out split name) and MetricRecord ``metrics``
+  (``train-examples`` and per-class ``class-counts``, counts below the threshold sent as -1).
+* ``train``: the global weights plus a ConfigRecord (``task``, ``backbone``, ``image-size``,
+  ``local-epochs``, ``lr``, ``batch-size``, ``seed``, ``evaluate-incoming``, ``min-count``,
+  Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, and
+  ``update-encoding``). The site first evaluates the incoming global model on its validation
+  split (this is the evaluation of the previous round, without a separate round trip), then
+  trains. Reply: the new weights (or, when asked, their float16 difference from the global
+  model: :mod:`.encoding`) and one MetricRecord (``num-examples``, ``unit-weight``,
+  ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model).
+* ``evaluate``: the final global model on the site's held-out split: ``eval-*`` metrics plus
+  per-class ``eval-sensitivity`` / ``eval-specificity`` / ``eval-support`` lists and the
+  membership-inference AUC ``eval-mia-auc`` (computed at the site).
+
+Only weights and aggregate metrics leave the site; a split smaller than the count threshold
+reports no metrics at all. Site errors become error replies with the error's plain message.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable, Mapping
+
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+from flwr.common.constant import ErrorCode
+
+from registry.errors import FederationError, GscoError
+from site_agent.federation.dp import optional_clipping_mod
+from site_agent.federation.encoding import fp16_update_mod
+from site_agent.federation.session import SITE_MIN_COUNT, SiteSession, no_metrics, open_session
+from site_agent.models.specialist import Specialist
+
+app = ClientApp(mods=[fp16_update_mod, optional_clipping_mod])
+
+Handler = Callable[[Message, Context], Message]
+
+
+def site_errors(handler: Handler) -> Handler:
+    """Answer a :class:`GscoError` with an error reply carrying only its code and plain message."""
+
+    @functools.wraps(handler)
+    def wrapper(msg: Message, context: Context) -> Message:
+        try:
+            return handler(msg, context)
+        except GscoError as exc:
+            reason = f"[{exc.code}] {exc.message}"
+            return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg)
+
+    return wrapper
+
+
+def _config(msg: Message) -> ConfigRecord:
+    records = list(msg.content.config_records.values())
+    if len(records) != 1:
+        raise FederationError("expected exactly one configuration record from the hub")
+    return records[0]
+
+
+def _arrays(msg: Message) -> ArrayRecord:
+    records = list(msg.content.array_records.values())
+    if len(records) != 1:
+        raise FederationError("expected exactly one weights record from the hub")
+    return records[0]
+
+
+def load_global(model: Specialist, record: ArrayRecord) -> None:
+    """Load the hub's weights; only integer buffers (batch-norm step counters) may be absent."""
+    state = record.to_torch_state_dict()
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError:
+        raise FederationError("the global model does not match this site's model architecture") from None
+    own = model.state_dict()
+    missing = [key for key in result.missing_keys if own[key].is_floating_point()]
+    if missing or result.unexpected_keys:
+        raise FederationError("the global model does not match this site's model architecture")
+
+
+def weights_record(model: Specialist, keys: list[str]) -> ArrayRecord:
+    """The model's weights under ``keys``, in that order (Flower's DP mods compare key order)."""
+    state = model.state_dict()
+    return ArrayRecord({key: Array(state[key].detach().cpu().numpy()) for key in keys})
+
+
+def _prefixed(metrics: Mapping[str, float | list[float]]) -> dict[str, float | list[float]]:
+    return {f"eval-{key.replace('_', '-')}": value for key, value in metrics.items()}
+
+
+def _session_model(
+    msg: Message, context: Context
+) -> tuple[SiteSession, Specialist, ArrayRecord, ConfigRecord]:
+    config = _config(msg)
+    session = open_session(context.node_config)
+    session.check_task(str(config["task"]))
+    model = session.model(str(config["backbone"]), int(config["image-size"]))
+    arrays = _arrays(msg)
+    load_global(model, arrays)
+    return session, model, arrays, config
+
+
+@app.query()
+@site_errors
+def describe(msg: Message, context: Context) -> Message:
+    config = _config(msg)
+    session = open_session(context.node_config)
+    session.check_task(str(config["task"]))
+    min_count = int(config.get("min-count", SITE_MIN_COUNT))
+    counts = session.class_counts("train", min_count)
+    site = ConfigRecord(
+        {
+            "task": session.config.task.id,
+            "labels": session.label_names,
+            "site-fingerprint": session.site_fingerprint,
+            "held-out": session.held_out_split(),
+        }
+    )
+    train_examples = len(session.data.split("train"))
+    metrics = MetricRecord({"train-examples": train_examples, "class-counts": counts})
+    return Message(RecordDict({"site": site, "metrics": metrics}), reply_to=msg)
+
+
+@app.train()
+@site_errors
+def train(msg: Message, context: Context) -> Message:
+    started = time.perf_counter()
+    session, model, arrays, config = _session_model(msg, context)
+    min_count = int(config.get("min-count", SITE_MIN_COUNT))
+    evaluate_incoming = bool(config.get("evaluate-incoming", False))
+    incoming = session.evaluate(model, "val", min_count) if evaluate_incoming else no_metrics()
+    result = session.train(
+        model,
+        epochs=int(config["local-epochs"]),
+        lr=float(config["lr"]),
+        batch_size=int(config["batch-size"]),
+        seed=int(config.get("seed", 0)) + int(config.get("server-round", 0)),
+        proximal_mu=float(config.get("proximal-mu", 0.0)),
+    )
+    metrics = MetricRecord(
+        {
+            "num-examples": int(result["num_examples"]),
+            "unit-weight": 1,
+            "train-loss": float(result["train_loss"]),
+            "work-seconds": time.perf_counter() - started,
+            **_prefixed(incoming),
+        }
+    )
+    reply = RecordDict({"arrays": weights_record(model, list(arrays.keys())), "metrics": metrics})
+    return Message(reply, reply_to=msg)
+
+
+@app.evaluate()
+@site_errors
+def evaluate(msg: Message, context: Context) -> Message:
+    started = time.perf_counter()
+    session, model, _, config = _session_model(msg, context)
+    min_count = int(config.get("min-count", SITE_MIN_COUNT))
+    held_out = session.held_out_report(model, min_count, seed=int(config.get("seed", 0)))
+    metrics = MetricRecord({**_prefixed(held_out), "work-seconds": time.perf_counter() - started})
+    return Message(RecordDict({"metrics": metrics}), reply_to=msg)

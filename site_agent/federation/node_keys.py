@@ -1,0 +1,70 @@
+"""The SuperNode authentication key pair of a site.
+
+With SuperNode authentication on, the hub's SuperLink admits only nodes whose public key the hub
+operator registered (``gsco-hub federation register KEY.pub``). The key is separate from the
+site's bundle-signing key (``keys/site.key``): Flower needs it unencrypted in OpenSSH format on a
+NIST curve, while the signing key stays passphrase-protected. Fingerprints use
+:func:`registry.keys.fingerprint`, the form the hub computes from the SuperLink's node list.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from registry.errors import KeyMaterialError
+from registry.keys import fingerprint
+
+NODE_PRIVATE_KEY_FILE = "supernode_key"
+NODE_PUBLIC_KEY_FILE = "supernode_key.pub"
+
+
+def node_key_paths(site_dir: Path) -> tuple[Path, Path]:
+    """``(private, public)``: ``SITE_DIR/keys/supernode_key`` and ``supernode_key.pub``."""
+    keys = site_dir / "keys"
+    return keys / NODE_PRIVATE_KEY_FILE, keys / NODE_PUBLIC_KEY_FILE
+
+
+def generate_node_keys(site_dir: Path) -> str:
+    """Write a new EC P-384 key pair for the SuperNode (private 0600); return its fingerprint.
+
+    Refuses to overwrite: the hub registered the old public key, so a silent rotation would lock
+    the site out of the federation.
+    """
+    private_path, public_path = node_key_paths(site_dir)
+    for path in (private_path, public_path):
+        if path.exists():
+            raise KeyMaterialError(
+                f"a SuperNode key already exists at keys/{path.name}; refusing to overwrite it",
+                hint="move it away explicitly and register the new public key with the hub",
+            )
+    private_path.parent.mkdir(parents=True, exist_ok=True)
+    key = ec.generate_private_key(ec.SECP384R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(pem)
+    public_path.write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+        + b"\n"
+    )
+    return fingerprint(key.public_key())
+
+
+def load_node_public_key(path: Path) -> ec.EllipticCurvePublicKey:
+    if not path.is_file():
+        raise KeyMaterialError(
+            f"SuperNode public key {path.name} not found", hint="run `site-agent federation keys SITE_DIR`"
+        )
+    try:
+        key = serialization.load_ssh_public_key(path.read_bytes())
+    except ValueError:
+        raise KeyMaterialError(f"{path.name} is not an OpenSSH public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise KeyMaterialError(f"{path.name} is not an EC public key")
+    return key

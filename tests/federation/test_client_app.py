@@ -1,0 +1,180 @@
+"""The site's ClientApp called in-process with real Flower messages on a real site folder."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, Metadata, RecordDict
+from flwr.app.message import make_message
+
+from hub.federation.rounds import float_state
+from hub.federation.transport import decode_update
+from site_agent.config import render_site_template
+from site_agent.federation.client_app import app
+from site_agent.federation.session import SITE_MIN_COUNT
+from site_agent.models.factory import create_specialist
+from tests.federation.helpers import site_slices
+
+IMAGE_SIZE = 28
+
+
+@pytest.fixture(scope="module")
+def site_dir(dev_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("site")
+    data = site_slices(dev_data, folder / "data", 2)[1]
+    config = yaml.safe_load(
+        render_site_template("site b", "pneumonia", ["normal", "pneumonia"], "chest X-ray")
+    )
+    config["data"] = {"path": str(data)}
+    config["training"].update({"num_threads": 1, "batch_size": 32})
+    (folder / "site.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def global_weights() -> ArrayRecord:
+    torch.manual_seed(0)
+    return ArrayRecord(float_state(create_specialist("resnet18", 2, IMAGE_SIZE, pretrained=False)))
+
+
+def message(kind: str, content: RecordDict) -> Message:
+    metadata = Metadata(
+        run_id=1,
+        message_id=f"{kind}-1",
+        src_node_id=0,
+        dst_node_id=7,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600,
+        message_type=kind,
+    )
+    return make_message(metadata, content)
+
+
+def config(**extra: object) -> ConfigRecord:
+    base = {"task": "pneumonia", "backbone": "resnet18", "image-size": IMAGE_SIZE, "min-count": 10, "seed": 0}
+    return ConfigRecord({**base, **extra})
+
+
+def train_config(**extra: object) -> ConfigRecord:
+    return config(**{"local-epochs": 1, "lr": 0.01, "batch-size": 32, "server-round": 2, **extra})
+
+
+def call(site_dir: Path, kind: str, content: RecordDict) -> Message:
+    context = Context(
+        run_id=1, node_id=7, node_config={"site-dir": str(site_dir)}, state=RecordDict(), run_config={}
+    )
+    return app(message(kind, content), context)
+
+
+def distance(reply: Message, weights: ArrayRecord) -> float:
+    new = next(iter(reply.content.array_records.values()))
+    return math.sqrt(
+        sum(
+            float(np.sum((a.numpy() - b.numpy()) ** 2))
+            for a, b in zip(new.values(), weights.values(), strict=True)
+        )
+    )
+
+
+def test_query_describes_the_site_with_suppressed_counts(site_dir: Path) -> None:
+    reply = call(site_dir, MessageType.QUERY, RecordDict({"config": config(**{"min-count": 10_000})}))
+    assert not reply.has_error()
+    site = reply.content.config_records["site"]
+    assert list(site["labels"]) == ["normal", "pneumonia"]
+    counts = list(reply.content.metric_records["metrics"]["class-counts"])
+    assert counts == [-1, -1], "counts below the threshold must never leave the site"
+
+
+def test_another_task_is_refused_with_a_plain_reason(site_dir: Path) -> None:
+    reply = call(site_dir, MessageType.QUERY, RecordDict({"config": config(task="melanoma")}))
+    assert reply.has_error()
+    assert "trains task 'pneumonia', not 'melanoma'" in reply.error.reason
+    assert str(site_dir) not in reply.error.reason
+
+
+@pytest.mark.slow
+def test_train_returns_only_weights_and_aggregate_metrics(
+    site_dir: Path, global_weights: ArrayRecord
+) -> None:
+    content = RecordDict({"arrays": global_weights, "config": train_config(**{"evaluate-incoming": True})})
+    reply = call(site_dir, MessageType.TRAIN, content)
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    assert list(reply.content.array_records) == ["arrays"]
+    assert list(reply.content.metric_records) == ["metrics"]
+    assert not reply.content.config_records
+    arrays = reply.content.array_records["arrays"]
+    assert list(arrays.keys()) == list(global_weights.keys())
+    metrics = reply.content.metric_records["metrics"]
+    assert all(isinstance(value, int | float) for value in metrics.values())
+    assert metrics["num-examples"] >= SITE_MIN_COUNT
+    assert metrics["eval-examples"] >= SITE_MIN_COUNT and 0.0 <= metrics["eval-accuracy"] <= 1.0
+    assert distance(reply, global_weights) > 0
+
+
+@pytest.mark.slow
+def test_fedprox_term_keeps_the_update_near_the_global_model(
+    site_dir: Path, global_weights: ArrayRecord
+) -> None:
+    plain = call(
+        site_dir, MessageType.TRAIN, RecordDict({"arrays": global_weights, "config": train_config()})
+    )
+    proximal = call(
+        site_dir,
+        MessageType.TRAIN,
+        RecordDict({"arrays": global_weights, "config": train_config(**{"proximal-mu": 50.0})}),
+    )
+    assert distance(proximal, global_weights) < 0.8 * distance(plain, global_weights)
+
+
+@pytest.mark.slow
+def test_dp_clipping_bounds_the_update(site_dir: Path, global_weights: ArrayRecord) -> None:
+    content = RecordDict({"arrays": global_weights, "config": train_config(clipping_norm=0.05)})
+    reply = call(site_dir, MessageType.TRAIN, content)
+    assert distance(reply, global_weights) <= 0.05 + 1e-4
+
+
+@pytest.mark.slow
+def test_final_evaluation_reports_rates_and_membership_inference(
+    site_dir: Path, global_weights: ArrayRecord
+) -> None:
+    reply = call(site_dir, MessageType.EVALUATE, RecordDict({"arrays": global_weights, "config": config()}))
+    metrics = reply.content.metric_records["metrics"]
+    assert metrics["eval-examples"] >= SITE_MIN_COUNT
+    assert len(metrics["eval-sensitivity"]) == len(metrics["eval-support"]) == 2
+    assert 0.0 <= metrics["eval-mia-auc"] <= 1.0
+    suppressed = call(
+        site_dir,
+        MessageType.EVALUATE,
+        RecordDict({"arrays": global_weights, "config": config(**{"min-count": 10_000})}),
+    )
+    assert suppressed.content.metric_records["metrics"]["eval-examples"] == 0
+    assert math.isnan(suppressed.content.metric_records["metrics"]["eval-accuracy"])
+
+
+@pytest.mark.slow
+def test_half_precision_update_is_decoded_back_to_the_weights(
+    site_dir: Path, global_weights: ArrayRecord
+) -> None:
+    plain = call(
+        site_dir, MessageType.TRAIN, RecordDict({"arrays": global_weights, "config": train_config()})
+    )
+    content = RecordDict(
+        {"arrays": global_weights, "config": train_config(**{"update-encoding": "fp16-delta"})}
+    )
+    compact = call(site_dir, MessageType.TRAIN, content)
+    sent = compact.content.array_records["arrays"]
+    assert {array.dtype for array in sent.values()} == {"float16"}
+    decoded = decode_update(compact, global_weights).content.array_records["arrays"]
+    assert "encoding" not in compact.content
+    expected = plain.content.array_records["arrays"]
+    assert list(decoded.keys()) == list(expected.keys())
+    for key in expected.keys():
+        np.testing.assert_allclose(decoded[key].numpy(), expected[key].numpy(), atol=2e-3)
