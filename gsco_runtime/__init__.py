@@ -1,0 +1,1 @@
+"""GSCo runtime: hot-loaded specialists (MoED), retrieval (RAD) and an arbiter that decides."""

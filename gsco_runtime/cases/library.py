@@ -1,0 +1,145 @@
+"""The hub's case library: de-identified reference cases (image, label, optional report, case id).
+
+Stored per task under ``<home>/hub/cases/<task>/`` as ``images.npz`` plus ``cases.json``. The library
+digest covers labels, ids and pixels, so retrieval indexes cached per (model digest, library
+digest) are rebuilt exactly when the content changes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from gsco_runtime.cases.readers import RawCases
+from registry.errors import DataError
+
+_TASK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class CaseLibrary:
+    """Reference cases of one task, held in memory."""
+
+    task_id: str
+    label_names: tuple[str, ...]
+    images: tuple[np.ndarray, ...]
+    labels: np.ndarray
+    case_ids: tuple[str, ...]
+    reports: tuple[str, ...]
+    digest: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def class_counts(self) -> list[int]:
+        return np.bincount(self.labels, minlength=len(self.label_names)).tolist()
+
+
+def library_digest(
+    label_names: Sequence[str], images: Sequence[np.ndarray], labels: np.ndarray, case_ids: Sequence[str]
+) -> str:
+    """SHA-256 over the label names, case ids, labels and every image's shape, dtype and pixels."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(label_names), list(case_ids)]).encode())
+    digest.update(np.ascontiguousarray(labels, dtype=np.int64).tobytes())
+    for image in images:
+        digest.update(f"{image.shape}{image.dtype}".encode())
+        digest.update(np.ascontiguousarray(image).tobytes())
+    return "sha256:" + digest.hexdigest()
+
+
+def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> CaseLibrary:
+    """Validate raw cases and give every case an id (generated ids when the source has none)."""
+    if not _TASK_PATTERN.match(task_id):
+        raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
+    count = len(raw.images)
+    case_ids = list(raw.case_ids) if raw.case_ids else [f"{task_id}-{i + 1:06d}" for i in range(count)]
+    if len(set(case_ids)) != len(case_ids) or any(not cid for cid in case_ids):
+        raise DataError("case ids must be unique and non-empty", hint="fix the case_id column")
+    reports = list(raw.reports) if raw.reports else [""] * count
+    labels = np.asarray(raw.labels, dtype=np.int64).reshape(-1)
+    if labels.shape[0] != count or len(reports) != count:
+        raise DataError("the case collection has different numbers of images, labels and reports")
+    digest = library_digest(label_names, raw.images, labels, case_ids)
+    return CaseLibrary(
+        task_id=task_id,
+        label_names=tuple(label_names),
+        images=tuple(raw.images),
+        labels=labels,
+        case_ids=tuple(case_ids),
+        reports=tuple(reports),
+        digest=digest,
+    )
+
+
+def library_dir(home: Path, task_id: str) -> Path:
+    if not _TASK_PATTERN.match(task_id):
+        raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
+    return home / "hub" / "cases" / task_id
+
+
+def save_library(library: CaseLibrary, home: Path) -> Path:
+    """Write the library (replacing the task's previous one) and return its folder."""
+    folder = library_dir(home, library.task_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    shapes = {(img.shape, img.dtype.str) for img in library.images}
+    arrays = (
+        {"images": np.stack(library.images)}
+        if len(shapes) == 1
+        else {f"image_{i}": img for i, img in enumerate(library.images)}
+    )
+    tmp_npz = folder / "images.tmp.npz"
+    np.savez_compressed(tmp_npz, labels=library.labels, **arrays)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "task_id": library.task_id,
+        "label_names": list(library.label_names),
+        "digest": library.digest,
+        "cases": [
+            {"case_id": cid, "label": int(lab), "report": rep}
+            for cid, lab, rep in zip(library.case_ids, library.labels, library.reports, strict=True)
+        ],
+    }
+    tmp_json = folder / "cases.tmp.json"
+    tmp_json.write_text(json.dumps(meta, indent=1))
+    tmp_npz.replace(folder / "images.npz")
+    tmp_json.replace(folder / "cases.json")
+    return folder
+
+
+def load_library(home: Path, task_id: str) -> CaseLibrary | None:
+    """The task's stored library, or None when none was imported."""
+    folder = library_dir(home, task_id)
+    meta_path, npz_path = folder / "cases.json", folder / "images.npz"
+    if not meta_path.is_file() or not npz_path.is_file():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        with np.load(npz_path, allow_pickle=False) as data:
+            if "images" in data.files:
+                stacked = data["images"]
+                images = tuple(stacked[i] for i in range(stacked.shape[0]))
+            else:
+                images = tuple(data[f"image_{i}"] for i in range(len(meta["cases"])))
+            labels = np.asarray(data["labels"], dtype=np.int64)
+    except (OSError, ValueError, KeyError) as exc:
+        raise DataError(
+            f"the stored case library of task {task_id!r} is damaged",
+            hint="run `gsco-hub cases import` again",
+        ) from exc
+    return CaseLibrary(
+        task_id=meta["task_id"],
+        label_names=tuple(meta["label_names"]),
+        images=images,
+        labels=labels,
+        case_ids=tuple(case["case_id"] for case in meta["cases"]),
+        reports=tuple(case["report"] for case in meta["cases"]),
+        digest=meta["digest"],
+    )

@@ -1,0 +1,165 @@
+"""Read a labelled case collection (npz, ImageFolder or CSV) for the hub's case library.
+
+The hub does not import ``site_agent``: the case library is the hub's own de-identified
+reference database, so it has its own small readers. Case ids never come from file names (they
+could identify a patient): they are a CSV's ``case_id`` column when given, otherwise generated.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from registry.errors import DataError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class RawCases:
+    """Images with label indices, optional case ids and optional report texts."""
+
+    images: list[np.ndarray]
+    labels: np.ndarray
+    case_ids: list[str] | None = None
+    reports: list[str] | None = None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read one image file as ``[H, W]`` (grayscale, uint8/uint16) or ``[H, W, 3]`` uint8."""
+    try:
+        with Image.open(path) as img:
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                array = np.asarray(img, dtype=np.int64)
+                return np.clip(array, 0, 65535).astype(np.uint16)
+            if img.mode in ("L", "1", "P", "LA"):
+                return np.asarray(img.convert("L"), dtype=np.uint8)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except (OSError, UnidentifiedImageError) as exc:
+        raise DataError("an image of the case collection cannot be read", hint="check the files") from exc
+
+
+def label_matcher(label_names: Sequence[str]) -> Callable[[str], int]:
+    """Map a label written in the data to its index: integer index, exact name, then case-insensitive."""
+    exact = {name: i for i, name in enumerate(label_names)}
+    folded = {name.casefold(): i for i, name in enumerate(label_names)}
+
+    def match(raw: str) -> int:
+        text = raw.strip()
+        if text in exact:
+            return exact[text]
+        if text.casefold() in folded:
+            return folded[text.casefold()]
+        if text.lstrip("-").isdigit() and 0 <= int(text) < len(label_names):
+            return int(text)
+        raise DataError(
+            f"label {text!r} is not one of the task's labels {list(label_names)}",
+            hint="rename the label in the data or pick the right --task",
+        )
+
+    return match
+
+
+def read_npz(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
+    """MedMNIST layout (``<split>_images`` / ``<split>_labels``) or plain ``images`` / ``labels``."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys = set(data.files)
+            image_key, label_key = f"{split}_images", f"{split}_labels"
+            if image_key not in keys:
+                image_key, label_key = "images", "labels"
+            if image_key not in keys or label_key not in keys:
+                raise DataError(
+                    f"the npz file has no '{split}_images'/'{split}_labels' (nor 'images'/'labels')",
+                    hint=f"available arrays: {sorted(keys)}",
+                )
+            images = np.asarray(data[image_key])
+            labels = np.asarray(data[label_key]).reshape(-1).astype(np.int64)
+    except (OSError, ValueError) as exc:
+        raise DataError("the npz file cannot be read", hint="check that it is a numpy .npz archive") from exc
+    if images.shape[0] != labels.shape[0]:
+        raise DataError("the npz file has different numbers of images and labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(label_names)):
+        raise DataError(f"npz labels must be indices 0..{len(label_names) - 1} of the task's labels")
+    return RawCases(images=[images[i] for i in range(images.shape[0])], labels=labels)
+
+
+def _split_root(root: Path, split: str) -> Path:
+    """An ImageFolder may be split (``root/train/<label>/...``) or flat (``root/<label>/...``)."""
+    present = [name for name in SPLIT_NAMES if (root / name).is_dir()]
+    if not present:
+        return root
+    if split not in present:
+        raise DataError(f"the image folder has no '{split}' split", hint=f"available: {present}")
+    return root / split
+
+
+def read_imagefolder(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
+    """One sub-folder per label (names matched to the task's labels), images inside."""
+    root = _split_root(path, split)
+    match = label_matcher(label_names)
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        index = match(folder.name)
+        for file in sorted(folder.rglob("*")):
+            if file.suffix.lower() in IMAGE_SUFFIXES:
+                images.append(read_image(file))
+                labels.append(index)
+    return RawCases(images=images, labels=np.asarray(labels, dtype=np.int64))
+
+
+def read_csv(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
+    """Columns ``path`` (relative to the CSV) and ``label``; optional ``case_id``, ``report``, ``split``."""
+    match = label_matcher(label_names)
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    if not rows:
+        raise DataError("the case CSV has no rows")
+    missing = {"path", "label"} - set(rows[0])
+    if missing:
+        raise DataError(f"the case CSV lacks the column(s) {sorted(missing)}", hint="required: path, label")
+    if "split" in rows[0]:
+        rows = [row for row in rows if (row.get("split") or "train").strip() == split]
+    images = [read_image(path.parent / row["path"]) for row in rows]
+    labels = np.asarray([match(row["label"]) for row in rows], dtype=np.int64)
+    case_ids = [row["case_id"].strip() for row in rows] if "case_id" in rows[0] else None
+    reports = [row.get("report") or "" for row in rows] if "report" in rows[0] else None
+    return RawCases(images=images, labels=labels, case_ids=case_ids, reports=reports)
+
+
+READERS: dict[str, Callable[[Path, str, Sequence[str]], RawCases]] = {
+    "npz": read_npz,
+    "imagefolder": read_imagefolder,
+    "csv": read_csv,
+}
+
+
+def detect_kind(path: Path) -> str:
+    if path.is_dir():
+        return "imagefolder"
+    suffix = path.suffix.lower()
+    if suffix in (".npz", ".csv"):
+        return suffix[1:]
+    raise DataError("cannot tell the case collection's format", hint="pass --kind npz|imagefolder|csv")
+
+
+def read_cases(
+    path: Path, label_names: Sequence[str], *, split: str = "train", kind: str = "auto"
+) -> RawCases:
+    """Read a case collection with the reader for ``kind`` (``auto`` picks it from the path)."""
+    if not path.exists():
+        raise DataError("the case collection was not found", hint="check the --data path")
+    chosen = detect_kind(path) if kind == "auto" else kind
+    if chosen not in READERS:
+        raise DataError(f"unknown case collection kind {kind!r}", hint=f"use one of {sorted(READERS)}")
+    cases = READERS[chosen](path, split, label_names)
+    if len(cases.images) == 0:
+        raise DataError(f"the case collection has no images in split '{split}'")
+    return cases

@@ -1,0 +1,1 @@
+"""Evaluation of specialists, vote, RAD, consensus and generalist on a labelled set."""

@@ -1,0 +1,1 @@
+"""MoED: every specialist of the task predicts, micro-batched across concurrent requests."""

@@ -1,0 +1,1 @@
+"""Specialist pool: registry watch, verification, cache, onnxruntime sessions, atomic swap."""

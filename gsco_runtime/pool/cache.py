@@ -1,0 +1,89 @@
+"""Local cache of verified bundles, so the runtime can start and serve while the registry is down.
+
+Layout under ``<cache>/``: ``bundles/<id>/bundle/`` holds a verified bundle exactly as signed and
+``bundles/<id>/trust.json`` its reference and the public keys it verified against (outside the
+signed folder: an extra file there would break the signature); ``approved/<task>.json`` is the
+last set of approved versions seen. A cached bundle is re-verified with its recorded keys before use, and a
+version the registry no longer approves is deleted from the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from gsco_runtime.pool.source import BundleRef, TrustRecord
+
+TRUST_FILE = "trust.json"
+
+
+def _bundle_id(ref: BundleRef) -> str:
+    return hashlib.sha256(f"{ref.task_id}|{ref.key}".encode()).hexdigest()[:24]
+
+
+class BundleCache:
+    """Verified bundle copies plus the last approved set per task."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        (root / "bundles").mkdir(parents=True, exist_ok=True)
+        (root / "approved").mkdir(parents=True, exist_ok=True)
+
+    def _entry(self, ref: BundleRef) -> Path:
+        return self.root / "bundles" / _bundle_id(ref)
+
+    def path(self, ref: BundleRef) -> Path:
+        """The cached bundle folder of ``ref`` (whether or not it exists)."""
+        return self._entry(ref) / "bundle"
+
+    def staging_dir(self) -> Path:
+        """A fresh empty folder on the cache's file system (for downloads before verification)."""
+        folder = self.root / "staging" / uuid.uuid4().hex
+        folder.mkdir(parents=True)
+        return folder
+
+    def store(self, ref: BundleRef, verified_dir: Path, trust: TrustRecord) -> Path:
+        """Move a verified bundle folder into the cache (atomic rename) and return its new path."""
+        staged = self.staging_dir()
+        verified_dir.replace(staged / "bundle")
+        (staged / TRUST_FILE).write_text(
+            json.dumps({"ref": ref.to_dict(), "trust": trust.__dict__, "cached_at": time.time()})
+        )
+        entry = self._entry(ref)
+        if entry.exists():
+            shutil.rmtree(entry)
+        staged.replace(entry)
+        return self.path(ref)
+
+    def lookup(self, ref: BundleRef) -> tuple[Path, TrustRecord] | None:
+        trust_path = self._entry(ref) / TRUST_FILE
+        if not trust_path.is_file():
+            return None
+        data = json.loads(trust_path.read_text())
+        if BundleRef.from_dict(data["ref"]) != ref:
+            return None
+        return self.path(ref), TrustRecord(**data["trust"])
+
+    def evict(self, ref: BundleRef) -> None:
+        shutil.rmtree(self._entry(ref), ignore_errors=True)
+
+    def remember_approved(self, task_id: str, refs: list[BundleRef]) -> None:
+        path = self.root / "approved" / f"{task_id}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"synced_at": time.time(), "approved": [r.to_dict() for r in refs]}))
+        tmp.replace(path)
+
+    def last_approved(self, task_id: str) -> tuple[list[BundleRef], float | None]:
+        """The approved set of the last successful sync, and when that sync happened."""
+        path = self.root / "approved" / f"{task_id}.json"
+        if not path.is_file():
+            return [], None
+        data = json.loads(path.read_text())
+        return [BundleRef.from_dict(r) for r in data["approved"]], float(data["synced_at"])
+
+    def clear_staging(self) -> None:
+        shutil.rmtree(self.root / "staging", ignore_errors=True)

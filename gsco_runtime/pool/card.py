@@ -1,0 +1,36 @@
+"""Turn a verified bundle's ``card.json`` into the runtime's :class:`SpecialistInfo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gsco_runtime.pool.source import BundleRef
+from gsco_runtime.pool.specialist import SpecialistInfo
+from registry.bundle.card import Card
+from registry.bundle.layout import bundle_digest
+from registry.errors import GscoError, ModelError
+
+
+def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
+    """Card facts plus the bundle digest; ``ModelError`` when the card is invalid or for another task."""
+    try:
+        card = Card.read(bundle_dir)
+        validation = {k: v for k, v in card.headline_metrics().items() if v is not None and k != "ece"}
+        info = SpecialistInfo(
+            name=ref.name,
+            version=ref.version,
+            task_id=card.task_id,
+            label_names=card.labels,
+            modality=card.modality,
+            backbone=card.backbone,
+            site_fingerprint=card.key_fingerprint,
+            model_uid=card.model_uid,
+            preprocessing=card.preprocessing,
+            validation=validation,
+            model_digest=bundle_digest(bundle_dir),
+        )
+    except GscoError as exc:
+        raise ModelError(f"the card of {ref.key} cannot be used: {exc.message}") from exc
+    if info.task_id != ref.task_id:
+        raise ModelError(f"the card of {ref.key} is for task {info.task_id!r}, not {ref.task_id!r}")
+    return info

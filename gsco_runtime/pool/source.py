@@ -1,0 +1,83 @@
+"""Where approved bundles come from: the contract between the pool and the registry.
+
+The pool only needs four operations. :mod:`gsco_runtime.pool.registry_source` implements them
+over the registry's library API; nothing else in the runtime touches the registry directly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class BundleRef:
+    """One registered version: registered model name, version, task and publishing site."""
+
+    task_id: str
+    name: str
+    version: str
+    site_fingerprint: str = ""
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}/{self.version}"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BundleRef:
+        return cls(
+            task_id=str(data["task_id"]),
+            name=str(data["name"]),
+            version=str(data["version"]),
+            site_fingerprint=str(data.get("site_fingerprint", "")),
+        )
+
+
+@dataclass(frozen=True)
+class TaskState:
+    """What the registry says about a task now.
+
+    ``approved``: candidate versions; ``revoked_digests``: bundles withdrawn by the central team;
+    ``trusted_sites``: fingerprints of enrolled, active site keys (None when unknown). A loaded
+    version whose digest is revoked or whose site key is no longer trusted leaves the pool.
+    """
+
+    approved: tuple[BundleRef, ...]
+    revoked_digests: frozenset[str] = field(default_factory=frozenset)
+    trusted_sites: frozenset[str] | None = None
+
+    def withdrawn(self, digest: str, site_fingerprint: str) -> bool:
+        untrusted = self.trusted_sites is not None and site_fingerprint not in self.trusted_sites
+        return digest in self.revoked_digests or untrusted
+
+
+@dataclass(frozen=True)
+class TrustRecord:
+    """Public keys a bundle verified against, kept with the cached copy to re-verify it offline."""
+
+    site_public_pem: str
+    approval_public_pem: str
+
+
+class BundleSource(Protocol):
+    """The registry as seen by the specialist pool."""
+
+    def task_state(self, task_id: str) -> TaskState:
+        """Approved and revoked versions; raises ``RegistryUnavailableError`` when unreachable."""
+        ...
+
+    def fetch(self, ref: BundleRef, dest: Path) -> None:
+        """Download the bundle's files (model, card, signatures) into the empty folder ``dest``."""
+        ...
+
+    def verify(self, ref: BundleRef, bundle_dir: Path) -> TrustRecord:
+        """Check site and approval signatures against enrolled, active keys; ``SignatureError`` if not."""
+        ...
+
+    def verify_cached(self, bundle_dir: Path, trust: TrustRecord) -> None:
+        """Re-check a cached bundle's signatures offline with the keys it verified against before."""
+        ...

@@ -1,0 +1,1 @@
+"""RAD: retrieval of similar library cases with each specialist's embedding (FAISS)."""

@@ -1,0 +1,1 @@
+"""`gsco-hub`: the hub's command line (case library, diagnosis, evaluation, federation)."""

@@ -1,0 +1,22 @@
+"""Runtime fixtures: one real registry for the session (tasks isolate tests), cache folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gsco_runtime.config import RuntimeSettings
+from tests.gsco_runtime.world import World, make_world
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    """A registry (MLflow on SQLite + own tables) with two enrolled sites, site-a and site-b."""
+    return make_world(tmp_path_factory.mktemp("world"))
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> RuntimeSettings:
+    """Runtime settings with a private hub home and a short poll interval."""
+    return RuntimeSettings(home=tmp_path / "hub-home", poll_interval_s=0.3, threads=2)

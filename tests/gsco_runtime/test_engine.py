@@ -1,0 +1,250 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gsco_runtime.arbiters.prompts import gsco_prompt
+from gsco_runtime.cases.library import build_library, save_library
+from gsco_runtime.cases.readers import RawCases
+from gsco_runtime.config import RuntimeSettings
+from gsco_runtime.decision import AI_LABEL, NO_GENERALIST
+from gsco_runtime.engine import GscoRuntime
+from gsco_runtime.generalists.openai_http import OpenAIBackend
+from gsco_runtime.pool.registry_source import RegistrySource
+from registry.errors import RuntimeServiceError
+from tests.gsco_runtime.chat_server import ChatServer, Step, start_chat_server
+from tests.gsco_runtime.world import LABELS, MODALITY, World, sample_images
+
+QUERY = sample_images(1, seed=99)[0]
+
+
+@pytest.fixture(scope="module")
+def task(world: World) -> str:
+    """A task with three approved specialists from two sites."""
+    task_id = world.new_task()
+    world.publish(task_id, "test_resnet", "site-a")
+    world.publish(task_id, "test_efficientnet", "site-b", balanced_accuracy=0.7)
+    world.publish(task_id, "test_vit", "site-a", balanced_accuracy=0.9)
+    return task_id
+
+
+def _library(home: Path, task_id: str, n: int = 40) -> None:
+    raw = RawCases(images=sample_images(n, seed=5), labels=np.arange(n) % 2)
+    save_library(build_library(task_id, LABELS, raw), home)
+
+
+@pytest.fixture
+def server() -> Iterator[ChatServer]:
+    state, http = start_chat_server()
+    yield state
+    http.shutdown()
+
+
+def _runtime(world: World, settings: RuntimeSettings, task_id: str, **kwargs: object) -> GscoRuntime:
+    runtime = GscoRuntime(RegistrySource(world.config), settings, **kwargs)  # type: ignore[arg-type]
+    runtime.start([task_id])
+    return runtime
+
+
+def test_consensus_decision_carries_the_evidence(world: World, task: str, settings: RuntimeSettings) -> None:
+    _library(settings.home, task)
+    runtime = _runtime(world, settings, task)
+    try:
+        decision = runtime.diagnose(QUERY, task)
+    finally:
+        runtime.close()
+    assert decision.label in LABELS and 0.5 <= decision.confidence <= 1.0
+    assert decision.arbiter == f"consensus ({NO_GENERALIST})" and decision.generalist is None
+    assert NO_GENERALIST in decision.notes and decision.disclaimer == AI_LABEL
+    assert not decision.fallback and decision.generalist_answer is None
+    assert len(decision.specialists) == 3
+    fingerprints = {op.site_fingerprint for op in decision.specialists}
+    assert fingerprints == {world.sites["site-a"].fingerprint, world.sites["site-b"].fingerprint}
+    for op in decision.specialists:
+        assert op.version == "1" and op.label in LABELS and op.probability == max(op.probabilities.values())
+    assert len(decision.retrieved) == 10
+    sims = [case.similarity for case in decision.retrieved]
+    assert sims == sorted(sims, reverse=True) and all(
+        c.case_id.startswith(f"{task}-") for c in decision.retrieved
+    )
+    assert set(decision.latency_ms) == {"moed", "rad", "arbiter", "total"}
+    as_dict = decision.to_dict()
+    assert as_dict["specialists"][0]["model_name"] and as_dict["retrieved"][0]["case_id"]
+    assert "AI generated" in decision.render()
+
+
+def test_retrieval_indexes_are_cached_across_restarts(
+    world: World, task: str, settings: RuntimeSettings
+) -> None:
+    _library(settings.home, task)
+    first = _runtime(world, settings, task)
+    try:
+        before = first.diagnose(QUERY, task)
+    finally:
+        first.close()
+    cached_weights = list((settings.resolved_cache_dir / "consensus").glob("*.json"))
+    assert len(cached_weights) == 1
+    stored = json.loads(cached_weights[0].read_text())
+    stored["bias"] = [0.0, 0.125]  # a marker: the restarted runtime must read the file, not refit
+    cached_weights[0].write_text(json.dumps(stored))
+    second = _runtime(world, settings, task)
+    try:
+        retriever = second.retriever(task)
+        assert retriever is not None
+        for specialist in second.pool.snapshot(task).specialists:
+            assert retriever.ensure(specialist.info.model_digest, specialist.predict_many).from_cache
+        after = second.diagnose(QUERY, task)
+        model = second.consensus.model_for(second.pool.snapshot(task).specialists, retriever)
+    finally:
+        second.close()
+    assert model.bias.tolist() == [0.0, 0.125]
+    assert [c.case_id for c in after.retrieved] == [c.case_id for c in before.retrieved]
+
+
+def test_without_case_library_the_decision_says_so(
+    world: World, task: str, settings: RuntimeSettings
+) -> None:
+    runtime = _runtime(world, settings, task)
+    try:
+        decision = runtime.diagnose(QUERY, task)
+        assert decision.retrieved == ()
+        assert any("no case library" in note for note in decision.notes)
+        with pytest.raises(RuntimeServiceError, match="needs a generalist"):
+            runtime.report(QUERY, task)
+    finally:
+        runtime.close()
+
+
+def test_meddr_arbiter_sends_the_gsco_prompt_and_decides(
+    world: World, task: str, settings: RuntimeSettings, server: ChatServer
+) -> None:
+    _library(settings.home, task)
+    server.reply(Step(text="Pneumonia."))
+    backend = OpenAIBackend(server.url, "MedDr", timeout_s=10)
+    runtime = _runtime(world, settings, task, generalist=backend)
+    try:
+        decision = runtime.diagnose(QUERY, task)
+    finally:
+        runtime.close()
+    assert server.shape_errors == []
+    assert decision.label == "pneumonia" and decision.arbiter == "meddr"
+    assert decision.generalist == "openai:MedDr" and decision.generalist_answer == "Pneumonia."
+    assert not decision.fallback and NO_GENERALIST not in " ".join(decision.notes)
+    sent = server.requests[-1]["messages"][-1]["content"][1]["text"]
+    expected = gsco_prompt(
+        MODALITY, LABELS, [c.label for c in decision.retrieved], [o.label for o in decision.specialists]
+    )
+    assert sent == expected
+    assert server.requests[-1]["messages"][0]["content"] == "Answer the questions."
+
+
+@pytest.mark.parametrize(
+    ("step", "reason"),
+    [
+        (Step(text="It could be either."), "names no single option"),
+        (Step(status=500), "generalist error"),
+        (Step(text="pneumonia", delay_s=3.0), "generalist timeout"),
+    ],
+)
+def test_meddr_falls_back_to_consensus_and_flags_it(
+    world: World, task: str, tmp_path: Path, server: ChatServer, step: Step, reason: str
+) -> None:
+    settings = RuntimeSettings(home=tmp_path / "home", generalist_timeout_s=0.5)
+    server.reply(step)
+    backend = OpenAIBackend(server.url, "MedDr", timeout_s=10, max_retries=0)
+    runtime = _runtime(world, settings, task, generalist=backend)
+    try:
+        decision = runtime.diagnose(QUERY, task)
+        consensus = runtime.consensus.decide(runtime.evidence(QUERY, runtime.pool.snapshot(task), {}))
+    finally:
+        runtime.close()
+    assert decision.fallback and reason in (decision.fallback_reason or "")
+    assert decision.arbiter == f"consensus ({NO_GENERALIST})"
+    assert any(note.startswith(NO_GENERALIST) for note in decision.notes)
+    assert decision.label == LABELS[consensus.label_index]
+
+
+def test_synonyms_from_the_hub_task_definition(
+    world: World, task: str, settings: RuntimeSettings, server: ChatServer
+) -> None:
+    (settings.home / "hub").mkdir(parents=True)
+    (settings.home / "hub" / "tasks.yaml").write_text(
+        f"tasks:\n  {task}:\n    synonyms:\n      pneumonia: [consolidation]\n"
+    )
+    server.reply(Step(text="Lobar consolidation."))
+    runtime = _runtime(world, settings, task, generalist=OpenAIBackend(server.url, "MedDr", timeout_s=10))
+    try:
+        decision = runtime.diagnose(QUERY, task)
+    finally:
+        runtime.close()
+    assert decision.label == "pneumonia" and not decision.fallback
+
+
+def test_report_with_a_generalist(
+    world: World, task: str, settings: RuntimeSettings, server: ChatServer
+) -> None:
+    server.reply(Step(text="Findings: patchy opacity. Impression: pneumonia."))
+    runtime = _runtime(world, settings, task, generalist=OpenAIBackend(server.url, "MedDr", timeout_s=10))
+    try:
+        report = runtime.report(QUERY, task)
+    finally:
+        runtime.close()
+    assert report.text.startswith("Findings") and report.disclaimer == AI_LABEL
+    prompt = server.requests[-1]["messages"][-1]["content"][1]["text"]
+    assert all(f"{op.model_name}: {op.label}" in prompt for op in report.specialists)
+
+
+def test_case_library_with_other_labels_is_reported(
+    world: World, task: str, settings: RuntimeSettings
+) -> None:
+    raw = RawCases(images=sample_images(10, seed=1), labels=np.arange(10) % 2)
+    save_library(build_library(task, ("benign", "malignant"), raw), settings.home)
+    runtime = GscoRuntime(RegistrySource(world.config), settings)
+    runtime.pool.watch([task])
+    failures = runtime.pool.status().failures
+    assert failures and all("other labels" in f.message for f in failures)
+    with pytest.raises(RuntimeServiceError):
+        runtime.diagnose(QUERY, task)
+
+
+def test_concurrent_requests_are_micro_batched(world: World, task: str, tmp_path: Path) -> None:
+    settings = RuntimeSettings(home=tmp_path / "home", max_wait_ms=500, max_batch=8)
+    runtime = _runtime(world, settings, task)
+    barrier = threading.Barrier(8)
+    decisions = []
+
+    def worker(seed: int) -> None:
+        barrier.wait()
+        decisions.append(runtime.diagnose(sample_images(1, seed=seed)[0], task))
+
+    try:
+        threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        specialists = runtime.pool.snapshot(task).specialists
+    finally:
+        runtime.close()
+    assert len(decisions) == 8
+    for specialist in specialists:
+        # fewer session calls than requests: concurrent requests shared batches
+        assert specialist.batcher.items_run == 8 and specialist.batcher.batches_run < 8
+
+
+def test_a_new_case_library_is_picked_up_on_reload(
+    world: World, task: str, settings: RuntimeSettings
+) -> None:
+    runtime = _runtime(world, settings, task)
+    try:
+        assert runtime.diagnose(QUERY, task).retrieved == ()
+        _library(settings.home, task, n=12)
+        runtime.reload_case_library(task)
+        assert len(runtime.diagnose(QUERY, task).retrieved) == 10
+    finally:
+        runtime.close()

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from gsco_runtime.pool.cache import BundleCache
+from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.registry_source import RegistrySource
+from gsco_runtime.pool.source import BundleRef
+from registry.config import RegistryConfig
+from registry.errors import RuntimeServiceError
+from registry.service import Registry
+from tests.gsco_runtime.world import World
+
+UNREACHABLE = RegistryConfig.resolve(tracking_uri="postgresql+psycopg2://hub@127.0.0.1:9/mlflow", retries=0)
+
+
+def _pool(world: World, cache: Path, **kwargs: object) -> SpecialistPool:
+    return SpecialistPool(RegistrySource(world.config), BundleCache(cache), **kwargs)  # type: ignore[arg-type]
+
+
+def _artifact(world: World, name: str, version: str, file: str) -> Path:
+    with Registry.open(world.config) as registry:
+        run_id = registry.version(name, version).run_id
+    matches = list((world.config.home / "artifacts").rglob(f"{run_id}/artifacts/bundle/{file}"))
+    assert len(matches) == 1
+    return matches[0]
+
+
+def test_serves_every_approved_version_only(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    a = world.publish(task, "test_resnet", "site-a")
+    b = world.publish(task, "test_efficientnet", "site-b")
+    world.publish(task, "test_vit", "site-a", approve=False)  # pending: never served
+    pool = _pool(world, tmp_path / "cache")
+    pool.watch([task])
+    snapshot = pool.snapshot(task)
+    assert sorted(snapshot.keys) == sorted([f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}"])
+    info = {s.info.name: s.info for s in snapshot.specialists}
+    assert info[a[0]].site_fingerprint == world.sites["site-a"].fingerprint
+    assert info[a[0]].validation["balanced_accuracy"] == pytest.approx(0.8)
+    status = pool.status()
+    assert status.registry_reachable is True and status.serving_from_cache is False
+    assert status.failures == [] and set(status.load_seconds) == set(snapshot.keys)
+
+
+def test_revoked_version_leaves_the_pool_and_the_cache(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    keep = world.publish(task, "test_resnet", "site-a")
+    gone = world.publish(task, "test_efficientnet", "site-b")
+    cache = BundleCache(tmp_path / "cache")
+    pool = SpecialistPool(RegistrySource(world.config), cache)
+    pool.watch([task])
+    held = pool.snapshot(task)
+    world.revoke(*gone)
+    pool.refresh()
+    assert pool.snapshot(task).keys == (f"{keep[0]}/{keep[1]}",)
+    assert cache.lookup(BundleRef(task, gone[0], gone[1])) is None
+    # a request that took the old snapshot still runs on the revoked version's session
+    revoked = next(s for s in held.specialists if s.info.name == gone[0])
+    assert revoked.predict(__import__("numpy").zeros((28, 28), "uint8"))[0].shape == (2,)
+
+
+def test_failed_load_keeps_the_previous_version_and_is_reported(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    pool = _pool(world, tmp_path / "cache")
+    pool.watch([task])
+    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)  # same model name: alias moves to v2
+    model = _artifact(world, name, v2, "model.onnx")
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # a corrupted file after approval: signatures no longer verify
+    model.write_bytes(bytes(data))
+    pool.refresh()
+    assert pool.snapshot(task).keys == (f"{name}/{v1}",)
+    failure = pool.status().failures[-1]
+    assert failure.key == f"{name}/{v2}" and failure.code == "GSCO-410"
+    assert "does not verify" in failure.message
+
+
+def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    a = world.publish(task, "test_resnet", "site-a")
+    _pool(world, tmp_path / "cache").watch([task])  # fills the cache
+
+    offline = SpecialistPool(RegistrySource(UNREACHABLE), BundleCache(tmp_path / "cache"))
+    offline.watch([task])
+    assert offline.snapshot(task).keys == (f"{a[0]}/{a[1]}",)
+    status = offline.status()
+    assert status.registry_reachable is False and status.serving_from_cache is True
+    assert "unreachable" in (status.last_error or "")
+
+
+def test_tampered_cache_is_not_served_offline(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    a = world.publish(task, "test_resnet", "site-a")
+    cache = BundleCache(tmp_path / "cache")
+    SpecialistPool(RegistrySource(world.config), cache).watch([task])
+    card = cache.path(BundleRef(task, *a)) / "card.json"
+    card.write_text(card.read_text().replace("chest X-ray", "chest x-ray"))
+    offline = SpecialistPool(RegistrySource(UNREACHABLE), cache)
+    offline.watch([task])
+    with pytest.raises(RuntimeServiceError, match="no approved specialist"):
+        offline.snapshot(task)
+    assert offline.status().failures[-1].code == "GSCO-410"
+
+
+def test_poll_thread_picks_up_a_new_approval(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    world.publish(task, "test_resnet", "site-a")
+    pending = world.publish(task, "test_efficientnet", "site-b", approve=False)
+    pool = _pool(world, tmp_path / "cache", poll_interval_s=0.2)
+    pool.watch([task])
+    pool.start()
+    try:
+        world.approve(*pending)
+        deadline = time.monotonic() + 60
+        while f"{pending[0]}/{pending[1]}" not in pool.snapshot(task).keys and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert f"{pending[0]}/{pending[1]}" in pool.snapshot(task).keys
+    finally:
+        pool.stop()
+
+
+def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
+    pool = _pool(world, tmp_path / "cache")
+    with pytest.raises(RuntimeServiceError, match="gsco-registry approve"):
+        pool.snapshot("no-such-task")
+
+
+def test_versions_of_a_revoked_site_leave_the_pool(world: World, tmp_path: Path) -> None:
+    world.enroll("site-x")
+    task = world.new_task()
+    keep = world.publish(task, "test_resnet", "site-a")
+    world.publish(task, "test_efficientnet", "site-x")
+    pool = _pool(world, tmp_path / "cache")
+    pool.watch([task])
+    assert len(pool.snapshot(task).keys) == 2
+    with Registry.open(world.config) as registry:
+        registry.revoke_site("site-x", reason="key compromised")
+    pool.refresh()
+    assert pool.snapshot(task).keys == (f"{keep[0]}/{keep[1]}",)
+    assert "not enrolled or was revoked" in pool.status().failures[-1].message

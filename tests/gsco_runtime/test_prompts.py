@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from gsco_runtime.arbiters.prompts import gsco_prompt, report_prompt, zero_shot_prompt
+
+
+def test_gsco_prompt_is_meddrs_exact_text() -> None:
+    prompt = gsco_prompt(
+        "chest X-ray",
+        ["normal", "pneumonia"],
+        ["pneumonia", "normal", "pneumonia"],
+        ["pneumonia", "pneumonia"],
+    )
+    assert prompt == (
+        "You are a helpful medical assistant. Your task is disease diagnosis. You are given a chest X-ray "
+        "image. The possible diagnoses are: 'normal', 'pneumonia'. The diagnoses of the most similar cases "
+        "are pneumonia,normal,pneumonia. The diagnoses of the specialist models are pneumonia,pneumonia. "
+        "The response should only contain one option."
+    )
+    assert "\n" not in prompt
+
+
+def test_zero_shot_prompt_leaves_out_the_evidence() -> None:
+    prompt = zero_shot_prompt("pathology", ["normal", "tumor"])
+    assert prompt.endswith(
+        "The possible diagnoses are: 'normal', 'tumor'. The response should only contain one option."
+    )
+    assert "similar cases" not in prompt and "specialist" not in prompt
+
+
+def test_report_prompt_carries_the_findings() -> None:
+    prompt = report_prompt("chest X-ray", [("site-a/resnet", "pneumonia", 0.91)], ["pneumonia"])
+    assert "site-a/resnet: pneumonia (probability 0.91)" in prompt
+    assert "most similar cases are pneumonia" in prompt

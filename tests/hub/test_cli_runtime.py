@@ -1,0 +1,205 @@
+"""`gsco-hub cases import`, `diagnose` and `evaluate` against a real registry and bundles."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from hub.cli.main import app
+from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
+from tests.gsco_runtime.world import World, make_world
+
+runner = CliRunner()
+UNREACHABLE = "postgresql+psycopg2://hub@127.0.0.1:9/mlflow"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> World:
+    return make_world(tmp_path_factory.mktemp("cli-world"))
+
+
+@pytest.fixture(scope="module")
+def task(world: World) -> str:
+    task_id = world.new_task()
+    world.publish(task_id, "test_resnet", "site-a")
+    world.publish(task_id, "test_efficientnet", "site-b")
+    return task_id
+
+
+@pytest.fixture(scope="module")
+def cases_npz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = np.random.default_rng(0)
+    path = tmp_path_factory.mktemp("cases") / "cases.npz"
+    np.savez(
+        path,
+        train_images=rng.integers(0, 256, (30, 28, 28), dtype=np.uint8),
+        train_labels=(np.arange(30) % 2).reshape(-1, 1),
+        val_images=rng.integers(0, 256, (12, 28, 28), dtype=np.uint8),
+        val_labels=(np.arange(12) % 2).reshape(-1, 1),
+    )
+    return path
+
+
+@pytest.fixture
+def image(tmp_path: Path) -> Path:
+    path = tmp_path / "query.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture
+def server() -> Iterator[ChatServer]:
+    state, http = start_chat_server()
+    yield state
+    http.shutdown()
+
+
+def _hub(world: World, *args: str) -> list[str]:
+    return ["--home", str(world.config.home), *args]
+
+
+def _import(world: World, task: str, cases_npz: Path) -> None:
+    result = runner.invoke(
+        app, _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
+    )
+    assert result.exit_code == 0, result.output
+
+
+def test_cases_import_takes_labels_from_the_registry(world: World, task: str, cases_npz: Path) -> None:
+    args = _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["cases"] == 30 and summary["class_counts"] == {"normal": 15, "pneumonia": 15}
+    assert (world.config.home / "hub" / "cases" / task / "cases.json").is_file()
+
+    wrong = runner.invoke(app, [*args, "--labels", "benign,malignant"])
+    assert wrong.exit_code == 2 and "error[GSCO-100]" in wrong.stderr
+    unknown = runner.invoke(app, _hub(world, "cases", "import", "--task", "nope", "--data", str(cases_npz)))
+    assert unknown.exit_code == 2 and "no task 'nope'" in unknown.stderr
+
+
+def test_diagnose_prints_the_decision(world: World, task: str, cases_npz: Path, image: Path) -> None:
+    _import(world, task, cases_npz)
+    text = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task))
+    assert text.exit_code == 0, text.output
+    assert "AI generated, not for clinical use" in text.stdout and "no generalist" in text.stdout
+    result = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task, "--json"))
+    payload = json.loads(result.stdout)
+    decision = payload["decision"]
+    assert decision["arbiter"] == "consensus (no generalist)" and len(decision["specialists"]) == 2
+    assert len(decision["retrieved"]) == 10 and payload["runtime"]["registry_reachable"] is True
+
+    no_generalist = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task, "--report"))
+    assert no_generalist.exit_code == 11 and "needs a generalist" in no_generalist.stderr
+    missing = runner.invoke(app, _hub(world, "diagnose", "absent.png", "--task", task))
+    assert missing.exit_code == 3 and "error[GSCO-200]" in missing.stderr
+
+
+def test_diagnose_with_an_openai_generalist(world: World, task: str, image: Path, server: ChatServer) -> None:
+    args = _hub(
+        world,
+        "diagnose",
+        str(image),
+        "--task",
+        task,
+        "--json",
+        "--report",
+        "--generalist",
+        "openai",
+        "--generalist-url",
+        server.url,
+        "--generalist-timeout",
+        "20",
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert (
+        payload["decision"]["arbiter"] == "meddr" and payload["decision"]["generalist_answer"] == "pneumonia"
+    )
+    assert payload["report"]["text"] == "pneumonia" and server.shape_errors == []
+    bad = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task, "--generalist", "openai"))
+    assert bad.exit_code == 2 and "--generalist-url" in bad.stderr
+
+
+def test_diagnose_serves_from_cache_when_the_registry_is_down(world: World, task: str, image: Path) -> None:
+    assert (
+        runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task)).exit_code == 0
+    )  # fills the cache
+    args = _hub(world, "--tracking-uri", UNREACHABLE, "diagnose", str(image), "--task", task, "--json")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "serving verified copies from the local cache" in result.stderr
+    status = json.loads(result.stdout)["runtime"]
+    assert status["registry_reachable"] is False and status["serving_from_cache"] is True
+
+
+def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path, tmp_path: Path) -> None:
+    _import(world, task, cases_npz)
+    args = _hub(
+        world,
+        "evaluate",
+        "--task",
+        task,
+        "--data",
+        str(cases_npz),
+        "--split",
+        "val",
+        "--out",
+        str(tmp_path / "eval"),
+        "--json",
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    kinds = [m["kind"] for m in report["methods"]]
+    assert kinds == ["specialist", "specialist", "vote", "rad", "consensus"]
+    assert report["n"] == 12 and report["arbitration"] is None
+    assert all(0.0 <= m["macro_f1"] <= 1.0 and m["auc"] is not None for m in report["methods"])
+    assert {p.name for p in (tmp_path / "eval").iterdir()} == {
+        "evaluation.json",
+        "evaluation.md",
+        "evaluation.png",
+    }
+    table = runner.invoke(app, args[:-1])
+    assert "consensus (no generalist)" in table.stdout and "RAD only" in table.stdout
+
+
+def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
+    world: World, task: str, cases_npz: Path, server: ChatServer
+) -> None:
+    args = _hub(
+        world,
+        "evaluate",
+        "--task",
+        task,
+        "--data",
+        str(cases_npz),
+        "--split",
+        "val",
+        "--limit",
+        "6",
+        "--json",
+        "--generalist",
+        "openai",
+        "--generalist-url",
+        server.url,
+    )
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    rows = {m["kind"]: m for m in report["methods"]}
+    assert rows["generalist"]["accuracy"] == pytest.approx(
+        0.5
+    )  # always answers "pneumonia"; labels alternate
+    assert rows["gsco"]["accuracy"] == pytest.approx(0.5)
+    arbitration = report["arbitration"]
+    assert arbitration["disagreements"] == arbitration["right"] + arbitration["wrong"]
+    assert len(server.requests) == 12 and server.shape_errors == []  # zero-shot + GSCo per image
