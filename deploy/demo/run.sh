@@ -43,7 +43,8 @@ NAME=$(echo "$PUBLISHED" | "$BIN/python" -c 'import json,sys; print(json.load(sy
 VERSION=$(echo "$PUBLISHED" | "$BIN/python" -c 'import json,sys; print(json.load(sys.stdin)["version"])')
 
 step "Central team: verify and approve $NAME v$VERSION"
-"$BIN/gsco-registry" verify "$NAME" "$VERSION"
+# Before approval `verify` must say "NOT approved" (exit 6): only a countersigned bundle is served.
+"$BIN/gsco-registry" verify "$NAME" "$VERSION" || echo "(not approved yet: expected before review)"
 "$BIN/gsco-registry" approve "$NAME" "$VERSION" --reviewer demo-reviewer --note "make demo"
 "$BIN/gsco-registry" verify "$NAME" "$VERSION"
 
