@@ -12,12 +12,18 @@ published and approved in a throw-away embedded registry, then loaded by the rea
 
     .venv/bin/python bench/runtime.py                      # prints the tables
     .venv/bin/python bench/runtime.py --write-docs         # also updates docs/benchmarks.md
+    .venv/bin/python bench/runtime.py --skip rad --write-docs   # re-measure the rest only
+
+OpenMP threads (PyTorch, FAISS) sleep instead of spinning (``OMP_WAIT_POLICY=PASSIVE``), as
+onnxruntime's do in the runtime: on a shared host, spinning threads collapse under load.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch / faiss start their OpenMP runtime
 import platform
 import statistics
 import sys
@@ -201,15 +207,25 @@ def rad(sizes: list[int], dim: int, queries: int) -> list[str]:
     ]
 
 
-def write_docs(text: str) -> Path:
+def _subsections(body: str) -> dict[str, str]:
+    parts = body.split("\n### ")
+    return {part.split("\n", 1)[0]: part.split("\n", 1)[1] for part in parts[1:]}
+
+
+def write_docs(header: str, sections: dict[str, list[str]]) -> Path:
+    """Replace this run's subsections of the runtime section of docs/benchmarks.md, keep the others."""
     path = ROOT / "docs" / "benchmarks.md"
     current = path.read_text() if path.is_file() else "# Benchmarks\n"
     start = current.find(SECTION)
+    end = current.find("\n## ", start + len(SECTION)) if start >= 0 else -1
+    kept = _subsections(current[start : end if end >= 0 else None]) if start >= 0 else {}
+    kept.update({title: "\n" + "\n".join(rows) + "\n" for title, rows in sections.items()})
+    blocks = "".join(f"\n### {title}\n\n{body.strip()}\n" for title, body in kept.items())
+    text = f"{SECTION}\n\n{header}\n{blocks}"
     if start < 0:
         updated = current.rstrip() + "\n\n" + text
     else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text + (current[end + 1 :] if end >= 0 else "")
+        updated = current[:start] + text + (current[end:] if end >= 0 else "")
     path.parent.mkdir(exist_ok=True)
     path.write_text(updated.rstrip() + "\n")
     return path
@@ -226,43 +242,56 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=96, help="requests per throughput measurement")
     parser.add_argument("--library", type=int, default=2000, help="case library size for the query path")
     parser.add_argument("--rad-sizes", default="100000,1000000")
+    parser.add_argument("--skip", default="", help="comma-separated: ort, query, batching, rad")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
     backbones = args.backbones.split(",")
     budget = ThreadBudget(args.threads)
 
-    sections = {
-        "onnxruntime vs PyTorch eager (batch 1)": ort_vs_torch(backbones, args.size, args.reps, budget)
-    }
-    with tempfile.TemporaryDirectory(prefix="gsco-bench-") as tmp:
-        world = make_world(Path(tmp))
-        task = world.new_task()
-        for backbone in backbones[:3]:
-            world.publish(task, backbone, "site-a", size=args.size)
-        settings = RuntimeSettings(home=Path(tmp) / "hub", threads=args.threads)
-        raw = RawCases(images=sample_images(args.library, seed=3), labels=np.arange(args.library) % 2)
-        save_library(build_library(task, LABELS, raw), settings.home)
-        runtime = GscoRuntime(RegistrySource(world.config), settings)
-        runtime.pool.watch([task])
-        rows, _ = query_path(runtime, task, args.reps)
-        sections[f"Full query path vs bare onnxruntime (3 specialists, library of {args.library})"] = rows
-        sections["Micro-batching: throughput at concurrency 8 vs 1"] = throughput(
-            runtime, task, args.requests
+    skip = set(args.skip.split(",")) - {""}
+    sections: dict[str, list[str]] = {}
+    if "ort" not in skip:
+        sections["onnxruntime vs PyTorch eager (batch 1)"] = ort_vs_torch(
+            backbones, args.size, args.reps, budget
         )
-        runtime.close()
-    sizes = [int(s) for s in args.rad_sizes.split(",") if s]
-    sections["RAD top-10: HNSW vs exact (FAISS)"] = rad(sizes, 512, 200)
+    if not {"query", "batching"} <= skip:
+        with tempfile.TemporaryDirectory(prefix="gsco-bench-") as tmp:
+            runtime, task = serving_runtime(Path(tmp), backbones[:3], args)
+            if "query" not in skip:
+                title = f"Full query path vs bare onnxruntime (3 specialists, library of {args.library})"
+                sections[title] = query_path(runtime, task, args.reps)[0]
+            if "batching" not in skip:
+                sections["Micro-batching: throughput at concurrency 8 vs 1"] = throughput(
+                    runtime, task, args.requests
+                )
+            runtime.close()
+    if "rad" not in skip:
+        sizes = [int(s) for s in args.rad_sizes.split(",") if s]
+        sections["RAD top-10: HNSW vs exact (FAISS)"] = rad(sizes, 512, 200)
 
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, thread budget {args.threads}, ORT {ort.__version__}"
+    header = (
+        f"`bench/runtime.py` on {platform.machine()}, {os.cpu_count()} CPUs shared with other jobs, thread "
+        f"budget {args.threads}, onnxruntime {ort.__version__}, torch {torch.__version__}, OpenMP passive; "
+        f"specialists at {args.size} px with random weights."
     )
-    parts = [SECTION, "", f"`bench/runtime.py` ({machine}; specialists at {args.size} px).", ""]
     for title, rows in sections.items():
-        parts += [f"### {title}", "", *rows, ""]
-    text = "\n".join(parts)
-    print(text)
+        print(f"### {title}\n\n" + "\n".join(rows) + "\n")
     if args.write_docs:
-        print(f"written to {write_docs(text)}")
+        print(f"written to {write_docs(header, sections)}")
+
+
+def serving_runtime(tmp: Path, backbones: list[str], args: argparse.Namespace) -> tuple[GscoRuntime, str]:
+    """A throw-away registry with the backbones approved, a case library, and a runtime serving them."""
+    world = make_world(tmp)
+    task = world.new_task()
+    for backbone in backbones:
+        world.publish(task, backbone, "site-a", size=args.size)
+    settings = RuntimeSettings(home=tmp / "hub", threads=args.threads)
+    raw = RawCases(images=sample_images(args.library, seed=3), labels=np.arange(args.library) % 2)
+    save_library(build_library(task, LABELS, raw), settings.home)
+    runtime = GscoRuntime(RegistrySource(world.config), settings)
+    runtime.pool.watch([task])
+    return runtime, task
 
 
 if __name__ == "__main__":

@@ -135,12 +135,13 @@ class GscoRuntime:
         latency["moed"] = _ms(start)
         start = time.perf_counter()
         retriever = self.retriever(snapshot.task_id)
-        neighbours: list[Neighbours | None] = [
-            retriever.search(p.specialist.info.model_digest, p.specialist.predict_many, p.embedding)
-            if retriever is not None
-            else None
-            for p in predictions
-        ]
+        with self.budget.slot():  # FAISS threads share the budget instead of competing with sessions
+            neighbours: list[Neighbours | None] = [
+                retriever.search(p.specialist.info.model_digest, p.specialist.predict_many, p.embedding)
+                if retriever is not None
+                else None
+                for p in predictions
+            ]
         latency["rad"] = _ms(start)
         return assemble_evidence(
             self.task_spec(snapshot),

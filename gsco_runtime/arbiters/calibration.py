@@ -16,7 +16,7 @@ from gsco_runtime.arbiters.weights import ConsensusModel, fit_model, neighbour_d
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Neighbours, Retriever
 
-CALIBRATION_VERSION = "1"  # part of the cache key: bump when the fitting procedure changes
+CALIBRATION_VERSION = "3"  # part of the cache key: bump when the fitting procedure changes
 MAX_CALIBRATION_ROWS = 3000
 MIN_CASES_PER_CLASS = 8
 

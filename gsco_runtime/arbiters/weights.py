@@ -157,7 +157,7 @@ def tune_bias(
     labels: np.ndarray,
     *,
     rounds: int = 2,
-    candidates: int = 1024,
+    candidates: int = 4096,
 ) -> ConsensusModel:
     """Move the class biases (the decision thresholds) to maximise macro-F1 on calibration cases.
 

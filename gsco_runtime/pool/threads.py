@@ -1,7 +1,8 @@
-"""One thread budget shared by every onnxruntime session of a runtime.
+"""One thread budget shared by every onnxruntime session (and retrieval search) of a runtime.
 
-Each session runs with ``threads`` intra-op threads (no idle spinning) and every run goes through
-one gate, so ten specialists on a 2-core machine use two busy threads, not twenty. Concurrent
+Each session runs with ``threads`` intra-op threads (no idle spinning) and every run, like every
+round of FAISS searches, goes through one gate, so ten specialists on a 2-core machine use two
+busy threads, not twenty. Concurrent
 requests are not serialised one by one: the micro-batchers group them first, so each gate pass
 carries a whole batch. onnxruntime's process-global thread pool would do the same job but forbids
 per-session pools for every other session of the process (export parity checks, policy checks),
@@ -19,11 +20,11 @@ import onnxruntime as ort
 
 
 class ThreadBudget:
-    """``threads`` compute threads for all sessions (and FAISS searches) of one runtime."""
+    """``threads`` compute threads for all sessions and retrieval searches of one runtime."""
 
     def __init__(self, threads: int = 2) -> None:
         self.threads = max(1, threads)
-        self._gate = threading.Lock()
+        self._gate = threading.RLock()  # re-entrant: a search may build its index (session runs) inside
         faiss.omp_set_num_threads(self.threads)
 
     def session_options(self) -> ort.SessionOptions:
@@ -37,6 +38,6 @@ class ThreadBudget:
 
     @contextmanager
     def slot(self) -> Iterator[None]:
-        """Hold the budget for one session run."""
+        """Hold the budget for one session run or one round of retrieval searches."""
         with self._gate:
             yield
