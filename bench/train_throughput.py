@@ -109,6 +109,32 @@ def timed(loop: Loop, initial: Specialist, images: int) -> tuple[float, float]:
     return images / (time.perf_counter() - wall), images / (time.process_time() - cpu)
 
 
+def measure(loops: dict[str, Loop], initial: Specialist, images: int, repeats: int) -> list[str]:
+    """Warm up every loop, then time them interleaved; one table row per loop."""
+    names = list(loops)
+    for name in names:  # allocator, kernels, first-call costs
+        timed(loops[name], initial, images)
+    speeds: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for repeat in range(repeats):
+        for name in names if repeat % 2 == 0 else reversed(names):
+            speeds[name].append(timed(loops[name], initial, images))
+            wall, cpu = speeds[name][-1]
+            print(f"  {name}: {wall:.1f} images/s, {cpu:.1f} images per CPU-second", flush=True)
+    wall_ref = statistics.median(wall for wall, _ in speeds[names[0]])
+    cpu_ref = statistics.median(cpu for _, cpu in speeds[names[0]])
+    rows = []
+    for name in names:
+        wall = statistics.median(value for value, _ in speeds[name])
+        cpu = statistics.median(value for _, value in speeds[name])
+        runs = ", ".join(f"{value:.0f}" for value, _ in speeds[name])
+        threads = torch.get_num_threads()
+        rows.append(
+            f"| {threads} | {name} | {wall:.1f} | {runs} | {wall / wall_ref:.2f} | {cpu:.1f} "
+            f"| {cpu / cpu_ref:.2f} |"
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -119,61 +145,43 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--images", type=int, default=640, help="images per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions per loop")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
     parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
 
-    torch.set_num_threads(args.threads)
     data, source = load_images(args.data, args.images, args.image_size)
     torch.manual_seed(0)
     initial = create_specialist(args.backbone, 2, args.image_size, pretrained=False)
     plain = TrainingConfig(
         batch_size=args.batch_size, class_weights="none", augmentation=AugmentationConfig(enabled=False)
     )
+    defaults = plain.model_copy(update={"augmentation": AugmentationConfig(), "class_weights": "balanced"})
     loops = {
         "hand-written PyTorch loop": hand_loop(data, plain),
         "site-agent loop (augmentation off)": site_loop(data, plain),
-        "site-agent loop (default augmentation and class weights)": site_loop(
-            data, plain.model_copy(update={"augmentation": AugmentationConfig(), "class_weights": "balanced"})
-        ),
+        "site-agent loop (default augmentation and class weights)": site_loop(data, defaults),
     }
-    names = list(loops)
-    for name in names:  # warm-up: allocator, kernels, first-call costs
-        timed(loops[name], initial, len(data))
-    speeds: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
-    for repeat in range(args.repeats):
-        for name in names if repeat % 2 == 0 else reversed(names):
-            speeds[name].append(timed(loops[name], initial, len(data)))
-            wall, cpu = speeds[name][-1]
-            print(f"  {name}: {wall:.1f} images/s, {cpu:.1f} images per CPU-second", flush=True)
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    wall_ref = statistics.median(wall for wall, _ in speeds[names[0]])
-    cpu_ref = statistics.median(cpu for _, cpu in speeds[names[0]])
     rows = [
-        "| loop | images/s (median) | runs | ratio | images per CPU-s (median) | ratio (CPU) |",
-        "|---|---:|---|---:|---:|---:|",
+        "| threads | loop | images/s (median) | runs | ratio | images per CPU-s (median) | ratio (CPU) |",
+        "|---:|---|---:|---|---:|---:|---:|",
     ]
-    for name in names:
-        wall = statistics.median(value for value, _ in speeds[name])
-        cpu = statistics.median(value for _, value in speeds[name])
-        runs = ", ".join(f"{value:.0f}" for value, _ in speeds[name])
-        rows.append(
-            f"| {name} | {wall:.1f} | {runs} | {wall / wall_ref:.2f} | {cpu:.1f} | {cpu / cpu_ref:.2f} |"
-        )
+    for threads in (int(value) for value in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        rows += measure(loops, initial, len(data), args.repeats)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = f"5-minute load average at the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
-    machine = (
-        f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}"
-    )
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     text = "\n".join(
         [
             SECTION,
             "",
             f"`bench/train_throughput.py` ({machine}): {args.backbone} at {args.image_size} px, batch "
             f"{args.batch_size}, {len(data)} training images ({source}), one epoch per run, "
-            f"{args.repeats} interleaved repetitions after a warm-up; same initial weights, AdamW "
-            "(foreach), preprocessed images in memory. Ratios are to the hand-written loop; target >= 0.90 "
-            "for site-agent with augmentation off (like the hand loop). Images per CPU-second of the "
-            f"process are shown too: on a shared machine they vary less than wall-clock speed. {load}",
+            f"{args.repeats} interleaved repetitions after a warm-up, per thread count; same initial "
+            "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
+            "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "
+            "loop). Images per CPU-second of the process are shown too: on a shared machine they vary "
+            f"less than wall-clock speed. {load}",
             "",
             *rows,
             "",

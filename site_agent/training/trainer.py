@@ -164,6 +164,7 @@ class _Run:
         self.best: dict[str, Any] | None = None
         self.stale_epochs = 0
         self.stopped_early = False
+        self.best_val_probs: np.ndarray | None = None  # kept when the best epoch ran in this process
 
     # -- checkpoint state ---------------------------------------------------------------------
     def state_dict(self, finished: bool = False) -> dict[str, Any]:
@@ -241,7 +242,7 @@ class _Run:
         return metrics, probs
 
     def _end_epoch(self, progress: EpochProgress) -> None:
-        val, _ = self._evaluate(self.val_data)
+        val, val_probs = self._evaluate(self.val_data)
         monitor = self.training.early_stopping.monitor
         value = val[monitor]
         improved = self._improved(value)
@@ -258,6 +259,7 @@ class _Run:
         self.history.append(record)
         if improved:
             self.best = {"epoch": number, "value": value, "val": val}
+            self.best_val_probs = val_probs
             self.stale_epochs = 0
             save_atomic(
                 {"model": self.model.state_dict(), "epoch": number, "monitor": monitor, "value": value},
@@ -298,7 +300,10 @@ class _Run:
     def _finish(self) -> RunResult:
         best_state = load_checkpoint(checkpoint_path(self.run_dir, BEST))
         self.model.load_state_dict(best_state["model"])
-        val, val_probs = self._evaluate(self.val_data)
+        if self.best is not None and self.best_val_probs is not None:
+            val, val_probs = self.best["val"], self.best_val_probs
+        else:
+            val, val_probs = self._evaluate(self.val_data)
         test = None
         if self.test_split is not None:
             test_data = PreparedImages(self.test_split, self.model.preprocessing, self.training.cache_mb)
