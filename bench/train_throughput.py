@@ -181,7 +181,9 @@ def main() -> None:
             "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
             "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "
             "loop). Images per CPU-second of the process are shown too: on a shared machine they vary "
-            f"less than wall-clock speed. {load}",
+            f"less than wall-clock speed. {load} With as many torch threads as cores, other jobs on a "
+            "shared machine stall torch's OpenMP thread barriers and single runs swing widely (see `runs`); "
+            "the one-thread rows are then the reliable comparison.",
             "",
             *rows,
             "",

@@ -69,7 +69,8 @@ def main() -> None:
         [
             SECTION,
             "",
-            f"`bench/training_defaults.py`: resnet18, 28 px, one epoch, seed 0, pneumonia dev data "
+            f"`bench/training_defaults.py`: resnet18, 28 px, one epoch, seed 0, {args.threads} torch "
+            "thread(s), pneumonia dev data "
             f"({source}), validation split; one setting changed at a time.",
             "",
             *rows,
