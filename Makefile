@@ -30,4 +30,6 @@ demo: setup
 	DATA="$(DATA)" DEMO_HOME="$(DEMO_HOME)" bash deploy/demo/run.sh
 
 clean:
-	rm -rf $(DEMO_HOME) .pytest_cache
+	@if [ -e "$(DEMO_HOME)" ] && [ ! -f "$(DEMO_HOME)/.gsco-demo" ]; then \
+	  echo "refusing to delete $(DEMO_HOME): not a folder made by make demo (no .gsco-demo marker)"; exit 2; fi
+	rm -rf "$(DEMO_HOME)" .pytest_cache

@@ -27,7 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.docs_section import replace_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from site_agent.config import SiteConfig, TrainingConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
@@ -162,30 +162,26 @@ def main() -> None:
     machine = (
         f"{platform.machine()}, {os.cpu_count()} CPUs, {args.threads} threads, torch {torch.__version__}"
     )
-    text = "\n".join(
-        [
-            SECTION,
-            "",
-            f"`bench/backbone_results.py` ({machine}): random initialisation, {args.epochs} epochs (unless "
-            f"the table says otherwise), batch "
-            f"{args.batch_size}, requested input {args.image_size} px, otherwise the `site.yaml` defaults "
-            "(AdamW, warm-up + cosine, balanced class weights, light augmentation, early stopping on "
-            "balanced accuracy). Metrics of the best epoch on the validation split; `train s` is time in "
-            "training steps, `wall s` includes validation, checkpoints and figures.",
-            "",
-            "- efficientnet_b0 stands in for the paper's efficientnet_b4: b4 is too slow to train on 2 CPU "
-            "cores (b0 already trains slowest of the four here: depthwise convolutions on tiny maps).",
-            "- vit_b16 (ViT-B/16, 86 M parameters) at 32 px is 2x2 patches; one epoch from scratch. ViTs "
-            "need pretrained weights or far more data; the row shows that the backbone trains end to end.",
-            f"- The machine was shared with other jobs (5-minute load average {os.getloadavg()[1]:.1f} on "
-            f"{os.cpu_count()} CPUs at the end): times and images/s are pessimistic and noisy.",
-            "",
-            *sections,
-        ]
-    )
-    print(text)
-    if args.write_docs:
-        print(f"written to {replace_section(ROOT / 'docs' / 'results.md', SECTION, text, 'Results')}")
+    lines = [
+        SECTION,
+        "",
+        f"`bench/backbone_results.py` ({machine}): random initialisation, {args.epochs} epochs (unless "
+        f"the table says otherwise), batch "
+        f"{args.batch_size}, requested input {args.image_size} px, otherwise the `site.yaml` defaults "
+        "(AdamW, warm-up + cosine, balanced class weights, light augmentation, early stopping on "
+        "balanced accuracy). Metrics of the best epoch on the validation split; `train s` is time in "
+        "training steps, `wall s` includes validation, checkpoints and figures.",
+        "",
+        "- efficientnet_b0 stands in for the paper's efficientnet_b4: b4 is too slow to train on 2 CPU "
+        "cores (b0 already trains slowest of the four here: depthwise convolutions on tiny maps).",
+        "- vit_b16 (ViT-B/16, 86 M parameters) at 32 px is 2x2 patches; one epoch from scratch. ViTs "
+        "need pretrained weights or far more data; the row shows that the backbone trains end to end.",
+        f"- The machine was shared with other jobs (5-minute load average {os.getloadavg()[1]:.1f} on "
+        f"{os.cpu_count()} CPUs at the end): times and images/s are pessimistic and noisy.",
+        "",
+        *sections,
+    ]
+    publish(lines, "results.md", "Results", write=args.write_docs)
 
 
 if __name__ == "__main__":

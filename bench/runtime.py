@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from bench.world import LABELS, exported, make_world, sample_images  # noqa: E402
 from gsco_runtime.cases.library import build_library, save_library  # noqa: E402
 from gsco_runtime.cases.readers import RawCases  # noqa: E402
 from gsco_runtime.config import RuntimeSettings  # noqa: E402
@@ -49,7 +50,6 @@ from gsco_runtime.engine import GscoRuntime  # noqa: E402
 from gsco_runtime.pool.registry_source import RegistrySource  # noqa: E402
 from gsco_runtime.pool.threads import ThreadBudget  # noqa: E402
 from gsco_runtime.rad.index import IndexSettings, VectorIndex  # noqa: E402
-from tests.gsco_runtime.world import LABELS, exported, make_world, sample_images  # noqa: E402
 
 SECTION = "## Runtime (gsco_runtime)"
 

@@ -31,7 +31,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.docs_section import replace_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from site_agent.config import AugmentationConfig, TrainingConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
@@ -171,29 +171,25 @@ def main() -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = f"5-minute load average at the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
-    text = "\n".join(
-        [
-            SECTION,
-            "",
-            f"`bench/train_throughput.py` ({machine}): {args.backbone} at {args.image_size} px, batch "
-            f"{args.batch_size}, {len(data)} training images ({source}), one epoch per run, "
-            f"{args.repeats} interleaved repetitions after a warm-up, per thread count; same initial "
-            "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
-            "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "
-            "loop). Images per CPU-second of the process are shown too: on a shared machine they vary "
-            f"less than wall-clock speed. {load} With as many torch threads as cores, other jobs on a "
-            "shared machine stall torch's OpenMP thread barriers and single runs swing widely (see `runs`); "
-            "the one-thread rows are then the reliable comparison.",
-            "",
-            *rows,
-            "",
-            f"Peak RSS of the benchmark process: {peak_mb:.0f} MB.",
-            "",
-        ]
-    )
-    print(text)
-    if args.write_docs:
-        print(f"written to {replace_section(ROOT / 'docs' / 'benchmarks.md', SECTION, text, 'Benchmarks')}")
+    lines = [
+        SECTION,
+        "",
+        f"`bench/train_throughput.py` ({machine}): {args.backbone} at {args.image_size} px, batch "
+        f"{args.batch_size}, {len(data)} training images ({source}), one epoch per run, "
+        f"{args.repeats} interleaved repetitions after a warm-up, per thread count; same initial "
+        "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
+        "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "
+        "loop). Images per CPU-second of the process are shown too: on a shared machine they vary "
+        f"less than wall-clock speed. {load} With as many torch threads as cores, other jobs on a "
+        "shared machine stall torch's OpenMP thread barriers and single runs swing widely (see `runs`); "
+        "the one-thread rows are then the reliable comparison.",
+        "",
+        *rows,
+        "",
+        f"Peak RSS of the benchmark process: {peak_mb:.0f} MB.",
+        "",
+    ]
+    publish(lines, "benchmarks.md", "Benchmarks", write=args.write_docs)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.backbone_results import dataset  # noqa: E402
-from bench.docs_section import replace_section  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
 from site_agent.config import SiteConfig, TrainingConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
@@ -65,21 +65,17 @@ def main() -> None:
                 f"| {val['auc']:.3f} | {val['ece']:.3f} |"
             )
             print(rows[-1], flush=True)
-    text = "\n".join(
-        [
-            SECTION,
-            "",
-            f"`bench/training_defaults.py`: resnet18, 28 px, one epoch, seed 0, {args.threads} torch "
-            "thread(s), pneumonia dev data "
-            f"({source}), validation split; one setting changed at a time.",
-            "",
-            *rows,
-            "",
-        ]
-    )
-    print(text)
-    if args.write_docs:
-        print(f"written to {replace_section(ROOT / 'docs' / 'results.md', SECTION, text, 'Results')}")
+    lines = [
+        SECTION,
+        "",
+        f"`bench/training_defaults.py`: resnet18, 28 px, one epoch, seed 0, {args.threads} torch "
+        "thread(s), pneumonia dev data "
+        f"({source}), validation split; one setting changed at a time.",
+        "",
+        *rows,
+        "",
+    ]
+    publish(lines, "results.md", "Results", write=args.write_docs)
 
 
 if __name__ == "__main__":

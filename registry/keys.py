@@ -51,25 +51,39 @@ def generate_key_pair(private_path: Path, public_path: Path, passphrase: bytes) 
 
     Refuses to overwrite an existing key: losing a site key orphans every bundle it signed.
     """
-    for path in (private_path, public_path):
-        if path.exists():
-            raise KeyMaterialError(
-                f"a key already exists at {path.name}; refusing to overwrite it",
-                hint="move it away explicitly if you really mean to rotate the key",
-            )
-    private_path.parent.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP256R1())
     pem = key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.BestAvailableEncryption(passphrase),
     )
+    write_new_key_pair(
+        private_path,
+        pem,
+        public_path,
+        public_pem(key.public_key()),
+        taken="a key already exists at {name}; refusing to overwrite it",
+        hint="move it away explicitly if you really mean to rotate the key",
+    )
+    return fingerprint(key.public_key())
+
+
+def write_new_key_pair(
+    private_path: Path, private_data: bytes, public_path: Path, public_data: bytes, *, taken: str, hint: str
+) -> None:
+    """Write both files of a key pair, the private one created with mode 0600.
+
+    Refuses to overwrite either file (``taken`` is the message, ``{name}`` the file's name).
+    """
+    for path in (private_path, public_path):
+        if path.exists():
+            raise KeyMaterialError(taken.format(name=path.name), hint=hint)
+    private_path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
+        handle.write(private_data)
     os.chmod(private_path, 0o600)
-    public_path.write_bytes(public_pem(key.public_key()))
-    return fingerprint(key.public_key())
+    public_path.write_bytes(public_data)
 
 
 def load_private_key(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:

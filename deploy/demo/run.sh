@@ -3,6 +3,9 @@
 # site: init -> train -> evaluate -> export -> publish; central team: enroll -> approve;
 # hub: import a case library -> diagnose a sample image (consensus arbiter: no generalist).
 set -euo pipefail
+# DATA and DEMO_HOME may be relative to where the demo was started from.
+[[ -n "${DATA:-}" && "$DATA" != /* ]] && DATA="$PWD/$DATA"
+[[ -n "${DEMO_HOME:-}" && "$DEMO_HOME" != /* ]] && DEMO_HOME="$PWD/$DEMO_HOME"
 cd "$(dirname "$0")/../.."
 BIN="$PWD/.venv/bin"
 DEMO_HOME="${DEMO_HOME:-$PWD/.demo}"
@@ -11,13 +14,27 @@ LABELS="${LABELS:-normal,pneumonia}"
 MODALITY="${MODALITY:-paediatric chest X-ray}"
 export GSCO_HOME="$DEMO_HOME/registry"
 export GSCO_KEY_PASSPHRASE="${GSCO_KEY_PASSPHRASE:-demo-passphrase-not-for-production}"
+# Nothing outside DEMO_HOME: caches, config and temporary files (matplotlib, onnxruntime,
+# torch) go under it, and MLflow's usage telemetry (a call to the internet) is off.
+export XDG_CACHE_HOME="$DEMO_HOME/cache" XDG_CONFIG_HOME="$DEMO_HOME/config" TMPDIR="$DEMO_HOME/tmp"
+export MLFLOW_DISABLE_TELEMETRY=true
 SITE="$DEMO_HOME/site"
+MARKER="$DEMO_HOME/.gsco-demo"
 
 step() { printf '\n\033[1;34m== %s\033[0m\n' "$*"; }
 
-rm -rf "$DEMO_HOME"
+# The demo starts afresh, but only ever deletes a folder it made itself.
+if [[ -d "$DEMO_HOME" && ! -e "$MARKER" && -n "$(ls -A "$DEMO_HOME")" ]]; then
+  echo "error: DEMO_HOME=$DEMO_HOME is not empty and was not made by the demo: pick another folder" >&2
+  exit 2
+fi
 mkdir -p "$DEMO_HOME"
-IFS=$'\t' read -r DATA_PATH DATA_DESC < <("$BIN/python" deploy/demo/resolve_data.py "${DATA:-}" "$DEMO_HOME/data")
+touch "$MARKER"
+# Resolved before anything is deleted: a bad DATA stops here and leaves the last demo intact.
+RESOLVED=$("$BIN/python" deploy/demo/resolve_data.py "${DATA:-}" "$DEMO_HOME/data")
+IFS=$'\t' read -r DATA_PATH DATA_DESC <<<"$RESOLVED"
+find "$DEMO_HOME" -mindepth 1 -maxdepth 1 ! -name data ! -name .gsco-demo -exec rm -rf {} +
+mkdir -p "$TMPDIR"
 step "Demo data: $DATA_DESC"
 
 step "Site: create the site and its signing key"
@@ -44,13 +61,18 @@ VERSION=$(echo "$PUBLISHED" | "$BIN/python" -c 'import json,sys; print(json.load
 
 step "Central team: verify and approve $NAME v$VERSION"
 # Before approval `verify` must say "NOT approved" (exit 6): only a countersigned bundle is served.
-"$BIN/gsco-registry" verify "$NAME" "$VERSION" || echo "(not approved yet: expected before review)"
+if "$BIN/gsco-registry" verify "$NAME" "$VERSION"; then rc=0; else rc=$?; fi
+if [[ $rc -ne 6 ]]; then
+  echo "error: verify before approval exited $rc, expected 6 (NOT approved)" >&2
+  exit 1
+fi
+echo "(not approved yet: expected before review)"
 "$BIN/gsco-registry" approve "$NAME" "$VERSION" --reviewer demo-reviewer --note "make demo"
 "$BIN/gsco-registry" verify "$NAME" "$VERSION"
 
 step "Hub: import the reference case library and diagnose a held-out image"
 "$BIN/gsco-hub" cases import --task "$TASK" --data "$DATA_PATH" --split train
-"$BIN/python" deploy/demo/sample_image.py "$DATA_PATH" "$DEMO_HOME/sample.png"
+"$BIN/python" deploy/demo/sample_image.py "$DATA_PATH" "$DEMO_HOME/sample.png" "$LABELS"
 "$BIN/gsco-hub" diagnose "$DEMO_HOME/sample.png" --task "$TASK"
 
 step "Done. Everything lives under $DEMO_HOME (delete it with: make clean)"

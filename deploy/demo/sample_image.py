@@ -1,4 +1,9 @@
-"""Write one held-out image of an npz dataset as PNG, for the demo's diagnosis step."""
+"""Write one held-out image of the demo's npz as PNG, for the diagnosis step.
+
+Usage: ``sample_image.py DATA.npz OUT.png LABELS [INDEX]`` (LABELS comma-separated, in task order).
+The image comes from ``test_`` (else ``val_``): the case library holds ``train_`` only, so
+retrieval cannot find the image itself. resolve_data.py has checked that one of them exists.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-data = np.load(sys.argv[1])
+data = np.load(sys.argv[1], allow_pickle=False)
+labels = sys.argv[3].split(",")
 key = "test_images" if "test_images" in data.files else "val_images"
-index = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+index = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 Image.fromarray(data[key][index]).save(sys.argv[2])
-print(f"{key}[{index}] true label index {int(data[key.replace('images', 'labels')][index].ravel()[0])}")
+truth = int(data[key.replace("images", "labels")][index].ravel()[0])
+print(f"held-out image {key}[{index}], true label: {labels[truth]}")

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,7 +16,7 @@ from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.generalists.base import GeneralistBackend
 from gsco_runtime.pool.registry_source import RegistrySource
-from registry.clikit import err_console
+from registry.clikit import err_console, options_into
 from registry.config import RegistryConfig
 from registry.errors import ConfigError, KeyMaterialError
 from registry.keys import load_public_key_pem
@@ -77,26 +80,58 @@ class GeneralistOptions:
         )
 
 
-# Shared flags of `diagnose` and `evaluate` (typer has no dependency injection: each command
-# declares them with these defaults and builds a GeneralistOptions).
-GENERALIST_OPT = typer.Option(
-    "none", "--generalist", help="Decision-maker: none (consensus), openai, transformers."
-)
-URL_OPT = typer.Option(
-    None, "--generalist-url", help="OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."
-)
-MODEL_OPT = typer.Option("MedDr", "--generalist-model", help="Model name sent to the server.")
-MODEL_DIR_OPT = typer.Option(
-    None, "--model-dir", help="Local checkpoint folder for --generalist transformers."
-)
-DEVICE_OPT = typer.Option("cpu", "--device", help="Device of the transformers backend (cpu, cuda).")
-TIMEOUT_OPT = typer.Option(
-    120.0, "--generalist-timeout", help="Seconds for the generalist's answer (all retries), then consensus."
-)
-RETRIES_OPT = typer.Option(2, "--generalist-retries", help="Retries of a failed HTTP request.")
-MAX_TOKENS_OPT = typer.Option(512, "--max-tokens", help="Longest generalist answer, in tokens.")
 THREADS_OPT = typer.Option(None, "--threads", help="Thread budget of the specialists' sessions.")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts.")
+# The ``--generalist ...`` flags, each a GeneralistOptions field behind the prefix ``generalist_``.
+_GENERALIST_FLAGS: dict[str, tuple[Any, Any]] = {
+    "generalist_kind": (
+        str,
+        typer.Option("none", "--generalist", help="Decision-maker: none (consensus), openai, transformers."),
+    ),
+    "generalist_url": (
+        str | None,
+        typer.Option(
+            None, "--generalist-url", help="OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."
+        ),
+    ),
+    "generalist_model": (
+        str,
+        typer.Option("MedDr", "--generalist-model", help="Model name sent to the server."),
+    ),
+    "generalist_model_dir": (
+        Path | None,
+        typer.Option(None, "--model-dir", help="Local checkpoint folder for --generalist transformers."),
+    ),
+    "generalist_device": (
+        str,
+        typer.Option("cpu", "--device", help="Device of the transformers backend (cpu, cuda)."),
+    ),
+    "generalist_timeout_s": (
+        float,
+        typer.Option(
+            120.0,
+            "--generalist-timeout",
+            help="Seconds for the generalist's answer (all retries), then consensus.",
+        ),
+    ),
+    "generalist_retries": (
+        int,
+        typer.Option(2, "--generalist-retries", help="Retries of a failed HTTP request."),
+    ),
+    "generalist_max_tokens": (
+        int,
+        typer.Option(512, "--max-tokens", help="Longest generalist answer, in tokens."),
+    ),
+}
+
+
+def _generalist_options(**flags: Any) -> GeneralistOptions:
+    return GeneralistOptions(**{key.removeprefix("generalist_"): value for key, value in flags.items()})
+
+
+# Decorator of `diagnose` and `evaluate`: the ``--generalist ...`` flags stand in for the
+# command's keyword-only parameter ``generalist``, which receives their GeneralistOptions.
+generalist_flags = options_into("generalist", _GENERALIST_FLAGS, _generalist_options)
 
 
 def build_runtime(hub: HubContext, options: GeneralistOptions, threads: int | None = None) -> GscoRuntime:
@@ -128,3 +163,17 @@ def warn_about_pool(runtime: GscoRuntime) -> None:
             f"[yellow]warning[/]: {failure.key} not loaded: {failure.message} ({failure.code})",
             highlight=False,
         )
+
+
+@contextmanager
+def task_runtime(
+    ctx: typer.Context, task: str, options: GeneralistOptions, threads: int | None
+) -> Iterator[GscoRuntime]:
+    """A runtime serving ``task`` (pool warnings on stderr), closed when the block ends."""
+    runtime = build_runtime(hub_context(ctx), options, threads)
+    try:
+        runtime.pool.watch([task])
+        warn_about_pool(runtime)
+        yield runtime
+    finally:
+        runtime.close()

@@ -10,28 +10,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gsco_runtime.cases.readers import read_cases
 from gsco_runtime.evaluation.evaluate import evaluate
 from gsco_runtime.evaluation.report import arbitration_lines, rich_table, write_outputs
-from hub.cli.context import (
-    DEVICE_OPT,
-    GENERALIST_OPT,
-    JSON_OPT,
-    MAX_TOKENS_OPT,
-    MODEL_DIR_OPT,
-    MODEL_OPT,
-    RETRIES_OPT,
-    THREADS_OPT,
-    TIMEOUT_OPT,
-    URL_OPT,
-    GeneralistOptions,
-    build_runtime,
-    hub_context,
-    warn_about_pool,
-)
+from hub.cli.context import JSON_OPT, THREADS_OPT, GeneralistOptions, generalist_flags, task_runtime
 from hub.cli.main import app
 from registry.clikit import console, err_console, handle_errors, print_json
 
 
 @app.command("evaluate")
 @handle_errors
+@generalist_flags
 def evaluate_cmd(
     ctx: typer.Context,
     task: str = typer.Option(..., "--task", help="Task id whose approved specialists are evaluated."),
@@ -42,30 +28,11 @@ def evaluate_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for evaluation.json, .md and .png."),
     threads: int | None = THREADS_OPT,
     json_out: bool = JSON_OPT,
-    generalist: str = GENERALIST_OPT,
-    generalist_url: str | None = URL_OPT,
-    generalist_model: str = MODEL_OPT,
-    model_dir: Path | None = MODEL_DIR_OPT,
-    device: str = DEVICE_OPT,
-    generalist_timeout: float = TIMEOUT_OPT,
-    generalist_retries: int = RETRIES_OPT,
-    max_tokens: int = MAX_TOKENS_OPT,
+    *,
+    generalist: GeneralistOptions,
 ) -> None:
     """ACC, macro-F1 and AUC of each specialist, their vote, RAD, consensus (and the generalist)."""
-    options = GeneralistOptions(
-        generalist,
-        generalist_url,
-        generalist_model,
-        model_dir,
-        device,
-        generalist_timeout,
-        generalist_retries,
-        max_tokens,
-    )
-    runtime = build_runtime(hub_context(ctx), options, threads)
-    try:
-        runtime.pool.watch([task])
-        warn_about_pool(runtime)
+    with task_runtime(ctx, task, generalist, threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)
         images, truth = cases.images[:limit], cases.labels[:limit]
@@ -79,8 +46,6 @@ def evaluate_cmd(
                 bar.update(bars[stage], completed=done)
 
             report = evaluate(runtime, task, images, truth, progress=tick)
-    finally:
-        runtime.close()
     written = write_outputs(report, out) if out is not None else {}
     if json_out:
         print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})

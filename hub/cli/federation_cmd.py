@@ -16,7 +16,7 @@ from hub.federation.flwr_cli import FlowerCli
 from hub.federation.orchestrate import new_run_name, run_federation
 from hub.federation.processes import stop_processes
 from hub.federation.publish import create_federation_key, federation_key_paths, publish_run
-from hub.federation.settings import RunSettings, StrategyName
+from hub.federation.settings import LrSchedule, RunSettings, StrategyName
 from hub.federation.superlink import SuperLinkConfig, start_superlink
 from registry.clikit import console, err_console, handle_errors, print_json
 from registry.config import RegistryConfig
@@ -235,7 +235,10 @@ def run(
     min_sites: int = typer.Option(2, "--min-sites", min=1, help="Fewer sites than this stops the run."),
     image_size: int = typer.Option(64, "--image-size", help="Model input size in pixels."),
     local_epochs: int = typer.Option(1, "--local-epochs", min=1, help="Epochs each site trains per round."),
-    lr: float = typer.Option(1e-3, "--lr", help="Sites' learning rate."),
+    lr: float = typer.Option(1e-3, "--lr", help="Sites' learning rate in the first round."),
+    lr_schedule: LrSchedule = typer.Option(
+        "cosine", "--lr-schedule", help="cosine (decay over the rounds) or constant."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Sites' batch size."),
     round_timeout: float = typer.Option(1800.0, "--round-timeout", help="Seconds a site may take per round."),
     dp_noise_multiplier: float = typer.Option(
@@ -266,6 +269,7 @@ def run(
         min_sites=min_sites,
         local_epochs=local_epochs,
         lr=lr,
+        lr_schedule=lr_schedule,
         batch_size=batch_size,
         round_timeout=round_timeout,
         dp_noise_multiplier=dp_noise_multiplier,

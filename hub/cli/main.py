@@ -13,31 +13,26 @@ from pathlib import Path
 import typer
 
 from hub.cli.context import HubContext
+from registry.clikit import registry_options, top_level_app
 from registry.config import RegistryConfig
 
-app = typer.Typer(
-    name="gsco-hub",
-    help="The GSCo hub: specialists from the registry, a case library, and a diagnosis with evidence.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = top_level_app(
+    "gsco-hub",
+    "The GSCo hub: specialists from the registry, a case library, and a diagnosis with evidence.",
 )
 
 
 @app.callback()
+@registry_options(
+    home="Registry and hub home. Default: GSCO_HOME or ~/.gsco.",
+    tracking_uri="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI.",
+    db_uri="Database of the registry's own tables (with a server). Default: GSCO_REGISTRY_DB.",
+    retries=1,
+)
 def main(
     ctx: typer.Context,
-    home: Path | None = typer.Option(
-        None, "--home", help="Registry and hub home. Default: GSCO_HOME or ~/.gsco."
-    ),
-    tracking_uri: str | None = typer.Option(
-        None, "--tracking-uri", help="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI."
-    ),
-    db_uri: str | None = typer.Option(
-        None,
-        "--db-uri",
-        help="Database of the registry's own tables (with a server). Default: GSCO_REGISTRY_DB.",
-    ),
+    *,
+    config: RegistryConfig,
     central_key: Path | None = typer.Option(
         None,
         "--central-key",
@@ -45,7 +40,6 @@ def main(
     ),
 ) -> None:
     """Choose the registry the hub serves from."""
-    config = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
     ctx.obj = HubContext(registry=config, central_key=central_key)
 
 

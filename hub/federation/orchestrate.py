@@ -24,6 +24,10 @@ from registry.errors import FederationError
 
 COMPLETED = "finished:completed"
 STATUS_EVERY_S = 5.0
+"""How often to ask the SuperLink for the run's status until the ServerApp reports progress."""
+STATUS_WHILE_REPORTING_S = 60.0
+"""...and once it does: each ``flwr ls`` is a new process (about a CPU-second), which the sites'
+training and the weight transfers would otherwise compete with every few seconds."""
 POLL_S = 0.5
 
 EventHandler = Callable[[dict[str, Any]], None]
@@ -73,15 +77,18 @@ def run_federation(
     terminal: dict[str, Any] | None = None
     deadline = None if timeout is None else time.monotonic() + timeout
     next_status = time.monotonic() + STATUS_EVERY_S
+    reporting = False
     try:
         while True:
             for event in reader.new_events():
                 on_event(event)
+                reporting = True
                 if event["event"] in ("completed", "failed"):
                     terminal = event
             if terminal is not None or time.monotonic() >= next_status:
                 status = flwr.status(run_id)
-                next_status = time.monotonic() + STATUS_EVERY_S
+                interval = STATUS_WHILE_REPORTING_S if reporting else STATUS_EVERY_S
+                next_status = time.monotonic() + interval
                 if str(status.get("status", "")).startswith("finished"):
                     break
             if deadline is not None and time.monotonic() > deadline:

@@ -1,7 +1,8 @@
 """The round loop of a federated run, driven by the hub's ServerApp.
 
 Per run: wait for sites, ask each connected SuperNode which task it trains (``query``), then for
-every round send the global weights to the participating sites (``train``: each site first
+every round send the global weights (as float16 differences from the sites' copy after the first
+round, :mod:`hub.federation.transport`) to the participating sites (``train``: each site first
 evaluates the incoming global model, then trains, so evaluation costs no extra round trip),
 aggregate with the strategy, save a global checkpoint and report progress. A final
 ``evaluate`` gives each site's metrics of the final model for the card.
@@ -32,7 +33,7 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, 
 from hub.federation.progress import RESULT_FILE, ProgressWriter, dump_json
 from hub.federation.settings import RunSettings
 from hub.federation.strategy import aggregate_site_metrics, build_strategy, pool_per_class
-from hub.federation.transport import ENCODING_KEY, FP16_DELTA, decode_update, pull_replies
+from hub.federation.transport import ENCODING_KEY, FP16_DELTA, SiteView, decode_update, pull_replies
 from registry.errors import FederationError
 from registry.keys import fingerprint
 from site_agent.models.factory import create_specialist
@@ -131,6 +132,7 @@ class Federation:
         self.labels: list[str] = []
         self.history: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}
+        self.view = SiteView() if settings.compress_updates else None
 
     # --- messaging -----------------------------------------------------------------------------
 
@@ -168,6 +170,10 @@ class Federation:
         failed.update({node_of[mid]: f"no answer within {timeout:.0f} s" for mid in pending})
         self.phases["collect"] = time.monotonic() - started - self.phases["send"]
         return usable, failed
+
+    def _outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int]]:
+        """What to send for ``arrays``: a float16 difference from the sites' copy when compressing."""
+        return (arrays, {}) if self.view is None else self.view.outgoing(arrays)
 
     def _connected(self) -> set[int]:
         return set(self.grid.get_node_ids())
@@ -281,23 +287,28 @@ class Federation:
         self._require(len(active), f"round {number}", {})
         if isinstance(strategy, DifferentialPrivacyClientSideFixedClipping):
             strategy.num_sampled_clients = len(active)
+        started = time.monotonic()
+        outgoing, wire = self._outgoing(arrays)
         config = ConfigRecord(
             {
                 **self._site_config(),
                 "local-epochs": settings.local_epochs,
-                "lr": settings.lr,
+                "lr": settings.round_lr(number),
                 "batch-size": settings.batch_size,
                 "evaluate-incoming": number > 1,
                 ENCODING_KEY: FP16_DELTA if settings.compress_updates else "none",
+                **wire,
             }
         )
-        started = time.monotonic()
         messages = list(strategy.configure_train(number, arrays, config, ParticipantGrid(self.grid, active)))
+        for message in messages:
+            message.content[next(iter(message.content.array_records))] = outgoing
         replies, failed = self.exchange(messages, settings.round_timeout)
         self._drop(failed, number)
         self._require(len(replies), f"round {number}", failed)
         aggregating = time.monotonic()
-        replies = [decode_update(reply, arrays) for reply in replies]
+        if self.view is not None:
+            replies = [decode_update(reply, self.view.weights) for reply in replies]
         new_arrays, metrics = strategy.aggregate_train(number, replies)
         self.phases["aggregate"] = time.monotonic() - aggregating
         if new_arrays is None:
@@ -353,10 +364,11 @@ class Federation:
 
     def final_evaluation(self, arrays: ArrayRecord) -> dict[str, Any]:
         active = self._active(self.settings.num_rounds + 1)
-        config = ConfigRecord(self._site_config())
+        outgoing, wire = self._outgoing(arrays)
+        config = ConfigRecord({**self._site_config(), **wire})
         messages = [
             Message(
-                RecordDict({"arrays": arrays, "config": config}),
+                RecordDict({"arrays": outgoing, "config": config}),
                 dst_node_id=node,
                 message_type=MessageType.EVALUATE,
             )

@@ -16,8 +16,10 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from registry.errors import ConfigError
+from site_agent.training.schedule import warmup_cosine_factor
 
 StrategyName = Literal["fedavg", "fedprox"]
+LrSchedule = Literal["cosine", "constant"]
 
 
 class RunSettings(BaseModel):
@@ -34,6 +36,8 @@ class RunSettings(BaseModel):
     min_sites: int = Field(default=2, ge=1)
     local_epochs: int = Field(default=1, ge=1, le=100)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
+    lr_schedule: LrSchedule = "cosine"
+    min_lr_ratio: float = Field(default=0.05, ge=0.0, le=1.0)
     batch_size: int = Field(default=32, ge=2, le=4096)
     seed: int = Field(default=0, ge=0)
     min_count: int = Field(default=10, ge=1)
@@ -50,6 +54,18 @@ class RunSettings(BaseModel):
         if (self.dp_noise_multiplier > 0) != (self.dp_clipping_norm > 0):
             raise ValueError("differential privacy needs both dp-noise-multiplier and dp-clipping-norm > 0")
         return self
+
+    def round_lr(self, round_number: int) -> float:
+        """The sites' learning rate in round ``round_number`` (1-based).
+
+        The hub owns the schedule across rounds (each round's local training runs at a constant
+        rate): ``cosine`` decays from ``lr`` in round 1 towards ``min_lr_ratio * lr``, so the last
+        rounds make small, low-noise steps around the consensus model.
+        """
+        if self.lr_schedule == "constant":
+            return self.lr
+        factor = warmup_cosine_factor(round_number - 1, self.num_rounds, 0, self.min_lr_ratio)
+        return self.lr * factor
 
     @property
     def dp_enabled(self) -> bool:

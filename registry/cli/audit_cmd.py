@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from registry.cli.context import JSON_OPTION, open_registry
-from registry.clikit import console, handle_errors, print_json
+from registry.clikit import console, handle_errors, print_json, print_result
 from registry.errors import KeyMaterialError
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
@@ -47,10 +47,8 @@ def audit_verify(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
     """
     with open_registry(ctx) as registry:
         report = registry.audit_verify()
-    if json_output:
-        print_json({"ok": True, "entries": report.entries, "head_hash": report.head_hash})
-    else:
-        console.print(f"audit log intact: {report.entries} entries, head {report.head_hash}", highlight=False)
+    data = {"ok": True, "entries": report.entries, "head_hash": report.head_hash}
+    print_result(json_output, data, f"audit log intact: {report.entries} entries, head {report.head_hash}")
 
 
 @trust_app.command("export")

@@ -7,42 +7,25 @@ verify, approve, reject, revoke; ``audit_cmd``: audit, trust). Every command acc
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import typer
 
+from registry.clikit import registry_options, top_level_app
 from registry.config import RegistryConfig
 
-app = typer.Typer(
-    name="gsco-registry",
-    help="The central team's registry of signed specialist bundles (MLflow-backed).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
+app = top_level_app(
+    "gsco-registry", "The central team's registry of signed specialist bundles (MLflow-backed)."
 )
 
 
 @app.callback()
-def main(
-    ctx: typer.Context,
-    home: Path | None = typer.Option(
-        None,
-        "--home",
-        help="Registry home (embedded database, artifacts, keys). Default: GSCO_HOME or ~/.gsco.",
-    ),
-    tracking_uri: str | None = typer.Option(
-        None,
-        "--tracking-uri",
-        help="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI, else embedded.",
-    ),
-    db_uri: str | None = typer.Option(
-        None,
-        "--db-uri",
-        help="Database of the registry's own tables (needed with a server). Default: GSCO_REGISTRY_DB.",
-    ),
-) -> None:
+@registry_options(
+    home="Registry home (embedded database, artifacts, keys). Default: GSCO_HOME or ~/.gsco.",
+    tracking_uri="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI, else embedded.",
+    db_uri="Database of the registry's own tables (needed with a server). Default: GSCO_REGISTRY_DB.",
+)
+def main(ctx: typer.Context, *, config: RegistryConfig) -> None:
     """Choose the registry every subcommand works on."""
-    ctx.obj = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri)
+    ctx.obj = config
 
 
 from registry.cli import audit_cmd, models_cmd, review_cmd, setup_cmd  # noqa: E402,F401

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import typer
@@ -10,9 +11,11 @@ from rich.table import Table
 
 from registry.cli.context import JSON_OPTION, open_registry
 from registry.cli.main import app
-from registry.clikit import console, handle_errors, print_json
+from registry.clikit import console, handle_errors, print_json, print_result
 from registry.errors import SignatureError
 from registry.policy.policy import load_policy
+from registry.service import Registry
+from registry.store.models import VersionRef
 
 REVIEWER_ENV = "GSCO_REVIEWER"
 NAME_ARG = typer.Argument(..., help="Registered model name (TASK.BACKBONE.SOURCE).")
@@ -72,39 +75,30 @@ def approve(
     console.print(f"approved {ref.name} version {ref.version}; approval.sig stored, alias `approved` set")
 
 
-@app.command("reject")
-@handle_errors
-def reject(
-    ctx: typer.Context,
-    name: str = NAME_ARG,
-    version: str = VERSION_ARG,
-    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
-    reviewer: str | None = typer.Option(None, "--reviewer", help=f"Who rejects (default: {REVIEWER_ENV})."),
-    json_output: bool = JSON_OPTION,
-) -> None:
-    """Reject a pending version."""
-    with open_registry(ctx) as registry:
-        ref = registry.reject(name, version, reason=reason, reviewer=_reviewer(reviewer))
-    if json_output:
-        print_json(ref.to_dict())
-    else:
-        console.print(f"rejected {ref.name} version {ref.version}", highlight=False)
+def _closing_command(command: str, action: Callable[..., VersionRef], done: str, doc: str) -> None:
+    """Register `reject` or `revoke`: the same flags, another registry call and message."""
+
+    @app.command(command, help=doc)
+    @handle_errors
+    def close(
+        ctx: typer.Context,
+        name: str = NAME_ARG,
+        version: str = VERSION_ARG,
+        reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+        reviewer: str | None = typer.Option(
+            None, "--reviewer", help=f"Who {command}s (default: {REVIEWER_ENV})."
+        ),
+        json_output: bool = JSON_OPTION,
+    ) -> None:
+        with open_registry(ctx) as registry:
+            ref = action(registry, name, version, reason=reason, reviewer=_reviewer(reviewer))
+        print_result(json_output, ref.to_dict(), f"{done} {ref.name} version {ref.version}")
 
 
-@app.command("revoke")
-@handle_errors
-def revoke(
-    ctx: typer.Context,
-    name: str = NAME_ARG,
-    version: str = VERSION_ARG,
-    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
-    reviewer: str | None = typer.Option(None, "--reviewer", help=f"Who revokes (default: {REVIEWER_ENV})."),
-    json_output: bool = JSON_OPTION,
-) -> None:
-    """Revoke a version: hubs drop it at their next poll (its digest joins the revocation list)."""
-    with open_registry(ctx) as registry:
-        ref = registry.revoke(name, version, reason=reason, reviewer=_reviewer(reviewer))
-    if json_output:
-        print_json(ref.to_dict())
-    else:
-        console.print(f"revoked {ref.name} version {ref.version}", highlight=False)
+_closing_command("reject", Registry.reject, "rejected", "Reject a pending version.")
+_closing_command(
+    "revoke",
+    Registry.revoke,
+    "revoked",
+    "Revoke a version: hubs drop it at their next poll (its digest joins the revocation list).",
+)

@@ -9,7 +9,7 @@ from rich.table import Table
 
 from registry.cli.context import JSON_OPTION, config_of, open_registry
 from registry.cli.main import app
-from registry.clikit import console, handle_errors, print_json
+from registry.clikit import console, handle_errors, print_json, print_result
 from registry.errors import KeyMaterialError
 from registry.service import Registry
 
@@ -53,10 +53,9 @@ def tasks_create(
     """Create a task; every bundle of it must carry exactly these labels in this order."""
     with open_registry(ctx) as registry:
         task = registry.create_task(task_id, labels.split(","), modality)
-    if json_output:
-        print_json(task.to_dict())
-    else:
-        console.print(f"task {task.task_id}: {', '.join(task.labels)} ({task.modality})", highlight=False)
+    print_result(
+        json_output, task.to_dict(), f"task {task.task_id}: {', '.join(task.labels)} ({task.modality})"
+    )
 
 
 @tasks_app.command("list")
@@ -87,10 +86,7 @@ def sites_enroll(
         raise KeyMaterialError(f"public key file {public_key.name} not found")
     with open_registry(ctx) as registry:
         site = registry.enroll_site(name, public_key.read_bytes())
-    if json_output:
-        print_json(site.to_dict())
-    else:
-        console.print(f"enrolled {site.name}: {site.fingerprint}", highlight=False)
+    print_result(json_output, site.to_dict(), f"enrolled {site.name}: {site.fingerprint}")
 
 
 @sites_app.command("list")
@@ -119,7 +115,4 @@ def sites_revoke(
     """Revoke a site's key: its bundles can no longer be published, approved or served."""
     with open_registry(ctx) as registry:
         site = registry.revoke_site(name, reason)
-    if json_output:
-        print_json(site.to_dict())
-    else:
-        console.print(f"revoked {site.name} ({site.fingerprint})", highlight=False)
+    print_result(json_output, site.to_dict(), f"revoked {site.name} ({site.fingerprint})")

@@ -1,8 +1,8 @@
 """CSV manifest reader: ``path,label[,split][,patient_id]``, paths relative to the CSV's folder.
 
-Also home of :func:`read_table`, the CSV parsing shared with the DICOM labels file. Paths may
-point at any image Pillow reads or at DICOM files (then decoded as in
-:mod:`site_agent.data.dicom`, PatientID standing in for a missing ``patient_id``).
+Also home of :func:`read_table` and :func:`row_item`, the CSV parsing and row handling shared
+with the DICOM labels file. Paths may point at any image Pillow reads or at DICOM files (then
+decoded as in :mod:`site_agent.data.dicom`, PatientID standing in for a missing ``patient_id``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from registry.errors import DataError
 from site_agent.data.config import DataConfig
-from site_agent.data.decode import try_decode
+from site_agent.data.decode import Decoded, try_decode
 from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source
 
 
@@ -64,18 +64,25 @@ def read_csv_manifest(config: DataConfig, root: Path) -> SourceRead:
         given = row["path"].strip()
         path = Path(given).expanduser()
         decoded = try_decode(path if path.is_absolute() else base / path) if given else None
-        patient = row.get("patient_id", "").strip() or (decoded.patient_id if decoded else None)
         identifiers |= {given, path.name, path.stem}
-        if decoded is not None:
-            identifiers |= decoded.identifiers
-        if patient:
-            identifiers.add(patient)
-        items.append(
-            SourceItem(
-                label=row["label"].strip(),
-                image=decoded.image if decoded else None,
-                split=row.get("split"),
-                patient_id=patient,
-            )
-        )
+        items.append(row_item(row, decoded, identifiers))
     return SourceRead(items, {text for text in identifiers if text})
+
+
+def row_item(row: dict[str, str], decoded: Decoded | None, identifiers: set[str]) -> SourceItem:
+    """The item of one labels row (``decoded``: its image, None when unreadable).
+
+    A missing ``patient_id`` falls back to the file's PatientID; what identifies the patient
+    joins ``identifiers``.
+    """
+    patient = row.get("patient_id", "").strip() or (decoded.patient_id if decoded else None)
+    if decoded is not None:
+        identifiers |= decoded.identifiers
+    if patient:
+        identifiers.add(patient)
+    return SourceItem(
+        label=row["label"].strip(),
+        image=decoded.image if decoded else None,
+        split=row.get("split"),
+        patient_id=patient,
+    )

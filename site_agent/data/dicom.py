@@ -27,7 +27,7 @@ from pydicom.valuerep import PersonName
 
 from registry.errors import DataError
 from site_agent.data.config import DataConfig
-from site_agent.data.csv_manifest import read_table
+from site_agent.data.csv_manifest import read_table, row_item
 from site_agent.data.decode import DECODE_ERRORS, DICOM_SUFFIXES, Decoded, UnreadableImage
 from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source
 
@@ -179,19 +179,7 @@ def read_dicom_folder(config: DataConfig, root: Path) -> SourceRead:
         identifiers |= {key, Path(key).name, Path(key).stem}
         path = locate(key) if key else None
         decoded = _try_decode(path) if path is not None else None
-        patient = row.get("patient_id", "").strip() or (decoded.patient_id if decoded else None)
-        if decoded is not None:
-            identifiers |= decoded.identifiers
-        if patient:
-            identifiers.add(patient)
-        items.append(
-            SourceItem(
-                label=row.get("label", "").strip(),
-                image=decoded.image if decoded else None,
-                split=row.get("split"),
-                patient_id=patient,
-            )
-        )
+        items.append(row_item(row, decoded, identifiers))
     return SourceRead(items, {text for text in identifiers if text})
 
 

@@ -11,7 +11,8 @@ Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
   ``update-encoding``). The site first evaluates the incoming global model on its validation
   split (this is the evaluation of the previous round, without a separate round trip), then
   trains. Reply: the new weights (or, when asked, their float16 difference from the global
-  model: :mod:`.encoding`) and one MetricRecord (``num-examples``, ``unit-weight``,
+  model; the global weights themselves may arrive as a float16 difference from the previous
+  round's: :mod:`.encoding`) and one MetricRecord (``num-examples``, ``unit-weight``,
   ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model).
 * ``evaluate``: the final global model on the site's held-out split: ``eval-*`` metrics plus
   per-class ``eval-sensitivity`` / ``eval-specificity`` / ``eval-support`` lists and the
@@ -27,17 +28,17 @@ import functools
 import time
 from collections.abc import Callable, Mapping
 
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
-from flwr.common.constant import ErrorCode
 
 from registry.errors import FederationError, GscoError
 from site_agent.federation.dp import optional_clipping_mod
-from site_agent.federation.encoding import fp16_update_mod
+from site_agent.federation.encoding import half_precision_mod
+from site_agent.federation.replies import error_reply
 from site_agent.federation.session import SITE_MIN_COUNT, SiteSession, no_metrics, open_session
 from site_agent.models.specialist import Specialist
 
-app = ClientApp(mods=[fp16_update_mod, optional_clipping_mod])
+app = ClientApp(mods=[half_precision_mod, optional_clipping_mod])
 
 Handler = Callable[[Message, Context], Message]
 
@@ -50,8 +51,7 @@ def site_errors(handler: Handler) -> Handler:
         try:
             return handler(msg, context)
         except GscoError as exc:
-            reason = f"[{exc.code}] {exc.message}"
-            return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=msg)
+            return error_reply(msg, exc)
 
     return wrapper
 

@@ -9,14 +9,13 @@ NIST curve, while the signing key stays passphrase-protected. Fingerprints use
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from registry.errors import KeyMaterialError
-from registry.keys import fingerprint
+from registry.keys import fingerprint, write_new_key_pair
 
 NODE_PRIVATE_KEY_FILE = "supernode_key"
 NODE_PUBLIC_KEY_FILE = "supernode_key.pub"
@@ -35,23 +34,17 @@ def generate_node_keys(site_dir: Path) -> str:
     the site out of the federation.
     """
     private_path, public_path = node_key_paths(site_dir)
-    for path in (private_path, public_path):
-        if path.exists():
-            raise KeyMaterialError(
-                f"a SuperNode key already exists at keys/{path.name}; refusing to overwrite it",
-                hint="move it away explicitly and register the new public key with the hub",
-            )
-    private_path.parent.mkdir(parents=True, exist_ok=True)
     key = ec.generate_private_key(ec.SECP384R1())
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-    )
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pem)
-    public_path.write_bytes(
-        key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-        + b"\n"
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    write_new_key_pair(
+        private_path,
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        ),
+        public_path,
+        public + b"\n",
+        taken="a SuperNode key already exists at keys/{name}; refusing to overwrite it",
+        hint="move it away explicitly and register the new public key with the hub",
     )
     return fingerprint(key.public_key())
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
+from flwr.app import Message, Metadata, RecordDict
+from flwr.app.message import make_message
 
 from hub.federation.partition import write_site_slices
 
@@ -19,3 +22,19 @@ def site_slices(data: Path, folder: Path, sites: int) -> list[Path]:
 def labels_of(path: Path) -> np.ndarray:
     with np.load(path) as archive:
         return archive["train_labels"].reshape(-1)
+
+
+def hub_message(kind: str, content: RecordDict, run_id: int = 1) -> Message:
+    """A message as the hub's ServerApp sends it to site node 7."""
+    metadata = Metadata(
+        run_id=run_id,
+        message_id=f"{kind}-1",
+        src_node_id=0,
+        dst_node_id=7,
+        reply_to_message_id="",
+        group_id="1",
+        created_at=time.time(),
+        ttl=3600,
+        message_type=kind,
+    )
+    return make_message(metadata, content)

@@ -73,3 +73,15 @@ def test_slices_are_written_in_medmnist_layout(dev_data: Path, tmp_path: Path) -
 def test_too_many_sites_for_a_class_is_refused() -> None:
     with pytest.raises(DataError, match="would miss a class"):
         non_iid_indices(np.array([0, 0, 0, 0, 1]), sites=3)
+
+
+def test_cosine_schedule_decays_over_the_rounds_and_constant_does_not() -> None:
+    cosine = RunSettings(task="pneumonia", num_rounds=5, lr=0.01, min_lr_ratio=0.05)
+    rates = [cosine.round_lr(number) for number in range(1, 6)]
+    assert rates[0] == pytest.approx(0.01)
+    assert all(later < earlier for earlier, later in zip(rates, rates[1:], strict=False))
+    assert rates[-1] >= 0.01 * 0.05
+    constant = cosine.model_copy(update={"lr_schedule": "constant"})
+    assert {constant.round_lr(number) for number in range(1, 6)} == {0.01}
+    with pytest.raises(ConfigError, match="lr-schedule"):
+        RunSettings.from_run_config({"task": "pneumonia", "lr-schedule": "step"})
