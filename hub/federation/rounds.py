@@ -33,9 +33,10 @@ from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, 
 from hub.federation.progress import RESULT_FILE, ProgressWriter, dump_json
 from hub.federation.settings import RunSettings
 from hub.federation.strategy import aggregate_site_metrics, build_strategy, pool_per_class
-from hub.federation.transport import ENCODING_KEY, FP16_DELTA, SiteView, decode_update, pull_replies
+from hub.federation.transport import SiteView, pull_replies
 from registry.errors import FederationError
 from registry.keys import fingerprint
+from registry.wire import ENCODING_KEY, FP16_DELTA
 from site_agent.models.factory import create_specialist
 
 POLL_S = 0.2
@@ -171,7 +172,19 @@ class Federation:
         self.phases["collect"] = time.monotonic() - started - self.phases["send"]
         return usable, failed
 
-    def _outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int]]:
+    def _decoded(self, replies: list[Message], failed: dict[int, str]) -> list[Message]:
+        """Replies with full weights; a reply that cannot be decoded counts as the site failing."""
+        if self.view is None:
+            return replies
+        decoded = []
+        for reply in replies:
+            try:
+                decoded.append(self.view.decode_update(reply))
+            except FederationError as exc:
+                failed[reply.metadata.src_node_id] = exc.message
+        return decoded
+
+    def _outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int | str]]:
         """What to send for ``arrays``: a float16 difference from the sites' copy when compressing."""
         return (arrays, {}) if self.view is None else self.view.outgoing(arrays)
 
@@ -304,11 +317,10 @@ class Federation:
         for message in messages:
             message.content[next(iter(message.content.array_records))] = outgoing
         replies, failed = self.exchange(messages, settings.round_timeout)
+        aggregating = time.monotonic()
+        replies = self._decoded(replies, failed)
         self._drop(failed, number)
         self._require(len(replies), f"round {number}", failed)
-        aggregating = time.monotonic()
-        if self.view is not None:
-            replies = [decode_update(reply, self.view.weights) for reply in replies]
         new_arrays, metrics = strategy.aggregate_train(number, replies)
         self.phases["aggregate"] = time.monotonic() - aggregating
         if new_arrays is None:

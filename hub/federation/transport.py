@@ -7,17 +7,16 @@ to every round here. :func:`pull_replies` does the same pull through the grid's 
 client, retrying after 50 ms up to 0.5 s. It relies on ``HttpGrid``'s client attribute; with
 any other grid (or a Flower version without it) it falls back to the public ``pull_messages``.
 
-:class:`SiteView` sends the global model as float16 differences from what the sites already
-hold, and :func:`decode_update` restores full weights from the float16 updates sites send (the
-wire format is described in :mod:`site_agent.federation.encoding`).
+:class:`SiteView` sends the global model as packed float16 differences from what the sites
+already hold, and restores full weights from the packed float16 updates sites send (the wire
+format is described in :mod:`site_agent.federation.encoding`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, Message
+from flwr.app import ArrayRecord, Message
 from flwr.proto.runtime_pb2 import PullAppMessagesRequest  # pylint: disable=no-name-in-module
 from flwr.serverapp import Grid
 from flwr.supercore.inflatable.inflatable_protobuf_utils import (
@@ -26,15 +25,8 @@ from flwr.supercore.inflatable.inflatable_protobuf_utils import (
 )
 from flwr.supercore.inflatable.inflatable_utils import ObjectPullError, pull_and_inflate_object_from_tree
 
-from site_agent.federation.encoding import (
-    BASE_KEY,
-    ENCODING_KEY,
-    ENCODING_RECORD,
-    FP16_DELTA,
-    VERSION_KEY,
-    Weights,
-    apply_delta,
-)
+from registry import wire
+from registry.errors import FederationError
 
 PULL_BACKOFF_S = (0.05, 0.5)
 
@@ -76,41 +68,48 @@ class SiteView:
     The first call of :meth:`outgoing` sends full weights; later calls send the float16
     difference between the new global model and this view, then advance the view by exactly the
     sum each site computes. Every site of a run receives every message (a site that misses one
-    has left the run), so one view serves them all.
+    has left the run), so one view serves them all. Both directions are packed
+    (:mod:`registry.wire`).
     """
 
     def __init__(self) -> None:
         self.version = 0
-        self.weights: Weights = {}
+        self.current: wire.PackedWeights | None = None
 
-    def outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int]]:
+    def outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int | str]]:
         """The record to send for ``arrays`` and the config entries that say how to read it."""
         base = self.version
-        if base == 0:
-            record = arrays
-            self.weights = {key: array.numpy().astype(np.float32) for key, array in arrays.items()}
+        target = wire.PackedWeights.of({key: array.numpy() for key, array in arrays.items()})
+        if self.current is None or self.current.layout != target.layout:
+            base, delta = 0, target.vector
+            self.current = target
         else:
-            record = ArrayRecord(
-                {
-                    key: Array((array.numpy() - self.weights[key]).astype(np.float16))
-                    for key, array in arrays.items()
-                }
-            )
-            self.weights = apply_delta(self.weights, record)
+            delta = wire.half_difference(target.vector, self.current.vector)
+            self.current = wire.PackedWeights(target.layout, wire.add_half(self.current.vector, delta))
         self.version += 1
-        return record, {BASE_KEY: base, VERSION_KEY: self.version}
+        config: dict[str, int | str] = {
+            wire.BASE_KEY: base,
+            wire.VERSION_KEY: self.version,
+            wire.LAYOUT_KEY: target.layout.to_text(),
+        }
+        return wire.packed_record(delta), config
 
+    def decode_update(self, reply: Message) -> Message:
+        """Turn a site's packed float16 difference from this view back into per-tensor float32 weights.
 
-def decode_update(reply: Message, incoming: Weights) -> Message:
-    """Turn a site's float16 difference from the weights it received back into float32 weights.
-
-    Plain replies are returned unchanged (``update-encoding = "fp16-delta"`` was not asked for).
-    """
-    encoding = reply.content.config_records.get(ENCODING_RECORD)
-    if encoding is None or encoding.get(ENCODING_KEY) != FP16_DELTA:
+        Plain replies are returned unchanged (``update-encoding = "fp16-delta"`` was not asked for).
+        Raises :class:`FederationError` for a reply that does not fit the view.
+        """
+        encoding = reply.content.config_records.get(wire.ENCODING_RECORD)
+        if encoding is None or encoding.get(wire.ENCODING_KEY) != wire.FP16_DELTA:
+            return reply
+        if (
+            self.current is None
+            or wire.Layout.from_text(str(encoding.get(wire.LAYOUT_KEY, ""))) != self.current.layout
+        ):
+            raise FederationError("a site's update does not match the weights the hub sent it")
+        name, delta = next(iter(reply.content.array_records.items()))
+        weights = wire.add_half(self.current.vector, wire.packed_vector(delta))
+        reply.content[name] = wire.unpacked_record(weights, self.current.layout)
+        del reply.content[wire.ENCODING_RECORD]
         return reply
-    name, delta = next(iter(reply.content.array_records.items()))
-    weights = apply_delta(incoming, delta)
-    reply.content[name] = ArrayRecord({key: Array(value) for key, value in weights.items()})
-    del reply.content[ENCODING_RECORD]
-    return reply

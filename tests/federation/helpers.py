@@ -24,13 +24,13 @@ def labels_of(path: Path) -> np.ndarray:
         return archive["train_labels"].reshape(-1)
 
 
-def hub_message(kind: str, content: RecordDict, run_id: int = 1) -> Message:
-    """A message as the hub's ServerApp sends it to site node 7."""
+def hub_message(kind: str, content: RecordDict, run_id: int = 1, node_id: int = 7) -> Message:
+    """A message as the hub's ServerApp sends it to site node ``node_id``."""
     metadata = Metadata(
         run_id=run_id,
         message_id=f"{kind}-1",
         src_node_id=0,
-        dst_node_id=7,
+        dst_node_id=node_id,
         reply_to_message_id="",
         group_id="1",
         created_at=time.time(),

@@ -12,7 +12,8 @@ import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 
 from hub.federation.rounds import float_state
-from hub.federation.transport import decode_update
+from hub.federation.transport import SiteView
+from registry.wire import PACKED_ARRAY
 from site_agent.config import render_site_template
 from site_agent.federation.client_app import app
 from site_agent.federation.session import SITE_MIN_COUNT
@@ -149,14 +150,15 @@ def test_half_precision_update_is_decoded_back_to_the_weights(
     plain = call(
         site_dir, MessageType.TRAIN, RecordDict({"arrays": global_weights, "config": train_config()})
     )
+    view = SiteView()
+    packed, wire = view.outgoing(global_weights)
     content = RecordDict(
-        {"arrays": global_weights, "config": train_config(**{"update-encoding": "fp16-delta"})}
+        {"arrays": packed, "config": train_config(**{"update-encoding": "fp16-delta", **wire})}
     )
     compact = call(site_dir, MessageType.TRAIN, content)
     sent = compact.content.array_records["arrays"]
-    assert {array.dtype for array in sent.values()} == {"float16"}
-    received = {key: array.numpy() for key, array in global_weights.items()}
-    decoded = decode_update(compact, received).content.array_records["arrays"]
+    assert list(sent.keys()) == [PACKED_ARRAY] and sent[PACKED_ARRAY].dtype == "float16"
+    decoded = view.decode_update(compact).content.array_records["arrays"]
     assert "encoding" not in compact.content
     expected = plain.content.array_records["arrays"]
     assert list(decoded.keys()) == list(expected.keys())

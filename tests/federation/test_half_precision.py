@@ -1,12 +1,29 @@
-"""Half-precision weights on the wire: the hub's SiteView and the site's mod agree exactly."""
+"""Half-precision, packed weights on the wire: the hub's SiteView and the site's mod agree exactly."""
 
 from __future__ import annotations
 
-import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from pathlib import Path
+from typing import cast
 
-from hub.federation.transport import SiteView, decode_update
-from site_agent.federation.encoding import ENCODING_KEY, FP16_DELTA, half_precision_mod
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from flwr.serverapp import Grid
+
+from hub.federation.rounds import Federation
+from hub.federation.settings import RunSettings
+from hub.federation.transport import SiteView
+from registry.errors import FederationError
+from registry.wire import (
+    ENCODING_KEY,
+    FP16_DELTA,
+    LAYOUT_KEY,
+    PACKED_ARRAY,
+    Layout,
+    add_half,
+    half_difference,
+)
+from site_agent.federation.encoding import half_precision_mod
 from tests.federation.helpers import hub_message
 
 RUN_ID = 4242
@@ -20,8 +37,8 @@ def weights(rng: np.random.Generator) -> dict[str, np.ndarray]:
     }
 
 
-def message(content: RecordDict, run_id: int = RUN_ID) -> Message:
-    return hub_message(MessageType.TRAIN, content, run_id)
+def message(content: RecordDict, run_id: int = RUN_ID, node_id: int = 7) -> Message:
+    return hub_message(MessageType.TRAIN, content, run_id, node_id)
 
 
 class FakeTraining:
@@ -45,6 +62,11 @@ class FakeTraining:
         return Message(RecordDict({"arrays": arrays}), reply_to=msg)
 
 
+def view_weights(view: SiteView) -> dict[str, np.ndarray]:
+    """What every site holds according to the hub (nothing before the first message)."""
+    return {} if view.current is None else view.current.layout.unpack(view.current.vector)
+
+
 def context() -> Context:
     return Context(run_id=RUN_ID, node_id=7, node_config={}, state=RecordDict(), run_config={})
 
@@ -55,26 +77,29 @@ def test_sites_rebuild_exactly_the_hubs_view_and_rounding_never_accumulates() ->
     view = SiteView()
     site = FakeTraining(seed=1)
     for round_number in range(1, 6):
-        previous = {key: value.copy() for key, value in view.weights.items()}
+        previous = {key: value.copy() for key, value in view_weights(view).items()}
         outgoing, wire = view.outgoing(ArrayRecord({key: Array(value) for key, value in truth.items()}))
-        dtypes = {array.dtype for array in outgoing.values()}
-        assert dtypes == ({"float32"} if round_number == 1 else {"float16"})
+        assert list(outgoing.keys()) == [PACKED_ARRAY], "all tensors travel as one array"
+        assert outgoing[PACKED_ARRAY].dtype == ("float32" if round_number == 1 else "float16")
         config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
         reply = half_precision_mod(
             message(RecordDict({"arrays": outgoing, "config": config})), context(), site
         )
         assert not reply.has_error()
+        held = view_weights(view)
         for key, value in truth.items():
             # The site trains from exactly the hub's view, and the view is within one message's
             # float16 rounding of the true global model (the error of earlier rounds is corrected).
-            np.testing.assert_array_equal(site.seen[key], view.weights[key])
+            np.testing.assert_array_equal(site.seen[key], held[key])
             if round_number == 1:
-                np.testing.assert_array_equal(view.weights[key], value)
+                np.testing.assert_array_equal(held[key], value)
             else:
                 bound = np.abs(value - previous[key]) * 2.0**-10 + 1e-6
-                assert np.all(np.abs(value - view.weights[key]) <= bound)
-        assert {array.dtype for array in reply.content.array_records["arrays"].values()} == {"float16"}
-        decoded = decode_update(reply, view.weights).content.array_records["arrays"]
+                assert np.all(np.abs(value - held[key]) <= bound)
+        sent = reply.content.array_records["arrays"]
+        assert list(sent.keys()) == [PACKED_ARRAY] and sent[PACKED_ARRAY].dtype == "float16"
+        decoded = view.decode_update(reply).content.array_records["arrays"]
+        assert list(decoded.keys()) == list(truth.keys())
         for key, value in site.sent.items():
             np.testing.assert_allclose(decoded[key].numpy(), value, atol=2e-4)
         truth = {key: array.numpy() for key, array in decoded.items()}
@@ -103,3 +128,80 @@ def test_without_compression_weights_pass_through_unchanged() -> None:
     np.testing.assert_array_equal(site.seen["w"], np.arange(4, dtype=np.float32))
     assert reply.content.array_records["arrays"]["w"].dtype == "float32"
     assert "encoding" not in reply.content
+
+
+def test_layout_packs_and_unpacks_by_name_and_rejects_other_shapes() -> None:
+    tensors = weights(np.random.default_rng(4))
+    layout = Layout.of(tensors)
+    assert Layout.from_text(layout.to_text()) == layout
+    reordered = dict(reversed(list(tensors.items())))
+    vector = layout.pack(reordered)
+    assert vector.shape == (layout.size,)
+    for key, value in layout.unpack(vector).items():
+        np.testing.assert_array_equal(value, tensors[key])
+    with pytest.raises(FederationError, match="names or shapes"):
+        layout.pack({**tensors, "fc.bias": np.zeros(3, dtype=np.float32)})
+    with pytest.raises(FederationError, match="values for a layout"):
+        layout.unpack(vector[:-1])
+    with pytest.raises(FederationError, match="layout"):
+        Layout.from_text("not json")
+
+
+def test_float16_arithmetic_matches_numpy_bit_for_bit_on_tiny_changes() -> None:
+    # torch does the conversions (numpy is ~100x slower on float16 subnormals); the results must
+    # be exactly numpy's, including subnormals and values that round to zero.
+    rng = np.random.default_rng(5)
+    base = rng.normal(0, 0.1, 100_000).astype(np.float32)
+    new = base + (rng.normal(0, 1, base.size) * np.logspace(-9, -2, base.size)).astype(np.float32)
+    delta = half_difference(new, base)
+    np.testing.assert_array_equal(delta, (new - base).astype(np.float16))
+    np.testing.assert_array_equal(add_half(base, delta), base + delta.astype(np.float32))
+
+
+def test_a_reply_that_does_not_fit_the_view_is_refused() -> None:
+    view = SiteView()
+    outgoing, wire = view.outgoing(
+        ArrayRecord({key: Array(value) for key, value in weights(np.random.default_rng(6)).items()})
+    )
+    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
+    reply = half_precision_mod(
+        message(RecordDict({"arrays": outgoing, "config": config})), context(), FakeTraining(7)
+    )
+    reply.content["encoding"] = ConfigRecord(
+        {ENCODING_KEY: FP16_DELTA, LAYOUT_KEY: Layout((("w", (3,)),)).to_text()}
+    )
+    with pytest.raises(FederationError, match="does not match"):
+        view.decode_update(reply)
+
+
+def test_a_message_without_its_layout_gets_a_clear_error_reply() -> None:
+    view = SiteView()
+    outgoing, wire = view.outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
+    del wire[LAYOUT_KEY]
+    site = FakeTraining(seed=8)
+    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
+    reply = half_precision_mod(
+        message(RecordDict({"arrays": outgoing, "config": config}), run_id=77), context(), site
+    )
+    assert reply.has_error() and "malformed packed weights" in reply.error.reason
+    assert site.calls == 0
+
+
+def test_the_round_drops_a_site_whose_update_cannot_be_decoded(tmp_path: Path) -> None:
+    federation = Federation(
+        grid=cast(Grid, None), settings=RunSettings(task="pneumonia", out_dir=str(tmp_path))
+    )
+    assert federation.view is not None
+    outgoing, wire = federation.view.outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
+    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
+    good = half_precision_mod(
+        message(RecordDict({"arrays": outgoing, "config": config})), context(), FakeTraining(9)
+    )
+    bad = half_precision_mod(
+        message(RecordDict({"arrays": outgoing, "config": config}), node_id=8), context(), FakeTraining(10)
+    )
+    bad.content["encoding"] = ConfigRecord({ENCODING_KEY: FP16_DELTA, LAYOUT_KEY: "[]"})
+    failed: dict[int, str] = {}
+    decoded = federation._decoded([good, bad], failed)
+    assert decoded == [good] and good.content.array_records["arrays"]["w"].dtype == "float32"
+    assert list(failed) == [8] and "does not match" in failed[8]
