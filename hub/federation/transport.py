@@ -95,21 +95,28 @@ class SiteView:
         return wire.packed_record(delta), config
 
     def decode_update(self, reply: Message) -> Message:
-        """Turn a site's packed float16 difference from this view back into per-tensor float32 weights.
+        """Turn a site's packed update back into per-tensor float32 weights.
 
-        Plain replies are returned unchanged (``update-encoding = "fp16-delta"`` was not asked for).
-        Raises :class:`FederationError` for a reply that does not fit the view.
+        The update is a float16 difference from this view, or (after DP clipping) the exact
+        float32 weights. Plain replies are returned unchanged (``update-encoding =
+        "fp16-delta"`` was not asked for). Raises :class:`FederationError` for a reply that does
+        not fit the view.
         """
         encoding = reply.content.config_records.get(wire.ENCODING_RECORD)
-        if encoding is None or encoding.get(wire.ENCODING_KEY) != wire.FP16_DELTA:
-            return reply
-        if (
-            self.current is None
-            or wire.Layout.from_text(str(encoding.get(wire.LAYOUT_KEY, ""))) != self.current.layout
+        if encoding is None or (kind := encoding.get(wire.ENCODING_KEY)) not in (
+            wire.FP16_DELTA,
+            wire.PACKED_FLOAT32,
         ):
+            return reply
+        layout = wire.Layout.from_text(str(encoding.get(wire.LAYOUT_KEY, "")))
+        name, record = next(iter(reply.content.array_records.items()))
+        received = wire.packed_vector(record)
+        if self.current is None or layout != self.current.layout:
             raise FederationError("a site's update does not match the weights the hub sent it")
-        name, delta = next(iter(reply.content.array_records.items()))
-        weights = wire.add_half(self.current.vector, wire.packed_vector(delta))
-        reply.content[name] = wire.unpacked_record(weights, self.current.layout)
+        if kind == wire.FP16_DELTA:
+            weights = wire.add_half(self.current.vector, received)
+        else:
+            weights = wire.as_float32(received)
+        reply.content[name] = wire.unpacked_record(weights, layout)
         del reply.content[wire.ENCODING_RECORD]
         return reply

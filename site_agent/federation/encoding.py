@@ -18,7 +18,9 @@ with its layout in the config (:mod:`registry.wire`: a few objects per message i
   packed in the incoming layout; the hub adds it back to the same ``incoming`` before
   aggregating (:meth:`hub.federation.transport.SiteView.decode_update`). The rounding error is
   2^-11 of one round's change, far below the change itself. The mod runs outermost, so DP
-  clipping always sees full weights and the full update.
+  clipping always sees full weights and the full update; a clipped update is never rounded
+  afterwards (that could lift its norm above the clipping norm): it goes as the packed float32
+  weights instead (``packed-float32``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections import OrderedDict
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType
 from flwr.clientapp.typing import ClientAppCallable
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from registry.errors import FederationError
 from registry.wire import (
@@ -36,6 +39,7 @@ from registry.wire import (
     ENCODING_RECORD,
     FP16_DELTA,
     LAYOUT_KEY,
+    PACKED_FLOAT32,
     VERSION_KEY,
     Layout,
     PackedWeights,
@@ -88,13 +92,20 @@ def _incoming_weights(msg: Message, config: ConfigRecord) -> PackedWeights | Non
     return PackedWeights(layout, vector)
 
 
-def _compact_reply(reply: Message, incoming: PackedWeights) -> None:
-    """Replace the reply's weights by ``float16(weights - incoming)``, packed like ``incoming``."""
+def _compact_reply(reply: Message, incoming: PackedWeights, *, exact: bool) -> None:
+    """Replace the reply's weights by ``float16(weights - incoming)``, packed like ``incoming``.
+
+    ``exact``: by the packed float32 weights themselves (a DP-clipped update).
+    """
     name, outgoing = next(iter(reply.content.array_records.items()))
     vector = incoming.layout.pack({key: array.numpy() for key, array in outgoing.items()})
-    reply.content[name] = packed_record(half_difference(vector, incoming.vector))
+    if exact:
+        record, encoding = packed_record(as_float32(vector)), PACKED_FLOAT32
+    else:
+        record, encoding = packed_record(half_difference(vector, incoming.vector)), FP16_DELTA
+    reply.content[name] = record
     reply.content[ENCODING_RECORD] = ConfigRecord(
-        {ENCODING_KEY: FP16_DELTA, LAYOUT_KEY: incoming.layout.to_text()}
+        {ENCODING_KEY: encoding, LAYOUT_KEY: incoming.layout.to_text()}
     )
 
 
@@ -113,7 +124,7 @@ def half_precision_mod(msg: Message, context: Context, call_next: ClientAppCalla
     reply = call_next(msg, context)
     if compact and incoming is not None and not reply.has_error() and len(reply.content.array_records) == 1:
         try:
-            _compact_reply(reply, incoming)
+            _compact_reply(reply, incoming, exact=KEY_CLIPPING_NORM in config)
         except FederationError as exc:
             return error_reply(msg, exc)
     return reply

@@ -119,10 +119,14 @@ def test_fedprox_term_keeps_the_update_near_the_global_model(
 
 
 @pytest.mark.slow
-def test_dp_clipping_bounds_the_update(site_dir: Path, global_weights: ArrayRecord) -> None:
-    content = RecordDict({"arrays": global_weights, "config": train_config(clipping_norm=0.05)})
-    reply = call(site_dir, MessageType.TRAIN, content)
-    assert distance(reply, global_weights) <= 0.05 + 1e-4
+def test_dp_clipping_bounds_the_update_on_the_wire(site_dir: Path, global_weights: ArrayRecord) -> None:
+    view = SiteView()
+    packed, wire = view.outgoing(global_weights)
+    config = train_config(**{"clipping_norm": 0.05, "update-encoding": "fp16-delta", **wire})
+    reply = view.decode_update(
+        call(site_dir, MessageType.TRAIN, RecordDict({"arrays": packed, "config": config}))
+    )
+    assert distance(reply, global_weights) <= 0.05 + 1e-5
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
+from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
 from hub.federation.rounds import Federation
 from hub.federation.settings import RunSettings
@@ -19,6 +20,7 @@ from registry.wire import (
     FP16_DELTA,
     LAYOUT_KEY,
     PACKED_ARRAY,
+    PACKED_FLOAT32,
     Layout,
     add_half,
     half_difference,
@@ -205,3 +207,23 @@ def test_the_round_drops_a_site_whose_update_cannot_be_decoded(tmp_path: Path) -
     decoded = federation._decoded([good, bad], failed)
     assert decoded == [good] and good.content.array_records["arrays"]["w"].dtype == "float32"
     assert list(failed) == [8] and "does not match" in failed[8]
+
+
+def test_a_dp_clipped_update_is_sent_exactly_never_rounded() -> None:
+    # Rounding after clipping could lift the update's norm above the clipping norm that the
+    # hub's noise is calibrated to, so a DP reply carries the packed float32 weights.
+    view = SiteView()
+    truth = weights(np.random.default_rng(11))
+    outgoing, wire = view.outgoing(ArrayRecord({key: Array(value) for key, value in truth.items()}))
+    site = FakeTraining(seed=12)
+    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, KEY_CLIPPING_NORM: 0.5, **wire})
+    reply = half_precision_mod(
+        message(RecordDict({"arrays": outgoing, "config": config}), run_id=88), context(), site
+    )
+    assert not reply.has_error(), reply.error.reason
+    sent = reply.content.array_records["arrays"]
+    assert list(sent.keys()) == [PACKED_ARRAY] and sent[PACKED_ARRAY].dtype == "float32"
+    assert reply.content.config_records["encoding"][ENCODING_KEY] == PACKED_FLOAT32
+    decoded = view.decode_update(reply).content.array_records["arrays"]
+    for key, value in site.sent.items():
+        np.testing.assert_array_equal(decoded[key].numpy(), value)

@@ -1,4 +1,4 @@
-"""TLS and SuperNode authentication on loopback: registered sites train, an unregistered one is refused."""
+"""TLS and SuperNode authentication on loopback: registered sites train (with DP), a stranger is refused."""
 
 from __future__ import annotations
 
@@ -41,7 +41,16 @@ def test_tls_with_supernode_authentication(
     assert "SuperNode exited (Flower exit code 305)" in intruder.process.log_path.read_text()
 
     events: list[dict[str, Any]] = []
-    settings = RunSettings(task="pneumonia", image_size=28, num_rounds=1, min_sites=2, wait_sites_timeout=60)
+    # With client-side DP, so that clipping, exact DP replies and the accounting run end to end.
+    settings = RunSettings(
+        task="pneumonia",
+        image_size=28,
+        num_rounds=1,
+        min_sites=2,
+        wait_sites_timeout=60,
+        dp_noise_multiplier=0.5,
+        dp_clipping_norm=1.0,
+    )
     outcome = federation.run(settings, "tls-run", events.append)
     registered = {
         fingerprint(load_ssh_public_key((site.site_dir / "keys" / "supernode_key.pub").read_bytes()))
@@ -49,3 +58,6 @@ def test_tls_with_supernode_authentication(
     }
     assert {site["node_fingerprint"] for site in outcome.result["sites"]} == registered
     assert [event["round"] for event in events if event["event"] == "round"] == [1]
+    dp = outcome.result["dp"]
+    assert dp["releases"] == 1 and dp["epsilon"] is not None and dp["epsilon"] > 0
+    assert dp["clipping_norm"] == 1.0 and dp["delta"] == settings.dp_delta

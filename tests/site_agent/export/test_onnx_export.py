@@ -19,21 +19,9 @@ from registry.bundle.phi import onnx_strings, scan_bytes
 from registry.bundle.preprocess import preprocess_batch
 from registry.errors import ExportError, PrivacyError
 from site_agent.export.onnx_export import ExportResult, check_parity, export_specialist, to_onnx
-from site_agent.models import Specialist, create_specialist
+from site_agent.models import Specialist, create_specialist, list_backbones
 
 REPO = Path(__file__).resolve().parents[3]
-BACKBONES = [
-    "vgg16",
-    "alexnet",
-    "resnet18",
-    "densenet121",
-    "efficientnet_b4",
-    "vit_b16",
-    "clip_vit_b16",
-    "eva02_vit_b",
-    "dino_vit_b16",
-    "sam_vit_b16",
-]
 # Long, specific strings: safe to look for in the whole file, weights included.
 LONG_IDENTIFIERS = [
     str(REPO),
@@ -159,7 +147,7 @@ def test_identifying_string_aborts_export_before_writing(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backbone", BACKBONES)
+@pytest.mark.parametrize("backbone", list_backbones())
 def test_every_backbone_exports_with_parity(
     backbone: str, tmp_path: Path, raw_val_images: list[np.ndarray]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,25 @@ def _train(
     callbacks: list[Callback] | None = None,
 ) -> RunResult:
     return train_run(tmp, site, data, "resnet18", training, site_data=site_data, callbacks=callbacks or [])
+
+
+Trainer = Callable[..., RunResult]
+
+
+@pytest.fixture
+def trainer(
+    tmp_path: Path,
+    site_config: SiteConfig,
+    tiny_data: DataConfig,
+    tiny_site_data: SiteData,
+    fast_training: TrainingConfig,
+) -> Trainer:
+    """``train(training=None, callbacks=None)``: a run on the tiny data under ``tmp_path``."""
+
+    def train(training: TrainingConfig | None = None, callbacks: list[Callback] | None = None) -> RunResult:
+        return _train(tmp_path, site_config, tiny_data, tiny_site_data, training or fast_training, callbacks)
+
+    return train
 
 
 def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
@@ -129,35 +149,17 @@ def test_load_run_exposes_what_export_and_federation_need(
     assert info.data.path.name == "tiny.npz" and info.training.batch_size == 16
 
 
-def test_same_seed_gives_identical_weights_and_metrics(
-    straight: RunResult,
-    tmp_path: Path,
-    site_config: SiteConfig,
-    tiny_data: DataConfig,
-    tiny_site_data: SiteData,
-    fast_training: TrainingConfig,
-) -> None:
-    again = _train(tmp_path, site_config, tiny_data, tiny_site_data, fast_training)
+def test_same_seed_gives_identical_weights_and_metrics(straight: RunResult, trainer: Trainer) -> None:
+    again = trainer()
     _assert_same_weights(_weights(straight.run_dir), _weights(again.run_dir))
     assert _history(straight.run_dir) == _history(again.run_dir)
     assert again.val == straight.val
 
 
 def test_another_seed_gives_other_weights(
-    straight: RunResult,
-    tmp_path: Path,
-    site_config: SiteConfig,
-    tiny_data: DataConfig,
-    tiny_site_data: SiteData,
-    fast_training: TrainingConfig,
+    straight: RunResult, trainer: Trainer, fast_training: TrainingConfig
 ) -> None:
-    other = _train(
-        tmp_path,
-        site_config,
-        tiny_data,
-        tiny_site_data,
-        fast_training.model_copy(update={"seed": 1, "epochs": 1}),
-    )
+    other = trainer(fast_training.model_copy(update={"seed": 1, "epochs": 1}))
     first = _weights(straight.run_dir)
     assert any(not torch.equal(first[name], tensor) for name, tensor in _weights(other.run_dir).items())
 
@@ -170,14 +172,12 @@ def test_another_seed_gives_other_weights(
 def test_interrupt_then_resume_equals_the_straight_run(
     interrupt: InterruptAt,
     straight: RunResult,
+    trainer: Trainer,
     tmp_path: Path,
-    site_config: SiteConfig,
-    tiny_data: DataConfig,
     tiny_site_data: SiteData,
-    fast_training: TrainingConfig,
 ) -> None:
     with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, site_config, tiny_data, tiny_site_data, fast_training, [interrupt])
+        trainer(callbacks=[interrupt])
     (run_dir,) = (tmp_path / "runs").iterdir()
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "interrupted"
@@ -198,33 +198,22 @@ def test_interrupt_then_resume_equals_the_straight_run(
 
 
 def test_resume_refuses_a_finished_run_and_changed_data(
-    straight: RunResult,
-    tmp_path: Path,
-    site_config: SiteConfig,
-    tiny_data: DataConfig,
-    tiny_site_data: SiteData,
-    fast_training: TrainingConfig,
+    straight: RunResult, trainer: Trainer, tmp_path: Path, tiny_site_data: SiteData
 ) -> None:
     with pytest.raises(ConfigError, match="already finished"):
         resume_run(straight.run_dir, site_data=tiny_site_data)
     with pytest.raises(KeyboardInterrupt):
-        _train(tmp_path, site_config, tiny_data, tiny_site_data, fast_training, [InterruptAt(epoch=0)])
+        trainer(callbacks=[InterruptAt(epoch=0)])
     (run_dir,) = (tmp_path / "runs").iterdir()
     other = write_synthetic_npz(tmp_path / "other.npz", n_per_class=30, val_per_class=6)
     with pytest.raises(DataError, match="differs"):
         resume_run(run_dir, site_data=load_site_data(DataConfig(path=other), ["normal", "abnormal"], 0))
 
 
-def test_early_stopping_stops_and_keeps_the_best(
-    tmp_path: Path,
-    site_config: SiteConfig,
-    tiny_data: DataConfig,
-    tiny_site_data: SiteData,
-    fast_training: TrainingConfig,
-) -> None:
+def test_early_stopping_stops_and_keeps_the_best(trainer: Trainer, fast_training: TrainingConfig) -> None:
     impossible = EarlyStoppingConfig(monitor="balanced_accuracy", patience=1, min_delta=1.0)
     training = fast_training.model_copy(update={"epochs": 6, "early_stopping": impossible})
-    result = _train(tmp_path, site_config, tiny_data, tiny_site_data, training)
+    result = trainer(training)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["stopped_early"] is True
     assert metrics["epochs_completed"] == 2 and metrics["best_epoch"] == 1
