@@ -1,1 +1,3 @@
 """GSCo runtime: hot-loaded specialists (MoED), retrieval (RAD) and an arbiter that decides."""
+
+import registry  # noqa: F401  (first: importing it switches third-party telemetry off)

@@ -1,10 +1,13 @@
-"""Nothing phones home: MLflow's usage telemetry is off wherever the registry is used."""
+"""Nothing phones home: MLflow's and onnxruntime's telemetry are off wherever GSCo code runs."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 
 def test_importing_the_registry_switches_mlflow_telemetry_off() -> None:
@@ -23,3 +26,38 @@ def test_importing_the_registry_switches_mlflow_telemetry_off() -> None:
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, timeout=120
     )
     assert done.stdout.strip().splitlines()[-1] == "True"
+
+
+TINY_SESSION = """
+import onnxruntime as ort
+from onnx import TensorProto, helper
+graph = helper.make_graph(
+    [helper.make_node("Relu", ["x"], ["y"])], "g",
+    [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+    [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+)
+model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+print("session ok")
+"""
+
+
+@pytest.mark.parametrize(
+    "module", ["site_agent.export.onnx_export", "gsco_runtime.pool.specialist", "hub.cli.main", "registry"]
+)
+def test_onnxruntime_leaves_no_device_id_or_event_store(module: str, tmp_path: Path) -> None:
+    # onnxruntime 1.32's Linux wheels write a persistent device id and a telemetry event store
+    # under ~/.cache/Microsoft for upload, unless told not to before they are imported.
+    env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
+    env = {key: value for key, value in env.items() if not key.startswith(("PYTEST", "XDG_"))}
+    env["HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", f"import {module}\n{TINY_SESSION}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "session ok"
+    assert not (tmp_path / ".cache" / "Microsoft").exists(), sorted(p.name for p in tmp_path.rglob("*"))
