@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+import registry  # noqa: F401  (first: switches third-party telemetry off for the test process too)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("GSCO_KEY_PASSPHRASE", "test-passphrase-123")
 
