@@ -120,11 +120,14 @@ def packed_record(vector: np.ndarray) -> ArrayRecord:
     return ArrayRecord({PACKED_ARRAY: Array(vector)})
 
 
-def packed_vector(record: ArrayRecord) -> np.ndarray:
-    """The flat vector of a record made by :func:`packed_record`."""
+def packed_vector(record: ArrayRecord, layout: Layout) -> np.ndarray:
+    """The flat vector of a record made by :func:`packed_record`, checked against ``layout``."""
     if list(record.keys()) != [PACKED_ARRAY]:
         raise _malformed(f"expected one array named {PACKED_ARRAY!r}")
-    return record[PACKED_ARRAY].numpy()
+    vector = record[PACKED_ARRAY].numpy()
+    if vector.ndim != 1 or vector.size != layout.size:
+        raise _malformed(f"{vector.size} values for a layout of {layout.size}")
+    return vector
 
 
 def unpacked_record(vector: np.ndarray, layout: Layout) -> ArrayRecord:

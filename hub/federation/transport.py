@@ -109,10 +109,11 @@ class SiteView:
         ):
             return reply
         layout = wire.Layout.from_text(str(encoding.get(wire.LAYOUT_KEY, "")))
-        name, record = next(iter(reply.content.array_records.items()))
-        received = wire.packed_vector(record)
-        if self.current is None or layout != self.current.layout:
+        records = list(reply.content.array_records.items())
+        if len(records) != 1 or self.current is None or layout != self.current.layout:
             raise FederationError("a site's update does not match the weights the hub sent it")
+        name, record = records[0]
+        received = wire.packed_vector(record, layout)
         if kind == wire.FP16_DELTA:
             weights = wire.add_half(self.current.vector, received)
         else:

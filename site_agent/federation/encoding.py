@@ -72,7 +72,7 @@ def _incoming_weights(msg: Message, config: ConfigRecord) -> PackedWeights | Non
         return PackedWeights.of({key: array.numpy() for key, array in record.items()})
     run_id, base = msg.metadata.run_id, int(config.get(BASE_KEY, 0))
     layout = Layout.from_text(str(config.get(LAYOUT_KEY, "")))
-    received = packed_vector(record)
+    received = packed_vector(record, layout)
     if base == 0:
         vector = as_float32(received)
     else:

@@ -24,6 +24,7 @@ from registry.wire import (
     Layout,
     add_half,
     half_difference,
+    packed_record,
 )
 from site_agent.federation.encoding import half_precision_mod
 from tests.federation.helpers import hub_message
@@ -174,6 +175,19 @@ def test_a_reply_that_does_not_fit_the_view_is_refused() -> None:
     )
     with pytest.raises(FederationError, match="does not match"):
         view.decode_update(reply)
+
+
+def test_a_truncated_packed_message_gets_a_clear_error_reply() -> None:
+    view = SiteView()
+    outgoing, wire = view.outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
+    truncated = packed_record(outgoing[PACKED_ARRAY].numpy()[:3])
+    site = FakeTraining(seed=13)
+    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
+    reply = half_precision_mod(
+        message(RecordDict({"arrays": truncated, "config": config}), run_id=78), context(), site
+    )
+    assert reply.has_error() and "3 values for a layout of 4" in reply.error.reason
+    assert site.calls == 0
 
 
 def test_a_message_without_its_layout_gets_a_clear_error_reply() -> None:
