@@ -47,10 +47,14 @@ print("session ok")
 )
 def test_onnxruntime_leaves_no_device_id_or_event_store(module: str, tmp_path: Path) -> None:
     # onnxruntime 1.32's Linux wheels write a persistent device id and a telemetry event store
-    # under ~/.cache/Microsoft for upload, unless told not to before they are imported.
+    # under ~/.cache/Microsoft (and a session file in the temp folder) for upload, unless told
+    # not to before they are imported.
     env = {key: value for key, value in os.environ.items() if key != "ORT_DISABLE_TELEMETRY"}
     env = {key: value for key, value in env.items() if not key.startswith(("PYTEST", "XDG_"))}
-    env["HOME"] = str(tmp_path)
+    home, temp = tmp_path / "home", tmp_path / "tmp"
+    home.mkdir()
+    temp.mkdir()
+    env.update(HOME=str(home), TMPDIR=str(temp))
     done = subprocess.run(
         [sys.executable, "-c", f"import {module}\n{TINY_SESSION}"],
         env=env,
@@ -60,4 +64,5 @@ def test_onnxruntime_leaves_no_device_id_or_event_store(module: str, tmp_path: P
         timeout=300,
     )
     assert done.stdout.strip().splitlines()[-1] == "session ok"
-    assert not (tmp_path / ".cache" / "Microsoft").exists(), sorted(p.name for p in tmp_path.rglob("*"))
+    assert not (home / ".cache" / "Microsoft").exists(), sorted(p.name for p in home.rglob("*"))
+    assert not (temp / ".ses").exists(), "onnxruntime's telemetry session file"
