@@ -29,13 +29,15 @@ from flwr.app import Array, ArrayRecord
 from registry.errors import FederationError
 
 ENCODING_KEY = "update-encoding"
-"""Downlink: how the site should send its update (``FP16_DELTA`` or anything else for plain)."""
+"""Downlink: how the site should send its update (``FP16_DELTA``, ``PACKED_FLOAT32``, or anything
+else for one array per tensor)."""
 FP16_DELTA = "fp16-delta"
 """The update as the packed float16 difference from the weights the site received."""
 PACKED_FLOAT32 = "packed-float32"
-"""The updated weights themselves, packed, exact: what a site sends instead of ``FP16_DELTA``
-when it clipped the update for differential privacy, because rounding after clipping could
-raise the update's norm above the clipping norm the hub's noise is calibrated to."""
+"""The updated weights themselves, packed, exact: what the hub asks for when the run does not
+compress (``compress-updates = false``), and what a site sends instead of ``FP16_DELTA`` when it
+clipped the update for differential privacy, because rounding after clipping could raise the
+update's norm above the clipping norm the hub's noise is calibrated to."""
 ENCODING_RECORD = "encoding"
 """Uplink: the reply's ConfigRecord saying how its weights are encoded."""
 BASE_KEY = "weights-base"

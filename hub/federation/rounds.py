@@ -36,7 +36,7 @@ from hub.federation.strategy import aggregate_site_metrics, build_strategy, pool
 from hub.federation.transport import SiteView, pull_replies
 from registry.errors import FederationError
 from registry.keys import fingerprint
-from registry.wire import ENCODING_KEY, FP16_DELTA
+from registry.wire import ENCODING_KEY, FP16_DELTA, PACKED_FLOAT32
 from site_agent.models.factory import create_specialist
 
 POLL_S = 0.2
@@ -133,7 +133,7 @@ class Federation:
         self.labels: list[str] = []
         self.history: list[dict[str, Any]] = []
         self.phases: dict[str, float] = {}
-        self.view = SiteView() if settings.compress_updates else None
+        self.view = SiteView(exact=not settings.compress_updates)
 
     # --- messaging -----------------------------------------------------------------------------
 
@@ -174,8 +174,6 @@ class Federation:
 
     def _decoded(self, replies: list[Message], failed: dict[int, str]) -> list[Message]:
         """Replies with full weights; a reply that cannot be decoded counts as the site failing."""
-        if self.view is None:
-            return replies
         decoded = []
         for reply in replies:
             try:
@@ -183,10 +181,6 @@ class Federation:
             except FederationError as exc:
                 failed[reply.metadata.src_node_id] = exc.message
         return decoded
-
-    def _outgoing(self, arrays: ArrayRecord) -> tuple[ArrayRecord, dict[str, int | str]]:
-        """What to send for ``arrays``: a float16 difference from the sites' copy when compressing."""
-        return (arrays, {}) if self.view is None else self.view.outgoing(arrays)
 
     def _connected(self) -> set[int]:
         return set(self.grid.get_node_ids())
@@ -301,7 +295,7 @@ class Federation:
         if isinstance(strategy, DifferentialPrivacyClientSideFixedClipping):
             strategy.num_sampled_clients = len(active)
         started = time.monotonic()
-        outgoing, wire = self._outgoing(arrays)
+        outgoing, wire = self.view.outgoing(arrays)
         config = ConfigRecord(
             {
                 **self._site_config(),
@@ -309,7 +303,7 @@ class Federation:
                 "lr": settings.round_lr(number),
                 "batch-size": settings.batch_size,
                 "evaluate-incoming": number > 1,
-                ENCODING_KEY: FP16_DELTA if settings.compress_updates else "none",
+                ENCODING_KEY: FP16_DELTA if settings.compress_updates else PACKED_FLOAT32,
                 **wire,
             }
         )
@@ -376,7 +370,7 @@ class Federation:
 
     def final_evaluation(self, arrays: ArrayRecord) -> dict[str, Any]:
         active = self._active(self.settings.num_rounds + 1)
-        outgoing, wire = self._outgoing(arrays)
+        outgoing, wire = self.view.outgoing(arrays)
         config = ConfigRecord({**self._site_config(), **wire})
         messages = [
             Message(

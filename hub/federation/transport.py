@@ -68,11 +68,12 @@ class SiteView:
     The first call of :meth:`outgoing` sends full weights; later calls send the float16
     difference between the new global model and this view, then advance the view by exactly the
     sum each site computes. Every site of a run receives every message (a site that misses one
-    has left the run), so one view serves them all. Both directions are packed
-    (:mod:`registry.wire`).
+    has left the run), so one view serves them all. ``exact`` (``compress-updates = false``)
+    sends full float32 weights every time. Both directions are packed (:mod:`registry.wire`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, exact: bool = False) -> None:
+        self.exact = exact
         self.version = 0
         self.current: wire.PackedWeights | None = None
 
@@ -80,26 +81,26 @@ class SiteView:
         """The record to send for ``arrays`` and the config entries that say how to read it."""
         base = self.version
         target = wire.PackedWeights.of({key: array.numpy() for key, array in arrays.items()})
-        if self.current is None or self.current.layout != target.layout:
-            base, delta = 0, target.vector
+        if self.exact or self.current is None or self.current.layout != target.layout:
+            base, payload = 0, target.vector
             self.current = target
         else:
-            delta = wire.half_difference(target.vector, self.current.vector)
-            self.current = wire.PackedWeights(target.layout, wire.add_half(self.current.vector, delta))
+            payload = wire.half_difference(target.vector, self.current.vector)
+            self.current = wire.PackedWeights(target.layout, wire.add_half(self.current.vector, payload))
         self.version += 1
         config: dict[str, int | str] = {
             wire.BASE_KEY: base,
             wire.VERSION_KEY: self.version,
             wire.LAYOUT_KEY: target.layout.to_text(),
         }
-        return wire.packed_record(delta), config
+        return wire.packed_record(payload), config
 
     def decode_update(self, reply: Message) -> Message:
         """Turn a site's packed update back into per-tensor float32 weights.
 
-        The update is a float16 difference from this view, or (after DP clipping) the exact
-        float32 weights. Plain replies are returned unchanged (``update-encoding =
-        "fp16-delta"`` was not asked for). Raises :class:`FederationError` for a reply that does
+        The update is a float16 difference from this view, or the exact float32 weights (after
+        DP clipping, or when asked for). Plain replies are returned unchanged (a site that was
+        not asked for a packed update). Raises :class:`FederationError` for a reply that does
         not fit the view.
         """
         encoding = reply.content.config_records.get(wire.ENCODING_RECORD)

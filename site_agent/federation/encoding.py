@@ -14,7 +14,8 @@ with its layout in the config (:mod:`registry.wire`: a few objects per message i
   computes the same float32 sum (:class:`hub.federation.transport.SiteView`), so the rounding of
   one message is corrected by the next and never accumulates. A site without the right stored
   copy (it restarted mid-run) answers with an error and leaves the run.
-* uplink (``update-encoding = "fp16-delta"``): the reply carries ``float16(weights - incoming)``,
+* uplink (``update-encoding = "fp16-delta"``; ``"packed-float32"`` asks for exact float32
+  weights, packed): the reply carries ``float16(weights - incoming)``,
   packed in the incoming layout; the hub adds it back to the same ``incoming`` before
   aggregating (:meth:`hub.federation.transport.SiteView.decode_update`). The rounding error is
   2^-11 of one round's change, far below the change itself. The mod runs outermost, so DP
@@ -110,11 +111,12 @@ def _compact_reply(reply: Message, incoming: PackedWeights, *, exact: bool) -> N
 
 
 def half_precision_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Rebuild incoming weights from a float16 difference and send float16 updates, as the hub asked."""
+    """Rebuild incoming weights from a packed message and send a packed update, as the hub asked."""
     config = _config(msg)
     if config is None:
         return call_next(msg, context)
-    compact = msg.metadata.message_type == MessageType.TRAIN and config.get(ENCODING_KEY) == FP16_DELTA
+    requested = config.get(ENCODING_KEY)
+    compact = msg.metadata.message_type == MessageType.TRAIN and requested in (FP16_DELTA, PACKED_FLOAT32)
     incoming = None
     if compact or VERSION_KEY in config:
         try:
@@ -124,7 +126,7 @@ def half_precision_mod(msg: Message, context: Context, call_next: ClientAppCalla
     reply = call_next(msg, context)
     if compact and incoming is not None and not reply.has_error() and len(reply.content.array_records) == 1:
         try:
-            _compact_reply(reply, incoming, exact=KEY_CLIPPING_NORM in config)
+            _compact_reply(reply, incoming, exact=requested == PACKED_FLOAT32 or KEY_CLIPPING_NORM in config)
         except FederationError as exc:
             return error_reply(msg, exc)
     return reply

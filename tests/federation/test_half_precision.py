@@ -16,6 +16,7 @@ from hub.federation.settings import RunSettings
 from hub.federation.transport import SiteView
 from registry.errors import FederationError
 from registry.wire import (
+    BASE_KEY,
     ENCODING_KEY,
     FP16_DELTA,
     LAYOUT_KEY,
@@ -123,7 +124,27 @@ def test_a_site_without_the_base_weights_answers_with_a_clear_error() -> None:
     assert site.calls == 0, "a site must not train on weights it could not rebuild"
 
 
-def test_without_compression_weights_pass_through_unchanged() -> None:
+def test_without_compression_every_message_is_exact_float32() -> None:
+    view = SiteView(exact=True)
+    site = FakeTraining(seed=14)
+    truth = weights(np.random.default_rng(15))
+    for _ in range(2):
+        outgoing, wire = view.outgoing(ArrayRecord({key: Array(value) for key, value in truth.items()}))
+        assert outgoing[PACKED_ARRAY].dtype == "float32" and wire[BASE_KEY] == 0
+        config = ConfigRecord({ENCODING_KEY: PACKED_FLOAT32, **wire})
+        reply = half_precision_mod(
+            message(RecordDict({"arrays": outgoing, "config": config}), run_id=90), context(), site
+        )
+        for key, value in truth.items():
+            np.testing.assert_array_equal(site.seen[key], value)
+        assert reply.content.array_records["arrays"][PACKED_ARRAY].dtype == "float32"
+        decoded = view.decode_update(reply).content.array_records["arrays"]
+        truth = {key: decoded[key].numpy() for key in truth}
+        for key, value in site.sent.items():
+            np.testing.assert_array_equal(truth[key], value)
+
+
+def test_plain_weights_pass_through_unchanged() -> None:
     site = FakeTraining(seed=3)
     weights_in = ArrayRecord({"w": Array(np.arange(4, dtype=np.float32))})
     config = ConfigRecord({ENCODING_KEY: "none"})

@@ -127,7 +127,10 @@ def test_sites_dying_mid_run(federation: LocalFederation) -> None:
 
     federation.join(second)
     federation.wait_for_sites(SITES)
-    outcome = federation.run(settings(min_sites=1), "it-survives", crash_after_round_one)
+    # Uncompressed (exact float32 both ways, still packed), so that path runs end to end too.
+    outcome = federation.run(
+        settings(min_sites=1, compress_updates=False), "it-survives", crash_after_round_one
+    )
     sites = sorted(outcome.result["sites"], key=lambda site: site["rounds_participated"])
     assert [site["rounds_participated"] for site in sites] == [1, 2]
     assert [site["status"] for site in sites] == ["left in round 2", "active"]
