@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import cast
 
@@ -198,30 +199,32 @@ def test_a_reply_that_does_not_fit_the_view_is_refused() -> None:
         view.decode_update(reply)
 
 
-def test_a_truncated_packed_message_gets_a_clear_error_reply() -> None:
-    view = SiteView()
-    outgoing, wire = view.outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
-    truncated = packed_record(outgoing[PACKED_ARRAY].numpy()[:3])
+def _truncated(record: ArrayRecord, config: dict[str, int | str]) -> ArrayRecord:
+    return packed_record(record[PACKED_ARRAY].numpy()[:3])
+
+
+def _without_layout(record: ArrayRecord, config: dict[str, int | str]) -> ArrayRecord:
+    del config[LAYOUT_KEY]
+    return record
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [(_truncated, "3 values for a layout of 4"), (_without_layout, "malformed packed weights")],
+    ids=["truncated", "no-layout"],
+)
+def test_a_malformed_packed_message_gets_a_clear_error_reply(
+    damage: Callable[[ArrayRecord, dict[str, int | str]], ArrayRecord], reason: str
+) -> None:
+    outgoing, wire = SiteView().outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
+    record = damage(outgoing, wire)
     site = FakeTraining(seed=13)
     config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
     reply = half_precision_mod(
-        message(RecordDict({"arrays": truncated, "config": config}), run_id=78), context(), site
+        message(RecordDict({"arrays": record, "config": config}), run_id=78), context(), site
     )
-    assert reply.has_error() and "3 values for a layout of 4" in reply.error.reason
-    assert site.calls == 0
-
-
-def test_a_message_without_its_layout_gets_a_clear_error_reply() -> None:
-    view = SiteView()
-    outgoing, wire = view.outgoing(ArrayRecord({"w": Array(np.ones(4, dtype=np.float32))}))
-    del wire[LAYOUT_KEY]
-    site = FakeTraining(seed=8)
-    config = ConfigRecord({ENCODING_KEY: FP16_DELTA, **wire})
-    reply = half_precision_mod(
-        message(RecordDict({"arrays": outgoing, "config": config}), run_id=77), context(), site
-    )
-    assert reply.has_error() and "malformed packed weights" in reply.error.reason
-    assert site.calls == 0
+    assert reply.has_error() and reason in reply.error.reason
+    assert site.calls == 0, "a site must not train on weights it could not read"
 
 
 def test_the_round_drops_a_site_whose_update_cannot_be_decoded(tmp_path: Path) -> None:
