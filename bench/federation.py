@@ -44,6 +44,7 @@ os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
 os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
+from bench.docs_section import publish  # noqa: E402
 from hub.federation.demo import LocalFederation  # noqa: E402
 from hub.federation.partition import non_iid_indices  # noqa: E402
 from hub.federation.publish import load_global_model  # noqa: E402
@@ -228,19 +229,6 @@ def overhead_lines(results: dict[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def write_docs(text: str) -> Path:
-    path = ROOT / "docs" / "results.md"
-    current = path.read_text() if path.is_file() else "# Results\n"
-    start = current.find(SECTION)
-    if start < 0:
-        updated = current.rstrip() + "\n\n" + text
-    else:
-        end = current.find("\n## ", start + len(SECTION))
-        updated = current[:start] + text.rstrip() + "\n\n" + (current[end + 1 :] if end >= 0 else "")
-    path.write_text(updated.rstrip() + "\n")
-    return path
-
-
 def seeds(args: argparse.Namespace) -> list[int]:
     return [args.seed + offset for offset in range(args.seeds)]
 
@@ -280,7 +268,10 @@ def main() -> None:
                 print(f"{arm} seed {seed}: {results[arm][-1]}", flush=True)
         results.update(federated_arms(slices, args, held_out, Path(tmp) / "federation"))
     sizes = [(len(train), int(np.sum(train.labels == 0))) for train in trains]
-    text = "\n".join(
+    out = ROOT / "bench" / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "federation.json").write_text(json.dumps(results, indent=2))
+    publish(
         [
             SECTION,
             "",
@@ -300,14 +291,11 @@ def main() -> None:
             "",
             *overhead_lines(results),
             "",
-        ]
+        ],
+        "results.md",
+        "Results",
+        write=args.write_docs,
     )
-    print(text)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "federation.json").write_text(json.dumps(results, indent=2))
-    if args.write_docs:
-        print(f"wrote {write_docs(text)}")
 
 
 if __name__ == "__main__":

@@ -11,9 +11,9 @@ the bytes. Packed, a message holds one array (a few 5 MB chunks) and the names a
 travel as a short JSON layout.
 
 The conversions go through torch: numpy converts float32 to float16 element by element in
-software, and a round's changes are mostly tiny values (float16 subnormals), where numpy took
-0.5-0.8 s per resnet18 message on this machine against milliseconds for torch's vectorised
-conversion, which gives bit-identical results.
+software and is far slower on the tiny values (float16 subnormals) a round's changes are made
+of; torch's vectorised conversion gives bit-identical results. ``bench/wire_format.py``
+measures both effects.
 """
 
 from __future__ import annotations
@@ -105,10 +105,15 @@ class Layout:
             raise _malformed("tensor names or shapes differ from the layout")
         return np.concatenate([np.asarray(weights[name]).reshape(-1) for name, _ in self.entries])
 
-    def unpack(self, vector: np.ndarray) -> Weights:
-        """The tensors of ``vector`` by name (views into it, no copies)."""
+    def check(self, vector: np.ndarray) -> np.ndarray:
+        """``vector`` if it is flat and holds exactly this layout's values."""
         if vector.ndim != 1 or vector.size != self.size:
             raise _malformed(f"{vector.size} values for a layout of {self.size}")
+        return vector
+
+    def unpack(self, vector: np.ndarray) -> Weights:
+        """The tensors of ``vector`` by name (views into it, no copies)."""
+        self.check(vector)
         weights: Weights = {}
         offset = 0
         for name, shape in self.entries:
@@ -126,10 +131,7 @@ def packed_vector(record: ArrayRecord, layout: Layout) -> np.ndarray:
     """The flat vector of a record made by :func:`packed_record`, checked against ``layout``."""
     if list(record.keys()) != [PACKED_ARRAY]:
         raise _malformed(f"expected one array named {PACKED_ARRAY!r}")
-    vector = record[PACKED_ARRAY].numpy()
-    if vector.ndim != 1 or vector.size != layout.size:
-        raise _malformed(f"{vector.size} values for a layout of {layout.size}")
-    return vector
+    return layout.check(record[PACKED_ARRAY].numpy())
 
 
 def unpacked_record(vector: np.ndarray, layout: Layout) -> ArrayRecord:

@@ -26,8 +26,8 @@ COMPLETED = "finished:completed"
 STATUS_EVERY_S = 5.0
 """How often to ask the SuperLink for the run's status until the ServerApp reports progress."""
 STATUS_WHILE_REPORTING_S = 60.0
-"""...and once it does: each ``flwr ls`` is a new process (about a CPU-second), which the sites'
-training and the weight transfers would otherwise compete with every few seconds."""
+"""...and once it does: each ``flwr ls`` is a new Python process, which the sites' training and
+the weight transfers would otherwise compete with every few seconds."""
 POLL_S = 0.5
 
 EventHandler = Callable[[dict[str, Any]], None]

@@ -1,8 +1,8 @@
 """The round loop of a federated run, driven by the hub's ServerApp.
 
 Per run: wait for sites, ask each connected SuperNode which task it trains (``query``), then for
-every round send the global weights (as float16 differences from the sites' copy after the first
-round, :mod:`hub.federation.transport`) to the participating sites (``train``: each site first
+every round send the global weights (packed, as float16 differences from the sites' copy after
+the first round, :mod:`hub.federation.transport`) to the participating sites (``train``: each site first
 evaluates the incoming global model, then trains, so evaluation costs no extra round trip),
 aggregate with the strategy, save a global checkpoint and report progress. A final
 ``evaluate`` gives each site's metrics of the final model for the card.

@@ -10,10 +10,10 @@ Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
   Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, and
   ``update-encoding``). The site first evaluates the incoming global model on its validation
   split (this is the evaluation of the previous round, without a separate round trip), then
-  trains. Reply: the new weights (or, when asked, their float16 difference from the global
-  model; the global weights themselves may arrive as a float16 difference from the previous
-  round's: :mod:`.encoding`) and one MetricRecord (``num-examples``, ``unit-weight``,
-  ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model).
+  trains. Reply: the new weights and one MetricRecord (``num-examples``, ``unit-weight``,
+  ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model). On the
+  wire the weights travel packed both ways, mostly as float16 differences; :mod:`.encoding`
+  (the outermost mod) converts them, so the handlers here see per-tensor weights.
 * ``evaluate``: the final global model on the site's held-out split: ``eval-*`` metrics plus
   per-class ``eval-sensitivity`` / ``eval-specificity`` / ``eval-support`` lists and the
   membership-inference AUC ``eval-mia-auc`` (computed at the site).

@@ -2,9 +2,10 @@
 
 Weights cross three hops each way (ServerApp -> SuperLink -> SuperNode -> task gate and back),
 tens of MB per message for resnet18, and on loopback the copying, hashing and per-object
-requests are most of a round's fixed cost. When the hub asks for it, both directions carry
-float16 *differences* instead of float32 weights (half the bytes), packed into one flat array
-with its layout in the config (:mod:`registry.wire`: a few objects per message instead of hundreds):
+requests are most of a round's fixed cost. The hub's messages carry weights packed into one flat
+array with its layout in the config (:mod:`registry.wire`: a few objects per message instead of
+hundreds), and both directions carry float16 *differences* instead of float32 weights (half the
+bytes) unless the run asks for exact weights:
 
 * downlink (``weights-base`` / ``weights-version`` / ``weights-layout`` in the message's config):
   the first message of a run carries full float32 weights; later ones carry
@@ -64,13 +65,15 @@ def _config(msg: Message) -> ConfigRecord | None:
     return records[0] if len(records) == 1 else None
 
 
-def _incoming_weights(msg: Message, config: ConfigRecord) -> PackedWeights | None:
-    """Full float32 weights of the message (rebuilt from the stored copy when it carries a difference)."""
-    if len(msg.content.array_records) != 1:
-        return None
-    name, record = next(iter(msg.content.array_records.items()))
-    if VERSION_KEY not in config:
-        return PackedWeights.of({key: array.numpy() for key, array in record.items()})
+def _incoming_weights(msg: Message, config: ConfigRecord) -> PackedWeights:
+    """Full float32 weights of a packed message (rebuilt from the stored copy for a difference).
+
+    The message then carries them per tensor, as the ClientApp expects.
+    """
+    records = list(msg.content.array_records.items())
+    if len(records) != 1:
+        raise FederationError("expected exactly one weights record from the hub")
+    name, record = records[0]
     run_id, base = msg.metadata.run_id, int(config.get(BASE_KEY, 0))
     layout = Layout.from_text(str(config.get(LAYOUT_KEY, "")))
     received = packed_vector(record, layout)
@@ -111,22 +114,28 @@ def _compact_reply(reply: Message, incoming: PackedWeights, *, exact: bool) -> N
 
 
 def half_precision_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:
-    """Rebuild incoming weights from a packed message and send a packed update, as the hub asked."""
+    """Rebuild incoming weights from a packed message and send a packed update, as the hub asked.
+
+    Messages without ``weights-version`` carry plain per-tensor weights and pass through.
+    """
     config = _config(msg)
-    if config is None:
+    if config is None or VERSION_KEY not in config:
         return call_next(msg, context)
-    requested = config.get(ENCODING_KEY)
-    compact = msg.metadata.message_type == MessageType.TRAIN and requested in (FP16_DELTA, PACKED_FLOAT32)
-    incoming = None
-    if compact or VERSION_KEY in config:
-        try:
-            incoming = _incoming_weights(msg, config)
-        except FederationError as exc:
-            return error_reply(msg, exc)
+    try:
+        incoming = _incoming_weights(msg, config)
+    except FederationError as exc:
+        return error_reply(msg, exc)
     reply = call_next(msg, context)
-    if compact and incoming is not None and not reply.has_error() and len(reply.content.array_records) == 1:
-        try:
-            _compact_reply(reply, incoming, exact=requested == PACKED_FLOAT32 or KEY_CLIPPING_NORM in config)
-        except FederationError as exc:
-            return error_reply(msg, exc)
+    requested = config.get(ENCODING_KEY)
+    if (
+        msg.metadata.message_type != MessageType.TRAIN
+        or requested not in (FP16_DELTA, PACKED_FLOAT32)
+        or reply.has_error()
+        or len(reply.content.array_records) != 1
+    ):
+        return reply
+    try:
+        _compact_reply(reply, incoming, exact=requested == PACKED_FLOAT32 or KEY_CLIPPING_NORM in config)
+    except FederationError as exc:
+        return error_reply(msg, exc)
     return reply

@@ -203,6 +203,10 @@ def _truncated(record: ArrayRecord, config: dict[str, int | str]) -> ArrayRecord
     return packed_record(record[PACKED_ARRAY].numpy()[:3])
 
 
+def _empty(record: ArrayRecord, config: dict[str, int | str]) -> ArrayRecord:
+    return ArrayRecord()
+
+
 def _without_layout(record: ArrayRecord, config: dict[str, int | str]) -> ArrayRecord:
     del config[LAYOUT_KEY]
     return record
@@ -210,8 +214,12 @@ def _without_layout(record: ArrayRecord, config: dict[str, int | str]) -> ArrayR
 
 @pytest.mark.parametrize(
     ("damage", "reason"),
-    [(_truncated, "3 values for a layout of 4"), (_without_layout, "malformed packed weights")],
-    ids=["truncated", "no-layout"],
+    [
+        (_truncated, "3 values for a layout of 4"),
+        (_empty, "expected one array named 'packed'"),
+        (_without_layout, "malformed packed weights"),
+    ],
+    ids=["truncated", "empty", "no-layout"],
 )
 def test_a_malformed_packed_message_gets_a_clear_error_reply(
     damage: Callable[[ArrayRecord, dict[str, int | str]], ArrayRecord], reason: str
