@@ -16,6 +16,8 @@ from registry.keys import generate_key_pair, load_private_key
 
 LABELS = ["normal", "pneumonia"]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+# Set by .ci/run: in CI the PostgreSQL contract tests must run, never turn into skips.
+REQUIRE_POSTGRES_ENV = "GSCO_REQUIRE_POSTGRES"
 
 
 @dataclass(frozen=True)
@@ -41,19 +43,22 @@ def site_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteKey]:
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
+def postgres_database(admin_url: str = PG_ADMIN) -> Iterator[str]:
     """Create a scratch database on the local PostgreSQL, yield its URL, drop it afterwards."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.exc import OperationalError
 
-    admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
     name = f"gsco_test_{uuid.uuid4().hex[:10]}"
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError:
         admin.dispose()
-        pytest.skip("PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)")
+        reason = "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)"
+        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+            pytest.fail(f"{reason}, and {REQUIRE_POSTGRES_ENV}=1 says these tests must run (CI sets it)")
+        pytest.skip(reason)
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:

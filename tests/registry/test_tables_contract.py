@@ -15,7 +15,7 @@ from sqlalchemy import text
 from registry.errors import AuthError, KeyMaterialError, RegistryError, RegistryUnavailableError
 from registry.store import audit, catalog
 from registry.store.database import Tables
-from tests.registry.conftest import SiteKey, postgres_database
+from tests.registry.conftest import REQUIRE_POSTGRES_ENV, SiteKey, postgres_database
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -141,3 +141,13 @@ def test_missing_or_uninitialised_databases_are_refused(tmp_path: Path) -> None:
 def test_an_unreachable_database_is_reported_as_unavailable() -> None:
     with pytest.raises(RegistryUnavailableError, match="cannot be reached"):
         Tables("postgresql+psycopg2://postgres@127.0.0.1:1/none")
+
+
+@pytest.mark.parametrize(("required", "outcome"), [("1", pytest.fail.Exception), ("", pytest.skip.Exception)])
+def test_unreachable_postgres_fails_when_required_and_skips_otherwise(
+    required: str, outcome: type[BaseException], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(REQUIRE_POSTGRES_ENV, required)
+    with pytest.raises(outcome, match="PostgreSQL is not reachable"):
+        with postgres_database("postgresql+psycopg2://postgres@127.0.0.1:1/postgres"):
+            pass
