@@ -53,12 +53,15 @@ def translate_mlflow_error(exc: MlflowException, *, action: str) -> RegistryErro
             f"{action}: the registry refused the credentials",
             hint="set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account with access",
         )
-    unreachable = any(
-        isinstance(
-            cause, requests.exceptions.ConnectionError | requests.exceptions.Timeout | OperationalError
-        )
-        for cause in _causes(exc)
+    # RetryError: the server answered 429/5xx (MLflow's status retry list, e.g. a proxy's 503 while
+    # the registry restarts) until MLflow's own retries ran out: as unavailable as a refused socket.
+    away = (
+        requests.exceptions.ConnectionError
+        | requests.exceptions.Timeout
+        | requests.exceptions.RetryError
+        | OperationalError
     )
+    unreachable = any(isinstance(cause, away) for cause in _causes(exc))
     if unreachable or exc.error_code in _UNAVAILABLE_CODES:
         return RegistryUnavailableError(f"{action}: the registry cannot be reached")
     if exc.error_code == "RESOURCE_DOES_NOT_EXIST":

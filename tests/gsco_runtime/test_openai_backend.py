@@ -59,6 +59,7 @@ def test_timeout_is_retried_and_reported(server: ChatServer) -> None:
     backend = OpenAIBackend(server.url, "MedDr", max_retries=1, backoff_s=0.01, timeout_s=0.2)
     with pytest.raises(GeneralistError, match="timed out after 2 attempts"):
         backend.generate(IMAGE, "q")
+    assert len(server.requests) == 2
 
 
 def test_client_errors_are_not_retried(server: ChatServer) -> None:

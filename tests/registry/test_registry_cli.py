@@ -23,6 +23,7 @@ from registry.service import PublishResult, Registry
 from registry.trust import TrustStore, verify_approved
 from tests.registry.bundles import make_bundle, tiny_onnx
 from tests.registry.conftest import LABELS, SiteKey
+from tests.unavailable_server import unavailable_server
 
 runner = CliRunner()
 
@@ -337,19 +338,22 @@ def test_audit_show_verify_and_tampering(home: Path, registry: Registry) -> None
 def test_publish_retries_then_reports_an_unreachable_registry(
     home: Path, site_keys: dict[str, SiteKey], tmp_path: Path
 ) -> None:
-    config = RegistryConfig.resolve(
-        home=home,
-        tracking_uri="http://127.0.0.1:9",
-        db_uri=f"sqlite:///{home / 'registry.db'}",
-        retries=2,
-        backoff_s=0.01,
-    )
     bundle = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, backbone="offline-net")
-    with (
-        Registry.open(config) as offline,
-        pytest.raises(RegistryUnavailableError, match="gave up after 3 attempts"),
-    ):
-        offline.publish(bundle)
+    with unavailable_server() as server:
+        config = RegistryConfig.resolve(
+            home=home,
+            tracking_uri=server.url,
+            db_uri=f"sqlite:///{home / 'registry.db'}",
+            retries=2,
+            backoff_s=0.01,
+        )
+        with (
+            Registry.open(config) as offline,
+            pytest.raises(RegistryUnavailableError, match="gave up after 3 attempts"),
+        ):
+            offline.publish(bundle)
+    # Three attempts reached the server, each stopped at its first refused request.
+    assert len(server.received) == 3 and len(set(server.received)) == 1
     down = RegistryConfig.resolve(
         home=home, db_uri="postgresql+psycopg2://postgres@127.0.0.1:9/x", retries=1, backoff_s=0.01
     )

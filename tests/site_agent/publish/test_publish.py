@@ -30,6 +30,7 @@ from registry.config import RegistryConfig
 from registry.service import Registry
 from site_agent.cli.main import app as site_app
 from site_agent.data.synthetic import synthetic_images
+from tests.unavailable_server import unavailable_server
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -208,8 +209,10 @@ def test_publish_again_is_idempotent_and_refusals_are_clear(site: dict, tmp_path
     assert invoke(site_app, "publish", str(empty_run)).exit_code == 4
     env = {"GSCO_REGISTRY_DB": f"sqlite:///{site['home'] / 'registry.db'}", "GSCO_REGISTRY_RETRIES": "1",
            "GSCO_REGISTRY_BACKOFF": "0.01"}  # fmt: skip
-    offline = invoke(site_app, "publish", str(site["run_dir"]), "--registry", "http://127.0.0.1:9", env=env)
+    with unavailable_server() as server:
+        offline = invoke(site_app, "publish", str(site["run_dir"]), "--registry", server.url, env=env)
     assert offline.exit_code == 8 and "error[GSCO-510]" in offline.stderr and "2 attempts" in offline.stderr
+    assert len(server.received) == 2  # what the server saw, not what the configuration says
     missing = invoke(site_app, "publish", str(site["run_dir"]), "--registry", str(tmp_path / "no-registry"))
     assert missing.exit_code == 7 and "gsco-registry init" in missing.stderr
     assert invoke(registry_app, "--home", str(site["home"]), "sites", "revoke", "planted-site").exit_code == 0
