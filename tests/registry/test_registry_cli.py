@@ -304,23 +304,30 @@ def test_trust_export_for_hubs(home: Path, registry: Registry, tmp_path: Path) -
         store.central_fingerprint
         == json.loads(cli(home, "init", "--json").stdout)["approval_key_fingerprint"]
     )
-    assert store.site_keys.keys() <= {s.fingerprint for s in registry.sites() if s.active}
+    sites = registry.sites()
+    active = {s.fingerprint for s in sites if s.active}
+    assert active and set(store.site_keys) == active  # every active key, and nothing else
+    assert not set(store.site_keys) & {s.fingerprint for s in sites if not s.active}
 
 
-def test_audit_show_verify_and_tampering(home: Path, registry: Registry) -> None:
+def test_audit_show_verify_and_tampering(
+    home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    before = json.loads(cli(home, "audit", "show", "--json").stdout)
+    assert [entry["action"] for entry in before[:4]] == [
+        "registry.init",
+        "task.create",
+        "site.enroll",
+        "site.enroll",
+    ]
+    published = publish(registry, site_keys["b"], tmp_path / "audited", "audited-net")
+    assert cli(home, "reject", published.name, published.version, "--reason", "audit test").exit_code == 0
     shown = json.loads(cli(home, "audit", "show", "--json").stdout)
-    actions = [entry["action"] for entry in shown]
-    assert actions[:4] == ["registry.init", "task.create", "site.enroll", "site.enroll"]
-    known = {
-        "model.publish",
-        "model.approve",
-        "model.approve_refused",
-        "model.reject",
-        "model.revoke",
-        "site.revoke",
-    }
-    assert set(actions[4:]) <= known
-    assert cli(home, "audit", "show", "--limit", "2").exit_code == 0
+    added = shown[len(before) :]
+    assert [entry["action"] for entry in added] == ["model.publish", "model.reject"]
+    assert all(published.name in json.dumps(entry) for entry in added)
+    last_two = json.loads(cli(home, "audit", "show", "--limit", "2", "--json").stdout)
+    assert [entry["seq"] for entry in last_two] == [entry["seq"] for entry in added]
     intact = json.loads(cli(home, "audit", "verify", "--json").stdout)
     assert intact["ok"] and intact["entries"] == len(shown)
     with sqlite3.connect(home / "registry.db") as conn:

@@ -42,7 +42,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory, npz: Path) -> tuple[Path,
     site = _make_site(tmp_path_factory.mktemp("site") / "site", epochs=5, batch_size=8, image_size=64)
     args = ["train", "--site", str(site), "--data", str(npz), "--backbone", "resnet18,resnet10t"]
     result = runner.invoke(
-        app, [*args, "--epochs", "1", "--image-size", "28", "--json"], env={"GSCO_DEVICE": "cpu"}
+        app, [*args, "--epochs", "2", "--image-size", "28", "--json"], env={"GSCO_DEVICE": "cpu"}
     )
     assert result.exit_code == 0, result.output
     return site, json.loads(result.stdout)
@@ -55,14 +55,19 @@ def test_json_lists_one_run_per_backbone(two_runs: tuple[Path, list[dict[str, An
         assert set(run) == {"run_dir", "backbone", "best_epoch", "val"}
         run_dir = Path(run["run_dir"])
         assert run_dir.parent == (site / "runs").resolve() and (run_dir / "checkpoints" / "best.pt").is_file()
-        assert run["best_epoch"] == 1
+        # The best epoch is the first with the highest validation balanced accuracy (the default
+        # monitor, min_delta 0), read back from the run's own per-epoch history.
+        history = json.loads((run_dir / "metrics.json").read_text())["history"]
+        scores = [epoch["balanced_accuracy"] for epoch in history]
+        assert len(history) == 2 and run["best_epoch"] == scores.index(max(scores)) + 1
+        assert run["val"]["balanced_accuracy"] == history[run["best_epoch"] - 1]["balanced_accuracy"]
         assert {"accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "per_class"} <= set(run["val"])
 
 
 def test_resolved_config_follows_flag_env_file_default(two_runs: tuple[Path, list[dict[str, Any]]]) -> None:
     _, runs = two_runs
     config = yaml.safe_load((Path(runs[0]["run_dir"]) / "config.yaml").read_text())
-    assert config["training"]["epochs"] == 1  # flag over file (5)
+    assert config["training"]["epochs"] == 2  # flag over file (5)
     assert config["training"]["image_size"] == 28  # flag over file (64)
     assert config["training"]["batch_size"] == 8  # file over default (32)
     assert config["training"]["device"] == "cpu"  # environment over file / default (auto)
