@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check site_agent registry gsco_runtime hub bench tests deploy
-	$(BIN)/ruff format --check site_agent registry gsco_runtime hub bench tests deploy
+	$(BIN)/ruff check gsco_common specialist site_agent registry gsco_runtime hub bench tests deploy
+	$(BIN)/ruff format --check gsco_common specialist site_agent registry gsco_runtime hub bench tests deploy
 
 test: setup lint
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15

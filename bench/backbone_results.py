@@ -28,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import publish  # noqa: E402
-from site_agent.config import SiteConfig, TrainingConfig  # noqa: E402
+from site_agent.config import SiteConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.data.synthetic import write_synthetic_npz  # noqa: E402
 from site_agent.training.run_dir import RunInfo, load_run  # noqa: E402
 from site_agent.training.trainer import train_run  # noqa: E402
+from specialist.training.config import TrainingConfig  # noqa: E402
 
 SECTION = "## Specialists per backbone (site-agent train)"
 SHARED = ROOT.parent / "shared" / "data"

@@ -4,7 +4,7 @@ PneumoniaMNIST's training split is divided into two non-IID sites (site 1 twice 
 site 2, each tilted towards a different class, :mod:`hub.federation.partition`); its official
 validation split is the common held-out set every arm is evaluated on. Every arm follows the
 same procedure and budget: ``--rounds`` rounds of one local epoch over its data with the site
-agent's loop (``site_agent.training.loop.train_local``), a fresh optimizer each round, the
+agent's loop (``specialist.training.loop.train_local``), a fresh optimizer each round, the
 hub's learning rate for that round (:meth:`RunSettings.round_lr`) and the site's seed for that
 round; only what is trained on, and whether models are averaged, differs:
 
@@ -50,16 +50,16 @@ from hub.federation.partition import non_iid_indices  # noqa: E402
 from hub.federation.publish import load_global_model  # noqa: E402
 from hub.federation.settings import RunSettings  # noqa: E402
 from registry.config import RegistryConfig  # noqa: E402
-from site_agent.config import TrainingConfig  # noqa: E402
-from site_agent.data.base import LabelledImages  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
-from site_agent.evaluation.inputs import PreparedImages  # noqa: E402
-from site_agent.evaluation.metrics import compute_metrics  # noqa: E402
-from site_agent.evaluation.predict import predict  # noqa: E402
-from site_agent.models.factory import create_specialist  # noqa: E402
-from site_agent.models.specialist import Specialist  # noqa: E402
-from site_agent.training.loop import train_local  # noqa: E402
+from specialist.data import LabelledImages  # noqa: E402
+from specialist.inputs import PreparedImages  # noqa: E402
+from specialist.metrics import compute_metrics  # noqa: E402
+from specialist.models.factory import create_specialist  # noqa: E402
+from specialist.models.specialist import Specialist  # noqa: E402
+from specialist.predict import predict  # noqa: E402
+from specialist.training.config import TrainingConfig  # noqa: E402
+from specialist.training.loop import train_local  # noqa: E402
 
 SECTION = "## Federated training"
 DATA = ROOT.parent / "shared" / "data" / "pneumoniamnist_dev.npz"

@@ -3,7 +3,7 @@
 Both train the same backbone from the same initial weights on the same preprocessed images with
 the same batch size, optimizer (AdamW, multi-tensor) and thread count, in one process, with the
 repetitions interleaved (hand, site-agent, site-agent, hand, ...) so that machine load affects both
-alike. site-agent's loop is ``site_agent.training.loop.train_local`` (the loop ``site-agent train``
+alike. site-agent's loop is ``specialist.training.loop.train_local`` (the loop ``site-agent train``
 and the federation client run), with augmentation off, as the hand loop has none; a second
 site-agent row shows the cost of the default augmentation. Target: ratio >= 0.90.
 
@@ -32,14 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import publish  # noqa: E402
-from site_agent.config import AugmentationConfig, TrainingConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.data.synthetic import write_synthetic_npz  # noqa: E402
-from site_agent.evaluation.inputs import PreparedImages  # noqa: E402
-from site_agent.models.factory import create_specialist  # noqa: E402
-from site_agent.models.specialist import Specialist  # noqa: E402
-from site_agent.training.loop import train_local  # noqa: E402
+from specialist.inputs import PreparedImages  # noqa: E402
+from specialist.models.factory import create_specialist  # noqa: E402
+from specialist.models.specialist import Specialist  # noqa: E402
+from specialist.training.config import AugmentationConfig, TrainingConfig  # noqa: E402
+from specialist.training.loop import train_local  # noqa: E402
 
 SECTION = "## Training (site-agent)"
 REAL_DATA = ROOT.parent / "shared" / "data" / "pneumoniamnist_dev.npz"

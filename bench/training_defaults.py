@@ -22,10 +22,11 @@ sys.path.insert(0, str(ROOT))
 
 from bench.backbone_results import dataset  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from site_agent.config import SiteConfig, TrainingConfig  # noqa: E402
+from site_agent.config import SiteConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.training.trainer import train_run  # noqa: E402
+from specialist.training.config import TrainingConfig  # noqa: E402
 
 SECTION = "## Training defaults (one-epoch ablation)"
 VARIANTS: dict[str, dict[str, Any]] = {

@@ -2,7 +2,7 @@
 
 One real round's change of a resnet18 specialist (a few AdamW steps on random images from the
 federation's initial model) is encoded as the hub and the sites encode it
-(``registry/wire.py``) and compared with the straightforward alternatives, run
+(``specialist/federation/wire.py``) and compared with the straightforward alternatives, run
 interleaved in one process so that machine load affects both alike:
 
 * float16 conversion, both directions: numpy (``astype``) vs torch (``half_difference``,
@@ -28,15 +28,16 @@ from pathlib import Path
 import numpy as np
 import torch
 from flwr.app import Array, ArrayRecord
-from flwr.supercore.inflatable.inflatable_object import get_all_nested_objects
+
+from specialist.federation.flower import get_all_nested_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import publish  # noqa: E402
 from hub.federation.rounds import float_state  # noqa: E402
-from registry.wire import Layout, add_half, half_difference, packed_record  # noqa: E402
-from site_agent.models.factory import create_specialist  # noqa: E402
+from specialist.federation.wire import Layout, add_half, half_difference, packed_record  # noqa: E402
+from specialist.models.factory import create_specialist  # noqa: E402
 
 SECTION = "## Federation wire format"
 

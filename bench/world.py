@@ -20,16 +20,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from gsco_common.keys import generate_key_pair, load_private_key, passphrase_from_env_or_prompt
 from registry.bundle.card import write_card
 from registry.bundle.layout import MODEL_FILE, SITE_SIG
 from registry.bundle.signing import sign_bundle
 from registry.config import RegistryConfig
-from registry.keys import generate_key_pair, load_private_key, passphrase_from_env_or_prompt
 from registry.service import Registry
-from site_agent.export.anonymize import anonymize_model
-from site_agent.export.onnx_export import to_onnx
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
+from specialist.export.anonymize import anonymize_model
+from specialist.export.onnx_export import to_onnx
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
 
 LABELS = ("normal", "pneumonia")
 MODALITY = "chest X-ray"

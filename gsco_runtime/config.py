@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from gsco_common.errors import ConfigError
 from gsco_runtime.rad.index import IndexSettings
-from registry.errors import ConfigError
 
 RUNTIME_FILE = Path("hub") / "runtime.yaml"
 ENV_OVERRIDES = {

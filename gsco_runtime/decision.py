@@ -20,6 +20,9 @@ class SpecialistOpinion:
     label: str
     probability: float
     probabilities: dict[str, float]
+    digest: str = ""
+    approved_by: str = ""
+    approved_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,8 @@ class RetrievedCase:
     case_id: str
     label: str
     similarity: float
+    specialist: str = ""
+    """Registered name of the specialist whose embedding found the case (best similarity)."""
 
 
 @dataclass(frozen=True)

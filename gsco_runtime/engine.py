@@ -9,14 +9,15 @@ from typing import Any
 
 import numpy as np
 
+from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.arbiters import create_arbiter
 from gsco_runtime.arbiters.base import Arbiter, Evidence, Outcome, SpecialistEvidence
 from gsco_runtime.arbiters.consensus import ConsensusArbiter
-from gsco_runtime.arbiters.prompts import MEDDR_SYSTEM_MESSAGE, report_prompt
+from gsco_runtime.arbiters.prompts import report_prompt
 from gsco_runtime.cases.library import load_library
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.decision import AI_LABEL, NO_GENERALIST, Decision, SpecialistOpinion
-from gsco_runtime.generalists.base import GeneralistBackend
+from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE, GeneralistBackend
 from gsco_runtime.moed.moed import predict_all
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
@@ -25,7 +26,6 @@ from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.pool.threads import ThreadBudget
 from gsco_runtime.rad.retriever import Neighbours, Retriever, merge_top_k
 from gsco_runtime.task import TaskSpec, load_task_definitions, resolve_task
-from registry.errors import RuntimeServiceError
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,7 @@ class GscoRuntime:
             batching=BatchSettings(settings.max_batch, settings.max_wait_ms / 1000.0),
             budget=self.budget,
             on_loaded=self._prepare,
-            on_swap=self._warm_consensus,
+            on_swap=self._on_swap,
         )
 
     def start(self, task_ids: list[str]) -> None:
@@ -120,9 +120,16 @@ class GscoRuntime:
                 )
             retriever.ensure(specialist.info.model_digest, specialist.predict_many)
 
-    def _warm_consensus(self, snapshot: PoolSnapshot) -> None:
-        """Calibrate (or load) the consensus weights for a new set of specialists before requests."""
-        self.consensus.model_for(snapshot.specialists, self.retriever(snapshot.task_id))
+    def _on_swap(self, snapshot: PoolSnapshot) -> None:
+        """A new set of specialists serves the task: free the retrieval indexes of those that left.
+
+        Then calibrate (or load) the consensus weights for the new set before requests come.
+        """
+        retriever = self.retriever(snapshot.task_id)
+        if retriever is not None:
+            retriever.retain(specialist.info.model_digest for specialist in snapshot.specialists)
+        if snapshot.specialists:
+            self.consensus.model_for(snapshot.specialists, retriever)
 
     def task_spec(self, snapshot: PoolSnapshot) -> TaskSpec:
         cards = [(s.info.label_names, s.info.modality) for s in snapshot.specialists]
@@ -150,15 +157,19 @@ class GscoRuntime:
             retriever,
         )
 
-    def diagnose(self, image: np.ndarray, task_id: str) -> Decision:
-        """One decision for one image; the pool snapshot taken here serves the whole request."""
+    def diagnose(self, image: np.ndarray, task_id: str, *, use_generalist: bool = True) -> Decision:
+        """One decision for one image; the pool snapshot taken here serves the whole request.
+
+        ``use_generalist=False`` lets the consensus arbiter decide even when a generalist is set.
+        """
+        arbiter = self.arbiter if use_generalist else self.consensus
         with self.pool.inflight:
             total = time.perf_counter()
             snapshot = self.pool.snapshot(task_id)
             latency: dict[str, float] = {}
             evidence = self.evidence(image, snapshot, latency)
             start = time.perf_counter()
-            outcome = self.arbiter.decide(evidence)
+            outcome = arbiter.decide(evidence)
             latency["arbiter"] = _ms(start)
             latency["total"] = _ms(total)
         return _decision(evidence, outcome, latency)
@@ -207,7 +218,7 @@ def assemble_evidence(
         image=image,
         specialists=tuple(SpecialistEvidence(s, probs, found) for s, probs, found in outputs),
         retriever=retriever,
-        retrieved=merge_top_k([found for _, _, found in outputs], retriever),
+        retrieved=merge_top_k([(s.info.name, found) for s, _, found in outputs], retriever),
     )
 
 
@@ -226,6 +237,9 @@ def _opinions(evidence: Evidence) -> tuple[SpecialistOpinion, ...]:
                 label=names[index],
                 probability=round(float(item.probabilities[index]), 6),
                 probabilities={n: round(float(p), 6) for n, p in zip(names, item.probabilities, strict=True)},
+                digest=info.model_digest,
+                approved_by=info.approved_by,
+                approved_at=info.approved_at,
             )
         )
     return tuple(opinions)

@@ -21,7 +21,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from registry.errors import ConfigError, RuntimeServiceError
+from gsco_common.errors import ConfigError, RuntimeServiceError
 
 TASKS_FILE = Path("hub") / "tasks.yaml"
 

@@ -1,3 +1,3 @@
 """The hub: the federation coordinator and the clinicians' CLI (cases, diagnose, evaluate)."""
 
-import registry  # noqa: F401  (first: importing it switches third-party telemetry off)
+import gsco_common  # noqa: F401  (first: importing it switches third-party telemetry off)

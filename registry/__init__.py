@@ -1,24 +1,7 @@
-"""The central registry of GSCo specialists (MLflow-backed): keys, bundles, review, audit.
+"""The central registry of GSCo specialists (MLflow-backed): bundles, review, trust, audit.
 
-Hospitals are air-gapped and nothing may report its own use. Importing this package switches the
-usage telemetry of the libraries below off, before any of them is imported: the other GSCo
-packages import it first (their ``__init__``), and it imports nothing itself. An operator who
-sets one of these variables explicitly keeps their choice.
-
-* MLflow's usage telemetry (``MLFLOW_DISABLE_TELEMETRY``);
-* onnxruntime's telemetry: its Linux wheels (1.32) create a persistent device id and an event
-  store under ``~/.cache/Microsoft`` at the first session, for upload to Microsoft, unless
-  ``ORT_DISABLE_TELEMETRY`` is set before onnxruntime is imported;
-* Flower's telemetry and update check, also for Flower code running in this process.
+It imports only :mod:`gsco_common` of ours (first: importing it switches third-party usage
+telemetry off) and never torch or flwr, so the registry's CLI and server stay light.
 """
 
-import os
-
-NO_TELEMETRY = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "ORT_DISABLE_TELEMETRY": "1",
-    "FLWR_TELEMETRY_ENABLED": "0",
-    "FLWR_DISABLE_UPDATE_CHECK": "1",
-}
-for _name, _value in NO_TELEMETRY.items():
-    os.environ.setdefault(_name, _value)
+import gsco_common  # noqa: F401  (first: importing it switches third-party telemetry off)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from registry.errors import ConfigError
+from gsco_common.errors import ConfigError
 
 HOME_ENV = "GSCO_HOME"
 TRACKING_ENV = "GSCO_TRACKING_URI"
@@ -36,6 +36,20 @@ DB_FILE = "registry.db"
 ARTIFACTS_DIR = "artifacts"
 APPROVAL_KEY = "approval.key"
 APPROVAL_PUB = "approval.pub"
+
+
+class RegistryChoice(BaseModel):
+    """Where a user chose the registry to be (``site.yaml``'s ``registry:``); unset keys fall back.
+
+    :meth:`RegistryConfig.resolve` turns the choice into the resolved location (environment, then
+    the embedded default fill what is unset).
+    """
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    home: Path | None = None
+    tracking_uri: str | None = None
+    db_uri: str | None = None
 
 
 def _is_http(uri: str) -> bool:

@@ -14,19 +14,23 @@ from typing import Any
 
 from sqlalchemy import select
 
-from registry.bundle.layout import APPROVAL_SIG, bundle_digest
+from gsco_common.errors import PolicyError, RegistryError, ServingStateError, SignatureError
+from gsco_common.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
+from registry.bundle.card import Card
+from registry.bundle.layout import APPROVAL_SIG, MODEL_FILE, bundle_digest, file_sha256
 from registry.bundle.signing import sign_bundle, verify_bundle
 from registry.config import RegistryConfig
-from registry.errors import PolicyError, RegistryError, SignatureError
-from registry.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
 from registry.policy.checks import BundleUnderReview, CheckResult, run_checks
 from registry.policy.policy import Policy, load_policy
+from registry.revocation import lift_model_digest, revoke_model_digest, revoked_model_digests
+from registry.serving_state import ServedVersion, SignedApprovedSet, issue_statement
 from registry.store import audit, catalog
 from registry.store.catalog import SiteInfo, TaskInfo
 from registry.store.database import Tables
 from registry.store.models import APPROVED, PENDING, REJECTED, REVOKED, ModelStore, VersionRef
 from registry.store.tables import ApprovalRow
 from registry.trust import TrustStore, verify_site_signature
+from registry.trust_audit import sign_checkpoint
 
 _ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model.revoke"}
 
@@ -85,6 +89,7 @@ class ReviewMixin:
             )
         with tempfile.TemporaryDirectory(prefix="gsco-review-") as tmp:
             bundle = self.models.download(ref, Path(tmp) / "bundle")
+            self._refuse_revoked_model(ref, bundle, reviewer)
             results = run_checks(BundleUnderReview(bundle, self._task_for(ref), self._site_for(ref)), policy)
             failures = [r for r in results if r.failed]
             if failures:
@@ -108,9 +113,14 @@ class ReviewMixin:
             sign_bundle(bundle, key, sig)
             verify_bundle(bundle, public_pem(key.public_key()), sig)
             self.models.add_bundle_file(ref, sig)
+            card = Card.read(bundle)  # the signed card, not the MLflow tags, says task and site
+            served = ServedVersion(ref.name, ref.version, bundle_digest(bundle), card.key_fingerprint)
         self.models.set_tags(ref, {"status": APPROVED, "approved_by": reviewer})
         self.models.set_approved_alias(ref)
         self._record(ref, APPROVED, reviewer, note, [r.to_dict() for r in results])
+        with self.tables.session() as session:
+            issue_statement(session, key, card.task_id, add=served, actor=f"reviewer:{reviewer}")
+            sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
         return self.version(name, version), results
 
     def reject(self, name: str, version: str, *, reason: str, reviewer: str) -> VersionRef:
@@ -130,10 +140,47 @@ class ReviewMixin:
         ref = self.version(name, version)
         if ref.status in (REVOKED, REJECTED):
             raise RegistryError(f"{name} version {version} is already {ref.status}")
+        key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
+        with tempfile.TemporaryDirectory(prefix="gsco-revoke-") as tmp:
+            model_digest = "sha256:" + file_sha256(
+                self.models.download(ref, Path(tmp) / "bundle") / MODEL_FILE
+            )
         self.models.clear_approved_alias(ref)
         self.models.set_tags(ref, {"status": REVOKED})
         self._record(ref, REVOKED, reviewer, reason)
+        with self.tables.session() as session:
+            revoke_model_digest(
+                session, model_digest, actor=f"reviewer:{reviewer}", subject=f"{name}/{version}"
+            )
+            issue_statement(
+                session, key, ref.task, remove=f"{ref.name}/{ref.version}", actor=f"reviewer:{reviewer}"
+            )
+            sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
         return self.version(name, version)
+
+    def _refuse_revoked_model(self, ref: VersionRef, bundle: Path, reviewer: str) -> None:
+        """Refuse (audited) a bundle whose ``model.onnx`` content was revoked, whatever its card."""
+        model_digest = "sha256:" + file_sha256(bundle / MODEL_FILE)
+        with self.tables.session() as session:
+            if model_digest not in revoked_model_digests(session):
+                return
+            audit.append(
+                session,
+                actor=f"reviewer:{reviewer}",
+                action="model.approve_refused",
+                subject=f"{ref.name}/{ref.version}",
+                details={"failed": ["revoked_model"], "model_digest": model_digest},
+            )
+        raise PolicyError(
+            f"{ref.name} version {ref.version} fails 1 approval check(s)",
+            [f"revoked_model: its model.onnx ({model_digest}) was revoked by the central team"],
+            hint="only the central team can lift it: `gsco-registry lift-revocation MODEL_DIGEST`",
+        )
+
+    def lift_revocation(self, model_digest: str, *, reason: str, reviewer: str) -> None:
+        """Let a revoked model content be approved again (audited as ``model.digest_lift``)."""
+        with self.tables.session() as session:
+            lift_model_digest(session, model_digest, actor=f"reviewer:{reviewer}", reason=reason)
 
     def _record(
         self,
@@ -166,6 +213,26 @@ class ReviewMixin:
                 details=details,
             )
 
+    def serving_statement(self, task: str) -> SignedApprovedSet | None:
+        """Provided by :class:`registry.service.Registry`."""
+        raise NotImplementedError
+
+    def _serving_check(self, ref: VersionRef, central_key_pem: bytes) -> str:
+        """Is this exact version (and digest) listed by the task's newest valid signed approved set?"""
+        signed = self.serving_statement(ref.task)
+        if signed is None:
+            return "no signed approved set for the task"
+        try:
+            statement = signed.verify(central_key_pem)
+        except ServingStateError as exc:
+            return exc.message
+        listed = {v.key: v.bundle_digest for v in statement.versions}
+        key = f"{ref.name}/{ref.version}"
+        if key not in listed:
+            alias = " (the alias `approved` disagrees)" if ref.has_approved_alias else ""
+            return f"not in the signed approved set{alias}"
+        return "ok" if listed[key] == ref.bundle_digest else "digest differs from the signed approved set"
+
     def decisions(self, name: str, version: str) -> list[str]:
         with self.tables.session() as session:
             rows = session.scalars(
@@ -174,6 +241,21 @@ class ReviewMixin:
                 .order_by(ApprovalRow.id)
             )
             return [row.decision for row in rows]
+
+    def approval_record(self, name: str, version: str) -> tuple[str, str]:
+        """Who approved the version and when (ISO 8601), from its latest approval; ``("", "")`` if none."""
+        with self.tables.session() as session:
+            row = session.scalars(
+                select(ApprovalRow)
+                .where(
+                    ApprovalRow.model_name == name,
+                    ApprovalRow.version == version,
+                    ApprovalRow.decision == APPROVED,
+                )
+                .order_by(ApprovalRow.id.desc())
+                .limit(1)
+            ).first()
+            return (row.reviewer, row.decided_at.isoformat()) if row is not None else ("", "")
 
     def verify(self, name: str, version: str) -> Verification:
         """Check a version as a hub would, plus the registry's records; never trusts the alias."""
@@ -193,6 +275,7 @@ class ReviewMixin:
         decisions = self.decisions(name, version)
         checks["approval_record"] = "ok" if decisions[-1:] == [APPROVED] else "no approval recorded"
         checks["not_revoked"] = "ok" if ref.bundle_digest not in trust.revoked_digests else "revoked"
+        checks["signed_approved_set"] = self._serving_check(ref, trust.central_key_pem)
         return Verification(ref, checks)
 
 

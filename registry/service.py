@@ -23,18 +23,20 @@ from typing import Any
 from mlflow import MlflowClient
 from sqlalchemy import select
 
-from registry.bundle.card import Card
-from registry.bundle.layout import bundle_digest, require_bundle_files
-from registry.config import RegistryConfig
-from registry.errors import AuditError, RegistryError
-from registry.keys import (
+from gsco_common.errors import AuditError, RegistryError
+from gsco_common.keys import (
     fingerprint,
     generate_key_pair,
+    load_private_key,
     load_public_key,
     passphrase_from_env_or_prompt,
     public_pem,
 )
+from registry.bundle.card import Card
+from registry.bundle.layout import bundle_digest, require_bundle_files
+from registry.config import RegistryConfig
 from registry.review import ReviewMixin
+from registry.serving_state import SignedApprovedSet, newest_statement
 from registry.store import audit, catalog
 from registry.store.audit import AuditEntry, ChainReport
 from registry.store.catalog import SiteInfo, TaskInfo
@@ -51,6 +53,7 @@ from registry.store.models import (
 from registry.store.retry import mlflow_errors, with_retries
 from registry.store.tables import ApprovalRow
 from registry.trust import TrustStore, verify_site_signature
+from registry.trust_audit import sign_checkpoint, trust_problems
 
 CENTRAL = "central"
 
@@ -128,7 +131,17 @@ class Registry(ReviewMixin):
 
     @classmethod
     def init(cls, config: RegistryConfig) -> tuple[Registry, InitResult]:
-        """Create the databases (idempotent) and the central approval key (kept if present)."""
+        """Create the databases (idempotent) and the central approval key (kept if present).
+
+        The passphrase is checked and the key written before any table exists, so an init that
+        fails half way never leaves a database without an approval key; re-running resumes.
+        """
+        created = not config.approval_key_path.exists()
+        if created:
+            passphrase = passphrase_from_env_or_prompt(confirm=True)
+            fp = generate_key_pair(config.approval_key_path, config.approval_pub_path, passphrase)
+        else:
+            fp = fingerprint(load_public_key(config.approval_pub_path))
         config.home.mkdir(parents=True, exist_ok=True)
         if config.artifact_root is not None:
             config.artifact_root.mkdir(parents=True, exist_ok=True)
@@ -136,12 +149,6 @@ class Registry(ReviewMixin):
             with mlflow_errors("creating the MLflow tables"):
                 MlflowClient(tracking_uri=config.mlflow_uri).search_experiments(max_results=1)
         registry = cls(config, create=True)
-        created = not config.approval_key_path.exists()
-        if created:
-            passphrase = passphrase_from_env_or_prompt(confirm=True)
-            fp = generate_key_pair(config.approval_key_path, config.approval_pub_path, passphrase)
-        else:
-            fp = fingerprint(load_public_key(config.approval_pub_path))
         with registry.tables.session() as session:
             if created or not audit.entries(session, limit=1):
                 audit.append(
@@ -278,6 +285,37 @@ class Registry(ReviewMixin):
         return sorted(
             (ref for ref in holders if ref.task == task and ref.status == APPROVED), key=lambda r: r.name
         )
+
+    def serving_statement(self, task: str) -> SignedApprovedSet | None:
+        """The task's newest signed approved set, unverified (the hub checks it with its pinned key)."""
+        with self.tables.session() as session:
+            return newest_statement(session, task)
+
+    def trust_problems(self, central_key_pem: bytes | None = None) -> list[str]:
+        """Disagreements of the trust tables with the audit chain and its signed checkpoints.
+
+        The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``.
+        """
+        pem = central_key_pem or public_pem(load_public_key(self.config.approval_pub_path))
+        with self.tables.session() as session:
+            return trust_problems(session, pem)
+
+    def alias_disagreements(self, task: str) -> list[str]:
+        """Where the ``approved`` aliases of ``task`` differ from its signed approved set (the truth)."""
+        signed = self.serving_statement(task)
+        listed = set() if signed is None else {v.key for v in signed.statement.versions}
+        aliased = {f"{ref.name}/{ref.version}" for ref in self.list_approved(task)}
+        return [
+            f"{key}: alias `approved` set, not in the signed approved set" for key in sorted(aliased - listed)
+        ] + [
+            f"{key}: in the signed approved set, alias `approved` not set" for key in sorted(listed - aliased)
+        ]
+
+    def checkpoint_audit(self, *, actor: str) -> None:
+        """Sign the audit log's current head with the central key (passphrase: GSCO_KEY_PASSPHRASE)."""
+        key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
+        with self.tables.session() as session:
+            sign_checkpoint(session, key, actor=actor)
 
     def trust_store(self, central_key_pem: bytes | None = None) -> TrustStore:
         """What a hub needs to verify bundles offline.

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gsco_common.errors import KeyMaterialError, SignatureError
+from gsco_common.keys import fingerprint, load_public_key_pem
 from registry.bundle.card import Card
 from registry.bundle.layout import APPROVAL_SIG, SITE_SIG, bundle_digest, require_bundle_files
 from registry.bundle.signing import verify_bundle
-from registry.errors import KeyMaterialError, SignatureError
-from registry.keys import fingerprint, load_public_key_pem
 
 TRUST_FORMAT = "gsco-trust-1"
 

@@ -1,3 +1,3 @@
 """The site agent: trains, exports, signs and publishes specialists at a hospital."""
 
-import registry  # noqa: F401  (first: importing it switches third-party telemetry off)
+import gsco_common  # noqa: F401  (first: importing it switches third-party telemetry off)

@@ -11,22 +11,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError
 
-from registry.errors import ConfigError
+from gsco_common.errors import ConfigError
+from registry.config import RegistryChoice
 from site_agent.data.config import DataConfig
+from specialist.task import StrictModel, TaskConfig
+from specialist.training.config import TrainingConfig
 
 SITE_FILE = "site.yaml"
 KEYS_DIR = "keys"
 PRIVATE_KEY_FILE = "site.key"
 PUBLIC_KEY_FILE = "site.pub"
 RUNS_DIR = "runs"
-
-MonitorName = Literal["balanced_accuracy", "macro_f1", "accuracy", "auc", "loss"]
-ClassWeighting = Literal["balanced", "sqrt", "none"]
 
 # Environment variable -> dotted key of site.yaml it overrides.
 ENV_OVERRIDES: dict[str, str] = {
@@ -37,132 +37,30 @@ ENV_OVERRIDES: dict[str, str] = {
     "GSCO_DEVICE": "training.device",
 }
 
-_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 ._-]{0,63}$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class TaskConfig(_Strict):
-    """What the specialist is for: copied into the model card."""
-
-    id: str = Field(pattern=_ID_PATTERN)
-    labels: list[str] = Field(min_length=2)
-    modality: str = Field(min_length=1, max_length=200)
-    intended_use: str = ""
-    out_of_scope: list[str] = Field(default_factory=list)
-    limitations: list[str] = Field(default_factory=list)
-
-    @field_validator("labels")
-    @classmethod
-    def _labels_distinct(cls, labels: list[str]) -> list[str]:
-        cleaned = [label.strip() for label in labels]
-        if any(not label for label in cleaned):
-            raise ValueError("label names must not be empty")
-        if len(set(cleaned)) != len(cleaned):
-            raise ValueError("label names must be distinct")
-        return cleaned
-
-
-class AugmentationConfig(_Strict):
-    """Light, anatomy-preserving augmentation applied to training batches only.
-
-    Each training image is augmented with ``probability`` (the rest pass unchanged, so the
-    network also sees images as sharp as at inference). Flips are off by default: a mirrored chest
-    X-ray swaps laterality (heart on the wrong side), so they are opt-in where orientation carries
-    no meaning.
-    """
-
-    enabled: bool = True
-    probability: float = Field(default=0.5, ge=0.0, le=1.0)
-    rotation_deg: float = Field(default=10.0, ge=0.0, le=45.0)
-    translate: float = Field(default=0.05, ge=0.0, le=0.3)
-    scale: tuple[float, float] = (0.9, 1.1)
-    brightness: float = Field(default=0.1, ge=0.0, le=0.5)
-    contrast: float = Field(default=0.1, ge=0.0, le=0.5)
-    hflip: bool = False
-    vflip: bool = False
-
-    @field_validator("scale")
-    @classmethod
-    def _scale_range(cls, scale: tuple[float, float]) -> tuple[float, float]:
-        if not 0.5 <= scale[0] <= scale[1] <= 2.0:
-            raise ValueError("scale must be [low, high] with 0.5 <= low <= high <= 2.0")
-        return scale
-
-
-class EarlyStoppingConfig(_Strict):
-    """Stop when the monitored validation metric has not improved for ``patience`` epochs."""
-
-    monitor: MonitorName = "balanced_accuracy"
-    patience: int = Field(default=5, ge=1)
-    min_delta: float = Field(default=0.0, ge=0.0)
-
-
-class TrainingConfig(_Strict):
-    """Training defaults of the site; every field can be overridden by a ``site-agent train`` flag."""
-
-    backbones: list[str] = Field(default_factory=lambda: ["resnet18"], min_length=1)
-    image_size: int = Field(default=224, ge=16, le=1024)
-    epochs: int = Field(default=20, ge=1, le=1000)
-    batch_size: int = Field(default=32, ge=2, le=4096)
-    lr: float = Field(default=1e-3, gt=0.0, le=1.0)
-    weight_decay: float = Field(default=0.05, ge=0.0, le=1.0)
-    warmup_fraction: float = Field(default=0.05, ge=0.0, lt=1.0)
-    min_lr_ratio: float = Field(default=0.01, ge=0.0, le=1.0)
-    class_weights: ClassWeighting = "balanced"
-    label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
-    augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
-    seed: int = Field(default=0, ge=0)
-    device: str = "auto"
-    amp: bool = True
-    num_threads: int | None = Field(default=None, ge=1)
-    cache_mb: int = Field(default=2048, ge=0)
-    weights_dir: Path | None = None
-
-    @field_validator("device")
-    @classmethod
-    def _device_name(cls, device: str) -> str:
-        if device in ("auto", "cpu", "cuda") or (device.startswith("cuda:") and device[5:].isdigit()):
-            return device
-        raise ValueError("device must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
-
-
-class RegistryConfig(_Strict):
-    """Where bundles are published: an MLflow tracking URI, else the embedded registry in ``home``."""
-
-    home: Path | None = None
-    tracking_uri: str | None = None
-    db_uri: str | None = None
-
-    def resolved_home(self) -> Path:
-        return (self.home or Path("~/.gsco")).expanduser()
-
-
-class ExportConfig(_Strict):
+class ExportConfig(StrictModel):
     """Export settings: extra strings that must never appear in a published bundle."""
 
     deny_list: list[str] = Field(default_factory=list)
 
 
-class FederationConfig(_Strict):
+class FederationConfig(StrictModel):
     """Flower SuperNode settings of this site."""
 
     superlink: str | None = None
     insecure: bool = False
 
 
-class SiteConfig(_Strict):
+class SiteConfig(StrictModel):
     """The whole of ``site.yaml``."""
 
     name: str = Field(pattern=_NAME_PATTERN)
     task: TaskConfig
     data: DataConfig | None = None
     training: TrainingConfig = Field(default_factory=TrainingConfig)
-    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    registry: RegistryChoice = Field(default_factory=RegistryChoice)
     export: ExportConfig = Field(default_factory=ExportConfig)
     federation: FederationConfig = Field(default_factory=FederationConfig)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import registry  # noqa: F401  (first: switches third-party telemetry off for the test process too)
+import gsco_common  # noqa: F401  (first: switches third-party telemetry off for the test process too)
+from site_agent.data.synthetic import write_synthetic_npz
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -21,3 +22,15 @@ def pytest_report_header(config: pytest.Config) -> str:
     if (SHARED_DATA / "pneumoniamnist_dev.npz").is_file():
         return f"data: real MedMNIST dev files from {SHARED_DATA}"
     return "data: ../shared/data is absent, tests use small generated (synthetic) data"
+
+
+@pytest.fixture(scope="session")
+def dev_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``(path, "real")`` for ../shared/data/pneumoniamnist_dev.npz, else a synthetic stand-in."""
+    real = SHARED_DATA / "pneumoniamnist_dev.npz"
+    if real.is_file():
+        print(f"[data] using real MedMNIST dev data: {real.name}")
+        return real, "real"
+    path = write_synthetic_npz(tmp_path_factory.mktemp("dev") / "synthetic_dev.npz", n_per_class=150)
+    print("[data] ../shared/data is absent: using generated synthetic data")
+    return path, "synthetic"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make demo`: one machine plays every role on the embedded defaults.
 # site: init -> train -> evaluate -> export -> publish; central team: enroll -> approve;
-# hub: import a case library -> diagnose a sample image (consensus arbiter: no generalist).
+# hub: import a case library -> diagnose a sample image (consensus arbiter: no generalist)
+# -> serve the clinicians' page and API, printing its URL and a clinician token (SERVE=0 skips it).
 set -euo pipefail
 # DATA and DEMO_HOME may be relative to where the demo was started from.
 [[ -n "${DATA:-}" && "$DATA" != /* ]] && DATA="$PWD/$DATA"
@@ -76,3 +77,8 @@ step "Hub: import the reference case library and diagnose a held-out image"
 "$BIN/gsco-hub" diagnose "$DEMO_HOME/sample.png" --task "$TASK"
 
 step "Done. Everything lives under $DEMO_HOME (delete it with: make clean)"
+
+if [[ "${SERVE:-1}" != 0 ]]; then
+  step "Hub: serve the clinicians' page and the HTTP API"
+  BIN="$BIN" exec bash deploy/demo/serve.sh
+fi

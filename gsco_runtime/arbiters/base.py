@@ -12,11 +12,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gsco_common.errors import ConfigError
 from gsco_runtime.decision import RetrievedCase
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Neighbours, Retriever
 from gsco_runtime.task import TaskSpec
-from registry.errors import ConfigError
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from concurrent.futures import TimeoutError as FutureTimeout
 
 import numpy as np
 
+from gsco_common.errors import ConfigError, GeneralistError
 from gsco_runtime.arbiters.base import Evidence, Outcome, register_arbiter
 from gsco_runtime.arbiters.consensus import ConsensusArbiter
 from gsco_runtime.arbiters.parser import parse_answer
-from gsco_runtime.arbiters.prompts import MEDDR_SYSTEM_MESSAGE, gsco_prompt
-from gsco_runtime.generalists.base import GeneralistBackend
-from registry.errors import ConfigError, GeneralistError
+from gsco_runtime.arbiters.prompts import gsco_prompt
+from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE, GeneralistBackend
 
 NAME = "meddr"
 

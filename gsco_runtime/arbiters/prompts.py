@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-MEDDR_SYSTEM_MESSAGE = "Answer the questions."
 _INTRO = (
     "You are a helpful medical assistant. Your task is disease diagnosis. You are given a {modality} image."
 )

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from gsco_common.errors import DataError
+from gsco_common.ids import TASK_ID
 from gsco_runtime.cases.readers import RawCases
-from registry.errors import DataError
 
-_TASK_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 FORMAT_VERSION = 1
 
 
@@ -57,7 +56,7 @@ def library_digest(
 
 def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> CaseLibrary:
     """Validate raw cases and give every case an id (generated ids when the source has none)."""
-    if not _TASK_PATTERN.match(task_id):
+    if not TASK_ID.match(task_id):
         raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
     count = len(raw.images)
     case_ids = list(raw.case_ids) if raw.case_ids else [f"{task_id}-{i + 1:06d}" for i in range(count)]
@@ -66,7 +65,7 @@ def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> Ca
     reports = list(raw.reports) if raw.reports else [""] * count
     labels = np.asarray(raw.labels, dtype=np.int64).reshape(-1)
     if labels.shape[0] != count or len(reports) != count:
-        raise DataError("the case collection has different numbers of images, labels and reports")
+        raise DataError("the case library would have different numbers of images, labels and reports")
     digest = library_digest(label_names, raw.images, labels, case_ids)
     return CaseLibrary(
         task_id=task_id,
@@ -80,7 +79,7 @@ def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> Ca
 
 
 def library_dir(home: Path, task_id: str) -> Path:
-    if not _TASK_PATTERN.match(task_id):
+    if not TASK_ID.match(task_id):
         raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
     return home / "hub" / "cases" / task_id
 

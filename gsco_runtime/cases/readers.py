@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
+from registry.input_limits import check_npz, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_NAMES = ("train", "val", "test")
@@ -34,7 +35,7 @@ class RawCases:
 def read_image(path: Path) -> np.ndarray:
     """Read one image file as ``[H, W]`` (grayscale, uint8/uint16) or ``[H, W, 3]`` uint8."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if img.mode in ("I;16", "I;16B", "I;16L", "I"):
                 array = np.asarray(img, dtype=np.int64)
                 return np.clip(array, 0, 65535).astype(np.uint16)
@@ -68,6 +69,7 @@ def label_matcher(label_names: Sequence[str]) -> Callable[[str], int]:
 
 def read_npz(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
     """MedMNIST layout (``<split>_images`` / ``<split>_labels``) or plain ``images`` / ``labels``."""
+    check_npz(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             keys = set(data.files)

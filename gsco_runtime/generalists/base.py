@@ -1,7 +1,7 @@
 """Generalist backends: a vision-language model that answers a prompt about one image.
 
 Backends register a factory under a name (``openai``, ``transformers``) and are built with
-:func:`create_backend`. Every failure surfaces as :class:`~registry.errors.GeneralistError`.
+:func:`create_backend`. Every failure surfaces as :class:`~gsco_common.errors.GeneralistError`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from gsco_common.errors import ConfigError
 from registry.bundle.preprocess import to_unit_float
-from registry.errors import ConfigError
 
+# MedDr's system message (its public evaluation code); a backend uses it when a caller gives none.
+MEDDR_SYSTEM_MESSAGE = "Answer the questions."
 DEFAULT_MAX_NEW_TOKENS = 512
 
 

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from gsco_common.errors import ConfigError, GeneralistError
 from gsco_runtime.generalists.base import DEFAULT_MAX_NEW_TOKENS, png_data_url, register_backend
-from registry.errors import ConfigError, GeneralistError
 
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 

@@ -23,10 +23,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gsco_runtime.arbiters.prompts import MEDDR_SYSTEM_MESSAGE
-from gsco_runtime.generalists.base import DEFAULT_MAX_NEW_TOKENS, register_backend, to_pil_rgb
+from gsco_common.errors import ConfigError, GeneralistError
+from gsco_runtime.generalists.base import (
+    DEFAULT_MAX_NEW_TOKENS,
+    MEDDR_SYSTEM_MESSAGE,
+    register_backend,
+    to_pil_rgb,
+)
 from registry.bundle.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from registry.errors import ConfigError, GeneralistError
 
 MEDDR_TILE = 448
 _INTERNVL_MARKERS = ("internvl_chat", "InternVLChatModel")

@@ -15,6 +15,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from gsco_runtime.pool.source import BundleRef, TrustRecord
 
@@ -64,18 +65,35 @@ class BundleCache:
         if not trust_path.is_file():
             return None
         data = json.loads(trust_path.read_text())
-        if BundleRef.from_dict(data["ref"]) != ref:
+        # The same version and, when both name one, the same listed bundle digest; the approval
+        # record (who, when) is provenance for reports, not identity.
+        stored = BundleRef.from_dict(data["ref"])
+        same_digest = (
+            not (stored.bundle_digest and ref.bundle_digest) or stored.bundle_digest == ref.bundle_digest
+        )
+        if (stored.task_id, stored.key) != (ref.task_id, ref.key) or not same_digest:
             return None
         return self.path(ref), TrustRecord(**data["trust"])
 
     def evict(self, ref: BundleRef) -> None:
         shutil.rmtree(self._entry(ref), ignore_errors=True)
 
-    def remember_approved(self, task_id: str, refs: list[BundleRef]) -> None:
+    def remember_approved(
+        self, task_id: str, refs: list[BundleRef], statement: dict[str, Any] | None = None
+    ) -> None:
+        """Keep the approved set of this sync and the signed statement it came from."""
         path = self.root / "approved" / f"{task_id}.json"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"synced_at": time.time(), "approved": [r.to_dict() for r in refs]}))
+        record = {"synced_at": time.time(), "approved": [r.to_dict() for r in refs], "statement": statement}
+        tmp.write_text(json.dumps(record))
         tmp.replace(path)
+
+    def last_statement(self, task_id: str) -> dict[str, Any] | None:
+        """The signed approved set of the last successful sync (unverified: the source checks it)."""
+        path = self.root / "approved" / f"{task_id}.json"
+        if not path.is_file():
+            return None
+        return json.loads(path.read_text()).get("statement")
 
     def last_approved(self, task_id: str) -> tuple[list[BundleRef], float | None]:
         """The approved set of the last successful sync, and when that sync happened."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gsco_common.errors import GscoError, ModelError
 from gsco_runtime.pool.source import BundleRef
 from gsco_runtime.pool.specialist import SpecialistInfo
 from registry.bundle.card import Card
 from registry.bundle.layout import bundle_digest
-from registry.errors import GscoError, ModelError
 
 
 def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
@@ -28,6 +28,8 @@ def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
             preprocessing=card.preprocessing,
             validation=validation,
             model_digest=bundle_digest(bundle_dir),
+            approved_by=ref.approved_by,
+            approved_at=ref.approved_at,
         )
     except GscoError as exc:
         raise ModelError(f"the card of {ref.key} cannot be used: {exc.message}") from exc

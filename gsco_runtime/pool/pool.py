@@ -18,19 +18,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from gsco_runtime.pool.cache import BundleCache
-from gsco_runtime.pool.card import read_specialist_info
-from gsco_runtime.pool.source import BundleRef, BundleSource, TaskState
-from gsco_runtime.pool.specialist import LoadedSpecialist
-from gsco_runtime.pool.threads import ThreadBudget
-from registry.bundle.layout import MODEL_FILE
-from registry.errors import (
+from gsco_common.errors import (
     GscoError,
     RegistryError,
     RegistryUnavailableError,
     RuntimeServiceError,
     SignatureError,
 )
+from gsco_runtime.pool.cache import BundleCache
+from gsco_runtime.pool.card import read_specialist_info
+from gsco_runtime.pool.source import BundleRef, BundleSource, TaskState
+from gsco_runtime.pool.specialist import LoadedSpecialist
+from gsco_runtime.pool.threads import ThreadBudget
+from registry.bundle.layout import MODEL_FILE
 
 log = logging.getLogger(__name__)
 MAX_FAILURES_KEPT = 50
@@ -217,11 +217,19 @@ class SpecialistPool:
         self._from_cache = False
         self._last_sync = time.time()
         self._last_error = None
-        self.cache.remember_approved(task_id, list(state.approved))
+        self.cache.remember_approved(task_id, list(state.approved), state.statement)
         self._apply(task_id, state)
 
     def _serve_from_cache(self, task_id: str) -> None:
-        refs, synced_at = self.cache.last_approved(task_id)
+        """Serve what the cached signed statement lists (verified with the pinned key, no rollback)."""
+        _, synced_at = self.cache.last_approved(task_id)
+        try:
+            refs: tuple[BundleRef, ...] = self.source.admit_cached(
+                task_id, self.cache.last_statement(task_id)
+            )
+        except RegistryError as exc:
+            self._last_error = exc.message
+            refs = ()
         self._from_cache = True
         self._last_sync = synced_at
         loaded = [s for s in (self._load(ref, offline=True) for ref in refs) if s is not None]
@@ -255,9 +263,13 @@ class SpecialistPool:
                 self.cache.evict(BundleRef(task_id, specialist.info.name, specialist.info.version))
 
     def _swap(self, snapshot: PoolSnapshot) -> None:
-        """Publish the task's new snapshot (one assignment), then let the owner warm up for it."""
+        """Publish the task's new snapshot (one assignment), then let the owner warm up for it.
+
+        The owner hears of every swap, also to an empty pool, so that it can free what the
+        specialists that left (revoked, replaced) held.
+        """
         self._snapshots[snapshot.task_id] = snapshot
-        if self._on_swap is not None and snapshot.specialists:
+        if self._on_swap is not None:
             self._on_swap(snapshot)
 
     def _load(self, ref: BundleRef, *, offline: bool) -> LoadedSpecialist | None:
@@ -288,12 +300,12 @@ class SpecialistPool:
         if cached is not None:
             folder, trust = cached
             try:
-                self.source.verify_cached(folder, trust)
+                self.source.verify_cached(folder, trust, ref)
                 return folder
             except SignatureError:
-                self.cache.evict(ref)
-                if offline:
+                if offline:  # kept: the registry may vouch for a fresh copy once it is back
                     raise
+                self.cache.evict(ref)
         if offline:
             raise RegistryUnavailableError(f"version {ref.key} is not in the local cache")
         staging = self.cache.staging_dir()

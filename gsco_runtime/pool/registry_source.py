@@ -2,29 +2,37 @@
 
 Candidates come from :meth:`registry.service.Registry.list_approved` (alias and status: never
 trusted on their own); every downloaded bundle must pass :func:`registry.trust.verify_approved`
-against the live trust store (central key, enrolled active site keys, revoked digests). The
-central key is pinned by the hub when given, else read from the registry home.
+against the live trust store (enrolled active site keys, revoked digests) and the central key
+pinned at construction (:func:`registry.pinning.pinned_central_key`): ``--central-key`` or the
+hub home's ``keys/approval.pub``, never a key read later from the registry or the cache.
 """
 
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+from gsco_common.errors import RegistryUnavailableError, ServingStateError, SignatureError
+from gsco_common.keys import fingerprint, load_public_key_pem
 from gsco_runtime.pool.source import BundleRef, TaskState, TrustRecord
 from registry.config import RegistryConfig
-from registry.errors import RegistryUnavailableError, SignatureError
-from registry.keys import fingerprint, load_public_key_pem
+from registry.pinning import pinned_central_key, require_pinned
 from registry.service import Registry
+from registry.serving_state import SequenceGuard, SignedApprovedSet
 from registry.trust import TrustStore, verify_approved
 
 
 class RegistrySource:
     """Reads approved versions and bundles from the registry; verifies with its trust store."""
 
-    def __init__(self, config: RegistryConfig, *, central_key_pem: bytes | None = None) -> None:
+    def __init__(
+        self, config: RegistryConfig, *, central_key_pem: bytes | None = None, hub_home: Path | None = None
+    ) -> None:
         self.config = config
-        self.central_key_pem = central_key_pem
+        self.central_key_pem = pinned_central_key(config.home, central_key_pem)
+        self.guard = SequenceGuard(hub_home or config.home)
         self._registry: Registry | None = None
         self._trust: TrustStore | None = None
         self._live = False
@@ -44,24 +52,53 @@ class RegistrySource:
         with self._lock:
             try:
                 registry = self._open()
-                candidates = registry.list_approved(task_id)
+                problems = registry.trust_problems(self.central_key_pem)
+                signed = registry.serving_statement(task_id)
                 self._trust = registry.trust_store(self.central_key_pem)
                 self._live = True
             except RegistryUnavailableError:
                 self._live = False
                 self._drop()
                 raise
+        if problems:
+            raise ServingStateError(
+                f"the registry's trust state fails its audit ({len(problems)} problem(s)): {problems[0]}",
+                hint="run `gsco-registry verify --all`; the hub keeps serving its last verified set",
+            )
         revoked = self._trust.revoked_digests
-        approved = tuple(
-            BundleRef(task_id, ref.name, ref.version, ref.site_fingerprint)
-            for ref in candidates
-            if ref.bundle_digest not in revoked
-        )
+        admitted = tuple(ref for ref in self._admit(task_id, signed) if ref.bundle_digest not in revoked)
+        approved = self._with_approval_records(admitted)
         return TaskState(
             approved=approved,
             revoked_digests=frozenset(revoked),
             trusted_sites=frozenset(self._trust.site_keys),
+            statement=None if signed is None else signed.to_dict(),
         )
+
+    def _admit(self, task_id: str, signed: SignedApprovedSet | None) -> tuple[BundleRef, ...]:
+        """The versions of a statement signed by the pinned key and not older than any seen.
+
+        MLflow aliases play no part: the signed approved set alone says what serves. Raises
+        :class:`ServingStateError` (forged, rolled back); the pool then keeps its last set.
+        """
+        statement = None if signed is None else signed.verify(self.central_key_pem)
+        admitted = self.guard.admit(task_id, statement)
+        versions = () if admitted is None else admitted.versions
+        return tuple(
+            BundleRef(task_id, v.name, v.version, v.site_fingerprint, bundle_digest=v.bundle_digest)
+            for v in versions
+        )
+
+    def _with_approval_records(self, refs: tuple[BundleRef, ...]) -> tuple[BundleRef, ...]:
+        """The refs with the registry's approval record (who approved, when) for the hub's reports."""
+        with self._lock:
+            registry = self._open()
+            records = {ref: registry.approval_record(ref.name, ref.version) for ref in refs}
+        return tuple(replace(ref, approved_by=records[ref][0], approved_at=records[ref][1]) for ref in refs)
+
+    def admit_cached(self, task_id: str, statement: dict[str, Any] | None) -> tuple[BundleRef, ...]:
+        """The versions of the cached statement, checked exactly as a live one."""
+        return self._admit(task_id, None if statement is None else SignedApprovedSet.from_dict(statement))
 
     def fetch(self, ref: BundleRef, dest: Path) -> None:
         with self._lock:
@@ -73,25 +110,37 @@ class RegistrySource:
         verified = verify_approved(bundle_dir, self._trust)
         if verified.card.task_id != ref.task_id:
             raise SignatureError(f"{ref.key} is listed under task {ref.task_id!r}; its card names another")
+        _require_listed_digest(ref, verified.digest)
         return TrustRecord(
             site_public_pem=self._trust.site_keys[verified.site_fingerprint].decode("ascii"),
             approval_public_pem=self._trust.central_key_pem.decode("ascii"),
         )
 
-    def verify_cached(self, bundle_dir: Path, trust: TrustRecord) -> None:
+    def verify_cached(self, bundle_dir: Path, trust: TrustRecord, ref: BundleRef | None = None) -> None:
         """Re-check a cached copy of a bundle.
 
-        With the live trust store when the registry answered last time, else offline with the keys
-        it verified against before (a pinned central key wins over the recorded one).
+        With the live trust store when the registry answered last time, else offline with the site
+        key it verified against before and the pinned central key. A record that names another
+        central key is refused (:class:`SignatureError`): the cache folder was written by someone else.
         """
+        require_pinned(
+            self.central_key_pem, trust.approval_public_pem.encode("ascii"), "bundle cache's trust.json"
+        )
         if self._live and self._trust is not None:
-            verify_approved(bundle_dir, self._trust)
-            return
-        site_pem = trust.site_public_pem.encode("ascii")
-        central = self.central_key_pem or trust.approval_public_pem.encode("ascii")
-        offline = TrustStore(central, {fingerprint(load_public_key_pem(site_pem)): site_pem})
-        verify_approved(bundle_dir, offline)
+            verified = verify_approved(bundle_dir, self._trust)
+        else:
+            site_pem = trust.site_public_pem.encode("ascii")
+            offline = TrustStore(self.central_key_pem, {fingerprint(load_public_key_pem(site_pem)): site_pem})
+            verified = verify_approved(bundle_dir, offline)
+        if ref is not None:
+            _require_listed_digest(ref, verified.digest)
 
     def close(self) -> None:
         with self._lock:
             self._drop()
+
+
+def _require_listed_digest(ref: BundleRef, digest: str) -> None:
+    """Refuse a bundle (even a validly signed older one) whose digest is not the one the set lists."""
+    if ref.bundle_digest and digest != ref.bundle_digest:
+        raise SignatureError(f"{ref.key} is not the bundle the signed approved set lists (digest differs)")

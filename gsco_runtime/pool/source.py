@@ -13,12 +13,21 @@ from typing import Any, Protocol
 
 @dataclass(frozen=True)
 class BundleRef:
-    """One registered version: registered model name, version, task and publishing site."""
+    """One registered version: model name, version, task, site, approval and listed bundle digest.
+
+    ``approved_by`` / ``approved_at`` are the registry's approval record (reviewer, ISO time), carried
+    so that the hub's reports can say who approved the model and when. ``bundle_digest`` is the one
+    the signed approved set lists (empty when unknown); a bundle with another digest is refused
+    even when its signatures verify.
+    """
 
     task_id: str
     name: str
     version: str
     site_fingerprint: str = ""
+    approved_by: str = ""
+    approved_at: str = ""
+    bundle_digest: str = ""
 
     @property
     def key(self) -> str:
@@ -34,6 +43,9 @@ class BundleRef:
             name=str(data["name"]),
             version=str(data["version"]),
             site_fingerprint=str(data.get("site_fingerprint", "")),
+            approved_by=str(data.get("approved_by", "")),
+            approved_at=str(data.get("approved_at", "")),
+            bundle_digest=str(data.get("bundle_digest", "")),
         )
 
 
@@ -42,13 +54,16 @@ class TaskState:
     """What the registry says about a task now.
 
     ``approved``: candidate versions; ``revoked_digests``: bundles withdrawn by the central team;
-    ``trusted_sites``: fingerprints of enrolled, active site keys (None when unknown). A loaded
-    version whose digest is revoked or whose site key is no longer trusted leaves the pool.
+    ``trusted_sites``: fingerprints of enrolled, active site keys (None when unknown);
+    ``statement``: the signed approved set the candidates come from, kept in the cache so an
+    offline start serves only what a verified statement lists. A loaded version whose digest is
+    revoked or whose site key is no longer trusted leaves the pool.
     """
 
     approved: tuple[BundleRef, ...]
     revoked_digests: frozenset[str] = field(default_factory=frozenset)
     trusted_sites: frozenset[str] | None = None
+    statement: dict[str, Any] | None = None
 
     def withdrawn(self, digest: str, site_fingerprint: str) -> bool:
         untrusted = self.trusted_sites is not None and site_fingerprint not in self.trusted_sites
@@ -78,6 +93,10 @@ class BundleSource(Protocol):
         """Check site and approval signatures against enrolled, active keys; ``SignatureError`` if not."""
         ...
 
-    def verify_cached(self, bundle_dir: Path, trust: TrustRecord) -> None:
-        """Re-check a cached bundle's signatures offline with the keys it verified against before."""
+    def verify_cached(self, bundle_dir: Path, trust: TrustRecord, ref: BundleRef | None = None) -> None:
+        """Re-check a cached bundle's signatures offline (and its digest against ``ref``'s)."""
+        ...
+
+    def admit_cached(self, task_id: str, statement: dict[str, Any] | None) -> tuple[BundleRef, ...]:
+        """The versions a cached signed statement lists, if it verifies and is not a rollback."""
         ...

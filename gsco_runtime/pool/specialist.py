@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,10 +10,10 @@ import numpy as np
 import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
-from gsco_runtime.moed.batcher import MicroBatcher
+from gsco_common.errors import ModelError
+from gsco_runtime.pool.batcher import MicroBatcher
 from gsco_runtime.pool.threads import ThreadBudget
 from registry.bundle.preprocess import Preprocessing, preprocess, preprocess_batch
-from registry.errors import ModelError
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "embedding")
@@ -46,19 +45,13 @@ class SpecialistInfo:
     preprocessing: Preprocessing
     validation: Mapping[str, float] = field(default_factory=dict)
     model_digest: str = ""
+    approved_by: str = ""
+    approved_at: str = ""
 
     @property
     def key(self) -> str:
         """Identity in the pool: registered model name and version."""
         return f"{self.name}/{self.version}"
-
-
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return "sha256:" + digest.hexdigest()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -8,7 +8,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from registry.errors import RuntimeServiceError
+from gsco_common.errors import RuntimeServiceError
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
+from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.cases.library import CaseLibrary
 from gsco_runtime.decision import RetrievedCase
 from gsco_runtime.rad.index import IndexSettings, VectorIndex
-from registry.errors import RuntimeServiceError
 
 # images -> (probabilities [N, C], embeddings [N, D])
 PredictFn = Callable[[Sequence[np.ndarray]], tuple[np.ndarray, np.ndarray]]
@@ -89,6 +89,12 @@ class Retriever:
                 if key not in keep:
                     del self._indexes[key]
 
+    @property
+    def indexes_in_memory(self) -> int:
+        """How many specialists' indexes are held in memory (revoked ones are freed by :meth:`retain`)."""
+        with self._lock:
+            return len(self._indexes)
+
     def search(
         self, model_digest: str, predict: PredictFn, embedding: np.ndarray, k: int | None = None
     ) -> Neighbours:
@@ -138,20 +144,26 @@ class Retriever:
 
 
 def merge_top_k(
-    neighbours: list[Neighbours | None], retriever: Retriever | None
+    neighbours: list[tuple[str, Neighbours | None]], retriever: Retriever | None
 ) -> tuple[RetrievedCase, ...]:
-    """Union of every specialist's top-k, best similarity per case, top-k overall."""
+    """Union of every specialist's top-k (``(specialist name, neighbours)``), best similarity per case.
+
+    Each case keeps the name of the specialist that found it most similar (the first on ties).
+    """
     if retriever is None:
         return ()
-    best: dict[int, float] = {}
-    for found in neighbours:
+    best: dict[int, tuple[float, str]] = {}
+    for name, found in neighbours:
         if found is None:
             continue
         for row, sim in zip(found.rows.tolist(), found.similarities.tolist(), strict=True):
-            best[row] = max(sim, best.get(row, -np.inf))
+            if row not in best or sim > best[row][0]:
+                best[row] = (sim, name)
     library = retriever.library
-    ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[: retriever.k]
+    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[: retriever.k]
     return tuple(
-        RetrievedCase(library.case_ids[row], library.label_names[int(library.labels[row])], round(sim, 6))
-        for row, sim in ranked
+        RetrievedCase(
+            library.case_ids[row], library.label_names[int(library.labels[row])], round(sim, 6), name
+        )
+        for row, (sim, name) in ranked
     )

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import typer
 
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from gsco_common.errors import ConfigError, RegistryError
 from gsco_runtime.cases.library import build_library, library_dir, save_library
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import hub_context
-from registry.clikit import console, handle_errors, print_json
-from registry.errors import ConfigError, RegistryError
 from registry.service import Registry
 
 cases_app = typer.Typer(
@@ -51,7 +51,7 @@ def import_cases(
     labels: str | None = typer.Option(
         None, "--labels", help="Comma-separated labels when no registry is reachable."
     ),
-    json_out: bool = typer.Option(False, "--json", help="Print JSON for scripts."),
+    json_out: JsonFlag = False,
 ) -> None:
     """Import a labelled case collection as the task's case library (replaces the previous one)."""
     label_names = task_labels(ctx, task, labels)

@@ -7,19 +7,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import typer
 
+from gsco_common.cli import err_console
+from gsco_common.errors import ConfigError, KeyMaterialError
+from gsco_common.keys import load_public_key_pem
 from gsco_runtime.config import load_runtime_settings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.generalists.base import GeneralistBackend
 from gsco_runtime.pool.registry_source import RegistrySource
-from registry.clikit import err_console, options_into
 from registry.config import RegistryConfig
-from registry.errors import ConfigError, KeyMaterialError
-from registry.keys import load_public_key_pem
 
 API_KEY_ENV = "GSCO_GENERALIST_API_KEY"
 GENERALISTS = ("none", "openai", "transformers")
@@ -80,58 +80,35 @@ class GeneralistOptions:
         )
 
 
-THREADS_OPT = typer.Option(None, "--threads", help="Thread budget of the specialists' sessions.")
-JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts.")
-# The ``--generalist ...`` flags, each a GeneralistOptions field behind the prefix ``generalist_``.
-_GENERALIST_FLAGS: dict[str, tuple[Any, Any]] = {
-    "generalist_kind": (
-        str,
-        typer.Option("none", "--generalist", help="Decision-maker: none (consensus), openai, transformers."),
+# Options of `diagnose` and `evaluate`, declared once. The ``--generalist ...`` flags are the
+# fields of :class:`GeneralistOptions`; the commands build it from them.
+Threads = Annotated[int | None, typer.Option("--threads", help="Thread budget of the specialists' sessions.")]
+GeneralistKind = Annotated[
+    str, typer.Option("--generalist", help="Decision-maker: none (consensus), openai, transformers.")
+]
+GeneralistUrl = Annotated[
+    str | None,
+    typer.Option("--generalist-url", help="OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."),
+]
+GeneralistModel = Annotated[str, typer.Option("--generalist-model", help="Model name sent to the server.")]
+GeneralistModelDir = Annotated[
+    Path | None, typer.Option("--model-dir", help="Local checkpoint folder for --generalist transformers.")
+]
+GeneralistDevice = Annotated[
+    str, typer.Option("--device", help="Device of the transformers backend (cpu, cuda).")
+]
+GeneralistTimeout = Annotated[
+    float,
+    typer.Option(
+        "--generalist-timeout", help="Seconds for the generalist's answer (all retries), then consensus."
     ),
-    "generalist_url": (
-        str | None,
-        typer.Option(
-            None, "--generalist-url", help="OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."
-        ),
-    ),
-    "generalist_model": (
-        str,
-        typer.Option("MedDr", "--generalist-model", help="Model name sent to the server."),
-    ),
-    "generalist_model_dir": (
-        Path | None,
-        typer.Option(None, "--model-dir", help="Local checkpoint folder for --generalist transformers."),
-    ),
-    "generalist_device": (
-        str,
-        typer.Option("cpu", "--device", help="Device of the transformers backend (cpu, cuda)."),
-    ),
-    "generalist_timeout_s": (
-        float,
-        typer.Option(
-            120.0,
-            "--generalist-timeout",
-            help="Seconds for the generalist's answer (all retries), then consensus.",
-        ),
-    ),
-    "generalist_retries": (
-        int,
-        typer.Option(2, "--generalist-retries", help="Retries of a failed HTTP request."),
-    ),
-    "generalist_max_tokens": (
-        int,
-        typer.Option(512, "--max-tokens", help="Longest generalist answer, in tokens."),
-    ),
-}
-
-
-def _generalist_options(**flags: Any) -> GeneralistOptions:
-    return GeneralistOptions(**{key.removeprefix("generalist_"): value for key, value in flags.items()})
-
-
-# Decorator of `diagnose` and `evaluate`: the ``--generalist ...`` flags stand in for the
-# command's keyword-only parameter ``generalist``, which receives their GeneralistOptions.
-generalist_flags = options_into("generalist", _GENERALIST_FLAGS, _generalist_options)
+]
+GeneralistRetries = Annotated[
+    int, typer.Option("--generalist-retries", help="Retries of a failed HTTP request.")
+]
+GeneralistMaxTokens = Annotated[
+    int, typer.Option("--max-tokens", help="Longest generalist answer, in tokens.")
+]
 
 
 def build_runtime(hub: HubContext, options: GeneralistOptions, threads: int | None = None) -> GscoRuntime:

@@ -7,31 +7,60 @@ from pathlib import Path
 
 import typer
 
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from gsco_common.errors import DataError
 from gsco_runtime.cases.readers import read_image
-from hub.cli.context import JSON_OPT, THREADS_OPT, GeneralistOptions, generalist_flags, task_runtime
-from hub.cli.main import app
-from registry.clikit import console, handle_errors, print_json
-from registry.errors import DataError
+from hub.cli.context import (
+    GeneralistDevice,
+    GeneralistKind,
+    GeneralistMaxTokens,
+    GeneralistModel,
+    GeneralistModelDir,
+    GeneralistOptions,
+    GeneralistRetries,
+    GeneralistTimeout,
+    GeneralistUrl,
+    Threads,
+    task_runtime,
+)
 
 
-@app.command("diagnose")
 @handle_errors
-@generalist_flags
 def diagnose(
     ctx: typer.Context,
     image: Path = typer.Argument(..., help="Image file (PNG, JPEG, TIFF, BMP)."),
     task: str = typer.Option(..., "--task", help="Task id whose approved specialists decide."),
     report: bool = typer.Option(False, "--report", help="Also write a report (needs a generalist)."),
-    threads: int | None = THREADS_OPT,
-    json_out: bool = JSON_OPT,
-    *,
-    generalist: GeneralistOptions,
+    threads: Threads = None,
+    json_out: JsonFlag = False,
+    generalist: GeneralistKind = "none",
+    generalist_url: GeneralistUrl = None,
+    generalist_model: GeneralistModel = "MedDr",
+    model_dir: GeneralistModelDir = None,
+    device: GeneralistDevice = "cpu",
+    generalist_timeout: GeneralistTimeout = 120.0,
+    generalist_retries: GeneralistRetries = 2,
+    max_tokens: GeneralistMaxTokens = 512,
 ) -> None:
     """Diagnose one image with the task's approved specialists, retrieval and an arbiter."""
     if not image.is_file():
         raise DataError("the image file was not found", hint="check the IMAGE path")
     pixels = read_image(image)
-    with task_runtime(ctx, task, generalist, threads) as runtime:
+    with task_runtime(
+        ctx,
+        task,
+        GeneralistOptions(
+            generalist,
+            generalist_url,
+            generalist_model,
+            model_dir,
+            device,
+            generalist_timeout,
+            generalist_retries,
+            max_tokens,
+        ),
+        threads,
+    ) as runtime:
         decision = runtime.diagnose(pixels, task)
         written = runtime.report(pixels, task) if report else None
     if json_out:

@@ -7,17 +7,26 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 from gsco_runtime.cases.readers import read_cases
-from gsco_runtime.evaluation.evaluate import evaluate
-from gsco_runtime.evaluation.report import arbitration_lines, rich_table, write_outputs
-from hub.cli.context import JSON_OPT, THREADS_OPT, GeneralistOptions, generalist_flags, task_runtime
-from hub.cli.main import app
-from registry.clikit import console, err_console, handle_errors, print_json
+from hub.cli.context import (
+    GeneralistDevice,
+    GeneralistKind,
+    GeneralistMaxTokens,
+    GeneralistModel,
+    GeneralistModelDir,
+    GeneralistOptions,
+    GeneralistRetries,
+    GeneralistTimeout,
+    GeneralistUrl,
+    Threads,
+    task_runtime,
+)
+from hub.evaluation.evaluate import evaluate
+from hub.evaluation.report import arbitration_lines, rich_table, write_outputs
 
 
-@app.command("evaluate")
 @handle_errors
-@generalist_flags
 def evaluate_cmd(
     ctx: typer.Context,
     task: str = typer.Option(..., "--task", help="Task id whose approved specialists are evaluated."),
@@ -26,13 +35,33 @@ def evaluate_cmd(
     kind: str = typer.Option("auto", "--kind", help="auto, npz, imagefolder or csv."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N images only."),
     out: Path | None = typer.Option(None, "--out", help="Folder for evaluation.json, .md and .png."),
-    threads: int | None = THREADS_OPT,
-    json_out: bool = JSON_OPT,
-    *,
-    generalist: GeneralistOptions,
+    threads: Threads = None,
+    json_out: JsonFlag = False,
+    generalist: GeneralistKind = "none",
+    generalist_url: GeneralistUrl = None,
+    generalist_model: GeneralistModel = "MedDr",
+    model_dir: GeneralistModelDir = None,
+    device: GeneralistDevice = "cpu",
+    generalist_timeout: GeneralistTimeout = 120.0,
+    generalist_retries: GeneralistRetries = 2,
+    max_tokens: GeneralistMaxTokens = 512,
 ) -> None:
     """ACC, macro-F1 and AUC of each specialist, their vote, RAD, consensus (and the generalist)."""
-    with task_runtime(ctx, task, generalist, threads) as runtime:
+    with task_runtime(
+        ctx,
+        task,
+        GeneralistOptions(
+            generalist,
+            generalist_url,
+            generalist_model,
+            model_dir,
+            device,
+            generalist_timeout,
+            generalist_retries,
+            max_tokens,
+        ),
+        threads,
+    ) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)
         images, truth = cases.images[:limit], cases.labels[:limit]

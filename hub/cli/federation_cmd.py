@@ -10,6 +10,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 from hub.federation.certs import create_certificates
 from hub.federation.demo import DemoTask, run_demo
 from hub.federation.flwr_cli import FlowerCli
@@ -18,7 +19,6 @@ from hub.federation.processes import stop_processes
 from hub.federation.publish import create_federation_key, federation_key_paths, publish_run
 from hub.federation.settings import LrSchedule, RunSettings, StrategyName
 from hub.federation.superlink import SuperLinkConfig, start_superlink
-from registry.clikit import console, err_console, handle_errors, print_json
 from registry.config import RegistryConfig
 
 federation_app = typer.Typer(
@@ -132,7 +132,7 @@ class ProgressPrinter:
 def certs(
     out_dir: Path = typer.Argument(..., help="Folder for ca.pem, ca.key, server.pem, server.key."),
     host: list[str] = typer.Option([], "--host", help="Host name or address sites use for the hub (repeat)."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Create a private CA and the SuperLink's TLS certificate (localhost, 127.0.0.1 and --host names).
 
@@ -153,7 +153,7 @@ def certs(
 
 @federation_app.command("key")
 @handle_errors
-def key(ctx: typer.Context, json_output: bool = typer.Option(False, "--json")) -> None:
+def key(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Create the hub's federation signing key (HOME/keys/federation.key), used to sign federated bundles.
 
     The central team enrols federation.pub in the registry like a site key.
@@ -213,7 +213,7 @@ def register(
     superlink_address: str = SuperLinkOption,
     insecure: bool = InsecureOption,
     root_certificates: Path | None = CaOption,
-    json_output: bool = typer.Option(False, "--json"),
+    json_output: JsonFlag = False,
 ) -> None:
     """Allow a site's SuperNode key to connect (SuperNode authentication)."""
     node_id = _flwr(_registry(ctx), superlink_address, insecure, root_certificates).register_node(public_key)
@@ -251,7 +251,7 @@ def run(
     superlink_address: str = SuperLinkOption,
     insecure: bool = InsecureOption,
     root_certificates: Path | None = CaOption,
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Run a federated training to the end, then export, sign and publish it as source federation-<run>.
 
@@ -314,7 +314,7 @@ def demo(
     workdir: Path | None = typer.Option(
         None, "--workdir", help="Demo folder (default: HOME/federation/demo)."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Run everything on this machine: a SuperLink and N SuperNodes on loopback, then stop them all."""
     registry = _registry(ctx)

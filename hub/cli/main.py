@@ -2,18 +2,20 @@
 
 Global options choose the registry exactly as ``gsco-registry`` does (``--home`` /
 ``--tracking-uri`` / ``--db-uri``, else ``GSCO_HOME`` / ``GSCO_TRACKING_URI`` /
-``GSCO_REGISTRY_DB``). Sub-apps (``cases``, and ``federation`` from its own module) are added
-with ``add_typer``; commands register themselves on :data:`app` when their module is imported.
+``GSCO_REGISTRY_DB``). This module builds the app, adds the sub-apps (``cases``, ``federation``)
+and registers the commands of the command modules, which never import it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
+from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
+from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd, federation_cmd, serve_cmd, tokens_cmd
 from hub.cli.context import HubContext
-from registry.clikit import registry_options, top_level_app
 from registry.config import RegistryConfig
 
 app = top_level_app(
@@ -23,30 +25,28 @@ app = top_level_app(
 
 
 @app.callback()
-@registry_options(
-    home="Registry and hub home. Default: GSCO_HOME or ~/.gsco.",
-    tracking_uri="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI.",
-    db_uri="Database of the registry's own tables (with a server). Default: GSCO_REGISTRY_DB.",
-    retries=1,
-)
 def main(
     ctx: typer.Context,
-    *,
-    config: RegistryConfig,
-    central_key: Path | None = typer.Option(
-        None,
-        "--central-key",
-        help="Pin the central approval public key (PEM). Default: the registry home's keys/approval.pub.",
-    ),
+    home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
+    db_uri: DbUriOption = None,
+    central_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--central-key",
+            help="Pin the central approval public key (PEM). Default: the registry home's keys/approval.pub.",
+        ),
+    ] = None,
 ) -> None:
     """Choose the registry the hub serves from."""
-    ctx.obj = HubContext(registry=config, central_key=central_key)
+    registry = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
+    ctx.obj = HubContext(registry=registry, central_key=central_key)
 
 
-from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd  # noqa: E402,F401  (commands register on import)
-
+app.command("diagnose")(diagnose_cmd.diagnose)
+app.command("evaluate")(evaluate_cmd.evaluate_cmd)
 app.add_typer(cases_cmd.cases_app, name="cases")
-
-from hub.cli import federation_cmd  # noqa: E402  (the `federation` sub-app)
-
 app.add_typer(federation_cmd.federation_app, name="federation")
+app.command("serve")(serve_cmd.serve)
+app.add_typer(tokens_cmd.tokens_app, name="tokens")
+app.add_typer(tokens_cmd.audit_app, name="audit")

@@ -21,6 +21,9 @@ from typing import Any
 
 import yaml
 
+from gsco_common.errors import FederationError, RegistryError
+from gsco_common.keys import load_public_key, public_pem
+from gsco_common.net import free_port
 from hub.federation.certs import CertPaths, create_certificates
 from hub.federation.flwr_cli import FlowerCli, flower_env, venv_bin
 from hub.federation.orchestrate import EventHandler, RunOutcome, app_dir, new_run_name, run_federation
@@ -28,7 +31,6 @@ from hub.federation.partition import write_site_slices
 from hub.federation.processes import (
     ManagedProcess,
     descendants,
-    free_port,
     start_process,
     stop_processes,
     wait_gone,
@@ -37,8 +39,6 @@ from hub.federation.publish import FederatedBundle, create_federation_key, feder
 from hub.federation.settings import RunSettings
 from hub.federation.superlink import SuperLinkConfig, start_superlink
 from registry.config import RegistryConfig
-from registry.errors import FederationError, RegistryError
-from registry.keys import load_public_key, public_pem
 from registry.service import Registry
 
 FEDERATION_SITE = "hub-federation"

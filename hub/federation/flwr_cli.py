@@ -20,10 +20,10 @@ from typing import Any
 
 import tomli_w
 
-from registry.errors import FederationError
+from gsco_common.errors import FederationError
+from gsco_common.telemetry import QUIET_FLOWER_ENV
 
 CONNECTION = "gsco"
-QUIET_FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
 CLI_TIMEOUT_S = 120.0
 
 

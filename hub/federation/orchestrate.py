@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import hub.federation
+from gsco_common.errors import FederationError
 from hub.federation.flwr_cli import FlowerCli
 from hub.federation.progress import RESULT_FILE, ProgressReader
 from hub.federation.settings import RunSettings
-from registry.errors import FederationError
 
 COMPLETED = "finished:completed"
 STATUS_EVERY_S = 5.0

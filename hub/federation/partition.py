@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 
 TILT = 3.0
 

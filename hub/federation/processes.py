@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import FederationError
+from gsco_common.errors import FederationError
 
 STOP_TIMEOUT_S = 15.0
 
@@ -65,12 +65,6 @@ def start_process(
             preexec_fn=_die_with_parent,
         )
     return ManagedProcess(name, popen, log_path)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, process: ManagedProcess, timeout: float = 60.0) -> None:

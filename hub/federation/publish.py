@@ -1,9 +1,10 @@
 """Turn a finished federated run into a signed bundle and publish it as ``federation-<run>``.
 
-The global model of the last round goes through the platform's one export path (ONNX export,
-anonymization, PHI scan, PyTorch parity: :mod:`site_agent.export.onnx_export`) and the card
-builder; only the signer differs: the hub's federation key (``GSCO_HOME/keys/federation.key``,
-which the central team enrols in the registry like a site key). The card lists each
+The global model of the last round goes through the platform's one bundle builder
+(:func:`specialist.export.bundle.build_bundle`: ONNX export, anonymization, PHI and deny-list
+scan of model and card, PyTorch parity, signature) and the card builder; only the signer
+differs: the hub's federation key (``GSCO_HOME/keys/federation.key``, which the central team
+enrols in the registry like a site key). The card lists each
 participating site by key fingerprint with its aggregate held-out metrics; the evaluation
 section pools the sites' held-out sets (no per-image values ever reached the hub, so there are
 no bootstrap intervals); (epsilon, delta) are recorded when the run used DP. Parity is checked
@@ -12,8 +13,7 @@ on synthetic inputs: the hub holds no patient images.
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,29 +21,28 @@ from typing import Any
 import numpy as np
 import torch
 
-from hub.federation.orchestrate import RunOutcome
-from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
-from registry.bundle.card import HEADLINE_METRICS, card_strings, suppress_count, write_card
-from registry.bundle.layout import MODEL_FILE, SITE_SIG, bundle_digest
-from registry.bundle.phi import scan_strings, system_identifiers
-from registry.bundle.signing import sign_bundle, verify_bundle
-from registry.config import RegistryConfig
-from registry.errors import FederationError, KeyMaterialError, PrivacyError
-from registry.keys import (
+from gsco_common.errors import FederationError, KeyMaterialError
+from gsco_common.keys import (
     fingerprint,
     generate_key_pair,
     load_private_key,
     load_public_key,
     passphrase_from_env_or_prompt,
-    public_pem,
 )
+from hub.federation.orchestrate import RunOutcome
+from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
+from registry.bundle.card import HEADLINE_METRICS, suppress_count
+from registry.bundle.layout import bundle_digest
+from registry.bundle.phi import system_identifiers
+from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.catalog import TaskInfo
-from site_agent.config import TaskConfig
-from site_agent.export.card_builder import build_card, model_uid
-from site_agent.export.onnx_export import export_specialist
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
+from specialist.export.bundle import build_bundle
+from specialist.export.card_builder import build_card, model_uid
+from specialist.export.onnx_export import ExportResult
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
+from specialist.task import TaskConfig
 
 BUNDLE_DIR = "bundle"
 PARITY_IMAGES = 16
@@ -172,8 +171,10 @@ def load_global_model(outcome: RunOutcome) -> tuple[Specialist, Path]:
     return model.eval(), path
 
 
-def build_bundle(outcome: RunOutcome, task: TaskInfo, registry_home: Path) -> Path:
-    """Export, card, PHI scan and sign the run's global model into ``OUT_DIR/bundle``."""
+def bundle_run(
+    outcome: RunOutcome, task: TaskInfo, registry_home: Path, deny_list: Sequence[str] = ()
+) -> Path:
+    """Export, card, PHI / deny-list scan and sign the run's global model into ``OUT_DIR/bundle``."""
     result = outcome.result
     if tuple(result["label_names"]) != tuple(task.labels):
         raise FederationError(
@@ -190,14 +191,11 @@ def build_bundle(outcome: RunOutcome, task: TaskInfo, registry_home: Path) -> Pa
     model, checkpoint = load_global_model(outcome)
     size = model.image_size
     parity = np.random.default_rng(0).standard_normal((PARITY_IMAGES, 3, size, size)).astype(np.float32)
-    forbidden = system_identifiers()
-    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=outcome.out_dir) as tmp:
-        staging = Path(tmp) / BUNDLE_DIR
-        staging.mkdir()
-        exported = export_specialist(model, staging / MODEL_FILE, parity)
-        epochs = int(result["rounds"]) * int(result["local_epochs"])
-        dp = result.get("dp") or {}
-        card = build_card(
+    epochs = int(result["rounds"]) * int(result["local_epochs"])
+    dp = result.get("dp") or {}
+
+    def make_card(exported: ExportResult, _onnx_path: Path) -> dict[str, Any]:
+        return build_card(
             task=TaskConfig(
                 id=task.task_id,
                 labels=list(task.labels),
@@ -219,21 +217,30 @@ def build_bundle(outcome: RunOutcome, task: TaskInfo, registry_home: Path) -> Pa
             dp_epsilon=dp.get("epsilon"),
             federation=federation_section(result),
         )
-        hits = scan_strings(card_strings(card), forbidden)
-        if hits:
-            raise PrivacyError(f"card.json would contain identifying strings in: {', '.join(hits[:10])}")
-        write_card(card, staging)
-        sign_bundle(staging, key, staging / SITE_SIG)
-        verify_bundle(staging, public_pem(public_key), staging / SITE_SIG)
-        target = outcome.out_dir / BUNDLE_DIR
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+
+    target = outcome.out_dir / BUNDLE_DIR
+    build_bundle(
+        target,
+        model=model,
+        parity_inputs=parity,
+        make_card=make_card,
+        key=key,
+        public_key=public_key,
+        forbidden=system_identifiers(),
+        deny_list=deny_list,
+        hint="nothing was written; remove the identifying text from the registry's task or the deny list",
+    )
     return target
 
 
-def publish_run(outcome: RunOutcome, registry: RegistryConfig) -> FederatedBundle:
-    """Build the run's bundle and publish it to ``registry`` as source ``federation-<run>``."""
+def publish_run(
+    outcome: RunOutcome, registry: RegistryConfig, deny_list: Sequence[str] = ()
+) -> FederatedBundle:
+    """Build the run's bundle and publish it to ``registry`` as source ``federation-<run>``.
+
+    ``deny_list``: strings that must never appear in the bundle (scanned like a site's
+    ``export.deny_list``), besides this machine's host and user names.
+    """
     source = f"federation-{outcome.name}"
     with Registry.open(registry) as opened:
         tasks = {task.task_id: task for task in opened.tasks()}
@@ -243,6 +250,6 @@ def publish_run(outcome: RunOutcome, registry: RegistryConfig) -> FederatedBundl
                 f"the registry has no task {outcome.result['task']!r}",
                 hint="the central team creates it with `gsco-registry tasks create`",
             )
-        bundle = build_bundle(outcome, task, registry.home)
+        bundle = bundle_run(outcome, task, registry.home, deny_list)
         published = opened.publish(bundle, source=source)
     return FederatedBundle(bundle, bundle_digest(bundle), source, published)

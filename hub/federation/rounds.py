@@ -30,14 +30,14 @@ from flwr.app import ArrayRecord, ConfigRecord, Message, MessageType, MetricReco
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import DifferentialPrivacyClientSideFixedClipping, Strategy
 
+from gsco_common.errors import FederationError
+from gsco_common.keys import fingerprint
 from hub.federation.progress import RESULT_FILE, ProgressWriter, dump_json
 from hub.federation.settings import RunSettings
 from hub.federation.strategy import aggregate_site_metrics, build_strategy, pool_per_class
 from hub.federation.transport import SiteView, pull_replies
-from registry.errors import FederationError
-from registry.keys import fingerprint
-from registry.wire import ENCODING_KEY, FP16_DELTA, PACKED_FLOAT32
-from site_agent.models.factory import create_specialist
+from specialist.federation.wire import ENCODING_KEY, FP16_DELTA, PACKED_FLOAT32
+from specialist.models.factory import create_specialist
 
 POLL_S = 0.2
 CHECKPOINTS = "checkpoints"

@@ -13,10 +13,10 @@ import logging
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from gsco_common.errors import GscoError
 from hub.federation.progress import ProgressWriter
 from hub.federation.rounds import Federation
 from hub.federation.settings import RunSettings
-from registry.errors import GscoError
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from typing import Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from registry.errors import ConfigError
-from site_agent.training.schedule import warmup_cosine_factor
+from gsco_common.errors import ConfigError
+from gsco_common.ids import TASK_ID_PATTERN
+from specialist.training.schedule import warmup_cosine_factor
 
 StrategyName = Literal["fedavg", "fedprox"]
 LrSchedule = Literal["cosine", "constant"]
@@ -27,7 +28,7 @@ class RunSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    task: str = Field(pattern=TASK_ID_PATTERN)
     backbone: str = Field(default="resnet18", min_length=1)
     image_size: int = Field(default=64, ge=16, le=1024)
     num_rounds: int = Field(default=3, ge=1, le=1000)

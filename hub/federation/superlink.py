@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gsco_common.errors import ConfigError
 from hub.federation.certs import CertPaths
 from hub.federation.flwr_cli import FlowerCli, flower_env, venv_bin
 from hub.federation.processes import ManagedProcess, start_process, wait_for_port
-from registry.errors import ConfigError
 
 IN_MEMORY = ":flwr-in-memory:"
 

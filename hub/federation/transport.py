@@ -17,16 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from flwr.app import ArrayRecord, Message
-from flwr.proto.runtime_pb2 import PullAppMessagesRequest  # pylint: disable=no-name-in-module
 from flwr.serverapp import Grid
-from flwr.supercore.inflatable.inflatable_protobuf_utils import (
+
+from gsco_common.errors import FederationError
+from specialist.federation import wire
+from specialist.federation.flower import (
+    ObjectPullError,
+    PullAppMessagesRequest,
+    grid_connection,
     make_confirm_message_received_fn_protobuf,
     make_pull_object_fn_protobuf,
+    pull_and_inflate_object_from_tree,
 )
-from flwr.supercore.inflatable.inflatable_utils import ObjectPullError, pull_and_inflate_object_from_tree
-
-from registry import wire
-from registry.errors import FederationError
 
 PULL_BACKOFF_S = (0.05, 0.5)
 
@@ -36,10 +38,10 @@ def pull_replies(grid: Grid, message_ids: Iterable[str]) -> tuple[list[Message],
 
     The second value maps the id of the message whose reply failed to download to the reason.
     """
-    client = getattr(grid, "_runtime_client", None)
-    node = getattr(grid, "node", None)
-    if client is None or node is None:
+    connection = grid_connection(grid)
+    if connection is None:
         return list(grid.pull_messages(message_ids)), {}
+    client, node = connection
     run_id = grid.run.run_id
     response = client.PullMessages(PullAppMessagesRequest(message_ids=list(message_ids)))
     replies: list[Message] = []
@@ -69,7 +71,7 @@ class SiteView:
     difference between the new global model and this view, then advance the view by exactly the
     sum each site computes. Every site of a run receives every message (a site that misses one
     has left the run), so one view serves them all. ``exact`` (``compress-updates = false``)
-    sends full float32 weights every time. Both directions are packed (:mod:`registry.wire`).
+    sends full float32 weights every time. Both directions are packed (:mod:`specialist.federation.wire`).
     """
 
     def __init__(self, *, exact: bool = False) -> None:

@@ -3,7 +3,7 @@
 The JSON schema (``registry/schemas/card.schema.json``) is closed: every field is named, so no
 path, host name, user name or identifier can ride along in a free-form field. On top of the
 schema, :func:`card_problems` checks that the parts agree with each other (labels, output shapes,
-input size). Sites build cards (``site_agent.export.card_builder``); the registry and the hub read
+input size). Sites build cards (``specialist.export.card_builder``); the registry and the hub read
 them through :class:`Card`.
 """
 
@@ -19,9 +19,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from gsco_common.errors import CardError
 from registry.bundle.layout import CARD_FILE
 from registry.bundle.preprocess import Preprocessing
-from registry.errors import CardError
 
 FORMAT_VERSION = "1.0"
 SMALL_COUNT = 10

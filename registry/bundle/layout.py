@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from registry.errors import RegistryError
+from gsco_common.errors import RegistryError
 
 MODEL_FILE = "model.onnx"
 CARD_FILE = "card.json"

@@ -79,7 +79,9 @@ def _pattern(forbidden: Iterable[str | bytes]) -> re.Pattern[bytes] | None:
     needles = _needles(forbidden)
     if not needles:
         return None
-    return re.compile(b"|".join(re.escape(n) for n in needles), re.IGNORECASE)
+    # Token-bounded: "000" (the stem of an anonymized 000.png) must not hit "Conv_1000" or "0.9000".
+    alternation = b"|".join(re.escape(n) for n in needles)
+    return re.compile(rb"(?<![A-Za-z0-9])(?:" + alternation + rb")(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def scan_strings(

@@ -18,9 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from model_signing import hashing, signing, verifying
 
+from gsco_common.errors import SignatureError
+from gsco_common.keys import load_public_key_pem
 from registry.bundle.layout import SIGNATURE_FILES, SIGNED_FILES, require_bundle_files
-from registry.errors import SignatureError
-from registry.keys import load_public_key_pem
 
 
 def _hashing_config() -> hashing.Config:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import typer
 
-from registry.cli.context import JSON_OPTION, open_registry
-from registry.clikit import console, handle_errors, print_json, print_result
-from registry.errors import KeyMaterialError
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
+from gsco_common.errors import KeyMaterialError
+from registry.cli.context import open_registry
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 trust_app = typer.Typer(help="What hubs need to verify bundles offline.", no_args_is_help=True)
@@ -20,7 +20,7 @@ trust_app = typer.Typer(help="What hubs need to verify bundles offline.", no_arg
 def audit_show(
     ctx: typer.Context,
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N entries."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Print the audit log, oldest first."""
     with open_registry(ctx) as registry:
@@ -39,7 +39,7 @@ def audit_show(
 
 @audit_app.command("verify")
 @handle_errors
-def audit_verify(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+def audit_verify(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Recompute the hash chain; name the first broken entry (exit code 13) if any.
 
     Keep the printed head hash outside the registry: a shorter chain with another head means
@@ -49,6 +49,21 @@ def audit_verify(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
         report = registry.audit_verify()
     data = {"ok": True, "entries": report.entries, "head_hash": report.head_hash}
     print_result(json_output, data, f"audit log intact: {report.entries} entries, head {report.head_hash}")
+
+
+@audit_app.command("checkpoint")
+@handle_errors
+def audit_checkpoint(
+    ctx: typer.Context,
+    reviewer: str = typer.Option("central-team", "--reviewer", help="Who signs (kept in the audit log)."),
+) -> None:
+    """Sign the current head with the central key, so a recomputed history before it is detected.
+
+    approve and revoke do this too; run it after enrolling or revoking sites.
+    """
+    with open_registry(ctx) as registry:
+        registry.checkpoint_audit(actor=f"reviewer:{reviewer}")
+    console.print("audit head signed with the central key")
 
 
 @trust_app.command("export")

@@ -14,6 +14,3 @@ def config_of(ctx: typer.Context) -> RegistryConfig:
 
 def open_registry(ctx: typer.Context) -> Registry:
     return Registry.open(config_of(ctx))
-
-
-JSON_OPTION = typer.Option(False, "--json", help="Print JSON for scripts.")

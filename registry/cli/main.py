@@ -2,14 +2,16 @@
 
 One module per resource (``setup_cmd``: init, tasks, sites; ``models_cmd``; ``review_cmd``:
 verify, approve, reject, revoke; ``audit_cmd``: audit, trust). Every command accepts the global
-``--home`` / ``--tracking-uri`` / ``--db-uri`` options (see :mod:`registry.config`).
+``--home`` / ``--tracking-uri`` / ``--db-uri`` options (see :mod:`registry.config`). This module
+builds the app and registers the commands; the command modules never import it.
 """
 
 from __future__ import annotations
 
 import typer
 
-from registry.clikit import registry_options, top_level_app
+from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
+from registry.cli import audit_cmd, models_cmd, review_cmd, setup_cmd
 from registry.config import RegistryConfig
 
 app = top_level_app(
@@ -18,18 +20,22 @@ app = top_level_app(
 
 
 @app.callback()
-@registry_options(
-    home="Registry home (embedded database, artifacts, keys). Default: GSCO_HOME or ~/.gsco.",
-    tracking_uri="MLflow tracking server or database URI. Default: GSCO_TRACKING_URI, else embedded.",
-    db_uri="Database of the registry's own tables (needed with a server). Default: GSCO_REGISTRY_DB.",
-)
-def main(ctx: typer.Context, *, config: RegistryConfig) -> None:
+def main(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
+    db_uri: DbUriOption = None,
+) -> None:
     """Choose the registry every subcommand works on."""
-    ctx.obj = config
+    ctx.obj = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri)
 
 
-from registry.cli import audit_cmd, models_cmd, review_cmd, setup_cmd  # noqa: E402,F401
-
+app.command("verify")(review_cmd.verify)
+app.command("approve")(review_cmd.approve)
+app.command("reject")(review_cmd.reject)
+app.command("revoke")(review_cmd.revoke)
+app.command("lift-revocation")(review_cmd.lift_revocation)
+app.command("init")(setup_cmd.init)
 app.add_typer(setup_cmd.tasks_app, name="tasks")
 app.add_typer(setup_cmd.sites_app, name="sites")
 app.add_typer(models_cmd.models_app, name="models")

@@ -7,8 +7,8 @@ import json
 import typer
 from rich.table import Table
 
-from registry.cli.context import JSON_OPTION, open_registry
-from registry.clikit import console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from registry.cli.context import open_registry
 
 models_app = typer.Typer(help="Published specialist versions.", no_args_is_help=True)
 
@@ -23,7 +23,7 @@ def models_list(
     ctx: typer.Context,
     status: str | None = typer.Option(None, "--status", help="pending | approved | rejected | revoked."),
     task: str | None = typer.Option(None, "--task", help="Only this task."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """List published versions with status and headline metrics."""
     with open_registry(ctx) as registry:
@@ -51,7 +51,7 @@ def models_show(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Registered model name (TASK.BACKBONE.SOURCE)."),
     version: str = typer.Argument(..., help="Version number."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Show one version: tags, status, alias and its model card."""
     with open_registry(ctx) as registry:

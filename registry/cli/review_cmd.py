@@ -9,10 +9,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from registry.cli.context import JSON_OPTION, open_registry
-from registry.cli.main import app
-from registry.clikit import console, handle_errors, print_json, print_result
-from registry.errors import SignatureError
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
+from gsco_common.errors import ConfigError, SignatureError
+from registry.cli.context import open_registry
 from registry.policy.policy import load_policy
 from registry.service import Registry
 from registry.store.models import VersionRef
@@ -26,16 +25,29 @@ def _reviewer(value: str | None) -> str:
     return value or os.environ.get(REVIEWER_ENV) or "central-team"
 
 
-@app.command("verify")
 @handle_errors
 def verify(
-    ctx: typer.Context, name: str = NAME_ARG, version: str = VERSION_ARG, json_output: bool = JSON_OPTION
+    ctx: typer.Context,
+    name: str | None = typer.Argument(None, help="Registered model name (TASK.BACKBONE.SOURCE)."),
+    version: str | None = typer.Argument(None, help="Version number."),
+    check_all: bool = typer.Option(
+        False, "--all", help="Check the whole trust state against the audit log and signed checkpoints."
+    ),
+    json_output: JsonFlag = False,
 ) -> None:
-    """Check a version as a hub would: both signatures, enrolled active key, approval record.
+    """Check a version as a hub would (signatures, active key, approval record, signed set).
 
-    Exit code 0 when approved; otherwise the report is printed and the exit code is 6.
-    The MLflow alias is shown but never counts.
+    With ``--all``: the trust tables against the audit log and its signed checkpoints, and every
+    task's aliases against its signed approved set.
+
+    Exit code 0 when approved (all consistent); otherwise the report is printed and the exit
+    code is 6. The MLflow alias is shown but never counts.
     """
+    if check_all:
+        _verify_all(ctx, json_output)
+        return
+    if name is None or version is None:
+        raise ConfigError("give NAME VERSION, or --all")
     with open_registry(ctx) as registry:
         result = registry.verify(name, version)
     if json_output:
@@ -52,7 +64,24 @@ def verify(
         raise typer.Exit(SignatureError.exit_code)
 
 
-@app.command("approve")
+def _verify_all(ctx: typer.Context, json_output: bool) -> None:
+    with open_registry(ctx) as registry:
+        problems = registry.trust_problems()
+        for task in registry.tasks():
+            problems += [
+                f"task {task.task_id}: {line}" for line in registry.alias_disagreements(task.task_id)
+            ]
+    if json_output:
+        print_json({"ok": not problems, "problems": problems})
+    else:
+        for line in problems:
+            console.print(f"[red]disagrees[/]: {line}", highlight=False, soft_wrap=True)
+        if not problems:
+            console.print("trust state consistent with the audit log and the signed approved sets")
+    if problems:
+        raise typer.Exit(SignatureError.exit_code)
+
+
 @handle_errors
 def approve(
     ctx: typer.Context,
@@ -61,7 +90,7 @@ def approve(
     reviewer: str = typer.Option(..., "--reviewer", help="Who approves (kept in the audit log)."),
     note: str = typer.Option("", "--note", help="Free-text note for the audit log."),
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy YAML overriding the defaults."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Run the approval policy; on pass sign with the central key and set the `approved` alias."""
     policy = load_policy(policy_file)
@@ -75,10 +104,11 @@ def approve(
     console.print(f"approved {ref.name} version {ref.version}; approval.sig stored, alias `approved` set")
 
 
-def _closing_command(command: str, action: Callable[..., VersionRef], done: str, doc: str) -> None:
-    """Register `reject` or `revoke`: the same flags, another registry call and message."""
+def _closing_command(
+    command: str, action: Callable[..., VersionRef], done: str, doc: str
+) -> Callable[..., None]:
+    """The `reject` or `revoke` command: the same flags, another registry call and message."""
 
-    @app.command(command, help=doc)
     @handle_errors
     def close(
         ctx: typer.Context,
@@ -88,17 +118,36 @@ def _closing_command(command: str, action: Callable[..., VersionRef], done: str,
         reviewer: str | None = typer.Option(
             None, "--reviewer", help=f"Who {command}s (default: {REVIEWER_ENV})."
         ),
-        json_output: bool = JSON_OPTION,
+        json_output: JsonFlag = False,
     ) -> None:
         with open_registry(ctx) as registry:
             ref = action(registry, name, version, reason=reason, reviewer=_reviewer(reviewer))
         print_result(json_output, ref.to_dict(), f"{done} {ref.name} version {ref.version}")
 
+    close.__doc__ = doc
+    return close
 
-_closing_command("reject", Registry.reject, "rejected", "Reject a pending version.")
-_closing_command(
+
+reject = _closing_command("reject", Registry.reject, "rejected", "Reject a pending version.")
+revoke = _closing_command(
     "revoke",
     Registry.revoke,
     "revoked",
     "Revoke a version: hubs drop it at their next poll (its digest joins the revocation list).",
 )
+
+
+@handle_errors
+def lift_revocation(
+    ctx: typer.Context,
+    model_digest: str = typer.Argument(..., help="sha256:<hex> of the revoked model.onnx."),
+    reason: str = typer.Option(..., "--reason", help="Why the model may be approved again (audited)."),
+    reviewer: str | None = typer.Option(None, "--reviewer", help=f"Who lifts it (default: {REVIEWER_ENV})."),
+    json_output: JsonFlag = False,
+) -> None:
+    """Let a revoked model content be approved again (a new version still needs `approve`)."""
+    with open_registry(ctx) as registry:
+        registry.lift_revocation(model_digest, reason=reason, reviewer=_reviewer(reviewer))
+    print_result(
+        json_output, {"model_digest": model_digest, "lifted": True}, f"lifted revocation of {model_digest}"
+    )

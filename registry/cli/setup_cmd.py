@@ -7,19 +7,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from registry.cli.context import JSON_OPTION, config_of, open_registry
-from registry.cli.main import app
-from registry.clikit import console, handle_errors, print_json, print_result
-from registry.errors import KeyMaterialError
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
+from gsco_common.errors import KeyMaterialError
+from registry.cli.context import config_of, open_registry
 from registry.service import Registry
 
 tasks_app = typer.Typer(help="Tasks: the ordered label sets bundles are published for.", no_args_is_help=True)
 sites_app = typer.Typer(help="Enrolled sites and their signing keys.", no_args_is_help=True)
 
 
-@app.command("init")
 @handle_errors
-def init(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+def init(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """Create the registry database and the central approval key (passphrase: GSCO_KEY_PASSPHRASE).
 
     Safe to re-run: existing tables and an existing key are kept.
@@ -48,7 +46,7 @@ def tasks_create(
     task_id: str = typer.Argument(..., metavar="TASK", help="Task id, e.g. pneumonia."),
     labels: str = typer.Option(..., "--labels", help="Ordered, comma-separated label names."),
     modality: str = typer.Option(..., "--modality", help='Imaging modality, e.g. "chest X-ray".'),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Create a task; every bundle of it must carry exactly these labels in this order."""
     with open_registry(ctx) as registry:
@@ -60,7 +58,7 @@ def tasks_create(
 
 @tasks_app.command("list")
 @handle_errors
-def tasks_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+def tasks_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List the tasks."""
     with open_registry(ctx) as registry:
         tasks = registry.tasks()
@@ -79,7 +77,7 @@ def sites_enroll(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Site name (lowercase letters, digits, '-')."),
     public_key: Path = typer.Option(..., "--public-key", help="The site's keys/site.pub (PEM)."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Enroll a site's public key: bundles it signs may then be published."""
     if not public_key.is_file():
@@ -91,7 +89,7 @@ def sites_enroll(
 
 @sites_app.command("list")
 @handle_errors
-def sites_list(ctx: typer.Context, json_output: bool = JSON_OPTION) -> None:
+def sites_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List enrolled sites with their key fingerprints and status."""
     with open_registry(ctx) as registry:
         sites = registry.sites()
@@ -110,7 +108,7 @@ def sites_revoke(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Site name."),
     reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
-    json_output: bool = JSON_OPTION,
+    json_output: JsonFlag = False,
 ) -> None:
     """Revoke a site's key: its bundles can no longer be published, approved or served."""
     with open_registry(ctx) as registry:

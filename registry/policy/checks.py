@@ -17,11 +17,11 @@ import onnxruntime as ort
 from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+from gsco_common.errors import CardError, SignatureError
 from registry.bundle.card import Card, card_strings
 from registry.bundle.layout import MODEL_FILE, SITE_SIG
 from registry.bundle.phi import onnx_strings, scan_strings
 from registry.bundle.signing import verify_bundle
-from registry.errors import CardError, SignatureError
 from registry.policy.policy import CheckName, Policy
 from registry.store.catalog import SiteInfo, TaskInfo
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from registry.errors import ConfigError
+from gsco_common.errors import ConfigError
 
 CheckName = Literal[
     "site_signature",
@@ -23,14 +23,25 @@ CheckName = Literal[
 MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auc"]
 
 
+# Checks a policy may never switch off: without them an approval would not prove who made the model.
+MANDATORY_CHECKS: tuple[CheckName, ...] = ("site_signature", "site_key_active")
+
+
 class Policy(BaseModel):
-    """A resolved approval policy."""
+    """A resolved approval policy; it may tighten the checks, never drop the signature checks."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     checks: dict[CheckName, bool]
     metric_floor: dict[MetricName, float] = Field(default_factory=dict)
     deny_list: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _signatures_stay_on(self) -> Policy:
+        off = [name for name in MANDATORY_CHECKS if not self.checks.get(name, True)]
+        if off:
+            raise ValueError(f"{off[0]} cannot be switched off: approvals always check the site signature")
+        return self
 
     def enabled(self, check: CheckName) -> bool:
         return self.checks.get(check, True)
@@ -42,7 +53,12 @@ def _default_raw() -> dict[str, Any]:
 
 
 def _problems(exc: ValidationError, source: str) -> str:
-    keys = [".".join(str(p) for p in err["loc"]) + f": {err['msg']}" for err in exc.errors()]
+    keys = [
+        ".".join(str(p) for p in err["loc"]) + f": {err['msg']}"
+        if err["loc"]
+        else err["msg"].removeprefix("Value error, ")
+        for err in exc.errors()
+    ]
     return f"{source} is invalid: " + "; ".join(keys)
 
 

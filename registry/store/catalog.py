@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from registry.errors import AuthError, KeyMaterialError, RegistryError
-from registry.keys import fingerprint, load_public_key_pem
+from gsco_common.errors import AuthError, KeyMaterialError, RegistryError
+from gsco_common.ids import TASK_ID
+from gsco_common.keys import fingerprint, load_public_key_pem
 from registry.store.tables import SiteRow, TaskRow
 
-TASK_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 SITE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 ACTIVE = "active"
 REVOKED = "revoked"
@@ -124,13 +124,6 @@ def enroll_site(session: Session, name: str, public_key_pem: bytes) -> SiteInfo:
 
 def list_sites(session: Session) -> list[SiteInfo]:
     return [_site(row) for row in session.scalars(select(SiteRow).order_by(SiteRow.name))]
-
-
-def get_site(session: Session, name: str) -> SiteInfo:
-    row = session.get(SiteRow, name)
-    if row is None:
-        raise RegistryError(f"unknown site {name!r}", hint="see `gsco-registry sites list`")
-    return _site(row)
 
 
 def revoke_site(session: Session, name: str) -> SiteInfo:

@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from registry.errors import AuthError, ConfigError, RegistryError, RegistryUnavailableError
+from gsco_common.errors import AuthError, ConfigError, RegistryError, RegistryUnavailableError
 from registry.store.tables import SCHEMA_VERSION, Base, SchemaVersion
 
 _AUTH_MARKERS = ("password authentication failed", "no password supplied", "authentication failed")

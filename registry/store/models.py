@@ -17,9 +17,9 @@ from typing import Any
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 
+from gsco_common.errors import RegistryError
 from registry.bundle.layout import SIGNED_FILES, SITE_SIG
 from registry.config import RegistryConfig
-from registry.errors import RegistryError
 from registry.store.retry import mlflow_client_defaults, mlflow_errors
 
 APPROVED_ALIAS = "approved"

@@ -17,7 +17,7 @@ import requests
 from mlflow.exceptions import MlflowException
 from sqlalchemy.exc import OperationalError
 
-from registry.errors import AuthError, RegistryError, RegistryUnavailableError
+from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError
 
 T = TypeVar("T")
 

@@ -9,8 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from registry.clikit import console, handle_errors, print_json
-from site_agent.cli.main import app
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
 from site_agent.config import data_override
 
 
@@ -53,21 +52,20 @@ def metrics_tables(metrics: dict[str, Any]) -> list[Table]:
     return [summary, per_class, matrix]
 
 
-@app.command("evaluate")
 @handle_errors
 def evaluate(
     run_dir: Path = typer.Argument(..., help="A run folder (SITE_DIR/runs/<run-id>)."),
     data: Path | None = typer.Option(None, "--data", help="Data to evaluate on; default: the run's data."),
     split: Split = typer.Option(Split.val, "--split", help="Which split to evaluate."),
     batch_size: int = typer.Option(64, "--batch-size", min=1),
-    json_output: bool = typer.Option(False, "--json", help="Print the metrics as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Evaluate the run's best checkpoint with the card's preprocessing (as the hub will run it)."""
     # torch and timm load here, not at import: `site-agent --help` stays fast.
     from site_agent.data.loader import load_site_data
-    from site_agent.evaluation.metrics import compute_metrics
-    from site_agent.evaluation.predict import predict
     from site_agent.training.run_dir import load_model, load_run
+    from specialist.metrics import compute_metrics
+    from specialist.predict import predict
 
     info = load_run(run_dir)
     data_config = info.data if data is None else data_override(info.data, data)

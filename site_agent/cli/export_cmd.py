@@ -6,18 +6,16 @@ from pathlib import Path
 
 import typer
 
-from registry.clikit import console, err_console, handle_errors, print_json
-from site_agent.cli.main import app
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 
 
-@app.command("export")
 @handle_errors
 def export(
     run_dir: Path = typer.Argument(..., help="A run folder (SITE_DIR/runs/<run-id>)."),
     resamples: int = typer.Option(
         200, "--bootstrap", min=0, help="Bootstrap resamples for the card's 95% CIs."
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Export ONNX, check parity and PHI, write the card and sign: RUN_DIR/bundle/.
 

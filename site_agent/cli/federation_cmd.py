@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from registry.clikit import console, handle_errors, print_json
-from registry.errors import ConfigError
-from site_agent.cli.main import app
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from gsco_common.errors import ConfigError
 from site_agent.config import load_site_config
 from site_agent.federation.approval import ApprovalStore, fab_hash_of
 from site_agent.federation.node_keys import generate_node_keys, node_key_paths
@@ -20,14 +19,13 @@ federation_app = typer.Typer(
     help="Federated training: the SuperNode key and the Flower apps this site agrees to run.",
     no_args_is_help=True,
 )
-app.add_typer(federation_app, name="federation")
 
 
 @federation_app.command("keys")
 @handle_errors
 def keys(
     site_dir: Path = typer.Argument(..., help="Site folder."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Create the site's SuperNode authentication key pair (keys/supernode_key, keys/supernode_key.pub).
 
@@ -49,7 +47,7 @@ def approve(
     app_path: Path | None = typer.Argument(None, help="The Flower app folder or .fab file you reviewed."),
     site: Path = typer.Option(..., "--site", help="Site folder."),
     fab_hash: str | None = typer.Option(None, "--hash", help="Approve by SHA-256 instead of a file."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Allow this site's SuperNode to run one Flower app (identified by the SHA-256 of its FAB).
 
@@ -86,7 +84,7 @@ def revoke(
 @handle_errors
 def apps(
     site: Path = typer.Option(..., "--site", help="Site folder."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """List the Flower apps this site approved."""
     entries = ApprovalStore(site).list()
@@ -101,7 +99,6 @@ def apps(
         console.print("no approved apps", highlight=False)
 
 
-@app.command("join")
 @handle_errors
 def join_command(
     site: Path = typer.Option(..., "--site", help="Site folder (its site.yaml names the data)."),

@@ -6,14 +6,12 @@ from pathlib import Path
 
 import typer
 
-from registry.clikit import console, handle_errors, print_json
-from registry.errors import ConfigError, KeyMaterialError
-from registry.keys import generate_key_pair, passphrase_from_env_or_prompt
-from site_agent.cli.main import app
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from gsco_common.errors import ConfigError, KeyMaterialError
+from gsco_common.keys import generate_key_pair, passphrase_from_env_or_prompt
 from site_agent.config import render_site_template, site_file, site_key_paths
 
 
-@app.command("init")
 @handle_errors
 def init(
     site_dir: Path = typer.Argument(..., help="Site folder to create (site.yaml, keys/, runs/)."),
@@ -25,7 +23,7 @@ def init(
         ..., "--labels", help="Ordered, comma-separated label names, e.g. normal,pneumonia."
     ),
     modality: str = typer.Option(..., "--modality", help="Imaging modality in plain words."),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Write SITE_DIR/site.yaml and the site's EC P-256 key pair (keys/site.key, keys/site.pub).
 

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import typer
 
-from registry.clikit import console, handle_errors, print_json
-from site_agent.cli.main import app
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
 
 
-@app.command("publish")
 @handle_errors
 def publish(
     run_dir: Path = typer.Argument(..., help="A run folder with an exported bundle/."),
@@ -20,7 +18,7 @@ def publish(
         help="Tracking URI (https://..., sqlite:///...) or an embedded registry home folder. "
         "Default: site.yaml registry: (GSCO_TRACKING_URI / GSCO_HOME).",
     ),
-    json_output: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    json_output: JsonFlag = False,
 ) -> None:
     """Publish RUN_DIR/bundle; prints the registered model name and version (pending approval)."""
     from site_agent.publish.publisher import publish_run

@@ -6,16 +6,16 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.logging import RichHandler
 
-from registry.clikit import console, err_console, handle_errors, print_json
-from registry.errors import ConfigError
-from site_agent.cli.main import app
-from site_agent.config import MonitorName, TrainingConfig, data_override, load_site_config
+from gsco_common.cli import console, err_console, handle_errors, print_json
+from gsco_common.errors import ConfigError
+from site_agent.config import data_override, load_site_config
+from specialist.training.config import MonitorName, TrainingConfig
 
 if TYPE_CHECKING:
     from site_agent.training.trainer import RunResult
@@ -87,7 +87,6 @@ def _report(results: list[RunResult], json_output: bool) -> None:
         )
 
 
-@app.command("train")
 @handle_errors
 def train(
     site: Path = typer.Option(
@@ -120,9 +119,9 @@ def train(
         None, "--hflip/--no-hflip", help="Random horizontal flips (off by default)."
     ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run folder exactly."),
-    json_output: bool = typer.Option(
-        False, "--json", help="Print a JSON list of {run_dir, backbone, best_epoch, val}."
-    ),
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print a JSON list of {run_dir, backbone, best_epoch, val}.")
+    ] = False,
 ) -> None:
     """Train a specialist per backbone on the site's data; print the run folders.
 
@@ -130,10 +129,10 @@ def train(
     """
     # torch, timm and the data readers load here, not at import: `site-agent --help` stays fast.
     from site_agent.data.loader import load_site_data
-    from site_agent.models.registry import get_spec
-    from site_agent.training.device import describe_device, select_device
     from site_agent.training.progress import RichProgress
     from site_agent.training.trainer import resume_run, train_run
+    from specialist.models.registry import get_spec
+    from specialist.training.device import describe_device, select_device
 
     flags = {
         "--image-size": image_size,

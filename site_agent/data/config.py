@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from registry.errors import ConfigError
+from gsco_common.errors import ConfigError
 
 SourceKind = Literal["auto", "npz", "imagefolder", "csv", "dicom"]
 

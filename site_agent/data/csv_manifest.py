@@ -11,7 +11,7 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import Decoded, try_decode
 from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source

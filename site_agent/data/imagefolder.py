@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import is_image_file, try_decode
 from site_agent.data.sources import SPLIT_SYNONYMS, SourceItem, SourceRead, path_identifiers, register_source

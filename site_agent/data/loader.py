@@ -14,10 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data import csv_manifest, dicom, imagefolder, npz  # noqa: F401  (register the readers)
-from site_agent.data.base import SPLITS, LabelledImages, SiteData
 from site_agent.data.config import DataConfig
+from site_agent.data.quality import degenerate_reason
 from site_agent.data.sources import (
     SourceItem,
     SourceRead,
@@ -27,6 +27,7 @@ from site_agent.data.sources import (
     path_identifiers,
 )
 from site_agent.data.splitting import assign_splits
+from specialist.data import SPLITS, LabelledImages, SiteData
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +50,16 @@ def load_site_data(config: DataConfig, label_names: Sequence[str], seed: int) ->
     total = len(read.items)
     if total == 0:
         raise DataError(f"no images found in the {kind} data source", hint="check --data or data.path")
-    skipped = [index for index, item in enumerate(read.items) if item.image is None]
+    # unreadable files and degenerate images (NaN, constant, < 2x2) are skipped and counted
+    skipped = [
+        index
+        for index, item in enumerate(read.items)
+        if item.image is None or degenerate_reason(item.image) is not None
+    ]
     _check_unreadable(skipped, total, config.max_unreadable_fraction)
     mapping = _map_labels(read, names, config.label_aliases)
-    usable = [item for item in read.items if item.image is not None]
+    dropped = set(skipped)
+    usable = [item for index, item in enumerate(read.items) if index not in dropped]
     labels = np.array([mapping[item.label] for item in usable], dtype=np.int64)
     _check_classes(labels, names, "data")
     split_of = assign_splits(

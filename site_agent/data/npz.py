@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
+from registry.input_limits import check_npz
 from site_agent.data.config import DataConfig
 from site_agent.data.sources import SPLIT_SYNONYMS, SourceItem, SourceRead, path_identifiers, register_source
 
 
 @register_source("npz")
 def read_npz(config: DataConfig, root: Path) -> SourceRead:
+    check_npz(root)  # forged array headers: a one-line error, not a MemoryError
     try:
         with np.load(root, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files if key.endswith(("_images", "_labels"))}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 
 SPLIT_SYNONYMS = {

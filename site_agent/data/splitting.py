@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 
 GroupKey = tuple[str, str | int]
 

@@ -1,51 +1,51 @@
 """``RUN_DIR/bundle/``: the signed, anonymized specialist that may leave the site.
 
-Steps, all in a staging folder that only replaces ``RUN_DIR/bundle`` once everything passed:
-ONNX export with anonymization, PHI scan and PyTorch parity on real validation images
-(:mod:`site_agent.export.onnx_export`); held-out evaluation of the exported model with
-bootstrap intervals and a loss-threshold membership-inference test; the card; a PHI scan of
-the card; the site signature (:mod:`registry.bundle.signing`), verified before it is kept.
+The site's part: its best checkpoint, real validation images for the parity check, the held-out
+evaluation of the exported model (bootstrap intervals, a loss-threshold membership-inference
+test), the site's identifying strings, ``export.deny_list`` and the site key. Staging, ONNX
+export with anonymization and parity, the PHI scan of model and card and the signature are
+:func:`specialist.export.bundle.build_bundle`, the same path as the hub's federated bundle.
 """
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
 
-from registry.bundle.card import card_strings, write_card
-from registry.bundle.layout import MODEL_FILE, SITE_SIG, bundle_digest
-from registry.bundle.phi import scan_strings, system_identifiers
-from registry.bundle.preprocess import Preprocessing, preprocess_batch
-from registry.bundle.signing import sign_bundle, verify_bundle
-from registry.errors import ModelError, PrivacyError
-from registry.keys import (
+from gsco_common.errors import ModelError
+from gsco_common.keys import (
     fingerprint,
     load_private_key,
     load_public_key,
     passphrase_from_env_or_prompt,
-    public_pem,
 )
+from registry.bundle.card import card_strings
+from registry.bundle.layout import bundle_digest
+from registry.bundle.phi import system_identifiers
+from registry.bundle.preprocess import Preprocessing, preprocess_batch
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
-from site_agent.data.base import LabelledImages
 from site_agent.data.loader import load_site_data
-from site_agent.export.card_builder import (
+from site_agent.training.run_dir import BEST, checkpoint_path, load_model, load_run
+from specialist.data import LabelledImages
+from specialist.export.bundle import build_bundle, refuse_identifying
+from specialist.export.card_builder import (
     DEFAULT_RESAMPLES,
     build_card,
     evaluation_section,
     membership_inference_auc,
     model_uid,
 )
-from site_agent.export.onnx_export import INPUT_NAME, export_specialist
-from site_agent.training.run_dir import BEST, checkpoint_path, load_model, load_run
+from specialist.export.onnx_export import INPUT_NAME, ExportResult
+from specialist.metrics import nll_per_example
 
 BUNDLE_DIR = "bundle"
+PRIVACY_HINT = "nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list"
 PARITY_IMAGES = 64
 MIA_IMAGES = 256
 BATCH = 64
@@ -100,22 +100,8 @@ def _onnx_probs(
     return np.concatenate(chunks).astype(np.float64)
 
 
-def _losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    return -np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0))
-
-
 def _sample(size: int, limit: int, rng: np.random.Generator) -> np.ndarray:
     return np.sort(rng.choice(size, size=min(size, limit), replace=False))
-
-
-def _refuse_identifying(named: Iterable[tuple[str, str]], forbidden: set[str], deny_list: list[str]) -> None:
-    """Raise :class:`PrivacyError` naming the card fields (never the values) that match."""
-    hits = scan_strings(named, forbidden, deny_list=deny_list)
-    if hits:
-        raise PrivacyError(
-            f"card.json would contain identifying strings in: {', '.join(hits[:10])}",
-            hint="nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list",
-        )
 
 
 def _site_dir(run_dir: Path) -> Path:
@@ -155,29 +141,22 @@ def export_bundle(
     deny_list = list(site.export.deny_list)
     same_task = (site.task.id, tuple(site.task.labels)) == (info.task_id, info.label_names)
     task = site.task if same_task else info.task
-    _refuse_identifying(card_strings(task.model_dump(mode="json"), "card.task"), forbidden, deny_list)
+    refuse_identifying(
+        card_strings(task.model_dump(mode="json"), "card.task"), forbidden, deny_list, hint=PRIVACY_HINT
+    )
     spec = info.preprocessing
     rng = np.random.default_rng(info.seed)
     val = data.split("val")
     model = load_model(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".bundle-", dir=run_dir) as tmp:
-        staging = Path(tmp) / BUNDLE_DIR
-        staging.mkdir()
-        progress("exporting ONNX")
-        exported = export_specialist(
-            model,
-            staging / MODEL_FILE,
-            _inputs(val, _sample(len(val), PARITY_IMAGES, rng), spec),
-            forbidden=forbidden,
-            deny_list=deny_list,
-        )
+    parity = _inputs(val, _sample(len(val), PARITY_IMAGES, rng), spec)
+    held: dict[str, Any] = {}
+
+    def make_card(exported: ExportResult, onnx_path: Path) -> dict[str, Any]:
         progress("evaluating the exported model")
-        session = ort.InferenceSession(str(staging / MODEL_FILE), providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         split = "test" if len(data.splits.get("test", [])) else "val"
         held_out = data.split(split)
-        everything = np.arange(len(held_out))
-        probs = _onnx_probs(session, held_out, everything, spec)
+        probs = _onnx_probs(session, held_out, np.arange(len(held_out)), spec)
         evaluation = evaluation_section(
             held_out.labels, probs, info.label_names, split=split, resamples=resamples, seed=info.seed
         )
@@ -185,10 +164,13 @@ def export_bundle(
         members = _sample(len(train), MIA_IMAGES, rng)
         outsiders = _sample(len(held_out), MIA_IMAGES, rng)
         mia = membership_inference_auc(
-            _losses(_onnx_probs(session, train, members, spec), train.labels[members].astype(np.int64)),
-            _losses(probs[outsiders], held_out.labels[outsiders].astype(np.int64)),
+            nll_per_example(
+                _onnx_probs(session, train, members, spec), train.labels[members].astype(np.int64)
+            ),
+            nll_per_example(probs[outsiders], held_out.labels[outsiders].astype(np.int64)),
         )
-        card = build_card(
+        held.update(split=split, evaluation=evaluation, mia=mia)
+        return build_card(
             task=task,
             backbone=info.backbone,
             embedding_dim=info.embedding_dim,
@@ -203,15 +185,21 @@ def export_bundle(
             key_fingerprint=fingerprint(public_key),
             uid=model_uid(info.run_id, checkpoint_path(run_dir, BEST)),
         )
-        _refuse_identifying(card_strings(card), forbidden, deny_list)
-        write_card(card, staging)
-        progress("signing")
-        sign_bundle(staging, key, staging / SITE_SIG)
-        verify_bundle(staging, public_pem(public_key), staging / SITE_SIG)
-        target = run_dir / BUNDLE_DIR
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
+
+    target = run_dir / BUNDLE_DIR
+    exported, card = build_bundle(
+        target,
+        model=model,
+        parity_inputs=parity,
+        make_card=make_card,
+        key=key,
+        public_key=public_key,
+        forbidden=forbidden,
+        deny_list=deny_list,
+        hint=PRIVACY_HINT,
+        progress=progress,
+    )
+    evaluation, split, mia = held["evaluation"], held["split"], held["mia"]
     headline = {name: evaluation["metrics"][name]["value"] for name in evaluation["metrics"]}
     return BundleReport(
         path=target,

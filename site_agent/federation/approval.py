@@ -21,9 +21,8 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flwr.cli.build import build_fab_from_disk
-
-from registry.errors import ConfigError, FederationError
+from gsco_common.errors import ConfigError, FederationError
+from specialist.federation.flower import build_fab_from_disk
 
 APPROVALS_FILE = "approved_apps.json"
 FEDERATION_DIR = "federation"

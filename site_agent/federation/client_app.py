@@ -31,12 +31,12 @@ from collections.abc import Callable, Mapping
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from registry.errors import FederationError, GscoError
+from gsco_common.errors import FederationError, GscoError
 from site_agent.federation.dp import optional_clipping_mod
 from site_agent.federation.encoding import half_precision_mod
 from site_agent.federation.replies import error_reply
 from site_agent.federation.session import SITE_MIN_COUNT, SiteSession, no_metrics, open_session
-from site_agent.models.specialist import Specialist
+from specialist.models.specialist import Specialist
 
 app = ClientApp(mods=[half_precision_mod, optional_clipping_mod])
 

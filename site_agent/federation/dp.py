@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from flwr.app import Context, Message, MessageType
 from flwr.clientapp.mod import fixedclipping_mod
-from flwr.clientapp.typing import ClientAppCallable
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+from specialist.federation.flower import KEY_CLIPPING_NORM, ClientAppCallable
 
 
 def optional_clipping_mod(msg: Message, context: Context, call_next: ClientAppCallable) -> Message:

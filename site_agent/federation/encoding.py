@@ -3,7 +3,7 @@
 Weights cross three hops each way (ServerApp -> SuperLink -> SuperNode -> task gate and back),
 tens of MB per message for resnet18, and on loopback the copying, hashing and per-object
 requests are most of a round's fixed cost. The hub's messages carry weights packed into one flat
-array with its layout in the config (:mod:`registry.wire`: a few objects per message instead of
+array with its layout in the config (:mod:`specialist.federation.wire`: a few objects per message instead of
 hundreds), and both directions carry float16 *differences* instead of float32 weights (half the
 bytes) unless the run asks for exact weights:
 
@@ -31,11 +31,11 @@ from collections import OrderedDict
 
 import numpy as np
 from flwr.app import ConfigRecord, Context, Message, MessageType
-from flwr.clientapp.typing import ClientAppCallable
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
-from registry.errors import FederationError
-from registry.wire import (
+from gsco_common.errors import FederationError
+from site_agent.federation.replies import error_reply
+from specialist.federation.flower import KEY_CLIPPING_NORM, ClientAppCallable
+from specialist.federation.wire import (
     BASE_KEY,
     ENCODING_KEY,
     ENCODING_RECORD,
@@ -52,7 +52,6 @@ from registry.wire import (
     packed_vector,
     unpacked_record,
 )
-from site_agent.federation.replies import error_reply
 
 KEPT_RUNS = 4
 

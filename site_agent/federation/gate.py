@@ -25,37 +25,38 @@ from dataclasses import dataclass
 
 import click
 from flwr.app import Context, Error, Message
-from flwr.cli.install import install_from_fab
-from flwr.clientapp.utils import get_load_client_app_fn
-from flwr.common.constant import ErrorCode, SubStatus
-from flwr.common.serde import context_from_proto, fab_from_proto, run_from_proto
-from flwr.proto.node_pb2 import Node  # pylint: disable=no-name-in-module
-from flwr.proto.runtime_pb2 import (  # pylint: disable=no-name-in-module
+
+from gsco_common.errors import FederationError
+from site_agent.federation.approval import ApprovalStore
+from specialist.federation.flower import (
     AcquireTaskRequest,
+    ErrorCode,
+    Fab,
+    HeartbeatSender,
+    Node,
     PullAppMessagesRequest,
     PullTaskInputRequest,
-)
-from flwr.supercore.constant import TaskType
-from flwr.supercore.fab import Fab
-from flwr.supercore.heartbeat import HeartbeatSender, make_task_heartbeat_fn_http
-from flwr.supercore.inflatable.inflatable_protobuf_utils import (
-    make_confirm_message_received_fn_protobuf,
-    make_pull_object_fn_protobuf,
-)
-from flwr.supercore.inflatable.inflatable_utils import pull_and_inflate_object_from_tree
-from flwr.supercore.interceptors import (
+    Run,
+    RuntimeHttpClient,
     RuntimeTokenHttpInterceptor,
     RuntimeVersionHttpInterceptor,
+    SubStatus,
     SuperExecAuthHttpInterceptor,
+    TaskIdentity,
+    TaskType,
+    context_from_proto,
+    fab_from_proto,
+    get_load_client_app_fn,
+    install_from_fab,
+    make_confirm_message_received_fn_protobuf,
+    make_pull_object_fn_protobuf,
+    make_simple_http_retry_invoker,
+    make_task_heartbeat_fn_http,
+    pull_and_inflate_object_from_tree,
+    push_message,
+    push_task_output,
+    run_from_proto,
 )
-from flwr.supercore.retry import make_simple_http_retry_invoker
-from flwr.supercore.run import Run
-from flwr.supercore.runtime import RuntimeHttpClient
-from flwr.supercore.task_identity import TaskIdentity
-from flwr.supernode.runtime.run_clientapp import push_message, push_task_output
-
-from registry.errors import FederationError
-from site_agent.federation.approval import ApprovalStore
 
 log = logging.getLogger(__name__)
 

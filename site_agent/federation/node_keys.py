@@ -4,7 +4,7 @@ With SuperNode authentication on, the hub's SuperLink admits only nodes whose pu
 operator registered (``gsco-hub federation register KEY.pub``). The key is separate from the
 site's bundle-signing key (``keys/site.key``): Flower needs it unencrypted in OpenSSH format on a
 NIST curve, while the signing key stays passphrase-protected. Fingerprints use
-:func:`registry.keys.fingerprint`, the form the hub computes from the SuperLink's node list.
+:func:`gsco_common.keys.fingerprint`, the form the hub computes from the SuperLink's node list.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from registry.errors import KeyMaterialError
-from registry.keys import fingerprint, write_new_key_pair
+from gsco_common.keys import fingerprint, write_new_key_pair
 
 NODE_PRIVATE_KEY_FILE = "supernode_key"
 NODE_PUBLIC_KEY_FILE = "supernode_key.pub"
@@ -47,17 +46,3 @@ def generate_node_keys(site_dir: Path) -> str:
         hint="move it away explicitly and register the new public key with the hub",
     )
     return fingerprint(key.public_key())
-
-
-def load_node_public_key(path: Path) -> ec.EllipticCurvePublicKey:
-    if not path.is_file():
-        raise KeyMaterialError(
-            f"SuperNode public key {path.name} not found", hint="run `site-agent federation keys SITE_DIR`"
-        )
-    try:
-        key = serialization.load_ssh_public_key(path.read_bytes())
-    except ValueError:
-        raise KeyMaterialError(f"{path.name} is not an OpenSSH public key") from None
-    if not isinstance(key, ec.EllipticCurvePublicKey):
-        raise KeyMaterialError(f"{path.name} is not an EC public key")
-    return key

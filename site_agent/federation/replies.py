@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flwr.app import Error, Message
-from flwr.common.constant import ErrorCode
 
-from registry.errors import GscoError
+from gsco_common.errors import GscoError
+from specialist.federation.flower import ErrorCode
 
 
 def error_reply(msg: Message, exc: GscoError) -> Message:

@@ -16,20 +16,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsco_common.errors import ConfigError, DataError, FederationError
+from gsco_common.keys import fingerprint, load_public_key
 from registry.bundle.preprocess import Preprocessing
-from registry.errors import ConfigError, DataError, FederationError
-from registry.keys import fingerprint, load_public_key
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
-from site_agent.data.base import LabelledImages, SiteData
 from site_agent.data.loader import load_site_data
-from site_agent.evaluation.inputs import PreparedImages
-from site_agent.evaluation.metrics import compute_metrics
-from site_agent.evaluation.predict import predict
-from site_agent.export.card_builder import membership_inference_auc
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
-from site_agent.training.device import select_device
-from site_agent.training.loop import train_local
+from specialist.data import LabelledImages, SiteData
+from specialist.export.card_builder import membership_inference_auc
+from specialist.inputs import PreparedImages
+from specialist.metrics import compute_metrics, nll_per_example
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
+from specialist.predict import predict
+from specialist.training.device import select_device
+from specialist.training.loop import train_local
 
 SITE_MIN_COUNT = 10
 """Counts below this never leave the site (a hub may ask for a higher threshold, never a lower one)."""
@@ -132,7 +132,7 @@ class SiteSession:
     def _summary(self, images: PreparedImages, probs: np.ndarray) -> dict[str, float]:
         metrics = compute_metrics(images.labels, probs, self.label_names)
         values = {key: metrics[key] for key in EVAL_KEYS if key != "loss"}
-        values["loss"] = float(_losses(probs, images.labels).mean())
+        values["loss"] = float(nll_per_example(probs, images.labels).mean())
         clean = {key: math.nan if value is None else float(value) for key, value in values.items()}
         return {"examples": float(len(images)), **clean}
 
@@ -181,7 +181,8 @@ class SiteSession:
         outsiders = rng.permutation(len(images))[:MIA_IMAGES]
         member_probs = self._probs(model, PreparedImages(members, model.preprocessing, 0))
         auc = membership_inference_auc(
-            _losses(member_probs, members.labels), _losses(probs[outsiders], images.labels[outsiders])
+            nll_per_example(member_probs, members.labels),
+            nll_per_example(probs[outsiders], images.labels[outsiders]),
         )
         report["mia-auc"] = math.nan if auc is None else float(auc)
         return report
@@ -191,11 +192,6 @@ class SiteSession:
         counts = self.data.split(split).class_counts(len(self.label_names))
         threshold = max(min_count, SITE_MIN_COUNT)
         return [count if count >= threshold else -1 for count in counts]
-
-
-def _losses(probs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    picked = probs[np.arange(len(labels)), np.asarray(labels, dtype=np.int64)]
-    return -np.log(np.clip(picked, 1e-12, 1.0))
 
 
 def _subset(images: LabelledImages, indices: np.ndarray) -> LabelledImages:

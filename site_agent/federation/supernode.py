@@ -26,14 +26,15 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from registry.errors import ConfigError, FederationError, KeyMaterialError
+from gsco_common.errors import ConfigError, FederationError, KeyMaterialError
+from gsco_common.net import free_port
+from gsco_common.telemetry import QUIET_FLOWER_ENV
 from site_agent.federation.approval import FEDERATION_DIR, ApprovalStore
 from site_agent.federation.gate import TaskGate
 from site_agent.federation.node_keys import node_key_paths
 
 log = logging.getLogger(__name__)
 
-QUIET_FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
 SUPERNODE_EXIT_HINTS = {
     302: "the SuperNode key could not be read; recreate it with `site-agent federation keys`",
     303: "SuperNode authentication needs TLS: drop --insecure and pass the hub's CA certificate",
@@ -56,13 +57,6 @@ class JoinOptions:
 
 def flower_home(site_dir: Path) -> Path:
     return site_dir / FEDERATION_DIR / "flwr"
-
-
-def free_port() -> int:
-    """A free loopback TCP port (for the SuperNode's local Runtime API)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _die_with_parent() -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gsco_common.errors import ExportError
+from gsco_common.keys import load_public_key, public_pem
 from registry.bundle.layout import SITE_SIG, require_bundle_files
 from registry.bundle.signing import verify_bundle
 from registry.config import RegistryConfig
-from registry.errors import ExportError
-from registry.keys import load_public_key, public_pem
 from registry.service import PublishResult, Registry
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.export.bundle import BUNDLE_DIR

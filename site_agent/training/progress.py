@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
-from site_agent.training.callbacks import Callback, EpochInfo, StepInfo
+from specialist.training.callbacks import Callback, EpochInfo, StepInfo
 
 
 class RichProgress(Callback):

@@ -24,13 +24,15 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gsco_common.errors import ConfigError, ModelError
 from registry.bundle.preprocess import Preprocessing
-from registry.errors import ConfigError, ModelError
-from site_agent.config import TaskConfig, TrainingConfig, format_validation_error
+from site_agent.config import format_validation_error
 from site_agent.data.config import DataConfig
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
-from site_agent.training.checkpoint import load_checkpoint
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
+from specialist.task import TaskConfig
+from specialist.training.checkpoint import load_checkpoint
+from specialist.training.config import TrainingConfig
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train.log"

@@ -19,35 +19,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from registry.errors import ConfigError, DataError
-from site_agent.config import SiteConfig, TrainingConfig, runs_dir
-from site_agent.data.base import SiteData
+from gsco_common.errors import ConfigError, DataError
+from site_agent.config import SiteConfig, runs_dir
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
-from site_agent.evaluation.inputs import PreparedImages
-from site_agent.evaluation.metrics import compute_metrics
 from site_agent.evaluation.plots import plot_confusion_matrix, plot_roc
-from site_agent.evaluation.predict import predict
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
-from site_agent.training.augment import Augmenter
-from site_agent.training.callbacks import Callback, EpochInfo, HardInterrupt, StopSignal, graceful_interrupts
-from site_agent.training.checkpoint import (
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    save_atomic,
-    seed_everything,
-)
-from site_agent.training.device import describe_device, select_device
-from site_agent.training.loop import (
-    EpochProgress,
-    LoopParts,
-    epoch_batches,
-    make_loss,
-    make_optimizer,
-    run_epoch,
-)
 from site_agent.training.run_dir import (
     BEST,
     CONFUSION_PNG,
@@ -63,7 +39,32 @@ from site_agent.training.run_dir import (
     write_metrics,
     write_run_config,
 )
-from site_agent.training.schedule import warmup_cosine
+from specialist.data import SiteData
+from specialist.inputs import PreparedImages
+from specialist.metrics import compute_metrics, nll_per_example
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
+from specialist.predict import predict
+from specialist.training.augment import Augmenter
+from specialist.training.callbacks import Callback, EpochInfo, HardInterrupt, StopSignal, graceful_interrupts
+from specialist.training.checkpoint import (
+    capture_rng,
+    load_checkpoint,
+    restore_rng,
+    save_atomic,
+    seed_everything,
+)
+from specialist.training.config import TrainingConfig
+from specialist.training.device import describe_device, select_device
+from specialist.training.loop import (
+    EpochProgress,
+    LoopParts,
+    epoch_batches,
+    make_loss,
+    make_optimizer,
+    run_epoch,
+)
+from specialist.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
 
@@ -107,11 +108,6 @@ def run_logging(run_dir: Path) -> Iterator[None]:
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
         handler.close()
-
-
-def _nll(labels: np.ndarray, probs: np.ndarray) -> float:
-    picked = probs[np.arange(labels.size), labels]
-    return float(-np.mean(np.log(np.clip(picked, 1e-12, 1.0))))
 
 
 class _Run:
@@ -238,7 +234,7 @@ class _Run:
             self.model, data, self.model.preprocessing, batch_size=self.training.batch_size * 2
         )
         metrics = compute_metrics(data.labels, probs, self.label_names)
-        metrics["loss"] = _nll(data.labels, probs)
+        metrics["loss"] = float(np.mean(nll_per_example(probs, data.labels)))
         return metrics, probs
 
     def _end_epoch(self, progress: EpochProgress) -> None:

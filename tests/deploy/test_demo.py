@@ -171,7 +171,7 @@ def test_real_medmnist_download_fails_fast_and_cleanly(
 
 
 def _run_demo(env_extra: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", **env_extra}
+    env = {**os.environ, "COLUMNS": "200", "SERVE": "0", **env_extra}
     return subprocess.run(
         ["bash", str(DEMO / "run.sh")],
         capture_output=True,

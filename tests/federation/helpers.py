@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 from flwr.app import Message, Metadata, RecordDict
-from flwr.app.message import make_message
 
 from hub.federation.partition import write_site_slices
+from specialist.federation.flower import make_message
 
 IMAGES_PER_SITE = 250
 

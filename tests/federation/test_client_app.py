@@ -13,11 +13,11 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from hub.federation.rounds import float_state
 from hub.federation.transport import SiteView
-from registry.wire import PACKED_ARRAY
 from site_agent.config import render_site_template
 from site_agent.federation.client_app import app
 from site_agent.federation.session import SITE_MIN_COUNT
-from site_agent.models.factory import create_specialist
+from specialist.federation.wire import PACKED_ARRAY
+from specialist.models.factory import create_specialist
 from tests.federation.helpers import hub_message, site_slices
 
 IMAGE_SIZE = 28

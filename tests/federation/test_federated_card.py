@@ -2,15 +2,32 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
-from hub.federation.publish import FEDERATION_LIMITATIONS, evaluation_from_sites, federation_section
+from gsco_common.errors import PrivacyError
+from gsco_common.keys import load_public_key, public_pem
+from hub.federation.orchestrate import RunOutcome
+from hub.federation.publish import (
+    FEDERATION_LIMITATIONS,
+    bundle_run,
+    create_federation_key,
+    evaluation_from_sites,
+    federation_key_paths,
+    federation_section,
+)
+from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from registry.bundle.card import Card
+from registry.bundle.layout import SITE_SIG
 from registry.bundle.preprocess import Preprocessing
-from site_agent.config import TaskConfig
-from site_agent.export.card_builder import build_card
+from registry.bundle.signing import verify_bundle
+from registry.store.catalog import TaskInfo
+from specialist.export.card_builder import build_card
+from specialist.models.factory import create_specialist
+from specialist.task import TaskConfig
 
 FP = "sha256:" + "1" * 64
 NODE_FP = "sha256:" + "2" * 64
@@ -100,3 +117,28 @@ def test_card_records_epsilon_and_delta_of_a_dp_run() -> None:
     card = Card.from_dict(card_for(result(dp))).data
     assert card["federation"]["dp"] == dp
     assert card["training"]["dp_epsilon"] == pytest.approx(4.2)
+
+
+def _finished_run(tmp_path: Path) -> RunOutcome:
+    """A run folder as the ServerApp leaves it: the global checkpoint and the run's result."""
+    model = create_specialist("resnet18", 2, 28, pretrained=False)
+    out_dir = tmp_path / "run"
+    (out_dir / CHECKPOINTS).mkdir(parents=True)
+    build = {"backbone": "resnet18", "num_classes": 2, "image_size": 28}
+    torch.save({"build": build, "state_dict": model.state_dict()}, out_dir / CHECKPOINTS / GLOBAL_CHECKPOINT)
+    return RunOutcome("run-1", out_dir, 1, {**result(None), "task": "pneumonia"})
+
+
+def test_a_federated_bundle_is_scanned_with_the_deny_list(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    create_federation_key(home)
+    outcome = _finished_run(tmp_path)
+    task = TaskInfo("pneumonia", ("normal", "pneumonia"), "chest X-ray of St Elsewhere")
+    with pytest.raises(PrivacyError) as refused:
+        bundle_run(outcome, task, home, deny_list=["st elsewhere"])
+    assert refused.value.code == "GSCO-320"
+    assert "modality" in refused.value.message and "Elsewhere" not in refused.value.message
+    assert not (outcome.out_dir / "bundle").exists()
+    bundle = bundle_run(outcome, task, home, deny_list=["another hospital"])
+    public = public_pem(load_public_key(federation_key_paths(home)[1]))
+    verify_bundle(bundle, public, bundle / SITE_SIG)

@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
 from flwr.serverapp import Grid
-from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+from gsco_common.errors import FederationError
 from hub.federation.rounds import Federation
 from hub.federation.settings import RunSettings
 from hub.federation.transport import SiteView
-from registry.errors import FederationError
-from registry.wire import (
+from site_agent.federation.encoding import half_precision_mod
+from specialist.federation.flower import KEY_CLIPPING_NORM
+from specialist.federation.wire import (
     BASE_KEY,
     ENCODING_KEY,
     FP16_DELTA,
@@ -28,7 +29,6 @@ from registry.wire import (
     half_difference,
     packed_record,
 )
-from site_agent.federation.encoding import half_precision_mod
 from tests.federation.helpers import hub_message
 
 RUN_ID = 4242

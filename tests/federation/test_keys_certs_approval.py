@@ -12,15 +12,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
-from flwr.cli.build import build_fab_from_disk
-from flwr.cli.supernode.register import try_load_public_key
 
+from gsco_common.errors import ConfigError, FederationError, KeyMaterialError
 from hub.federation.certs import create_certificates
 from hub.federation.orchestrate import app_dir
 from hub.federation.progress import ProgressReader, ProgressWriter
-from registry.errors import ConfigError, FederationError, KeyMaterialError
 from site_agent.federation.approval import ApprovalStore, approvals_path, fab_hash_of
 from site_agent.federation.node_keys import generate_node_keys, node_key_paths
+from specialist.federation.flower import build_fab_from_disk, try_load_public_key
 
 
 def test_certificates_chain_to_the_ca_and_name_the_hosts(tmp_path: Path) -> None:

@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from gsco_common.errors import FederationError
+from gsco_common.keys import fingerprint, load_public_key, public_pem
 from hub.federation.demo import LocalFederation
 from hub.federation.orchestrate import app_dir
 from hub.federation.processes import pid_alive
@@ -23,8 +25,6 @@ from registry.bundle.card import Card
 from registry.bundle.layout import SITE_SIG
 from registry.bundle.signing import verify_bundle
 from registry.config import RegistryConfig
-from registry.errors import FederationError
-from registry.keys import fingerprint, load_public_key, public_pem
 from registry.service import Registry
 from tests.federation.helpers import site_slices
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
+from gsco_common.errors import FederationError
 from hub.federation import orchestrate
 from hub.federation.progress import RESULT_FILE, ProgressWriter
 from hub.federation.settings import RunSettings
-from registry.errors import FederationError
 
 
 class ScriptedSuperLink:

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gsco_common.errors import ConfigError, DataError
 from hub.federation.orchestrate import app_dir
 from hub.federation.partition import non_iid_indices, write_site_slices
 from hub.federation.settings import RunSettings
-from registry.errors import ConfigError, DataError
 from tests.federation.helpers import labels_of
 
 

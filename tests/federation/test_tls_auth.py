@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from gsco_common.keys import fingerprint
 from hub.federation.demo import LocalFederation
 from hub.federation.settings import RunSettings
-from registry.keys import fingerprint
 from tests.federation.helpers import site_slices
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ import threading
 import numpy as np
 import pytest
 
-from gsco_runtime.moed.batcher import MicroBatcher
+from gsco_runtime.pool.batcher import MicroBatcher
 
 
 def _doubler(calls: list[int]):

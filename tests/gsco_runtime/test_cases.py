@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gsco_common.errors import DataError
 from gsco_runtime.cases.library import build_library, load_library, save_library
 from gsco_runtime.cases.readers import read_cases
-from registry.errors import DataError
 
 LABELS = ("normal", "pneumonia")
 

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from gsco_common.errors import ConfigError, RuntimeServiceError
 from gsco_runtime.config import load_runtime_settings
 from gsco_runtime.task import load_task_definitions, resolve_task
-from registry.errors import ConfigError, RuntimeServiceError
 
 LABELS = ("normal", "pneumonia")
 

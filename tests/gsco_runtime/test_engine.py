@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.arbiters.prompts import gsco_prompt
 from gsco_runtime.cases.library import build_library, save_library
 from gsco_runtime.cases.readers import RawCases
@@ -16,7 +17,6 @@ from gsco_runtime.decision import AI_LABEL, NO_GENERALIST
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists.openai_http import OpenAIBackend
 from gsco_runtime.pool.registry_source import RegistrySource
-from registry.errors import RuntimeServiceError
 from tests.gsco_runtime.chat_server import ChatServer, Step, start_chat_server
 from tests.gsco_runtime.world import LABELS, MODALITY, World, sample_images
 
@@ -246,5 +246,30 @@ def test_a_new_case_library_is_picked_up_on_reload(
         _library(settings.home, task, n=12)
         runtime.reload_case_library(task)
         assert len(runtime.diagnose(QUERY, task).retrieved) == 10
+    finally:
+        runtime.close()
+
+
+def test_a_revoked_specialists_index_is_freed(world: World, settings: RuntimeSettings) -> None:
+    task_id = world.new_task()
+    world.publish(task_id, "test_resnet", "site-a")
+    revoked = world.publish(task_id, "test_vit", "site-b")
+    _library(settings.home, task_id, n=12)
+    runtime = _runtime(world, settings, task_id)
+    try:
+        retriever = runtime.retriever(task_id)
+        assert retriever is not None
+        by_name = {s.info.name: s for s in runtime.pool.snapshot(task_id).specialists}
+        kept, leaving = by_name[next(n for n in by_name if n != revoked[0])], by_name[revoked[0]]
+        kept_index = retriever.ensure(kept.info.model_digest, kept.predict_many)
+        leaving_index = retriever.ensure(leaving.info.model_digest, leaving.predict_many)
+        world.revoke(*revoked)
+        runtime.pool.refresh()
+        assert [s.info.name for s in runtime.pool.snapshot(task_id).specialists] == [kept.info.name]
+        # the kept specialist's index stays in memory; the revoked one's was dropped (a new
+        # ensure reads it again from the disk cache instead of returning the same object)
+        assert retriever.ensure(kept.info.model_digest, kept.predict_many) is kept_index
+        reloaded = retriever.ensure(leaving.info.model_digest, leaving.predict_many)
+        assert reloaded is not leaving_index and reloaded.from_cache
     finally:
         runtime.close()

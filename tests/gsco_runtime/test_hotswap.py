@@ -17,7 +17,7 @@ SLACK_S = 3.0  # registry query and thread scheduling on a busy 2-core machine
 def test_approve_and_revoke_while_diagnosing(world: World, settings: RuntimeSettings) -> None:
     task = world.new_task()
     keep = world.publish(task, "test_resnet", "site-a")
-    revoke = world.publish(task, "test_efficientnet", "site-b")
+    revoke = world.publish(task, "test_efficientnet", "site-b", seed=42)  # its own model: revoked below
     new = world.publish(task, "test_vit", "site-a", approve=False)
     key = {name: f"{n}/{v}" for name, (n, v) in {"keep": keep, "revoke": revoke, "new": new}.items()}
 

@@ -5,9 +5,9 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from gsco_common.errors import ConfigError, GeneralistError
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.generalists.openai_http import OpenAIBackend
-from registry.errors import ConfigError, GeneralistError
 from tests.gsco_runtime.chat_server import ChatServer, Step, start_chat_server
 
 IMAGE = (np.arange(28 * 28).reshape(28, 28) % 255).astype(np.uint8)

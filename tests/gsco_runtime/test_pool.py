@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
+from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
-from registry.errors import RuntimeServiceError
 from registry.service import Registry
 from tests.gsco_runtime.world import World
 
@@ -49,7 +49,7 @@ def test_serves_every_approved_version_only(world: World, tmp_path: Path) -> Non
 def test_revoked_version_leaves_the_pool_and_the_cache(world: World, tmp_path: Path) -> None:
     task = world.new_task()
     keep = world.publish(task, "test_resnet", "site-a")
-    gone = world.publish(task, "test_efficientnet", "site-b")
+    gone = world.publish(task, "test_efficientnet", "site-b", seed=41)  # its own model: revoked below
     cache = BundleCache(tmp_path / "cache")
     pool = SpecialistPool(RegistrySource(world.config), cache)
     pool.watch([task])
@@ -85,7 +85,14 @@ def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(world: Wo
     a = world.publish(task, "test_resnet", "site-a")
     _pool(world, tmp_path / "cache").watch([task])  # fills the cache
 
-    offline = SpecialistPool(RegistrySource(UNREACHABLE), BundleCache(tmp_path / "cache"))
+    offline = SpecialistPool(
+        RegistrySource(
+            UNREACHABLE,
+            central_key_pem=world.config.approval_pub_path.read_bytes(),
+            hub_home=tmp_path / "hub",
+        ),
+        BundleCache(tmp_path / "cache"),
+    )
     offline.watch([task])
     assert offline.snapshot(task).keys == (f"{a[0]}/{a[1]}",)
     status = offline.status()
@@ -100,7 +107,14 @@ def test_tampered_cache_is_not_served_offline(world: World, tmp_path: Path) -> N
     SpecialistPool(RegistrySource(world.config), cache).watch([task])
     card = cache.path(BundleRef(task, *a)) / "card.json"
     card.write_text(card.read_text().replace("chest X-ray", "chest x-ray"))
-    offline = SpecialistPool(RegistrySource(UNREACHABLE), cache)
+    offline = SpecialistPool(
+        RegistrySource(
+            UNREACHABLE,
+            central_key_pem=world.config.approval_pub_path.read_bytes(),
+            hub_home=tmp_path / "hub",
+        ),
+        cache,
+    )
     offline.watch([task])
     with pytest.raises(RuntimeServiceError, match="no approved specialist"):
         offline.snapshot(task)

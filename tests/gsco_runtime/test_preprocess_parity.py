@@ -11,9 +11,9 @@ import torch
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
-from site_agent.data.base import LabelledImages
-from site_agent.evaluation.inputs import PreparedImages
-from site_agent.evaluation.predict import predict
+from specialist.data import LabelledImages
+from specialist.inputs import PreparedImages
+from specialist.predict import predict
 from tests.gsco_runtime.world import World, exported
 
 

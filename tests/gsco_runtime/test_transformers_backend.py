@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from gsco_common.errors import ConfigError
 from gsco_runtime.arbiters.parser import parse_answer
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.generalists.transformers_local import (
@@ -19,7 +20,6 @@ from gsco_runtime.generalists.transformers_local import (
     internvl_pixel_values,
 )
 from registry.bundle.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from registry.errors import ConfigError
 
 # "pneumonia" is token 0: with the final norm zeroed, every logit is 0 and greedy decoding picks it.
 WORDS = [

@@ -15,10 +15,10 @@ import onnx
 from cryptography.hazmat.primitives.asymmetric import ec
 from onnx import TensorProto, helper, numpy_helper
 
+from gsco_common.keys import fingerprint
 from registry.bundle.card import write_card
 from registry.bundle.layout import SITE_SIG
 from registry.bundle.signing import sign_bundle
-from registry.keys import fingerprint
 
 SIZE = 8
 EMBEDDING = 4

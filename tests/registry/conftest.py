@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from registry.keys import generate_key_pair, load_private_key
+from gsco_common.keys import generate_key_pair, load_private_key
 
 LABELS = ["normal", "pneumonia"]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

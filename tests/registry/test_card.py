@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from gsco_common.errors import CardError
 from registry.bundle.card import Card, card_problems, card_strings, suppress_count, write_card
-from registry.errors import CardError
 from tests.registry.bundles import card_for
 
 FP = "sha256:" + "ab" * 32

@@ -43,7 +43,7 @@ print("session ok")
 
 
 @pytest.mark.parametrize(
-    "module", ["site_agent.export.onnx_export", "gsco_runtime.pool.specialist", "hub.cli.main", "registry"]
+    "module", ["specialist.export.onnx_export", "gsco_runtime.pool.specialist", "hub.cli.main", "registry"]
 )
 def test_onnxruntime_leaves_no_device_id_or_event_store(module: str, tmp_path: Path) -> None:
     # onnxruntime 1.32's Linux wheels write a persistent device id and a telemetry event store

@@ -9,9 +9,9 @@ import onnx
 import pytest
 from onnx import helper
 
+from gsco_common.errors import ConfigError
+from gsco_common.keys import fingerprint
 from registry.bundle.signing import sign_bundle
-from registry.errors import ConfigError
-from registry.keys import fingerprint
 from registry.policy.checks import BundleUnderReview, run_checks
 from registry.policy.policy import load_policy
 from registry.store.catalog import SiteInfo, TaskInfo

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
+from gsco_common.errors import DataError
 from registry.bundle.preprocess import Preprocessing, preprocess, preprocess_batch
-from registry.errors import DataError
 
 
 def test_gray_uint8_becomes_three_normalised_channels():

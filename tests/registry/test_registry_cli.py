@@ -16,9 +16,9 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
+from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
 from registry.cli.main import app
 from registry.config import RegistryConfig
-from registry.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
 from registry.service import PublishResult, Registry
 from registry.trust import TrustStore, verify_approved
 from tests.registry.bundles import make_bundle, tiny_onnx
@@ -263,7 +263,8 @@ def test_reject_and_revoke(
     assert cli(home, "approve", rejected.name, rejected.version, "--reviewer", "x").exit_code == 7
     assert cli(home, "reject", rejected.name, rejected.version, "--reason", "again").exit_code == 7
 
-    served = publish(registry, site_keys["a"], tmp_path / "s", "revoke-net")
+    # its own model.onnx: revoking it revokes that content for every later test in this home
+    served = publish(registry, site_keys["a"], tmp_path / "s", "revoke-net", model=tiny_onnx(2, seed=41))
     registry.approve(served.name, served.version, reviewer="dr-x")
     bundle = registry.download_bundle(served.name, served.version, tmp_path / "cached")
     verify_approved(bundle, registry.trust_store())
@@ -320,7 +321,8 @@ def test_audit_show_verify_and_tampering(
         "site.enroll",
         "site.enroll",
     ]
-    published = publish(registry, site_keys["b"], tmp_path / "audited", "audited-net")
+    # site a: an earlier test in this module revokes site b
+    published = publish(registry, site_keys["a"], tmp_path / "audited", "audited-net")
     assert cli(home, "reject", published.name, published.version, "--reason", "audit test").exit_code == 0
     shown = json.loads(cli(home, "audit", "show", "--json").stdout)
     added = shown[len(before) :]

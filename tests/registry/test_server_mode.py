@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,9 +21,10 @@ import pytest
 from mlflow import MlflowClient
 from typer.testing import CliRunner
 
+from gsco_common.errors import AuthError
+from gsco_common.net import free_port
 from registry.cli.main import app
 from registry.config import RegistryConfig
-from registry.errors import AuthError
 from registry.service import Registry
 from registry.trust import verify_approved
 from tests.registry.bundles import make_bundle
@@ -50,12 +50,6 @@ class Server:
         env = {"MLFLOW_TRACKING_USERNAME": ADMIN, "MLFLOW_TRACKING_PASSWORD": password}
         base = ["--home", str(self.home), "--tracking-uri", self.url, "--db-uri", self.db_uri]
         return runner.invoke(app, [*base, *args], env=env)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -88,7 +82,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             "MLFLOW_AUTH_CONFIG_PATH": str(folder / "auth.ini"),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "gsco-test-secret",
         }
-        port = _free_port()
+        port = free_port()
         log = folder / "server.log"
         command = [
             str(Path(sys.executable).with_name("mlflow")), "server",

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from gsco_common.errors import RegistryError, SignatureError
 from registry.bundle.layout import bundle_digest
 from registry.bundle.signing import sign_bundle, verify_bundle
-from registry.errors import RegistryError, SignatureError
 from tests.registry.bundles import make_bundle
 from tests.registry.conftest import LABELS, SiteKey
 

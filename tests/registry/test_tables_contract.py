@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from registry.errors import AuthError, KeyMaterialError, RegistryError, RegistryUnavailableError
+from gsco_common.errors import AuthError, KeyMaterialError, RegistryError, RegistryUnavailableError
 from registry.store import audit, catalog
 from registry.store.database import Tables
 from tests.registry.conftest import REQUIRE_POSTGRES_ENV, SiteKey, postgres_database

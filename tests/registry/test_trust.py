@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from gsco_common.errors import KeyMaterialError, SignatureError
+from gsco_common.keys import fingerprint
 from registry.bundle.layout import bundle_digest
 from registry.bundle.signing import sign_bundle
-from registry.errors import KeyMaterialError, SignatureError
-from registry.keys import fingerprint
 from registry.trust import TrustStore, verify_approved
 from tests.registry.bundles import make_bundle
 from tests.registry.conftest import LABELS, SiteKey

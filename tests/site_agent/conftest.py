@@ -1,4 +1,4 @@
-"""Site-agent fixtures: the dev dataset (real when present, else synthetic) and tiny data trees."""
+"""Site-agent fixtures: tiny data trees (the dev dataset is tests/conftest.py's ``dev_npz``)."""
 
 from __future__ import annotations
 
@@ -12,21 +12,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
-from site_agent.data.synthetic import synthetic_images, write_synthetic_npz
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def dev_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    """``(path, "real")`` for ../shared/data/pneumoniamnist_dev.npz, else a synthetic stand-in."""
-    real = SHARED_DATA / "pneumoniamnist_dev.npz"
-    if real.is_file():
-        print(f"[data] using real MedMNIST dev data: {real.name}")
-        return real, "real"
-    path = write_synthetic_npz(tmp_path_factory.mktemp("dev") / "synthetic_dev.npz", n_per_class=150)
-    print("[data] ../shared/data is absent: using generated synthetic data")
-    return path, "synthetic"
+from site_agent.data.synthetic import synthetic_images
 
 
 def _class_images(counts: dict[str, int], size: int, seed: int) -> list[tuple[str, np.ndarray]]:

@@ -10,10 +10,11 @@ import yaml
 from typer.testing import CliRunner
 
 from site_agent.cli.main import app
-from site_agent.config import SiteConfig, TrainingConfig, render_site_template
+from site_agent.config import SiteConfig, render_site_template
 from site_agent.data.config import DataConfig
 from site_agent.data.synthetic import write_synthetic_npz
 from site_agent.training.trainer import train_run
+from specialist.training.config import TrainingConfig
 
 runner = CliRunner()
 LABELS = ["normal", "abnormal"]

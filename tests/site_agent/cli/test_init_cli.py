@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from registry.keys import fingerprint, load_private_key, load_public_key
+from gsco_common.keys import fingerprint, load_private_key, load_public_key
 from site_agent.cli.main import app
 from site_agent.config import load_site_config
 

@@ -7,17 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from registry.errors import ConfigError
+from gsco_common.errors import ConfigError
 from site_agent.cli.train_cmd import resolve_training
-from site_agent.config import (
-    ENV_OVERRIDES,
-    SiteConfig,
-    TrainingConfig,
-    data_override,
-    load_site_config,
-    render_site_template,
-)
+from site_agent.config import ENV_OVERRIDES, SiteConfig, data_override, load_site_config, render_site_template
 from site_agent.data.config import DataConfig
+from specialist.training.config import TrainingConfig
 
 
 def _site(tmp_path: Path, **changes: object) -> Path:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from registry.errors import ConfigError, DataError
+from gsco_common.errors import ConfigError, DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.sources import detect_kind, get_source, list_sources
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 
@@ -46,8 +46,11 @@ def test_colour_and_16_bit_images(tmp_path: Path) -> None:
     for label in LABELS:
         (tmp_path / label).mkdir()
         for index in range(6):
-            Image.fromarray(np.full((8, 8, 3), index * 10, np.uint8)).save(tmp_path / label / f"c{index}.jpg")
-            Image.fromarray(np.full((8, 8), 1000 * index, np.uint16)).save(tmp_path / label / f"g{index}.png")
+            # A gradient per image: constant images are unusable and would be skipped.
+            ramp = np.arange(64, dtype=np.uint16).reshape(8, 8)
+            colour = np.stack([(ramp * 3 + index * 10).astype(np.uint8)] * 3, axis=-1)
+            Image.fromarray(colour).save(tmp_path / label / f"c{index}.jpg")
+            Image.fromarray(ramp * 500 + 1000 * index).save(tmp_path / label / f"g{index}.png")
     data = load_site_data(DataConfig(path=tmp_path), LABELS, seed=0)
     shapes = {(data.split("train").image(i).shape, str(data.split("train").image(i).dtype)) for i in range(8)}
     assert shapes == {((8, 8, 3), "uint8"), ((8, 8), "uint16")}

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 from site_agent.data.synthetic import write_synthetic_npz
@@ -59,7 +59,8 @@ def test_aliases_reorder_integer_labels(tmp_path: Path) -> None:
 def test_unknown_integer_labels_are_listed_with_counts(tmp_path: Path) -> None:
     path = tmp_path / "three.npz"
     labels = np.array([0] * 5 + [1] * 5 + [2] * 3 + [7]).reshape(-1, 1)
-    np.savez(path, train_images=np.zeros((14, 8, 8), np.uint8), train_labels=labels)
+    images = np.tile(np.arange(64, dtype=np.uint8).reshape(8, 8), (14, 1, 1))  # not constant: usable
+    np.savez(path, train_images=images, train_labels=labels)
     with pytest.raises(DataError) as caught:
         load_site_data(DataConfig(path=path), LABELS, seed=0)
     assert "'2' (3 images)" in caught.value.message

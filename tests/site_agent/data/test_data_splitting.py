@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from registry.errors import DataError
+from gsco_common.errors import DataError
 from site_agent.data.splitting import assign_splits
 
 FRACTIONS = {"val": 0.15, "test": 0.15}

@@ -8,7 +8,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from registry.bundle.phi import onnx_strings, scan_bytes
-from site_agent.export.anonymize import (
+from specialist.export.anonymize import (
     NEUTRAL_GRAPH_NAME,
     PRODUCER_NAME,
     PRODUCER_VERSION,
@@ -16,10 +16,10 @@ from site_agent.export.anonymize import (
     anonymize_model,
 )
 
-TRACE = 'File "/home/alice/hospital/site_agent/models/specialist.py", line 52, in forward'
+TRACE = 'File "/home/alice/hospital/specialist/models/specialist.py", line 52, in forward'
 WEIGHT_NAME = "/work/main/site_agent/net.fc.weight"
 FUNCTION_DOMAIN = "pkg.torch.__subgraph__"
-FUNCTION_NAME = "site_agent.models.specialist.Specialist"
+FUNCTION_NAME = "specialist.models.specialist.Specialist"
 
 
 def exporter_like_model() -> onnx.ModelProto:

@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from site_agent.config import SiteConfig, TrainingConfig, render_site_template, validate_site_config
-from site_agent.data.base import SiteData
+from site_agent.config import SiteConfig, render_site_template, validate_site_config
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 from site_agent.data.synthetic import write_synthetic_npz
+from specialist.data import SiteData
+from specialist.training.config import TrainingConfig
 
 LABELS = ["normal", "abnormal"]
 

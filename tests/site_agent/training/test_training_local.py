@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from site_agent.config import TrainingConfig
-from site_agent.data.base import SiteData
-from site_agent.evaluation.inputs import PreparedImages
-from site_agent.evaluation.predict import predict
-from site_agent.models.factory import create_specialist
-from site_agent.models.specialist import Specialist
-from site_agent.training.loop import train_local
+from specialist.data import SiteData
+from specialist.inputs import PreparedImages
+from specialist.models.factory import create_specialist
+from specialist.models.specialist import Specialist
+from specialist.predict import predict
+from specialist.training.config import TrainingConfig
+from specialist.training.loop import train_local
 
 
 def _model(seed: int = 0) -> Specialist:

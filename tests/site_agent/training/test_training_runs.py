@@ -11,17 +11,18 @@ import pytest
 import torch
 import yaml
 
+from gsco_common.errors import ConfigError, DataError
 from registry.bundle.preprocess import Preprocessing
-from registry.errors import ConfigError, DataError
-from site_agent.config import EarlyStoppingConfig, SiteConfig, TrainingConfig
-from site_agent.data.base import SiteData
+from site_agent.config import SiteConfig
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 from site_agent.data.synthetic import write_synthetic_npz
-from site_agent.training.callbacks import Callback, EpochInfo, StepInfo
-from site_agent.training.checkpoint import load_checkpoint
 from site_agent.training.run_dir import load_model, load_run
 from site_agent.training.trainer import RunResult, resume_run, train_run
+from specialist.data import SiteData
+from specialist.training.callbacks import Callback, EpochInfo, StepInfo
+from specialist.training.checkpoint import load_checkpoint
+from specialist.training.config import EarlyStoppingConfig, TrainingConfig
 
 TIMING_KEYS = {"seconds", "images_per_s"}
 

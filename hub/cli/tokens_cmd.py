@@ -1,0 +1,92 @@
+"""`gsco-hub tokens create|list|revoke`: the service's bearer tokens (stored hashed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
+from hub.cli.context import hub_context
+from hub.service.audit import HubRecords
+from hub.service.database import HubDatabase
+from hub.service.settings import load_settings
+from hub.service.tokens import TokenStore
+
+tokens_app = typer.Typer(
+    help="Bearer tokens of the hub service (roles clinician, admin).", no_args_is_help=True
+)
+audit_app = typer.Typer(help="The hub's audit trail (diagnoses and reviews).", no_args_is_help=True)
+CONFIG_OPT = typer.Option(None, "--config", help="YAML file of hub settings (for db_url).")
+
+
+def _database(ctx: typer.Context, config: Path | None) -> HubDatabase:
+    return HubDatabase(load_settings(hub_context(ctx).registry, config).database_url)
+
+
+@tokens_app.command("create")
+@handle_errors
+def create(
+    ctx: typer.Context,
+    role: str = typer.Option(..., "--role", help="clinician or admin."),
+    name: str = typer.Option(..., "--name", help="Who holds the token (shown in the audit trail)."),
+    config: Path | None = CONFIG_OPT,
+    json_out: JsonFlag = False,
+) -> None:
+    """Create a token and print it once (only its hash is stored)."""
+    db = _database(ctx, config)
+    info, secret = TokenStore(db).create(role, name)
+    db.close()
+    print_result(json_out, {**info.to_dict(), "token": secret}, secret)
+
+
+@tokens_app.command("list")
+@handle_errors
+def list_tokens(ctx: typer.Context, config: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
+    """List tokens (never their secrets)."""
+    db = _database(ctx, config)
+    infos = TokenStore(db).list()
+    db.close()
+    if json_out:
+        print_json([i.to_dict() for i in infos])
+        return
+    for i in infos:
+        state = f"revoked {i.revoked_at}" if i.revoked_at else "active"
+        console.print(f"{i.id}\t{i.role}\t{i.name}\t{i.created_at}\t{state}", highlight=False)
+
+
+@tokens_app.command("revoke")
+@handle_errors
+def revoke(
+    ctx: typer.Context,
+    token_id: int = typer.Argument(..., help="Token id (see `tokens list`)."),
+    config: Path | None = CONFIG_OPT,
+    json_out: JsonFlag = False,
+) -> None:
+    """Revoke a token; requests with it get 401 at once."""
+    db = _database(ctx, config)
+    info = TokenStore(db).revoke(token_id)
+    db.close()
+    print_result(json_out, info.to_dict(), f"token {info.id} ({info.name}) revoked")
+
+
+@audit_app.command("show")
+@handle_errors
+def show(
+    ctx: typer.Context,
+    limit: int = typer.Option(100, "--limit", min=1, help="Newest entries to show."),
+    config: Path | None = CONFIG_OPT,
+    json_out: JsonFlag = False,
+) -> None:
+    """Show the hub's audit trail (who, when, task, image SHA-256, models, decision, review)."""
+    db = _database(ctx, config)
+    entries = HubRecords(db).entries(limit)
+    db.close()
+    if json_out:
+        print_json(entries)
+        return
+    for e in entries:
+        label = (e["review"] or e["decision"] or {}).get("label", "")
+        console.print(
+            f"{e['seq']}\t{e['at']}\t{e['actor']}\t{e['action']}\t{e['task_id']}\t{label}", highlight=False
+        )

@@ -1,0 +1,225 @@
+"""`gsco-hub evaluate`: every way of deciding, scored on the same labelled images.
+
+Methods: each specialist alone, the specialists' majority vote, RAD alone (k-NN vote of the
+retrieved cases), the consensus arbiter and, with a generalist, the generalist zero-shot and GSCo
+(the generalist deciding with the specialists' and retrieved labels). With a generalist the
+paper's arbitration analysis is added: among the cases where the zero-shot answer and the
+specialists' majority disagree, how often the generalist was right and kept its answer, and how
+often it was wrong and corrected itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gsco_common.errors import DataError, GeneralistError
+from gsco_runtime.arbiters.calibration import neighbour_labels
+from gsco_runtime.arbiters.parser import parse_answer
+from gsco_runtime.arbiters.prompts import zero_shot_prompt
+from gsco_runtime.arbiters.weights import neighbour_distribution
+from gsco_runtime.engine import GscoRuntime, assemble_evidence
+from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
+from gsco_runtime.rad.retriever import Neighbours
+from hub.evaluation.metrics import method_scores
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class MethodResult:
+    """One row of the table."""
+
+    name: str
+    kind: str
+    accuracy: float
+    macro_f1: float
+    auc: float | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Arbitration:
+    """Zero-shot answer vs the specialists' majority, and what GSCo made of the disagreements."""
+
+    disagreements: int
+    right: int
+    right_upheld: int
+    wrong: int
+    wrong_corrected: int
+
+    def to_dict(self) -> dict[str, Any]:
+        share = (lambda k: k / self.disagreements) if self.disagreements else (lambda k: None)
+        return {
+            **asdict(self),
+            "share_right_and_upheld": share(self.right_upheld),
+            "share_wrong_and_corrected": share(self.wrong_corrected),
+            "upheld_when_right": self.right_upheld / self.right if self.right else None,
+            "corrected_when_wrong": self.wrong_corrected / self.wrong if self.wrong else None,
+        }
+
+
+@dataclass
+class EvaluationReport:
+    task_id: str
+    label_names: tuple[str, ...]
+    n: int
+    class_counts: list[int]
+    library_size: int
+    methods: list[MethodResult]
+    consensus_weights: dict[str, Any]
+    generalist: str | None = None
+    arbitration: Arbitration | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["arbitration"] = self.arbitration.to_dict() if self.arbitration else None
+        return data
+
+
+def majority_vote(probs: np.ndarray) -> np.ndarray:
+    """Most frequent argmax over specialists ``[S, N, C]``; ties go to the higher mean probability."""
+    num_classes = probs.shape[2]
+    counts = np.stack([(probs.argmax(axis=2) == c).sum(axis=0) for c in range(num_classes)], axis=1)
+    return np.argmax(counts + 0.5 * probs.mean(axis=0), axis=1)
+
+
+def evaluate(
+    runtime: GscoRuntime,
+    task_id: str,
+    images: Sequence[np.ndarray],
+    labels: np.ndarray,
+    *,
+    progress: Progress | None = None,
+) -> EvaluationReport:
+    """Score every method on ``images`` / ``labels`` with the task's current specialists."""
+    if len(images) == 0 or len(images) != labels.shape[0]:
+        raise DataError("evaluation needs images with one label each")
+    tick: Progress = progress or (lambda stage, done, total: None)
+    snapshot = runtime.pool.snapshot(task_id)
+    task = runtime.task_spec(snapshot)
+    retriever = runtime.retriever(task_id)
+    num_classes = task.num_classes
+    probs, dists, neighbours = [], [], []
+    for index, specialist in enumerate(snapshot.specialists):
+        tick("specialists", index, len(snapshot.specialists))
+        p, embeddings = specialist.predict_many(images)
+        probs.append(p)
+        if retriever is not None:
+            entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
+            sims, rows = entry.index.search(embeddings, retriever.k)
+            found = [Neighbours(r[r >= 0], s[r >= 0]) for r, s in zip(rows, sims, strict=True)]
+            neighbours.append(found)
+            dists.append(
+                neighbour_distribution(
+                    *neighbour_labels(found, retriever.library.labels, retriever.k), num_classes
+                )
+            )
+    tick("specialists", len(snapshot.specialists), len(snapshot.specialists))
+    stacked = np.stack(probs)
+    stacked_dists = np.stack(dists) if dists else None
+
+    def row(
+        name: str, kind: str, predicted: np.ndarray, scores: np.ndarray | None, note: str = ""
+    ) -> MethodResult:
+        return MethodResult(name, kind, **method_scores(labels, predicted, scores, num_classes), note=note)
+
+    methods = [
+        row(f"{s.info.name} v{s.info.version}", "specialist", p.argmax(axis=1), p)
+        for s, p in zip(snapshot.specialists, probs, strict=True)
+    ]
+    methods.append(row("specialists' vote", "vote", majority_vote(stacked), stacked.mean(axis=0)))
+    if stacked_dists is not None:
+        rad = stacked_dists.mean(axis=0)
+        methods.append(row(f"RAD only (k={retriever.k if retriever else 0})", "rad", rad.argmax(axis=1), rad))
+    model = runtime.consensus.model_for(snapshot.specialists, retriever)
+    consensus = model.predict_proba(stacked, stacked_dists)
+    methods.append(
+        row("consensus (no generalist)", "consensus", consensus.argmax(axis=1), consensus, model.source)
+    )
+    report = EvaluationReport(
+        task_id=task_id,
+        label_names=task.label_names,
+        n=len(images),
+        class_counts=np.bincount(labels, minlength=num_classes).tolist(),
+        library_size=len(retriever.library) if retriever is not None else 0,
+        methods=methods,
+        consensus_weights=model.describe([s.info.key for s in snapshot.specialists]),
+    )
+    if retriever is None:
+        report.notes.append("no case library imported: RAD and the retrieval part of the consensus are off")
+    if runtime.generalist is not None:
+        _generalist_rows(runtime, report, task, images, labels, snapshot.specialists, probs, neighbours, tick)
+    return report
+
+
+def _generalist_rows(
+    runtime: GscoRuntime,
+    report: EvaluationReport,
+    task: Any,
+    images: Sequence[np.ndarray],
+    labels: np.ndarray,
+    specialists: Sequence[Any],
+    probs: list[np.ndarray],
+    neighbours: list[list[Neighbours]],
+    tick: Progress,
+) -> None:
+    """Zero-shot, GSCo and the arbitration analysis (one generalist call each per image)."""
+    backend = runtime.generalist
+    if backend is None:
+        return
+    retriever = runtime.retriever(task.task_id)
+    prompt = zero_shot_prompt(task.modality, task.label_names)
+    zero_shot = np.full(len(images), -1)
+    gsco = np.zeros(len(images), dtype=np.int64)
+    fallbacks = 0
+    for i, image in enumerate(images):
+        tick("generalist", i, len(images))
+        try:
+            answer = parse_answer(
+                backend.generate(image, prompt, system=MEDDR_SYSTEM_MESSAGE), task.label_names, task.synonyms
+            )
+        except GeneralistError:
+            answer = None
+        zero_shot[i] = -1 if answer is None else answer
+        outputs = [
+            (s, probs[j][i], neighbours[j][i] if neighbours else None) for j, s in enumerate(specialists)
+        ]
+        outcome = runtime.arbiter.decide(assemble_evidence(task, image, outputs, retriever))
+        gsco[i] = outcome.label_index
+        fallbacks += outcome.fallback_reason is not None
+    tick("generalist", len(images), len(images))
+    num_classes = task.num_classes
+    unparsed = int((zero_shot < 0).sum())
+    report.generalist = backend.name
+    report.methods.append(
+        MethodResult(
+            f"{backend.name} zero-shot",
+            "generalist",
+            **method_scores(labels, zero_shot, None, num_classes),
+            note=f"{unparsed} unparseable" if unparsed else "",
+        )
+    )
+    report.methods.append(
+        MethodResult(
+            "GSCo (generalist decides)",
+            "gsco",
+            **method_scores(labels, gsco, None, num_classes),
+            note=f"{fallbacks} fell back to consensus" if fallbacks else "",
+        )
+    )
+    majority = majority_vote(np.stack(probs))
+    disagree = zero_shot != majority
+    right = disagree & (zero_shot == labels)
+    wrong = disagree & (zero_shot != labels)
+    report.arbitration = Arbitration(
+        disagreements=int(disagree.sum()),
+        right=int(right.sum()),
+        right_upheld=int((right & (gsco == zero_shot)).sum()),
+        wrong=int(wrong.sum()),
+        wrong_corrected=int((wrong & (gsco == labels)).sum()),
+    )

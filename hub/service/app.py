@@ -1,0 +1,150 @@
+"""The FastAPI app: state, lifespan (warm runtime), error shape, metrics, routes and the web page.
+
+Every 4xx / 5xx answer has the same JSON body, ``{"error": {"code": ..., "message": ...}}``,
+with the stable codes of ``docs/errors.md``; an unexpected failure is logged here and answered
+with code GSCO-000 and no internal detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException
+
+from gsco_common.errors import GscoError
+from hub.service import routes_admin, routes_clinical
+from hub.service.audit import HubRecords
+from hub.service.database import HubDatabase
+from hub.service.dicom_sr import hub_version
+from hub.service.metrics import CONTENT_TYPE, ServiceMetrics
+from hub.service.runtime import ServiceRuntime
+from hub.service.settings import ServiceSettings
+from hub.service.tokens import TokenStore
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).resolve().parents[1] / "web"
+SETTINGS_ENV = "GSCO_HUB_SERVE_SETTINGS"
+
+
+@dataclass
+class HubState:
+    """What the routes use: settings, database stores, the warm runtime and the metrics."""
+
+    settings: ServiceSettings
+    db: HubDatabase
+    tokens: TokenStore
+    records: HubRecords
+    runtime: ServiceRuntime
+    metrics: ServiceMetrics
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers={"x-gsco-error": code}
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(GscoError)
+    async def gsco_error(request: Request, exc: GscoError) -> JSONResponse:
+        return error_response(exc.http_status, exc.code, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        return error_response(422, "GSCO-800", f"invalid request: {where}: {first['msg']}")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = "GSCO-804" if exc.status_code == 404 else "GSCO-800"
+        return error_response(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.error("unexpected failure on %s", request.url.path, exc_info=exc)
+        return error_response(500, "GSCO-000", "internal error; the hub's log has the details")
+
+
+def _route_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "path", "unmatched")
+
+
+def create_app(settings: ServiceSettings) -> FastAPI:
+    """The hub app for ``settings``; the runtime starts (and loads the specialists) in the lifespan."""
+    db = HubDatabase(settings.database_url)
+    swaps: list[ServiceMetrics] = []
+    runtime = ServiceRuntime(settings, on_swap=lambda: swaps[0].swaps.inc())
+    metrics = ServiceMetrics(runtime.models_loaded, runtime.cache_age_s)
+    swaps.append(metrics)
+    state = HubState(settings, db, TokenStore(db), HubRecords(db), runtime, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(runtime.start)  # the loop stays free meanwhile
+        yield
+        runtime.close()
+        db.close()
+
+    app = FastAPI(
+        title="GSCo hub",
+        version=hub_version(),
+        description="Decision support from approved specialists, similar cases and a generalist. "
+        "AI generated, not for clinical use without clinician review.",
+        lifespan=lifespan,
+    )
+    app.state.hub = state
+    _install_error_handlers(app)
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Any) -> Response:
+        start = time.perf_counter()
+        response = await call_next(request)
+        route = _route_of(request)
+        metrics.requests.labels(route=route, status=str(response.status_code)).inc()
+        metrics.latency.labels(route=route).observe(time.perf_counter() - start)
+        if response.status_code >= 400:
+            metrics.errors.labels(code=response.headers.get("x-gsco-error", str(response.status_code))).inc()
+        return response
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    def readyz() -> JSONResponse:
+        """Ready to answer: every served task has an approved specialist (from the cache: degraded)."""
+        ready = runtime.readiness()
+        body = {"status": ready.status, "reason": ready.reason, "tasks": runtime.models_loaded()}
+        return JSONResponse(body, status_code=200 if ready.ready else 503)
+
+    @app.get("/metrics", tags=["health"], response_class=Response)
+    def prometheus() -> Response:
+        """Prometheus text format."""
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    app.include_router(routes_clinical.router)
+    app.include_router(routes_admin.router)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")
+    app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Uvicorn's factory in each worker process: settings come from ``GSCO_HUB_SERVE_SETTINGS``."""
+    return create_app(ServiceSettings.model_validate(json.loads(os.environ[SETTINGS_ENV])))

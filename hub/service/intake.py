@@ -1,0 +1,125 @@
+"""Uploaded images: size and pixel limits, PNG / JPEG / DICOM decoding, in memory only.
+
+Every refusal is an :class:`ImageError` (422) or :class:`PayloadTooLargeError` (413) with a plain
+message; nothing is written to disk. Of a DICOM upload only the UIDs an SR needs to reference
+the source image are kept (:class:`DicomSource`), never a patient tag; the parsed dataset lives
+only as long as the request (it becomes the SR's evidence when an SR is asked for).
+
+Images with non-finite or constant pixels carry no information for a specialist: they are
+refused (422), so that no confident label is ever given for them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+import numpy as np
+import pydicom
+from PIL import Image, UnidentifiedImageError
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+
+from gsco_common.errors import ImageError, PayloadTooLargeError
+
+RASTER_FORMATS = ("PNG", "JPEG")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A decoded upload: pixels, the SHA-256 of the bytes, and the DICOM dataset when it was one."""
+
+    pixels: np.ndarray
+    sha256: str
+    dicom: Dataset | None = None
+
+
+def check_size(data: bytes, max_bytes: int) -> None:
+    if len(data) > max_bytes:
+        raise PayloadTooLargeError(
+            f"the upload is larger than the limit of {max_bytes // (1024 * 1024)} MB",
+            hint="send a smaller image",
+        )
+    if not data:
+        raise ImageError("the upload is empty", hint="attach a PNG, JPEG or DICOM image")
+
+
+def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Upload:
+    """Decode an upload (PNG, JPEG or DICOM) under the limits; refuse anything else."""
+    check_size(data, max_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    if len(data) >= 132 and data[128:132] == b"DICM":
+        dataset = _read_dicom(data)
+        return Upload(_checked(_dicom_pixels(dataset, max_pixels)), digest, dataset)
+    return Upload(_checked(_raster_pixels(data, max_pixels)), digest)
+
+
+def _too_many(count: int, max_pixels: int) -> None:
+    if count > max_pixels:
+        raise ImageError(f"the image has more than {max_pixels} pixels", hint="downscale it before uploading")
+
+
+def _raster_pixels(data: bytes, max_pixels: int) -> np.ndarray:
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format not in RASTER_FORMATS:
+                raise ImageError("the upload is not a PNG, JPEG or DICOM image")
+            _too_many(img.width * img.height, max_pixels)
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                return np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
+            if img.mode in ("L", "1", "P", "LA"):
+                return np.asarray(img.convert("L"), dtype=np.uint8)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+    except UnidentifiedImageError:
+        raise ImageError("the upload is not a PNG, JPEG or DICOM image") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"the image has more than {max_pixels} pixels") from None
+    except (OSError, SyntaxError, ValueError):
+        raise ImageError("the image is truncated or damaged", hint="export it again") from None
+
+
+def _read_dicom(data: bytes) -> Dataset:
+    try:
+        return pydicom.dcmread(io.BytesIO(data))
+    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+        raise ImageError("the DICOM file is truncated or damaged", hint="export it again") from None
+
+
+def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
+    if "PixelData" not in dataset:
+        raise ImageError("the DICOM file has no pixel data", hint="send an image object, not a report")
+    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
+    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    _too_many(rows * columns * frames, max_pixels)
+    try:
+        array = dataset.pixel_array
+    except (ValueError, AttributeError, TypeError, NotImplementedError, RuntimeError, OSError):
+        raise ImageError("the DICOM pixel data is truncated or cannot be decoded") from None
+    if frames > 1:
+        array = array[0]
+    samples = int(dataset.get("SamplesPerPixel", 1))
+    if samples == 1 and array.ndim != 2 or samples == 3 and array.shape[-1:] != (3,):
+        raise ImageError("the DICOM image is neither grayscale nor RGB")
+    if samples == 3:
+        return np.asarray(array, dtype=np.uint8)
+    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
+        array = array.max() - array
+    values = np.asarray(array, dtype=np.float64)
+    if not np.isfinite(values).all():
+        return values
+    low, high = float(values.min()), float(values.max())
+    scaled = (values - low) / (high - low) * 65535.0 if high > low else values * 0.0
+    return scaled.astype(np.uint16)
+
+
+def _checked(pixels: np.ndarray) -> np.ndarray:
+    """Refuse images with non-finite or constant pixels (nothing a specialist could see)."""
+    if pixels.size == 0:
+        raise ImageError("the image has no pixels")
+    if np.issubdtype(pixels.dtype, np.floating) and not np.isfinite(pixels).all():
+        raise ImageError("the image has NaN or infinite pixels")
+    if pixels.min() == pixels.max():
+        raise ImageError("the image is constant (every pixel has the same value)", hint="check the export")
+    return pixels

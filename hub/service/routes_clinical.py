@@ -1,0 +1,196 @@
+"""Clinical routes: tasks, diagnoses (JSON, DICOM SR or FHIR), reviews, case thumbnails, reports."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from gsco_common.errors import NotFoundError, RequestError, RuntimeServiceError
+from hub.service.audit import DIAGNOSIS, REPORT, REVIEW
+from hub.service.auth import require
+from hub.service.decisions import decision_body, models_of
+from hub.service.dicom_sr import build_sr
+from hub.service.fhir import build_bundle
+from hub.service.form import FORM_OVERHEAD, FORM_SCHEMA, parse_form, read_capped
+from hub.service.intake import decode
+from hub.service.tokens import CLINICIAN, TokenInfo
+
+router = APIRouter(prefix="/v1", tags=["clinical"])
+clinician = require(CLINICIAN)
+DICOM_TYPE = "application/dicom"
+FHIR_TYPE = "application/fhir+json"
+THUMBNAIL_PX = 96
+
+
+class ReviewIn(BaseModel):
+    """A clinician's review: confirm the label, or override it with one of the task's labels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["confirm", "override"]
+    label: str | None = Field(default=None, max_length=200)
+    comment: str | None = Field(default=None, max_length=2000)
+
+
+def _output_format(request: Request, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    accept = request.headers.get("accept", "")
+    if DICOM_TYPE in accept:
+        return "dicom-sr"
+    if FHIR_TYPE in accept:
+        return "fhir"
+    return "json"
+
+
+@router.get("/tasks")
+def list_tasks(request: Request, _: TokenInfo = Depends(clinician)) -> dict[str, Any]:
+    """Served tasks with their labels, modality and the specialists serving now."""
+    hub = request.app.state.hub
+    snapshots = hub.runtime.engine.pool
+    tasks = []
+    for task in hub.runtime.tasks():
+        models = []
+        status = snapshots.status().tasks.get(task.task_id, [])
+        if status:
+            for s in snapshots.snapshot(task.task_id).specialists:
+                models.append(
+                    {
+                        "name": s.info.name,
+                        "version": s.info.version,
+                        "digest": s.info.model_digest,
+                        "site_fingerprint": s.info.site_fingerprint,
+                        "backbone": s.info.backbone,
+                    }
+                )
+        tasks.append(
+            {
+                "task_id": task.task_id,
+                "labels": list(task.labels),
+                "modality": task.modality,
+                "models": models,
+            }
+        )
+    return {"tasks": tasks}
+
+
+@router.post("/diagnoses", openapi_extra=FORM_SCHEMA, response_model=None)
+async def diagnose(
+    request: Request,
+    fmt: Literal["json", "dicom-sr", "fhir"] | None = Query(None, alias="format"),
+    token: TokenInfo = Depends(clinician),
+) -> Response | dict[str, Any]:
+    """Diagnose one image (PNG, JPEG or DICOM) with the task's approved specialists."""
+    hub = request.app.state.hub
+    limit = hub.settings.max_upload_bytes
+    body = await read_capped(request.stream(), limit + FORM_OVERHEAD)
+    form = parse_form(request.headers.get("content-type", ""), body)
+    hub.runtime.task(form.task_id)
+    upload = decode(form.image, max_bytes=limit, max_pixels=hub.settings.max_pixels)
+    decision = await run_in_threadpool(
+        hub.runtime.engine.diagnose, upload.pixels, form.task_id, use_generalist=form.generalist
+    )
+    result = decision_body(decision, k=form.k, low_confidence_below=hub.settings.low_confidence_below)
+    hub.records.save_decision(result["id"], result["task_id"], result)
+    hub.records.append(
+        token.actor,
+        DIAGNOSIS,
+        task_id=result["task_id"],
+        image_sha256=upload.sha256,
+        models=models_of(result),
+        decision={k: result[k] for k in ("id", "label", "confidence", "arbiter", "low_confidence")},
+    )
+    hub.metrics.diagnoses.labels(task=result["task_id"]).inc()
+    output = _output_format(request, fmt)
+    if output == "dicom-sr":
+        return Response(build_sr(result, upload.dicom), media_type=DICOM_TYPE)
+    if output == "fhir":
+        return JSONResponse(build_bundle(result), media_type=FHIR_TYPE)
+    return result
+
+
+@router.get("/diagnoses/{decision_id}")
+def get_decision(decision_id: str, request: Request, _: TokenInfo = Depends(clinician)) -> dict[str, Any]:
+    """The stored decision and its review (never the image)."""
+    return request.app.state.hub.records.decision(decision_id)
+
+
+@router.post("/diagnoses/{decision_id}/review")
+def review(
+    decision_id: str, body: ReviewIn, request: Request, token: TokenInfo = Depends(clinician)
+) -> dict[str, Any]:
+    """Record the clinician's confirmation or override (audited)."""
+    hub = request.app.state.hub
+    stored = hub.records.decision(decision_id)
+    labels = hub.runtime.task(stored["task_id"]).labels
+    if body.action == "override" and body.label not in labels:
+        raise RequestError(f"an override needs 'label', one of {list(labels)}")
+    label = body.label if body.action == "override" else stored["label"]
+    record = {
+        "action": body.action,
+        "label": label,
+        "ai_label": stored["label"],
+        "comment": body.comment,
+        "reviewer": token.actor,
+        "at": datetime.now(UTC).isoformat(),
+    }
+    hub.records.save_review(decision_id, record)
+    hub.records.append(
+        token.actor,
+        REVIEW,
+        task_id=stored["task_id"],
+        models=models_of(stored),
+        decision={"id": decision_id, "label": stored["label"]},
+        review=record,
+    )
+    return {"id": decision_id, "review": record}
+
+
+@router.get("/cases/{task_id}/{case_id}/thumbnail", response_class=Response)
+def thumbnail(task_id: str, case_id: str, request: Request, _: TokenInfo = Depends(clinician)) -> Response:
+    """A small PNG of a de-identified reference case of the task's case library."""
+    hub = request.app.state.hub
+    hub.runtime.task(task_id)
+    retriever = hub.runtime.engine.retriever(task_id)
+    library = retriever.library if retriever is not None else None
+    if library is None or case_id not in library.case_ids:
+        raise NotFoundError("no such reference case")
+    pixels = library.images[library.case_ids.index(case_id)]
+    image = Image.fromarray(pixels if pixels.dtype.name == "uint8" else (pixels >> 8).astype("uint8"))
+    image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png")
+
+
+@router.post("/reports", openapi_extra=FORM_SCHEMA)
+async def report(request: Request, token: TokenInfo = Depends(clinician)) -> dict[str, Any]:
+    """A report written by the generalist with the specialists' findings as context (503 without one)."""
+    hub = request.app.state.hub
+    if hub.runtime.engine.generalist is None:
+        raise RuntimeServiceError(
+            "no generalist is configured for this hub: reports need one",
+            hint="set generalist_url in the hub's --config file",
+        )
+    limit = hub.settings.max_upload_bytes
+    body = await read_capped(request.stream(), limit + FORM_OVERHEAD)
+    form = parse_form(request.headers.get("content-type", ""), body)
+    hub.runtime.task(form.task_id)
+    upload = decode(form.image, max_bytes=limit, max_pixels=hub.settings.max_pixels)
+    written = await run_in_threadpool(hub.runtime.engine.report, upload.pixels, form.task_id)
+    models = [{"name": s.model_name, "version": s.version, "digest": s.digest} for s in written.specialists]
+    hub.records.append(token.actor, REPORT, task_id=form.task_id, image_sha256=upload.sha256, models=models)
+    return {
+        "task_id": written.task_id,
+        "text": written.text,
+        "generalist": written.generalist,
+        "ai_label": written.disclaimer,
+        "models": models,
+    }

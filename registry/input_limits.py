@@ -1,0 +1,89 @@
+"""Safety limits for files handed to the parsers (site data, the hub's case collections).
+
+A hostile or broken file must give a one-line error naming the file and the limit
+(:class:`InputLimitError`, exit code 2), never a ``MemoryError``, a multi-GB allocation or a raw
+``DecompressionBombError``. Images are checked from their header before any pixel is decoded;
+``.npz`` members from their ``.npy`` header before any array is read.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from gsco_common.errors import ConfigError, InputLimitError
+
+MAX_PIXELS_ENV = "GSCO_MAX_IMAGE_PIXELS"
+MAX_ARRAY_BYTES_ENV = "GSCO_MAX_ARRAY_BYTES"
+DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_ARRAY_BYTES = 4 * 2**30
+
+
+def _limit(env: str, default: int) -> int:
+    raw = os.environ.get(env)
+    if raw is None:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{env} must be a positive whole number")
+    return int(raw)
+
+
+def max_pixels() -> int:
+    """The largest image (width x height) any parser decodes; ``GSCO_MAX_IMAGE_PIXELS`` overrides."""
+    return _limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
+
+
+def open_image(path: Path) -> Image.Image:
+    """``Image.open`` that refuses images beyond :func:`max_pixels` before decoding any pixel."""
+    limit = max_pixels()
+    try:
+        img = Image.open(path)
+    except Image.DecompressionBombError:
+        raise InputLimitError(
+            f"{path.name}: the image has more than {limit} pixels ({MAX_PIXELS_ENV})"
+        ) from None
+    width, height = img.size
+    if width * height > limit:
+        img.close()
+        raise InputLimitError(
+            f"{path.name}: {width}x{height} pixels is more than the limit of {limit} ({MAX_PIXELS_ENV})"
+        )
+    return img
+
+
+def check_npz(path: Path) -> None:
+    """Refuse an ``.npz`` whose arrays claim more bytes than the file holds or than the limit.
+
+    Reads only the ``.npy`` headers: a forged header (shape ``(10**6, 10**6)`` over a few bytes)
+    is found without allocating anything.
+    """
+    limit = _limit(MAX_ARRAY_BYTES_ENV, DEFAULT_MAX_ARRAY_BYTES)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    if version == (1, 0):
+                        shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                    else:
+                        shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+                    header_end = member.tell()
+                claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if claimed > limit:
+                    raise InputLimitError(
+                        f"{path.name}: array {info.filename[:-4]} claims {claimed} bytes, "
+                        f"more than the limit of {limit} ({MAX_ARRAY_BYTES_ENV})"
+                    )
+                if not dtype.hasobject and claimed > info.file_size - header_end:
+                    raise InputLimitError(
+                        f"{path.name}: array {info.filename[:-4]} claims {claimed} bytes but holds "
+                        f"{info.file_size - header_end} (forged header)"
+                    )
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return  # not a readable archive: the reader itself reports that in its own words

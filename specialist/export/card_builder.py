@@ -1,0 +1,192 @@
+"""Build ``card.json`` for a trained run: held-out metrics with bootstrap CIs, privacy summary.
+
+Everything on the card is an aggregate or a configuration value: no path, host, user, date or
+identifier. Class counts below 10 are suppressed. The card is validated against the registry's
+schema before it is returned (:func:`registry.bundle.card.Card.from_dict`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsco_common.errors import ExportError
+from registry.bundle.card import FORMAT_VERSION, HEADLINE_METRICS, card_problems, suppress_count
+from registry.bundle.preprocess import Preprocessing
+from specialist.metrics import SCALAR_METRICS, binary_auc, bootstrap_ci, confusion_matrix
+from specialist.task import TaskConfig
+
+DEFAULT_RESAMPLES = 200
+DEFAULT_OUT_OF_SCOPE = (
+    "Use as the sole basis of a diagnosis or treatment decision.",
+    "Images of another modality, body part, age group or acquisition protocol than the training data.",
+)
+DEFAULT_LIMITATIONS = (
+    "Trained and evaluated on one site's data only; performance on other populations, devices "
+    "and protocols is unknown until validated there.",
+)
+
+
+def model_uid(run_id: str, checkpoint: Path) -> str:
+    """Opaque id of this trained model: new on every retrain, stable across re-exports.
+
+    A hash of the run's id and its best checkpoint, so it reveals neither (run ids hold dates).
+    """
+    digest = hashlib.sha256(run_id.encode("utf-8"))
+    with checkpoint.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:32]
+
+
+def _rates(labels: np.ndarray, probs: np.ndarray, index: int) -> tuple[float, float]:
+    matrix = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1])
+    positives = matrix[index].sum()
+    negatives = matrix.sum() - positives
+    true_negatives = negatives - (matrix[:, index].sum() - matrix[index, index])
+    sensitivity = matrix[index, index] / positives if positives else np.nan
+    specificity = true_negatives / negatives if negatives else np.nan
+    return float(sensitivity), float(specificity)
+
+
+def _estimate(
+    labels: np.ndarray, probs: np.ndarray, metric: Any, resamples: int, seed: int
+) -> dict[str, float | list[float] | None]:
+    value = metric(labels, probs)
+    value = None if value is None or np.isnan(value) else float(value)
+    interval = bootstrap_ci(labels, probs, metric, n=resamples, seed=seed) if resamples else None
+    return {"value": value, "ci95": None if interval is None else [float(interval[0]), float(interval[1])]}
+
+
+def evaluation_section(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    label_names: Sequence[str],
+    *,
+    split: str,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Held-out metrics: point estimates with percentile-bootstrap 95% intervals."""
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    probs = np.asarray(probs, dtype=np.float64)
+    per_class = []
+    for index, name in enumerate(label_names):
+        per_class.append(
+            {
+                "label": name,
+                "sensitivity": _estimate(
+                    labels, probs, lambda y, p, i=index: _rates(y, p, i)[0], resamples, seed
+                ),
+                "specificity": _estimate(
+                    labels, probs, lambda y, p, i=index: _rates(y, p, i)[1], resamples, seed
+                ),
+            }
+        )
+    return {
+        "split": split,
+        "n": suppress_count(len(labels)),
+        "metrics": {
+            name: _estimate(labels, probs, SCALAR_METRICS[name], resamples, seed) for name in HEADLINE_METRICS
+        },
+        "per_class": per_class,
+        "operating_point": {"rule": "argmax", "threshold": 0.5 if len(label_names) == 2 else None},
+        "ece": _estimate(labels, probs, SCALAR_METRICS["ece"], resamples, seed),
+        "bootstrap": {"resamples": resamples, "seed": seed},
+    }
+
+
+def membership_inference_auc(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> float | None:
+    """AUC of the loss-threshold attack: how well a low loss tells training images from held-out ones.
+
+    0.5 means the model's losses do not reveal membership; values near 1 mean they do.
+    """
+    scores = -np.concatenate([np.asarray(member_losses), np.asarray(nonmember_losses)])
+    members = np.r_[np.ones(len(member_losses), bool), np.zeros(len(nonmember_losses), bool)]
+    return binary_auc(members, scores)
+
+
+def _texts(values: Sequence[str], defaults: Sequence[str]) -> list[str]:
+    cleaned = [value.strip() for value in values if value.strip()]
+    return cleaned or list(defaults)
+
+
+def build_card(
+    *,
+    task: TaskConfig,
+    backbone: str,
+    embedding_dim: int,
+    preprocessing: Preprocessing,
+    opset: int,
+    evaluation: dict[str, Any],
+    epochs: int,
+    best_epoch: int,
+    seed: int,
+    membership_auc: float | None,
+    class_counts: dict[str, Sequence[int]],
+    key_fingerprint: str,
+    uid: str,
+    dp_epsilon: float | None = None,
+    federation: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Assemble and validate the card; empty use/limitation texts get conservative defaults.
+
+    Raises:
+        ExportError: the card breaks the schema (names each field).
+    """
+    labels = list(task.labels)
+    size = preprocessing.input_size
+    intended = task.intended_use.strip() or (
+        f"Research decision support: classify {task.modality} images as one of {', '.join(labels)}, "
+        "for review by a qualified clinician."
+    )
+    card: dict[str, Any] = {
+        "format_version": FORMAT_VERSION,
+        "model_uid": uid,
+        "task": {
+            "id": task.id,
+            "labels": labels,
+            "modality": task.modality,
+            "intended_use": intended,
+            "out_of_scope": _texts(task.out_of_scope, DEFAULT_OUT_OF_SCOPE),
+            "limitations": _texts(task.limitations, DEFAULT_LIMITATIONS),
+        },
+        "model": {
+            "backbone": backbone,
+            "num_classes": len(labels),
+            "embedding_dim": embedding_dim,
+            "input": {"name": "image", "shape": ["batch", 3, size, size]},
+            "outputs": {"logits": ["batch", len(labels)], "embedding": ["batch", embedding_dim]},
+            "opset": opset,
+        },
+        "preprocessing": preprocessing.to_dict(),
+        "evaluation": evaluation,
+        "training": {
+            "epochs": epochs,
+            "best_epoch": best_epoch,
+            "seed": seed,
+            "dp_epsilon": dp_epsilon,
+            "membership_inference_auc": membership_auc,
+        },
+        "data": {
+            "class_counts": {
+                split: {label: suppress_count(int(n)) for label, n in zip(labels, counts, strict=True)}
+                for split, counts in class_counts.items()
+                if sum(counts) > 0
+            }
+        },
+        "site": {"key_fingerprint": key_fingerprint},
+    }
+    if federation is not None:
+        card["federation"] = federation
+    problems = card_problems(card)
+    if problems:
+        raise ExportError(
+            "the model card would be invalid: " + "; ".join(problems[:5]),
+            hint="check task.* in site.yaml (ids, labels, texts of at most 2000 characters)",
+        )
+    return card

@@ -1,0 +1,154 @@
+"""The wire format of federated weights: the contract between the hub's ServerApp and the sites.
+
+Both ends must read and write it identically, and compute the same float16 arithmetic bit for
+bit, so it is defined once, here. The protocol is described on the site's side
+(``site_agent/federation/encoding.py``); the hub's side is ``hub/federation/transport.py``.
+
+Weights travel as one flat vector: Flower moves every array of a record as objects of their own
+(an array plus its chunks), one HTTP request each per hop, and resnet18 has over a hundred
+tensors, most of them tiny: per-request costs (middleware, node signatures, hashing) outweighed
+the bytes. Packed, a message holds one array (a few 5 MB chunks) and the names and shapes
+travel as a short JSON layout.
+
+The conversions go through torch: numpy converts float32 to float16 element by element in
+software and is far slower on the tiny values (float16 subnormals) a round's changes are made
+of; torch's vectorised conversion gives bit-identical results. ``bench/wire_format.py``
+measures both effects.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from flwr.app import Array, ArrayRecord
+
+from gsco_common.errors import FederationError
+
+ENCODING_KEY = "update-encoding"
+"""Downlink: how the site should send its update (``FP16_DELTA``, ``PACKED_FLOAT32``, or anything
+else for one array per tensor)."""
+FP16_DELTA = "fp16-delta"
+"""The update as the packed float16 difference from the weights the site received."""
+PACKED_FLOAT32 = "packed-float32"
+"""The updated weights themselves, packed, exact: what the hub asks for when the run does not
+compress (``compress-updates = false``), and what a site sends instead of ``FP16_DELTA`` when it
+clipped the update for differential privacy, because rounding after clipping could raise the
+update's norm above the clipping norm the hub's noise is calibrated to."""
+ENCODING_RECORD = "encoding"
+"""Uplink: the reply's ConfigRecord saying how its weights are encoded."""
+BASE_KEY = "weights-base"
+"""Downlink: version of the stored weights the float16 difference applies to (0: full weights)."""
+VERSION_KEY = "weights-version"
+"""Downlink: version of the weights the site holds after applying this message."""
+LAYOUT_KEY = "weights-layout"
+"""Downlink and uplink: names and shapes of the packed tensors (:meth:`Layout.to_text`)."""
+PACKED_ARRAY = "packed"
+"""The one array of a packed ArrayRecord."""
+
+Weights = dict[str, np.ndarray]
+
+
+def as_float32(array: np.ndarray) -> np.ndarray:
+    """A float32 copy of ``array``."""
+    return torch.from_numpy(array).to(torch.float32, copy=True).numpy()
+
+
+def half_difference(new: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``float16(new - base)``, computed in float32."""
+    return (torch.from_numpy(new).float() - torch.from_numpy(base)).half().numpy()
+
+
+def add_half(base: np.ndarray, delta: np.ndarray) -> np.ndarray:
+    """``base + float32(delta)``: the one formula both the hub and the sites compute."""
+    return (torch.from_numpy(base) + torch.from_numpy(delta).float()).numpy()
+
+
+def _malformed(what: str) -> FederationError:
+    return FederationError(
+        f"malformed packed weights: {what}",
+        hint="the hub and the site must run the same GSCo version",
+    )
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names and shapes of the tensors packed, in this order, into one flat vector."""
+
+    entries: tuple[tuple[str, tuple[int, ...]], ...]
+
+    @classmethod
+    def of(cls, weights: Mapping[str, np.ndarray]) -> Layout:
+        return cls(tuple((name, tuple(value.shape)) for name, value in weights.items()))
+
+    @classmethod
+    def from_text(cls, text: str) -> Layout:
+        try:
+            entries = tuple((str(name), tuple(int(n) for n in shape)) for name, shape in json.loads(text))
+        except (TypeError, ValueError):
+            raise _malformed("the layout is not a list of [name, shape] pairs") from None
+        return cls(entries)
+
+    def to_text(self) -> str:
+        return json.dumps([[name, list(shape)] for name, shape in self.entries], separators=(",", ":"))
+
+    @property
+    def size(self) -> int:
+        return sum(int(np.prod(shape)) for _, shape in self.entries)
+
+    def pack(self, weights: Mapping[str, np.ndarray]) -> np.ndarray:
+        """``weights`` (same names and shapes) concatenated in this layout's order."""
+        if {name: tuple(np.shape(value)) for name, value in weights.items()} != dict(self.entries):
+            raise _malformed("tensor names or shapes differ from the layout")
+        return np.concatenate([np.asarray(weights[name]).reshape(-1) for name, _ in self.entries])
+
+    def check(self, vector: np.ndarray) -> np.ndarray:
+        """``vector`` if it is flat and holds exactly this layout's values."""
+        if vector.ndim != 1 or vector.size != self.size:
+            raise _malformed(f"{vector.size} values for a layout of {self.size}")
+        return vector
+
+    def unpack(self, vector: np.ndarray) -> Weights:
+        """The tensors of ``vector`` by name (views into it, no copies)."""
+        self.check(vector)
+        weights: Weights = {}
+        offset = 0
+        for name, shape in self.entries:
+            count = int(np.prod(shape))
+            weights[name] = vector[offset : offset + count].reshape(shape)
+            offset += count
+        return weights
+
+
+def packed_record(vector: np.ndarray) -> ArrayRecord:
+    return ArrayRecord({PACKED_ARRAY: Array(vector)})
+
+
+def packed_vector(record: ArrayRecord, layout: Layout) -> np.ndarray:
+    """The flat vector of a record made by :func:`packed_record`, checked against ``layout``."""
+    if list(record.keys()) != [PACKED_ARRAY]:
+        raise _malformed(f"expected one array named {PACKED_ARRAY!r}")
+    return layout.check(record[PACKED_ARRAY].numpy())
+
+
+def unpacked_record(vector: np.ndarray, layout: Layout) -> ArrayRecord:
+    """Per-tensor record of ``vector``, as the ClientApp and the strategies expect."""
+    return ArrayRecord(
+        {name: Array(np.ascontiguousarray(value)) for name, value in layout.unpack(vector).items()}
+    )
+
+
+@dataclass(frozen=True)
+class PackedWeights:
+    """Float32 weights as one flat vector and the layout that names its parts."""
+
+    layout: Layout
+    vector: np.ndarray
+
+    @classmethod
+    def of(cls, weights: Mapping[str, np.ndarray]) -> PackedWeights:
+        layout = Layout.of(weights)
+        return cls(layout, as_float32(layout.pack(weights)))

@@ -1,0 +1,150 @@
+"""Pretrained weights from a local folder only: hospitals are air-gapped, nothing is downloaded.
+
+The weights folder (``weights_dir`` argument, else the ``GSCO_WEIGHTS_DIR`` environment
+variable) holds one file per backbone, named by its stable name:
+``<folder>/<backbone>.safetensors`` (preferred), ``.pth`` or ``.pt``. The file holds the state
+dict of the backbone in timm's layout (torchvision's for ``alexnet``), e.g. the
+``model.safetensors`` of the timm checkpoint named in the backbone's ``source``. The classifier
+head is never loaded (its shape depends on the task); every other tensor must match by name and
+shape, except position embeddings, which are resampled when the input size differs.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+
+import safetensors
+import safetensors.torch
+import torch
+import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
+from torch import nn
+
+from gsco_common.errors import ModelError
+from specialist.models.specialist import Specialist
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_ENV = "GSCO_WEIGHTS_DIR"
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
+_WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
+_SHOWN = 8
+
+
+def resolve_weights_dir(weights_dir: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The weights folder: the argument, else ``GSCO_WEIGHTS_DIR``, else none (random init)."""
+    folder = weights_dir if weights_dir is not None else environ.get(WEIGHTS_ENV) or None
+    if folder is None:
+        return None
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise ModelError(
+            "the weights folder does not exist",
+            hint=f"create it or fix weights_dir / {WEIGHTS_ENV}",
+        )
+    return folder
+
+
+def find_weights_file(folder: Path, backbone: str) -> Path | None:
+    """``<folder>/<backbone><suffix>`` for the first suffix present, else None."""
+    for suffix in WEIGHT_SUFFIXES:
+        candidate = folder / f"{backbone}{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors or PyTorch file (no pickled code: ``weights_only=True``)."""
+    try:
+        if path.suffix == ".safetensors":
+            raw: object = safetensors.torch.load_file(str(path), device="cpu")
+        else:
+            raw = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, safetensors.SafetensorError) as exc:
+        raise ModelError(
+            f"cannot read weights file {path.name}: {type(exc).__name__}",
+            hint="use a safetensors file or a PyTorch state dict saved with torch.save",
+        ) from exc
+    while isinstance(raw, Mapping) and any(isinstance(raw.get(k), Mapping) for k in _WRAPPER_KEYS):
+        raw = next(raw[k] for k in _WRAPPER_KEYS if isinstance(raw.get(k), Mapping))
+    if not isinstance(raw, Mapping) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+        raise ModelError(f"weights file {path.name} does not hold a state dict of tensors")
+    return {k.removeprefix("module."): v for k, v in raw.items()}
+
+
+def load_backbone_weights(model: Specialist, path: Path) -> None:
+    """Load ``path`` into ``model.net``, skipping the classifier head; strict on everything else."""
+    state = read_state_dict(path)
+    target = model.net.state_dict()
+    head = model.head_name + "."
+    source = {k: v for k, v in state.items() if not k.startswith(head)}
+    wanted = {k: v for k, v in target.items() if not k.startswith(head)}
+    missing = sorted(k for k in wanted.keys() - source.keys() if not k.endswith("num_batches_tracked"))
+    unexpected = sorted(source.keys() - wanted.keys())
+    mismatched: list[str] = []
+    loadable: dict[str, torch.Tensor] = {}
+    for key in sorted(wanted.keys() & source.keys()):
+        tensor = source[key]
+        if tensor.shape != wanted[key].shape:
+            tensor = _resample(key, tensor, wanted[key].shape, model.net)
+        if tensor is None:
+            mismatched.append(f"{key}: file {list(source[key].shape)} vs model {list(wanted[key].shape)}")
+            continue
+        loadable[key] = tensor
+    problems = [
+        _listing("missing in file", missing),
+        _listing("unexpected in file", unexpected),
+        _listing("shape mismatch", mismatched),
+    ]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ModelError(
+            f"weights file {path.name} does not fit backbone {model.backbone!r}: " + "; ".join(problems),
+            hint=f"the file must hold the state dict of {model.backbone} in timm/torchvision layout",
+        )
+    model.net.load_state_dict(loadable, strict=False)
+    log.info("loaded pretrained weights for %s from the weights folder (%s)", model.backbone, path.name)
+
+
+def save_backbone_weights(model: Specialist, path: Path) -> None:
+    """Write ``model.net``'s weights without the head, in the weights-folder format."""
+    head = model.head_name + "."
+    tensors = {
+        k: v.detach().cpu().contiguous().clone()
+        for k, v in model.net.state_dict().items()
+        if not k.startswith(head)
+    }
+    safetensors.torch.save_file(tensors, str(path))
+
+
+def _resample(key: str, tensor: torch.Tensor, shape: torch.Size, net: nn.Module) -> torch.Tensor | None:
+    """Resize position embeddings trained at another input size; None if not resizable."""
+    out: torch.Tensor | None = None
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "pos_embed" and tensor.ndim == 4:
+        out = resample_abs_pos_embed_nhwc(tensor, list(shape[1:3]))
+    elif leaf == "pos_embed" and tensor.ndim == 3 and hasattr(net, "patch_embed"):
+        prefix = 0 if getattr(net, "no_embed_class", False) else int(getattr(net, "num_prefix_tokens", 1))
+        grid = round((tensor.shape[1] - prefix) ** 0.5)
+        if grid * grid == tensor.shape[1] - prefix:
+            out = resample_abs_pos_embed(
+                tensor, list(net.patch_embed.grid_size), old_size=[grid, grid], num_prefix_tokens=prefix
+            )
+    elif leaf in ("rel_pos_h", "rel_pos_w") and tensor.ndim == 2:
+        out = F.interpolate(tensor.T[None], size=shape[0], mode="linear")[0].T
+    if out is None or out.shape != shape:
+        return None
+    return out
+
+
+def _listing(what: str, items: list[str]) -> str:
+    if not items:
+        return ""
+    shown = ", ".join(items[:_SHOWN])
+    more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
+    return f"{what}: {shown}{more}"

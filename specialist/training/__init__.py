@@ -1,0 +1,1 @@
+"""The training loop and its parts (schedule, augmentation, callbacks, checkpoints, device)."""

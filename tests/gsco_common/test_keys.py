@@ -1,0 +1,46 @@
+import stat
+
+import pytest
+
+from gsco_common import keys
+from gsco_common.errors import KeyMaterialError
+
+
+def test_generate_encrypted_key_pair_with_private_mode_and_fingerprint(tmp_path):
+    fp = keys.generate_key_pair(tmp_path / "k" / "site.key", tmp_path / "k" / "site.pub", b"passphrase-1")
+    assert fp.startswith("sha256:") and len(fp) == len("sha256:") + 64
+    assert stat.S_IMODE((tmp_path / "k" / "site.key").stat().st_mode) == 0o600
+    assert b"ENCRYPTED" in (tmp_path / "k" / "site.key").read_bytes()
+    private = keys.load_private_key(tmp_path / "k" / "site.key", b"passphrase-1")
+    assert keys.fingerprint(private.public_key()) == fp
+    assert keys.fingerprint(keys.load_public_key(tmp_path / "k" / "site.pub")) == fp
+
+
+def test_refuses_to_overwrite_an_existing_key(tmp_path):
+    keys.generate_key_pair(tmp_path / "site.key", tmp_path / "site.pub", b"passphrase-1")
+    before = (tmp_path / "site.key").read_bytes()
+    with pytest.raises(KeyMaterialError, match="refusing to overwrite"):
+        keys.generate_key_pair(tmp_path / "site.key", tmp_path / "site.pub", b"passphrase-1")
+    assert (tmp_path / "site.key").read_bytes() == before
+
+
+def test_wrong_passphrase_and_missing_or_bad_keys(tmp_path):
+    keys.generate_key_pair(tmp_path / "site.key", tmp_path / "site.pub", b"passphrase-1")
+    with pytest.raises(KeyMaterialError, match="wrong passphrase"):
+        keys.load_private_key(tmp_path / "site.key", b"another-pass")
+    with pytest.raises(KeyMaterialError, match="not found"):
+        keys.load_private_key(tmp_path / "missing.key", b"passphrase-1")
+    (tmp_path / "junk.pub").write_text("not a key")
+    with pytest.raises(KeyMaterialError, match="not a PEM"):
+        keys.load_public_key(tmp_path / "junk.pub")
+
+
+def test_passphrase_from_env_is_checked(monkeypatch):
+    monkeypatch.setenv(keys.PASSPHRASE_ENV, "short")
+    with pytest.raises(KeyMaterialError, match="at least"):
+        keys.passphrase_from_env_or_prompt(confirm=False)
+    monkeypatch.setenv(keys.PASSPHRASE_ENV, "long-enough-pass")
+    assert keys.passphrase_from_env_or_prompt(confirm=False) == b"long-enough-pass"
+    monkeypatch.delenv(keys.PASSPHRASE_ENV)
+    with pytest.raises(KeyMaterialError, match="set GSCO_KEY_PASSPHRASE"):
+        keys.passphrase_from_env_or_prompt(confirm=False, prompt=False)

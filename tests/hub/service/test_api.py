@@ -1,0 +1,309 @@
+"""The hub service end to end over HTTP: auth, diagnoses, outputs, reviews, audit, limits, health."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import highdicom as hd
+import numpy as np
+import pydicom
+from fhir.resources.R4B.bundle import Bundle
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+from hub.service import webhook
+from tests.gsco_runtime.world import LABELS
+from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
+
+
+def _diagnose(hub: Hub, data: bytes, token: str | None = None, **extra: str):
+    fields = {"task_id": hub.task, **extra}
+    with hub.client(token or hub.clinician) as client:
+        return client.post(
+            "/v1/diagnoses",
+            data=fields,
+            files={"image": ("x.bin", data)},
+            params={k: v for k, v in extra.items() if k == "format"},
+        )
+
+
+def _dicom(pixels: np.ndarray | None, name: str = "Doe^Planted", pid: str = "PLANTED-123") -> bytes:
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientName = name
+    ds.PatientID = pid
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "O"
+    ds.StudyDate = "20260101"
+    ds.StudyTime = "120000"
+    ds.StudyID = "1"
+    ds.AccessionNumber = "A1"
+    ds.ReferringPhysicianName = ""
+    ds.Modality = "OT"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    if pixels is not None:
+        ds.Rows, ds.Columns = pixels.shape
+        ds.SamplesPerPixel = 1
+        ds.PhotometricInterpretation = "MONOCHROME2"
+        ds.BitsAllocated = 8
+        ds.BitsStored = 8
+        ds.HighBit = 7
+        ds.PixelRepresentation = 0
+        ds.PixelData = pixels.astype(np.uint8).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _error(response, status: int, code: str) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+
+
+def test_health_and_readiness(hub: Hub) -> None:
+    with hub.client() as client:
+        assert client.get("/healthz").json() == {"status": "ok"}
+        ready = client.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["status"] == "ready"
+        assert ready.json()["tasks"][hub.task] == 2
+        assert client.get("/docs").status_code == 200
+        assert "/v1/diagnoses" in client.get("/openapi.json").json()["paths"]
+        assert client.get("/").status_code == 200
+
+
+def test_auth_401_403_and_error_shape(hub: Hub) -> None:
+    with hub.client() as client:
+        _error(client.get("/v1/tasks"), 401, "GSCO-520")
+    with hub.client("gsco_not-a-token") as client:
+        _error(client.get("/v1/tasks"), 401, "GSCO-520")
+    with hub.client(hub.revoked) as client:
+        _error(client.get("/v1/tasks"), 401, "GSCO-520")
+    with hub.client(hub.clinician) as client:
+        _error(client.get("/v1/audit"), 403, "GSCO-525")
+        _error(client.post("/v1/admin/refresh"), 403, "GSCO-525")
+        _error(client.get("/v1/nope"), 404, "GSCO-804")
+    with hub.client(hub.admin) as client:
+        assert client.get("/v1/tasks").status_code == 200
+
+
+def test_tasks_list_models_with_provenance(hub: Hub) -> None:
+    with hub.client(hub.clinician) as client:
+        tasks = {t["task_id"]: t for t in client.get("/v1/tasks").json()["tasks"]}
+    task = tasks[hub.task]
+    assert task["labels"] == list(LABELS) and task["modality"] == "chest X-ray"
+    assert len(task["models"]) == 2
+    for model in task["models"]:
+        assert model["digest"].startswith("sha256:") and model["site_fingerprint"]
+        assert set(model) == {"name", "version", "digest", "site_fingerprint", "backbone"}
+
+
+def test_diagnosis_json_stored_reviewed_and_audited(hub: Hub) -> None:
+    data = query_image(7)
+    response = _diagnose(hub, data, k="3")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["label"] in LABELS and body["arbiter"] == "consensus (no generalist)"
+    assert body["no_generalist"] is True and body["generalist_used"] is False
+    assert body["notice"] == "decision support, not for use without clinician review"
+    assert len(body["specialists"]) == 2 and len(body["similar_cases"]) == 3
+    for s in body["specialists"]:
+        assert s["digest"].startswith("sha256:") and s["approved_by"] == "tester" and s["approved_at"]
+        assert set(s["probabilities"]) == set(LABELS)
+    case = body["similar_cases"][0]
+    assert case["specialist"] in {s["model_name"] for s in body["specialists"]}
+    with hub.client(hub.clinician) as client:
+        thumb = client.get(case["thumbnail_url"])
+        assert thumb.status_code == 200 and thumb.content[:8] == b"\x89PNG\r\n\x1a\n"
+        _error(client.get(f"/v1/cases/{hub.task}/no-such-case/thumbnail"), 404, "GSCO-804")
+        stored = client.get(f"/v1/diagnoses/{body['id']}").json()
+        assert stored["label"] == body["label"] and stored["review"] is None
+        other = next(label for label in LABELS if label != body["label"])
+        _error(
+            client.post(f"/v1/diagnoses/{body['id']}/review", json={"action": "override"}), 422, "GSCO-800"
+        )
+        _error(
+            client.post(f"/v1/diagnoses/{body['id']}/review", json={"action": "override", "label": "x"}),
+            422,
+            "GSCO-800",
+        )
+        reviewed = client.post(
+            f"/v1/diagnoses/{body['id']}/review", json={"action": "override", "label": other, "comment": "no"}
+        ).json()
+        assert reviewed["review"]["label"] == other and reviewed["review"]["reviewer"] == "clinician:dr-who#1"
+        _error(client.get("/v1/diagnoses/unknown"), 404, "GSCO-804")
+    with hub.client(hub.admin) as client:
+        entries = client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
+    mine = [e for e in entries if (e["decision"] or {}).get("id") == body["id"]]
+    assert [e["action"] for e in mine] == ["diagnosis", "review"]
+    import hashlib
+
+    assert mine[0]["image_sha256"] == hashlib.sha256(data).hexdigest()
+    assert mine[0]["models"] == [
+        {"name": s["model_name"], "version": s["version"], "digest": s["digest"]} for s in body["specialists"]
+    ]
+    assert mine[1]["review"]["label"] == other and mine[1]["actor"] == "clinician:dr-who#1"
+
+
+def test_dicom_input_sr_output_and_audit_without_patient_tags(hub: Hub) -> None:
+    pixels = np.random.default_rng(3).integers(0, 256, (28, 28), dtype=np.uint8)
+    data = _dicom(pixels)
+    response = _diagnose(hub, data, format="dicom-sr")
+    assert response.status_code == 200 and response.headers["content-type"] == "application/dicom"
+    sr = hd.sr.srread(io.BytesIO(response.content))
+    assert sr.SeriesDescription == "AI generated, not for clinical use"
+    groups = sr.content.get_image_measurement_groups()
+    assert len(groups) == 3
+    texts: list[str] = []
+    pydicom.dcmread(io.BytesIO(response.content)).walk(
+        lambda _ds, elem: (
+            texts.append(str(elem.value))
+            if elem.keyword in ("TextValue", "ReferencedSOPInstanceUID")
+            else None
+        )
+    )
+    source = pydicom.dcmread(io.BytesIO(data))
+    assert source.SOPInstanceUID in texts  # references the source image
+    assert "approved_by=tester" in texts and sum(t.startswith("digest=sha256:") for t in texts) == 2
+    assert sum(t.startswith("site_fingerprint=") for t in texts) == 2
+    with hub.client(hub.admin) as client:
+        entries = json.dumps(client.get("/v1/audit", params={"limit": 1000}).json())
+    assert "PLANTED-123" not in entries and "Planted" not in entries
+    assert data[:200].hex() not in entries
+
+
+def test_accept_header_gives_fhir_bundle(hub: Hub) -> None:
+    with hub.client(hub.clinician) as client:
+        response = client.post(
+            "/v1/diagnoses",
+            data={"task_id": hub.task},
+            files={"image": ("x.png", query_image(2))},
+            headers={"Accept": "application/fhir+json"},
+        )
+    assert response.status_code == 200 and response.headers["content-type"].startswith(
+        "application/fhir+json"
+    )
+    bundle = Bundle.model_validate(response.json())
+    resources = [e.resource for e in bundle.entry]
+    assert resources[0].__resource_type__ == "DiagnosticReport"
+    assert [r.__resource_type__ for r in resources[1:]] == ["Observation"] * 3
+    assert all(r.meta.security[0].code == "AIAST" for r in resources)
+    assert "approved by tester" in resources[2].method.text
+
+
+def test_limits_are_clear_4xx(hub: Hub) -> None:
+    too_big = b"\x89PNG" + bytes(1024 * 1024 + 10)
+    _error(_diagnose(hub, too_big), 413, "GSCO-813")
+    _error(_diagnose(hub, b"hello, not an image"), 422, "GSCO-822")
+    _error(_diagnose(hub, query_image(4)[:60]), 422, "GSCO-822")
+    _error(_diagnose(hub, _dicom(None)), 422, "GSCO-822")
+    _error(_diagnose(hub, png(np.full((28, 28), 7, dtype=np.uint8))), 422, "GSCO-822")
+    bomb = io.BytesIO()
+    from PIL import Image
+
+    Image.new("L", (8000, 8000)).save(bomb, format="PNG")
+    _error(_diagnose(hub, bomb.getvalue()), 422, "GSCO-822")
+    with hub.client(hub.clinician) as client:
+        unknown = client.post(
+            "/v1/diagnoses", data={"task_id": "nope"}, files={"image": ("x", query_image())}
+        )
+        _error(unknown, 404, "GSCO-804")
+        _error(client.post("/v1/diagnoses", data={"task_id": hub.task}), 422, "GSCO-800")
+        _error(client.post("/v1/diagnoses", content=b"x"), 422, "GSCO-800")
+
+
+def test_reports_without_generalist_is_503(hub: Hub) -> None:
+    with hub.client(hub.clinician) as client:
+        response = client.post(
+            "/v1/reports", data={"task_id": hub.task}, files={"image": ("x", query_image())}
+        )
+    _error(response, 503, "GSCO-600")
+    assert "no generalist is configured" in response.json()["error"]["message"]
+
+
+def test_token_never_in_logs(hub: Hub) -> None:
+    _diagnose(hub, query_image(5))
+    with hub.client(hub.revoked) as client:
+        client.get("/v1/tasks")
+    log = hub.log.getvalue()
+    assert log  # the log was captured
+    for token in (hub.clinician, hub.admin, hub.revoked):
+        assert token not in log
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_metrics_move_by_known_amounts(hub: Hub) -> None:
+    with hub.client() as client:
+        before = client.get("/metrics").text
+    for seed in (11, 12):
+        assert _diagnose(hub, query_image(seed)).status_code == 200
+    _diagnose(hub, b"junk")
+    with hub.client() as client:
+        after = client.get("/metrics").text
+    key = 'gsco_hub_requests_total{route="/v1/diagnoses",status="200"}'
+    assert _metric(after, key) - _metric(before, key) == 2
+    err = 'gsco_hub_errors_total{code="GSCO-822"}'
+    assert _metric(after, err) - _metric(before, err) == 1
+    assert f'gsco_hub_models_loaded{{task="{hub.task}"}} 2.0' in after
+    assert "gsco_hub_request_seconds_bucket" in after and "gsco_hub_cache_age_seconds 0.0" in after
+
+
+def test_webhook_hmac(hub: Hub) -> None:
+    body = json.dumps({"entity": "model_version_tag", "action": "set"}).encode()
+    stamp = str(int(time.time()))
+    good = {
+        "X-MLflow-Delivery-Id": "d-1",
+        "X-MLflow-Timestamp": stamp,
+        "X-MLflow-Signature": webhook.signature(WEBHOOK_SECRET, "d-1", stamp, body),
+        "Content-Type": "application/json",
+    }
+    with hub.client() as client:
+        assert client.post("/v1/admin/webhook", content=body, headers=good).status_code == 200
+        bad = {**good, "X-MLflow-Signature": webhook.signature("wrong-secret-0123456789", "d-1", stamp, body)}
+        _error(client.post("/v1/admin/webhook", content=body, headers=bad), 401, "GSCO-520")
+        missing = {k: v for k, v in good.items() if k != "X-MLflow-Signature"}
+        _error(client.post("/v1/admin/webhook", content=body, headers=missing), 401, "GSCO-520")
+        old = str(int(time.time()) - 3600)
+        stale = {
+            **good,
+            "X-MLflow-Timestamp": old,
+            "X-MLflow-Signature": webhook.signature(WEBHOOK_SECRET, "d-1", old, body),
+        }
+        _error(client.post("/v1/admin/webhook", content=body, headers=stale), 401, "GSCO-520")
+
+
+def test_hot_approval_and_revocation_while_serving(hub: Hub) -> None:
+    world, task = hub.world, hub.task
+    name, version = world.publish(task, "test_resnet", "site-b", seed=5, approve=False)
+    retriever = hub.app.state.hub.runtime.engine.retriever(task)
+    world.approve(name, version)
+    with hub.client(hub.admin) as client:
+        served = client.post("/v1/admin/refresh").json()["tasks"][task]
+    assert f"{name}/{version}" in served and len(served) == 3
+    assert len(_diagnose(hub, query_image(8)).json()["specialists"]) == 3
+    assert retriever.indexes_in_memory == 3
+    world.revoke(name, version)
+    deadline = time.time() + 30  # the background poll (0.5 s) applies it without a refresh call
+    while time.time() < deadline:
+        with hub.client(hub.clinician) as client:
+            models = [t for t in client.get("/v1/tasks").json()["tasks"] if t["task_id"] == task][0]["models"]
+        if len(models) == 2:
+            break
+        time.sleep(0.2)
+    assert f"{name}/{version}" not in {f"{m['name']}/{m['version']}" for m in models}
+    body = _diagnose(hub, query_image(9)).json()
+    assert name not in {s["model_name"] for s in body["specialists"] if s["version"] == version}
+    assert len(body["specialists"]) == 2 and retriever.indexes_in_memory == 2

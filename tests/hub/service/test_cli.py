@@ -1,0 +1,99 @@
+"""`gsco-hub tokens`, `audit show` and `serve --workers 2` (a real subprocess on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from hub.cli.main import app
+from tests.hub.service.conftest import Hub, free_port
+
+runner = CliRunner()
+
+
+def _hub(home: Path, *args: str) -> list[str]:
+    return ["--home", str(home), *args]
+
+
+def test_tokens_create_list_revoke(tmp_path: Path) -> None:
+    created = runner.invoke(
+        app, _hub(tmp_path, "tokens", "create", "--role", "clinician", "--name", "dr-a", "--json")
+    )
+    assert created.exit_code == 0, created.output
+    info = json.loads(created.stdout)
+    assert info["token"].startswith("gsco_") and info["role"] == "clinician" and info["revoked_at"] is None
+    listed = runner.invoke(app, _hub(tmp_path, "tokens", "list", "--json"))
+    assert info["token"] not in listed.stdout
+    assert [(t["id"], t["name"]) for t in json.loads(listed.stdout)] == [(info["id"], "dr-a")]
+    assert info["token"] not in (tmp_path / "hub" / "hub.db").read_bytes().decode("latin-1")
+    revoked = runner.invoke(app, _hub(tmp_path, "tokens", "revoke", str(info["id"]), "--json"))
+    assert revoked.exit_code == 0 and json.loads(revoked.stdout)["revoked_at"]
+    wrong = runner.invoke(app, _hub(tmp_path, "tokens", "create", "--role", "root", "--name", "x"))
+    assert wrong.exit_code == 2 and "error[GSCO-100]" in wrong.stderr
+    missing = runner.invoke(app, _hub(tmp_path, "tokens", "revoke", "99"))
+    assert missing.exit_code == 7 and "no token with id 99" in missing.stderr
+
+
+def test_bad_config_names_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "hub.yaml"
+    config.write_text("max_upload_mb: -1\n")
+    result = runner.invoke(app, _hub(tmp_path, "tokens", "list", "--config", str(config)))
+    assert result.exit_code == 2 and "hub setting max_upload_mb" in result.stderr
+
+
+def test_serve_with_two_workers_and_audit_show(hub: Hub) -> None:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gsco-hub"),
+            "--home",
+            str(hub.world.config.home),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 180
+        ready = None
+        while time.time() < deadline:
+            try:
+                ready = httpx.get(f"{url}/readyz", timeout=5)
+                if ready.status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.5)
+        assert ready is not None and ready.json()["status"] == "ready"
+        headers = {"Authorization": f"Bearer {hub.clinician}"}
+        tasks = httpx.get(f"{url}/v1/tasks", headers=headers, timeout=30).json()["tasks"]
+        assert hub.task in {t["task_id"] for t in tasks}
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=60)[0]
+    assert "Started parent process" in output or "Started server process" in output
+    assert hub.clinician not in output
+
+    shown = runner.invoke(app, _hub(hub.world.config.home, "audit", "show", "--json"))
+    assert shown.exit_code == 0, shown.output
+    entries = json.loads(shown.stdout)
+    assert all(
+        set(e) == {"seq", "at", "actor", "action", "task_id", "image_sha256", "models", "decision", "review"}
+        for e in entries
+    )

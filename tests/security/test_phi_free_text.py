@@ -1,0 +1,69 @@
+"""PHI typed into free text (site config task texts, card notes) stops the export, naming the field.
+
+The identifier scan is token-based: an anonymized file name such as ``000.png`` is no false alarm
+inside op names or numbers. Host names are planted explicitly (not read from this machine).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from gsco_common.errors import PrivacyError
+from registry.bundle.free_text import MAX_FIELD_CHARS, refuse_identifying_text
+from registry.bundle.phi import scan_strings
+
+FIELD = "card.task.intended_use"
+PLANTED_HOST = "ward7-ws.example"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Triage for Meier^Anna and others",
+        "Reviewed with Mrs. Keller",
+        "Built on patient Anna Meier's images",
+        "MRN 4471 excluded",
+        "case 12345678 excluded",
+        "born 1957-03-14",
+        "scan of 03/14/1957",
+        "questions to rad.team@hospital.org",
+        "exported from pacs01.radiology.lan",
+        "images under /srv/pacs/export",
+        r"copied from C:\data",
+    ],
+)
+def test_identifying_free_text_is_refused_naming_only_the_field(text: str) -> None:
+    with pytest.raises(PrivacyError) as refused:
+        refuse_identifying_text([(FIELD, text), ("card.task.labels[0]", "pneumonia")], [], [])
+    assert refused.value.message == f"card.json would contain identifying strings in: {FIELD}"
+    assert text not in str(refused.value) and text not in (refused.value.hint or "")
+
+
+def test_ordinary_task_texts_pass() -> None:
+    refuse_identifying_text(
+        [
+            (FIELD, "Research decision support for adult chest X-ray triage, e.g. in emergency care."),
+            ("card.task.out_of_scope[0]", "Sole basis of a diagnosis; children under 2 years."),
+            ("card.task.limitations[0]", "Single-site data (2019-2021 scanners); AUC 0.91 on 624 images."),
+            ("card.model_uid", "0" * 32),
+        ],
+        [],
+        [],
+    )
+
+
+def test_planted_host_name_is_found_without_relying_on_this_machine() -> None:
+    with pytest.raises(PrivacyError, match="card.task.limitations"):
+        refuse_identifying_text([("card.task.limitations[0]", f"from {PLANTED_HOST}")], [PLANTED_HOST], [])
+
+
+def test_anonymized_file_names_are_no_false_alarm() -> None:
+    forbidden = ["000.png", "000", "001.png", "001"]
+    clean = [("model.graph.initializer[0].name", "onnx::Conv_1000"), ("card.evaluation.auc", "0.9000")]
+    assert scan_strings(clean, forbidden) == []
+    assert scan_strings([("card.task.notes", "see 000.png")], forbidden) == ["card.task.notes"]
+
+
+def test_scan_is_bounded_and_fails_closed() -> None:
+    with pytest.raises(PrivacyError, match=FIELD):
+        refuse_identifying_text([(FIELD, "a " * (MAX_FIELD_CHARS // 2 + 1))], [], [])

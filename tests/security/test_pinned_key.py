@@ -1,0 +1,78 @@
+"""Attack: write the hub's bundle cache (model + trust.json naming the attacker's keys) while the
+registry is unreachable. Defence: approvals verify only against the pinned central key."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bench.world import World
+from gsco_common.errors import KeyMaterialError
+from gsco_runtime.pool.cache import TRUST_FILE, BundleCache
+from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.registry_source import RegistrySource
+from gsco_runtime.pool.source import BundleRef
+from registry.config import RegistryConfig
+from registry.pinning import pinned_central_key
+
+
+def _inject(attacker: World, task: str, victim_cache: BundleCache, tmp_path: Path) -> BundleRef:
+    """The attacker approves a model in their own registry and copies it into the victim's cache."""
+    with attacker.registry() as registry:
+        registry.create_task(task, ("normal", "pneumonia"), "chest X-ray")
+    name, version = attacker.publish(task, "test_efficientnet", "site-b", seed=7)
+    evil_cache = BundleCache(tmp_path / "evil-cache")
+    SpecialistPool(RegistrySource(attacker.config), evil_cache).watch([task])
+    ref = BundleRef(task, name, version, attacker.sites["site-b"].fingerprint)
+    entry = evil_cache.path(ref).parent
+    shutil.copytree(entry, victim_cache.path(ref).parent)
+    refs, _ = victim_cache.last_approved(task)
+    victim_cache.remember_approved(task, [*refs, ref], victim_cache.last_statement(task))
+    return ref
+
+
+def test_cache_with_foreign_trust_material_is_refused(
+    world: World, attacker: World, offline_hub: RegistryConfig, tmp_path: Path
+) -> None:
+    task = world.new_task()
+    good = world.publish(task, "test_resnet", "site-a")
+    cache = BundleCache(tmp_path / "cache")
+    SpecialistPool(RegistrySource(world.config), cache).watch([task])
+    evil = _inject(attacker, task, cache, tmp_path)
+
+    offline = SpecialistPool(RegistrySource(offline_hub), cache)
+    offline.watch([task])
+    assert offline.snapshot(task).keys == (f"{good[0]}/{good[1]}",)  # the verified set keeps serving
+    # The injected version is not in the signed approved set the hub verified with its pinned key,
+    # so the offline hub never even loads it (its trust.json is refused below, in the next test).
+    assert evil.key not in {failure.key for failure in offline.status().failures}
+    # refused, not deleted: the cache entry is evidence and the good entry is intact
+    refs, _ = cache.last_approved(task)
+    assert [r.key for r in refs] == [f"{good[0]}/{good[1]}", evil.key]
+    assert all(cache.lookup(r) is not None for r in refs)
+
+
+def test_trust_json_rewritten_to_the_attackers_key_is_refused(
+    world: World, attacker: World, offline_hub: RegistryConfig, tmp_path: Path
+) -> None:
+    task = world.new_task()
+    name, version = world.publish(task, "test_resnet", "site-a")
+    cache = BundleCache(tmp_path / "cache")
+    SpecialistPool(RegistrySource(world.config), cache).watch([task])
+    trust_path = cache.path(BundleRef(task, name, version)).parent / TRUST_FILE
+    record = json.loads(trust_path.read_text())
+    record["trust"]["approval_public_pem"] = attacker.config.approval_pub_path.read_text()
+    trust_path.write_text(json.dumps(record))
+
+    offline = SpecialistPool(RegistrySource(offline_hub), cache)
+    offline.watch([task])
+    assert offline.status().tasks == {task: []}
+    assert "other than the pinned one" in offline.status().failures[-1].message
+
+
+def test_hub_without_a_pinned_key_refuses_to_start(tmp_path: Path) -> None:
+    with pytest.raises(KeyMaterialError, match="no pinned central approval key"):
+        pinned_central_key(tmp_path / "empty-hub-home")

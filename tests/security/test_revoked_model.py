@@ -1,0 +1,63 @@
+"""Attack: re-publish a revoked model.onnx under a new card (another site, a new version).
+
+Defence: revocation covers the model's content digest; only an audited lift allows it again.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bench.world import World
+from gsco_common.errors import PolicyError
+from registry.bundle.layout import MODEL_FILE, file_sha256
+from registry.cli.main import app
+
+runner = CliRunner()
+
+
+def _model_digest(world: World, name: str, version: str) -> str:
+    with world.registry() as registry, tempfile.TemporaryDirectory() as tmp:
+        return "sha256:" + file_sha256(registry.download_bundle(name, version, Path(tmp) / "b") / MODEL_FILE)
+
+
+def test_revoked_model_cannot_be_approved_again_under_a_new_card(world: World) -> None:
+    task = world.new_task()
+    name, version = world.publish(task, "test_resnet", "site-a", seed=11)
+    digest = _model_digest(world, name, version)
+    world.revoke(name, version)
+    again, new_version = world.publish(task, "test_resnet", "site-b", seed=11, approve=False)
+    assert _model_digest(world, again, new_version) == digest  # same model.onnx, other card and site
+    with world.registry() as registry:
+        with pytest.raises(PolicyError) as refused:
+            registry.approve(again, new_version, reviewer="tester")
+        assert refused.value.failures == [
+            f"revoked_model: its model.onnx ({digest}) was revoked by the central team"
+        ]
+        assert registry.version(again, new_version).status == "pending"
+        assert registry.audit_entries(limit=1)[0].action == "model.approve_refused"
+
+    home = ["--home", str(world.config.home)]
+    lifted = runner.invoke(app, [*home, "lift-revocation", digest, "--reason", "false alarm", "--json"])
+    assert lifted.exit_code == 0, lifted.output
+    assert json.loads(lifted.stdout) == {"model_digest": digest, "lifted": True}
+    with world.registry() as registry:
+        entry = registry.audit_entries(limit=1)[0]
+        assert (entry.action, entry.details) == (
+            "model.digest_lift",
+            {"model_digest": digest, "reason": "false alarm"},
+        )
+        ref, _ = registry.approve(again, new_version, reviewer="tester")
+        assert ref.status == "approved"
+        assert registry.audit_verify().ok
+
+
+def test_lifting_a_digest_that_is_not_revoked_is_refused(world: World) -> None:
+    home = ["--home", str(world.config.home)]
+    result = runner.invoke(app, [*home, "lift-revocation", "sha256:" + "0" * 64, "--reason", "x"])
+    assert result.exit_code == 7
+    assert "is not revoked" in result.stderr

@@ -1,0 +1,125 @@
+"""Attacks on *which* signed model serves: moved aliases, rollback, forged serving state.
+
+Defence: a hub serves only what the newest approved-set statement signed by the pinned central key
+lists, refuses lower sequences than it has seen, and keeps its last verified set meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from bench.world import World
+from gsco_common.errors import ServingStateError
+from gsco_runtime.pool.cache import BundleCache
+from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.registry_source import RegistrySource
+from registry.serving_state import STATEMENT_ACTION, SignedApprovedSet
+from tests.security.conftest import rechain, run_sql
+
+
+def _pool(world: World, tmp_path: Path) -> SpecialistPool:
+    source = RegistrySource(world.config, hub_home=tmp_path / "hub-home")
+    return SpecialistPool(source, BundleCache(tmp_path / "cache"))
+
+
+def test_alias_moved_to_an_older_version_is_ignored_and_reported(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)  # approving v2 moves the alias
+    MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", v1)
+    pool = _pool(world, tmp_path)
+    pool.watch([task])
+    assert pool.snapshot(task).keys == (f"{name}/{v2}",)
+    with world.registry() as registry:
+        report = registry.verify(name, v1)
+    assert not report.approved
+    assert (
+        report.checks["signed_approved_set"]
+        == "not in the signed approved set (the alias `approved` disagrees)"
+    )
+
+
+def test_alias_on_an_unapproved_version_does_not_empty_a_fresh_hub(world: World, tmp_path: Path) -> None:
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    _, pending = world.publish(task, "test_resnet", "site-a", seed=3, approve=False)
+    MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", pending)
+    pool = _pool(world, tmp_path)
+    pool.watch([task])
+    assert pool.snapshot(task).keys == (f"{name}/{v1}",)
+
+
+def test_rollback_to_an_older_statement_is_refused(own_world: World, tmp_path: Path) -> None:
+    world = own_world
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
+    pool = _pool(world, tmp_path)
+    pool.watch([task])
+    assert pool.snapshot(task).keys == (f"{name}/{v2}",)
+    # the attacker deletes the newest statement and what follows it (a shorter chain stays valid):
+    # statement 1, serving v1, becomes the newest
+    run_sql(
+        world,
+        "DELETE FROM gsco_audit WHERE seq >= "
+        "(SELECT MAX(seq) FROM gsco_audit WHERE action = :a AND subject = :t)",
+        a=STATEMENT_ACTION,
+        t=task,
+    )
+    status = pool.refresh()
+    assert status.tasks == {task: [f"{name}/{v2}"]}  # last verified set keeps serving
+    assert status.last_error == (
+        f"rollback refused: the approved set of task {task!r} has sequence 1, this hub has already seen 2"
+    )
+    restarted = _pool(world, tmp_path)  # same hub home and cache: the seen sequence persists
+    restarted.watch([task])
+    assert restarted.snapshot(task).keys == (f"{name}/{v2}",)
+
+
+def test_forged_statement_is_refused(own_world: World, tmp_path: Path) -> None:
+    world = own_world
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    other, pending_version = world.publish(task, "test_efficientnet", "site-b", seed=4, approve=False)
+    pool = _pool(world, tmp_path)
+    pool.watch([task])
+    with world.registry() as registry:
+        signed = registry.serving_statement(task)
+        pending = registry.version(other, pending_version)
+        statement_seq = next(
+            e.seq for e in registry.audit_entries() if e.action == STATEMENT_ACTION and e.subject == task
+        )
+    assert signed is not None
+    forged = signed.to_dict()  # the attacker adds the pending version to the set
+    forged["statement"]["versions"].append(
+        {
+            "name": other,
+            "version": pending_version,
+            "bundle_digest": pending.bundle_digest,
+            "site_fingerprint": pending.site_fingerprint,
+        }
+    )
+    with pytest.raises(ServingStateError, match="is not signed by the pinned central key"):
+        SignedApprovedSet.from_dict(forged).verify(world.config.approval_pub_path.read_bytes())
+    run_sql(
+        world,
+        "UPDATE gsco_audit SET details = :d WHERE seq = :s",
+        d=json.dumps(forged, sort_keys=True, separators=(",", ":")),
+        s=statement_seq,
+    )
+    rechain(world)  # the plain hash chain verifies again; the signed checkpoint after it does not
+    with world.registry() as registry:
+        assert registry.audit_verify().ok
+        assert registry.trust_problems() == [
+            f"the history before entry {statement_seq + 1} was rewritten (signed head differs)"
+        ]
+    status = pool.refresh()
+    assert status.tasks == {task: [f"{name}/{v1}"]}  # the forged set is not served
+    assert status.last_error == (
+        "the registry's trust state fails its audit (1 problem(s)): "
+        f"the history before entry {statement_seq + 1} was rewritten (signed head differs)"
+    )
