@@ -45,7 +45,7 @@ os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
 os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
 from bench.docs_section import publish  # noqa: E402
-from hub.federation.demo import LocalFederation  # noqa: E402
+from deploy.demo.local_federation import LocalFederation  # noqa: E402
 from hub.federation.partition import non_iid_indices  # noqa: E402
 from hub.federation.publish import load_global_model  # noqa: E402
 from hub.federation.settings import RunSettings  # noqa: E402

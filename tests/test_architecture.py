@@ -31,6 +31,11 @@ def test_the_checks_see_a_wrong_import_and_a_circle() -> None:
         "specialist.metrics (line 3) imports registry.store.models: "
         "specialist may import only the registry's bundle format (registry.bundle)"
     ]
+    demo = Import("hub.cli.federation_cmd", "deploy.demo.local_federation", 9, True)
+    assert violations([demo]) == [
+        "hub.cli.federation_cmd (line 9) imports deploy.demo.local_federation: "
+        "hub may import only ['gsco_common', 'gsco_runtime', 'registry', 'specialist']"
+    ]
     loop = [Import("a.x", "a.y", 1, True), Import("a.y", "a.z", 1, True), Import("a.z", "a.x", 1, True)]
     assert cycles(loop) == [["a.x", "a.y", "a.z"]]
     assert cycles([Import("a.x", "a.y", 1, True), Import("a.y", "a.x", 1, False)]) == []

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +39,20 @@ def hub_context(ctx: typer.Context) -> HubContext:
     return ctx.find_root().obj
 
 
+# A command's parameter name -> the GeneralistOptions field it sets. `diagnose` and `evaluate`
+# declare these parameters with the option aliases below and build the options from them.
+GENERALIST_FLAGS = {
+    "generalist": "kind",
+    "generalist_url": "url",
+    "generalist_model": "model",
+    "model_dir": "model_dir",
+    "device": "device",
+    "generalist_timeout": "timeout_s",
+    "generalist_retries": "retries",
+    "max_tokens": "max_tokens",
+}
+
+
 @dataclass(frozen=True)
 class GeneralistOptions:
     """The ``--generalist ...`` flags of `diagnose` and `evaluate`."""
@@ -51,6 +65,11 @@ class GeneralistOptions:
     timeout_s: float = 120.0
     retries: int = 2
     max_tokens: int = 512
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> GeneralistOptions:
+        """The options from a command's parsed flags (``ctx.params``), named as in ``GENERALIST_FLAGS``."""
+        return cls(**{field: params[name] for name, field in GENERALIST_FLAGS.items()})
 
     def build(self) -> GeneralistBackend | None:
         if self.kind not in GENERALISTS:
@@ -81,7 +100,7 @@ class GeneralistOptions:
 
 
 # Options of `diagnose` and `evaluate`, declared once. The ``--generalist ...`` flags are the
-# fields of :class:`GeneralistOptions`; the commands build it from them.
+# fields of :class:`GeneralistOptions` (see ``GENERALIST_FLAGS``).
 Threads = Annotated[int | None, typer.Option("--threads", help="Thread budget of the specialists' sessions.")]
 GeneralistKind = Annotated[
     str, typer.Option("--generalist", help="Decision-maker: none (consensus), openai, transformers.")

@@ -33,6 +33,7 @@ def diagnose(
     report: bool = typer.Option(False, "--report", help="Also write a report (needs a generalist)."),
     threads: Threads = None,
     json_out: JsonFlag = False,
+    # the generalist flags, read back through ctx.params by GeneralistOptions.from_params
     generalist: GeneralistKind = "none",
     generalist_url: GeneralistUrl = None,
     generalist_model: GeneralistModel = "MedDr",
@@ -46,21 +47,7 @@ def diagnose(
     if not image.is_file():
         raise DataError("the image file was not found", hint="check the IMAGE path")
     pixels = read_image(image)
-    with task_runtime(
-        ctx,
-        task,
-        GeneralistOptions(
-            generalist,
-            generalist_url,
-            generalist_model,
-            model_dir,
-            device,
-            generalist_timeout,
-            generalist_retries,
-            max_tokens,
-        ),
-        threads,
-    ) as runtime:
+    with task_runtime(ctx, task, GeneralistOptions.from_params(ctx.params), threads) as runtime:
         decision = runtime.diagnose(pixels, task)
         written = runtime.report(pixels, task) if report else None
     if json_out:

@@ -37,6 +37,7 @@ def evaluate_cmd(
     out: Path | None = typer.Option(None, "--out", help="Folder for evaluation.json, .md and .png."),
     threads: Threads = None,
     json_out: JsonFlag = False,
+    # the generalist flags, read back through ctx.params by GeneralistOptions.from_params
     generalist: GeneralistKind = "none",
     generalist_url: GeneralistUrl = None,
     generalist_model: GeneralistModel = "MedDr",
@@ -47,21 +48,7 @@ def evaluate_cmd(
     max_tokens: GeneralistMaxTokens = 512,
 ) -> None:
     """ACC, macro-F1 and AUC of each specialist, their vote, RAD, consensus (and the generalist)."""
-    with task_runtime(
-        ctx,
-        task,
-        GeneralistOptions(
-            generalist,
-            generalist_url,
-            generalist_model,
-            model_dir,
-            device,
-            generalist_timeout,
-            generalist_retries,
-            max_tokens,
-        ),
-        threads,
-    ) as runtime:
+    with task_runtime(ctx, task, GeneralistOptions.from_params(ctx.params), threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)
         images, truth = cases.images[:limit], cases.labels[:limit]

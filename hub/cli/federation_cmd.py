@@ -1,18 +1,15 @@
-"""``gsco-hub federation ...``: certificates, the SuperLink, site registration, runs and the demo."""
+"""``gsco-hub federation ...``: certificates, the signing key, the SuperLink, site registration and runs."""
 
 from __future__ import annotations
 
-import json
-import signal
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
 from hub.federation.certs import create_certificates
-from hub.federation.demo import DemoTask, run_demo
 from hub.federation.flwr_cli import FlowerCli
 from hub.federation.orchestrate import new_run_name, run_federation
 from hub.federation.processes import stop_processes
@@ -23,7 +20,7 @@ from registry.config import RegistryConfig
 
 federation_app = typer.Typer(
     name="federation",
-    help="Federated specialist training with Flower: the hub's SuperLink, runs and the one-machine demo.",
+    help="Federated specialist training with Flower: the hub's SuperLink and runs.",
     no_args_is_help=True,
 )
 
@@ -45,86 +42,6 @@ def _flwr(registry: RegistryConfig, superlink: str, insecure: bool, ca: Path | N
     return FlowerCli(
         state / "flwr", superlink, insecure=insecure, root_certificates=ca or state / "certs" / "ca.pem"
     )
-
-
-def _sigterm_as_interrupt() -> None:
-    """Treat SIGTERM like Ctrl-C, so that stopping the command still stops what it started."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
-def _fmt(value: Any) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
-
-
-class ProgressPrinter:
-    """Show a run's events: a rich bar over the rounds and one line per event."""
-
-    def __init__(self, rounds: int, quiet: bool) -> None:
-        self.quiet = quiet
-        self.progress = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        )
-        self.task = self.progress.add_task("rounds", total=rounds)
-
-    def __enter__(self) -> ProgressPrinter:
-        if not self.quiet:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        line = self._line(event)
-        if event["event"] == "round":
-            self.progress.update(self.task, completed=event["round"])
-        if line and not self.quiet:
-            self.progress.console.print(line, highlight=False, soft_wrap=True)
-
-    @staticmethod
-    def _line(event: dict[str, Any]) -> str | None:
-        kind = event["event"]
-        if kind == "submitted":
-            return f"submitted run {event['run']} (Flower run {event['flower_run_id']})"
-        if kind == "demo":
-            return f"demo: {event['step']}"
-        if kind == "sites":
-            taking_part = len(event["participating"])
-            return f"{taking_part} site(s) taking part, {event['refused']} refused or unavailable"
-        if kind in ("site-refused", "site-lost"):
-            where = f" in round {event['round']}" if "round" in event else ""
-            return f"site {event['node_fingerprint'][:19]}… left{where}: {event['reason']}"
-        if kind == "round":
-            previous = event["previous_global"]
-            evaluation = (
-                f", global model of round {event['round'] - 1}: val acc {_fmt(previous.get('accuracy'))}"
-                f" bal-acc {_fmt(previous.get('balanced-accuracy'))}"
-                if previous.get("examples")
-                else ""
-            )
-            return (
-                f"round {event['round']}/{event['rounds']}: {event['sites']} sites, "
-                f"train loss {_fmt(event['train_loss'])}{evaluation}; {event['wall_seconds']:.1f} s "
-                f"(slowest site {event['slowest_site_seconds']:.1f} s, "
-                f"overhead {event['overhead_seconds']:.1f} s)"
-            )
-        if kind == "final":
-            metrics = event["metrics"]
-            return (
-                f"final model on the sites' held-out data: acc {_fmt(metrics.get('accuracy'))}, "
-                f"bal-acc {_fmt(metrics.get('balanced-accuracy'))}, auc {_fmt(metrics.get('auc'))}"
-            )
-        if kind == "failed":
-            return f"run failed: {event['message']}"
-        return None
 
 
 @federation_app.command("certs")
@@ -193,7 +110,7 @@ def superlink(
         certs_dir=None if insecure else (certs_dir or state / "certs"),
         in_memory=in_memory,
     )
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     process = start_superlink(config, state / "logs" / "superlink.log")
     mode = "INSECURE (no TLS, no node auth)" if insecure else "TLS + SuperNode authentication"
     console.print(f"SuperLink listening on {host}:{port}, {mode}; log: {process.log_path}", highlight=False)
@@ -278,7 +195,7 @@ def run(
         out_dir=str(registry.home / "federation" / "runs" / run_name),
     )
     flwr = _flwr(registry, superlink_address, insecure, root_certificates)
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     with ProgressPrinter(rounds, json_output) as printer:
         outcome = run_federation(flwr, settings, run_name, printer)
     report: dict[str, Any] = {"run": run_name, "out_dir": str(outcome.out_dir), "result": outcome.result}
@@ -292,51 +209,3 @@ def run(
         console.print(
             f"published {bundle['name']} version {bundle['version']} ({bundle['status']})", highlight=False
         )
-
-
-@federation_app.command("demo")
-@handle_errors
-def demo(
-    ctx: typer.Context,
-    sites: int = typer.Option(2, "--sites", min=1, max=8, help="Number of SuperNodes (sites)."),
-    rounds: int = typer.Option(3, "--rounds", min=1, help="Federated rounds."),
-    data: Path = typer.Option(..., "--data", help="MedMNIST-style .npz to split into non-IID site slices."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="Backbone of the specialist."),
-    image_size: int = typer.Option(28, "--image-size", help="Model input size in pixels."),
-    strategy: StrategyName = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
-    task: str = typer.Option("pneumonia", "--task", help="Task id of the demo."),
-    labels: str = typer.Option(
-        "normal,pneumonia", "--labels", help="Ordered labels (npz class i = label i)."
-    ),
-    modality: str = typer.Option("paediatric chest X-ray", "--modality", help="Imaging modality."),
-    limit: int | None = typer.Option(None, "--limit", help="Use at most this many images in total."),
-    tls: bool = typer.Option(False, "--tls", help="TLS and SuperNode authentication on loopback too."),
-    workdir: Path | None = typer.Option(
-        None, "--workdir", help="Demo folder (default: HOME/federation/demo)."
-    ),
-    json_output: JsonFlag = False,
-) -> None:
-    """Run everything on this machine: a SuperLink and N SuperNodes on loopback, then stop them all."""
-    registry = _registry(ctx)
-    folder = workdir or registry.home / "federation" / "demo"
-    demo_task = DemoTask(task, tuple(label.strip() for label in labels.split(",")), modality)
-    settings = RunSettings(
-        task=task,
-        backbone=backbone,
-        image_size=image_size,
-        num_rounds=rounds,
-        strategy=strategy,
-        min_sites=sites,
-    )
-    _sigterm_as_interrupt()
-    with ProgressPrinter(rounds, json_output) as printer:
-        report = run_demo(
-            data, folder, registry, settings, sites, printer, task=demo_task, tls=tls, limit=limit
-        )
-    if json_output:
-        print_json(report)
-        return
-    bundle = report["bundle"]
-    console.print(f"published {bundle['name']} version {bundle['version']}", highlight=False)
-    console.print(f"stopped and checked {len(report['stopped_pids'])} processes: none left", highlight=False)
-    console.print(json.dumps(report["result"]["final_metrics"], indent=2), highlight=False)

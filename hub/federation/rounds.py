@@ -13,6 +13,26 @@ leave the run; the run goes on while at least ``min_sites`` remain and stops wit
 :data:`POLL_S` seconds (Flower's ``send_and_receive`` sleeps 3 s between polls) and downloaded
 with short retries (:mod:`hub.federation.transport`). Each round reports its phases (send,
 collect, aggregate, checkpoint) and its overhead: wall time minus the slowest site's work.
+
+Why this loop and not Flower's ``Strategy.start`` (flwr 1.42): the loop uses the strategy's
+public per-round API (``configure_train``, ``aggregate_train``), but ``start`` does not meet
+these needs:
+
+- packed float16 deltas: ``start`` hands ``configure_train``'s messages to the grid and the
+  replies to ``aggregate_train`` with no step between, where we put in the packed difference
+  from the sites' copy and decode each reply back to full weights (an undecodable reply is that
+  site failing);
+- round timeouts, sites leaving with reasons: ``send_and_receive`` returns what arrived and
+  FedAvg only logs error replies; ``start`` cannot say which site left or why, and samples
+  from every connected node again next round;
+- ``min_sites``: its sampler waits without a deadline for ``min_available_nodes``, and a round
+  aggregates however few replies came; ours waits ``wait_sites_timeout`` and stops the run
+  (enrolment, every round, final evaluation) when fewer than ``min_sites`` remain;
+- evaluation folded into train: ``start`` would allow it (``fraction_evaluate=0`` sends no
+  evaluate round), but it sends one ``train_config`` for all rounds, so the round's learning
+  rate, ``evaluate-incoming`` and the wire keys could not change per round;
+- progress file: ``start`` reports through Flower's log and a ``Result`` at the end; we write
+  a ``progress.jsonl`` event and a checkpoint after every round.
 """
 
 from __future__ import annotations

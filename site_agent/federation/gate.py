@@ -203,9 +203,8 @@ class TaskGate:
 def pull_task_input(client: RuntimeHttpClient) -> tuple[Message, Context, Run, Fab]:
     """Pull a task's message, context, run and FAB from the SuperNode.
 
-    As Flower's ``run_clientapp.pull_task_input``, but retrying unavailable objects after
-    50 ms (up to 0.5 s) instead of 1 s doubling to 10 s: the gate acquires a task while the
-    SuperNode is still downloading the weights, and Flower's backoff added up to 15 s per round.
+    As Flower's ``run_clientapp.pull_task_input``, with a short retry backoff (``PULL_BACKOFF_S``;
+    why: docs/benchmarks.md, "Performance notes behind code choices").
     """
     task_input = client.PullTaskInput(PullTaskInputRequest())
     TaskIdentity.task_id = task_input.task_id

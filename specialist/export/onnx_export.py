@@ -69,10 +69,8 @@ class ExportResult:
 def to_onnx(model: Specialist, *, opset: int = OPSET) -> ModelProto:
     """Export with the dynamo exporter: input ``image`` [batch,3,S,S], outputs logits, embedding.
 
-    The exporter's optimizer (``optimize=True``) is replaced by constant folding alone: its
-    pattern rewriter took 20-35 % of a ViT export for outputs within 1e-6 and no faster
-    onnxruntime inference (onnxruntime fuses at load). Folding is kept because onnxruntime
-    cannot fold ``CastLike`` itself and would warn about it on every load.
+    Constant folding replaces the exporter's optimizer (why: docs/benchmarks.md, "Performance
+    notes behind code choices").
     """
     if opset < 17:
         raise ExportError(f"opset must be >= 17, got {opset}")

@@ -4,16 +4,9 @@ Both ends must read and write it identically, and compute the same float16 arith
 bit, so it is defined once, here. The protocol is described on the site's side
 (``site_agent/federation/encoding.py``); the hub's side is ``hub/federation/transport.py``.
 
-Weights travel as one flat vector: Flower moves every array of a record as objects of their own
-(an array plus its chunks), one HTTP request each per hop, and resnet18 has over a hundred
-tensors, most of them tiny: per-request costs (middleware, node signatures, hashing) outweighed
-the bytes. Packed, a message holds one array (a few 5 MB chunks) and the names and shapes
-travel as a short JSON layout.
-
-The conversions go through torch: numpy converts float32 to float16 element by element in
-software and is far slower on the tiny values (float16 subnormals) a round's changes are made
-of; torch's vectorised conversion gives bit-identical results. ``bench/wire_format.py``
-measures both effects.
+Weights travel as one flat vector, the names and shapes as a short JSON layout; the float16
+conversions go through torch (bit-identical to numpy). Why both: docs/benchmarks.md, "Performance
+notes behind code choices".
 """
 
 from __future__ import annotations

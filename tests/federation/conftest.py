@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.federation.demo import LocalFederation
+from deploy.demo.local_federation import LocalFederation
 from registry.config import RegistryConfig
 from site_agent.data.synthetic import write_synthetic_npz
 

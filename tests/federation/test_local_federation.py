@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from deploy.demo.local_federation import LocalFederation
 from gsco_common.errors import FederationError
 from gsco_common.keys import fingerprint, load_public_key, public_pem
-from hub.federation.demo import LocalFederation
 from hub.federation.orchestrate import app_dir
 from hub.federation.processes import pid_alive
 from hub.federation.publish import federation_key_paths

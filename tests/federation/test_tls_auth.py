@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.serialization import load_ssh_public_key
 
+from deploy.demo.local_federation import LocalFederation
 from gsco_common.keys import fingerprint
-from hub.federation.demo import LocalFederation
 from hub.federation.settings import RunSettings
 from tests.federation.helpers import site_slices
 

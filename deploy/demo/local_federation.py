@@ -5,7 +5,9 @@ hospital IT would (``site-agent init``, ``site-agent federation approve``, and f
 ``site-agent federation keys`` plus the hub's registration), starts the SuperLink and one
 ``site-agent join`` per site, runs the federation, publishes the bundle, and on exit stops every
 process it started and checks by PID that none (nor any of their children) is left.
-``gsco-hub federation demo``, the integration tests and the benchmark all use it.
+The federation demo (``python -m deploy.demo.federation``), the integration tests and the benchmark
+all use it. It lives in ``deploy/`` because it plays the sites as well as the hub: the hub's own
+code never starts sites.
 """
 
 from __future__ import annotations
