@@ -191,10 +191,14 @@ class PayloadTooLargeError(RequestError):
 
 
 class ImageError(RequestError):
-    """An uploaded image cannot be used: not an image, truncated, no pixel data, too many pixels."""
+    """An image to diagnose (HTTP API or ``gsco-hub diagnose``) cannot be used.
+
+    Not an image, truncated, no pixel data, too many pixels, NaN or constant pixels.
+    """
 
     code = "GSCO-822"
     http_status = 422
+    exit_code = 2
 
 
 class FederationError(GscoError):

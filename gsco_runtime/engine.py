@@ -18,6 +18,7 @@ from gsco_runtime.cases.library import load_library
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.decision import AI_LABEL, NO_GENERALIST, Decision, SpecialistOpinion
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE, GeneralistBackend
+from gsco_runtime.image_checks import refuse_degenerate
 from gsco_runtime.moed.moed import predict_all
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
@@ -136,7 +137,8 @@ class GscoRuntime:
         return resolve_task(snapshot.task_id, cards, self._definitions)
 
     def evidence(self, image: np.ndarray, snapshot: PoolSnapshot, latency: dict[str, float]) -> Evidence:
-        """Run MoED and RAD for one image on one snapshot."""
+        """Run MoED and RAD for one image on one snapshot (a degenerate image is refused first)."""
+        refuse_degenerate(image)
         start = time.perf_counter()
         predictions = predict_all(snapshot.specialists, image)
         latency["moed"] = _ms(start)

@@ -1,4 +1,4 @@
-"""Review of published versions by the central team: approve, reject, revoke, verify.
+"""Review of published versions by the central team: approve, reject, revoke, promote, verify.
 
 A mixin of :class:`registry.service.Registry` (one API, split by job): it relies on the registry's
 ``config``, ``tables`` and ``models`` plus its ``version`` and ``trust_store`` methods.
@@ -155,6 +155,49 @@ class ReviewMixin:
             issue_statement(
                 session, key, ref.task, remove=f"{ref.name}/{ref.version}", actor=f"reviewer:{reviewer}"
             )
+            sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
+        return self.version(name, version)
+
+    def promote(self, name: str, version: str, *, reason: str, reviewer: str) -> VersionRef:
+        """Serve an earlier approved version of a model again (a rollback the central team signs).
+
+        Moving the alias by hand is ignored by the hubs; this re-checks the version as ``verify``
+        does (site and approval signatures, site key active, content not revoked), then issues the
+        task's next signed approved set listing it in place of the model's other version, moves
+        the alias and audits ``model.promote``.
+        """
+        ref = self.version(name, version)
+        if ref.status != APPROVED:
+            raise RegistryError(
+                f"{name} version {version} is {ref.status or 'untagged'}; "
+                "only approved versions can be promoted",
+                hint="approve a pending version with `gsco-registry approve`",
+            )
+        key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
+        checks = self.verify(name, version).checks
+        failing = [f"{check}: {outcome}" for check, outcome in checks.items() if outcome != "ok"]
+        failing = [line for line in failing if not line.startswith("signed_approved_set:")]
+        with tempfile.TemporaryDirectory(prefix="gsco-promote-") as tmp:
+            bundle = self.models.download(ref, Path(tmp) / "bundle")
+            self._refuse_revoked_model(ref, bundle, reviewer)
+            card = Card.read(bundle)
+            served = ServedVersion(ref.name, ref.version, bundle_digest(bundle), card.key_fingerprint)
+        if failing:
+            raise PolicyError(
+                f"{name} version {version} cannot serve again",
+                failing,
+                hint="publish and approve a new version",
+            )
+        self.models.set_approved_alias(ref)
+        with self.tables.session() as session:
+            audit.append(
+                session,
+                actor=f"reviewer:{reviewer}",
+                action="model.promote",
+                subject=f"{ref.name}/{ref.version}",
+                details={"bundle_digest": ref.bundle_digest, "note": reason},
+            )
+            issue_statement(session, key, card.task_id, add=served, actor=f"reviewer:{reviewer}")
             sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
         return self.version(name, version)
 

@@ -43,7 +43,7 @@ def read_image(path: Path) -> np.ndarray:
                 return np.asarray(img.convert("L"), dtype=np.uint8)
             return np.asarray(img.convert("RGB"), dtype=np.uint8)
     except (OSError, UnidentifiedImageError) as exc:
-        raise DataError("an image of the case collection cannot be read", hint="check the files") from exc
+        raise DataError(f"{path.name} cannot be read as an image", hint="check the file") from exc
 
 
 def label_matcher(label_names: Sequence[str]) -> Callable[[str], int]:

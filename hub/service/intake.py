@@ -5,8 +5,8 @@ message; nothing is written to disk. Of a DICOM upload only the UIDs an SR needs
 the source image are kept (:class:`DicomSource`), never a patient tag; the parsed dataset lives
 only as long as the request (it becomes the SR's evidence when an SR is asked for).
 
-Images with non-finite or constant pixels carry no information for a specialist: they are
-refused (422), so that no confident label is ever given for them.
+Images with non-finite or constant pixels are refused (422) by
+:func:`gsco_runtime.image_checks.refuse_degenerate`, as at every other entry to the runtime.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
 from gsco_common.errors import ImageError, PayloadTooLargeError
+from gsco_runtime.image_checks import refuse_degenerate
 
 RASTER_FORMATS = ("PNG", "JPEG")
 
@@ -51,8 +52,8 @@ def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Upload:
     digest = hashlib.sha256(data).hexdigest()
     if len(data) >= 132 and data[128:132] == b"DICM":
         dataset = _read_dicom(data)
-        return Upload(_checked(_dicom_pixels(dataset, max_pixels)), digest, dataset)
-    return Upload(_checked(_raster_pixels(data, max_pixels)), digest)
+        return Upload(refuse_degenerate(_dicom_pixels(dataset, max_pixels)), digest, dataset)
+    return Upload(refuse_degenerate(_raster_pixels(data, max_pixels)), digest)
 
 
 def _too_many(count: int, max_pixels: int) -> None:
@@ -112,14 +113,3 @@ def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
     low, high = float(values.min()), float(values.max())
     scaled = (values - low) / (high - low) * 65535.0 if high > low else values * 0.0
     return scaled.astype(np.uint16)
-
-
-def _checked(pixels: np.ndarray) -> np.ndarray:
-    """Refuse images with non-finite or constant pixels (nothing a specialist could see)."""
-    if pixels.size == 0:
-        raise ImageError("the image has no pixels")
-    if np.issubdtype(pixels.dtype, np.floating) and not np.isfinite(pixels).all():
-        raise ImageError("the image has NaN or infinite pixels")
-    if pixels.min() == pixels.max():
-        raise ImageError("the image is constant (every pixel has the same value)", hint="check the export")
-    return pixels

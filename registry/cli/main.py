@@ -1,7 +1,7 @@
 """`gsco-registry`: verify, approve, reject and revoke published specialists; manage sites and tasks.
 
 One module per resource (``setup_cmd``: init, tasks, sites; ``models_cmd``; ``review_cmd``:
-verify, approve, reject, revoke; ``audit_cmd``: audit, trust). Every command accepts the global
+verify, approve, reject, revoke, promote; ``audit_cmd``: audit, trust). Every command accepts the global
 ``--home`` / ``--tracking-uri`` / ``--db-uri`` options (see :mod:`registry.config`). This module
 builds the app and registers the commands; the command modules never import it.
 """
@@ -34,6 +34,7 @@ app.command("verify")(review_cmd.verify)
 app.command("approve")(review_cmd.approve)
 app.command("reject")(review_cmd.reject)
 app.command("revoke")(review_cmd.revoke)
+app.command("promote")(review_cmd.promote)
 app.command("lift-revocation")(review_cmd.lift_revocation)
 app.command("init")(setup_cmd.init)
 app.add_typer(setup_cmd.tasks_app, name="tasks")

@@ -107,7 +107,7 @@ def approve(
 def _closing_command(
     command: str, action: Callable[..., VersionRef], done: str, doc: str
 ) -> Callable[..., None]:
-    """The `reject` or `revoke` command: the same flags, another registry call and message."""
+    """The `reject`, `revoke` or `promote` command: the same flags, another registry call and message."""
 
     @handle_errors
     def close(
@@ -129,6 +129,12 @@ def _closing_command(
 
 
 reject = _closing_command("reject", Registry.reject, "rejected", "Reject a pending version.")
+promote = _closing_command(
+    "promote",
+    Registry.promote,
+    "promoted",
+    "Serve an earlier approved version again: a new signed approved set (hubs ignore hand-moved aliases).",
+)
 revoke = _closing_command(
     "revoke",
     Registry.revoke,

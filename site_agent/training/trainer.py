@@ -133,6 +133,8 @@ class _Run:
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
         self.model = model.to(self.device)
+        # what the data import refused (unreadable, NaN, constant, < 2x2): counts only, never paths
+        self.images = {"seen": site_data.total_seen, "skipped": len(site_data.skipped)}
         preprocessing = model.preprocessing
         self.train_data = PreparedImages(site_data.split("train"), preprocessing, training.cache_mb)
         self.val_data = PreparedImages(site_data.split("val"), preprocessing, training.cache_mb)
@@ -212,6 +214,7 @@ class _Run:
             "test": test,
             "history": self.history,
             "class_counts": self.config.class_counts,
+            "images": self.images,
             "training_seconds": round(sum(record["seconds"] for record in self.history), 3),
             "device": self.config.device,
         }

@@ -102,6 +102,16 @@ def test_diagnose_prints_the_decision(world: World, task: str, cases_npz: Path, 
     assert missing.exit_code == 3 and "error[GSCO-200]" in missing.stderr
 
 
+def test_diagnose_refuses_a_constant_image_instead_of_labelling_it(
+    world: World, task: str, tmp_path: Path
+) -> None:
+    constant = tmp_path / "constant.png"
+    Image.fromarray(np.full((28, 28), 128, dtype=np.uint8)).save(constant)
+    refused = runner.invoke(app, _hub(world, "diagnose", str(constant), "--task", task, "--json"))
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert "error[GSCO-822]: the image is constant (every pixel has the same value)" in refused.stderr
+
+
 def test_diagnose_with_an_openai_generalist(world: World, task: str, image: Path, server: ChatServer) -> None:
     args = _hub(
         world,

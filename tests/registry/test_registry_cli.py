@@ -262,6 +262,8 @@ def test_reject_and_revoke(
     assert registry.version(rejected.name, rejected.version).status == "rejected"
     assert cli(home, "approve", rejected.name, rejected.version, "--reviewer", "x").exit_code == 7
     assert cli(home, "reject", rejected.name, rejected.version, "--reason", "again").exit_code == 7
+    not_approved = cli(home, "promote", rejected.name, rejected.version, "--reason", "back")
+    assert not_approved.exit_code == 7 and "only approved versions can be promoted" in not_approved.stderr
 
     # its own model.onnx: revoking it revokes that content for every later test in this home
     served = publish(registry, site_keys["a"], tmp_path / "s", "revoke-net", model=tiny_onnx(2, seed=41))

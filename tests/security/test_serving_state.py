@@ -13,7 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bench.world import World
-from gsco_common.errors import ServingStateError
+from gsco_common.errors import RegistryError, ServingStateError
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
@@ -123,3 +123,35 @@ def test_forged_statement_is_refused(own_world: World, tmp_path: Path) -> None:
         "the registry's trust state fails its audit (1 problem(s)): "
         f"the history before entry {statement_seq + 1} was rewritten (signed head differs)"
     )
+
+
+def test_promote_serves_an_earlier_approved_version_through_a_signed_set(
+    world: World, tmp_path: Path
+) -> None:
+    """The legitimate rollback: the central team signs it, the hub follows, nothing disagrees."""
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
+    _, pending = world.publish(task, "test_resnet", "site-a", seed=5, approve=False)
+    pool = _pool(world, tmp_path)
+    pool.watch([task])
+    assert pool.snapshot(task).keys == (f"{name}/{v2}",)
+    with world.registry() as registry:
+        before = registry.serving_statement(task)
+        promoted = registry.promote(name, v1, reason="v2 drifts", reviewer="dr-x")
+        after = registry.serving_statement(task)
+        with pytest.raises(RegistryError, match="only approved versions can be promoted"):
+            registry.promote(name, pending, reason="not approved", reviewer="dr-x")
+        assert registry.verify(name, v1).approved and registry.alias_disagreements(task) == []
+        assert registry.trust_problems() == []
+        last = registry.audit_entries()[-3:]
+    assert promoted.has_approved_alias
+    assert before is not None and after is not None
+    assert after.statement.sequence == before.statement.sequence + 1
+    assert [v.key for v in after.statement.versions] == [f"{name}/{v1}"]
+    assert [(e.action, e.subject) for e in last] == [
+        ("model.promote", f"{name}/{v1}"),
+        (STATEMENT_ACTION, task),
+        ("audit.checkpoint", f"head {last[1].seq}"),
+    ]
+    assert pool.refresh().tasks == {task: [f"{name}/{v1}"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -118,6 +119,7 @@ def test_run_folder_layout_and_contents(straight: RunResult, fast_training: Trai
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "auc", "ece", "per_class", "confusion_matrix"):
         assert key in metrics["val"] and key in metrics["test"]
     assert set(metrics["class_counts"]) == {"train", "val", "test"}
+    assert metrics["images"] == {"seen": 80, "skipped": 0}
     log = (run_dir / "train.log").read_text()
     assert "device: cpu" in log and "epoch 2/2" in log and "finished" in log
 
@@ -219,3 +221,18 @@ def test_early_stopping_stops_and_keeps_the_best(trainer: Trainer, fast_training
     assert metrics["stopped_early"] is True
     assert metrics["epochs_completed"] == 2 and metrics["best_epoch"] == 1
     assert "early stopping" in (result.run_dir / "train.log").read_text()
+
+
+def test_images_skipped_at_import_are_counted_in_the_run_report(
+    tmp_path: Path,
+    site_config: SiteConfig,
+    tiny_data: DataConfig,
+    tiny_site_data: SiteData,
+    fast_training: TrainingConfig,
+) -> None:
+    # as load_site_data leaves it when 2 of 82 files were unreadable or degenerate
+    with_skips = dataclasses.replace(tiny_site_data, skipped=[5, 40], total_seen=82)
+    one_epoch = fast_training.model_copy(update={"epochs": 1})
+    result = _train(tmp_path, site_config, tiny_data, with_skips, one_epoch)
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["images"] == {"seen": 82, "skipped": 2}
