@@ -18,7 +18,7 @@ def test_approve_and_revoke_while_diagnosing(world: World, settings: RuntimeSett
     task = world.new_task()
     keep = world.publish(task, "test_resnet", "site-a")
     revoke = world.publish(task, "test_efficientnet", "site-b", seed=42)  # its own model: revoked below
-    new = world.publish(task, "test_vit", "site-a", approve=False)
+    new = world.publish(task, "test_vit", "site-a", seed=43, approve=False)  # content no test revoked
     key = {name: f"{n}/{v}" for name, (n, v) in {"keep": keep, "revoke": revoke, "new": new}.items()}
 
     runtime = GscoRuntime(
