@@ -9,11 +9,12 @@ import time
 import highdicom as hd
 import numpy as np
 import pydicom
-from fhir.resources.R4B.bundle import Bundle
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from hub.service import webhook
+from hub.service.fhir import validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
 
@@ -182,7 +183,7 @@ def test_dicom_input_sr_output_and_audit_without_patient_tags(hub: Hub) -> None:
     assert data[:200].hex() not in entries
 
 
-def test_accept_header_gives_fhir_bundle(hub: Hub) -> None:
+def test_accept_header_gives_fhir_r4_bundle(hub: Hub) -> None:
     with hub.client(hub.clinician) as client:
         response = client.post(
             "/v1/diagnoses",
@@ -190,15 +191,29 @@ def test_accept_header_gives_fhir_bundle(hub: Hub) -> None:
             files={"image": ("x.png", query_image(2))},
             headers={"Accept": "application/fhir+json"},
         )
-    assert response.status_code == 200 and response.headers["content-type"].startswith(
-        "application/fhir+json"
-    )
-    bundle = Bundle.model_validate(response.json())
-    resources = [e.resource for e in bundle.entry]
-    assert resources[0].__resource_type__ == "DiagnosticReport"
-    assert [r.__resource_type__ for r in resources[1:]] == ["Observation"] * 3
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json; fhirVersion=4.0"
+    body = response.json()
+    bundle = validate_r4(body)
+    assert bundle.type == "collection" and len(bundle.entry) == 4
+    resources = [validate_r4(e["resource"]) for e in body["entry"]]  # each against its R4 model
+    assert [type(r).__name__ for r in resources] == ["DiagnosticReport"] + ["Observation"] * 3
     assert all(r.meta.security[0].code == "AIAST" for r in resources)
-    assert "approved by tester" in resources[2].method.text
+    assert all(r.meta.tag[0].display == "AI generated, not for clinical use" for r in resources)
+    assert [ref.reference for ref in resources[0].result] == [e["fullUrl"] for e in body["entry"][1:]]
+    assert "approved by tester" in str(resources[2].method.text)
+    assert str(resources[0].text.div).startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+
+
+def test_the_fhir_validator_is_r4_and_refuses_what_r4_lacks() -> None:
+    report = {"resourceType": "DiagnosticReport", "status": "preliminary", "code": {"text": "x"}}
+    assert type(validate_r4(report)).__module__.endswith("R4.core.diagnostic_report")
+    with pytest.raises(ValueError, match="note"):  # DiagnosticReport.note exists from R5 on only
+        validate_r4({**report, "note": [{"text": "n"}]})
+    with pytest.raises(ValueError, match="code"):  # required in R4
+        validate_r4({"resourceType": "Observation", "status": "preliminary"})
+    with pytest.raises(ValueError, match="not an R4 resource type"):  # R4B's, not in R4
+        validate_r4({"resourceType": "SubscriptionTopic", "status": "active"})
 
 
 def test_limits_are_clear_4xx(hub: Hub) -> None:
