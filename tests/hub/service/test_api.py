@@ -66,6 +66,25 @@ def _dicom(pixels: np.ndarray | None, name: str = "Doe^Planted", pid: str = "PLA
     return buffer.getvalue()
 
 
+def _float_dicom(pixels: np.ndarray) -> bytes:
+    """A float-pixel DICOM (Float Pixel Data, as in parametric maps): the one upload that can carry NaN."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map Storage
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = pixels.astype(np.float32).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
 def _error(response, status: int, code: str) -> None:
     assert response.status_code == status, response.text
     body = response.json()
@@ -223,6 +242,12 @@ def test_limits_are_clear_4xx(hub: Hub) -> None:
     _error(_diagnose(hub, query_image(4)[:60]), 422, "GSCO-822")
     _error(_diagnose(hub, _dicom(None)), 422, "GSCO-822")
     _error(_diagnose(hub, png(np.full((28, 28), 7, dtype=np.uint8))), 422, "GSCO-822")
+    floats = np.random.default_rng(8).random((28, 28)).astype(np.float32)
+    assert _diagnose(hub, _float_dicom(floats)).status_code == 200  # float pixels are an image
+    floats[5, 5] = np.nan
+    nan = _diagnose(hub, _float_dicom(floats))
+    _error(nan, 422, "GSCO-822")
+    assert "NaN" in nan.json()["error"]["message"]  # refused for the NaN, never given a label
     bomb = io.BytesIO()
     from PIL import Image
 
@@ -272,6 +297,8 @@ def test_metrics_move_by_known_amounts(hub: Hub) -> None:
     assert _metric(after, key) - _metric(before, key) == 2
     err = 'gsco_hub_errors_total{code="GSCO-822"}'
     assert _metric(after, err) - _metric(before, err) == 1
+    done = f'gsco_hub_diagnoses_total{{task="{hub.task}"}}'
+    assert _metric(after, done) - _metric(before, done) == 2
     assert f'gsco_hub_models_loaded{{task="{hub.task}"}} 2.0' in after
     assert "gsco_hub_request_seconds_bucket" in after and "gsco_hub_cache_age_seconds 0.0" in after
 
@@ -304,9 +331,13 @@ def test_hot_approval_and_revocation_while_serving(hub: Hub) -> None:
     world, task = hub.world, hub.task
     name, version = world.publish(task, "test_resnet", "site-b", seed=5, approve=False)
     retriever = hub.app.state.hub.runtime.engine.retriever(task)
+    swaps = "gsco_hub_pool_swaps_total"
+    with hub.client() as client:
+        swaps_before = _metric(client.get("/metrics").text, swaps)
     world.approve(name, version)
     with hub.client(hub.admin) as client:
         served = client.post("/v1/admin/refresh").json()["tasks"][task]
+        assert _metric(client.get("/metrics").text, swaps) > swaps_before  # the approval was a swap
     assert f"{name}/{version}" in served and len(served) == 3
     assert len(_diagnose(hub, query_image(8)).json()["specialists"]) == 3
     assert retriever.indexes_in_memory == 3
