@@ -225,7 +225,12 @@ def test_accept_header_gives_fhir_r4_bundle(hub: Hub) -> None:
 
 
 def test_the_fhir_validator_is_r4_and_refuses_what_r4_lacks() -> None:
-    report = {"resourceType": "DiagnosticReport", "status": "preliminary", "code": {"text": "x"}}
+    report = {
+        "resourceType": "DiagnosticReport",
+        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
+        "status": "preliminary",
+        "code": {"text": "x"},
+    }
     assert type(validate_r4(report)).__module__.endswith("R4.core.diagnostic_report")
     with pytest.raises(ValueError, match="note"):  # DiagnosticReport.note exists from R5 on only
         validate_r4({**report, "note": [{"text": "n"}]})
