@@ -8,10 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from gsco_common.audit_chain import GENESIS, link_digest
+from gsco_common.errors import ConfigError
 from hub.cli.main import app
 from hub.service.audit import DIAGNOSIS, REVIEW, HubRecords
 from hub.service.database import HubDatabase
@@ -109,3 +110,13 @@ def test_concurrent_writers_keep_one_chain(tmp_path: Path) -> None:
     result = _verify(tmp_path, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["entries"] == 41
+
+
+def test_a_database_with_the_unchained_audit_table_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE hub_audit (seq INTEGER PRIMARY KEY, at DATETIME, actor VARCHAR)"))
+    engine.dispose()
+    with pytest.raises(ConfigError, match="predates the hash-chained audit trail"):
+        HubDatabase(f"sqlite:///{path}")
