@@ -1,4 +1,4 @@
-"""`gsco-hub tokens create|list|revoke`: the service's bearer tokens (stored hashed)."""
+"""`gsco-hub tokens create|list|revoke` and `gsco-hub audit show|verify`: tokens (stored hashed), audit."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from hub.service.tokens import TokenStore
 tokens_app = typer.Typer(
     help="Bearer tokens of the hub service (roles clinician, admin).", no_args_is_help=True
 )
-audit_app = typer.Typer(help="The hub's audit trail (diagnoses and reviews).", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The hub's audit trail (diagnoses, reviews, reports), hash-chained.", no_args_is_help=True
+)
 CONFIG_OPT = typer.Option(None, "--config", help="YAML file of hub settings (for db_url).")
 
 
@@ -90,3 +92,20 @@ def show(
         console.print(
             f"{e['seq']}\t{e['at']}\t{e['actor']}\t{e['action']}\t{e['task_id']}\t{label}", highlight=False
         )
+
+
+@audit_app.command("verify")
+@handle_errors
+def verify(ctx: typer.Context, config: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
+    """Recompute the audit trail's hash chain; name the first broken entry (exit code 13) if any.
+
+    Keep the printed head hash outside the hub database: a shorter chain with another head means
+    the newest entries were deleted.
+    """
+    db = _database(ctx, config)
+    try:
+        report = HubRecords(db).verify()
+    finally:
+        db.close()
+    data = {"ok": True, "entries": report.entries, "head_hash": report.head_hash}
+    print_result(json_out, data, f"audit trail intact: {report.entries} entries, head {report.head_hash}")

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, create_engine, event
+from sqlalchemy import JSON, DateTime, Engine, Integer, String, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -48,17 +48,24 @@ class DecisionRow(Base):
 
 
 class AuditRow(Base):
-    """One audit entry: who did what, on which task, with which image hash, models and outcome."""
+    """One audit entry: who did what, on which task, with which image hash, models and outcome.
+
+    Entries are hash-chained (``prev_hash`` is the previous entry's ``entry_hash``, see
+    :mod:`hub.service.audit`); ``at`` is stored as ISO text so that the hashed value is exactly
+    the stored one on every database.
+    """
 
     __tablename__ = "hub_audit"
 
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))
     actor: Mapped[str] = mapped_column(String(140))
     action: Mapped[str] = mapped_column(String(32))
     task_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     image_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     details: Mapped[dict] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
 
 
 class HubDatabase:
@@ -72,10 +79,16 @@ class HubDatabase:
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
             Base.metadata.create_all(self.engine)
+            audit_columns = {c["name"] for c in inspect(self.engine).get_columns(AuditRow.__tablename__)}
         except OperationalError:
             raise ConfigError(
                 "the hub database cannot be opened", hint="check db_url / GSCO_HUB_DB_URL"
             ) from None
+        if "entry_hash" not in audit_columns:
+            raise ConfigError(
+                "the hub database's audit table predates the hash-chained audit trail",
+                hint="export it with `gsco-hub audit show --json`, then start with a new db_url",
+            )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager

@@ -1,18 +1,22 @@
-"""A decision as a FHIR Bundle: one ``DiagnosticReport`` and one ``Observation`` per finding.
+"""A decision as a FHIR R4 Bundle: one ``DiagnosticReport`` and one ``Observation`` per finding.
 
-Built and validated with ``fhir.resources`` R4B models (FHIR 4.3.0; see docs/hub-service.md for
-why not 4.0.1). Every resource carries the ``AIAST`` security label (HL7 v3 ObservationValue
-"artificial intelligence asserted") and the same provenance as the DICOM SR: the hub's
-algorithm and version, and per specialist its version, bundle digest, site fingerprint and
-approval record.
+FHIR R4 (4.0.1), validated with ``fhircraft``'s R4 models (pydantic 2, generated from the
+``hl7.fhir.r4.core`` 4.0.1 definitions): ``fhir.resources`` 7 and later ship only R4B and R5, and
+its last R4 release needs pydantic 1. Every resource is validated with its own R4 model (unknown
+elements, wrong types and missing required elements are refused), then the Bundle around them.
+The models take seconds to import, so they load on the first FHIR answer of a process, not at
+start. Every resource carries the ``AIAST`` security label (HL7 v3 ObservationValue "artificial
+intelligence asserted") and the same provenance as the DICOM SR: the hub's algorithm and
+version, and per specialist its version, bundle digest, site fingerprint and approval record.
 """
 
 from __future__ import annotations
 
+import functools
+import html
 import uuid
+from types import ModuleType
 from typing import Any
-
-from fhir.resources.R4B.bundle import Bundle
 
 from gsco_runtime.decision import AI_LABEL
 from hub.service.decisions import NOTICE
@@ -25,6 +29,23 @@ AI_TAG = {
 }
 GSCO_SYSTEM = "urn:gsco:label"
 MODEL_SYSTEM = "urn:gsco:model"
+FHIR_VERSION = "4.0"  # the ``fhirVersion`` parameter of ``application/fhir+json`` for R4 (4.0.1)
+
+
+@functools.cache
+def _r4() -> ModuleType:
+    """The FHIR R4 core resource models of fhircraft (imported once per process, on first use)."""
+    from fhircraft.fhir.resources.datatypes.R4 import core
+
+    return core
+
+
+def validate_r4(resource: dict[str, Any]) -> Any:
+    """``resource`` (FHIR JSON) as the R4 model named by its ``resourceType``; refuses invalid R4."""
+    model = getattr(_r4(), str(resource.get("resourceType")), None)
+    if model is None:
+        raise ValueError(f"{resource.get('resourceType')!r} is not an R4 resource type")
+    return model.model_validate(resource)
 
 
 def _meta() -> dict[str, Any]:
@@ -41,12 +62,19 @@ def _device_note(model: dict[str, Any]) -> str:
     )
 
 
+def _narrative(text: str) -> dict[str, str]:
+    return {
+        "status": "generated",
+        "div": f'<div xmlns="http://www.w3.org/1999/xhtml">{html.escape(text)}</div>',
+    }
+
+
 def _urn(decision_id: str, part: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.UUID(decision_id), part)}"
 
 
 def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
-    """The FHIR Bundle (collection) of ``decision`` (the API's decision JSON), validated."""
+    """The FHIR R4 Bundle (collection) of ``decision`` (the API's decision JSON), validated."""
     final_ref = _urn(decision["id"], "final")
     observations = [
         {
@@ -54,6 +82,7 @@ def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
             "resource": {
                 "resourceType": "Observation",
                 "meta": _meta(),
+                "text": _narrative(f"{decision['label']} ({AI_LABEL})"),
                 "status": "preliminary",
                 "code": {"text": f"{decision['task_id']} finding"},
                 "valueCodeableConcept": {
@@ -72,6 +101,7 @@ def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
                 "resource": {
                     "resourceType": "Observation",
                     "meta": _meta(),
+                    "text": _narrative(f"{model['label']}: {_device_note(model)}"),
                     "status": "preliminary",
                     "code": {"text": f"{decision['task_id']} specialist finding"},
                     "valueCodeableConcept": {
@@ -93,6 +123,7 @@ def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
             "resourceType": "DiagnosticReport",
             "id": decision["id"],
             "meta": _meta(),
+            "text": _narrative(f"{decision['label']} ({AI_LABEL}; {NOTICE})"),
             "status": "preliminary",
             "code": {"text": f"AI decision support: {decision['task_id']}"},
             "issued": decision["created_at"],
@@ -100,10 +131,9 @@ def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
             "conclusion": f"{decision['label']} ({AI_LABEL}; {NOTICE})",
         },
     }
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "meta": _meta(),
-        "entry": [report, *observations],
-    }
-    return Bundle.model_validate(bundle).model_dump(mode="json", exclude_none=True)
+    entries = [
+        {"fullUrl": entry["fullUrl"], "resource": validate_r4(entry["resource"])}
+        for entry in [report, *observations]
+    ]
+    bundle = _r4().Bundle(type="collection", meta=_meta(), entry=entries)
+    return bundle.model_dump(mode="json", exclude_none=True)

@@ -89,7 +89,7 @@ def _read_dicom(data: bytes) -> Dataset:
 
 
 def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
-    if "PixelData" not in dataset:
+    if not any(key in dataset for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageError("the DICOM file has no pixel data", hint="send an image object, not a report")
     rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
     frames = int(dataset.get("NumberOfFrames", 1) or 1)

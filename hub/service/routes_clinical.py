@@ -17,7 +17,7 @@ from hub.service.audit import DIAGNOSIS, REPORT, REVIEW
 from hub.service.auth import require
 from hub.service.decisions import decision_body, models_of
 from hub.service.dicom_sr import build_sr
-from hub.service.fhir import build_bundle
+from hub.service.fhir import FHIR_VERSION, build_bundle
 from hub.service.form import FORM_OVERHEAD, FORM_SCHEMA, parse_form, read_capped
 from hub.service.intake import decode
 from hub.service.tokens import CLINICIAN, TokenInfo
@@ -112,7 +112,7 @@ async def diagnose(
     if output == "dicom-sr":
         return Response(build_sr(result, upload.dicom), media_type=DICOM_TYPE)
     if output == "fhir":
-        return JSONResponse(build_bundle(result), media_type=FHIR_TYPE)
+        return JSONResponse(build_bundle(result), media_type=f"{FHIR_TYPE}; fhirVersion={FHIR_VERSION}")
     return result
 
 

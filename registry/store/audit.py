@@ -1,15 +1,15 @@
 """Append-only, hash-chained audit log.
 
 Each entry stores the hash of its predecessor and its own hash over its content (sequence number,
-time, actor, action, subject, details, previous hash). Editing or deleting a row with plain SQL
-breaks the chain at that row, and :func:`verify_chain` names the first broken entry. Deleting the
-newest entries leaves a valid but shorter chain: record the head hash that ``audit verify`` prints
-somewhere else (a ticket, an e-mail) to detect that as well.
+time, actor, action, subject, details, previous hash), with the chain of
+:mod:`gsco_common.audit_chain`. Editing or deleting a row with plain SQL breaks the chain at that
+row, and :func:`verify_chain` names the first broken entry. Deleting the newest entries leaves a
+valid but shorter chain: record the head hash that ``audit verify`` prints somewhere else (a
+ticket, an e-mail) to detect that as well.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gsco_common.audit_chain import GENESIS, ChainReport, Link, link_digest, verify_links
 from registry.store.tables import AuditRow
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "AuditEntry", "ChainReport", "append", "entries", "verify_chain"]
 
 
 @dataclass(frozen=True)
@@ -47,35 +48,12 @@ class AuditEntry:
         }
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    """Outcome of :func:`verify_chain`; ``broken_seq`` is the first entry that fails."""
-
-    entries: int
-    head_hash: str
-    broken_seq: int | None = None
-    reason: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.broken_seq is None
+def _fields(seq: int, at: str, actor: str, action: str, subject: str, details: str) -> dict[str, Any]:
+    return {"seq": seq, "at": at, "actor": actor, "action": action, "subject": subject, "details": details}
 
 
 def _entry_hash(seq: int, at: str, actor: str, action: str, subject: str, details: str, prev: str) -> str:
-    payload = json.dumps(
-        {
-            "seq": seq,
-            "at": at,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "details": details,
-            "prev": prev,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return link_digest(_fields(seq, at, actor, action, subject, details), prev)
 
 
 def append(session: Session, *, actor: str, action: str, subject: str, details: dict[str, Any]) -> AuditEntry:
@@ -122,20 +100,8 @@ def entries(session: Session, *, limit: int | None = None) -> list[AuditEntry]:
 
 def verify_chain(session: Session) -> ChainReport:
     """Recompute every hash and link; stop at the first broken entry."""
-    prev = GENESIS
-    expected_seq = 1
-    count = 0
-    for row in session.scalars(select(AuditRow).order_by(AuditRow.seq)):
-        if row.seq != expected_seq:
-            return ChainReport(count, prev, expected_seq, f"entry {expected_seq} is missing (deleted)")
-        if row.prev_hash != prev:
-            return ChainReport(count, prev, row.seq, "its link to the previous entry is broken")
-        recomputed = _entry_hash(
-            row.seq, row.at, row.actor, row.action, row.subject, row.details, row.prev_hash
-        )
-        if recomputed != row.entry_hash:
-            return ChainReport(count, prev, row.seq, "its content was modified")
-        prev = row.entry_hash
-        expected_seq += 1
-        count += 1
-    return ChainReport(count, prev)
+    rows = session.scalars(select(AuditRow).order_by(AuditRow.seq))
+    return verify_links(
+        Link(r.seq, _fields(r.seq, r.at, r.actor, r.action, r.subject, r.details), r.prev_hash, r.entry_hash)
+        for r in rows
+    )

@@ -82,8 +82,13 @@ def test_sign_in_diagnose_override_and_audit(hub: Hub, page: object, tmp_path: P
     print(f"query image: {source}")
     page.goto(hub.url + "/")
     page.get_by_label("Access token").fill(hub.clinician)
+    # the sign-in screen, not yet the task choice: this is what clinician-sign-in.png must show
+    assert page.get_by_role("button", name="Sign in").is_visible()
+    assert page.locator("#ask").is_hidden()
     shot(page, "clinician-sign-in.png")
     page.get_by_role("button", name="Sign in").click()
+    page.locator("#ask").wait_for(state="visible")
+    assert page.get_by_role("button", name="Sign in").is_hidden()
     page.get_by_label("Task").select_option(hub.task)
     assert page.locator("#task-info").inner_text() == "Labels: normal, pneumonia. Serving 2 specialist(s)."
     # The token lives in this tab's sessionStorage only, never in the address.

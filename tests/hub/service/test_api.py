@@ -9,11 +9,12 @@ import time
 import highdicom as hd
 import numpy as np
 import pydicom
-from fhir.resources.R4B.bundle import Bundle
+import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from hub.service import webhook
+from hub.service.fhir import validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
 
@@ -60,6 +61,25 @@ def _dicom(pixels: np.ndarray | None, name: str = "Doe^Planted", pid: str = "PLA
         ds.HighBit = 7
         ds.PixelRepresentation = 0
         ds.PixelData = pixels.astype(np.uint8).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
+
+
+def _float_dicom(pixels: np.ndarray) -> bytes:
+    """A float-pixel DICOM (Float Pixel Data, as in parametric maps): the one upload that can carry NaN."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.30"  # Parametric Map Storage
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = generate_uid()
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 32
+    ds.FloatPixelData = pixels.astype(np.float32).tobytes()
     buffer = io.BytesIO()
     ds.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
@@ -182,7 +202,7 @@ def test_dicom_input_sr_output_and_audit_without_patient_tags(hub: Hub) -> None:
     assert data[:200].hex() not in entries
 
 
-def test_accept_header_gives_fhir_bundle(hub: Hub) -> None:
+def test_accept_header_gives_fhir_r4_bundle(hub: Hub) -> None:
     with hub.client(hub.clinician) as client:
         response = client.post(
             "/v1/diagnoses",
@@ -190,15 +210,34 @@ def test_accept_header_gives_fhir_bundle(hub: Hub) -> None:
             files={"image": ("x.png", query_image(2))},
             headers={"Accept": "application/fhir+json"},
         )
-    assert response.status_code == 200 and response.headers["content-type"].startswith(
-        "application/fhir+json"
-    )
-    bundle = Bundle.model_validate(response.json())
-    resources = [e.resource for e in bundle.entry]
-    assert resources[0].__resource_type__ == "DiagnosticReport"
-    assert [r.__resource_type__ for r in resources[1:]] == ["Observation"] * 3
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/fhir+json; fhirVersion=4.0"
+    body = response.json()
+    bundle = validate_r4(body)
+    assert bundle.type == "collection" and len(bundle.entry) == 4
+    resources = [validate_r4(e["resource"]) for e in body["entry"]]  # each against its R4 model
+    assert [type(r).__name__ for r in resources] == ["DiagnosticReport"] + ["Observation"] * 3
     assert all(r.meta.security[0].code == "AIAST" for r in resources)
-    assert "approved by tester" in resources[2].method.text
+    assert all(r.meta.tag[0].display == "AI generated, not for clinical use" for r in resources)
+    assert [ref.reference for ref in resources[0].result] == [e["fullUrl"] for e in body["entry"][1:]]
+    assert "approved by tester" in str(resources[2].method.text)
+    assert str(resources[0].text.div).startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+
+
+def test_the_fhir_validator_is_r4_and_refuses_what_r4_lacks() -> None:
+    report = {
+        "resourceType": "DiagnosticReport",
+        "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>'},
+        "status": "preliminary",
+        "code": {"text": "x"},
+    }
+    assert type(validate_r4(report)).__module__.endswith("R4.core.diagnostic_report")
+    with pytest.raises(ValueError, match="note"):  # DiagnosticReport.note exists from R5 on only
+        validate_r4({**report, "note": [{"text": "n"}]})
+    with pytest.raises(ValueError, match="code"):  # required in R4
+        validate_r4({"resourceType": "Observation", "status": "preliminary"})
+    with pytest.raises(ValueError, match="not an R4 resource type"):  # R4B's, not in R4
+        validate_r4({"resourceType": "SubscriptionTopic", "status": "active"})
 
 
 def test_limits_are_clear_4xx(hub: Hub) -> None:
@@ -208,6 +247,12 @@ def test_limits_are_clear_4xx(hub: Hub) -> None:
     _error(_diagnose(hub, query_image(4)[:60]), 422, "GSCO-822")
     _error(_diagnose(hub, _dicom(None)), 422, "GSCO-822")
     _error(_diagnose(hub, png(np.full((28, 28), 7, dtype=np.uint8))), 422, "GSCO-822")
+    floats = np.random.default_rng(8).random((28, 28)).astype(np.float32)
+    assert _diagnose(hub, _float_dicom(floats)).status_code == 200  # float pixels are an image
+    floats[5, 5] = np.nan
+    nan = _diagnose(hub, _float_dicom(floats))
+    _error(nan, 422, "GSCO-822")
+    assert "NaN" in nan.json()["error"]["message"]  # refused for the NaN, never given a label
     bomb = io.BytesIO()
     from PIL import Image
 
@@ -257,6 +302,8 @@ def test_metrics_move_by_known_amounts(hub: Hub) -> None:
     assert _metric(after, key) - _metric(before, key) == 2
     err = 'gsco_hub_errors_total{code="GSCO-822"}'
     assert _metric(after, err) - _metric(before, err) == 1
+    done = f'gsco_hub_diagnoses_total{{task="{hub.task}"}}'
+    assert _metric(after, done) - _metric(before, done) == 2
     assert f'gsco_hub_models_loaded{{task="{hub.task}"}} 2.0' in after
     assert "gsco_hub_request_seconds_bucket" in after and "gsco_hub_cache_age_seconds 0.0" in after
 
@@ -289,9 +336,13 @@ def test_hot_approval_and_revocation_while_serving(hub: Hub) -> None:
     world, task = hub.world, hub.task
     name, version = world.publish(task, "test_resnet", "site-b", seed=5, approve=False)
     retriever = hub.app.state.hub.runtime.engine.retriever(task)
+    swaps = "gsco_hub_pool_swaps_total"
+    with hub.client() as client:
+        swaps_before = _metric(client.get("/metrics").text, swaps)
     world.approve(name, version)
     with hub.client(hub.admin) as client:
         served = client.post("/v1/admin/refresh").json()["tasks"][task]
+        assert _metric(client.get("/metrics").text, swaps) > swaps_before  # the approval was a swap
     assert f"{name}/{version}" in served and len(served) == 3
     assert len(_diagnose(hub, query_image(8)).json()["specialists"]) == 3
     assert retriever.indexes_in_memory == 3

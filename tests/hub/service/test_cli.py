@@ -1,4 +1,4 @@
-"""`gsco-hub tokens`, `audit show` and `serve --workers 2` (a real subprocess on loopback)."""
+"""`gsco-hub tokens`, `audit show|verify` and `serve --workers 2` (a real subprocess on loopback)."""
 
 from __future__ import annotations
 
@@ -97,3 +97,6 @@ def test_serve_with_two_workers_and_audit_show(hub: Hub) -> None:
         set(e) == {"seq", "at", "actor", "action", "task_id", "image_sha256", "models", "decision", "review"}
         for e in entries
     )
+    verified = runner.invoke(app, _hub(hub.world.config.home, "audit", "verify", "--json"))
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["entries"] >= len(entries)
