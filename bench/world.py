@@ -53,6 +53,7 @@ def card_for(
     *,
     uid_seed: str,
     balanced_accuracy: float = 0.8,
+    training_set_digest: str | None = None,
 ) -> dict[str, Any]:
     """A complete, schema-valid card for ``model``."""
 
@@ -103,7 +104,10 @@ def card_for(
             "dp_epsilon": None,
             "membership_inference_auc": 0.5,
         },
-        "data": {"class_counts": {"train": dict.fromkeys(labels, 100), "val": dict.fromkeys(labels, 50)}},
+        "data": {
+            "class_counts": {"train": dict.fromkeys(labels, 100), "val": dict.fromkeys(labels, 50)},
+            **({"training_set_digest": training_set_digest} if training_set_digest else {}),
+        },
         "site": {"key_fingerprint": fingerprint},
     }
 
@@ -152,6 +156,7 @@ class World:
         labels: tuple[str, ...] = LABELS,
         balanced_accuracy: float = 0.8,
         size: int = SIZE,
+        training_set_digest: str | None = None,
     ) -> Path:
         """A signed bundle folder (not yet published)."""
         data, model = exported(backbone, seed, len(labels), size)
@@ -166,6 +171,7 @@ class World:
             owner.fingerprint,
             uid_seed=f"{folder}{seed}",
             balanced_accuracy=balanced_accuracy,
+            training_set_digest=training_set_digest,
         )
         write_card(card, folder)
         key = load_private_key(owner.key_path, passphrase_from_env_or_prompt(confirm=False, prompt=False))

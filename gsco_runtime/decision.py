@@ -57,6 +57,8 @@ class Decision:
     fallback_reason: str | None
     latency_ms: dict[str, float]
     notes: tuple[str, ...] = field(default_factory=tuple)
+    consensus_weights: str | None = None
+    """Which consensus weights were used and why (e.g. ``card (too few calibration cases)``)."""
     disclaimer: str = AI_LABEL
 
     def to_dict(self) -> dict[str, Any]:
@@ -75,6 +77,8 @@ class Decision:
         ]
         if self.fallback:
             lines.append(f"fallback to consensus: {self.fallback_reason}")
+        if self.consensus_weights is not None:
+            lines.append(f"consensus weights: {self.consensus_weights}")
         if self.generalist_answer is not None:
             lines.append(f"generalist answer: {self.generalist_answer!r}")
         lines.append("specialists:")

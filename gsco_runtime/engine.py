@@ -267,4 +267,5 @@ def _decision(evidence: Evidence, outcome: Outcome, latency: dict[str, float]) -
         fallback_reason=outcome.fallback_reason,
         latency_ms=latency,
         notes=tuple(notes),
+        consensus_weights=outcome.consensus_weights,
     )

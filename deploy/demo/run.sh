@@ -72,7 +72,10 @@ echo "(not approved yet: expected before review)"
 "$BIN/gsco-registry" verify "$NAME" "$VERSION"
 
 step "Hub: import the reference case library and diagnose a held-out image"
-"$BIN/gsco-hub" cases import --task "$TASK" --data "$DATA_PATH" --split train
+# The library (also the consensus arbiter's calibration set) must be data the specialist did not
+# train on: the hub refuses to calibrate on the training split (its digest is on the card).
+LIBRARY_SPLIT=$("$BIN/python" -c 'import numpy as np,sys; print("val" if "val_images" in np.load(sys.argv[1]).files else "test")' "$DATA_PATH")
+"$BIN/gsco-hub" cases import --task "$TASK" --data "$DATA_PATH" --split "$LIBRARY_SPLIT"
 "$BIN/python" deploy/demo/sample_image.py "$DATA_PATH" "$DEMO_HOME/sample.png" "$LABELS"
 "$BIN/gsco-hub" diagnose "$DEMO_HOME/sample.png" --task "$TASK"
 

@@ -1,8 +1,9 @@
 """Write one held-out image of the demo's npz as PNG, for the diagnosis step.
 
 Usage: ``sample_image.py DATA.npz OUT.png LABELS [INDEX]`` (LABELS comma-separated, in task order).
-The image comes from ``test_`` (else ``val_``): the case library holds ``train_`` only, so
-retrieval cannot find the image itself. resolve_data.py has checked that one of them exists.
+The image comes from ``test_`` (else ``val_``), never from the ``train_`` split the specialist
+learned from. The case library holds ``val_`` (else ``test_``), so without a ``test_`` split the
+image is also one of the library's cases. resolve_data.py has checked that one of them exists.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ class Outcome:
     generalist: str | None = None
     generalist_answer: str | None = None
     fallback_reason: str | None = None
+    consensus_weights: str | None = None
+    """Which consensus weights produced ``probabilities`` (the model's ``source``)."""
 
 
 class Arbiter(Protocol):

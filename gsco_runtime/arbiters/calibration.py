@@ -1,22 +1,29 @@
 """Calibrate the consensus weights on the case library, never on the cases being evaluated.
 
-Every library case is a labelled example the specialists did not see at the hub: their stored
-probabilities on it and its leave-one-out neighbours (retrieved among the *other* library cases,
-exactly as for a new query) are the calibration features. A stratified sample caps the cost on
-large libraries.
+Every library case is a labelled example: the specialists' stored probabilities on it and its
+leave-one-out neighbours (retrieved among the *other* library cases, exactly as for a new query)
+are the calibration features. A stratified sample caps the cost on large libraries.
+
+The library must be data no served specialist trained on: when its source digest equals a
+card's training-set digest (``registry.bundle.provenance``), or when it has too few cases of
+some class, the card weights are used and the model's ``source`` says why. The fit itself is
+guarded by :func:`~gsco_runtime.arbiters.robust.robust_model`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
-from gsco_runtime.arbiters.weights import ConsensusModel, fit_model, neighbour_distribution, tune_bias
+from gsco_runtime.arbiters.robust import robust_model
+from gsco_runtime.arbiters.weights import ConsensusModel, card_model, neighbour_distribution
+from gsco_runtime.cases.library import CaseLibrary
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Neighbours, Retriever
 
-CALIBRATION_VERSION = "3"  # part of the cache key: bump when the fitting procedure changes
+CALIBRATION_VERSION = "4"  # part of the cache key: bump when the fitting procedure changes
 MAX_CALIBRATION_ROWS = 3000
 MIN_CASES_PER_CLASS = 8
 
@@ -49,15 +56,45 @@ def calibration_rows(labels: np.ndarray, max_rows: int, seed: int = 0) -> np.nda
     return np.sort(np.concatenate(picked))
 
 
+def unusable_reason(specialists: Sequence[LoadedSpecialist], library: CaseLibrary) -> str | None:
+    """Why ``library`` must not calibrate these specialists; None when it may."""
+    trained_on = [
+        s.info.name
+        for s in specialists
+        if s.info.training_set_digest is not None and s.info.training_set_digest == library.source_digest
+    ]
+    if trained_on:
+        return f"library overlaps training data of {', '.join(trained_on)}"
+    counts = np.bincount(library.labels, minlength=len(library.label_names))
+    if counts.min() < MIN_CASES_PER_CLASS:
+        return "too few calibration cases"
+    return None
+
+
+def specialists_card_model(
+    specialists: Sequence[LoadedSpecialist], *, with_retrieval: bool
+) -> ConsensusModel:
+    """Card weights of these specialists."""
+    num_classes = len(specialists[0].info.label_names)
+    return card_model([s.info.validation for s in specialists], num_classes, with_retrieval=with_retrieval)
+
+
+def _ceiling(specialist: LoadedSpecialist) -> tuple[str, float | None]:
+    info = specialist.info
+    metric = "balanced_accuracy"
+    return info.name, info.validation_upper.get(metric, info.validation.get(metric))
+
+
 def calibrate(
     specialists: Sequence[LoadedSpecialist], retriever: Retriever, *, seed: int = 0
-) -> ConsensusModel | None:
-    """Fit the consensus weights on the library; None when it has too few cases of some class."""
+) -> ConsensusModel:
+    """The consensus weights calibrated on the library, or the card weights with the reason why not."""
     library = retriever.library
+    card = specialists_card_model(specialists, with_retrieval=True)
+    reason = unusable_reason(specialists, library)
+    if reason is not None:
+        return replace(card, source=f"card ({reason})")
     num_classes = len(library.label_names)
-    counts = np.bincount(library.labels, minlength=num_classes)
-    if counts.min() < MIN_CASES_PER_CLASS:
-        return None
     rows = calibration_rows(library.labels, MAX_CALIBRATION_ROWS, seed)
     probs, dists = [], []
     for specialist in specialists:
@@ -66,5 +103,5 @@ def calibrate(
         found = retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows)
         labels, sims = neighbour_labels(found, library.labels, retriever.k)
         dists.append(neighbour_distribution(labels, sims, num_classes))
-    stacked_probs, stacked_dists, labels = np.stack(probs), np.stack(dists), library.labels[rows]
-    return tune_bias(fit_model(stacked_probs, stacked_dists, labels), stacked_probs, stacked_dists, labels)
+    ceilings = [_ceiling(s) for s in specialists]
+    return robust_model(np.stack(probs), np.stack(dists), library.labels[rows], card, ceilings, seed=seed)

@@ -2,8 +2,9 @@
 
 It pools the specialists' probabilities and their retrieved neighbours' label distributions with
 a :class:`~gsco_runtime.arbiters.weights.ConsensusModel`: calibrated on the case library when one
-is imported (cached in memory and on disk per set of specialists and library, so a restart does
-not recalibrate), else weighted by the cards' validation performance.
+is imported and clean (cached in memory and on disk per set of specialists and library, so a
+restart does not recalibrate), else weighted by the cards' validation performance. The model's
+``source`` (which weights, and why) goes into every outcome.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from gsco_runtime.arbiters.base import Evidence, Outcome, register_arbiter
-from gsco_runtime.arbiters.calibration import CALIBRATION_VERSION, calibrate, neighbour_labels
-from gsco_runtime.arbiters.weights import ConsensusModel, card_model, neighbour_distribution
+from gsco_runtime.arbiters.calibration import (
+    CALIBRATION_VERSION,
+    calibrate,
+    neighbour_labels,
+    specialists_card_model,
+)
+from gsco_runtime.arbiters.weights import ConsensusModel, neighbour_distribution
 from gsco_runtime.decision import NO_GENERALIST
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Retriever
@@ -80,22 +86,18 @@ class ConsensusArbiter:
         with self._lock:
             if key in self._models:
                 return self._models[key]
-            model = self._load_cached(key) if retriever is not None and self.calibrate_on_library else None
-            if model is None and retriever is not None and self.calibrate_on_library:
-                model = calibrate(specialists, retriever)
-                if model is not None:
+            if retriever is not None and self.calibrate_on_library:
+                model = self._load_cached(key)
+                if model is None:
+                    model = calibrate(specialists, retriever)
                     self._store(key, model)
-            if model is None:
-                num_classes = len(specialists[0].info.label_names)
-                validations = [s.info.validation for s in specialists]
-                model = card_model(validations, num_classes, with_retrieval=retriever is not None)
+            else:
+                model = specialists_card_model(specialists, with_retrieval=retriever is not None)
             self._models[key] = model
             return model
 
-    def combine(self, evidence: Evidence) -> np.ndarray:
-        """Consensus probabilities ``[C]`` for the query of ``evidence``."""
-        specialists = tuple(s.specialist for s in evidence.specialists)
-        model = self.model_for(specialists, evidence.retriever)
+    def combine(self, evidence: Evidence, model: ConsensusModel) -> np.ndarray:
+        """Consensus probabilities ``[C]`` for the query of ``evidence`` under ``model``."""
         probs = np.stack([s.probabilities[None, :] for s in evidence.specialists])
         dists = None
         if evidence.retriever is not None:
@@ -110,13 +112,15 @@ class ConsensusArbiter:
         return model.predict_proba(probs, dists)[0]
 
     def decide(self, evidence: Evidence) -> Outcome:
-        probs = self.combine(evidence)
+        model = self.model_for(tuple(s.specialist for s in evidence.specialists), evidence.retriever)
+        probs = self.combine(evidence, model)
         index = int(np.argmax(probs))
         return Outcome(
             label_index=index,
             confidence=float(probs[index]),
             arbiter=f"{NAME} ({NO_GENERALIST})",
             probabilities=probs,
+            consensus_weights=model.source,
         )
 
 

@@ -75,6 +75,7 @@ class MedDrArbiter:
             probabilities=probs,
             generalist=self.backend.name,
             generalist_answer=answer,
+            consensus_weights=consensus.consensus_weights,
         )
 
     def _fallback(self, consensus: Outcome, reason: str, answer: str | None) -> Outcome:
@@ -86,6 +87,7 @@ class MedDrArbiter:
             generalist=self.backend.name,
             generalist_answer=answer,
             fallback_reason=reason,
+            consensus_weights=consensus.consensus_weights,
         )
 
 

@@ -33,6 +33,8 @@ class CaseLibrary:
     case_ids: tuple[str, ...]
     reports: tuple[str, ...]
     digest: str
+    source_digest: str | None = None
+    """What the cases were imported from, as a whole (``registry.bundle.provenance``)."""
 
     def __len__(self) -> int:
         return len(self.images)
@@ -54,8 +56,14 @@ def library_digest(
     return "sha256:" + digest.hexdigest()
 
 
-def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> CaseLibrary:
-    """Validate raw cases and give every case an id (generated ids when the source has none)."""
+def build_library(
+    task_id: str, label_names: Sequence[str], raw: RawCases, source_digest: str | None = None
+) -> CaseLibrary:
+    """Validate raw cases and give every case an id (generated ids when the source has none).
+
+    ``source_digest`` names the imported data as a whole (content, split, selection), so that
+    the consensus arbiter can tell a library that a specialist trained on.
+    """
     if not TASK_ID.match(task_id):
         raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
     count = len(raw.images)
@@ -75,6 +83,7 @@ def build_library(task_id: str, label_names: Sequence[str], raw: RawCases) -> Ca
         case_ids=tuple(case_ids),
         reports=tuple(reports),
         digest=digest,
+        source_digest=source_digest,
     )
 
 
@@ -101,6 +110,7 @@ def save_library(library: CaseLibrary, home: Path) -> Path:
         "task_id": library.task_id,
         "label_names": list(library.label_names),
         "digest": library.digest,
+        "source_digest": library.source_digest,
         "cases": [
             {"case_id": cid, "label": int(lab), "report": rep}
             for cid, lab, rep in zip(library.case_ids, library.labels, library.reports, strict=True)
@@ -141,4 +151,5 @@ def load_library(home: Path, task_id: str) -> CaseLibrary | None:
         case_ids=tuple(case["case_id"] for case in meta["cases"]),
         reports=tuple(case["report"] for case in meta["cases"]),
         digest=meta["digest"],
+        source_digest=meta.get("source_digest"),
     )

@@ -27,6 +27,8 @@ def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
             model_uid=card.model_uid,
             preprocessing=card.preprocessing,
             validation=validation,
+            validation_upper=card.headline_upper_bounds(),
+            training_set_digest=card.training_set_digest,
             model_digest=bundle_digest(bundle_dir),
             approved_by=ref.approved_by,
             approved_at=ref.approved_at,

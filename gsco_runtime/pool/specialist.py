@@ -44,6 +44,9 @@ class SpecialistInfo:
     model_uid: str
     preprocessing: Preprocessing
     validation: Mapping[str, float] = field(default_factory=dict)
+    validation_upper: Mapping[str, float] = field(default_factory=dict)
+    """Upper ends of the card's 95 % intervals of ``validation``."""
+    training_set_digest: str | None = None
     model_digest: str = ""
     approved_by: str = ""
     approved_at: str = ""

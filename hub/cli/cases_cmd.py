@@ -11,6 +11,7 @@ from gsco_common.errors import ConfigError, RegistryError
 from gsco_runtime.cases.library import build_library, library_dir, save_library
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import hub_context
+from registry.bundle.provenance import source_digest
 from registry.service import Registry
 
 cases_app = typer.Typer(
@@ -46,7 +47,9 @@ def import_cases(
     data: Path = typer.Option(
         ..., "--data", help="Cases: MedMNIST-style .npz, ImageFolder tree or CSV manifest."
     ),
-    split: str = typer.Option("train", "--split", help="Split to import (train, val or test)."),
+    split: str = typer.Option(
+        "train", "--split", help="Split to import (train, val or test): one the specialists did not train on."
+    ),
     kind: str = typer.Option("auto", "--kind", help="auto, npz, imagefolder or csv."),
     labels: str | None = typer.Option(
         None, "--labels", help="Comma-separated labels when no registry is reachable."
@@ -55,7 +58,8 @@ def import_cases(
 ) -> None:
     """Import a labelled case collection as the task's case library (replaces the previous one)."""
     label_names = task_labels(ctx, task, labels)
-    library = build_library(task, label_names, read_cases(data, label_names, split=split, kind=kind))
+    raw = read_cases(data, label_names, split=split, kind=kind)
+    library = build_library(task, label_names, raw, source_digest(data, split))
     home = hub_context(ctx).home
     save_library(library, home)
     summary = {
@@ -63,6 +67,7 @@ def import_cases(
         "cases": len(library),
         "class_counts": dict(zip(label_names, library.class_counts(), strict=True)),
         "digest": library.digest,
+        "source_digest": library.source_digest,
         "with_reports": sum(1 for report in library.reports if report),
     }
     if json_out:

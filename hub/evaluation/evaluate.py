@@ -150,6 +150,7 @@ def evaluate(
         methods=methods,
         consensus_weights=model.describe([s.info.key for s in snapshot.specialists]),
     )
+    report.notes.append(f"consensus weights: {model.source}")
     if retriever is None:
         report.notes.append("no case library imported: RAD and the retrieval part of the consensus are off")
     if runtime.generalist is not None:

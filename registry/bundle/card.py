@@ -148,6 +148,11 @@ class Card:
         return self.data["model_uid"]
 
     @property
+    def training_set_digest(self) -> str | None:
+        """Digest of the training set as a whole (``registry.bundle.provenance``); None on older cards."""
+        return self.data["data"].get("training_set_digest")
+
+    @property
     def federated(self) -> bool:
         return "federation" in self.data
 
@@ -157,6 +162,11 @@ class Card:
         values = {name: metrics[name]["value"] for name in HEADLINE_METRICS}
         values["ece"] = self.data["evaluation"]["ece"]["value"]
         return values
+
+    def headline_upper_bounds(self) -> dict[str, float]:
+        """Upper ends of the headline metrics' 95 % intervals (where the card has one)."""
+        metrics = self.data["evaluation"]["metrics"]
+        return {name: metrics[name]["ci95"][1] for name in HEADLINE_METRICS if metrics[name]["ci95"]}
 
 
 def write_card(card: dict[str, Any], bundle_dir: Path) -> Path:

@@ -9,7 +9,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gsco_common.errors import ConfigError
+from registry.bundle.provenance import source_digest
 
+TRAIN_SPLIT = "train"
 SourceKind = Literal["auto", "npz", "imagefolder", "csv", "dicom"]
 
 
@@ -51,6 +53,15 @@ class DataConfig(BaseModel):
         if self.val_fraction + self.test_fraction >= 0.9:
             raise ValueError("val_fraction + test_fraction must stay below 0.9 to leave training images")
         return self
+
+    def training_set_digest(self) -> str:
+        """The training set as a whole: the source's content, split ``train``, every image of it.
+
+        Training images come from the source's ``train`` split (or its unsplit pool), from which
+        validation and test images may be carved; a case library imported from that split
+        overlaps the training data, so it gets this very digest.
+        """
+        return source_digest(self.path.expanduser(), TRAIN_SPLIT)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, key_prefix: str = "data") -> DataConfig:

@@ -184,6 +184,7 @@ def export_bundle(
             class_counts=info.class_counts,
             key_fingerprint=fingerprint(public_key),
             uid=model_uid(info.run_id, checkpoint_path(run_dir, BEST)),
+            training_set_digest=info.training_set_digest,
         )
 
     target = run_dir / BUNDLE_DIR

@@ -70,6 +70,7 @@ class RunConfig(BaseModel):
     model: ModelSpec
     device: str
     class_counts: dict[str, list[int]]
+    training_set_digest: str | None = None
 
 
 def new_run_id(backbone: str) -> str:
@@ -143,6 +144,7 @@ class RunInfo:
     data: DataConfig
     training: TrainingConfig
     class_counts: dict[str, list[int]]
+    training_set_digest: str | None = None
 
     @property
     def val_metrics(self) -> dict[str, Any]:
@@ -183,6 +185,7 @@ def load_run(run_dir: Path) -> RunInfo:
         data=config.data,
         training=config.training,
         class_counts=config.class_counts,
+        training_set_digest=config.training_set_digest,
     )
 
 

@@ -417,6 +417,7 @@ def train_run(
             ),
             device=str(device),
             class_counts={name: split.class_counts(len(labels)) for name, split in site_data.splits.items()},
+            training_set_digest=data.training_set_digest(),
         )
         write_run_config(run_dir, config)
         log.info("run %s: data kind %s, class counts %s", run_dir.name, site_data.kind, config.class_counts)

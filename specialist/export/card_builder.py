@@ -132,8 +132,12 @@ def build_card(
     uid: str,
     dp_epsilon: float | None = None,
     federation: dict[str, Any] | None = None,
+    training_set_digest: str | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
+
+    ``training_set_digest`` (``registry.bundle.provenance``) names the training set as a whole,
+    so that a hub can refuse to calibrate on it.
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -183,6 +187,8 @@ def build_card(
     }
     if federation is not None:
         card["federation"] = federation
+    if training_set_digest is not None:
+        card["data"]["training_set_digest"] = training_set_digest
     problems = card_problems(card)
     if problems:
         raise ExportError(

@@ -232,7 +232,7 @@ def test_demo_runs_end_to_end_on_given_data(tmp_path: Path) -> None:
     assert "pass    metric_floor" in review
     assert "pneumonia.resnet18.demo-hospital version 1: APPROVED (alias `approved` set)" in review
     diagnosis = out[out.index("== Hub: import the reference case library") :]
-    assert "imported 200 cases for task pneumonia: {'normal': 100, 'pneumonia': 100}" in diagnosis
+    assert "imported 40 cases for task pneumonia: {'normal': 20, 'pneumonia': 20}" in diagnosis
     assert re.search(r"held-out image val_images\[0\], true label: (normal|pneumonia)\n", diagnosis)
     assert "[AI generated, not for clinical use]" in diagnosis
     assert re.search(r"task pneumonia: (normal|pneumonia) \(confidence \d\.\d+\)", diagnosis)

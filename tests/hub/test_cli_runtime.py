@@ -12,6 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from hub.cli.main import app
+from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
 from tests.gsco_runtime.world import World, make_world
 
@@ -213,3 +214,28 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     arbitration = report["arbitration"]
     assert arbitration["disagreements"] == arbitration["right"] + arbitration["wrong"]
     assert len(server.requests) == 12 and server.shape_errors == []  # zero-shot + GSCo per image
+
+
+def test_a_library_from_the_specialists_training_split_never_calibrates(
+    world: World, cases_npz: Path, image: Path, tmp_path: Path
+) -> None:
+    task = world.new_task()
+    trained_on = source_digest(cases_npz, "train")
+    name, _ = world.publish(task, "test_resnet", "site-a", training_set_digest=trained_on)
+    world.publish(task, "test_efficientnet", "site-b")
+    imported = runner.invoke(
+        app, _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
+    )
+    assert json.loads(imported.stdout)["source_digest"] == trained_on
+    evaluate = ["evaluate", "--task", task, "--data", str(cases_npz), "--split", "val", "--json"]
+    report = json.loads(runner.invoke(app, _hub(world, *evaluate, "--out", str(tmp_path / "e"))).stdout)
+    refused = f"card (library overlaps training data of {name})"
+    assert report["methods"][-1]["note"] == refused and report["consensus_weights"]["source"] == refused
+    assert f"consensus weights: {refused}" in report["notes"]
+    diagnosis = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task, "--json"))
+    assert json.loads(diagnosis.stdout)["decision"]["consensus_weights"] == refused
+
+    args = ["cases", "import", "--task", task, "--data", str(cases_npz), "--split", "val"]
+    assert runner.invoke(app, _hub(world, *args)).exit_code == 0
+    report = json.loads(runner.invoke(app, _hub(world, *evaluate, "--out", str(tmp_path / "f"))).stdout)
+    assert report["consensus_weights"]["source"] == "card (too few calibration cases)"

@@ -29,6 +29,15 @@ def test_valid_card_round_trips_with_typed_access(card: dict, tmp_path: Path) ->
     assert loaded.key_fingerprint == FP
     assert loaded.headline_metrics()["auc"] == pytest.approx(0.9)
     assert not loaded.federated
+    assert loaded.training_set_digest is None
+
+
+def test_the_training_set_digest_is_recorded_and_checked(card: dict) -> None:
+    digest = "sha256:" + "cd" * 32
+    card["data"]["training_set_digest"] = digest
+    assert Card.from_dict(card).training_set_digest == digest
+    card["data"]["training_set_digest"] = "/data/hospital/train.npz"
+    assert any("card.data.training_set_digest" in p for p in card_problems(card))
 
 
 def test_small_counts_are_suppressed() -> None:
