@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from gsco_common.errors import ConfigError, InputLimitError
+from gsco_common.errors import ConfigError, DataError, InputLimitError
 
 MAX_PIXELS_ENV = "GSCO_MAX_IMAGE_PIXELS"
 MAX_ARRAY_BYTES_ENV = "GSCO_MAX_ARRAY_BYTES"
@@ -74,6 +74,10 @@ def check_npz(path: Path) -> None:
                     else:
                         shape, _, dtype = np.lib.format.read_array_header_2_0(member)
                     header_end = member.tell()
+                if any(int(n) < 0 or int(n) > limit for n in shape):
+                    raise InputLimitError(
+                        f"{path.name}: array {info.filename[:-4]} declares the shape {shape} (forged header)"
+                    )
                 claimed = int(np.prod(shape, dtype=object)) * dtype.itemsize
                 if claimed > limit:
                     raise InputLimitError(
@@ -87,3 +91,17 @@ def check_npz(path: Path) -> None:
                     )
     except (zipfile.BadZipFile, OSError, ValueError, EOFError):
         return  # not a readable archive: the reader itself reports that in its own words
+
+
+def check_image_stack(images: np.ndarray, what: str) -> None:
+    """Refuse an array read from an ``.npz`` that is not ``N x H x W`` or ``N x H x W x C`` numbers.
+
+    ``what`` names the array in the message (``"data.path: 'train_images'"``).
+    """
+    if images.ndim not in (3, 4):
+        raise DataError(
+            f"{what} has {images.ndim} dimensions",
+            hint="expected N x H x W (grayscale) or N x H x W x 3 (RGB)",
+        )
+    if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
+        raise DataError(f"{what} holds {images.dtype} values, not pixel numbers")

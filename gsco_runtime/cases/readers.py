@@ -8,6 +8,7 @@ could identify a patient): they are a CSV's ``case_id`` column when given, other
 from __future__ import annotations
 
 import csv
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
-from registry.input_limits import check_npz, open_image
+from registry.input_limits import check_image_stack, check_npz, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_NAMES = ("train", "val", "test")
@@ -83,8 +84,11 @@ def read_npz(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
                 )
             images = np.asarray(data[image_key])
             labels = np.asarray(data[label_key]).reshape(-1).astype(np.int64)
-    except (OSError, ValueError) as exc:
-        raise DataError("the npz file cannot be read", hint="check that it is a numpy .npz archive") from exc
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+        raise DataError(
+            f"{path.name} cannot be read as an npz file", hint="check that it is a numpy .npz archive"
+        ) from None
+    check_image_stack(images, f"{path.name}: '{image_key}'")
     if images.shape[0] != labels.shape[0]:
         raise DataError("the npz file has different numbers of images and labels")
     if labels.size and (labels.min() < 0 or labels.max() >= len(label_names)):

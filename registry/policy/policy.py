@@ -72,11 +72,11 @@ def load_policy(path: Path | None = None) -> Policy:
             override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except OSError:
             raise ConfigError(f"cannot read {source}", hint="check the --policy path") from None
-        except yaml.YAMLError:
-            raise ConfigError(f"{source} is not valid YAML") from None
+        except (yaml.YAMLError, UnicodeDecodeError):
+            raise ConfigError(f"{source} is not valid YAML (or not UTF-8 text)") from None
         if not isinstance(override, dict):
             raise ConfigError(f"{source} must be a mapping of keys to values")
-        unknown = sorted(set(override) - set(raw))
+        unknown = sorted(str(key) for key in set(override) - set(raw))  # YAML keys may be any scalar
         if unknown:
             raise ConfigError(
                 f"{source}: unknown key {unknown[0]}", hint=f"known keys: {', '.join(sorted(raw))}"

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from gsco_common.errors import DataError
-from registry.input_limits import check_npz
+from registry.input_limits import check_image_stack, check_npz
 from site_agent.data.config import DataConfig
 from site_agent.data.sources import SPLIT_SYNONYMS, SourceItem, SourceRead, path_identifiers, register_source
 
@@ -36,7 +36,8 @@ def read_npz(config: DataConfig, root: Path) -> SourceRead:
     for split in splits:
         images = arrays[f"{split}_images"]
         labels = arrays.get(f"{split}_labels")
-        if labels is None or labels.shape[0] != images.shape[0]:
+        check_image_stack(images, f"data.path: '{split}_images'")
+        if labels is None or labels.ndim == 0 or labels.shape[0] != images.shape[0]:
             raise DataError(
                 f"data.path: '{split}_labels' is missing or does not match '{split}_images' in length"
             )

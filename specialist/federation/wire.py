@@ -12,6 +12,7 @@ notes behind code choices".
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -67,6 +68,18 @@ def _malformed(what: str) -> FederationError:
     )
 
 
+def _is_entry(pair: object) -> bool:
+    """``[name, [dim, ...]]``: a string and non-negative whole numbers (``bool`` is not one)."""
+    if not isinstance(pair, list) or len(pair) != 2:
+        return False
+    name, shape = pair
+    return (
+        isinstance(name, str)
+        and isinstance(shape, list)
+        and all(type(dim) is int and dim >= 0 for dim in shape)
+    )
+
+
 @dataclass(frozen=True)
 class Layout:
     """Names and shapes of the tensors packed, in this order, into one flat vector."""
@@ -79,18 +92,23 @@ class Layout:
 
     @classmethod
     def from_text(cls, text: str) -> Layout:
+        """Parse :meth:`to_text`; anything but ``[[name, [dim, ...]], ...]`` with dims >= 0 is refused."""
         try:
-            entries = tuple((str(name), tuple(int(n) for n in shape)) for name, shape in json.loads(text))
+            pairs = json.loads(text)
         except (TypeError, ValueError):
-            raise _malformed("the layout is not a list of [name, shape] pairs") from None
-        return cls(entries)
+            pairs = None
+        if not isinstance(pairs, list) or not all(_is_entry(pair) for pair in pairs):
+            raise _malformed("the layout is not a list of [name, shape] pairs of whole numbers >= 0")
+        if len({name for name, _ in pairs}) != len(pairs):
+            raise _malformed("the layout names a tensor twice")
+        return cls(tuple((name, tuple(shape)) for name, shape in pairs))
 
     def to_text(self) -> str:
         return json.dumps([[name, list(shape)] for name, shape in self.entries], separators=(",", ":"))
 
     @property
     def size(self) -> int:
-        return sum(int(np.prod(shape)) for _, shape in self.entries)
+        return sum(math.prod(shape) for _, shape in self.entries)  # exact: no int64 wrap-around
 
     def pack(self, weights: Mapping[str, np.ndarray]) -> np.ndarray:
         """``weights`` (same names and shapes) concatenated in this layout's order."""
@@ -110,7 +128,7 @@ class Layout:
         weights: Weights = {}
         offset = 0
         for name, shape in self.entries:
-            count = int(np.prod(shape))
+            count = math.prod(shape)
             weights[name] = vector[offset : offset + count].reshape(shape)
             offset += count
         return weights

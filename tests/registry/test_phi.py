@@ -7,6 +7,7 @@ import socket
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from registry.bundle.phi import (
@@ -131,11 +132,18 @@ def test_scan_bytes_finds_a_string_across_chunk_borders_in_large_files() -> None
     assert not scan_bytes(bytes(SCAN_CHUNK_BYTES + 64), ["/home/drsmith"])
 
 
-def test_system_identifiers_name_this_machine_and_user() -> None:
+def test_system_identifiers_name_this_machine_and_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Planted, not read from this machine: a short real host name would skip the host-name branch.
+    monkeypatch.setattr(socket, "gethostname", lambda: "radiology-ws-0427.st-example.org")
+    monkeypatch.setenv("LOGNAME", "drsmith")
+    monkeypatch.setenv("HOME", "/home/drsmith")
     found = system_identifiers()
-    host = socket.gethostname()
-    if len(host) >= 3:
-        assert host in found
-    if len(getpass.getuser()) >= 3:
-        assert getpass.getuser() in found
-    assert all(len(item) >= 3 for item in found)
+    assert found == {"radiology-ws-0427.st-example.org", "radiology-ws-0427", "drsmith", "/home/drsmith"}
+    assert getpass.getuser() == "drsmith"
+
+
+def test_system_identifiers_leave_out_names_too_short_to_scan_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "ws")
+    monkeypatch.setenv("LOGNAME", "ab")
+    monkeypatch.setenv("HOME", "/")
+    assert system_identifiers() == set()
