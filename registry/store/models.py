@@ -157,6 +157,11 @@ class ModelStore:
             )
         return _ref(mv)
 
+    def ping(self) -> None:
+        """One cheap request; :class:`RegistryUnavailableError` when the tracking server is away."""
+        with mlflow_errors("reaching the model registry"):
+            self.client.search_registered_models(max_results=1)
+
     def get(self, name: str, version: str) -> VersionRef:
         with mlflow_errors(f"reading {name} version {version}"):
             ref = _ref(self.client.get_model_version(name, version))

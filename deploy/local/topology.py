@@ -1,0 +1,289 @@
+"""`python -m deploy.local.topology up|down|start|stop|status`: the production topology, natively.
+
+``up`` creates a fresh PostgreSQL database pair for the run (MLflow + the registry's own tables;
+the hub's tokens, decisions and audit), writes the MLflow auth config, the central approval key,
+the SuperLink's TLS certificates and the hubs' config, then starts the MLflow server, the
+SuperLink and the hub replicas and waits for every health check. ``down`` stops every daemon by
+PID, checks none is left, and drops the run's databases. ``make up`` / ``make down`` call these.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import httpx
+import typer
+import yaml
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from deploy.local.config import TopologyConfig, load_config
+from deploy.local.daemons import DaemonSet
+from deploy.local.services import (
+    ADMIN_PASSWORD,
+    FLASK_SECRET,
+    HUB_USER,
+    MLFLOW,
+    SUPERLINK,
+    all_daemons,
+    hub_name,
+    superlink_config,
+    user_password,
+    write_auth_config,
+)
+from deploy.local.state import MARKER, RunState, Secrets
+from gsco_common.cli import JsonFlag, handle_errors, print_result, top_level_app
+from gsco_common.errors import ConfigError, TopologyError
+from gsco_common.keys import PASSPHRASE_ENV
+from hub.federation.certs import CertPaths, create_certificates
+from hub.service.database import HubDatabase
+from hub.service.tokens import TokenStore
+from registry.config import RegistryConfig
+from registry.service import Registry
+
+app = top_level_app("topology", "The native production topology: MLflow server, SuperLink, hub replicas.")
+CONFIG_OPT = typer.Option(None, "--config", help="Topology YAML (default deploy/local/topology.yaml).")
+CONFIG_FILE = "config.json"
+PASSPHRASE_FILE = "central-key.passphrase"
+HUB_ADMIN_TOKEN = "hub-admin.token"
+
+
+def _state_dir(config: TopologyConfig) -> Path:
+    return config.state_dir.expanduser().resolve()
+
+
+def _admin_engine(config: TopologyConfig):  # noqa: ANN202  (SQLAlchemy Engine)
+    return create_engine(
+        config.postgres_url, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+
+
+def _create_databases(config: TopologyConfig, run_id: str) -> tuple[str, str]:
+    names = (f"gsco_topo_{run_id}_mlflow", f"gsco_topo_{run_id}_hub")
+    engine = _admin_engine(config)
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except OperationalError:
+        raise TopologyError(
+            "PostgreSQL is not reachable with postgres_url",
+            hint="start PostgreSQL (127.0.0.1:5432, user postgres) or set GSCO_TOPOLOGY_POSTGRES_URL",
+        ) from None
+    finally:
+        engine.dispose()
+    return names
+
+
+def _drop_databases(config: TopologyConfig, names: list[str]) -> None:
+    engine = _admin_engine(config)
+    try:
+        with engine.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        engine.dispose()
+
+
+def _fresh_state_dir(state_dir: Path) -> None:
+    """Empty the state folder of a stopped run; refuse a folder this tool did not make."""
+    if state_dir.exists():
+        if not (state_dir / MARKER).is_file():
+            raise ConfigError(
+                f"refusing to use {state_dir}: not a folder made by `make up` (no {MARKER} marker)",
+                hint="choose another state_dir",
+            )
+        if any(DaemonSet(state_dir).pid(name) for name in DaemonSet(state_dir).names()):
+            raise TopologyError(f"the topology in {state_dir} is running", hint="run `make down` first")
+        shutil.rmtree(state_dir)
+    state_dir.mkdir(parents=True)
+    (state_dir / MARKER).touch()
+
+
+def _create_users(state: RunState, config: TopologyConfig, secrets: Secrets) -> None:
+    """One MLflow account per configured user (MLflow's REST ``users/create``, as the admin)."""
+    auth = (config.mlflow_admin, secrets.get(ADMIN_PASSWORD))
+    for user in config.mlflow_users:
+        answer = httpx.post(
+            f"{state.mlflow_url}/api/2.0/mlflow/users/create",
+            json={"username": user, "password": secrets.get(user_password(user))},
+            auth=auth,
+            timeout=60,
+        )
+        if answer.status_code != 200:
+            raise TopologyError(f"MLflow refused to create the user {user} ({answer.status_code})")
+
+
+def _init_registry(state: RunState) -> None:
+    """Registry tables in the run's database and the central approval key (GSCO_KEY_PASSPHRASE)."""
+    secrets = Secrets(Path(state.state_dir))
+    if not os.environ.get(PASSPHRASE_ENV):
+        os.environ[PASSPHRASE_ENV] = secrets.create(PASSPHRASE_FILE)
+    config = RegistryConfig.resolve(
+        home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
+    )
+    registry, _ = Registry.init(config)
+    registry.close()
+
+
+def _init_hub_database(state: RunState, secrets: Secrets) -> None:
+    """Create the shared hub tables once (before two replicas race for it) and an admin token."""
+    db = HubDatabase(state.hub_db_url)
+    try:
+        secrets.put(HUB_ADMIN_TOKEN, TokenStore(db).create("admin", "topology-operator")[1])
+    finally:
+        db.close()
+
+
+def _plan(config: TopologyConfig, state_dir: Path, run_id: str, names: tuple[str, str]) -> RunState:
+    url = make_url(config.postgres_url)
+    mlflow_db, hub_db = names
+    return RunState(
+        run_id=run_id,
+        state_dir=str(state_dir),
+        mlflow_db=mlflow_db,
+        hub_db=hub_db,
+        mlflow_db_url=url.set(database=mlflow_db).render_as_string(hide_password=False),
+        hub_db_url=url.set(database=hub_db).render_as_string(hide_password=False),
+        mlflow_url=config.mlflow_url,
+        superlink=f"{config.host}:{config.superlink_port}",
+        superlink_ca=str(CertPaths.in_dir(superlink_config(config, state_dir).certs_dir).ca_cert),
+        central_home=str(state_dir / "central"),
+        central_key=str(state_dir / "central" / "keys" / "approval.pub"),
+        hub_config=str(state_dir / "hub.yaml"),
+        hubs={hub_name(i): f"http://{config.host}:{port}" for i, port in enumerate(config.hub_ports)},
+        object_store=config.object_store,
+    )
+
+
+def bring_up(config: TopologyConfig) -> RunState:
+    """Prepare a fresh run and start every daemon; on failure, stop what started and drop the run."""
+    if HUB_USER not in config.mlflow_users:
+        raise ConfigError(f"topology setting mlflow_users: must contain {HUB_USER!r} (the hubs' account)")
+    state_dir = _state_dir(config)
+    _fresh_state_dir(state_dir)
+    (state_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n")
+    run_id = uuid.uuid4().hex[:10]
+    state = _plan(config, state_dir, run_id, _create_databases(config, run_id))
+    state.save()
+    secrets = Secrets(state_dir)
+    secrets.create(ADMIN_PASSWORD)
+    secrets.create(FLASK_SECRET)
+    for user in config.mlflow_users:
+        secrets.create(user_password(user))
+    try:
+        write_auth_config(config, state_dir)
+        create_certificates(superlink_config(config, state_dir).certs_dir, hosts=[config.host])
+        Path(state.hub_config).write_text(
+            yaml.safe_dump({"db_url": state.hub_db_url, "poll_interval_s": config.poll_interval_s})
+        )
+        _init_registry(state)
+        _init_hub_database(state, secrets)
+        daemons = DaemonSet(state_dir)
+        specs = all_daemons(config, state, secrets)
+        for name in (MLFLOW, SUPERLINK):
+            daemons.spawn(specs[name])
+        daemons.wait_healthy([specs[MLFLOW], specs[SUPERLINK]], config.start_timeout_s)
+        _create_users(state, config, secrets)
+        hubs = [spec for name, spec in specs.items() if name not in (MLFLOW, SUPERLINK)]
+        for spec in hubs:
+            daemons.spawn(spec)
+        daemons.wait_healthy(hubs, config.start_timeout_s)
+    except BaseException:
+        bring_down(state_dir)
+        raise
+    return state
+
+
+def bring_down(state_dir: Path) -> list[int]:
+    """Stop every daemon (hubs first) and drop the run's databases; returns the PIDs checked gone."""
+    if not (state_dir / MARKER).is_file():
+        return []
+    daemons = DaemonSet(state_dir)
+    stopped: list[int] = []
+    for name in sorted(daemons.names(), key=lambda n: (not n.startswith("hub-"), n)):
+        stopped += daemons.stop(name)
+    config_file = state_dir / CONFIG_FILE
+    state_file = state_dir / "topology.json"
+    if config_file.is_file() and state_file.is_file():
+        config = TopologyConfig.model_validate_json(config_file.read_text())
+        state = RunState.load(state_dir)
+        _drop_databases(config, [state.mlflow_db, state.hub_db])
+        state_file.unlink()
+    return stopped
+
+
+def _saved(config: TopologyConfig) -> tuple[TopologyConfig, RunState, DaemonSet]:
+    state_dir = _state_dir(config)
+    state = RunState.load(state_dir)
+    saved = TopologyConfig.model_validate_json((state_dir / CONFIG_FILE).read_text())
+    return saved, state, DaemonSet(state_dir)
+
+
+@app.command("up")
+@handle_errors
+def up(config_file: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
+    """Start the whole topology (fresh databases) and wait until every service is healthy."""
+    state = bring_up(load_config(config_file))
+    print_result(
+        json_out, state.__dict__, f"topology up in {state.state_dir}: MLflow {state.mlflow_url}, "
+        f"SuperLink {state.superlink} (TLS), hubs {', '.join(state.hubs.values())}",
+    )  # fmt: skip
+
+
+@app.command("down")
+@handle_errors
+def down(config_file: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
+    """Stop every service by PID, check none is left, and drop the run's databases."""
+    state_dir = _state_dir(load_config(config_file))
+    stopped = bring_down(state_dir)
+    print_result(json_out, {"stopped_pids": stopped}, f"topology down: {len(stopped)} process(es) stopped")
+
+
+@app.command("stop")
+@handle_errors
+def stop(
+    name: str = typer.Argument(..., help="mlflow, superlink or hub-N."), config_file: Path | None = CONFIG_OPT
+) -> None:
+    """Stop one service (the others keep running)."""
+    saved, state, daemons = _saved(load_config(config_file))
+    if name not in all_daemons(saved, state, Secrets(Path(state.state_dir))):
+        raise ConfigError(f"no service {name!r} in this topology", hint="see `status`")
+    print_result(False, None, f"{name} stopped ({len(daemons.stop(name))} process(es))")
+
+
+@app.command("start")
+@handle_errors
+def start(
+    name: str = typer.Argument(..., help="mlflow, superlink or hub-N."), config_file: Path | None = CONFIG_OPT
+) -> None:
+    """Start one stopped service again, with the run's configuration, and wait until healthy."""
+    saved, state, daemons = _saved(load_config(config_file))
+    specs = all_daemons(saved, state, Secrets(Path(state.state_dir)))
+    if name not in specs:
+        raise ConfigError(f"no service {name!r} in this topology", hint="see `status`")
+    daemons.spawn(specs[name])
+    daemons.wait_healthy([specs[name]], saved.start_timeout_s)
+    print_result(False, None, f"{name} started")
+
+
+@app.command("status")
+@handle_errors
+def status(config_file: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
+    """Each service: its PID (null when stopped) and whether its health check passes."""
+    saved, state, daemons = _saved(load_config(config_file))
+    specs = all_daemons(saved, state, Secrets(Path(state.state_dir)))
+    services = {
+        name: {"pid": daemons.pid(name), "healthy": daemons.pid(name) is not None and spec.healthy()}
+        for name, spec in specs.items()
+    }
+    lines = [f"{n}\t{s['pid'] or '-'}\t{'healthy' if s['healthy'] else 'DOWN'}" for n, s in services.items()]
+    print_result(json_out, {"run": state.__dict__, "services": services}, "\n".join(lines))
+
+
+if __name__ == "__main__":
+    app()
