@@ -44,6 +44,8 @@ from hub.service.database import HubDatabase
 from hub.service.tokens import TokenStore
 from registry.config import RegistryConfig
 from registry.service import Registry
+from registry.store.models import ModelStore
+from registry.store.retry import mlflow_errors
 
 app = top_level_app("topology", "The native production topology: MLflow server, SuperLink, hub replicas.")
 CONFIG_OPT = typer.Option(None, "--config", help="Topology YAML (default deploy/local/topology.yaml).")
@@ -269,6 +271,46 @@ def start(
     daemons.spawn(specs[name])
     daemons.wait_healthy([specs[name]], saved.start_timeout_s)
     print_result(False, None, f"{name} started")
+
+
+@app.command("grant")
+@handle_errors
+def grant(
+    task_id: str = typer.Argument(..., help="A task created with `gsco-registry tasks create`."),
+    config_file: Path | None = CONFIG_OPT,
+) -> None:
+    """Let every site account publish to TASK: create its MLflow experiment and grant the sites EDIT.
+
+    MLflow gives the creator of an experiment MANAGE and everyone else ``default_permission``
+    (READ), so without this the second site to publish a task is refused.
+    """
+    saved, state, _ = _saved(load_config(config_file))
+    secrets = Secrets(Path(state.state_dir))
+    admin = (saved.mlflow_admin, secrets.get(ADMIN_PASSWORD))
+    os.environ.update({"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]})
+    registry = RegistryConfig.resolve(
+        home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
+    )
+    with mlflow_errors(f"creating the experiment of task {task_id}"):
+        experiment = ModelStore(registry).experiment_id(task_id)
+    sites = [user for user in saved.mlflow_users if user != HUB_USER]
+    for user in sites:
+        answer = httpx.post(
+            f"{state.mlflow_url}/api/3.0/mlflow/users/permissions/grant",
+            json={
+                "username": user,
+                "resource_type": "experiment",
+                "resource_id": experiment,
+                "permission": "EDIT",
+            },
+            auth=admin,
+            timeout=60,
+        )
+        if answer.status_code != 200:
+            raise TopologyError(
+                f"MLflow refused to grant {user} EDIT on task {task_id} ({answer.status_code})"
+            )
+    print_result(False, None, f"task {task_id}: {', '.join(sites)} may publish")
 
 
 @app.command("status")
