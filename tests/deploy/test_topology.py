@@ -224,8 +224,10 @@ def test_two_replicas_follow_approvals_revocations_and_a_registry_outage(
     assert [[f"{s['model_name']}/{s['version']}" for s in d["specialists"]] for d in during] == [[a1], [a1]]
 
     # The server comes back: a new approval is picked up by both.
+    outage = time.monotonic()
     restarted = topo.run("start", "mlflow")
     assert restarted.returncode == 0, restarted.stderr
+    print(f"[topology] MLflow server restarted in {time.monotonic() - outage:.1f} s")
     b2 = _publish(topo, world, "site-b", 2, monkeypatch)
     topo.central("approve", *b2.split("/"), "--reviewer", "dr-central")
     _wait(_all_serve(topo, clinician_token, {a1, b2}), ONE_POLL_S, "the new approval reaches both")
@@ -246,6 +248,10 @@ def test_down_stops_every_process_and_drops_the_run_databases(topology: Topology
     daemons = DaemonSet(Path(topology.state.state_dir))
     pids = {name: daemons.pid(name) for name in daemons.names()}
     assert sorted(pids) == ["hub-1", "hub-2", "mlflow", "superlink"] and all(pids.values())
+    status = topology.run("status", "--json")
+    assert status.returncode == 0, status.stderr
+    services = json.loads(status.stdout)["services"]
+    assert services == {name: {"pid": pid, "healthy": True} for name, pid in pids.items()}
     down = topology.run("down", "--json")
     assert down.returncode == 0, down.stderr
     stopped = json.loads(down.stdout)["stopped_pids"]
