@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -22,7 +23,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from deploy.local.config import TopologyConfig, load_config
-from deploy.local.daemons import DaemonSet
+from deploy.local.daemons import Daemon, DaemonSet
 from deploy.local.services import (
     ADMIN_PASSWORD,
     FLASK_SECRET,
@@ -49,6 +50,7 @@ from registry.store.retry import mlflow_errors
 
 app = top_level_app("topology", "The native production topology: MLflow server, SuperLink, hub replicas.")
 CONFIG_OPT = typer.Option(None, "--config", help="Topology YAML (default deploy/local/topology.yaml).")
+SERVICE_ARG = typer.Argument(..., help="mlflow, superlink or hub-N.")
 CONFIG_FILE = "config.json"
 PASSPHRASE_FILE = "central-key.passphrase"
 HUB_ADMIN_TOKEN = "hub-admin.token"
@@ -219,11 +221,30 @@ def bring_down(state_dir: Path) -> list[int]:
     return stopped
 
 
-def _saved(config: TopologyConfig) -> tuple[TopologyConfig, RunState, DaemonSet]:
-    state_dir = _state_dir(config)
-    state = RunState.load(state_dir)
-    saved = TopologyConfig.model_validate_json((state_dir / CONFIG_FILE).read_text())
-    return saved, state, DaemonSet(state_dir)
+@dataclass(frozen=True)
+class _Run:
+    """A running topology as ``up`` saved it (its configuration, facts, secrets and daemons)."""
+
+    config: TopologyConfig
+    state: RunState
+    secrets: Secrets
+    daemons: DaemonSet
+
+    @classmethod
+    def load(cls, config_file: Path | None) -> _Run:
+        state_dir = _state_dir(load_config(config_file))
+        state = RunState.load(state_dir)
+        saved = TopologyConfig.model_validate_json((state_dir / CONFIG_FILE).read_text())
+        return cls(saved, state, Secrets(state_dir), DaemonSet(state_dir))
+
+    def services(self) -> dict[str, Daemon]:
+        return all_daemons(self.config, self.state, self.secrets)
+
+    def service(self, name: str) -> Daemon:
+        services = self.services()
+        if name not in services:
+            raise ConfigError(f"no service {name!r} in this topology", hint=f"one of {', '.join(services)}")
+        return services[name]
 
 
 @app.command("up")
@@ -248,28 +269,21 @@ def down(config_file: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> N
 
 @app.command("stop")
 @handle_errors
-def stop(
-    name: str = typer.Argument(..., help="mlflow, superlink or hub-N."), config_file: Path | None = CONFIG_OPT
-) -> None:
+def stop(name: str = SERVICE_ARG, config_file: Path | None = CONFIG_OPT) -> None:
     """Stop one service (the others keep running)."""
-    saved, state, daemons = _saved(load_config(config_file))
-    if name not in all_daemons(saved, state, Secrets(Path(state.state_dir))):
-        raise ConfigError(f"no service {name!r} in this topology", hint="see `status`")
-    print_result(False, None, f"{name} stopped ({len(daemons.stop(name))} process(es))")
+    run = _Run.load(config_file)
+    stopped = run.daemons.stop(run.service(name).name)
+    print_result(False, None, f"{name} stopped ({len(stopped)} process(es))")
 
 
 @app.command("start")
 @handle_errors
-def start(
-    name: str = typer.Argument(..., help="mlflow, superlink or hub-N."), config_file: Path | None = CONFIG_OPT
-) -> None:
+def start(name: str = SERVICE_ARG, config_file: Path | None = CONFIG_OPT) -> None:
     """Start one stopped service again, with the run's configuration, and wait until healthy."""
-    saved, state, daemons = _saved(load_config(config_file))
-    specs = all_daemons(saved, state, Secrets(Path(state.state_dir)))
-    if name not in specs:
-        raise ConfigError(f"no service {name!r} in this topology", hint="see `status`")
-    daemons.spawn(specs[name])
-    daemons.wait_healthy([specs[name]], saved.start_timeout_s)
+    run = _Run.load(config_file)
+    daemon = run.service(name)
+    run.daemons.spawn(daemon)
+    run.daemons.wait_healthy([daemon], run.config.start_timeout_s)
     print_result(False, None, f"{name} started")
 
 
@@ -284,9 +298,9 @@ def grant(
     MLflow gives the creator of an experiment MANAGE and everyone else ``default_permission``
     (READ), so without this the second site to publish a task is refused.
     """
-    saved, state, _ = _saved(load_config(config_file))
-    secrets = Secrets(Path(state.state_dir))
-    admin = (saved.mlflow_admin, secrets.get(ADMIN_PASSWORD))
+    run = _Run.load(config_file)
+    saved, state = run.config, run.state
+    admin = (saved.mlflow_admin, run.secrets.get(ADMIN_PASSWORD))
     os.environ.update({"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]})
     registry = RegistryConfig.resolve(
         home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
@@ -317,14 +331,13 @@ def grant(
 @handle_errors
 def status(config_file: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
     """Each service: its PID (null when stopped) and whether its health check passes."""
-    saved, state, daemons = _saved(load_config(config_file))
-    specs = all_daemons(saved, state, Secrets(Path(state.state_dir)))
-    services = {
-        name: {"pid": daemons.pid(name), "healthy": daemons.pid(name) is not None and spec.healthy()}
-        for name, spec in specs.items()
-    }
+    run = _Run.load(config_file)
+    services = {}
+    for name, daemon in run.services().items():
+        pid = run.daemons.pid(name)
+        services[name] = {"pid": pid, "healthy": pid is not None and daemon.healthy()}
     lines = [f"{n}\t{s['pid'] or '-'}\t{'healthy' if s['healthy'] else 'DOWN'}" for n, s in services.items()]
-    print_result(json_out, {"run": state.__dict__, "services": services}, "\n".join(lines))
+    print_result(json_out, {"run": run.state.__dict__, "services": services}, "\n".join(lines))
 
 
 if __name__ == "__main__":
