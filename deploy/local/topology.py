@@ -9,13 +9,11 @@ PID, checks none is left, and drops the run's databases. ``make up`` / ``make do
 
 from __future__ import annotations
 
-import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import typer
 import yaml
 from sqlalchemy import create_engine, text
@@ -39,21 +37,12 @@ from deploy.local.services import (
 from deploy.local.state import MARKER, RunState, Secrets
 from gsco_common.cli import JsonFlag, handle_errors, print_result, top_level_app
 from gsco_common.errors import ConfigError, TopologyError
-from gsco_common.keys import PASSPHRASE_ENV
 from hub.federation.certs import CertPaths, create_certificates
-from hub.service.database import HubDatabase
-from hub.service.tokens import TokenStore
-from registry.config import RegistryConfig
-from registry.service import Registry
-from registry.store.models import ModelStore
-from registry.store.retry import mlflow_errors
 
 app = top_level_app("topology", "The native production topology: MLflow server, SuperLink, hub replicas.")
 CONFIG_OPT = typer.Option(None, "--config", help="Topology YAML (default deploy/local/topology.yaml).")
 SERVICE_ARG = typer.Argument(..., help="mlflow, superlink or hub-N.")
 CONFIG_FILE = "config.json"
-PASSPHRASE_FILE = "central-key.passphrase"
-HUB_ADMIN_TOKEN = "hub-admin.token"
 
 
 def _state_dir(config: TopologyConfig) -> Path:
@@ -108,41 +97,6 @@ def _fresh_state_dir(state_dir: Path) -> None:
     (state_dir / MARKER).touch()
 
 
-def _create_users(state: RunState, config: TopologyConfig, secrets: Secrets) -> None:
-    """One MLflow account per configured user (MLflow's REST ``users/create``, as the admin)."""
-    auth = (config.mlflow_admin, secrets.get(ADMIN_PASSWORD))
-    for user in config.mlflow_users:
-        answer = httpx.post(
-            f"{state.mlflow_url}/api/2.0/mlflow/users/create",
-            json={"username": user, "password": secrets.get(user_password(user))},
-            auth=auth,
-            timeout=60,
-        )
-        if answer.status_code != 200:
-            raise TopologyError(f"MLflow refused to create the user {user} ({answer.status_code})")
-
-
-def _init_registry(state: RunState) -> None:
-    """Registry tables in the run's database and the central approval key (GSCO_KEY_PASSPHRASE)."""
-    secrets = Secrets(Path(state.state_dir))
-    if not os.environ.get(PASSPHRASE_ENV):
-        os.environ[PASSPHRASE_ENV] = secrets.create(PASSPHRASE_FILE)
-    config = RegistryConfig.resolve(
-        home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
-    )
-    registry, _ = Registry.init(config)
-    registry.close()
-
-
-def _init_hub_database(state: RunState, secrets: Secrets) -> None:
-    """Create the shared hub tables once (before two replicas race for it) and an admin token."""
-    db = HubDatabase(state.hub_db_url)
-    try:
-        secrets.put(HUB_ADMIN_TOKEN, TokenStore(db).create("admin", "topology-operator")[1])
-    finally:
-        db.close()
-
-
 def _plan(config: TopologyConfig, state_dir: Path, run_id: str, names: tuple[str, str]) -> RunState:
     url = make_url(config.postgres_url)
     mlflow_db, hub_db = names
@@ -185,14 +139,18 @@ def bring_up(config: TopologyConfig) -> RunState:
         Path(state.hub_config).write_text(
             yaml.safe_dump({"db_url": state.hub_db_url, "poll_interval_s": config.poll_interval_s})
         )
-        _init_registry(state)
-        _init_hub_database(state, secrets)
+        from deploy.local import (
+            provision,
+        )  # MLflow and the registry load in seconds: only up and grant need them
+
+        provision.init_registry(state)
+        provision.init_hub_database(state, secrets)
         daemons = DaemonSet(state_dir)
         specs = all_daemons(config, state, secrets)
         for name in (MLFLOW, SUPERLINK):
             daemons.spawn(specs[name])
         daemons.wait_healthy([specs[MLFLOW], specs[SUPERLINK]], config.start_timeout_s)
-        _create_users(state, config, secrets)
+        provision.create_users(state, config, secrets)
         hubs = [spec for name, spec in specs.items() if name not in (MLFLOW, SUPERLINK)]
         for spec in hubs:
             daemons.spawn(spec)
@@ -293,37 +251,11 @@ def grant(
     task_id: str = typer.Argument(..., help="A task created with `gsco-registry tasks create`."),
     config_file: Path | None = CONFIG_OPT,
 ) -> None:
-    """Let every site account publish to TASK: create its MLflow experiment and grant the sites EDIT.
-
-    MLflow gives the creator of an experiment MANAGE and everyone else ``default_permission``
-    (READ), so without this the second site to publish a task is refused.
-    """
+    """Let every site account publish to TASK: create its MLflow experiment and grant the sites EDIT."""
     run = _Run.load(config_file)
-    saved, state = run.config, run.state
-    admin = (saved.mlflow_admin, run.secrets.get(ADMIN_PASSWORD))
-    os.environ.update({"MLFLOW_TRACKING_USERNAME": admin[0], "MLFLOW_TRACKING_PASSWORD": admin[1]})
-    registry = RegistryConfig.resolve(
-        home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
-    )
-    with mlflow_errors(f"creating the experiment of task {task_id}"):
-        experiment = ModelStore(registry).experiment_id(task_id)
-    sites = [user for user in saved.mlflow_users if user != HUB_USER]
-    for user in sites:
-        answer = httpx.post(
-            f"{state.mlflow_url}/api/3.0/mlflow/users/permissions/grant",
-            json={
-                "username": user,
-                "resource_type": "experiment",
-                "resource_id": experiment,
-                "permission": "EDIT",
-            },
-            auth=admin,
-            timeout=60,
-        )
-        if answer.status_code != 200:
-            raise TopologyError(
-                f"MLflow refused to grant {user} EDIT on task {task_id} ({answer.status_code})"
-            )
+    from deploy.local import provision  # MLflow and the registry load in seconds: only up and grant need them
+
+    sites = provision.grant_sites(run.config, run.state, run.secrets, task_id)
     print_result(False, None, f"task {task_id}: {', '.join(sites)} may publish")
 
 

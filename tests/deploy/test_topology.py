@@ -114,7 +114,8 @@ def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     try:
         yield topo
     finally:
-        topo.run("down")
+        if (state_dir / "topology.json").is_file():  # not yet brought down by the last test
+            topo.run("down")
 
 
 def _wait(condition: Callable[[], bool], timeout_s: float, what: str) -> float:
