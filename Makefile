@@ -10,7 +10,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup test lint demo clean
+.PHONY: setup test lint demo clean up down
 
 setup: $(STAMP)
 
@@ -28,6 +28,13 @@ test: setup lint
 
 demo: setup
 	DATA="$(DATA)" DEMO_HOME="$(DEMO_HOME)" bash deploy/demo/run.sh
+
+# The production topology on this machine (deploy/local/topology.yaml; GSCO_TOPOLOGY_* overrides).
+up: setup
+	$(BIN)/python -m deploy.local.topology up
+
+down: setup
+	$(BIN)/python -m deploy.local.topology down
 
 clean:
 	@if [ -e "$(DEMO_HOME)" ] && [ ! -f "$(DEMO_HOME)/.gsco-demo" ]; then \

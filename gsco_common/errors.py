@@ -209,6 +209,14 @@ class FederationError(GscoError):
     exit_code = 12
 
 
+class TopologyError(GscoError):
+    """A service of the native topology (``make up``) did not start, stay healthy or stop."""
+
+    code = "GSCO-900"
+    http_status = 500
+    exit_code = 15
+
+
 def all_error_classes() -> list[type[GscoError]]:
     """Every error class of the catalogue (used by the docs-completeness test)."""
     seen: list[type[GscoError]] = []

@@ -286,6 +286,15 @@ class Registry(ReviewMixin):
             (ref for ref in holders if ref.task == task and ref.status == APPROVED), key=lambda r: r.name
         )
 
+    def ping(self) -> None:
+        """Check that the model store answers: in server mode the own tables answering is not enough.
+
+        The hub reads the approved set from the tables but downloads bundles through the MLflow
+        server; without this, a stopped server would go unnoticed until the next new approval.
+        """
+        if self.config.server:
+            self.models.ping()
+
     def serving_statement(self, task: str) -> SignedApprovedSet | None:
         """The task's newest signed approved set, unverified (the hub checks it with its pinned key)."""
         with self.tables.session() as session:

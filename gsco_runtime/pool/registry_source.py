@@ -52,6 +52,7 @@ class RegistrySource:
         with self._lock:
             try:
                 registry = self._open()
+                registry.ping()
                 problems = registry.trust_problems(self.central_key_pem)
                 signed = registry.serving_statement(task_id)
                 self._trust = registry.trust_store(self.central_key_pem)

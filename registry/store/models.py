@@ -108,7 +108,8 @@ class ModelStore:
         self.config = config
         self.client = MlflowClient(tracking_uri=config.mlflow_uri, registry_uri=config.mlflow_uri)
 
-    def _experiment_id(self, task_id: str) -> str:
+    def experiment_id(self, task_id: str) -> str:
+        """The task's experiment (created if missing): on a server, sites need EDIT on it to publish."""
         name = f"gsco-{task_id}"
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
@@ -138,7 +139,7 @@ class ModelStore:
             staging = Path(tmp)
             for file_name in (*SIGNED_FILES, SITE_SIG):
                 shutil.copyfile(bundle_dir / file_name, staging / file_name)
-            experiment_id = self._experiment_id(task_id)
+            experiment_id = self.experiment_id(task_id)
             digest = version_tags["bundle_digest"]
             run = self.client.create_run(
                 experiment_id,
@@ -156,6 +157,11 @@ class ModelStore:
                 tags=version_tags,
             )
         return _ref(mv)
+
+    def ping(self) -> None:
+        """One cheap request; :class:`RegistryUnavailableError` when the tracking server is away."""
+        with mlflow_errors("reaching the model registry"):
+            self.client.search_registered_models(max_results=1)
 
     def get(self, name: str, version: str) -> VersionRef:
         with mlflow_errors(f"reading {name} version {version}"):

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -42,6 +43,14 @@ def site_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteKey]:
     return keys
 
 
+def skip_without_postgres() -> NoReturn:
+    """Skip, with the reason, as PostgreSQL is unreachable; fail instead where CI requires it."""
+    reason = "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)"
+    if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
+        pytest.fail(f"{reason}, and {REQUIRE_POSTGRES_ENV}=1 says these tests must run (CI sets it)")
+    pytest.skip(reason)
+
+
 @contextmanager
 def postgres_database(admin_url: str = PG_ADMIN) -> Iterator[str]:
     """Create a scratch database on the local PostgreSQL, yield its URL, drop it afterwards."""
@@ -55,10 +64,7 @@ def postgres_database(admin_url: str = PG_ADMIN) -> Iterator[str]:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError:
         admin.dispose()
-        reason = "PostgreSQL is not reachable on 127.0.0.1:5432 (user postgres, trust auth)"
-        if os.environ.get(REQUIRE_POSTGRES_ENV) == "1":
-            pytest.fail(f"{reason}, and {REQUIRE_POSTGRES_ENV}=1 says these tests must run (CI sets it)")
-        pytest.skip(reason)
+        skip_without_postgres()
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
