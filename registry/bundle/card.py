@@ -153,6 +153,15 @@ class Card:
         return self.data["data"].get("training_set_digest")
 
     @property
+    def privacy(self) -> dict[str, Any] | None:
+        """``training.privacy`` (notion, spent ε, δ, accountant...); None when trained without DP."""
+        return self.data["training"].get("privacy")
+
+    @property
+    def membership_inference_auc(self) -> float | None:
+        return self.data["training"]["membership_inference_auc"]
+
+    @property
     def federated(self) -> bool:
         return "federation" in self.data
 

@@ -40,6 +40,7 @@ from specialist.export.card_builder import (
     evaluation_section,
     membership_inference_auc,
     model_uid,
+    privacy_section,
 )
 from specialist.export.onnx_export import INPUT_NAME, ExportResult
 from specialist.metrics import nll_per_example
@@ -185,6 +186,7 @@ def export_bundle(
             key_fingerprint=fingerprint(public_key),
             uid=model_uid(info.run_id, checkpoint_path(run_dir, BEST)),
             training_set_digest=info.training_set_digest,
+            privacy=privacy_section(info.metrics.get("privacy")),
         )
 
     target = run_dir / BUNDLE_DIR

@@ -110,6 +110,25 @@ def membership_inference_auc(member_losses: np.ndarray, nonmember_losses: np.nda
     return binary_auc(members, scores)
 
 
+PRIVACY_CARD_KEYS = (
+    "notion",
+    "epsilon",
+    "delta",
+    "accountant",
+    "max_grad_norm",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+)
+
+
+def privacy_section(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's ``training.privacy`` from a run's DP report (``metrics.json``), or None without DP."""
+    if not report:
+        return None
+    return {key: report[key] for key in PRIVACY_CARD_KEYS if report.get(key) is not None}
+
+
 def _texts(values: Sequence[str], defaults: Sequence[str]) -> list[str]:
     cleaned = [value.strip() for value in values if value.strip()]
     return cleaned or list(defaults)
@@ -133,11 +152,13 @@ def build_card(
     dp_epsilon: float | None = None,
     federation: dict[str, Any] | None = None,
     training_set_digest: str | None = None,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
 
     ``training_set_digest`` (``registry.bundle.provenance``) names the training set as a whole,
-    so that a hub can refuse to calibrate on it.
+    so that a hub can refuse to calibrate on it. ``privacy`` is the DP-SGD report of the run
+    (:func:`privacy_section`); its spent ε is also ``training.dp_epsilon``.
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -185,6 +206,9 @@ def build_card(
         },
         "site": {"key_fingerprint": key_fingerprint},
     }
+    if privacy is not None:
+        card["training"]["privacy"] = privacy
+        card["training"]["dp_epsilon"] = privacy["epsilon"]
     if federation is not None:
         card["federation"] = federation
     if training_set_digest is not None:
