@@ -22,7 +22,7 @@ from registry.bundle.preprocess import Preprocessing
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.data.loader import load_site_data
 from specialist.data import LabelledImages, SiteData
-from specialist.export.card_builder import membership_inference_auc
+from specialist.export.membership import membership_inference_auc
 from specialist.inputs import PreparedImages
 from specialist.metrics import compute_metrics, nll_per_example
 from specialist.models.factory import create_specialist

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 import yaml
@@ -12,9 +13,12 @@ from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 
 from gsco_common.errors import ConfigError
+from gsco_common.keys import generate_key_pair
+from registry.bundle.card import Card
 from site_agent.cli.train_cmd import resolve_training
-from site_agent.config import SiteConfig, render_site_template, validate_site_config
+from site_agent.config import SiteConfig, render_site_template, site_key_paths, validate_site_config
 from site_agent.data.config import DataConfig
+from site_agent.export.bundle import export_bundle
 from site_agent.training.run_dir import load_model
 from site_agent.training.trainer import RunResult, train_run
 from specialist.data import SiteData
@@ -123,3 +127,23 @@ def test_dp_keys_in_site_yaml_and_flags_are_validated_by_name() -> None:
         resolve_training(TrainingConfig(), {"--dp": True, "--max-grad-norm": 0.0})
     resolved = resolve_training(TrainingConfig(), {"--dp": True, "--epsilon": 3.0, "--delta": 1e-6})
     assert resolved.dp == DPConfig(enabled=True, epsilon=3.0, delta=1e-6)
+
+
+def test_dp_run_exports_a_card_with_the_privacy_budget_and_the_audit(
+    dp_run: RunResult, site_config: SiteConfig
+) -> None:
+    site_dir = dp_run.run_dir.parent.parent
+    generate_key_pair(*site_key_paths(site_dir), os.environ["GSCO_KEY_PASSPHRASE"].encode())
+    report = export_bundle(
+        dp_run.run_dir, site_dir=site_dir, site=site_config, resamples=20, calibrated_mia=True
+    )
+    assert report.max_abs_diff <= 1e-3  # GroupNorm model exports with parity
+    training = Card.read(report.path).data["training"]
+    privacy = json.loads((dp_run.run_dir / "metrics.json").read_text())["privacy"]
+    assert training["privacy"] == {key: privacy[key] for key in training["privacy"]}
+    assert training["privacy"]["notion"] == "sample-level (DP-SGD at the site)"
+    assert training["dp_epsilon"] == privacy["epsilon"] and training["privacy"]["delta"] == DELTA
+    audit = training["membership_inference"]
+    assert audit["auc"] == training["membership_inference_auc"] == report.membership_inference_auc
+    assert audit["sampling"]["non_members_from"] == "test" and audit["calibrated"] is not None
+    assert audit["bootstrap"] == {"resamples": 20, "seed": 0}
