@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
 from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
+from registry.bundle.card import Card
 from registry.cli.main import app
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
@@ -416,3 +417,23 @@ def test_strict_policy_checks_epsilon_at_its_delta_and_passes_a_private_model(
     assert "privacy: trained without differential privacy (privacy.dp_required)" in required.stderr
     default = cli(home, "approve", plain.name, plain.version, "--reviewer", "x", "--json")
     assert {c["check"]: c["status"] for c in json.loads(default.stdout)["checks"]}["privacy"] == "skipped"
+
+
+def test_privacy_tags_on_the_mlflow_version_equal_the_card(
+    home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{home / 'registry.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    privacy = {**DP, "epsilon": 2.718281828459045, "delta": 3e-6}
+    for backbone, card in (("tagged-dp-net", {"privacy": privacy, "mia_auc": 0.5312}), ("tagged-net", {})):
+        published = publish(registry, site_keys["b"], tmp_path / backbone, backbone, **card)
+        stored = Card.read(
+            registry.models.download(registry.version(published.name, "1"), tmp_path / "dl" / backbone)
+        )
+        tags = client.get_model_version(published.name, "1").tags
+        expected = stored.privacy or {}
+        assert tags["privacy.notion"] == expected.get("notion", "none")
+        assert (float(tags["privacy.mia_auc"])) == stored.membership_inference_auc
+        for key in ("epsilon", "delta"):
+            assert (float(tags[f"privacy.{key}"]) if tags[f"privacy.{key}"] else None) == expected.get(key)
+    assert float(tags["privacy.mia_auc"]) == 0.52 and tags["privacy.epsilon"] == ""
