@@ -177,7 +177,7 @@ class SiteSession:
             ]
         rng = np.random.default_rng(seed)
         train = self.data.split("train")
-        members = _subset(train, rng.permutation(len(train))[:MIA_IMAGES])
+        members = train.subset(rng.permutation(len(train))[:MIA_IMAGES])
         outsiders = rng.permutation(len(images))[:MIA_IMAGES]
         member_probs = self._probs(model, PreparedImages(members, model.preprocessing, 0))
         auc = membership_inference_auc(
@@ -192,10 +192,6 @@ class SiteSession:
         counts = self.data.split(split).class_counts(len(self.label_names))
         threshold = max(min_count, SITE_MIN_COUNT)
         return [count if count >= threshold else -1 for count in counts]
-
-
-def _subset(images: LabelledImages, indices: np.ndarray) -> LabelledImages:
-    return LabelledImages(load_image=lambda i: images.image(int(indices[i])), labels=images.labels[indices])
 
 
 _SESSIONS: dict[Path, SiteSession] = {}

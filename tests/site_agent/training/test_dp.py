@@ -7,6 +7,7 @@ import math
 import os
 
 import pytest
+import torch
 import yaml
 from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
@@ -20,9 +21,11 @@ from site_agent.config import SiteConfig, render_site_template, site_key_paths, 
 from site_agent.data.config import DataConfig
 from site_agent.export.bundle import export_bundle
 from site_agent.training.run_dir import load_model
-from site_agent.training.trainer import RunResult, train_run
+from site_agent.training.trainer import RunResult, resume_run, train_run
 from specialist.data import SiteData
 from specialist.models.factory import create_specialist
+from specialist.training.callbacks import Callback, StepInfo
+from specialist.training.checkpoint import load_checkpoint
 from specialist.training.config import DPConfig, TrainingConfig
 from specialist.training.dp import BudgetGuard, DPPlan, make_dp_compatible, plan_dp
 
@@ -147,3 +150,24 @@ def test_dp_run_exports_a_card_with_the_privacy_budget_and_the_audit(
     assert audit["auc"] == training["membership_inference_auc"] == report.membership_inference_auc
     assert audit["sampling"]["non_members_from"] == "test" and audit["calibrated"] is not None
     assert audit["bootstrap"] == {"resamples": 20, "seed": 0}
+
+
+class _CtrlCAfterStep(Callback):
+    def on_step_end(self, info: StepInfo) -> None:
+        if info.step == 2:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_dp_run_resumes_with_its_accountant_to_the_same_result(
+    dp_run: RunResult, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData, tmp_path
+) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        train_run(tmp_path, site_config, tiny_data, "resnet18", DP_TRAINING, site_data=tiny_site_data,
+                  callbacks=[_CtrlCAfterStep()])  # fmt: skip
+    run_dir = next((tmp_path / "runs").iterdir())
+    assert load_checkpoint(run_dir / "checkpoints" / "last.pt")["dp"]["history"][0][2] == 2
+    resumed = resume_run(run_dir, site_data=tiny_site_data)
+    privacy = json.loads((resumed.run_dir / "metrics.json").read_text())["privacy"]
+    assert privacy == json.loads((dp_run.run_dir / "metrics.json").read_text())["privacy"]
+    straight, again = load_model(dp_run.run_dir).state_dict(), load_model(resumed.run_dir).state_dict()
+    assert all(torch.equal(straight[name], again[name]) for name in straight)
