@@ -9,6 +9,7 @@ at that exact position, so ``resume_run`` reproduces the uninterrupted run bit f
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -429,8 +430,13 @@ def train_run(
     with run_logging(run_dir):
         seed_everything(training.seed)
         model = create_specialist(backbone, len(labels), training.image_size, training.weights_dir)
-        if training.dp.enabled:
+    if training.dp.enabled:
+        try:
             model = make_dp_compatible(model)
+        except ConfigError:
+            shutil.rmtree(run_dir)  # refused before anything was trained: leave no run folder
+            raise
+    with run_logging(run_dir):
         config = RunConfig(
             run_id=run_dir.name,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

@@ -426,7 +426,7 @@ def test_privacy_tags_on_the_mlflow_version_equal_the_card(
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     privacy = {**DP, "epsilon": 2.718281828459045, "delta": 3e-6}
     for backbone, card in (("tagged-dp-net", {"privacy": privacy, "mia_auc": 0.5312}), ("tagged-net", {})):
-        published = publish(registry, site_keys["b"], tmp_path / backbone, backbone, **card)
+        published = publish(registry, site_keys["a"], tmp_path / backbone, backbone, **card)
         stored = Card.read(
             registry.models.download(registry.version(published.name, "1"), tmp_path / "dl" / backbone)
         )

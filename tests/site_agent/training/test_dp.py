@@ -23,11 +23,10 @@ from site_agent.export.bundle import export_bundle
 from site_agent.training.run_dir import load_model
 from site_agent.training.trainer import RunResult, resume_run, train_run
 from specialist.data import SiteData
-from specialist.models.factory import create_specialist
 from specialist.training.callbacks import Callback, StepInfo
 from specialist.training.checkpoint import load_checkpoint
 from specialist.training.config import DPConfig, TrainingConfig
-from specialist.training.dp import BudgetGuard, DPPlan, make_dp_compatible, plan_dp
+from specialist.training.dp import BudgetGuard, DPPlan, plan_dp
 
 pytestmark = pytest.mark.slow
 BUDGET = 8.0
@@ -110,12 +109,15 @@ def test_plan_calibrates_noise_for_the_planned_steps() -> None:
     assert plan.noise_multiplier > stronger.noise_multiplier > 0
 
 
-def test_backbone_with_unfixable_batch_norm_is_refused_by_name() -> None:
-    model = create_specialist("efficientnet_b4", 2, 32, pretrained=False)
+def test_backbone_with_unfixable_batch_norm_is_refused_by_name_leaving_no_run(
+    tmp_path, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData
+) -> None:
+    training = DP_TRAINING.model_copy(update={"image_size": 32})
     with pytest.raises(
         ConfigError, match=r"backbone 'efficientnet_b4' cannot train with DP-SGD.*BatchNormAct2d"
     ):
-        make_dp_compatible(model)
+        train_run(tmp_path, site_config, tiny_data, "efficientnet_b4", training, site_data=tiny_site_data)
+    assert list((tmp_path / "runs").iterdir()) == []
 
 
 def test_dp_keys_in_site_yaml_and_flags_are_validated_by_name() -> None:
