@@ -27,6 +27,9 @@ FORMAT_VERSION = "1.0"
 SMALL_COUNT = 10
 SUPPRESSED = "<10"
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+# The DP notions a card's training.privacy.notion may name (the schema's enum).
+NOTION_SITE = "sample-level (DP-SGD at the site)"
+NOTION_HUB = "update-level (clipping and noise at the hub)"
 
 
 @cache

@@ -23,10 +23,9 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from gsco_common.errors import ConfigError
+from registry.bundle.card import NOTION_SITE
 from specialist.models.specialist import Specialist
 from specialist.training.config import DPConfig
-
-NOTION_SITE = "sample-level (DP-SGD at the site)"
 
 
 class _CloneOutput(nn.Module):
