@@ -99,7 +99,10 @@ class ReviewMixin:
                         actor=f"reviewer:{reviewer}",
                         action="model.approve_refused",
                         subject=f"{name}/{version}",
-                        details={"failed": [r.name for r in failures]},
+                        details={
+                            "failed": [r.name for r in failures],
+                            "problems": [r.line() for r in failures],
+                        },
                     )
                 raise PolicyError(
                     f"{name} version {version} fails {len(failures)} approval check(s)",

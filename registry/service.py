@@ -95,7 +95,23 @@ def _tags_for(card: Card, source: str, digest: str) -> dict[str, str]:
     }
     for metric, value in card.headline_metrics().items():
         tags[f"metric.{metric}"] = "" if value is None else f"{value:.4f}"
-    return tags
+    return {**tags, **_privacy_tags(card)}
+
+
+def _exact(value: float | None) -> str:
+    """A float as the shortest text that reads back to the same number ("" for none)."""
+    return "" if value is None else repr(float(value))
+
+
+def _privacy_tags(card: Card) -> dict[str, str]:
+    """ε, δ, the DP notion and the MIA AUC, so the MLflow UI shows them without opening the card."""
+    privacy = card.privacy or {}
+    return {
+        "privacy.notion": privacy.get("notion", "none"),
+        "privacy.epsilon": _exact(privacy.get("epsilon")),
+        "privacy.delta": _exact(privacy.get("delta")),
+        "privacy.mia_auc": _exact(card.membership_inference_auc),
+    }
 
 
 class Registry(ReviewMixin):

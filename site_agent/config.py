@@ -207,6 +207,12 @@ training:
     contrast: 0.1
     hflip: false
     vflip: false
+  dp:                       # DP-SGD (Opacus): sample-level differential privacy for the training images
+    enabled: false
+    epsilon: 8.0            # privacy budget; training stops before an extra step would exceed it
+    delta: 1.0e-5           # keep below 1 / number of training images
+    max_grad_norm: 1.0      # per-image gradient clipping norm
+    accountant: rdp         # rdp | prv (Opacus accountants)
   seed: 0
   device: auto              # auto | cpu | cuda | cuda:N (auto = CUDA when present, with AMP)
   amp: true                 # mixed precision on CUDA

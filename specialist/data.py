@@ -32,6 +32,10 @@ class LabelledImages:
     def class_counts(self, num_classes: int) -> list[int]:
         return np.bincount(self.labels.astype(np.int64), minlength=num_classes).tolist()
 
+    def subset(self, indices: np.ndarray) -> LabelledImages:
+        """The images at ``indices`` (in that order), still loaded on demand."""
+        return LabelledImages(load_image=lambda i: self.image(int(indices[i])), labels=self.labels[indices])
+
 
 @dataclass
 class SiteData:

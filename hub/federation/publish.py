@@ -31,7 +31,7 @@ from gsco_common.keys import (
 )
 from hub.federation.orchestrate import RunOutcome
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
-from registry.bundle.card import HEADLINE_METRICS, suppress_count
+from registry.bundle.card import HEADLINE_METRICS, NOTION_HUB, suppress_count
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.config import RegistryConfig
@@ -149,6 +149,19 @@ def federation_section(result: dict[str, Any]) -> dict[str, Any]:
     return section
 
 
+def hub_privacy(dp: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's ``training.privacy`` for a run with DP at the hub (None without, or before any release)."""
+    if not dp or dp.get("epsilon") is None:
+        return None
+    return {
+        "notion": NOTION_HUB,
+        "epsilon": dp["epsilon"],
+        "delta": dp["delta"],
+        "accountant": dp["accounting"],
+        "noise_multiplier": dp["noise_multiplier"],
+    }
+
+
 def _train_counts(result: dict[str, Any]) -> list[int]:
     """Class counts of all sites' training splits (suppressed site counts are left out)."""
     totals = [0] * len(result["label_names"])
@@ -216,6 +229,7 @@ def bundle_run(
             uid=model_uid(f"federation-{outcome.name}", checkpoint),
             dp_epsilon=dp.get("epsilon"),
             federation=federation_section(result),
+            privacy=hub_privacy(dp),
         )
 
     target = outcome.out_dir / BUNDLE_DIR

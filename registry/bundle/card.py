@@ -27,6 +27,9 @@ FORMAT_VERSION = "1.0"
 SMALL_COUNT = 10
 SUPPRESSED = "<10"
 HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
+# The DP notions a card's training.privacy.notion may name (the schema's enum).
+NOTION_SITE = "sample-level (DP-SGD at the site)"
+NOTION_HUB = "update-level (clipping and noise at the hub)"
 
 
 @cache
@@ -151,6 +154,15 @@ class Card:
     def training_set_digest(self) -> str | None:
         """Digest of the training set as a whole (``registry.bundle.provenance``); None on older cards."""
         return self.data["data"].get("training_set_digest")
+
+    @property
+    def privacy(self) -> dict[str, Any] | None:
+        """``training.privacy`` (notion, spent ε, δ, accountant...); None when trained without DP."""
+        return self.data["training"].get("privacy")
+
+    @property
+    def membership_inference_auc(self) -> float | None:
+        return self.data["training"]["membership_inference_auc"]
 
     @property
     def federated(self) -> bool:

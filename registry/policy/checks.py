@@ -188,6 +188,25 @@ def _metric_floor(review: BundleUnderReview, policy: Policy) -> str:
     return ", ".join(low)
 
 
+def _privacy(review: BundleUnderReview, policy: Policy) -> str:
+    card = review.card()
+    limits = policy.privacy
+    dp = card.privacy
+    problems = []
+    mia = card.membership_inference_auc
+    if limits.max_mia_auc is not None and (mia is None or mia > limits.max_mia_auc):
+        shown = "n/a" if mia is None else f"{mia:.3f}"
+        problems.append(f"membership-inference AUC {shown} > {limits.max_mia_auc:g} (privacy.max_mia_auc)")
+    if limits.dp_required and dp is None:
+        problems.append("trained without differential privacy (privacy.dp_required)")
+    if limits.max_epsilon is not None and dp is not None:
+        if dp["epsilon"] > limits.max_epsilon:
+            problems.append(f"DP epsilon {dp['epsilon']:.3g} > {limits.max_epsilon:g} (privacy.max_epsilon)")
+        if dp["delta"] > limits.delta:
+            problems.append(f"DP delta {dp['delta']:.3g} > {limits.delta:g} (privacy.delta)")
+    return "; ".join(problems)
+
+
 CHECKS: dict[CheckName, Callable[[BundleUnderReview, Policy], str]] = {
     "site_signature": _site_signature,
     "site_key_active": _site_key_active,
@@ -196,8 +215,9 @@ CHECKS: dict[CheckName, Callable[[BundleUnderReview, Policy], str]] = {
     "onnxruntime_load": _onnxruntime_load,
     "anonymization": _anonymization,
     "metric_floor": _metric_floor,
+    "privacy": _privacy,
 }
-_NEEDS_CARD = {"card_complete", "onnxruntime_load", "metric_floor"}
+_NEEDS_CARD = {"card_complete", "onnxruntime_load", "metric_floor", "privacy"}
 
 
 def run_checks(review: BundleUnderReview, policy: Policy) -> list[CheckResult]:

@@ -19,12 +19,35 @@ CheckName = Literal[
     "onnxruntime_load",
     "anonymization",
     "metric_floor",
+    "privacy",
 ]
 MetricName = Literal["accuracy", "balanced_accuracy", "macro_f1", "auc"]
 
 
 # Checks a policy may never switch off: without them an approval would not prove who made the model.
 MANDATORY_CHECKS: tuple[CheckName, ...] = ("site_signature", "site_key_active")
+
+
+class PrivacyLimits(BaseModel):
+    """The ``privacy`` check's limits; a limit left null is not checked.
+
+    ``max_epsilon`` holds at ``delta``: a card whose δ is larger than ``delta`` fails (its ε at
+    the policy's δ would be larger still). A model trained without DP fails ``max_epsilon`` only
+    when ``dp_required`` is set.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_mia_auc: float | None = Field(default=None, ge=0.5, le=1.0)
+    max_epsilon: float | None = Field(default=None, gt=0.0)
+    delta: float | None = Field(default=None, gt=0.0, lt=1.0)
+    dp_required: bool = False
+
+    @model_validator(mode="after")
+    def _epsilon_needs_delta(self) -> PrivacyLimits:
+        if self.max_epsilon is not None and self.delta is None:
+            raise ValueError("privacy.max_epsilon needs privacy.delta (an epsilon means nothing without it)")
+        return self
 
 
 class Policy(BaseModel):
@@ -34,6 +57,7 @@ class Policy(BaseModel):
 
     checks: dict[CheckName, bool]
     metric_floor: dict[MetricName, float] = Field(default_factory=dict)
+    privacy: PrivacyLimits = Field(default_factory=PrivacyLimits)
     deny_list: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -62,11 +86,24 @@ def _problems(exc: ValidationError, source: str) -> str:
     return f"{source} is invalid: " + "; ".join(keys)
 
 
+def _shipped(path: Path) -> Path:
+    """``path``, or the policy of that file name shipped with the registry (``strict.yaml``)."""
+    if path.exists() or path.parent != Path("."):
+        return path
+    shipped = resources.files("registry.policy").joinpath(path.name)
+    return Path(str(shipped)) if shipped.is_file() and path.suffix == ".yaml" else path
+
+
 def load_policy(path: Path | None = None) -> Policy:
-    """The default policy, with the keys of ``path`` (if given) laid over it."""
+    """The default policy, with the keys of ``path`` (if given) laid over it.
+
+    A bare file name that does not exist in the working folder names a shipped policy
+    (``--policy strict.yaml``).
+    """
     raw = _default_raw()
     source = "the default policy"
     if path is not None:
+        path = _shipped(path)
         source = f"policy file {path.name}"
         try:
             override = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -81,8 +118,9 @@ def load_policy(path: Path | None = None) -> Policy:
             raise ConfigError(
                 f"{source}: unknown key {unknown[0]}", hint=f"known keys: {', '.join(sorted(raw))}"
             )
-        if isinstance(override.get("checks"), dict):
-            override["checks"] = {**raw["checks"], **override["checks"]}
+        for section in ("checks", "privacy"):
+            if isinstance(override.get(section), dict):
+                override[section] = {**raw[section], **override[section]}
         raw = {**raw, **override}
     try:
         return Policy.model_validate(raw)

@@ -15,6 +15,11 @@ def export(
     resamples: int = typer.Option(
         200, "--bootstrap", min=0, help="Bootstrap resamples for the card's 95% CIs."
     ),
+    calibrated_mia: bool = typer.Option(
+        False,
+        "--calibrated-mia",
+        help="Add the calibrated membership-inference attack (loss relative to a held-out reference).",
+    ),
     json_output: JsonFlag = False,
 ) -> None:
     """Export ONNX, check parity and PHI, write the card and sign: RUN_DIR/bundle/.
@@ -24,7 +29,12 @@ def export(
     from site_agent.export.bundle import export_bundle
 
     with err_console.status("exporting") as status:
-        report = export_bundle(run_dir, resamples=resamples, progress=lambda step: status.update(step))
+        report = export_bundle(
+            run_dir,
+            resamples=resamples,
+            calibrated_mia=calibrated_mia,
+            progress=lambda step: status.update(step),
+        )
     if json_output:
         print_json(report.to_dict())
         return

@@ -36,6 +36,10 @@ _FLAG_KEYS: dict[str, tuple[str, ...]] = {
     "--patience": ("early_stopping", "patience"),
     "--augment": ("augmentation", "enabled"),
     "--hflip": ("augmentation", "hflip"),
+    "--dp": ("dp", "enabled"),
+    "--epsilon": ("dp", "epsilon"),
+    "--delta": ("dp", "delta"),
+    "--max-grad-norm": ("dp", "max_grad_norm"),
 }
 
 
@@ -118,6 +122,14 @@ def train(
     hflip: bool | None = typer.Option(
         None, "--hflip/--no-hflip", help="Random horizontal flips (off by default)."
     ),
+    dp: bool | None = typer.Option(
+        None, "--dp/--no-dp", help="DP-SGD (Opacus): sample-level differential privacy."
+    ),
+    epsilon: float | None = typer.Option(None, "--epsilon", help="DP budget epsilon (with --dp)."),
+    delta: float | None = typer.Option(None, "--delta", help="DP delta (with --dp)."),
+    max_grad_norm: float | None = typer.Option(
+        None, "--max-grad-norm", help="DP-SGD per-image gradient clipping norm."
+    ),
     resume: Path | None = typer.Option(None, "--resume", help="Continue an interrupted run folder exactly."),
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a JSON list of {run_dir, backbone, best_epoch, val}.")
@@ -149,6 +161,10 @@ def train(
         "--patience": patience,
         "--augment": augment,
         "--hflip": hflip,
+        "--dp": dp,
+        "--epsilon": epsilon,
+        "--delta": delta,
+        "--max-grad-norm": max_grad_norm,
     }
     with console_warnings():
         if resume is not None:

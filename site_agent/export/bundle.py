@@ -38,9 +38,10 @@ from specialist.export.card_builder import (
     DEFAULT_RESAMPLES,
     build_card,
     evaluation_section,
-    membership_inference_auc,
     model_uid,
+    privacy_section,
 )
+from specialist.export.membership import membership_audit
 from specialist.export.onnx_export import INPUT_NAME, ExportResult
 from specialist.metrics import nll_per_example
 
@@ -114,9 +115,14 @@ def export_bundle(
     site_dir: Path | None = None,
     site: SiteConfig | None = None,
     resamples: int = DEFAULT_RESAMPLES,
+    calibrated_mia: bool = False,
     progress: Callable[[str], None] = lambda _step: None,
 ) -> BundleReport:
     """Write ``run_dir/bundle/{model.onnx, card.json, site.sig}`` for the run's best model.
+
+    The membership-inference audit samples up to 256 training images (members) and 256 held-out
+    images (non-members); ``calibrated_mia`` adds the calibrated attack, whose per-class reference
+    comes from the other half of the held-out images (the non-members are then the first half).
 
     ``site_dir`` defaults to the folder holding ``runs/``. Raises :class:`PrivacyError` naming
     the field when any published string matches the site's data identifiers, host or user name
@@ -162,13 +168,31 @@ def export_bundle(
         )
         train = data.split("train")
         members = _sample(len(train), MIA_IMAGES, rng)
-        outsiders = _sample(len(held_out), MIA_IMAGES, rng)
-        mia = membership_inference_auc(
-            nll_per_example(
-                _onnx_probs(session, train, members, spec), train.labels[members].astype(np.int64)
-            ),
-            nll_per_example(probs[outsiders], held_out.labels[outsiders].astype(np.int64)),
+        member_labels = train.labels[members].astype(np.int64)
+        member_losses = nll_per_example(_onnx_probs(session, train, members, spec), member_labels)
+        held_labels = held_out.labels.astype(np.int64)
+        held_losses = nll_per_example(probs, held_labels)
+        if calibrated_mia:
+            order = rng.permutation(len(held_out))
+            half = len(order) // 2
+            outsiders, reference = np.sort(order[:half][:MIA_IMAGES]), order[half:]
+            calibration = (
+                member_labels,
+                held_labels[outsiders],
+                held_losses[reference],
+                held_labels[reference],
+            )
+        else:
+            outsiders, calibration = _sample(len(held_out), MIA_IMAGES, rng), None
+        audit = membership_audit(
+            member_losses,
+            held_losses[outsiders],
+            non_members_from=split,
+            seed=info.seed,
+            resamples=resamples,
+            calibration=calibration,
         )
+        mia = audit["auc"]
         held.update(split=split, evaluation=evaluation, mia=mia)
         return build_card(
             task=task,
@@ -185,6 +209,8 @@ def export_bundle(
             key_fingerprint=fingerprint(public_key),
             uid=model_uid(info.run_id, checkpoint_path(run_dir, BEST)),
             training_set_digest=info.training_set_digest,
+            privacy=privacy_section(info.metrics.get("privacy")),
+            membership=audit,
         )
 
     target = run_dir / BUNDLE_DIR

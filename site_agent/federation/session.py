@@ -22,7 +22,7 @@ from registry.bundle.preprocess import Preprocessing
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.data.loader import load_site_data
 from specialist.data import LabelledImages, SiteData
-from specialist.export.card_builder import membership_inference_auc
+from specialist.export.membership import membership_inference_auc
 from specialist.inputs import PreparedImages
 from specialist.metrics import compute_metrics, nll_per_example
 from specialist.models.factory import create_specialist
@@ -177,7 +177,7 @@ class SiteSession:
             ]
         rng = np.random.default_rng(seed)
         train = self.data.split("train")
-        members = _subset(train, rng.permutation(len(train))[:MIA_IMAGES])
+        members = train.subset(rng.permutation(len(train))[:MIA_IMAGES])
         outsiders = rng.permutation(len(images))[:MIA_IMAGES]
         member_probs = self._probs(model, PreparedImages(members, model.preprocessing, 0))
         auc = membership_inference_auc(
@@ -192,10 +192,6 @@ class SiteSession:
         counts = self.data.split(split).class_counts(len(self.label_names))
         threshold = max(min_count, SITE_MIN_COUNT)
         return [count if count >= threshold else -1 for count in counts]
-
-
-def _subset(images: LabelledImages, indices: np.ndarray) -> LabelledImages:
-    return LabelledImages(load_image=lambda i: images.image(int(indices[i])), labels=images.labels[indices])
 
 
 _SESSIONS: dict[Path, SiteSession] = {}

@@ -33,6 +33,7 @@ from specialist.models.specialist import Specialist
 from specialist.task import TaskConfig
 from specialist.training.checkpoint import load_checkpoint
 from specialist.training.config import TrainingConfig
+from specialist.training.dp import make_dp_compatible
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "train.log"
@@ -199,7 +200,7 @@ def build_model(config: RunConfig) -> Specialist:
             f"backbone {config.model.backbone!r} now builds with different preprocessing than this run",
             hint="use the site-agent version that trained the run",
         )
-    return model
+    return make_dp_compatible(model) if config.training.dp.enabled else model
 
 
 def load_model(run_dir: Path, which: str = BEST) -> Specialist:

@@ -9,6 +9,7 @@ at that exact position, so ``resume_run`` reproduces the uninterrupted run bit f
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -56,6 +57,7 @@ from specialist.training.checkpoint import (
 )
 from specialist.training.config import TrainingConfig
 from specialist.training.device import describe_device, select_device
+from specialist.training.dp import make_dp_compatible, make_private, plan_dp
 from specialist.training.loop import (
     EpochProgress,
     LoopParts,
@@ -128,7 +130,8 @@ class _Run:
         self.callbacks = list(callbacks)
         self.label_names = tuple(config.task.labels)
         self.device = select_device(training.device)
-        self.amp = training.amp and self.device.type == "cuda"
+        # Opacus' per-image gradients and the fp16 grad scaler do not mix: DP runs in fp32
+        self.amp = training.amp and self.device.type == "cuda" and not training.dp.enabled
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
@@ -140,8 +143,16 @@ class _Run:
         self.val_data = PreparedImages(site_data.split("val"), preprocessing, training.cache_mb)
         test = site_data.splits.get("test")
         self.test_split = test if test is not None and len(test) else None
-        self.steps_per_epoch = len(epoch_batches(len(self.train_data), training.batch_size, training.seed, 0))
         optimizer = make_optimizer(model, training.lr, training.weight_decay)
+        private = None
+        if training.dp.enabled:
+            plan = plan_dp(training.dp, len(self.train_data), training.batch_size, training.epochs)
+            private = make_private(self.model, optimizer, training.dp, plan)
+            self.steps_per_epoch = plan.steps_per_epoch
+        else:
+            self.steps_per_epoch = len(
+                epoch_batches(len(self.train_data), training.batch_size, training.seed, 0)
+            )
         self.parts = LoopParts(
             model=self.model,
             optimizer=optimizer,
@@ -156,6 +167,7 @@ class _Run:
             ),
             scaler=torch.amp.GradScaler(self.device.type, enabled=self.amp) if self.amp else None,
             amp=self.amp,
+            private=private,
         )
         self.position = EpochProgress.start(0, training.seed)
         self.history: list[dict[str, Any]] = []
@@ -180,6 +192,7 @@ class _Run:
             "stale_epochs": self.stale_epochs,
             "stopped_early": self.stopped_early,
             "finished": finished,
+            "dp": self.parts.private.guard.state_dict() if self.parts.private is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -196,6 +209,8 @@ class _Run:
         self.best = state["best"]
         self.stale_epochs = int(state["stale_epochs"])
         self.stopped_early = bool(state["stopped_early"])
+        if self.parts.private is not None:
+            self.parts.private.guard.load_state_dict(state["dp"])
         restore_rng(state["rng"])
 
     def save_last(self, finished: bool = False) -> None:
@@ -217,6 +232,7 @@ class _Run:
             "images": self.images,
             "training_seconds": round(sum(record["seconds"] for record in self.history), 3),
             "device": self.config.device,
+            "privacy": self.parts.private.guard.report() if self.parts.private is not None else None,
         }
 
     def _improved(self, value: float | None) -> bool:
@@ -322,6 +338,17 @@ class _Run:
         )
 
     # -- the loop -----------------------------------------------------------------------------
+    @property
+    def _exhausted(self) -> bool:
+        """True once the DP budget allowed no further step (training then ends)."""
+        private = self.parts.private
+        if private is not None and private.guard.exhausted:
+            log.info(
+                "DP budget reached: epsilon %.3f of %.3f", private.guard.spent(), self.training.dp.epsilon
+            )
+            return True
+        return False
+
     def fit(self) -> RunResult:
         training = self.training
         log.info(describe_device(self.device, self.amp))
@@ -339,7 +366,9 @@ class _Run:
         stop = StopSignal()
         try:
             with graceful_interrupts(stop):
-                while self.position.epoch < training.epochs and not self.stopped_early:
+                while (
+                    self.position.epoch < training.epochs and not self.stopped_early and not self._exhausted
+                ):
                     progress = run_epoch(
                         self.parts,
                         self.train_data,
@@ -401,6 +430,13 @@ def train_run(
     with run_logging(run_dir):
         seed_everything(training.seed)
         model = create_specialist(backbone, len(labels), training.image_size, training.weights_dir)
+    if training.dp.enabled:
+        try:
+            model = make_dp_compatible(model)
+        except ConfigError:
+            shutil.rmtree(run_dir)  # refused before anything was trained: leave no run folder
+            raise
+    with run_logging(run_dir):
         config = RunConfig(
             run_id=run_dir.name,
             created=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

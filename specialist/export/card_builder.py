@@ -17,7 +17,7 @@ import numpy as np
 from gsco_common.errors import ExportError
 from registry.bundle.card import FORMAT_VERSION, HEADLINE_METRICS, card_problems, suppress_count
 from registry.bundle.preprocess import Preprocessing
-from specialist.metrics import SCALAR_METRICS, binary_auc, bootstrap_ci, confusion_matrix
+from specialist.metrics import SCALAR_METRICS, bootstrap_ci, confusion_matrix
 from specialist.task import TaskConfig
 
 DEFAULT_RESAMPLES = 200
@@ -100,14 +100,23 @@ def evaluation_section(
     }
 
 
-def membership_inference_auc(member_losses: np.ndarray, nonmember_losses: np.ndarray) -> float | None:
-    """AUC of the loss-threshold attack: how well a low loss tells training images from held-out ones.
+PRIVACY_CARD_KEYS = (
+    "notion",
+    "epsilon",
+    "delta",
+    "accountant",
+    "max_grad_norm",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+)
 
-    0.5 means the model's losses do not reveal membership; values near 1 mean they do.
-    """
-    scores = -np.concatenate([np.asarray(member_losses), np.asarray(nonmember_losses)])
-    members = np.r_[np.ones(len(member_losses), bool), np.zeros(len(nonmember_losses), bool)]
-    return binary_auc(members, scores)
+
+def privacy_section(report: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The card's ``training.privacy`` from a run's DP report (``metrics.json``), or None without DP."""
+    if not report:
+        return None
+    return {key: report[key] for key in PRIVACY_CARD_KEYS if report.get(key) is not None}
 
 
 def _texts(values: Sequence[str], defaults: Sequence[str]) -> list[str]:
@@ -133,11 +142,15 @@ def build_card(
     dp_epsilon: float | None = None,
     federation: dict[str, Any] | None = None,
     training_set_digest: str | None = None,
+    privacy: dict[str, Any] | None = None,
+    membership: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
 
     ``training_set_digest`` (``registry.bundle.provenance``) names the training set as a whole,
-    so that a hub can refuse to calibrate on it.
+    so that a hub can refuse to calibrate on it. ``privacy`` is the DP-SGD report of the run
+    (:func:`privacy_section`); its spent ε is also ``training.dp_epsilon``. ``membership`` is the
+    audit of :func:`specialist.export.membership.membership_audit`.
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -185,6 +198,11 @@ def build_card(
         },
         "site": {"key_fingerprint": key_fingerprint},
     }
+    if membership is not None:
+        card["training"]["membership_inference"] = membership
+    if privacy is not None:
+        card["training"]["privacy"] = privacy
+        card["training"]["dp_epsilon"] = privacy["epsilon"]
     if federation is not None:
         card["federation"] = federation
     if training_set_digest is not None:

@@ -48,6 +48,21 @@ class EarlyStoppingConfig(StrictModel):
     min_delta: float = Field(default=0.0, ge=0.0)
 
 
+class DPConfig(StrictModel):
+    """Differentially private training (DP-SGD with Opacus): per-image clipping, Gaussian noise.
+
+    The noise is calibrated so that the planned epochs spend at most ``epsilon`` at ``delta``
+    (sample-level DP for the site's training images); training stops before an extra step would
+    exceed the budget. ``accountant`` is Opacus' RDP or PRV accountant.
+    """
+
+    enabled: bool = False
+    epsilon: float = Field(default=8.0, gt=0.0, le=100.0)
+    delta: float = Field(default=1e-5, gt=0.0, lt=0.1)
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=100.0)
+    accountant: Literal["rdp", "prv"] = "rdp"
+
+
 class TrainingConfig(StrictModel):
     """Training defaults of the site; every field can be overridden by a ``site-agent train`` flag."""
 
@@ -63,6 +78,7 @@ class TrainingConfig(StrictModel):
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
+    dp: DPConfig = Field(default_factory=DPConfig)
     seed: int = Field(default=0, ge=0)
     device: str = "auto"
     amp: bool = True

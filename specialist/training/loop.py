@@ -27,6 +27,7 @@ from specialist.predict import model_device
 from specialist.training.augment import Augmenter
 from specialist.training.callbacks import Callback, StepInfo, StopSignal
 from specialist.training.config import TrainingConfig
+from specialist.training.dp import PrivateTraining, poisson_batches
 
 
 def derived_seed(seed: int, epoch: int, stream: int) -> int:
@@ -63,11 +64,16 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str = "balanced") 
 def make_loss(
     labels: np.ndarray, num_classes: int, options: TrainingConfig, device: torch.device
 ) -> nn.Module:
-    """Cross-entropy, class-weighted as ``options.class_weights`` says, with optional label smoothing."""
+    """Cross-entropy, class-weighted as ``options.class_weights`` says, with optional label smoothing.
+
+    Under DP-SGD the loss is per image (``reduction="none"``): a batch mean weighted by the batch's
+    own labels would make one image's gradient depend on the others'.
+    """
     weights = None
     if options.class_weights != "none":
         weights = class_weights(labels, num_classes, options.class_weights).to(device)
-    return nn.CrossEntropyLoss(weight=weights, label_smoothing=options.label_smoothing)
+    reduction = "none" if options.dp.enabled else "mean"
+    return nn.CrossEntropyLoss(weight=weights, label_smoothing=options.label_smoothing, reduction=reduction)
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -101,6 +107,7 @@ class LoopParts:
     amp: bool = False
     proximal_mu: float = 0.0
     reference: Mapping[str, torch.Tensor] | None = None
+    private: PrivateTraining | None = None
 
 
 @dataclass
@@ -169,6 +176,28 @@ def _step(parts: LoopParts, inputs: torch.Tensor, targets: torch.Tensor) -> torc
     return loss.detach()
 
 
+def _private_step(parts: LoopParts, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """One DP-SGD step: the summed per-image loss, clipped and noised by the private optimizer."""
+    private = parts.private
+    logits, _ = private.model(inputs)
+    losses = parts.loss_fn(logits.float(), targets)
+    private.optimizer.zero_grad(set_to_none=True)
+    losses.sum().backward()
+    private.optimizer.step()
+    private.guard.record_step()
+    if parts.scheduler is not None:
+        parts.scheduler.step()
+    return losses.detach().mean() if len(losses) else torch.zeros(())
+
+
+def _batches(parts: LoopParts, num_images: int, batch_size: int, seed: int, epoch: int) -> list[torch.Tensor]:
+    if parts.private is None:
+        return epoch_batches(num_images, batch_size, seed, epoch)
+    plan = parts.private.guard.plan
+    generator = torch.Generator().manual_seed(derived_seed(seed, epoch, 0))
+    return poisson_batches(num_images, plan.sample_rate, plan.steps_per_epoch, generator)
+
+
 def run_epoch(
     parts: LoopParts,
     data: PreparedImages,
@@ -183,18 +212,21 @@ def run_epoch(
     After every step the position is recorded before any hook runs, so an interruption raised by
     a hook (or a Ctrl-C noticed through ``stop``) leaves ``progress`` pointing at the next step.
     """
-    batches = epoch_batches(len(data), batch_size, seed, progress.epoch)
+    batches = _batches(parts, len(data), batch_size, seed, progress.epoch)
     parts.model.train()
     for index in range(progress.next_step, len(batches)):
         if stop is not None and stop.requested:
             raise KeyboardInterrupt
+        if parts.private is not None and not parts.private.guard.can_step():
+            break
         started = time.perf_counter()
         indices = batches[index]
         inputs = data.batch(indices).to(parts.device, non_blocking=True)
         targets = data.label_batch(indices).to(parts.device, non_blocking=True)
-        if parts.augmenter is not None:
+        if parts.augmenter is not None and len(indices):
             inputs = parts.augmenter(inputs, progress.generator)
-        loss = _step(parts, inputs, targets).item()
+        step = _step if parts.private is None else _private_step
+        loss = step(parts, inputs, targets).item()
         if not math.isfinite(loss):
             raise ModelError(
                 f"the training loss became {loss} in epoch {progress.epoch + 1}",

@@ -18,6 +18,7 @@ from hub.federation.publish import (
     evaluation_from_sites,
     federation_key_paths,
     federation_section,
+    hub_privacy,
 )
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from registry.bundle.card import Card
@@ -96,6 +97,7 @@ def card_for(run: dict[str, Any]) -> dict[str, Any]:
         uid="f" * 32,
         dp_epsilon=(run["dp"] or {}).get("epsilon"),
         federation=federation_section(run),
+        privacy=hub_privacy(run["dp"]),
     )
 
 
@@ -114,9 +116,14 @@ def test_card_lists_each_finishing_site_with_its_metrics() -> None:
 
 def test_card_records_epsilon_and_delta_of_a_dp_run() -> None:
     dp = {"epsilon": 4.2, "delta": 1e-5, "noise_multiplier": 1.1, "clipping_norm": 0.5}
-    card = Card.from_dict(card_for(result(dp))).data
+    card = Card.from_dict(card_for(result({**dp, "accounting": "rdp"}))).data
     assert card["federation"]["dp"] == dp
     assert card["training"]["dp_epsilon"] == pytest.approx(4.2)
+    assert card["training"]["privacy"] == {
+        "notion": "update-level (clipping and noise at the hub)",
+        "epsilon": 4.2, "delta": 1e-5, "accountant": "rdp", "noise_multiplier": 1.1,
+    }  # fmt: skip
+    assert "privacy" not in Card.from_dict(card_for(result(None))).data["training"]
 
 
 def _finished_run(tmp_path: Path) -> RunOutcome:

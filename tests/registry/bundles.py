@@ -68,8 +68,10 @@ def card_for(
     uid: str = "0" * 32,
     size: int = SIZE,
     embedding: int = EMBEDDING,
+    mia_auc: float | None = 0.52,
+    privacy: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    card: dict[str, Any] = {
         "format_version": "1.0",
         "model_uid": uid,
         "task": {
@@ -116,8 +118,8 @@ def card_for(
             "epochs": 2,
             "best_epoch": 2,
             "seed": 0,
-            "dp_epsilon": None,
-            "membership_inference_auc": 0.52,
+            "dp_epsilon": None if privacy is None else privacy["epsilon"],
+            "membership_inference_auc": mia_auc,
         },
         "data": {
             "class_counts": {
@@ -127,6 +129,9 @@ def card_for(
         },
         "site": {"key_fingerprint": key_fp},
     }
+    if privacy is not None:
+        card["training"]["privacy"] = privacy
+    return card
 
 
 def make_bundle(

@@ -119,6 +119,8 @@ def test_disabled_checks_are_reported_as_skipped(tmp_path: Path, site_keys: dict
         ("metric_floor:\n  auc: high\n", "metric_floor.auc"),
         ("- a list\n", "must be a mapping"),
         ("checks: [\n", "not valid YAML"),
+        ("privacy:\n  max_mia_auc: 0.3\n", "privacy.max_mia_auc"),
+        ("privacy:\n  max_epsilon: 8\n  delta: null\n", "privacy.max_epsilon needs privacy.delta"),
     ],
 )
 def test_bad_policy_files_name_the_key(tmp_path: Path, text: str, message: str) -> None:

@@ -17,6 +17,7 @@ from mlflow import MlflowClient
 from typer.testing import CliRunner, Result
 
 from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
+from registry.bundle.card import Card
 from registry.cli.main import app
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
@@ -372,3 +373,67 @@ def test_publish_retries_then_reports_an_unreachable_registry(
         Registry.open(down)
     server_without_db = cli(home, "--tracking-uri", "http://127.0.0.1:9", "models", "list")
     assert server_without_db.exit_code == 2 and "registry.db_uri is required" in server_without_db.stderr
+
+
+def _strict(home: Path, published: PublishResult) -> Result:
+    return cli(
+        home, "approve", published.name, published.version, "--reviewer", "dr-p", "--policy", "strict.yaml"
+    )
+
+
+DP = {"notion": "sample-level (DP-SGD at the site)", "epsilon": 3.0, "delta": 1e-5, "accountant": "rdp"}
+
+
+def test_strict_policy_refuses_an_overfit_model_naming_figure_and_limit(
+    home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    refused = _strict(
+        home, publish(registry, site_keys["a"], tmp_path / "overfit", "overfit-net", mia_auc=0.95)
+    )
+    assert refused.exit_code == 10, refused.output
+    line = "privacy: membership-inference AUC 0.950 > 0.6 (privacy.max_mia_auc)"
+    assert line in refused.stderr
+    entry = registry.audit_entries(limit=1)[0]
+    assert entry.action == "model.approve_refused" and entry.details["problems"] == [line]
+
+
+def test_strict_policy_checks_epsilon_at_its_delta_and_passes_a_private_model(
+    home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    loose = publish(
+        registry, site_keys["a"], tmp_path / "loose", "loose-net", privacy={**DP, "epsilon": 20.0}
+    )
+    assert "privacy: DP epsilon 20 > 10 (privacy.max_epsilon)" in _strict(home, loose).stderr
+    wide = publish(registry, site_keys["a"], tmp_path / "wide", "wide-net", privacy={**DP, "delta": 1e-3})
+    assert "privacy: DP delta 0.001 > 1e-05 (privacy.delta)" in _strict(home, wide).stderr
+    private = publish(registry, site_keys["a"], tmp_path / "private", "private-net", privacy=DP)
+    approved = _strict(home, private)
+    assert approved.exit_code == 0, approved.output
+    (tmp_path / "dp.yaml").write_text("checks: {privacy: true}\nprivacy: {dp_required: true}\n")
+    plain = publish(registry, site_keys["a"], tmp_path / "plain", "plain-dp-net")
+    required = cli(
+        home, "approve", plain.name, plain.version, "--reviewer", "x", "--policy", str(tmp_path / "dp.yaml")
+    )
+    assert "privacy: trained without differential privacy (privacy.dp_required)" in required.stderr
+    default = cli(home, "approve", plain.name, plain.version, "--reviewer", "x", "--json")
+    assert {c["check"]: c["status"] for c in json.loads(default.stdout)["checks"]}["privacy"] == "skipped"
+
+
+def test_privacy_tags_on_the_mlflow_version_equal_the_card(
+    home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    uri = f"sqlite:///{home / 'registry.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    privacy = {**DP, "epsilon": 2.718281828459045, "delta": 3e-6}
+    for backbone, card in (("tagged-dp-net", {"privacy": privacy, "mia_auc": 0.5312}), ("tagged-net", {})):
+        published = publish(registry, site_keys["a"], tmp_path / backbone, backbone, **card)
+        stored = Card.read(
+            registry.models.download(registry.version(published.name, "1"), tmp_path / "dl" / backbone)
+        )
+        tags = client.get_model_version(published.name, "1").tags
+        expected = stored.privacy or {}
+        assert tags["privacy.notion"] == expected.get("notion", "none")
+        assert (float(tags["privacy.mia_auc"])) == stored.membership_inference_auc
+        for key in ("epsilon", "delta"):
+            assert (float(tags[f"privacy.{key}"]) if tags[f"privacy.{key}"] else None) == expected.get(key)
+    assert float(tags["privacy.mia_auc"]) == 0.52 and tags["privacy.epsilon"] == ""

@@ -23,7 +23,7 @@ from site_agent.cli.main import app
 from site_agent.config import render_site_template, site_key_paths, validate_site_config
 from site_agent.data.synthetic import write_synthetic_npz
 from site_agent.training.trainer import train_run
-from specialist.export.card_builder import membership_inference_auc
+from specialist.export.membership import membership_inference_auc
 from specialist.training.config import TrainingConfig
 
 pytestmark = pytest.mark.slow

@@ -120,6 +120,7 @@ def test_run_folder_layout_and_contents(straight: RunResult, fast_training: Trai
         assert key in metrics["val"] and key in metrics["test"]
     assert set(metrics["class_counts"]) == {"train", "val", "test"}
     assert metrics["images"] == {"seen": 80, "skipped": 0}
+    assert metrics["privacy"] is None and config["training"]["dp"]["enabled"] is False
     log = (run_dir / "train.log").read_text()
     assert "device: cpu" in log and "epoch 2/2" in log and "finished" in log
 
