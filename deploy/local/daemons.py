@@ -91,6 +91,15 @@ class DaemonSet:
         pid = int(path.read_text().strip())
         return pid if pid_alive(pid) and self._ours(pid) else None
 
+    def _spawned_alive(self, name: str) -> bool:
+        """Whether the process this invocation spawned for ``name`` still runs.
+
+        Not :meth:`pid`: between fork and exec a child still carries its parent's environment,
+        without the state marker, and would read as "not ours" (a false "exited while starting").
+        """
+        path = self.pid_file(name)
+        return path.is_file() and pid_alive(int(path.read_text().strip()))
+
     def _ours(self, pid: int) -> bool:
         try:
             environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -123,7 +132,7 @@ class DaemonSet:
         deadline = time.monotonic() + timeout_s
         while waiting:
             for daemon in list(waiting):
-                if self.pid(daemon.name) is None:
+                if not self._spawned_alive(daemon.name):
                     raise TopologyError(
                         f"{daemon.name} exited while starting",
                         hint=f"its log ends with:\n{self.tail(daemon.name)}",

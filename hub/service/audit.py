@@ -15,6 +15,8 @@ the deletion of the newest entries as well.
 from __future__ import annotations
 
 import json
+import random
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,7 +33,8 @@ REPORT = "report"
 
 # Concurrent writers (several workers, one database) race for the next sequence number; the
 # loser hits the primary key (or SQLite's busy snapshot) and appends again after the new head.
-_APPEND_ATTEMPTS = 8
+_APPEND_ATTEMPTS = 40
+_BACKOFF_CAP_S = 0.05
 
 
 def _fields(row: AuditRow) -> dict[str, Any]:
@@ -85,6 +88,9 @@ class HubRecords:
             except (IntegrityError, OperationalError):
                 if attempt >= _APPEND_ATTEMPTS:
                     raise
+                # another writer took this sequence number: back off a random while, so that
+                # racing writers spread out instead of colliding again in lockstep
+                time.sleep(random.uniform(0.0, min(_BACKOFF_CAP_S, 0.001 * 2**attempt)))
                 attempt += 1
 
     def _append_once(
