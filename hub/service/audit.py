@@ -37,8 +37,7 @@ _APPEND_ATTEMPTS = 40
 _BACKOFF_CAP_S = 0.05
 
 
-def _fields(row: AuditRow) -> dict[str, Any]:
-    """What an entry's digest covers: every stored column but the two digests."""
+def _columns(row: AuditRow) -> dict[str, Any]:
     return {
         "seq": row.seq,
         "at": row.at,
@@ -46,20 +45,16 @@ def _fields(row: AuditRow) -> dict[str, Any]:
         "action": row.action,
         "task_id": row.task_id,
         "image_sha256": row.image_sha256,
-        "details": json.dumps(row.details, sort_keys=True, separators=(",", ":")),
     }
+
+
+def _fields(row: AuditRow) -> dict[str, Any]:
+    """What an entry's digest covers: every stored column but the two digests."""
+    return {**_columns(row), "details": json.dumps(row.details, sort_keys=True, separators=(",", ":"))}
 
 
 def _entry(row: AuditRow) -> dict[str, Any]:
-    return {
-        "seq": row.seq,
-        "at": row.at,
-        "actor": row.actor,
-        "action": row.action,
-        "task_id": row.task_id,
-        "image_sha256": row.image_sha256,
-        **row.details,
-    }
+    return {**_columns(row), **row.details}
 
 
 class HubRecords:
