@@ -13,6 +13,7 @@ import functools
 import hashlib
 import itertools
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,8 +158,9 @@ class World:
         balanced_accuracy: float = 0.8,
         size: int = SIZE,
         training_set_digest: str | None = None,
+        card_edit: Callable[[dict[str, Any]], None] | None = None,
     ) -> Path:
-        """A signed bundle folder (not yet published)."""
+        """A signed bundle folder (not yet published); ``card_edit`` may change the card first."""
         data, model = exported(backbone, seed, len(labels), size)
         folder = self.root / "bundles" / f"b{next(self._count)}"
         folder.mkdir(parents=True)
@@ -173,6 +175,8 @@ class World:
             balanced_accuracy=balanced_accuracy,
             training_set_digest=training_set_digest,
         )
+        if card_edit is not None:
+            card_edit(card)
         write_card(card, folder)
         key = load_private_key(owner.key_path, passphrase_from_env_or_prompt(confirm=False, prompt=False))
         sign_bundle(folder, key, folder / SITE_SIG)

@@ -18,6 +18,9 @@ from gsco_common.errors import DataError
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+RESIZE_MODES = ("stretch", "pad")
+"""``stretch``: resize straight to a square (cards without ``resize``); ``pad``: keep the aspect ratio."""
+
 _INTERPOLATIONS = {
     "bilinear": Image.Resampling.BILINEAR,
     "bicubic": Image.Resampling.BICUBIC,
@@ -32,6 +35,11 @@ class Preprocessing:
     ``channels`` is ``"gray_to_rgb"`` (grayscale replicated to three channels; colour images are
     converted to luminance first so that a colour copy of the same X-ray gives the same input) or
     ``"rgb"`` (grayscale replicated, colour kept).
+
+    ``resize`` is ``"pad"`` (new runs: a non-square image is padded to a square, centred, the odd
+    pixel going to the bottom / right, with ``pad_value`` in [0, 1] intensity before
+    normalisation, 0 = black; then resized) or ``"stretch"`` (resized straight to a square,
+    distorting non-square images: the behaviour of cards written before the field existed).
     """
 
     input_size: int
@@ -39,6 +47,8 @@ class Preprocessing:
     std: tuple[float, float, float] = IMAGENET_STD
     interpolation: str = "bilinear"
     channels: str = "gray_to_rgb"
+    resize: str = "stretch"
+    pad_value: float = 0.0
 
     def __post_init__(self) -> None:
         if self.input_size < 8:
@@ -50,6 +60,10 @@ class Preprocessing:
             )
         if self.channels not in ("gray_to_rgb", "rgb"):
             raise DataError(f"preprocessing.channels must be 'gray_to_rgb' or 'rgb', got {self.channels!r}")
+        if self.resize not in RESIZE_MODES:
+            raise DataError(f"preprocessing.resize must be 'stretch' or 'pad', got {self.resize!r}")
+        if not 0.0 <= self.pad_value <= 1.0:
+            raise DataError(f"preprocessing.pad_value must be in [0, 1], got {self.pad_value}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise DataError("preprocessing.mean/std must have three values, std > 0")
 
@@ -67,6 +81,8 @@ class Preprocessing:
             std=tuple(float(v) for v in data.get("std", IMAGENET_STD)),  # type: ignore[arg-type]
             interpolation=str(data.get("interpolation", "bilinear")),
             channels=str(data.get("channels", "gray_to_rgb")),
+            resize=str(data.get("resize", "stretch")),
+            pad_value=float(data.get("pad_value", 0.0)),
         )
 
 
@@ -96,6 +112,17 @@ def resize_unit_image(image: np.ndarray, size: int, interpolation: str) -> np.nd
     return np.stack(channels, axis=-1).astype(np.float32)
 
 
+def pad_to_square(image: np.ndarray, value: float) -> np.ndarray:
+    """Pad an ``[H, W]`` or ``[H, W, 3]`` image to a centred square (odd pixel bottom / right)."""
+    height, width = image.shape[:2]
+    side = max(height, width)
+    if height == width:
+        return image
+    top, left = (side - height) // 2, (side - width) // 2
+    pads = [(top, side - height - top), (left, side - width - left)] + [(0, 0)] * (image.ndim - 2)
+    return np.pad(image, pads, mode="constant", constant_values=value)
+
+
 def preprocess(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
     """Turn one image (``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]``) into ``float32 [3, S, S]``."""
     if image.ndim == 3 and image.shape[2] == 1:
@@ -107,6 +134,8 @@ def preprocess(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
     unit = to_unit_float(image)
     if unit.ndim == 3 and spec.channels == "gray_to_rgb":
         unit = unit @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)
+    if spec.resize == "pad":
+        unit = pad_to_square(unit, spec.pad_value)
     unit = np.clip(resize_unit_image(unit, spec.input_size, spec.interpolation), 0.0, 1.0)
     rgb = np.repeat(unit[None], 3, axis=0) if unit.ndim == 2 else np.transpose(unit, (2, 0, 1))
     mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]

@@ -192,10 +192,15 @@ def load_run(run_dir: Path) -> RunInfo:
 
 def build_model(config: RunConfig) -> Specialist:
     """The run's architecture with fresh weights (no pretrained file: a checkpoint follows)."""
+    recorded = Preprocessing.from_dict(config.model.preprocessing)
     model = create_specialist(
-        config.model.backbone, config.model.num_classes, config.model.image_size, pretrained=False
+        config.model.backbone,
+        config.model.num_classes,
+        config.model.image_size,
+        pretrained=False,
+        resize=recorded.resize,
     )
-    if model.preprocessing.to_dict() != Preprocessing.from_dict(config.model.preprocessing).to_dict():
+    if model.preprocessing.to_dict() != recorded.to_dict():
         raise ModelError(
             f"backbone {config.model.backbone!r} now builds with different preprocessing than this run",
             hint="use the site-agent version that trained the run",

@@ -429,7 +429,9 @@ def train_run(
     (run_dir / "checkpoints").mkdir(parents=True)
     with run_logging(run_dir):
         seed_everything(training.seed)
-        model = create_specialist(backbone, len(labels), training.image_size, training.weights_dir)
+        model = create_specialist(
+            backbone, len(labels), training.image_size, training.weights_dir, resize=training.resize
+        )
     if training.dp.enabled:
         try:
             model = make_dp_compatible(model)

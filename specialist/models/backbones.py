@@ -20,7 +20,8 @@ register_timm("densenet121", "densenet121.ra_in1k")
 register_timm("efficientnet_b4", "efficientnet_b4.ra2_in1k", min_size=16)
 register_timm("vit_b16", "vit_base_patch16_224.augreg2_in21k_ft_in1k", patch=16)
 register_timm("clip_vit_b16", "vit_base_patch16_clip_224.openai", patch=16)
-register_timm("eva02_vit_b", "eva02_base_patch14_224.mim_in22k", patch=14)
+# The paper's EVA-02 specialist is the CLIP ViT-B/16 (EVA-02-CLIP), not the patch-14 MIM model.
+register_timm("eva02_vit_b", "eva02_base_patch16_clip_224.merged2b", patch=16)
 register_timm("dino_vit_b16", "vit_base_patch16_224.dino", patch=16)
 register_timm("sam_vit_b16", "samvit_base_patch16.sa1b", patch=16)
 

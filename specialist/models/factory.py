@@ -27,6 +27,7 @@ def create_specialist(
     weights_dir: Path | None = None,
     *,
     pretrained: bool = True,
+    resize: str = "pad",
 ) -> Specialist:
     """Build a specialist classifier for ``num_classes`` classes at ``image_size`` pixels.
 
@@ -34,7 +35,8 @@ def create_specialist(
     ``specialist.preprocessing.input_size`` is the size actually used. Pretrained weights come
     only from the local weights folder (``weights_dir``, else ``GSCO_WEIGHTS_DIR``); without a
     file for this backbone the weights are random and a warning is logged. ``pretrained=False``
-    skips the folder, e.g. when a checkpoint is loaded right after.
+    skips the folder, e.g. when a checkpoint is loaded right after. ``resize`` is the card's
+    input geometry (``pad``: aspect ratio kept; ``stretch``: what runs before the field did).
     """
     if num_classes < 2:
         raise ModelError(f"a specialist needs at least 2 classes, got {num_classes}")
@@ -46,6 +48,7 @@ def create_specialist(
         std=spec.std,
         interpolation=spec.interpolation,
         channels="gray_to_rgb",
+        resize=resize,
     )
     model = Specialist(spec.builder(num_classes, size), backbone=spec.name, preprocessing=preprocessing)
     if not pretrained:

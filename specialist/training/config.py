@@ -11,6 +11,7 @@ from specialist.task import StrictModel
 
 MonitorName = Literal["balanced_accuracy", "macro_f1", "accuracy", "auc", "loss"]
 ClassWeighting = Literal["balanced", "sqrt", "none"]
+ResizeMode = Literal["pad", "stretch"]
 
 
 class AugmentationConfig(StrictModel):
@@ -68,6 +69,7 @@ class TrainingConfig(StrictModel):
 
     backbones: list[str] = Field(default_factory=lambda: ["resnet18"], min_length=1)
     image_size: int = Field(default=224, ge=16, le=1024)
+    resize: ResizeMode = "pad"
     epochs: int = Field(default=20, ge=1, le=1000)
     batch_size: int = Field(default=32, ge=2, le=4096)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)

@@ -63,3 +63,53 @@ def test_bad_image_shape_and_dtype_are_clear_errors():
         preprocess(np.zeros((4, 4, 5), np.uint8), spec)
     with pytest.raises(DataError, match="dtype"):
         preprocess(np.zeros((4, 4), np.int64), spec)
+
+
+def test_pad_keeps_the_aspect_ratio_with_a_centred_square():
+    """A 4x8 image is padded to 8x8 (two black rows above, two below), then resized (here: none)."""
+    spec = Preprocessing(input_size=8, mean=(0, 0, 0), std=(1, 1, 1), resize="pad", pad_value=0.0)
+    image = np.full((4, 8), 255, dtype=np.uint8)
+    expected = np.zeros((8, 8), np.float32)
+    expected[2:6] = 1.0
+    np.testing.assert_array_equal(preprocess(image, spec), np.repeat(expected[None], 3, axis=0))
+    stretched = preprocess(image, Preprocessing(input_size=8, mean=(0, 0, 0), std=(1, 1, 1)))
+    np.testing.assert_array_equal(stretched, np.ones((3, 8, 8), np.float32))
+
+
+def test_pad_puts_the_odd_pixel_bottom_right_and_uses_the_pad_value():
+    spec = Preprocessing(input_size=8, mean=(0, 0, 0), std=(1, 1, 1), resize="pad", pad_value=0.5)
+    tall = np.ones((8, 5), np.float32)
+    row = [0.5, 1, 1, 1, 1, 1, 0.5, 0.5]
+    np.testing.assert_array_equal(preprocess(tall, spec)[0], [row] * 8)
+    rgb = Preprocessing(
+        input_size=8, mean=(0, 0, 0), std=(1, 1, 1), channels="rgb", resize="pad", pad_value=0.5
+    )
+    wide = np.zeros((5, 8, 3), np.uint8)
+    column = [0.5, 0, 0, 0, 0, 0, 0.5, 0.5]
+    np.testing.assert_array_equal(preprocess(wide, rgb)[:, :, 0], [column] * 3)
+
+
+def test_a_card_without_the_resize_field_keeps_stretching():
+    old = {
+        "input_size": 8,
+        "mean": [0, 0, 0],
+        "std": [1, 1, 1],
+        "interpolation": "bilinear",
+        "channels": "rgb",
+    }
+    spec = Preprocessing.from_dict(old)
+    assert (spec.resize, spec.pad_value) == ("stretch", 0.0)
+    padded = Preprocessing(input_size=8, resize="pad", pad_value=0.25)
+    assert Preprocessing.from_dict(padded.to_dict()) == padded
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"resize": "crop"}, "preprocessing.resize"),
+        ({"resize": "pad", "pad_value": 1.5}, "preprocessing.pad_value"),
+    ],
+)
+def test_bad_geometry_is_refused_naming_the_field(kwargs, field):
+    with pytest.raises(DataError, match=field):
+        Preprocessing(input_size=8, **kwargs)

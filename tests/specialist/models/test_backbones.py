@@ -57,13 +57,27 @@ def test_preprocessing_follows_the_pinned_pretrained_config() -> None:
     assert get_spec("alexnet").mean == pytest.approx((0.485, 0.456, 0.406))
 
 
+def test_eva02_is_the_papers_clip_vit_b16() -> None:
+    """The paper's EVA-02 specialist is EVA-02-CLIP ViT-B/16, not the patch-14 MIM model."""
+    spec = get_spec("eva02_vit_b")
+    assert spec.source == "timm:eva02_base_patch16_clip_224.merged2b"
+    assert spec.size_multiple == 16
+    assert spec.mean == pytest.approx((0.48145466, 0.4578275, 0.40821073))
+    model = create_specialist("eva02_vit_b", 2, 32, pretrained=False)
+    assert type(model.net).__name__ == "Eva"
+    assert model.net.patch_embed.patch_size == (16, 16)
+    assert model.net.patch_embed.grid_size == (2, 2)
+    assert model.embedding_dim == 768
+
+
 @pytest.mark.parametrize(
     ("backbone", "requested", "used"),
     [
         ("vit_b16", 28, 32),
         ("vit_b16", 48, 48),
-        ("eva02_vit_b", 28, 28),
-        ("eva02_vit_b", 30, 42),
+        ("eva02_vit_b", 32, 32),
+        ("eva02_vit_b", 30, 32),
+        ("eva02_vit_b", 40, 48),
         ("alexnet", 28, 63),
     ],
 )

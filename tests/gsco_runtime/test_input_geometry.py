@@ -1,0 +1,92 @@
+"""Input geometry: a non-square file gives the same model input at the site and at the hub.
+
+The site reads files with ``site_agent.data.decode`` and prepares them with
+``specialist.inputs``; the hub decodes uploads with ``hub.service.intake`` and prepares them in
+``gsco_runtime.pool``. Both follow the card's ``preprocessing`` (``resize: pad`` for new runs).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gsco_common.errors import CardError
+from gsco_runtime.pool.cache import BundleCache
+from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.registry_source import RegistrySource
+from gsco_runtime.pool.specialist import LoadedSpecialist
+from hub.service.intake import decode
+from registry.bundle.preprocess import preprocess
+from site_agent.data.decode import decode_file
+from specialist.data import LabelledImages
+from specialist.inputs import PreparedImages
+from tests.gsco_runtime.world import World, exported
+
+LIMITS = {"max_bytes": 1 << 20, "max_pixels": 1 << 20}
+
+
+def _served(world: World, tmp_path: Path, **bundle: Any) -> LoadedSpecialist:
+    task = world.new_task()
+    world.publish(task, "test_resnet", "site-a", seed=3, **bundle)
+    pool = SpecialistPool(RegistrySource(world.config), BundleCache(tmp_path / "cache"))
+    pool.watch([task])
+    (specialist,) = pool.snapshot(task).specialists
+    return specialist
+
+
+def _non_square_png(path: Path) -> bytes:
+    """A 48 x 20 photograph-like gradient: stretching it to a square would distort it."""
+    rows = np.linspace(0, 255, 20, dtype=np.float32)[:, None]
+    cols = np.linspace(0, 120, 48, dtype=np.float32)[None, :]
+    Image.fromarray((rows * 0.5 + cols).astype(np.uint8), mode="L").save(path)
+    return path.read_bytes()
+
+
+def test_a_non_square_image_becomes_the_same_tensor_at_site_and_hub(world: World, tmp_path: Path) -> None:
+    specialist = _served(world, tmp_path)
+    _, model = exported("test_resnet", 3)
+    assert model.preprocessing.resize == "pad"  # new runs keep the aspect ratio
+    assert specialist.info.preprocessing == model.preprocessing  # ... and the card tells the hub
+
+    data = _non_square_png(tmp_path / "wide.png")
+    site_image = decode_file(tmp_path / "wide.png").image
+    split = LabelledImages(load_image=lambda _i: site_image, labels=np.zeros(1, np.int64))
+    site_input = PreparedImages(split, model.preprocessing).batch(np.arange(1)).numpy()[0]
+    hub_input = specialist.prepare(decode(data, **LIMITS).pixels)
+    assert np.array_equal(site_input, hub_input)
+
+    size = model.preprocessing.input_size
+    black = (0.0 - np.asarray(model.preprocessing.mean, np.float32)) / np.asarray(model.preprocessing.std)
+    # 48 x 20 padded to 48 x 48 puts 14 black rows above the image: scaled to 32 px, rows 0..8.
+    np.testing.assert_allclose(hub_input[:, :8, :], np.broadcast_to(black[:, None, None], (3, 8, size)))
+    stretched = preprocess(site_image, replace(model.preprocessing, resize="stretch"))
+    assert not np.allclose(stretched, hub_input)
+
+
+def test_a_card_without_the_field_is_still_served_stretched(world: World, tmp_path: Path) -> None:
+    def old_card(card: dict[str, Any]) -> None:
+        del card["preprocessing"]["resize"], card["preprocessing"]["pad_value"]
+
+    specialist = _served(world, tmp_path, card_edit=old_card)
+    assert specialist.info.preprocessing.resize == "stretch"
+    image = np.asarray(Image.open(io.BytesIO(_non_square_png(tmp_path / "w.png"))))
+    spec = specialist.info.preprocessing
+    assert np.array_equal(specialist.prepare(image), preprocess(image, replace(spec, resize="stretch")))
+    assert not np.allclose(specialist.prepare(image), preprocess(image, replace(spec, resize="pad")))
+    probs, _ = specialist.predict(image)
+    assert probs.shape == (2,)
+
+
+@pytest.mark.parametrize("resize", ["crop", 3])
+def test_a_card_with_an_unknown_geometry_is_refused(world: World, resize: object) -> None:
+    def bad(card: dict[str, Any]) -> None:
+        card["preprocessing"]["resize"] = resize
+
+    with pytest.raises(CardError, match=r"card\.preprocessing\.resize"):
+        world.bundle(world.new_task(), "test_resnet", "site-a", card_edit=bad)
