@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from registry.bundle.preprocess import Preprocessing
+from registry.bundle.tta import merge
 from specialist.data import LabelledImages
 from specialist.inputs import PreparedImages
 
@@ -22,12 +23,15 @@ def predict(
     preprocessing: Preprocessing,
     batch_size: int = 64,
     device: torch.device | None = None,
+    tta: str = "none",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``model`` (forward -> ``(logits, embedding)``) over every image, in order.
 
     Inputs go through :func:`registry.bundle.preprocess.preprocess` with ``preprocessing`` (the card's),
     exactly as the hub will feed them. Returns ``probs`` ``float32 [N, C]`` (softmax) and
-    ``embeddings`` ``float32 [N, D]``. The model's train/eval mode is restored afterwards.
+    ``embeddings`` ``float32 [N, D]``, averaged over the card's test-time views (``tta: hflip``:
+    the image and its mirror, as :mod:`registry.bundle.tta` does at the hub). The model's
+    train/eval mode is restored afterwards.
     """
     prepared = images if isinstance(images, PreparedImages) else PreparedImages(images, preprocessing, 0)
     device = device or model_device(model)
@@ -39,9 +43,11 @@ def predict(
         with torch.inference_mode():
             for start in range(0, len(prepared), batch_size):
                 indices = np.arange(start, min(start + batch_size, len(prepared)))
-                logits, embedding = model(prepared.batch(indices).to(device, non_blocking=True))
-                probs.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-                embeddings.append(embedding.float().flatten(1).cpu().numpy())
+                batch = prepared.batch(indices).to(device, non_blocking=True)
+                inputs = [batch, torch.flip(batch, dims=(3,))] if tta == "hflip" else [batch]
+                outputs = [model(view) for view in inputs]
+                probs.append(merge([torch.softmax(lg.float(), dim=1).cpu().numpy() for lg, _ in outputs]))
+                embeddings.append(merge([emb.float().flatten(1).cpu().numpy() for _, emb in outputs]))
     finally:
         model.train(was_training)
     if not probs:

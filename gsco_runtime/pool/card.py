@@ -26,6 +26,7 @@ def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
             site_fingerprint=card.key_fingerprint,
             model_uid=card.model_uid,
             preprocessing=card.preprocessing,
+            tta=card.tta,
             validation=validation,
             validation_upper=card.headline_upper_bounds(),
             training_set_digest=card.training_set_digest,

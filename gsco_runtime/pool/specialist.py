@@ -14,6 +14,7 @@ from gsco_common.errors import ModelError
 from gsco_runtime.pool.batcher import MicroBatcher
 from gsco_runtime.pool.threads import ThreadBudget
 from registry.bundle.preprocess import Preprocessing, preprocess, preprocess_batch
+from registry.bundle.tta import merge, views
 
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "embedding")
@@ -43,6 +44,8 @@ class SpecialistInfo:
     site_fingerprint: str
     model_uid: str
     preprocessing: Preprocessing
+    tta: str = "none"
+    """The card's test-time augmentation (``registry.bundle.tta``): which views a prediction averages."""
     validation: Mapping[str, float] = field(default_factory=dict)
     validation_upper: Mapping[str, float] = field(default_factory=dict)
     """Upper ends of the card's 95 % intervals of ``validation``."""
@@ -139,8 +142,12 @@ class LoadedSpecialist:
         return preprocess(image, self.info.preprocessing)
 
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """One image through the micro-batcher: ``(probabilities [C], embedding [D])``."""
-        return self.batcher.submit(self.prepare(image))
+        """One image through the micro-batcher: ``(probabilities [C], embedding [D])``.
+
+        With the card's ``tta`` each view goes through the batcher; the outputs are averaged.
+        """
+        rows = [self.batcher.submit(view[0]) for view in views(self.prepare(image)[None], self.info.tta)]
+        return merge([probs for probs, _ in rows]), merge([embedding for _, embedding in rows])
 
     def predict_many(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         """Many images in fixed batches (library embedding, evaluation): ``(probs [N, C], emb [N, D])``."""
@@ -148,9 +155,9 @@ class LoadedSpecialist:
         embeddings: list[np.ndarray] = []
         for start in range(0, len(images), LIBRARY_BATCH):
             batch = preprocess_batch(list(images[start : start + LIBRARY_BATCH]), self.info.preprocessing)
-            logits, embedding = self.run(batch)
-            probs.append(softmax(logits))
-            embeddings.append(embedding)
+            outputs = [self.run(view) for view in views(batch, self.info.tta)]
+            probs.append(merge([softmax(logits) for logits, _ in outputs]))
+            embeddings.append(merge([embedding for _, embedding in outputs]))
         if not probs:
             return np.zeros((0, len(self.info.label_names)), np.float32), np.zeros((0, 0), np.float32)
         return np.concatenate(probs), np.concatenate(embeddings)

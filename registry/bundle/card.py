@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from gsco_common.errors import CardError
 from registry.bundle.layout import CARD_FILE
 from registry.bundle.preprocess import Preprocessing
+from registry.bundle.tta import tta_problem
 
 FORMAT_VERSION = "1.0"
 SMALL_COUNT = 10
@@ -69,6 +70,9 @@ def card_problems(card: Any) -> list[str]:
         problems.append("card.model.outputs.embedding: width differs from model.embedding_dim")
     if [row["label"] for row in card["evaluation"]["per_class"]] != labels:
         problems.append("card.evaluation.per_class: labels differ from task.labels (order matters)")
+    tta_refusal = tta_problem(card.get("inference", {}).get("tta", "none"), card["task"]["modality"])
+    if tta_refusal:
+        problems.append(f"card.inference.tta: {tta_refusal}")
     for split, counts in card["data"]["class_counts"].items():
         if list(counts) != labels:
             problems.append(f"card.data.class_counts.{split}: labels differ from task.labels")
@@ -141,6 +145,16 @@ class Card:
     @property
     def preprocessing(self) -> Preprocessing:
         return Preprocessing.from_dict(self.data["preprocessing"])
+
+    @property
+    def tta(self) -> str:
+        """``inference.tta`` (``registry.bundle.tta``); ``"none"`` on cards without the field."""
+        return str(self.data.get("inference", {}).get("tta", "none"))
+
+    @property
+    def pretrained(self) -> dict[str, str] | None:
+        """``training.pretrained`` (weights file name, sha256, origin); None for random init."""
+        return self.data["training"].get("pretrained")
 
     @property
     def key_fingerprint(self) -> str:

@@ -70,7 +70,7 @@ def evaluate(
     info = load_run(run_dir)
     data_config = info.data if data is None else data_override(info.data, data)
     images = load_site_data(data_config, info.label_names, info.seed).split(split.value)
-    probs, _ = predict(load_model(run_dir), images, info.preprocessing, batch_size)
+    probs, _ = predict(load_model(run_dir), images, info.preprocessing, batch_size, tta=info.training.tta)
     metrics = compute_metrics(images.labels, probs, info.label_names)
     if json_output:
         print_json(

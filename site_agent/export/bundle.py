@@ -29,6 +29,7 @@ from registry.bundle.card import card_strings
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.bundle.preprocess import Preprocessing, preprocess_batch
+from registry.bundle.tta import merge, views
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.data.loader import load_site_data
 from site_agent.training.run_dir import BEST, checkpoint_path, load_model, load_run
@@ -39,6 +40,7 @@ from specialist.export.card_builder import (
     build_card,
     evaluation_section,
     model_uid,
+    pretrained_section,
     privacy_section,
 )
 from specialist.export.membership import membership_audit
@@ -87,17 +89,25 @@ def _inputs(images: LabelledImages, indices: np.ndarray, spec: Preprocessing) ->
     return preprocess_batch([images.image(int(i)) for i in indices], spec)
 
 
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
 def _onnx_probs(
-    session: ort.InferenceSession, images: LabelledImages, indices: np.ndarray, spec: Preprocessing
+    session: ort.InferenceSession,
+    images: LabelledImages,
+    indices: np.ndarray,
+    spec: Preprocessing,
+    tta: str = "none",
 ) -> np.ndarray:
-    """Softmax of the exported model's logits: the numbers the hub will see."""
+    """Softmax of the exported model's logits, averaged over the card's TTA views: what the hub sees."""
     chunks = []
     for start in range(0, len(indices), BATCH):
-        logits = session.run(["logits"], {INPUT_NAME: _inputs(images, indices[start : start + BATCH], spec)})[
-            0
-        ]
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        chunks.append(shifted / shifted.sum(axis=1, keepdims=True))
+        batch = _inputs(images, indices[start : start + BATCH], spec)
+        chunks.append(
+            merge([_softmax(session.run(["logits"], {INPUT_NAME: view})[0]) for view in views(batch, tta)])
+        )
     return np.concatenate(chunks).astype(np.float64)
 
 
@@ -162,14 +172,15 @@ def export_bundle(
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         split = "test" if len(data.splits.get("test", [])) else "val"
         held_out = data.split(split)
-        probs = _onnx_probs(session, held_out, np.arange(len(held_out)), spec)
+        tta = info.training.tta
+        probs = _onnx_probs(session, held_out, np.arange(len(held_out)), spec, tta)
         evaluation = evaluation_section(
             held_out.labels, probs, info.label_names, split=split, resamples=resamples, seed=info.seed
         )
         train = data.split("train")
         members = _sample(len(train), MIA_IMAGES, rng)
         member_labels = train.labels[members].astype(np.int64)
-        member_losses = nll_per_example(_onnx_probs(session, train, members, spec), member_labels)
+        member_losses = nll_per_example(_onnx_probs(session, train, members, spec, tta), member_labels)
         held_labels = held_out.labels.astype(np.int64)
         held_losses = nll_per_example(probs, held_labels)
         if calibrated_mia:
@@ -211,6 +222,8 @@ def export_bundle(
             training_set_digest=info.training_set_digest,
             privacy=privacy_section(info.metrics.get("privacy")),
             membership=audit,
+            tta=tta,
+            pretrained=pretrained_section(info.pretrained, info.training.weights_origin),
         )
 
     target = run_dir / BUNDLE_DIR

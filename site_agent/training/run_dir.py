@@ -55,6 +55,8 @@ class ModelSpec(BaseModel):
     image_size: int
     embedding_dim: int
     preprocessing: dict[str, Any]
+    pretrained: dict[str, str] | None = None
+    """``{"file", "sha256"}`` of the local weights file the backbone started from."""
 
 
 class RunConfig(BaseModel):
@@ -146,6 +148,7 @@ class RunInfo:
     training: TrainingConfig
     class_counts: dict[str, list[int]]
     training_set_digest: str | None = None
+    pretrained: dict[str, str] | None = None
 
     @property
     def val_metrics(self) -> dict[str, Any]:
@@ -187,6 +190,7 @@ def load_run(run_dir: Path) -> RunInfo:
         training=config.training,
         class_counts=config.class_counts,
         training_set_digest=config.training_set_digest,
+        pretrained=config.model.pretrained,
     )
 
 

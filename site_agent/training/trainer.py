@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from gsco_common.errors import ConfigError, DataError
+from registry.bundle.tta import tta_problem
 from site_agent.config import SiteConfig, runs_dir
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
@@ -419,6 +420,9 @@ def train_run(
     ``site_data`` may be passed to share one loaded dataset between several backbones.
     """
     training = training.model_copy(update={"backbones": [backbone]})
+    refusal = tta_problem(training.tta, site.task.modality)
+    if refusal:
+        raise ConfigError(f"training.tta: {refusal}", hint="set training.tta: none for this task")
     labels = site.task.labels
     if site_data is None:
         site_data = load_site_data(data, labels, training.seed)
@@ -430,7 +434,12 @@ def train_run(
     with run_logging(run_dir):
         seed_everything(training.seed)
         model = create_specialist(
-            backbone, len(labels), training.image_size, training.weights_dir, resize=training.resize
+            backbone,
+            len(labels),
+            training.image_size,
+            training.weights_dir,
+            resize=training.resize,
+            weights_sha256=training.weights_sha256,
         )
     if training.dp.enabled:
         try:
@@ -452,6 +461,7 @@ def train_run(
                 image_size=model.image_size,
                 embedding_dim=model.embedding_dim,
                 preprocessing=model.preprocessing.to_dict(),
+                pretrained=model.pretrained,
             ),
             device=str(device),
             class_counts={name: split.class_counts(len(labels)) for name, split in site_data.splits.items()},

@@ -119,6 +119,13 @@ def privacy_section(report: dict[str, Any] | None) -> dict[str, Any] | None:
     return {key: report[key] for key in PRIVACY_CARD_KEYS if report.get(key) is not None}
 
 
+def pretrained_section(weights: dict[str, str] | None, origin: str) -> dict[str, str] | None:
+    """The card's ``training.pretrained``: file name, sha256 and the operator's origin text."""
+    if weights is None:
+        return None
+    return {"file": weights["file"], "sha256": weights["sha256"], "origin": origin.strip()}
+
+
 def _texts(values: Sequence[str], defaults: Sequence[str]) -> list[str]:
     cleaned = [value.strip() for value in values if value.strip()]
     return cleaned or list(defaults)
@@ -144,13 +151,17 @@ def build_card(
     training_set_digest: str | None = None,
     privacy: dict[str, Any] | None = None,
     membership: dict[str, Any] | None = None,
+    tta: str = "none",
+    pretrained: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
 
     ``training_set_digest`` (``registry.bundle.provenance``) names the training set as a whole,
     so that a hub can refuse to calibrate on it. ``privacy`` is the DP-SGD report of the run
     (:func:`privacy_section`); its spent ε is also ``training.dp_epsilon``. ``membership`` is the
-    audit of :func:`specialist.export.membership.membership_audit`.
+    audit of :func:`specialist.export.membership.membership_audit`. ``tta`` is the test-time
+    augmentation the evaluation used and the hub applies (``registry.bundle.tta``);
+    ``pretrained`` is :func:`pretrained_section`.
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -181,6 +192,7 @@ def build_card(
             "opset": opset,
         },
         "preprocessing": preprocessing.to_dict(),
+        "inference": {"tta": tta},
         "evaluation": evaluation,
         "training": {
             "epochs": epochs,
@@ -200,6 +212,8 @@ def build_card(
     }
     if membership is not None:
         card["training"]["membership_inference"] = membership
+    if pretrained is not None:
+        card["training"]["pretrained"] = pretrained
     if privacy is not None:
         card["training"]["privacy"] = privacy
         card["training"]["dp_epsilon"] = privacy["epsilon"]
@@ -211,6 +225,6 @@ def build_card(
     if problems:
         raise ExportError(
             "the model card would be invalid: " + "; ".join(problems[:5]),
-            hint="check task.* in site.yaml (ids, labels, texts of at most 2000 characters)",
+            hint="check task.* and training.tta in site.yaml (ids, labels, texts of at most 2000 characters)",
         )
     return card

@@ -28,6 +28,7 @@ def create_specialist(
     *,
     pretrained: bool = True,
     resize: str = "pad",
+    weights_sha256: str | None = None,
 ) -> Specialist:
     """Build a specialist classifier for ``num_classes`` classes at ``image_size`` pixels.
 
@@ -37,6 +38,8 @@ def create_specialist(
     file for this backbone the weights are random and a warning is logged. ``pretrained=False``
     skips the folder, e.g. when a checkpoint is loaded right after. ``resize`` is the card's
     input geometry (``pad``: aspect ratio kept; ``stretch``: what runs before the field did).
+    ``weights_sha256`` pins the weights file: a file with another digest, or none at all, is
+    refused.
     """
     if num_classes < 2:
         raise ModelError(f"a specialist needs at least 2 classes, got {num_classes}")
@@ -55,6 +58,12 @@ def create_specialist(
         return model
     folder = resolve_weights_dir(weights_dir)
     path = find_weights_file(folder, spec.name) if folder is not None else None
+    if path is None and weights_sha256 is not None:
+        raise ModelError(
+            f"training.weights_sha256 pins pretrained weights for {spec.name}, but there is no "
+            f"{spec.name}.safetensors (.pth, .pt) in the weights folder",
+            hint=f"copy the published file into the weights folder (weights_dir / {WEIGHTS_ENV})",
+        )
     if path is None:
         log.warning(
             "no pretrained weights for %s (put %s.safetensors in the weights folder, %s); "
@@ -64,5 +73,5 @@ def create_specialist(
             WEIGHTS_ENV,
         )
         return model
-    load_backbone_weights(model, path)
+    load_backbone_weights(model, path, weights_sha256)
     return model

@@ -25,6 +25,7 @@ class Specialist(nn.Module):
         num_classes: number of output classes.
         embedding_dim: size ``D`` of the embedding.
         preprocessing: how raw images become inputs (input size is the size actually used).
+        pretrained: ``{"file", "sha256"}`` of the local weights file it started from, else None.
     """
 
     def __init__(self, built: BackboneNet, *, backbone: str, preprocessing: Preprocessing) -> None:
@@ -39,6 +40,7 @@ class Specialist(nn.Module):
         self.num_classes = int(head.out_features)
         self.embedding_dim = int(head.in_features)
         self.preprocessing = preprocessing
+        self.pretrained: dict[str, str] | None = None
 
     @property
     def image_size(self) -> int:

@@ -7,13 +7,20 @@ dict of the backbone in timm's layout (torchvision's for ``alexnet``), e.g. the
 ``model.safetensors`` of the timm checkpoint named in the backbone's ``source``. The classifier
 head is never loaded (its shape depends on the task); every other tensor must match by name and
 shape, except position embeddings, which are resampled when the input size differs.
+
+Nothing is ever downloaded: a ``weights_dir`` that names a URL or a hub id is refused. The
+operator may pin the file's SHA-256 digest (``training.weights_sha256``, published by the
+central team with the file); a file with another digest is refused before it is read. The
+file's name and digest go on the model card (never its path).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -33,6 +40,22 @@ WEIGHTS_ENV = "GSCO_WEIGHTS_DIR"
 WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 _SHOWN = 8
+_REMOTE = re.compile(r"^(hf-hub|hf_hub|timm|https?|ftp|s3|gs):", re.IGNORECASE)
+_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def normalise_sha256(value: str) -> str:
+    """``sha256:<hex>`` or ``<hex>`` (any case) as 64 lower-case hex digits."""
+    return value.strip().lower().removeprefix("sha256:")
 
 
 def resolve_weights_dir(weights_dir: Path | None, environ: Mapping[str, str] = os.environ) -> Path | None:
@@ -40,6 +63,12 @@ def resolve_weights_dir(weights_dir: Path | None, environ: Mapping[str, str] = o
     folder = weights_dir if weights_dir is not None else environ.get(WEIGHTS_ENV) or None
     if folder is None:
         return None
+    if _REMOTE.match(str(folder)):
+        raise ModelError(
+            "pretrained weights are never downloaded: weights_dir must be a local folder, "
+            "not a URL or hub id",
+            hint="copy the weights file onto this machine (docs/site-agent.md) and name its folder",
+        )
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelError(
@@ -77,8 +106,25 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in raw.items()}
 
 
-def load_backbone_weights(model: Specialist, path: Path) -> None:
-    """Load ``path`` into ``model.net``, skipping the classifier head; strict on everything else."""
+def check_sha256(path: Path, expected: str | None) -> str:
+    """The file's hex digest; refuses a file whose digest differs from the pinned ``expected``."""
+    actual = file_sha256(path)
+    if expected is not None and actual != normalise_sha256(expected):
+        raise ModelError(
+            f"weights file {path.name} has sha256 {actual}, but training.weights_sha256 pins "
+            f"{normalise_sha256(expected)}",
+            hint="this is not the file the central team published: copy it again and compare its sha256",
+        )
+    return actual
+
+
+def load_backbone_weights(model: Specialist, path: Path, expected_sha256: str | None = None) -> None:
+    """Load ``path`` into ``model.net``, skipping the classifier head; strict on everything else.
+
+    The digest is checked (against ``expected_sha256`` when pinned) before the file is read, and
+    recorded with the file name in ``model.pretrained``.
+    """
+    sha256 = check_sha256(path, expected_sha256)
     state = read_state_dict(path)
     target = model.net.state_dict()
     head = model.head_name + "."
@@ -108,6 +154,7 @@ def load_backbone_weights(model: Specialist, path: Path) -> None:
             hint=f"the file must hold the state dict of {model.backbone} in timm/torchvision layout",
         )
     model.net.load_state_dict(loadable, strict=False)
+    model.pretrained = {"file": path.name, "sha256": sha256}
     log.info("loaded pretrained weights for %s from the weights folder (%s)", model.backbone, path.name)
 
 

@@ -12,6 +12,8 @@ from specialist.task import StrictModel
 MonitorName = Literal["balanced_accuracy", "macro_f1", "accuracy", "auc", "loss"]
 ClassWeighting = Literal["balanced", "sqrt", "none"]
 ResizeMode = Literal["pad", "stretch"]
+TtaMode = Literal["none", "hflip"]
+SHA256_PATTERN = r"^(sha256:)?[0-9a-fA-F]{64}$"
 
 
 class AugmentationConfig(StrictModel):
@@ -70,6 +72,7 @@ class TrainingConfig(StrictModel):
     backbones: list[str] = Field(default_factory=lambda: ["resnet18"], min_length=1)
     image_size: int = Field(default=224, ge=16, le=1024)
     resize: ResizeMode = "pad"
+    tta: TtaMode = "none"
     epochs: int = Field(default=20, ge=1, le=1000)
     batch_size: int = Field(default=32, ge=2, le=4096)
     lr: float = Field(default=1e-3, gt=0.0, le=1.0)
@@ -87,6 +90,8 @@ class TrainingConfig(StrictModel):
     num_threads: int | None = Field(default=None, ge=1)
     cache_mb: int = Field(default=2048, ge=0)
     weights_dir: Path | None = None
+    weights_sha256: str | None = Field(default=None, pattern=SHA256_PATTERN)
+    weights_origin: str = Field(default="", max_length=500)
 
     @field_validator("device")
     @classmethod

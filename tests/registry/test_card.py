@@ -121,3 +121,30 @@ def _leaves(value: object) -> list[object]:
     if isinstance(value, list):
         return [leaf for child in value for leaf in _leaves(child)]
     return [value]
+
+
+def test_tta_is_recorded_and_refused_where_a_mirror_changes_laterality(card: dict) -> None:
+    assert Card.from_dict(card).tta == "none"  # cards without the field: no test-time augmentation
+    card["task"]["modality"] = "breast ultrasound"
+    card["inference"] = {"tta": "hflip"}
+    assert Card.from_dict(card).tta == "hflip"
+    for modality in ("chest X-ray", "chest ultrasound", "CT", "knee radiograph"):
+        card["task"]["modality"] = modality
+        problems = card_problems(card)
+        assert len(problems) == 1 and problems[0].startswith("card.inference.tta: hflip is not allowed"), (
+            problems
+        )
+    card["task"]["modality"] = "breast ultrasound"
+    card["inference"] = {"tta": "vflip"}
+    assert any(p.startswith("card.inference.tta") for p in card_problems(card))
+
+
+def test_pretrained_weights_are_recorded_by_file_name_and_digest(card: dict) -> None:
+    assert Card.from_dict(card).pretrained is None
+    entry = {"file": "resnet18.safetensors", "sha256": "ab" * 32, "origin": "central team, release 3"}
+    card["training"]["pretrained"] = entry
+    assert Card.from_dict(card).pretrained == entry
+    card["training"]["pretrained"] = {**entry, "file": "/data/weights/resnet18.safetensors"}
+    assert any(p.startswith("card.training.pretrained.file") for p in card_problems(card))
+    card["training"]["pretrained"] = {**entry, "sha256": "xyz"}
+    assert any(p.startswith("card.training.pretrained.sha256") for p in card_problems(card))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import torch
 
 from gsco_common.errors import ModelError
 from specialist.models import create_specialist, save_backbone_weights
-from specialist.models.weights import WEIGHTS_ENV, resolve_weights_dir
+from specialist.models.weights import WEIGHTS_ENV, file_sha256, resolve_weights_dir
 
 
 def _outputs(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,3 +113,40 @@ def test_weights_folder_from_the_environment(tmp_path: Path) -> None:
     assert resolve_weights_dir(None, {WEIGHTS_ENV: str(tmp_path)}) == tmp_path
     assert resolve_weights_dir(tmp_path, {WEIGHTS_ENV: "/nonexistent"}) == tmp_path
     assert resolve_weights_dir(None, {}) is None
+
+
+def test_the_weights_file_name_and_digest_are_recorded_and_a_pinned_digest_is_checked(tmp_path: Path) -> None:
+    source = create_specialist("resnet18", 2, 32, pretrained=False)
+    path = tmp_path / "resnet18.safetensors"
+    save_backbone_weights(source, path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert file_sha256(path) == digest
+    assert create_specialist("resnet18", 2, 32, pretrained=False).pretrained is None
+    loaded = create_specialist(
+        "resnet18", 2, 32, weights_dir=tmp_path, weights_sha256=f"sha256:{digest.upper()}"
+    )
+    assert loaded.pretrained == {"file": "resnet18.safetensors", "sha256": digest}
+    with pytest.raises(
+        ModelError,
+        match=f"resnet18.safetensors has sha256 {digest}, but training.weights_sha256 pins {'0' * 64}",
+    ):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path, weights_sha256="0" * 64)
+
+
+def test_a_pinned_digest_without_its_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(
+        ModelError, match="pins pretrained weights for resnet18, but there is no resnet18.safetensors"
+    ):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path, weights_sha256="ab" * 32)
+    with pytest.raises(ModelError, match="pins pretrained weights for resnet18"):
+        create_specialist("resnet18", 2, 32, weights_sha256="ab" * 32)
+
+
+@pytest.mark.parametrize(
+    "where", ["https://huggingface.co/timm/resnet18.a1_in1k", "hf-hub:timm/resnet18.a1_in1k", "s3://bucket/w"]
+)
+def test_a_download_location_is_refused_with_a_clear_message(where: str) -> None:
+    with pytest.raises(ModelError, match="never downloaded"):
+        create_specialist("resnet18", 2, 32, weights_dir=Path(where))
+    with pytest.raises(ModelError, match="never downloaded"):
+        resolve_weights_dir(None, {WEIGHTS_ENV: where})
