@@ -185,6 +185,8 @@ data: null
 training:
   backbones: ["resnet18"]   # one run per backbone; any of `site-agent backbones` or a timm name
   image_size: 224           # model input size in pixels
+  resize: pad               # pad (keep aspect ratio: centred black square, then resize) | stretch
+  tta: none                 # none | hflip (mean with the mirror; never for chest X-ray: heart side)
   epochs: 20
   batch_size: 32
   lr: 0.001                 # AdamW peak learning rate
@@ -219,6 +221,8 @@ training:
   num_threads: null         # CPU threads for torch; null = torch's default
   cache_mb: 2048            # keep preprocessed images in memory up to this size
   weights_dir: null         # local pretrained weights, one file or folder per backbone
+  weights_sha256: null      # the weights file's published SHA-256; another file is refused
+  weights_origin: ""        # where the weights file came from (copied into the model card)
 
 registry:
   home: null                # embedded registry home; null = GSCO_HOME or ~/.gsco

@@ -9,7 +9,14 @@ import yaml
 
 from gsco_common.errors import ConfigError
 from site_agent.cli.train_cmd import resolve_training
-from site_agent.config import ENV_OVERRIDES, SiteConfig, data_override, load_site_config, render_site_template
+from site_agent.config import (
+    ENV_OVERRIDES,
+    SiteConfig,
+    data_override,
+    load_site_config,
+    render_site_template,
+    validate_site_config,
+)
 from site_agent.data.config import DataConfig
 from specialist.training.config import TrainingConfig
 
@@ -107,3 +114,18 @@ def test_data_flag_keeps_the_site_split_settings(tmp_path: Path) -> None:
     assert override.path == Path("other.npz").resolve() and override.kind == "auto"
     assert override.test_fraction == 0.2 and override.label_aliases == {"0": "a"}
     assert data_override(None, tmp_path).test_fraction == DataConfig(path=tmp_path).test_fraction
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("resize", "crop", "training.resize"),
+        ("tta", "vflip", "training.tta"),
+        ("weights_sha256", "/weights/resnet18.safetensors", "training.weights_sha256"),
+    ],
+)
+def test_input_and_weights_settings_are_validated_naming_the_key(key: str, value: str, message: str) -> None:
+    raw = yaml.safe_load(render_site_template("S", "t", ["a", "b"], "breast ultrasound"))
+    raw["training"][key] = value
+    with pytest.raises(ConfigError, match=message):
+        validate_site_config(raw)
