@@ -5,6 +5,10 @@ message; nothing is written to disk. Of a DICOM upload only the UIDs an SR needs
 the source image are kept (:class:`DicomSource`), never a patient tag; the parsed dataset lives
 only as long as the request (it becomes the SR's evidence when an SR is asked for).
 
+DICOM pixels become the image the site's reader makes of the same file
+(:func:`registry.bundle.dicom_pixels.dicom_to_unit`: modality LUT, VOI window, MONOCHROME1
+inverted), so the model input is the one the specialist was trained and evaluated on.
+
 Images with non-finite or constant pixels are refused (422) by
 :func:`gsco_runtime.image_checks.refuse_degenerate`, as at every other entry to the runtime.
 """
@@ -23,6 +27,7 @@ from pydicom.errors import InvalidDicomError
 
 from gsco_common.errors import ImageError, PayloadTooLargeError
 from gsco_runtime.image_checks import refuse_degenerate
+from registry.bundle.dicom_pixels import UnreadableImage, dicom_to_unit
 
 RASTER_FORMATS = ("PNG", "JPEG")
 
@@ -103,13 +108,7 @@ def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
     samples = int(dataset.get("SamplesPerPixel", 1))
     if samples == 1 and array.ndim != 2 or samples == 3 and array.shape[-1:] != (3,):
         raise ImageError("the DICOM image is neither grayscale nor RGB")
-    if samples == 3:
-        return np.asarray(array, dtype=np.uint8)
-    if dataset.get("PhotometricInterpretation") == "MONOCHROME1":
-        array = array.max() - array
-    values = np.asarray(array, dtype=np.float64)
-    if not np.isfinite(values).all():
-        return values
-    low, high = float(values.min()), float(values.max())
-    scaled = (values - low) / (high - low) * 65535.0 if high > low else values * 0.0
-    return scaled.astype(np.uint16)
+    try:
+        return dicom_to_unit(array, dataset)
+    except UnreadableImage as exc:
+        raise ImageError(f"the DICOM image cannot be read: {exc}") from None

@@ -16,7 +16,6 @@ file's name and digest go on the model card (never its path).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import pickle
@@ -32,6 +31,7 @@ from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
 from torch import nn
 
 from gsco_common.errors import ModelError
+from registry.bundle.layout import file_sha256
 from specialist.models.specialist import Specialist
 
 log = logging.getLogger(__name__)
@@ -41,16 +41,6 @@ WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt")
 _WRAPPER_KEYS = ("state_dict", "model", "state_dict_ema", "model_ema")
 _SHOWN = 8
 _REMOTE = re.compile(r"^(hf-hub|hf_hub|timm|https?|ftp|s3|gs):", re.IGNORECASE)
-_CHUNK = 1 << 20
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes (what ``sha256sum`` prints)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def normalise_sha256(value: str) -> str:

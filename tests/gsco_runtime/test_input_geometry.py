@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pytest
 from PIL import Image
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
 from gsco_common.errors import CardError
 from gsco_runtime.pool.cache import BundleCache
@@ -67,6 +69,40 @@ def test_a_non_square_image_becomes_the_same_tensor_at_site_and_hub(world: World
     np.testing.assert_allclose(hub_input[:, :8, :], np.broadcast_to(black[:, None, None], (3, 8, size)))
     stretched = preprocess(site_image, replace(model.preprocessing, resize="stretch"))
     assert not np.allclose(stretched, hub_input)
+
+
+def _non_square_dicom(path: Path, photometric: str) -> bytes:
+    """A 12-bit, windowed, rescaled 40 x 24 DICOM: decoding must use the header the same way."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Rows, ds.Columns = 24, 40
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.RescaleSlope, ds.RescaleIntercept = 2.0, -1000.0
+    ds.WindowCenter, ds.WindowWidth = 1500.0, 3000.0
+    ramp = np.add.outer(np.arange(24) * 60, np.arange(40) * 40).astype(np.uint16)
+    ds.PixelData = ramp.tobytes()
+    ds.save_as(path, enforce_file_format=True)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
+def test_a_non_square_dicom_becomes_the_same_tensor_at_site_and_hub(
+    world: World, tmp_path: Path, photometric: str
+) -> None:
+    specialist = _served(world, tmp_path)
+    data = _non_square_dicom(tmp_path / "cr.dcm", photometric)
+    site_image = decode_file(tmp_path / "cr.dcm").image
+    hub_image = decode(data, **LIMITS).pixels
+    np.testing.assert_array_equal(hub_image, site_image)  # same window, rescale and inversion
+    split = LabelledImages(load_image=lambda _i: site_image, labels=np.zeros(1, np.int64))
+    site_input = PreparedImages(split, specialist.info.preprocessing).batch(np.arange(1)).numpy()[0]
+    assert np.array_equal(site_input, specialist.prepare(hub_image))
 
 
 def test_a_card_without_the_field_is_still_served_stretched(world: World, tmp_path: Path) -> None:

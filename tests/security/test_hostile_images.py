@@ -11,8 +11,9 @@ import pytest
 from PIL import Image
 
 from gsco_common.errors import InputLimitError
+from registry.bundle.dicom_pixels import UnreadableImage, apply_window
 from site_agent.data.config import DataConfig
-from site_agent.data.decode import UnreadableImage, apply_window, decode_file, try_decode
+from site_agent.data.decode import decode_file, try_decode
 from site_agent.data.loader import load_site_data
 
 RAMP = np.arange(256, dtype=np.uint16).reshape(16, 16)

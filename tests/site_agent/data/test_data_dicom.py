@@ -7,8 +7,9 @@ import pydicom
 import pytest
 
 from gsco_common.errors import DataError
+from registry.bundle.dicom_pixels import apply_window
 from site_agent.data.config import DataConfig
-from site_agent.data.decode import apply_window, decode_file
+from site_agent.data.decode import decode_file
 from site_agent.data.loader import load_site_data
 
 RAMP8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
