@@ -14,19 +14,17 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from typer.testing import CliRunner, Result
 
 from gsco_common.errors import AuthError, RegistryError, SignatureError
 from gsco_common.keys import generate_key_pair, load_private_key
-from registry.cli.main import app
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.database import Tables
 from registry.trust import verify_approved
 from tests.registry.bundles import make_bundle
 from tests.registry.conftest import LABELS, SiteKey
+from tests.registry.test_registry_cli import cli
 
-runner = CliRunner()
 SITE = "site-r"
 
 
@@ -58,10 +56,6 @@ def home(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, SiteKey]) -> 
 def registry(home: Path) -> Iterator[Registry]:
     with Registry.open(RegistryConfig.resolve(home=home)) as opened:
         yield opened
-
-
-def cli(home: Path, *args: str) -> Result:
-    return runner.invoke(app, ["--home", str(home), *args])
 
 
 def publish(registry: Registry, key: SiteKey, folder: Path, backbone: str) -> PublishResult:
