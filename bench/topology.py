@@ -48,6 +48,7 @@ from registry.service import Registry  # noqa: E402
 SECTION = "## Production topology (bench/topology.py)"
 TASK = "bench-topology"
 BACKBONE = "test_resnet"
+SITES = ("site-a", "site-b")
 
 
 class Topology:
@@ -116,6 +117,21 @@ def spread_load(hubs: list[str], token: str, image: bytes, concurrency: int, sec
     return load(send, concurrency, seconds)
 
 
+def warm_up(hubs: list[str], token: str, image: bytes, answers: int = 3) -> float:
+    """Diagnose on each replica until it answered ``answers`` times in a row (its sessions loaded)."""
+    started = time.monotonic()
+    headers = {"Authorization": f"Bearer {token}"}
+    for url in hubs:
+        done = 0
+        while done < answers:
+            answer = httpx.post(
+                f"{url}/v1/diagnoses", data={"task_id": TASK}, files={"image": ("q.png", image)},
+                headers=headers, timeout=600,
+            )  # fmt: skip
+            done = done + 1 if answer.status_code == 200 else 0
+    return time.monotonic() - started
+
+
 def measure(args: argparse.Namespace, tmp: Path) -> list[str]:
     topo = Topology(tmp / "state", args.poll)
     started = time.monotonic()
@@ -128,7 +144,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[str]:
         central.create_task(TASK, ("normal", "pneumonia"), "chest X-ray")
         topo.run("grant", TASK)
         world = World(root=tmp / "world", config=topo.config(tmp / "sites"))
-        world.enroll("site-a")
+        for site in SITES:
+            world.enroll(site)
         token_out = subprocess.run(
             [str(Path(sys.executable).with_name("gsco-hub")), "--home", str(tmp / "ops"), "tokens", "create",
              "--role", "clinician", "--name", "bench", "--config", topo.state["hub_config"], "--json"],
@@ -136,21 +153,23 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[str]:
         ).stdout  # fmt: skip
         token = json.loads(token_out)["token"]
 
-        delays, expected = [], set()
+        delays: list[float] = []
         for seed in range(args.approvals):
-            topo.act_as("site-a", "mlflow-site-a.password")
-            name, version = world.publish(TASK, BACKBONE, "site-a", seed=seed, approve=False)
+            site = SITES[seed % len(SITES)]
+            topo.act_as(site, f"mlflow-{site}.password")
+            name, version = world.publish(TASK, BACKBONE, site, seed=seed, approve=False)
             topo.act_as("gsco-admin", "mlflow-admin.password")
             central.approve(name, version, reviewer="bench")
             approved = time.monotonic()
-            expected.add(f"{name}/{version}")
+            # One approved version per registered model (TASK.BACKBONE.SITE): a new one replaces it.
+            expected = {f"{ref.name}/{ref.version}" for ref in central.list_approved(TASK)}
             while any(s != expected for s in serving(hubs, token)):
                 if time.monotonic() - approved > 120:
                     raise SystemExit(f"{name}/{version} not served by both replicas within 120 s")
                 time.sleep(0.1)
             delays.append(time.monotonic() - approved)
         image = png(7)
-        spread_load(hubs, token, image, 2, 5)  # warm both replicas' sessions
+        warm_s = warm_up(hubs, token, image)
         one = spread_load(hubs[:1], token, image, 16, args.duration)
         two = spread_load(hubs, token, image, 16, args.duration)
 
@@ -168,7 +187,8 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[str]:
         f"`nice -n 10 .venv/bin/python bench/topology.py` on {platform.machine()}, {os.cpu_count()} cores, "
         "**shared with other jobs while it ran** (absolute numbers are noisy; compare within a run). "
         f"Topology up in {up_s:.0f} s; hubs poll every {args.poll:g} s; {len(expected)} specialists "
-        f"({BACKBONE}, 64 px) served per diagnosis at the end.",
+        f"({BACKBONE}, 64 px) served per diagnosis at the end; warm-up (3 sequential diagnoses per "
+        f"replica) {warm_s:.0f} s.",
         "",
         "| measurement | result |",
         "|---|---|",
@@ -182,10 +202,16 @@ def measure(args: argparse.Namespace, tmp: Path) -> list[str]:
         f"| requests answered during a {args.outage:g} s registry outage "
         f"| **{len(outage.latencies)} / {sent}** (`/readyz`: {', '.join(sorted(set(readyz)))}) |",
         "",
-        f"On {os.cpu_count()} cores the second replica adds no throughput: each replica's ONNX "
-        "sessions already keep the cores busy, and the load generator, PostgreSQL and the MLflow "
-        "server share them too. A second replica buys availability (one can be stopped or upgraded "
-        "while the other answers); throughput scales with replicas on separate machines or cores.",
+        f"The issue expected a ratio of about 1 on {os.cpu_count()} cores, on the view that one "
+        "replica's ONNX sessions keep every core busy. That holds when inference dominates. Here it "
+        "does not, for two reasons not separated by this run: with tiny 64 px specialists a "
+        "replica (one process, one worker) likely spends most of a request in Python (decoding, "
+        "preprocessing, JSON) under one GIL, so it can use about one core only; and on this shared "
+        "machine "
+        "the scheduler gives every runnable process a similar share, so two hub processes get about "
+        "twice the CPU of one while other jobs compete. On a dedicated host with full-size "
+        "specialists expect less gain; a second replica buys availability in any case (one is "
+        "stopped or upgraded while the other answers), and throughput scales with hosts.",
     ]
 
 
