@@ -39,7 +39,7 @@ from registry.review import ReviewMixin
 from registry.serving_state import SignedApprovedSet, newest_statement
 from registry.store import audit, catalog
 from registry.store.audit import AuditEntry, ChainReport
-from registry.store.catalog import SiteInfo, TaskInfo
+from registry.store.catalog import RetiredKey, SiteInfo, TaskInfo
 from registry.store.database import Tables
 from registry.store.models import (
     APPROVED,
@@ -218,6 +218,35 @@ class Registry(ReviewMixin):
             )
         return site
 
+    def rotate_site_key(self, name: str, public_key_pem: bytes) -> tuple[SiteInfo, RetiredKey]:
+        """A new current key for ``name``; the old one only keeps its bundles trusted (until revoked)."""
+        with self.tables.session() as session:
+            site, retired = catalog.rotate_site_key(session, name, public_key_pem)
+            audit.append(
+                session,
+                actor=CENTRAL,
+                action="site.rotate",
+                subject=name,
+                details={"fingerprint": site.fingerprint, "retired_fingerprint": retired.fingerprint},
+            )
+        return site, retired
+
+    def revoke_retired_key(self, name: str, fp: str, reason: str = "") -> RetiredKey:
+        with self.tables.session() as session:
+            key = catalog.revoke_retired_key(session, name, fp)
+            audit.append(
+                session,
+                actor=CENTRAL,
+                action="site.key_revoke",
+                subject=name,
+                details={"fingerprint": fp, "reason": reason},
+            )
+        return key
+
+    def retired_keys(self) -> list[RetiredKey]:
+        with self.tables.session() as session:
+            return catalog.retired_keys(session)
+
     # -- publishing (site side) ----------------------------------------------------------------
 
     def publish(self, bundle_dir: Path, *, source: str | None = None) -> PublishResult:
@@ -346,16 +375,12 @@ class Registry(ReviewMixin):
         """What a hub needs to verify bundles offline.
 
         The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``; active
-        site keys and revoked digests are read live from the registry's tables.
+        site keys (current and retired, unrevoked) and revoked digests are read live from the tables.
         """
         if central_key_pem is None:
             central_key_pem = public_pem(load_public_key(self.config.approval_pub_path))
         with self.tables.session() as session:
-            sites = {
-                s.fingerprint: s.public_key_pem.encode("ascii")
-                for s in catalog.list_sites(session)
-                if s.active
-            }
+            sites = catalog.trusted_keys(session)
             revoked = session.scalars(
                 select(ApprovalRow.bundle_digest).where(ApprovalRow.decision == REVOKED)
             ).all()

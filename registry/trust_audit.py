@@ -1,7 +1,7 @@
 """Trust state checked against the audit log, and signed checkpoints of the log's head.
 
-The tables a hub trusts (enrolled sites and their keys, approval decisions) are only a fast view:
-every change to them is also an entry of the hash-chained audit log. :func:`trust_problems`
+The tables a hub trusts (enrolled sites, their current and retired keys, approval decisions) are
+only a fast view: every change to them is also an entry of the hash-chained audit log. :func:`trust_problems`
 re-derives the view from the log and lists every disagreement, so un-revoking a site or deleting
 an approval row with SQL is found (``gsco-registry verify --all``; a hub refuses to sync from such
 a registry).
@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from gsco_common.keys import fingerprint, load_public_key_pem
 from registry.store import audit
-from registry.store.tables import ApprovalRow, AuditRow, SiteRow
+from registry.store.tables import ApprovalRow, AuditRow, RetiredKeyRow, SiteRow
 
 CHECKPOINT = "audit.checkpoint"
 _DECISIONS = {"model.approve": "approved", "model.reject": "rejected", "model.revoke": "revoked"}
@@ -74,18 +74,26 @@ def _checkpoint_problems(rows: list[AuditRow], central_key_pem: bytes) -> list[s
     return problems
 
 
-def _derived_sites(rows: list[AuditRow]) -> dict[str, tuple[str, str]]:
+def _derived_keys(rows: list[AuditRow]) -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """From the log: site -> (current fingerprint, status), and retired fingerprint -> (site, status)."""
     sites: dict[str, tuple[str, str]] = {}
+    retired: dict[str, tuple[str, str]] = {}
     for row in rows:
+        details = json.loads(row.details) if row.action.startswith("site.") else {}
         if row.action == "site.enroll":
-            sites[row.subject] = (json.loads(row.details)["fingerprint"], "active")
+            sites[row.subject] = (details["fingerprint"], "active")
         elif row.action == "site.revoke" and row.subject in sites:
             sites[row.subject] = (sites[row.subject][0], "revoked")
-    return sites
+        elif row.action == "site.rotate" and row.subject in sites:
+            retired[details["retired_fingerprint"]] = (row.subject, "retired")
+            sites[row.subject] = (details["fingerprint"], sites[row.subject][1])
+        elif row.action == "site.key_revoke" and details["fingerprint"] in retired:
+            retired[details["fingerprint"]] = (row.subject, "revoked")
+    return sites, retired
 
 
 def _site_problems(session: Session, rows: list[AuditRow]) -> list[str]:
-    derived = _derived_sites(rows)
+    derived, derived_retired = _derived_keys(rows)
     problems = []
     table = {row.name: row for row in session.scalars(select(SiteRow))}
     for name in sorted(set(derived) | set(table)):
@@ -99,6 +107,12 @@ def _site_problems(session: Session, rows: list[AuditRow]) -> list[str]:
         key_fp = fingerprint(load_public_key_pem(row.public_key_pem.encode("ascii")))
         if (row.fingerprint, row.status) != derived[name] or key_fp != derived[name][0]:
             problems.append(f"site {name!r}: key or status in the sites table differ from the audit log")
+    retired = {row.fingerprint: row for row in session.scalars(select(RetiredKeyRow))}
+    for fp in sorted(set(derived_retired) | set(retired)):
+        key = retired.get(fp)
+        pem_fp = None if key is None else fingerprint(load_public_key_pem(key.public_key_pem.encode("ascii")))
+        if key is None or (key.site, key.status) != derived_retired.get(fp) or pem_fp != fp:
+            problems.append(f"retired key {fp}: the retired keys table differs from the audit log")
     return problems
 
 

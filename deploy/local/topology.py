@@ -20,6 +20,15 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
+from deploy.local.backup import (
+    HUB_DUMP,
+    MLFLOW_DUMP,
+    StatePaths,
+    check_backup,
+    create_backup,
+    restore_database,
+    restore_files,
+)
 from deploy.local.config import TopologyConfig, load_config
 from deploy.local.daemons import Daemon, DaemonSet
 from deploy.local.services import (
@@ -55,12 +64,14 @@ def _admin_engine(config: TopologyConfig):  # noqa: ANN202  (SQLAlchemy Engine)
     )
 
 
-def _create_databases(config: TopologyConfig, run_id: str) -> tuple[str, str]:
-    names = (f"gsco_topo_{run_id}_mlflow", f"gsco_topo_{run_id}_hub")
+def _create_databases(config: TopologyConfig, names: tuple[str, ...], *, replace: bool = False) -> None:
+    """Create the run's databases (empty); ``replace`` drops them first (restore)."""
     engine = _admin_engine(config)
     try:
         with engine.connect() as conn:
             for name in names:
+                if replace:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
                 conn.execute(text(f'CREATE DATABASE "{name}"'))
     except OperationalError:
         raise TopologyError(
@@ -69,7 +80,6 @@ def _create_databases(config: TopologyConfig, run_id: str) -> tuple[str, str]:
         ) from None
     finally:
         engine.dispose()
-    return names
 
 
 def _drop_databases(config: TopologyConfig, names: list[str]) -> None:
@@ -126,7 +136,9 @@ def bring_up(config: TopologyConfig) -> RunState:
     _fresh_state_dir(state_dir)
     (state_dir / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n")
     run_id = uuid.uuid4().hex[:10]
-    state = _plan(config, state_dir, run_id, _create_databases(config, run_id))
+    names = (f"gsco_topo_{run_id}_mlflow", f"gsco_topo_{run_id}_hub")
+    _create_databases(config, names)
+    state = _plan(config, state_dir, run_id, names)
     state.save()
     secrets = Secrets(state_dir)
     secrets.create(ADMIN_PASSWORD)
@@ -198,6 +210,9 @@ class _Run:
     def services(self) -> dict[str, Daemon]:
         return all_daemons(self.config, self.state, self.secrets)
 
+    def backup_paths(self) -> StatePaths:
+        return StatePaths.of(Path(self.state.state_dir), Path(self.state.central_home))
+
     def service(self, name: str) -> Daemon:
         services = self.services()
         if name not in services:
@@ -257,6 +272,49 @@ def grant(
 
     sites = provision.grant_sites(run.config, run.state, run.secrets, task_id)
     print_result(False, None, f"task {task_id}: {', '.join(sites)} may publish")
+
+
+@app.command("backup")
+@handle_errors
+def backup(
+    out_dir: Path = typer.Argument(..., help="A new folder for the backup (it holds secrets: keep it safe)."),
+    config_file: Path | None = CONFIG_OPT,
+    json_out: JsonFlag = False,
+) -> None:
+    """Back up both databases (pg_dump), the artifact store, MLflow accounts, central keys, secrets."""
+    run = _Run.load(config_file)
+    urls = {"mlflow_db_url": run.state.mlflow_db_url, "hub_db_url": run.state.hub_db_url}
+    manifest = create_backup(out_dir, paths=run.backup_paths(), **urls)
+    print_result(json_out, manifest, f"backup written to {out_dir}: {len(manifest['files'])} file(s)")
+
+
+@app.command("restore")
+@handle_errors
+def restore(
+    backup_dir: Path = typer.Argument(..., help="A folder written by `backup`."),
+    config_file: Path | None = CONFIG_OPT,
+    json_out: JsonFlag = False,
+) -> None:
+    """Replace this run's registry and hub state with a backup; restarts MLflow and the hubs.
+
+    Every checksum is checked before anything is touched.
+    """
+    run = _Run.load(config_file)
+    manifest = check_backup(backup_dir)
+    services = run.services()
+    hubs = [name for name in services if name not in (MLFLOW, SUPERLINK)]
+    for name in (*hubs, MLFLOW):
+        run.daemons.stop(name)
+    _create_databases(run.config, (run.state.mlflow_db, run.state.hub_db), replace=True)
+    restore_database(backup_dir / MLFLOW_DUMP, run.state.mlflow_db_url)
+    restore_database(backup_dir / HUB_DUMP, run.state.hub_db_url)
+    restore_files(backup_dir, run.backup_paths())
+    services = run.services()  # the restored secrets
+    for group in ([MLFLOW], hubs):
+        for name in group:
+            run.daemons.spawn(services[name])
+        run.daemons.wait_healthy([services[name] for name in group], run.config.start_timeout_s)
+    print_result(json_out, manifest, f"restored the backup of {manifest['created_at']}; services healthy")
 
 
 @app.command("status")

@@ -22,6 +22,8 @@ from pathlib import Path
 from gsco_common.errors import FederationError
 
 STOP_TIMEOUT_S = 15.0
+KILL_GRACE_S = 10.0
+"""After SIGKILL, how long a process may take to exit before it counts as surviving."""
 
 
 def _die_with_parent() -> None:
@@ -144,8 +146,10 @@ def wait_gone(pids: Iterable[int], timeout: float = STOP_TIMEOUT_S) -> None:
         time.sleep(0.2)
     for pid in left:
         _signal(pid, signal.SIGKILL)
-    time.sleep(0.2)
-    still = sorted(pid for pid in pids if pid_alive(pid))
+    # A killed process still has to exit (free its memory): seconds for a large one on a busy machine.
+    deadline = time.monotonic() + KILL_GRACE_S
+    while (still := sorted(pid for pid in left if pid_alive(pid))) and time.monotonic() < deadline:
+        time.sleep(0.2)
     if still:
         raise FederationError(f"processes still running after stop: {still}", hint="stop them by PID")
 

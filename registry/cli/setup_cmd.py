@@ -1,4 +1,4 @@
-"""`gsco-registry init`, `tasks create|list`, `sites enroll|list|revoke`."""
+"""`gsco-registry init`, `tasks create|list`, `sites enroll|list|revoke|rotate|keys|revoke-key`."""
 
 from __future__ import annotations
 
@@ -114,3 +114,59 @@ def sites_revoke(
     with open_registry(ctx) as registry:
         site = registry.revoke_site(name, reason)
     print_result(json_output, site.to_dict(), f"revoked {site.name} ({site.fingerprint})")
+
+
+@sites_app.command("rotate")
+@handle_errors
+def sites_rotate(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Site name."),
+    public_key: Path = typer.Option(..., "--public-key", help="The site's new keys/site.pub (PEM)."),
+    json_output: JsonFlag = False,
+) -> None:
+    """Enroll a site's new signing key; the old key is retired.
+
+    New bundles must be signed with the new key. Bundles signed with the old key stay trusted
+    until `gsco-registry sites revoke-key NAME OLD_FINGERPRINT`.
+    """
+    if not public_key.is_file():
+        raise KeyMaterialError(f"public key file {public_key.name} not found")
+    with open_registry(ctx) as registry:
+        site, retired = registry.rotate_site_key(name, public_key.read_bytes())
+    print_result(
+        json_output,
+        {**site.to_dict(), "retired_fingerprint": retired.fingerprint},
+        f"rotated {site.name}: new key {site.fingerprint}; retired {retired.fingerprint}",
+    )
+
+
+@sites_app.command("keys")
+@handle_errors
+def sites_keys(ctx: typer.Context, json_output: JsonFlag = False) -> None:
+    """Every site key: current (the site's status), retired or revoked."""
+    with open_registry(ctx) as registry:
+        current = [{**site.to_dict(), "key": "current"} for site in registry.sites()]
+        retired = [{**key.to_dict(), "name": key.site, "key": "retired"} for key in registry.retired_keys()]
+    rows = [{k: row[k] for k in ("name", "key", "status", "fingerprint")} for row in current + retired]
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("site", "key", "status", "fingerprint")
+    for row in rows:
+        table.add_row(*(str(value) for value in row.values()))
+    console.print(table)
+
+
+@sites_app.command("revoke-key")
+@handle_errors
+def sites_revoke_key(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Site name."),
+    fingerprint: str = typer.Argument(..., help="The retired key's fingerprint (sha256:...)."),
+    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
+    json_output: JsonFlag = False,
+) -> None:
+    """Revoke a site's retired key: the bundles it signed are no longer served."""
+    with open_registry(ctx) as registry:
+        key = registry.revoke_retired_key(name, fingerprint, reason)
+    print_result(json_output, key.to_dict(), f"revoked the retired key {key.fingerprint} of {key.site}")

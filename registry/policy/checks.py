@@ -23,7 +23,7 @@ from registry.bundle.layout import MODEL_FILE, SITE_SIG
 from registry.bundle.phi import onnx_strings, scan_strings
 from registry.bundle.signing import verify_bundle
 from registry.policy.policy import CheckName, Policy
-from registry.store.catalog import SiteInfo, TaskInfo
+from registry.store.catalog import RETIRED, SiteInfo, TaskInfo
 
 PASS, FAIL, SKIPPED = "pass", "fail", "skipped"
 
@@ -99,6 +99,8 @@ def _site_signature(review: BundleUnderReview, _policy: Policy) -> str:
 def _site_key_active(review: BundleUnderReview, _policy: Policy) -> str:
     if review.site is None:
         return "the signing key is not enrolled"
+    if review.site.status == RETIRED:
+        return f"the signing key was replaced by site {review.site.name!r}'s new key (key rotation)"
     return "" if review.site.active else f"site {review.site.name!r} is revoked"
 
 

@@ -104,10 +104,11 @@ class Tables:
             raise translate_db_error(exc) from None
         with self.session() as session:
             versions = session.scalars(select(SchemaVersion.version)).all()
-            if not versions:
+            found = max(versions, default=None)
+            if found in _ADDITIVE_UPGRADES:  # create_all above added the newer tables
                 session.add(SchemaVersion(version=SCHEMA_VERSION, applied_at=datetime.now(UTC)))
-            elif max(versions) != SCHEMA_VERSION:
-                raise _version_error(max(versions))
+            elif found != SCHEMA_VERSION:
+                raise _version_error(found)
 
     def _check_schema(self) -> None:
         try:
@@ -125,8 +126,12 @@ class Tables:
         self.engine.dispose()
 
 
+_ADDITIVE_UPGRADES: frozenset[int | None] = frozenset({None, 1})
+"""Versions ``init`` brings to :data:`SCHEMA_VERSION` by creating tables only (None: a new database)."""
+
+
 def _version_error(found: int | None) -> RegistryError:
     return RegistryError(
         f"the registry tables have schema version {found}, this software needs {SCHEMA_VERSION}",
-        hint="upgrade gsco on every machine that uses this registry",
+        hint="upgrade gsco on every machine that uses this registry; then run `gsco-registry init` once",
     )

@@ -11,7 +11,8 @@ from datetime import datetime
 from sqlalchemy import JSON, DateTime, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``gsco_site_retired_keys`` (key rotation); ``gsco-registry init`` upgrades a version 1."""
 
 
 class Base(DeclarativeBase):
@@ -42,6 +43,19 @@ class SiteRow(Base):
     public_key_pem: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RetiredKeyRow(Base):
+    """A site's earlier signing key, replaced by ``sites rotate``: its bundles stay trusted until revoked."""
+
+    __tablename__ = "gsco_site_retired_keys"
+
+    fingerprint: Mapped[str] = mapped_column(String(80), primary_key=True)
+    site: Mapped[str] = mapped_column(String(64), index=True)
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 

@@ -7,7 +7,15 @@ it (so there is no import circle and no registration by import side effect).
 from __future__ import annotations
 
 from gsco_common.cli import top_level_app
-from site_agent.cli import evaluate_cmd, export_cmd, federation_cmd, init_cmd, publish_cmd, train_cmd
+from site_agent.cli import (
+    evaluate_cmd,
+    export_cmd,
+    federation_cmd,
+    init_cmd,
+    publish_cmd,
+    rotate_key_cmd,
+    train_cmd,
+)
 
 app = top_level_app(
     "site-agent",
@@ -20,4 +28,5 @@ app.add_typer(federation_cmd.federation_app, name="federation")
 app.command("join")(federation_cmd.join_command)
 app.command("init")(init_cmd.init)
 app.command("publish")(publish_cmd.publish)
+app.command("rotate-key")(rotate_key_cmd.rotate_key)
 app.command("train")(train_cmd.train)

@@ -45,7 +45,7 @@ def test_schema_is_versioned_and_checked_on_open(tables: Tables) -> None:
             Tables(tables.engine.url.render_as_string(hide_password=False))
     finally:
         with tables.engine.begin() as conn:
-            conn.execute(text("UPDATE gsco_schema_version SET version = 1"))
+            conn.execute(text("UPDATE gsco_schema_version SET version = 2"))
 
 
 def test_tasks(tables: Tables) -> None:
