@@ -217,6 +217,7 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     world: World, task: str, cases_npz: Path, server: ChatServer
 ) -> None:
+    _import(world, task, cases_npz)
     args = _hub(
         world,
         "evaluate",
@@ -242,6 +243,9 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
         0.5
     )  # always answers "pneumonia"; labels alternate
     assert rows["gsco"]["accuracy"] == pytest.approx(0.5)
+    comparisons = {c["kind"]: c for c in report["statistics"]["comparisons"]}
+    assert list(comparisons) == ["vote", "rad", "consensus", "gsco"]  # the zero-shot row is no collaboration
+    assert comparisons["gsco"]["auc"] is None and rows["gsco"]["auc_ci"] is None  # no scores, no AUC
     arbitration = report["arbitration"]
     assert arbitration["disagreements"] == arbitration["right"] + arbitration["wrong"]
     assert len(server.requests) == 12 and server.shape_errors == []  # zero-shot + GSCo per image
