@@ -33,7 +33,8 @@ class RetrievedCase:
     label: str
     similarity: float
     specialist: str = ""
-    """Registered name of the specialist whose embedding found the case (best similarity)."""
+    """Registered name of the specialist whose embedding found the case; ``similarity`` is the
+    cosine in that specialist's embedding space (not comparable across specialists)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,10 @@ class Decision:
             )
         if self.retrieved:
             lines.append("similar cases:")
-            lines.extend(f"  {c.case_id}: {c.label} (cosine {c.similarity:.3f})" for c in self.retrieved)
+            lines.extend(
+                f"  {c.case_id}: {c.label} (cosine {c.similarity:.3f} for {c.specialist})"
+                for c in self.retrieved
+            )
         lines.append("latency ms: " + ", ".join(f"{k} {v:.1f}" for k, v in self.latency_ms.items()))
         lines.extend(f"note: {note}" for note in self.notes)
         return "\n".join(lines)

@@ -25,7 +25,7 @@ from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.source import BundleSource
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.pool.threads import ThreadBudget
-from gsco_runtime.rad.retriever import Neighbours, Retriever, merge_top_k
+from gsco_runtime.rad.retriever import Neighbours, Retriever, fuse_by_rank
 from gsco_runtime.task import TaskSpec, load_task_definitions, resolve_task
 
 
@@ -220,7 +220,7 @@ def assemble_evidence(
         image=image,
         specialists=tuple(SpecialistEvidence(s, probs, found) for s, probs, found in outputs),
         retriever=retriever,
-        retrieved=merge_top_k([(s.info.name, found) for s, _, found in outputs], retriever),
+        retrieved=fuse_by_rank([(s.info.name, found) for s, _, found in outputs], retriever),
     )
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from gsco_common.errors import ConfigError
+from gsco_runtime.arbiters.prompts import SimilarCase, SpecialistView
 from gsco_runtime.decision import RetrievedCase
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Neighbours, Retriever
@@ -44,8 +45,22 @@ class Evidence:
         return [names[int(np.argmax(s.probabilities))] for s in self.specialists]
 
     def rad_labels(self) -> list[str]:
-        """Labels of the merged top-k retrieved cases, most similar first."""
+        """Labels of the retrieved cases shown with the decision (fused by rank across specialists)."""
         return [case.label for case in self.retrieved]
+
+    def specialist_views(self) -> list[SpecialistView]:
+        """Per specialist (pool order): its label and the cases *it* retrieved, with their reports."""
+        library = self.retriever.library if self.retriever is not None else None
+        views = []
+        for item, label in zip(self.specialists, self.moed_labels(), strict=True):
+            similar: tuple[SimilarCase, ...] = ()
+            if library is not None and item.neighbours is not None:
+                similar = tuple(
+                    SimilarCase(library.label_names[int(library.labels[row])], library.reports[row])
+                    for row in item.neighbours.rows.tolist()
+                )
+            views.append(SpecialistView(label, similar))
+        return views
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,7 @@ class MedDrArbiter:
     def decide(self, evidence: Evidence) -> Outcome:
         consensus = self.fallback.decide(evidence)
         task = evidence.task
-        prompt = gsco_prompt(task.modality, task.label_names, evidence.rad_labels(), evidence.moed_labels())
+        prompt = gsco_prompt(task.modality, task.label_names, evidence.specialist_views())
         answer: str | None = None
         try:
             answer = self.ask(evidence.image, prompt)

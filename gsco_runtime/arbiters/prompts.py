@@ -1,34 +1,75 @@
-"""Prompts sent to the generalist, faithful to the public MedDr evaluation code.
+"""Prompts sent to the generalist.
 
-MedDr's GSCo prompt is one line: the options quoted and separated by ", ", the retrieved cases'
-labels and the specialists' labels each joined by "," without spaces.
+The GSCo prompt follows the paper's RAD: every specialist retrieves similar cases in its *own*
+embedding space, and the prompt lists, per specialist, its diagnosis and the labels of the k
+cases it retrieved (with the case library's report text where there is one). The wording of
+the sentences is MedDr's public evaluation prompt (options quoted and separated by ", ",
+labels joined by "," without spaces). Specialists are numbered in pool order, never named,
+and no case id reaches the generalist.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 _INTRO = (
     "You are a helpful medical assistant. Your task is disease diagnosis. You are given a {modality} image."
 )
 _OPTIONS = "The possible diagnoses are: {options}."
 _ONE_OPTION = "The response should only contain one option."
+MAX_REPORT_CHARS = 300
+"""A retrieved case's report is cut to this many characters in the prompt."""
+
+
+@dataclass(frozen=True)
+class SimilarCase:
+    """A retrieved reference case as the generalist sees it: its label and report ("" if none)."""
+
+    label: str
+    report: str = ""
+
+
+@dataclass(frozen=True)
+class SpecialistView:
+    """One specialist's diagnosis and the cases it retrieved in its own space, most similar first."""
+
+    label: str
+    similar: tuple[SimilarCase, ...] = ()
 
 
 def quoted_options(options: Sequence[str]) -> str:
     return ", ".join(f"'{option}'" for option in options)
 
 
-def gsco_prompt(
-    modality: str, options: Sequence[str], rad_labels: Sequence[str], moed_labels: Sequence[str]
-) -> str:
-    """The GSCo prompt: options, retrieved cases' diagnoses and the specialists' diagnoses."""
+def _report(text: str) -> str:
+    """One line, at most :data:`MAX_REPORT_CHARS` characters, double quotes made single."""
+    line = " ".join(text.split()).replace('"', "'")
+    return line if len(line) <= MAX_REPORT_CHARS else line[: MAX_REPORT_CHARS - 3].rstrip() + "..."
+
+
+def _specialist_sentences(number: int, view: SpecialistView) -> str:
+    sentences = [f"The diagnosis of specialist model {number} is {view.label}."]
+    if view.similar:
+        labels = ",".join(case.label for case in view.similar)
+        sentences.append(f"The diagnoses of the most similar cases it retrieved are {labels}.")
+        reports = [
+            f'case {i} ({case.label}): "{_report(case.report)}"'
+            for i, case in enumerate(view.similar, start=1)
+            if case.report.strip()
+        ]
+        if reports:
+            sentences.append(f"Their reports: {'; '.join(reports)}.")
+    return " ".join(sentences)
+
+
+def gsco_prompt(modality: str, options: Sequence[str], views: Sequence[SpecialistView]) -> str:
+    """The GSCo prompt: options, then per specialist its diagnosis and its retrieved cases."""
     return " ".join(
         [
             _INTRO.format(modality=modality),
             _OPTIONS.format(options=quoted_options(options)),
-            f"The diagnoses of the most similar cases are {','.join(rad_labels)}.",
-            f"The diagnoses of the specialist models are {','.join(moed_labels)}.",
+            *(_specialist_sentences(number, view) for number, view in enumerate(views, start=1)),
             _ONE_OPTION,
         ]
     )

@@ -1,5 +1,8 @@
 """The hub's case library: de-identified reference cases (image, label, optional report, case id).
 
+A report is free text shown to the generalist beside the case's label; it is imported from a
+CSV's ``report`` column, stored on one line and refused when it looks identifying.
+
 Stored per task under ``<home>/hub/cases/<task>/`` as ``images.npz`` plus ``cases.json``. The library
 digest covers labels, ids and pixels, so retrieval indexes cached per (model digest, library
 digest) are rebuilt exactly when the content changes.
@@ -15,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from gsco_common.errors import DataError
+from gsco_common.errors import DataError, PrivacyError
 from gsco_common.ids import TASK_ID
 from gsco_runtime.cases.readers import RawCases
+from registry.bundle.free_text import looks_identifying
 
 FORMAT_VERSION = 1
 
@@ -70,10 +74,11 @@ def build_library(
     case_ids = list(raw.case_ids) if raw.case_ids else [f"{task_id}-{i + 1:06d}" for i in range(count)]
     if len(set(case_ids)) != len(case_ids) or any(not cid for cid in case_ids):
         raise DataError("case ids must be unique and non-empty", hint="fix the case_id column")
-    reports = list(raw.reports) if raw.reports else [""] * count
+    reports = [" ".join(r.split()) for r in raw.reports] if raw.reports else [""] * count
     labels = np.asarray(raw.labels, dtype=np.int64).reshape(-1)
     if labels.shape[0] != count or len(reports) != count:
         raise DataError("the case library would have different numbers of images, labels and reports")
+    refuse_identifying_reports(reports)
     digest = library_digest(label_names, raw.images, labels, case_ids)
     return CaseLibrary(
         task_id=task_id,
@@ -85,6 +90,20 @@ def build_library(
         digest=digest,
         source_digest=source_digest,
     )
+
+
+def refuse_identifying_reports(reports: Sequence[str]) -> None:
+    """Refuse report texts that look identifying (names, record numbers, dates, addresses, paths).
+
+    The reports are shown to the generalist; the error names the rows, never the text.
+    """
+    rows = [str(i + 1) for i, report in enumerate(reports) if report and looks_identifying(report)]
+    if rows:
+        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
+        raise PrivacyError(
+            f"the report text of case row(s) {shown} looks identifying",
+            hint="nothing was imported; remove names, record numbers, dates, addresses and paths",
+        )
 
 
 def library_dir(home: Path, task_id: str) -> Path:

@@ -143,27 +143,30 @@ class Retriever:
         return LibraryIndex(index=index, embeddings=embeddings, probabilities=probabilities, from_cache=False)
 
 
-def merge_top_k(
+def fuse_by_rank(
     neighbours: list[tuple[str, Neighbours | None]], retriever: Retriever | None
 ) -> tuple[RetrievedCase, ...]:
-    """Union of every specialist's top-k (``(specialist name, neighbours)``), best similarity per case.
+    """The ``k`` cases shown with a decision, taken rank by rank from every specialist's own top-k.
 
-    Each case keeps the name of the specialist that found it most similar (the first on ties).
+    ``neighbours`` holds ``(specialist name, its neighbours)`` in pool order. Each specialist's
+    similarities live in its own embedding space, so they are never compared across
+    specialists: the fused list holds every specialist's first case (pool order), then every
+    second case, and so on; a case found by several keeps its first place and the specialist
+    (and that specialist's similarity) that put it there.
     """
     if retriever is None:
         return ()
-    best: dict[int, tuple[float, str]] = {}
-    for name, found in neighbours:
-        if found is None:
-            continue
-        for row, sim in zip(found.rows.tolist(), found.similarities.tolist(), strict=True):
-            if row not in best or sim > best[row][0]:
-                best[row] = (sim, name)
+    lists = [(name, found) for name, found in neighbours if found is not None]
+    depth = max((found.rows.shape[0] for _, found in lists), default=0)
+    chosen: dict[int, tuple[float, str]] = {}
+    for rank in range(depth):
+        for name, found in lists:
+            if rank < found.rows.shape[0] and int(found.rows[rank]) not in chosen:
+                chosen[int(found.rows[rank])] = (float(found.similarities[rank]), name)
     library = retriever.library
-    ranked = sorted(best.items(), key=lambda item: (-item[1][0], item[0]))[: retriever.k]
     return tuple(
         RetrievedCase(
             library.case_ids[row], library.label_names[int(library.labels[row])], round(sim, 6), name
         )
-        for row, (sim, name) in ranked
+        for row, (sim, name) in list(chosen.items())[: retriever.k]
     )

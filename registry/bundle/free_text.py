@@ -41,13 +41,16 @@ PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+def looks_identifying(text: str) -> bool:
+    """Whether ``text`` matches an identifying pattern (or is too long to scan: fail closed)."""
+    return len(text) > MAX_FIELD_CHARS or any(p.search(text) for p in PATTERNS.values())
+
+
 def free_text_fields(named_strings: Iterable[tuple[str, str]]) -> list[str]:
     """Free-text fields whose text matches an identifying pattern (or is too long to scan)."""
     hits: dict[str, None] = {}
     for field, text in named_strings:
-        if not any(name in field for name in FREE_TEXT_FIELDS):
-            continue
-        if len(text) > MAX_FIELD_CHARS or any(p.search(text) for p in PATTERNS.values()):
+        if any(name in field for name in FREE_TEXT_FIELDS) and looks_identifying(text):
             hits[field] = None
     return list(hits)
 

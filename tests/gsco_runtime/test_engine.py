@@ -68,10 +68,12 @@ def test_consensus_decision_carries_the_evidence(world: World, task: str, settin
     for op in decision.specialists:
         assert op.version == "1" and op.label in LABELS and op.probability == max(op.probabilities.values())
     assert len(decision.retrieved) == 10
-    sims = [case.similarity for case in decision.retrieved]
-    assert sims == sorted(sims, reverse=True) and all(
-        c.case_id.startswith(f"{task}-") for c in decision.retrieved
-    )
+    names = [op.model_name for op in decision.specialists]
+    for name in names:  # each specialist's cases in its own order (cosines of one space)
+        sims = [case.similarity for case in decision.retrieved if case.specialist == name]
+        assert sims == sorted(sims, reverse=True)
+    assert decision.retrieved[0].specialist == names[0]  # fused by rank: the first specialist's best first
+    assert all(c.case_id.startswith(f"{task}-") for c in decision.retrieved)
     assert set(decision.latency_ms) == {"moed", "rad", "arbiter", "total"}
     as_dict = decision.to_dict()
     assert as_dict["specialists"][0]["model_name"] and as_dict["retrieved"][0]["case_id"]
@@ -129,6 +131,7 @@ def test_meddr_arbiter_sends_the_gsco_prompt_and_decides(
     runtime = _runtime(world, settings, task, generalist=backend)
     try:
         decision = runtime.diagnose(QUERY, task)
+        views = runtime.evidence(QUERY, runtime.pool.snapshot(task), {}).specialist_views()
     finally:
         runtime.close()
     assert server.shape_errors == []
@@ -136,10 +139,10 @@ def test_meddr_arbiter_sends_the_gsco_prompt_and_decides(
     assert decision.generalist == "openai:MedDr" and decision.generalist_answer == "Pneumonia."
     assert not decision.fallback and NO_GENERALIST not in " ".join(decision.notes)
     sent = server.requests[-1]["messages"][-1]["content"][1]["text"]
-    expected = gsco_prompt(
-        MODALITY, LABELS, [c.label for c in decision.retrieved], [o.label for o in decision.specialists]
-    )
-    assert sent == expected
+    assert [v.label for v in views] == [o.label for o in decision.specialists]
+    assert all(len(v.similar) == 10 for v in views)  # each specialist's own k cases
+    assert sent == gsco_prompt(MODALITY, LABELS, views)
+    assert "specialist model 3" in sent and all(op.model_name not in sent for op in decision.specialists)
     assert server.requests[-1]["messages"][0]["content"] == "Answer the questions."
 
 

@@ -1,20 +1,29 @@
 from __future__ import annotations
 
-from gsco_runtime.arbiters.prompts import gsco_prompt, report_prompt, zero_shot_prompt
+from gsco_runtime.arbiters.prompts import (
+    SimilarCase,
+    SpecialistView,
+    gsco_prompt,
+    report_prompt,
+    zero_shot_prompt,
+)
 
 
-def test_gsco_prompt_is_meddrs_exact_text() -> None:
+def test_gsco_prompt_keeps_meddrs_sentences_per_specialist() -> None:
     prompt = gsco_prompt(
         "chest X-ray",
         ["normal", "pneumonia"],
-        ["pneumonia", "normal", "pneumonia"],
-        ["pneumonia", "pneumonia"],
+        [
+            SpecialistView("pneumonia", (SimilarCase("pneumonia"), SimilarCase("normal"))),
+            SpecialistView("pneumonia", (SimilarCase("pneumonia"),)),
+        ],
     )
     assert prompt == (
         "You are a helpful medical assistant. Your task is disease diagnosis. You are given a chest X-ray "
-        "image. The possible diagnoses are: 'normal', 'pneumonia'. The diagnoses of the most similar cases "
-        "are pneumonia,normal,pneumonia. The diagnoses of the specialist models are pneumonia,pneumonia. "
-        "The response should only contain one option."
+        "image. The possible diagnoses are: 'normal', 'pneumonia'. The diagnosis of specialist model 1 is "
+        "pneumonia. The diagnoses of the most similar cases it retrieved are pneumonia,normal. The diagnosis "
+        "of specialist model 2 is pneumonia. The diagnoses of the most similar cases it retrieved are "
+        "pneumonia. The response should only contain one option."
     )
     assert "\n" not in prompt
 
