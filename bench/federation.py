@@ -69,6 +69,16 @@ STRATEGIES = ("fedavg", "fedprox")
 ARMS = ("site-1", "site-2", "fedavg", "fedprox", "pooled")
 
 
+READING = [
+    "Reading: differences between two arms smaller than their spread across seeds are ties, not "
+    "rankings. With one local epoch per round FedProx's proximal term has little to correct. What "
+    "the platform removed from a round's fixed cost, and what remains, is in "
+    "[federation](federation.md#overhead-per-round); the two wire-format changes are measured in "
+    "[benchmarks](benchmarks.md#federation-wire-format).",
+]
+"""Static notes under the figures: they hold for every run of this script (one local epoch per round)."""
+
+
 SITE_DATA = {"val_fraction": 0.1, "test_fraction": 0.0}
 """Each site keeps 10 % of its slice for its own per-round validation and trains on the rest."""
 
@@ -290,6 +300,8 @@ def main() -> None:
             "Per-round overhead (round wall time minus the slowest site's local work):",
             "",
             *overhead_lines(results),
+            "",
+            *READING,
             "",
         ],
         "results.md",

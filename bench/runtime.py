@@ -42,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from bench.docs_section import DOCS, replace_section, running_script  # noqa: E402
 from bench.world import LABELS, exported, make_world, sample_images  # noqa: E402
 from gsco_runtime.cases.library import build_library, save_library  # noqa: E402
 from gsco_runtime.cases.readers import RawCases  # noqa: E402
@@ -214,21 +215,14 @@ def _subsections(body: str) -> dict[str, str]:
 
 def write_docs(header: str, sections: dict[str, list[str]]) -> Path:
     """Replace this run's subsections of the runtime section of docs/benchmarks.md, keep the others."""
-    path = ROOT / "docs" / "benchmarks.md"
-    current = path.read_text() if path.is_file() else "# Benchmarks\n"
+    path = DOCS / "benchmarks.md"
+    current = path.read_text() if path.is_file() else ""
     start = current.find(SECTION)
     end = current.find("\n## ", start + len(SECTION)) if start >= 0 else -1
     kept = _subsections(current[start : end if end >= 0 else None]) if start >= 0 else {}
     kept.update({title: "\n" + "\n".join(rows) + "\n" for title, rows in sections.items()})
     blocks = "".join(f"\n### {title}\n\n{body.strip()}\n" for title, body in kept.items())
-    text = f"{SECTION}\n\n{header}\n{blocks}"
-    if start < 0:
-        updated = current.rstrip() + "\n\n" + text
-    else:
-        updated = current[:start] + text + (current[end:] if end >= 0 else "")
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(updated.rstrip() + "\n")
-    return path
+    return replace_section(path, SECTION, f"{SECTION}\n\n{header}\n{blocks}", "Benchmarks", running_script())
 
 
 def main() -> None:

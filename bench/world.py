@@ -1,10 +1,12 @@
 """A real registry with enrolled sites, and real signed bundles of randomly initialised specialists.
 
-Bundles go through the same steps a site's export does (ONNX export, anonymization, card,
-site signature) and through the registry's real publish / approve / revoke (MLflow on SQLite,
-policy checks, central approval signature). ``bench/runtime.py`` serves from such a world, and
-the runtime and hub tests use it through ``tests/gsco_runtime/world.py``; tasks isolate tests
-sharing one registry.
+Bundles go through the steps a site's export does (``export_specialist``: ONNX export,
+anonymization, PHI scan, parity check; ``build_card``; site signature) and through the
+registry's real publish / approve / revoke (MLflow on SQLite, policy checks, central approval
+signature); only their held-out metrics are set rather than measured. ``bench/runtime.py``
+serves from such a world, and tests that need many bundles use it through
+``tests/gsco_runtime/world.py``; tasks isolate tests sharing one registry. A bundle measured
+by the site agent's real training and export is ``tests/site_bundle.py``'s.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import functools
 import hashlib
 import itertools
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,13 +27,15 @@ import torch
 from gsco_common.keys import generate_key_pair, load_private_key, passphrase_from_env_or_prompt
 from registry.bundle.card import write_card
 from registry.bundle.layout import MODEL_FILE, SITE_SIG
+from registry.bundle.preprocess import preprocess_batch
 from registry.bundle.signing import sign_bundle
 from registry.config import RegistryConfig
 from registry.service import Registry
-from specialist.export.anonymize import anonymize_model
-from specialist.export.onnx_export import to_onnx
+from specialist.export.card_builder import build_card
+from specialist.export.onnx_export import OPSET, export_specialist
 from specialist.models.factory import create_specialist
 from specialist.models.specialist import Specialist
+from specialist.task import TaskConfig
 
 LABELS = ("normal", "pneumonia")
 MODALITY = "chest X-ray"
@@ -38,12 +43,23 @@ SIZE = 32
 _task_counter = itertools.count(1)
 
 
+PARITY_IMAGES = 4
+
+
 @functools.cache
 def exported(backbone: str, seed: int, num_classes: int = 2, size: int = SIZE) -> tuple[bytes, Specialist]:
-    """A randomly initialised specialist (seeded) and its anonymized ONNX bytes."""
+    """A randomly initialised specialist (seeded) and its ONNX bytes from the site's export step.
+
+    :func:`export_specialist` anonymizes, PHI-scans, validates and parity-tests the model (on
+    preprocessed sample images) exactly as ``site-agent export`` does.
+    """
     torch.manual_seed(seed)
     model = create_specialist(backbone, num_classes, size, pretrained=False).eval()
-    return anonymize_model(to_onnx(model)).SerializeToString(), model
+    parity = preprocess_batch(sample_images(PARITY_IMAGES, seed=seed), model.preprocessing)
+    with tempfile.TemporaryDirectory(prefix="gsco-world-") as tmp:
+        path = Path(tmp) / MODEL_FILE
+        export_specialist(model, path, parity)
+        return path.read_bytes(), model
 
 
 def card_for(
@@ -56,61 +72,53 @@ def card_for(
     balanced_accuracy: float = 0.8,
     training_set_digest: str | None = None,
 ) -> dict[str, Any]:
-    """A complete, schema-valid card for ``model``."""
+    """The card :func:`build_card` assembles (and validates) for ``model``.
+
+    Its held-out metrics are set, not measured (random weights): tests choose each specialist's
+    reliability. A bundle measured by the real site path is ``tests/site_bundle.py``'s.
+    """
 
     def est(value: float) -> dict[str, Any]:
         return {"value": value, "ci95": [max(0.0, value - 0.05), min(1.0, value + 0.05)]}
 
-    size = model.image_size
-    return {
-        "format_version": "1.0",
-        "model_uid": hashlib.sha256(uid_seed.encode()).hexdigest()[:32],
-        "task": {
-            "id": task_id,
-            "labels": list(labels),
-            "modality": MODALITY,
-            "intended_use": "research on decision support for chest X-ray triage",
-            "out_of_scope": ["clinical use"],
-            "limitations": ["trained on a small public dataset"],
+    evaluation = {
+        "split": "val",
+        "n": 200,
+        "metrics": {
+            "accuracy": est(balanced_accuracy),
+            "balanced_accuracy": est(balanced_accuracy),
+            "macro_f1": est(balanced_accuracy),
+            "auc": est(min(1.0, balanced_accuracy + 0.1)),
         },
-        "model": {
-            "backbone": model.backbone,
-            "num_classes": len(labels),
-            "embedding_dim": model.embedding_dim,
-            "input": {"name": "image", "shape": ["batch", 3, size, size]},
-            "outputs": {"logits": ["batch", len(labels)], "embedding": ["batch", model.embedding_dim]},
-            "opset": 18,
-        },
-        "preprocessing": model.preprocessing.to_dict(),
-        "evaluation": {
-            "split": "val",
-            "n": 200,
-            "metrics": {
-                "accuracy": est(balanced_accuracy),
-                "balanced_accuracy": est(balanced_accuracy),
-                "macro_f1": est(balanced_accuracy),
-                "auc": est(min(1.0, balanced_accuracy + 0.1)),
-            },
-            "per_class": [
-                {"label": label, "sensitivity": est(0.8), "specificity": est(0.8)} for label in labels
-            ],
-            "operating_point": {"rule": "argmax", "threshold": 0.5},
-            "ece": est(0.05),
-            "bootstrap": {"resamples": 200, "seed": 0},
-        },
-        "training": {
-            "epochs": 1,
-            "best_epoch": 1,
-            "seed": 0,
-            "dp_epsilon": None,
-            "membership_inference_auc": 0.5,
-        },
-        "data": {
-            "class_counts": {"train": dict.fromkeys(labels, 100), "val": dict.fromkeys(labels, 50)},
-            **({"training_set_digest": training_set_digest} if training_set_digest else {}),
-        },
-        "site": {"key_fingerprint": fingerprint},
+        "per_class": [{"label": label, "sensitivity": est(0.8), "specificity": est(0.8)} for label in labels],
+        "operating_point": {"rule": "argmax", "threshold": 0.5},
+        "ece": est(0.05),
+        "bootstrap": {"resamples": 200, "seed": 0},
     }
+    task = TaskConfig(
+        id=task_id,
+        labels=list(labels),
+        modality=MODALITY,
+        intended_use="research on decision support for chest X-ray triage",
+        out_of_scope=["clinical use"],
+        limitations=["trained on a small public dataset"],
+    )
+    return build_card(
+        task=task,
+        backbone=model.backbone,
+        embedding_dim=model.embedding_dim,
+        preprocessing=model.preprocessing,
+        opset=OPSET,
+        evaluation=evaluation,
+        epochs=1,
+        best_epoch=1,
+        seed=0,
+        membership_auc=0.5,
+        class_counts={"train": [100] * len(labels), "val": [50] * len(labels)},
+        key_fingerprint=fingerprint,
+        uid=hashlib.sha256(uid_seed.encode()).hexdigest()[:32],
+        training_set_digest=training_set_digest,
+    )
 
 
 @dataclass
@@ -132,11 +140,24 @@ class World:
     def registry(self) -> Registry:
         return Registry.open(self.config)
 
-    def new_task(self, labels: tuple[str, ...] = LABELS) -> str:
-        task_id = f"task{next(_task_counter)}"
+    def new_task(self, labels: tuple[str, ...] = LABELS, task_id: str | None = None) -> str:
+        task_id = task_id or f"task{next(_task_counter)}"
         with self.registry() as registry:
             registry.create_task(task_id, labels, MODALITY)
         return task_id
+
+    def adopt(self, name: str, public_key_pem: bytes) -> None:
+        """Enroll a site whose key pair lives elsewhere (a real site's): it publishes its own bundles."""
+        with self.registry() as registry:
+            registry.enroll_site(name, public_key_pem)
+
+    def publish_folder(self, folder: Path, *, approve: bool = True) -> tuple[str, str]:
+        """Publish (and approve) a bundle folder built elsewhere, e.g. by ``site-agent export``."""
+        with self.registry() as registry:
+            result = registry.publish(folder)
+            if approve:
+                registry.approve(result.name, result.version, reviewer="tester")
+        return result.name, result.version
 
     def enroll(self, name: str) -> Site:
         keys = self.root / "sites" / name
@@ -186,12 +207,9 @@ class World:
         self, task_id: str, backbone: str, site: str, *, seed: int = 0, approve: bool = True, **kwargs: Any
     ) -> tuple[str, str]:
         folder = self.bundle(task_id, backbone, site, seed=seed, **kwargs)
-        with self.registry() as registry:
-            result = registry.publish(folder)
-            if approve:
-                registry.approve(result.name, result.version, reviewer="tester")
+        published = self.publish_folder(folder, approve=approve)
         shutil.rmtree(folder)
-        return result.name, result.version
+        return published
 
     def approve(self, name: str, version: str) -> None:
         with self.registry() as registry:

@@ -9,6 +9,7 @@ import pytest
 
 import gsco_common  # noqa: F401  (first: switches third-party telemetry off for the test process too)
 from site_agent.data.synthetic import write_synthetic_npz
+from tests.site_bundle import SiteBundle, make_site_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -34,3 +35,9 @@ def dev_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     path = write_synthetic_npz(tmp_path_factory.mktemp("dev") / "synthetic_dev.npz", n_per_class=150)
     print("[data] ../shared/data is absent: using generated synthetic data")
     return path, "synthetic"
+
+
+@pytest.fixture(scope="session")
+def site_bundle(tmp_path_factory: pytest.TempPathFactory) -> SiteBundle:
+    """A bundle trained and exported by the site agent's real path, once per session (seconds)."""
+    return make_site_bundle(tmp_path_factory.mktemp("site-bundle"))

@@ -6,7 +6,9 @@ crashes sites. Every process is stopped at the end and checked by PID.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 from deploy.demo.local_federation import LocalFederation
 from gsco_common.errors import FederationError
 from gsco_common.keys import fingerprint, load_public_key, public_pem
+from hub.federation import orchestrate
+from hub.federation.flwr_cli import venv_bin
 from hub.federation.orchestrate import app_dir
 from hub.federation.processes import pid_alive
 from hub.federation.publish import federation_key_paths
@@ -63,9 +67,59 @@ def settings(**extra: Any) -> RunSettings:
     return RunSettings(**{**base, **extra})
 
 
-def test_run_publishes_a_bundle_signed_by_the_hub(federation: LocalFederation, tmp_path: Path) -> None:
+LIFECYCLE = ["pending", "starting", "running", "finished:completed"]
+"""Flower's run states in the order a successful run passes through them."""
+
+
+class ObservedSuperLink:
+    """The federation's real ``FlowerCli``, logging in order every status it answered and every event."""
+
+    def __init__(self, federation: LocalFederation) -> None:
+        self.cli = federation.flwr
+        self.home = self.cli.home
+        self.log: list[tuple[str, str]] = []
+
+    def submit(self, app: Path, run_config: Path) -> int:
+        return self.cli.submit(app, run_config)
+
+    def status(self, run_id: int) -> dict[str, Any]:
+        answer = self.cli.status(run_id)
+        self.log.append(("status", str(answer["status"])))
+        return answer
+
+    def stop(self, run_id: int) -> None:
+        self.cli.stop(run_id)
+
+    def event(self, event: dict[str, Any]) -> None:
+        self.log.append(("event", str(event["event"])))
+
+
+def test_run_publishes_a_bundle_signed_by_the_hub(
+    federation: LocalFederation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Ask often until the ServerApp reports, then never again until it says it is done.
+    monkeypatch.setattr(orchestrate, "STATUS_EVERY_S", 0.2)
+    monkeypatch.setattr(orchestrate, "STATUS_WHILE_REPORTING_S", 3600.0)
+    superlink = ObservedSuperLink(federation)
     events: list[dict[str, Any]] = []
-    outcome = federation.run(settings(), "it-run", events.append)
+
+    def on_event(event: dict[str, Any]) -> None:
+        superlink.event(event)
+        events.append(event)
+
+    run_settings = settings(out_dir=str(federation.workdir / "runs" / "it-run"))
+    outcome = orchestrate.run_federation(superlink, run_settings, "it-run", on_event)  # type: ignore[arg-type]
+    kinds = [kind for kind, _ in superlink.log]
+    first_report = kinds.index("event", 1)  # the first is the orchestrator's own "submitted"
+    before = [state for kind, state in superlink.log[:first_report] if kind == "status"]
+    after = [state for kind, state in superlink.log[first_report:] if kind == "status"]
+    assert before and "finished:completed" not in before, "polled while the ServerApp was starting"
+    # Once it reports: at most the look already due, then the final one.
+    assert after[-1] == "finished:completed" and after[:-1] in ([], ["running"])
+    states = before + after
+    assert set(states) <= set(LIFECYCLE)
+    assert [LIFECYCLE.index(state) for state in states] == sorted(LIFECYCLE.index(state) for state in states)
+
     rounds = [event for event in events if event["event"] == "round"]
     assert [event["round"] for event in rounds] == [1, 2]
     assert all(event["sites"] == SITES for event in rounds)
@@ -96,6 +150,28 @@ def test_run_publishes_a_bundle_signed_by_the_hub(federation: LocalFederation, t
     listed = card.data["federation"]["sites"]
     assert {entry["key_fingerprint"] for entry in listed} == site_keys
     assert all(0.0 <= entry["metrics"]["accuracy"] <= 1.0 for entry in listed)
+
+
+def test_the_hub_cli_follows_a_run_to_its_end_and_publishes(federation: LocalFederation) -> None:
+    assert federation.superlink is not None
+    done = subprocess.run(
+        [venv_bin("gsco-hub"), "--home", str(federation.registry.home), "federation", "run"]
+        + ["--task", "pneumonia", "--rounds", "1", "--image-size", "28", "--name", "it-cli", "--json"]
+        + ["--superlink", federation.superlink.address, "--insecure"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["run"] == "it-cli"
+    assert report["out_dir"] == str(federation.registry.home / "federation" / "runs" / "it-cli")
+    assert [site["rounds_participated"] for site in report["result"]["sites"]] == [1] * SITES
+    assert report["bundle"]["source"] == "federation-it-cli"
+    with Registry.open(federation.registry) as registry:
+        version = registry.version(report["bundle"]["name"], report["bundle"]["version"])
+    assert version.source == "federation-it-cli"
 
 
 def test_unapproved_code_is_refused_at_every_site(federation: LocalFederation, tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""Following a run: the SuperLink is asked for the status rarely once the ServerApp reports."""
+"""Following a run: the SuperLink is asked for the status rarely once the ServerApp reports.
+
+A scripted SuperLink makes the timing exact here; the same behaviour and the run states a real
+SuperLink reports are checked in test_local_federation.py::test_run_publishes_a_bundle_signed_by_the_hub.
+"""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ import pytest
 
 from gsco_runtime.config import RuntimeSettings
 from tests.gsco_runtime.world import World, make_world
+from tests.site_bundle import LABELS, TASK, SiteBundle
 
 
 @pytest.fixture(scope="session")
@@ -20,3 +21,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def settings(tmp_path: Path) -> RuntimeSettings:
     """Runtime settings with a private hub home and a short poll interval."""
     return RuntimeSettings(home=tmp_path / "hub-home", poll_interval_s=0.3, threads=2)
+
+
+@pytest.fixture(scope="session")
+def site_model(world: World, site_bundle: SiteBundle) -> tuple[str, str]:
+    """The site agent's real bundle, published and approved in the session registry."""
+    world.adopt("bundle-site", site_bundle.public_key)
+    world.new_task(LABELS, task_id=TASK)
+    return world.publish_folder(site_bundle.folder)
