@@ -1,0 +1,319 @@
+"""Mutation testing of the trust core, and the tests that fail when five features are broken.
+
+The modules that decide what is served (bundle signing and verification, the trust store, the
+approval policy, the audit chain, the PHI scan, the pool's verify-before-swap) are mutated with
+mutmut, one module at a time, each against the tests that cover it (``MODULES``), so that a mutant
+runs the few tests that reach the mutated function, in seconds. Each run works on its own copy of
+the tree under ``mutants/`` (git-ignored): mutmut copies the source once more into that copy's
+``mutants/`` folder and puts it first on ``sys.path``; ``PYTHONPATH`` points there too, so that the
+tests' subprocesses import the mutated code, never the editable install. mutmut's own forced-fail
+run (every mutated function raises) proves that the tests import the copy: a run aborts when no
+test fails then.
+
+    .venv/bin/python bench/mutation.py --module registry/trust.py   # one module; result kept
+    .venv/bin/python bench/mutation.py                              # every module, in turn
+    .venv/bin/python bench/mutation.py --table --write-docs         # table of the kept results
+    .venv/bin/python bench/mutation.py --five-features --write-docs # the five broken features
+
+Needs the ``mutation`` extra (``pip install -e '.[mutation]'``). Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.docs_section import publish  # noqa: E402
+
+WORK = ROOT / "mutants"
+RESULTS = WORK / "results"
+PACKAGES = ["gsco_common", "specialist", "site_agent", "registry", "gsco_runtime", "hub"]
+DOC = "testing.md"
+TITLE = "Testing"
+SCORE_SECTION = "## Mutation scores"
+FEATURES_SECTION = "## Five features broken"
+
+# Module -> the tests that cover it (mutmut then runs, per mutant, those of them that reach it).
+MODULES: dict[str, tuple[str, ...]] = {
+    "gsco_common/audit_chain.py": ("tests/hub/service/test_audit_chain.py",),
+    "registry/store/audit.py": ("tests/registry/test_tables_contract.py",),
+    "registry/bundle/signing.py": ("tests/registry/test_signing.py",),
+    "registry/bundle/layout.py": ("tests/registry/test_signing.py", "tests/registry/test_trust.py"),
+    "registry/trust.py": ("tests/registry/test_trust.py",),
+    "registry/policy/policy.py": (
+        "tests/registry/test_policy.py",
+        "tests/security/test_policy_and_init.py",
+        "tests/properties/test_policy_yaml.py",
+    ),
+    "registry/policy/checks.py": ("tests/registry/test_policy.py",),
+    "registry/bundle/phi.py": ("tests/registry/test_phi.py", "tests/security/test_phi_free_text.py"),
+    "registry/bundle/free_text.py": ("tests/security/test_phi_free_text.py",),
+    "specialist/export/anonymize.py": ("tests/site_agent/export/test_anonymize.py",),
+    "gsco_runtime/pool/pool.py": ("tests/gsco_runtime/test_pool.py", "tests/gsco_runtime/test_hotswap.py"),
+    "gsco_runtime/pool/registry_source.py": (
+        "tests/security/test_pinned_key.py",
+        "tests/security/test_serving_state.py",
+        "tests/security/test_revoked_model.py",
+    ),
+}
+
+# Surviving mutants that behave exactly like the original (name -> why); published with the table.
+EQUIVALENT: dict[str, str] = {}
+
+DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
+
+
+def stage(dest: Path) -> Path:
+    """Copy the working tree (tracked and untracked, not ignored files) to ``dest``."""
+    if dest.exists():
+        shutil.rmtree(dest)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (item.decode() for item in listed)):
+        source = ROOT / name
+        if source.is_file() and not source.is_symlink():
+            target = dest / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    return dest
+
+
+def mutmut_config(module: str, tests: tuple[str, ...], top_level: list[str]) -> str:
+    """The ``[tool.mutmut]`` section for one module (TOML arrays of strings are JSON arrays)."""
+    others = sorted(set(top_level) - set(PACKAGES))
+    return "\n".join(
+        [
+            "",
+            "[tool.mutmut]",
+            f"source_paths = {json.dumps(PACKAGES)}",
+            f"only_mutate = {json.dumps([module])}",
+            f"also_copy = {json.dumps(others)}",
+            f"pytest_add_cli_args_test_selection = {json.dumps(list(tests))}",
+            'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
+            # torch, onnxruntime and MLflow start threads: fork workers from a clean server.
+            'process_isolation = "forkserver"',
+            "",
+        ]
+    )
+
+
+def slug(module: str) -> str:
+    return module.removesuffix(".py").replace("/", ".")
+
+
+def run_module(module: str, children: int) -> dict[str, object]:
+    """Mutate one module against its tests; keep and return the per-status counts and survivors."""
+    copy = stage(WORK / slug(module))
+    top_level = sorted({path.name for path in copy.iterdir()})
+    with (copy / "pyproject.toml").open("a") as pyproject:
+        pyproject.write(mutmut_config(module, MODULES[module], top_level))
+    # Made before Python starts: a PYTHONPATH entry that does not exist yet is cached as not
+    # importable, and the tests would then import the editable install instead of the mutants.
+    (copy / "mutants").mkdir()
+    env = {**os.environ, "PYTHONPATH": str(copy / "mutants")}
+    mutmut = Path(sys.executable).parent / "mutmut"
+    command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(children)]
+    subprocess.run(command, cwd=copy, env=env, check=True)
+    meta = json.loads((copy / "mutants" / f"{module}.meta").read_text())
+    statuses = {name: _status(code) for name, code in meta["exit_code_by_key"].items()}
+    survivors = sorted(name for name, status in statuses.items() if status not in DETECTED)
+    diffs = {
+        name: subprocess.run(
+            [str(mutmut), "show", name], cwd=copy, env=env, capture_output=True, text=True
+        ).stdout
+        for name in survivors
+    }
+    result = {
+        "module": module,
+        "tests": list(MODULES[module]),
+        "counts": dict(Counter(statuses.values())),
+        "survivors": {name: {"status": statuses[name], "diff": diffs[name]} for name in survivors},
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{slug(module)}.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(copy)
+    return result
+
+
+def _status(code: int | None) -> str:
+    from mutmut.stats import status_by_exit_code
+
+    return status_by_exit_code[code]
+
+
+def score_lines(results: list[dict[str, object]]) -> list[str]:
+    """The docs section: per module mutants, killed, equivalent, survivors and the score."""
+    lines = [
+        SCORE_SECTION,
+        "",
+        "Written by `bench/mutation.py` (mutmut 3.8.1, each module against the tests listed in the "
+        "script's `MODULES`). Score: detected (killed or timed out) / (mutants - equivalent).",
+        "",
+        "| module | mutants | detected | equivalent | survived / no tests | score |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    explained: list[str] = []
+    for result in results:
+        counts: dict[str, int] = result["counts"]  # type: ignore[assignment]
+        survivors: dict[str, dict[str, str]] = result["survivors"]  # type: ignore[assignment]
+        total = sum(counts.values())
+        detected = sum(n for status, n in counts.items() if status in DETECTED)
+        equivalent = [name for name in survivors if name in EQUIVALENT]
+        undetected = len(survivors) - len(equivalent)
+        score = detected / (total - len(equivalent)) if total > len(equivalent) else 1.0
+        row = [f"`{result['module']}`", total, detected, len(equivalent), undetected, f"{score:.0%}"]
+        lines.append("| " + " | ".join(map(str, row)) + " |")
+        explained += [f"- `{name}`: {EQUIVALENT[name]}" for name in equivalent]
+        open_ones = [name for name in survivors if name not in EQUIVALENT]
+        explained += [f"- `{name}` ({survivors[name]['status']}): not yet killed" for name in open_ones]
+    if explained:
+        lines += ["", "Survivors (equivalent: behaves like the original, say why; others are open):", ""]
+        lines += explained
+    return lines
+
+
+def stored_results() -> list[dict[str, object]]:
+    found = {path.stem: json.loads(path.read_text()) for path in RESULTS.glob("*.json")}
+    return [found[slug(module)] for module in MODULES if slug(module) in found]
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """A realistic fault: ``old`` replaced by ``new`` (exactly once) in ``path``."""
+
+    feature: str
+    path: str
+    old: str
+    new: str
+
+
+# The trust core's tests (the quick ones: the slow PostgreSQL server-mode test is left out).
+FEATURE_TESTS = (
+    "tests/registry",
+    "tests/security",
+    "tests/gsco_runtime/test_pool.py",
+    "tests/gsco_runtime/test_hotswap.py",
+    "tests/hub/service/test_audit_chain.py",
+    "tests/site_agent/export/test_anonymize.py",
+)
+
+BREAKAGES = [
+    Breakage(
+        "skip signature verification (verify_bundle never checks the signature)",
+        "registry/bundle/signing.py",
+        "config.verify(bundle_dir, sig_path)",
+        "pass",
+    ),
+    Breakage(
+        "accept any policy (every enabled approval check passes)",
+        "registry/policy/checks.py",
+        "results.append(CheckResult(name, FAIL if problem else PASS, problem))",
+        'results.append(CheckResult(name, PASS, ""))',
+    ),
+    Breakage(
+        "don't chain the audit hash (an entry's digest leaves out its predecessor's)",
+        "gsco_common/audit_chain.py",
+        'payload = json.dumps({**fields, "prev": prev}',
+        "payload = json.dumps({**fields}",
+    ),
+    Breakage(
+        "drop the PHI scan (no string ever matches)",
+        "registry/bundle/phi.py",
+        "    pattern = _pattern([*forbidden, *deny_list])\n",
+        "    pattern = None\n",
+    ),
+    Breakage(
+        "swap before verify (the pool serves a fetched bundle whose check failed, and logs it)",
+        "gsco_runtime/pool/pool.py",
+        "        trust = self.source.verify(ref, staging)\n",
+        "        try:\n            trust = self.source.verify(ref, staging)\n"
+        "        except SignatureError as exc:\n"
+        '            log.warning("%s", exc)\n'
+        "            return staging\n",
+    ),
+]
+
+
+def run_tests(copy: Path, report: Path) -> tuple[int, list[str]]:
+    """Run ``FEATURE_TESTS`` in ``copy`` (its own code first on every path): (tests run, failing)."""
+    env = {**os.environ, "PYTHONPATH": str(copy)}
+    pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", f"--junitxml={report}"]
+    command = ["nice", "-n", "10", sys.executable, *pytest, *FEATURE_TESTS]
+    subprocess.run(command, cwd=copy, env=env, check=False)
+    cases = ElementTree.parse(report).getroot().iter("testcase")
+    ran, failing = 0, []
+    for case in cases:
+        if case.find("skipped") is not None:
+            continue
+        ran += 1
+        if case.find("failure") is not None or case.find("error") is not None:
+            failing.append(f"{case.get('classname')}::{case.get('name')}")
+    return ran, failing
+
+
+def five_features() -> list[str]:
+    """Apply each breakage to a fresh copy of the tree and count the tests that fail."""
+    copy = stage(WORK / "five-features")
+    ran, baseline = run_tests(copy, WORK / "five-features-baseline.xml")
+    rows = []
+    for index, breakage in enumerate(BREAKAGES, 1):
+        target = copy / breakage.path
+        original = target.read_text()
+        assert original.count(breakage.old) == 1, f"{breakage.path}: the patch no longer applies"
+        target.write_text(original.replace(breakage.old, breakage.new))
+        broken_ran, failed = run_tests(copy, WORK / f"five-features-{index}.xml")
+        target.write_text(original)
+        failing = [name for name in failed if name not in baseline]
+        rows.append(f"| {breakage.feature} | `{breakage.path}` | {broken_ran} | {len(failing)} |")
+        print(f"{breakage.feature}: {len(failing)} failing", *failing, sep="\n  ")
+    shutil.rmtree(copy)
+    return [
+        FEATURES_SECTION,
+        "",
+        "Written by `bench/mutation.py --five-features`: each fault is patched into a fresh copy of "
+        "the tree and the trust core's tests run against it (`FEATURE_TESTS`: tests/registry, "
+        "tests/security, the pool, hot-swap, hub audit-chain and anonymization tests; `-m 'not slow'`). "
+        f"Unbroken, {ran} tests run and {len(baseline)} fail"
+        + (f" ({', '.join(baseline)}; not counted below)." if baseline else "."),
+        "",
+        "| broken feature | patched module | tests run | tests failing |",
+        "|---|---|---:|---:|",
+        *rows,
+    ]
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--module", action="append", choices=sorted(MODULES), help="mutate only these")
+    parser.add_argument("--children", type=int, default=2, help="mutants tested in parallel")
+    parser.add_argument("--table", action="store_true", help="only print the table of the kept results")
+    parser.add_argument("--five-features", action="store_true", help="count failing tests per broken feature")
+    parser.add_argument("--write-docs", action="store_true", help=f"write the section into docs/{DOC}")
+    args = parser.parse_args()
+    if args.five_features:
+        publish(five_features(), DOC, TITLE, write=args.write_docs)
+        return
+    if not args.table:
+        for module in args.module or list(MODULES):
+            run_module(module, args.children)
+    publish(score_lines(stored_results()), DOC, TITLE, write=args.write_docs)
+
+
+if __name__ == "__main__":
+    main()
