@@ -46,7 +46,10 @@ FEATURES_SECTION = "## Five features broken"
 
 # Module -> the tests that cover it (mutmut then runs, per mutant, those of them that reach it).
 MODULES: dict[str, tuple[str, ...]] = {
-    "gsco_common/audit_chain.py": ("tests/hub/service/test_audit_chain.py",),
+    "gsco_common/audit_chain.py": (
+        "tests/gsco_common/test_audit_chain.py",
+        "tests/hub/service/test_audit_chain.py",
+    ),
     "registry/store/audit.py": ("tests/registry/test_tables_contract.py",),
     "registry/bundle/signing.py": ("tests/registry/test_signing.py",),
     "registry/bundle/layout.py": ("tests/registry/test_signing.py", "tests/registry/test_trust.py"),
@@ -202,9 +205,15 @@ class Breakage:
     new: str
 
 
-# The trust core's tests (the quick ones: the slow PostgreSQL server-mode test is left out).
+# The trust core's tests: those that cover the five features below (quick ones, `-m "not slow"`).
 FEATURE_TESTS = (
-    "tests/registry",
+    "tests/gsco_common/test_audit_chain.py",
+    "tests/registry/test_signing.py",
+    "tests/registry/test_trust.py",
+    "tests/registry/test_policy.py",
+    "tests/registry/test_phi.py",
+    "tests/registry/test_tables_contract.py",
+    "tests/registry/test_registry_cli.py",
     "tests/security",
     "tests/gsco_runtime/test_pool.py",
     "tests/gsco_runtime/test_hotswap.py",
@@ -286,8 +295,9 @@ def five_features() -> list[str]:
         FEATURES_SECTION,
         "",
         "Written by `bench/mutation.py --five-features`: each fault is patched into a fresh copy of "
-        "the tree and the trust core's tests run against it (`FEATURE_TESTS`: tests/registry, "
-        "tests/security, the pool, hot-swap, hub audit-chain and anonymization tests; `-m 'not slow'`). "
+        "the tree and the trust core's tests run against it (`FEATURE_TESTS`: tests/security and the "
+        "signing, trust, policy, PHI, audit, registry CLI, pool, hot-swap and anonymization tests; "
+        "`-m 'not slow'`). "
         f"Unbroken, {ran} tests run and {len(baseline)} fail"
         + (f" ({', '.join(baseline)}; not counted below)." if baseline else "."),
         "",

@@ -64,3 +64,57 @@ def test_malformed_trust_stores_are_refused(site_keys: dict[str, SiteKey], tmp_p
     with pytest.raises(KeyMaterialError, match="cannot read"):
         TrustStore.read(tmp_path / "bad.json")
     assert json.loads(json.dumps(store(site_keys).to_dict()))["format"] == "gsco-trust-1"
+
+
+def test_trust_store_document_holds_exactly_its_keys_and_revocations(
+    site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    a, stranger = site_keys["a"], site_keys["stranger"]
+    sites = {fingerprint(k.private.public_key()): k.public_pem for k in (stranger, a)}
+    trust = TrustStore(site_keys["b"].public_pem, sites, frozenset({"sha256:2", "sha256:1"}))
+    assert trust.to_dict() == {
+        "format": "gsco-trust-1",
+        "central_key": site_keys["b"].public_pem.decode("ascii"),
+        "sites": {fp: sites[fp].decode("ascii") for fp in sorted(sites)},
+        "revoked_digests": ["sha256:1", "sha256:2"],
+    }
+    assert list(trust.to_dict()["sites"]) == sorted(sites)
+    trust.write(tmp_path / "trust.json")
+    assert (tmp_path / "trust.json").read_text() == json.dumps(trust.to_dict(), indent=2) + "\n"
+    assert TrustStore.read(tmp_path / "trust.json") == trust
+    assert trust.central_fingerprint == fingerprint(site_keys["b"].private.public_key())
+
+
+def test_a_trust_store_may_list_no_sites_and_no_revocations(site_keys: dict[str, SiteKey]) -> None:
+    central = site_keys["b"].public_pem
+    loaded = TrustStore.from_dict({"format": "gsco-trust-1", "central_key": central.decode("ascii")})
+    assert loaded == TrustStore(central, {}, frozenset())
+
+
+def test_a_trust_store_with_a_broken_central_key_is_refused(site_keys: dict[str, SiteKey]) -> None:
+    data = store(site_keys).to_dict()
+    data["central_key"] = "-----BEGIN PUBLIC KEY-----\nnot a key\n-----END PUBLIC KEY-----\n"
+    with pytest.raises(KeyMaterialError):
+        TrustStore.from_dict(data)
+
+
+def test_verified_bundle_names_the_folder_and_the_signing_site(
+    approved: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    verified = verify_approved(approved, store(site_keys))
+    assert verified.path == approved
+    assert verified.site_fingerprint == fingerprint(site_keys["a"].private.public_key())
+    assert verified.card.key_fingerprint == verified.site_fingerprint
+
+
+def test_refusals_say_what_to_do(approved: Path, site_keys: dict[str, SiteKey], tmp_path: Path) -> None:
+    with pytest.raises(SignatureError) as refused:
+        verify_approved(approved, TrustStore(site_keys["b"].public_pem, {}))
+    assert refused.value.message == "the bundle's site key is not enrolled or was revoked"
+    assert refused.value.hint == "only bundles of enrolled, active sites are trusted"
+    (tmp_path / "gone.json").write_text("[]")
+    with pytest.raises(KeyMaterialError) as unreadable:
+        TrustStore.read(tmp_path / "absent.json")
+    assert unreadable.value.message == "cannot read the trust store absent.json (FileNotFoundError)"
+    with pytest.raises(KeyMaterialError, match=r"expected format gsco-trust-1"):
+        TrustStore.read(tmp_path / "gone.json")
