@@ -52,7 +52,7 @@ MODULES: dict[str, tuple[str, ...]] = {
     ),
     "registry/store/audit.py": ("tests/registry/test_tables_contract.py",),
     "registry/bundle/signing.py": ("tests/registry/test_signing.py",),
-    "registry/bundle/layout.py": ("tests/registry/test_signing.py", "tests/registry/test_trust.py"),
+    "registry/bundle/layout.py": ("tests/registry/test_layout.py", "tests/registry/test_signing.py"),
     "registry/trust.py": ("tests/registry/test_trust.py",),
     "registry/policy/policy.py": (
         "tests/registry/test_policy.py",
@@ -208,6 +208,7 @@ class Breakage:
 # The trust core's tests: those that cover the five features below (quick ones, `-m "not slow"`).
 FEATURE_TESTS = (
     "tests/gsco_common/test_audit_chain.py",
+    "tests/registry/test_layout.py",
     "tests/registry/test_signing.py",
     "tests/registry/test_trust.py",
     "tests/registry/test_policy.py",
