@@ -262,15 +262,18 @@ BREAKAGES = [
 ]
 
 
-def run_tests(copy: Path, report: Path) -> tuple[int, list[str]]:
-    """Run ``FEATURE_TESTS`` in ``copy`` (its own code first on every path): (tests run, failing)."""
+def start_tests(copy: Path, report: Path) -> subprocess.Popen[bytes]:
+    """Start ``FEATURE_TESTS`` in ``copy``, its own code first on every path (the junit XML to ``report``)."""
     env = {**os.environ, "PYTHONPATH": str(copy)}
     pytest = ["-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow", f"--junitxml={report}"]
     command = ["nice", "-n", "10", sys.executable, *pytest, *FEATURE_TESTS]
-    subprocess.run(command, cwd=copy, env=env, check=False)
-    cases = ElementTree.parse(report).getroot().iter("testcase")
+    return subprocess.Popen(command, cwd=copy, env=env, stdout=subprocess.DEVNULL)
+
+
+def outcome(report: Path) -> tuple[int, list[str]]:
+    """(tests run, the ids of those that failed or errored) from a junit XML report."""
     ran, failing = 0, []
-    for case in cases:
+    for case in ElementTree.parse(report).getroot().iter("testcase"):
         if case.find("skipped") is not None:
             continue
         ran += 1
@@ -280,29 +283,39 @@ def run_tests(copy: Path, report: Path) -> tuple[int, list[str]]:
 
 
 def five_features() -> list[str]:
-    """Apply each breakage to a fresh copy of the tree and count the tests that fail."""
-    copy = stage(WORK / "five-features")
-    ran, baseline = run_tests(copy, WORK / "five-features-baseline.xml")
+    """Patch each breakage into its own copy of the tree and count the tests that fail there.
+
+    The unbroken tree and the five broken ones run side by side (one process each).
+    """
+    runs: list[tuple[Breakage | None, Path, subprocess.Popen[bytes]]] = []
+    for index, breakage in enumerate([None, *BREAKAGES]):
+        copy = stage(WORK / f"five-features-{index}")
+        if breakage is not None:
+            target = copy / breakage.path
+            original = target.read_text()
+            assert original.count(breakage.old) == 1, f"{breakage.path}: the patch no longer applies"
+            target.write_text(original.replace(breakage.old, breakage.new))
+        report = WORK / f"five-features-{index}.xml"
+        runs.append((breakage, report, start_tests(copy, report)))
+    for _, _, process in runs:
+        process.wait()
+    ran, baseline = outcome(runs[0][1])
     rows = []
-    for index, breakage in enumerate(BREAKAGES, 1):
-        target = copy / breakage.path
-        original = target.read_text()
-        assert original.count(breakage.old) == 1, f"{breakage.path}: the patch no longer applies"
-        target.write_text(original.replace(breakage.old, breakage.new))
-        broken_ran, failed = run_tests(copy, WORK / f"five-features-{index}.xml")
-        target.write_text(original)
+    for breakage, report, _ in runs[1:]:
+        assert breakage is not None
+        broken_ran, failed = outcome(report)
         failing = [name for name in failed if name not in baseline]
         rows.append(f"| {breakage.feature} | `{breakage.path}` | {broken_ran} | {len(failing)} |")
         print(f"{breakage.feature}: {len(failing)} failing", *failing, sep="\n  ")
-    shutil.rmtree(copy)
+    for index in range(len(runs)):
+        shutil.rmtree(WORK / f"five-features-{index}")
     return [
         FEATURES_SECTION,
         "",
-        "Written by `bench/mutation.py --five-features`: each fault is patched into a fresh copy of "
+        "Written by `bench/mutation.py --five-features`: each fault is patched into its own copy of "
         "the tree and the trust core's tests run against it (`FEATURE_TESTS`: tests/security and the "
         "signing, trust, policy, PHI, audit, registry CLI, pool, hot-swap and anonymization tests; "
-        "`-m 'not slow'`). "
-        f"Unbroken, {ran} tests run and {len(baseline)} fail"
+        f"`-m 'not slow'`). Unbroken, {ran} tests run and {len(baseline)} fail"
         + (f" ({', '.join(baseline)}; not counted below)." if baseline else "."),
         "",
         "| broken feature | patched module | tests run | tests failing |",
