@@ -73,8 +73,15 @@ MODULES: dict[str, tuple[str, ...]] = {
 
 # Surviving mutants that behave exactly like the original (name -> why); published with the table.
 _CODEC_CASE = "codec names are case-insensitive: `UTF-8` is the same codec as `utf-8`"
+_TEMP_NAME = "names a private temporary file or folder that nothing else reads and that is deleted at once"
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
+    "registry.bundle.signing.x__hashing_config__mutmut_4": "model-signing's default: ignore_git_paths=True",
+    "registry.bundle.signing.x_verify_bundle__mutmut_8": _TEMP_NAME,
+    "registry.bundle.signing.x_verify_bundle__mutmut_9": _TEMP_NAME,
+    "registry.bundle.signing.x_verify_bundle__mutmut_10": _TEMP_NAME,
+    "registry.bundle.signing.x_verify_bundle__mutmut_14": _TEMP_NAME,
+    "registry.bundle.signing.x_verify_bundle__mutmut_15": _TEMP_NAME,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
@@ -122,8 +129,15 @@ def slug(module: str) -> str:
     return module.removesuffix(".py").replace("/", ".")
 
 
-def run_module(module: str, children: int) -> dict[str, object]:
-    """Mutate one module against its tests; keep and return the per-status counts and survivors."""
+def run_module(module: str, children: int, *, survivors_only: bool = False) -> dict[str, object]:
+    """Mutate one module against its tests; keep and return the per-status counts and survivors.
+
+    With ``survivors_only`` only the kept result's open survivors run again (after new tests were
+    written for them); the other mutants keep their verdicts.
+    """
+    kept = RESULTS / f"{slug(module)}.json"
+    previous = json.loads(kept.read_text()) if survivors_only else None
+    names = [] if previous is None else [n for n in previous["survivors"] if n not in EQUIVALENT]
     copy = stage(WORK / slug(module))
     top_level = sorted({path.name for path in copy.iterdir()})
     with (copy / "pyproject.toml").open("a") as pyproject:
@@ -133,25 +147,33 @@ def run_module(module: str, children: int) -> dict[str, object]:
     (copy / "mutants").mkdir()
     env = {**os.environ, "PYTHONPATH": str(copy / "mutants")}
     mutmut = Path(sys.executable).parent / "mutmut"
-    command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(children)]
+    command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(children), *names]
     subprocess.run(command, cwd=copy, env=env, check=True)
     meta = json.loads((copy / "mutants" / f"{module}.meta").read_text())
     statuses = {name: _status(code) for name, code in meta["exit_code_by_key"].items()}
-    survivors = sorted(name for name, status in statuses.items() if status not in DETECTED)
+    if previous is None:
+        counts = Counter(statuses.values())
+        open_ones = sorted(name for name, status in statuses.items() if status not in DETECTED)
+    else:
+        counts = Counter(previous["counts"])
+        for name in names:
+            counts[previous["survivors"][name]["status"]] -= 1
+            counts[statuses[name]] += 1
+        open_ones = [n for n in previous["survivors"] if n not in names or statuses[n] not in DETECTED]
+        statuses = {**{n: v["status"] for n, v in previous["survivors"].items()}, **statuses}
+    show = [str(mutmut), "show"]
     diffs = {
-        name: subprocess.run(
-            [str(mutmut), "show", name], cwd=copy, env=env, capture_output=True, text=True
-        ).stdout
-        for name in survivors
+        n: subprocess.run([*show, n], cwd=copy, env=env, capture_output=True, text=True).stdout
+        for n in open_ones
     }
     result = {
         "module": module,
         "tests": list(MODULES[module]),
-        "counts": dict(Counter(statuses.values())),
-        "survivors": {name: {"status": statuses[name], "diff": diffs[name]} for name in survivors},
+        "counts": {status: n for status, n in counts.items() if n},
+        "survivors": {name: {"status": statuses[name], "diff": diffs[name]} for name in open_ones},
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{slug(module)}.json").write_text(json.dumps(result, indent=2) + "\n")
+    kept.write_text(json.dumps(result, indent=2) + "\n")
     shutil.rmtree(copy)
     return result
 
@@ -329,6 +351,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--module", action="append", choices=sorted(MODULES), help="mutate only these")
     parser.add_argument("--children", type=int, default=2, help="mutants tested in parallel")
+    parser.add_argument("--survivors", action="store_true", help="rerun only the kept open survivors")
     parser.add_argument("--table", action="store_true", help="only print the table of the kept results")
     parser.add_argument("--five-features", action="store_true", help="count failing tests per broken feature")
     parser.add_argument("--write-docs", action="store_true", help=f"write the section into docs/{DOC}")
@@ -338,7 +361,7 @@ def main() -> None:
         return
     if not args.table:
         for module in args.module or list(MODULES):
-            run_module(module, args.children)
+            run_module(module, args.children, survivors_only=args.survivors)
     publish(score_lines(stored_results()), DOC, TITLE, write=args.write_docs)
 
 

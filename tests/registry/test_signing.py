@@ -123,3 +123,32 @@ def test_a_signed_bundle_needs_no_earlier_signature(tmp_path: Path, site_keys: d
     (bundle / "site.sig").unlink()
     sign_bundle(bundle, site_keys["b"].private, bundle / "approval.sig")
     verify_bundle(bundle, site_keys["b"].public_pem, bundle / "approval.sig")
+
+
+def test_every_changed_file_and_other_refusals_are_named_exactly(
+    bundle: Path, site_keys: dict[str, SiteKey], tmp_path: Path
+) -> None:
+    extra = tmp_path / "extra"
+    shutil.copytree(bundle, extra)
+    (extra / "notes.txt").write_text("unsigned")
+    added = _refusal(extra, site_keys["a"].public_pem, extra / "site.sig")
+    assert added.message == "site.sig does not verify: the folder holds files that were not signed"
+    (bundle / "model.onnx").write_bytes((bundle / "model.onnx").read_bytes() + b"\0")
+    (bundle / "card.json").write_text((bundle / "card.json").read_text() + " ")
+    both = _refusal(bundle, site_keys["a"].public_pem, bundle / "site.sig")
+    assert both.message == "site.sig does not verify: changed: model.onnx, card.json"
+    (bundle / "site.sig").write_text("garbage")
+    garbage = _refusal(bundle, site_keys["a"].public_pem, bundle / "site.sig")
+    assert garbage.message == "site.sig does not verify: malformed signature"
+
+
+def test_git_bookkeeping_beside_the_bundle_is_not_signed(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    # As the third-party CLI does by default: a bundle folder kept in git still verifies.
+    folder = tmp_path / "bundle"
+    folder.mkdir()
+    (folder / ".gitignore").write_text("*.tmp\n")
+    make_bundle(folder, site_keys["a"].private, LABELS)
+    (folder / ".gitignore").write_text("*.log\n")
+    verify_bundle(folder, site_keys["a"].public_pem, folder / "site.sig")
