@@ -77,6 +77,17 @@ _TEMP_NAME = "names a private temporary file or folder that nothing else reads a
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.signing.x__hashing_config__mutmut_4": "model-signing's default: ignore_git_paths=True",
+    "registry.bundle.signing.x_sign_bundle__mutmut_6": "`token_bytes(None)` is 32 random bytes too",
+    "registry.bundle.signing.x_sign_bundle__mutmut_7": "a one-time passphrase of 33 random bytes, not 32",
+    "registry.bundle.signing.x_sign_bundle__mutmut_16": _TEMP_NAME,
+    "registry.bundle.signing.x_sign_bundle__mutmut_17": _TEMP_NAME,
+    "registry.bundle.signing.x_sign_bundle__mutmut_18": _TEMP_NAME,
+    "registry.bundle.signing.x_sign_bundle__mutmut_22": _TEMP_NAME,
+    "registry.bundle.signing.x_sign_bundle__mutmut_23": _TEMP_NAME,
+    "registry.bundle.signing.x_sign_bundle__mutmut_26": (
+        "mode 0o601 instead of 0o600 still lets no one else read the (encrypted) key file, "
+        "which lies in a 0o700 temporary folder"
+    ),
     "registry.bundle.signing.x_verify_bundle__mutmut_8": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_9": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_10": _TEMP_NAME,
