@@ -118,3 +118,27 @@ def test_refusals_say_what_to_do(approved: Path, site_keys: dict[str, SiteKey], 
     assert unreadable.value.message == "cannot read the trust store absent.json (FileNotFoundError)"
     with pytest.raises(KeyMaterialError, match=r"expected format gsco-trust-1"):
         TrustStore.read(tmp_path / "gone.json")
+
+
+@pytest.mark.parametrize(
+    ("document", "reason"),
+    [
+        ({"format": "gsco-trust-1"}, "KeyError"),
+        ({"format": "gsco-trust-1", "central_key": 42}, "AttributeError"),
+        ({"format": "gsco-trust-1", "central_key": "x", "sites": ["fp"]}, "AttributeError"),
+        ({"format": "gsco-trust-1", "central_key": "x", "sites": {"fp": None}}, "AttributeError"),
+        ({"format": "gsco-trust-1", "central_key": "kéy"}, "UnicodeEncodeError"),
+        ({"format": "gsco-trust-1", "central_key": "x", "revoked_digests": 7}, "TypeError"),
+    ],
+)
+def test_a_malformed_trust_store_is_a_key_material_error(document: dict[str, object], reason: str) -> None:
+    with pytest.raises(KeyMaterialError) as refused:
+        TrustStore.from_dict(document)
+    assert refused.value.message == f"the trust store is malformed ({reason})"
+
+
+def test_a_trust_store_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "trust.json").write_bytes(b'{"format": "\xff"}')
+    with pytest.raises(KeyMaterialError) as refused:
+        TrustStore.read(tmp_path / "trust.json")
+    assert refused.value.message == "cannot read the trust store trust.json (UnicodeDecodeError)"
