@@ -72,8 +72,12 @@ MODULES: dict[str, tuple[str, ...]] = {
 }
 
 # Surviving mutants that behave exactly like the original (name -> why); published with the table.
-_CODEC_CASE = "codec names are case-insensitive: `UTF-8` is the same codec as `utf-8`"
+_CODEC_CASE = "codec names are case-insensitive: `UTF-8` is `utf-8`, `ASCII` is `ascii`"
 _TEMP_NAME = "names a private temporary file or folder that nothing else reads and that is deleted at once"
+_ASCII_DOCUMENT = (
+    "the trust document is ASCII only (PEM keys, hex digests, JSON with non-ASCII escaped): the "
+    "locale's default encoding (UTF-8 or ASCII) writes and reads the same bytes"
+)
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.signing.x__hashing_config__mutmut_4": "model-signing's default: ignore_git_paths=True",
@@ -89,6 +93,12 @@ EQUIVALENT: dict[str, str] = {
         "which lies in a 0o700 temporary folder"
     ),
     "registry.bundle.signing.x_verify_bundle__mutmut_8": _TEMP_NAME,
+    "registry.trust.xǁTrustStoreǁto_dict__mutmut_7": _CODEC_CASE,
+    "registry.trust.xǁTrustStoreǁto_dict__mutmut_12": _CODEC_CASE,
+    "registry.trust.xǁTrustStoreǁwrite__mutmut_2": _ASCII_DOCUMENT,
+    "registry.trust.xǁTrustStoreǁwrite__mutmut_4": _ASCII_DOCUMENT,
+    "registry.trust.xǁTrustStoreǁwrite__mutmut_13": _CODEC_CASE,
+    "registry.trust.xǁTrustStoreǁread__mutmut_3": _ASCII_DOCUMENT,
     "registry.bundle.signing.x_verify_bundle__mutmut_9": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_10": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_14": _TEMP_NAME,
