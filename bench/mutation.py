@@ -217,6 +217,7 @@ def score_lines(results: list[dict[str, object]]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|",
     ]
     explained: list[str] = []
+    scored = {result["module"] for result in results}
     for result in results:
         counts: dict[str, int] = result["counts"]  # type: ignore[assignment]
         survivors: dict[str, dict[str, str]] = result["survivors"]  # type: ignore[assignment]
@@ -230,6 +231,7 @@ def score_lines(results: list[dict[str, object]]) -> list[str]:
         explained += [f"- `{name}`: {EQUIVALENT[name]}" for name in equivalent]
         open_ones = [name for name in survivors if name not in EQUIVALENT]
         explained += [f"- `{name}` ({survivors[name]['status']}): not yet killed" for name in open_ones]
+    lines += [f"| `{module}` | not run yet | | | | |" for module in MODULES if module not in scored]
     if explained:
         lines += ["", "Survivors (equivalent: behaves like the original, say why; others are open):", ""]
         lines += explained
