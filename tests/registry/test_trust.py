@@ -142,3 +142,21 @@ def test_a_trust_store_file_that_is_not_text_is_refused(tmp_path: Path) -> None:
     with pytest.raises(KeyMaterialError) as refused:
         TrustStore.read(tmp_path / "trust.json")
     assert refused.value.message == "cannot read the trust store trust.json (UnicodeDecodeError)"
+
+
+def test_refusals_of_keys_and_unapproved_bundles_are_exact(
+    approved: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    data = store(site_keys).to_dict()
+    data["sites"] = {"sha256:" + "0" * 64: site_keys["a"].public_pem.decode()}
+    with pytest.raises(KeyMaterialError) as mismatch:
+        TrustStore.from_dict(data)
+    assert mismatch.value.message == "a site key in the trust store does not match its fingerprint"
+    revoked_store = store(site_keys, revoked_digests=frozenset({bundle_digest(approved)}))
+    with pytest.raises(SignatureError) as revoked:
+        verify_approved(approved, revoked_store)
+    assert revoked.value.message == "this bundle version was revoked by the central team"
+    (approved / "approval.sig").unlink()
+    with pytest.raises(SignatureError) as unapproved:
+        verify_approved(approved, revoked_store)
+    assert unapproved.value.message == "the bundle has no approval.sig: the central team has not approved it"
