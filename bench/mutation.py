@@ -11,6 +11,7 @@ run (every mutated function raises) proves that the tests import the copy: a run
 test fails then.
 
     .venv/bin/python bench/mutation.py --module registry/trust.py   # one module; result kept
+    .venv/bin/python bench/mutation.py --module registry/trust.py --survivors  # rerun survivors
     .venv/bin/python bench/mutation.py                              # every module, in turn
     .venv/bin/python bench/mutation.py --table --write-docs         # table of the kept results
     .venv/bin/python bench/mutation.py --five-features --write-docs # the five broken features
