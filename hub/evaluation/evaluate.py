@@ -213,11 +213,17 @@ def _generalist_rows(
             note=f"{fallbacks} fell back to consensus" if fallbacks else "",
         )
     )
-    majority = majority_vote(np.stack(probs))
+    report.arbitration = arbitration(zero_shot, majority_vote(np.stack(probs)), gsco, labels)
+
+
+def arbitration(
+    zero_shot: np.ndarray, majority: np.ndarray, gsco: np.ndarray, labels: np.ndarray
+) -> Arbitration:
+    """Disagreements of zero-shot answer (-1: unparseable) and majority; what GSCo made of them."""
     disagree = zero_shot != majority
     right = disagree & (zero_shot == labels)
     wrong = disagree & (zero_shot != labels)
-    report.arbitration = Arbitration(
+    return Arbitration(
         disagreements=int(disagree.sum()),
         right=int(right.sum()),
         right_upheld=int((right & (gsco == zero_shot)).sum()),
