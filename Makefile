@@ -10,7 +10,7 @@ export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR := false
 
-.PHONY: setup test lint demo clean up down
+.PHONY: setup test lint demo clean up down mutation
 
 setup: $(STAMP)
 
@@ -25,6 +25,12 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+
+# Mutation testing of the trust core (long; not part of `make test`): see docs/testing.md.
+mutation: setup
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[mutation]'
+	$(BIN)/python bench/mutation.py --write-docs
+	$(BIN)/python bench/mutation.py --five-features --write-docs
 
 demo: setup
 	DATA="$(DATA)" DEMO_HOME="$(DEMO_HOME)" bash deploy/demo/run.sh

@@ -47,13 +47,17 @@ class TrustStore:
     def from_dict(cls, data: dict[str, Any]) -> TrustStore:
         if not isinstance(data, dict) or data.get("format") != TRUST_FORMAT:
             raise KeyMaterialError(f"not a GSCo trust store (expected format {TRUST_FORMAT})")
-        sites = {fp: pem.encode("ascii") for fp, pem in data.get("sites", {}).items()}
+        try:
+            sites = {fp: pem.encode("ascii") for fp, pem in data.get("sites", {}).items()}
+            central = data["central_key"].encode("ascii")
+            revoked = frozenset(str(digest) for digest in data.get("revoked_digests", []))
+        except (KeyError, AttributeError, TypeError, UnicodeEncodeError) as exc:
+            raise KeyMaterialError(f"the trust store is malformed ({exc.__class__.__name__})") from None
         for fp, pem in sites.items():
             if fingerprint(load_public_key_pem(pem)) != fp:
                 raise KeyMaterialError("a site key in the trust store does not match its fingerprint")
-        central = data["central_key"].encode("ascii")
         load_public_key_pem(central)
-        return cls(central, sites, frozenset(data.get("revoked_digests", [])))
+        return cls(central, sites, revoked)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -62,7 +66,7 @@ class TrustStore:
     def read(cls, path: Path) -> TrustStore:
         try:
             return cls.from_dict(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise KeyMaterialError(
                 f"cannot read the trust store {path.name} ({exc.__class__.__name__})"
             ) from None

@@ -219,17 +219,7 @@ def _generalist_rows(
     tick("generalist", len(images), len(images))
     unparsed = int((zero_shot < 0).sum())
     report.generalist = backend.name
-    majority = majority_vote(np.stack(probs))
-    disagree = zero_shot != majority
-    right = disagree & (zero_shot == labels)
-    wrong = disagree & (zero_shot != labels)
-    report.arbitration = Arbitration(
-        disagreements=int(disagree.sum()),
-        right=int(right.sum()),
-        right_upheld=int((right & (gsco == zero_shot)).sum()),
-        wrong=int(wrong.sum()),
-        wrong_corrected=int((wrong & (gsco == labels)).sum()),
-    )
+    report.arbitration = arbitration(zero_shot, majority_vote(np.stack(probs)), gsco, labels)
     return [
         Scored(
             f"{backend.name} zero-shot",
@@ -246,3 +236,19 @@ def _generalist_rows(
             f"{fallbacks} fell back to consensus" if fallbacks else "",
         ),
     ]
+
+
+def arbitration(
+    zero_shot: np.ndarray, majority: np.ndarray, gsco: np.ndarray, labels: np.ndarray
+) -> Arbitration:
+    """Disagreements of zero-shot answer (-1: unparseable) and majority; what GSCo made of them."""
+    disagree = zero_shot != majority
+    right = disagree & (zero_shot == labels)
+    wrong = disagree & (zero_shot != labels)
+    return Arbitration(
+        disagreements=int(disagree.sum()),
+        right=int(right.sum()),
+        right_upheld=int((right & (gsco == zero_shot)).sum()),
+        wrong=int(wrong.sum()),
+        wrong_corrected=int((wrong & (gsco == labels)).sum()),
+    )

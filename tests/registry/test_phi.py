@@ -147,3 +147,46 @@ def test_system_identifiers_leave_out_names_too_short_to_scan_for(monkeypatch: p
     monkeypatch.setenv("LOGNAME", "ab")
     monkeypatch.setenv("HOME", "/")
     assert system_identifiers() == set()
+
+
+def test_needles_of_the_minimum_length_count_and_are_trimmed() -> None:
+    assert scan_strings([("card.notes", "seen at kgh today")], [" KGH \n"]) == ["card.notes"]
+    assert scan_bytes(b"seen at kgh today", [b" KGH "])
+    assert not scan_bytes(b"seen at kg today", ["kg"])
+
+
+def test_a_field_is_reported_once_in_first_seen_order() -> None:
+    named = [("b.second", "drsmith"), ("a.first", "DrSmith again"), ("b.second", "drsmith")]
+    assert scan_strings(named, ["drsmith"]) == ["b.second", "a.first"]
+
+
+def test_a_forbidden_string_inside_a_word_or_number_is_no_hit() -> None:
+    # Token-bounded: the stem "000" of an anonymized file name must not hit op or number names.
+    named = [("model.graph.node[0].name", "Conv_1000"), ("card.notes", "0.9000"), ("card.site", "000.png")]
+    assert scan_strings(named, ["000"]) == ["card.site"]
+
+
+def test_text_bytes_that_are_not_utf8_are_still_scanned() -> None:
+    tensor = helper.make_tensor("t", TensorProto.STRING, [1], [b"\xff\xfeDRSMITH\xff"])
+    strings = list(onnx_strings(tensor, "t"))
+    assert ("t.string_data[0]", "\ufffd\ufffdDRSMITH\ufffd") in strings
+    assert scan_strings(strings, ["drsmith"]) == ["t.string_data[0]"]
+
+
+def test_unset_and_default_fields_are_not_walked() -> None:
+    assert list(onnx_strings(onnx.ModelProto())) == []
+    assert list(onnx_strings(helper.make_node("Relu", ["x"], ["y"]), "n")) == [
+        ("n.input[0]", "x"),
+        ("n.output[0]", "y"),
+        ("n.op_type", "Relu"),
+    ]
+
+
+def test_an_unknown_user_still_leaves_host_and_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_user() -> str:
+        raise KeyError("uid 4242 has no name")
+
+    monkeypatch.setattr(socket, "gethostname", lambda: "radiology-ws-0427")
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    monkeypatch.setenv("HOME", "/home/drsmith")
+    assert system_identifiers() == {"radiology-ws-0427", "/home/drsmith"}

@@ -129,3 +129,89 @@ def test_bad_policy_files_name_the_key(tmp_path: Path, text: str, message: str) 
         load_policy(tmp_path / "p.yaml")
     with pytest.raises(ConfigError, match="cannot read"):
         load_policy(tmp_path / "absent.yaml")
+
+
+DP = {"notion": "sample-level (DP-SGD at the site)", "epsilon": 3.0, "delta": 1e-5, "accountant": "rdp"}
+
+
+def _privacy_detail(tmp_path: Path, key: SiteKey, limits: str, **card: object) -> str:
+    (tmp_path / "p.yaml").write_text(f"checks: {{privacy: true}}\nprivacy: {limits}\n")
+    folder = make_bundle(tmp_path / "b", key.private, LABELS, **card)
+    return failing(folder, key, policy_file=tmp_path / "p.yaml").get("privacy", "")
+
+
+@pytest.mark.parametrize(
+    ("limits", "card", "detail"),
+    [
+        ("{max_mia_auc: 0.6}", {"mia_auc": 0.6}, ""),
+        (
+            "{max_mia_auc: 0.6}",
+            {"mia_auc": 0.61},
+            "membership-inference AUC 0.610 > 0.6 (privacy.max_mia_auc)",
+        ),
+        ("{max_mia_auc: 0.6}", {"mia_auc": None}, "membership-inference AUC n/a > 0.6 (privacy.max_mia_auc)"),
+        ("{dp_required: true}", {}, "trained without differential privacy (privacy.dp_required)"),
+        ("{dp_required: true}", {"privacy": DP}, ""),
+        ("{max_epsilon: 3, delta: 1.0e-5}", {"privacy": DP}, ""),
+        ("{max_epsilon: 3, delta: 1.0e-5}", {}, ""),
+        (
+            "{max_epsilon: 2.5, delta: 1.0e-6}",
+            {"privacy": DP},
+            "DP epsilon 3 > 2.5 (privacy.max_epsilon); DP delta 1e-05 > 1e-06 (privacy.delta)",
+        ),
+    ],
+)
+def test_privacy_limits_are_checked_at_their_boundaries(
+    tmp_path: Path, site_keys: dict[str, SiteKey], limits: str, card: dict[str, object], detail: str
+) -> None:
+    assert _privacy_detail(tmp_path, site_keys["a"], limits, **card) == detail
+
+
+def test_an_unenrolled_key_fails_both_signature_checks_by_name(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS)
+    results = run_checks(BundleUnderReview(folder, TASK, None), load_policy())
+    failed = {r.name: r.detail for r in results if r.failed}
+    assert failed == {
+        "site_signature": "no enrolled key to verify site.sig against",
+        "site_key_active": "the signing key is not enrolled",
+    }
+    assert [r.to_dict() for r in results if r.failed][1] == {
+        "check": "site_key_active",
+        "status": "fail",
+        "detail": "the signing key is not enrolled",
+    }
+    assert [r.line() for r in results][:2] == [
+        "site_signature: no enrolled key to verify site.sig against",
+        "site_key_active: the signing key is not enrolled",
+    ]
+    assert [r.line() for r in results][2] == "card_complete"
+
+
+def test_a_model_whose_shapes_differ_from_its_card_is_refused(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, model=tiny_onnx(3), embedding=4)
+    assert (
+        failing(folder, site_keys["a"])["onnxruntime_load"] == "logits has shape [2, 3], the card says [2, 2]"
+    )
+    wider = make_bundle(tmp_path / "w", site_keys["a"].private, LABELS, model=tiny_onnx(2, size=16))
+    assert failing(wider, site_keys["a"])["onnxruntime_load"] == "expected one input `image` [batch,3,8,8]"
+    renamed = tiny_onnx(2)
+    renamed.graph.output[1].name = "features"
+    renamed.graph.node[1].output[0] = "features"
+    renamed.graph.node[2].input[0] = "features"
+    odd = make_bundle(tmp_path / "o", site_keys["a"].private, LABELS, model=renamed)
+    assert (
+        failing(odd, site_keys["a"])["onnxruntime_load"]
+        == "expected outputs logits, embedding; found logits, features"
+    )
+
+
+def test_the_card_of_another_task_is_named(tmp_path: Path, site_keys: dict[str, SiteKey]) -> None:
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, task="breast")
+    assert (
+        failing(folder, site_keys["a"])["card_complete"]
+        == "the card's task differs from the registry's task 'pneumonia'"
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from gsco_common.errors import PrivacyError
-from registry.bundle.free_text import MAX_FIELD_CHARS, refuse_identifying_text
+from registry.bundle.free_text import MAX_FIELD_CHARS, free_text_fields, refuse_identifying_text
 from registry.bundle.phi import scan_strings
 
 FIELD = "card.task.intended_use"
@@ -67,3 +67,34 @@ def test_anonymized_file_names_are_no_false_alarm() -> None:
 def test_scan_is_bounded_and_fails_closed() -> None:
     with pytest.raises(PrivacyError, match=FIELD):
         refuse_identifying_text([(FIELD, "a " * (MAX_FIELD_CHARS // 2 + 1))], [], [])
+
+
+def test_only_free_text_fields_are_pattern_checked() -> None:
+    named = [("card.task.labels[0]", "rad.team@hospital.org"), ("card.model_uid", "MRN 4471")]
+    assert free_text_fields(named) == []
+    assert free_text_fields([("card.task.notes", "MRN 4471"), ("card.task.notes", "x@y.org")]) == [
+        "card.task.notes"
+    ]
+
+
+def test_the_scan_limit_is_exact() -> None:
+    assert free_text_fields([(FIELD, "a" * MAX_FIELD_CHARS)]) == []
+    assert free_text_fields([(FIELD, "a" * (MAX_FIELD_CHARS + 1))]) == [FIELD]
+
+
+def test_refusal_lists_the_first_ten_fields_both_scans_found_and_the_default_hint() -> None:
+    named = [(f"card.task.notes[{i}]", f"born 1957-03-{i + 10}") for i in range(11)]
+    named.insert(0, ("card.site", "kept at ward7-ws"))
+    with pytest.raises(PrivacyError) as refused:
+        refuse_identifying_text(named, ["ward7-ws"], [])
+    fields = ["card.site", *(f"card.task.notes[{i}]" for i in range(9))]
+    assert refused.value.message == f"card.json would contain identifying strings in: {', '.join(fields)}"
+    assert refused.value.hint == (
+        "nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list"
+    )
+    with pytest.raises(PrivacyError) as denied:
+        refuse_identifying_text([("card.site", "St Elsewhere")], [], ["st elsewhere"], hint="say so")
+    assert (denied.value.message, denied.value.hint) == (
+        "card.json would contain identifying strings in: card.site",
+        "say so",
+    )
