@@ -23,7 +23,7 @@ from gsco_common.keys import (
     fingerprint,
     load_signing_key,
 )
-from registry.bundle.card import card_strings
+from registry.bundle.card import INPUT_NAME, card_strings
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.bundle.preprocess import Preprocessing, preprocess_batch
@@ -40,7 +40,7 @@ from specialist.export.card_builder import (
     privacy_section,
 )
 from specialist.export.membership import membership_audit
-from specialist.export.onnx_export import INPUT_NAME, ExportResult
+from specialist.export.onnx_export import ExportResult
 from specialist.metrics import nll_per_example
 
 BUNDLE_DIR = "bundle"
