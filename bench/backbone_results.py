@@ -27,6 +27,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from site_agent.config import SiteConfig  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
@@ -34,6 +35,7 @@ from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.data.synthetic import write_synthetic_npz  # noqa: E402
 from site_agent.training.run_dir import RunInfo, load_run  # noqa: E402
 from site_agent.training.trainer import train_run  # noqa: E402
+from specialist.data import SiteData  # noqa: E402
 from specialist.training.config import TrainingConfig  # noqa: E402
 
 SECTION = "## Specialists per backbone (site-agent train)"
@@ -49,6 +51,23 @@ def dataset(name: str, scratch: Path) -> tuple[Path, str]:
     if (SHARED / file_name).is_file():
         return SHARED / file_name, f"real ({file_name})"
     return write_synthetic_npz(scratch / f"{name}_synthetic.npz", n_per_class=300), "SYNTHETIC stand-in"
+
+
+def parse_torch_args(parser: argparse.ArgumentParser, threads: int) -> argparse.Namespace:
+    """Add ``--threads`` (torch's thread count, default ``threads``), parse, and apply it."""
+    parser.add_argument("--threads", type=int, default=threads)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    return args
+
+
+def train_site(
+    task_id: str, labels: list[str], modality: str, path: Path
+) -> tuple[SiteConfig, DataConfig, SiteData]:
+    """A site named ``bench`` training ``task_id`` on the ``.npz`` at ``path``, and its data (seed 0)."""
+    site = SiteConfig(name="bench", task={"id": task_id, "labels": labels, "modality": modality})
+    data = DataConfig(path=path)
+    return site, data, load_site_data(data, labels, seed=0)
 
 
 def _f(value: float | None) -> str:
@@ -101,9 +120,7 @@ def quick_run(scratch: Path) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--datasets", default="pneumonia,breast")
     parser.add_argument(
         "--backbones",
@@ -115,11 +132,8 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-quick-run", action="store_true", help="skip timing the one-minute command")
-    parser.add_argument("--write-docs", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_torch_args(parser, threads=2)
 
     sections = []
     with tempfile.TemporaryDirectory(prefix="gsco-backbones-") as tmp:
@@ -130,9 +144,7 @@ def main() -> None:
         for name in args.datasets.split(","):
             path, source = dataset(name, scratch)
             _, labels, modality = DATASETS[name]
-            site = SiteConfig(name="bench", task={"id": name, "labels": labels, "modality": modality})
-            data = DataConfig(path=path)
-            site_data = load_site_data(data, labels, seed=0)
+            site, data, site_data = train_site(name, labels, modality, path)
             sizes = {split: len(images) for split, images in site_data.splits.items()}
             rows = [
                 "| backbone | input px | epochs | best epoch | val accuracy | balanced acc. | macro-F1 | AUC "

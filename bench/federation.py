@@ -40,10 +40,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
-os.environ.setdefault("FLWR_TELEMETRY_ENABLED", "0")
-os.environ.setdefault("FLWR_DISABLE_UPDATE_CHECK", "1")
 
+from bench.common import bench_environment, bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from deploy.demo.local_federation import LocalFederation  # noqa: E402
 from hub.federation.partition import non_iid_indices  # noqa: E402
@@ -244,9 +242,7 @@ def seeds(args: argparse.Namespace) -> list[int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--image-size", type=int, default=28)
@@ -257,8 +253,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="use at most this many training images")
     parser.add_argument("--seed", type=int, default=0, help="first training seed (also the data split)")
     parser.add_argument("--seeds", type=int, default=3, help="training seeds per arm")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    bench_environment()
 
     with np.load(args.data) as archive:
         images, labels = archive["train_images"], archive["train_labels"].reshape(-1)

@@ -45,10 +45,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
+from bench.common import bench_environment, bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from bench.world import LABELS, World, exported, make_world, sample_images  # noqa: E402
 from gsco_runtime.cases.library import build_library, save_library  # noqa: E402
@@ -238,9 +236,7 @@ def row(name: str, result: Load) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--backbones", default="resnet18,densenet121,efficientnet_b4")
     parser.add_argument("--size", type=int, default=64, help="input size of the specialists")
     parser.add_argument("--threads", type=int, default=2, help="the service's thread budget")
@@ -250,8 +246,8 @@ def main() -> None:
     parser.add_argument("--peer-concurrency", default="1,8")
     parser.add_argument("--cold-runs", type=int, default=3, help="cold `gsco-hub diagnose` processes")
     parser.add_argument("--reps", type=int, default=50, help="repetitions of each bare session run")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    bench_environment()
     backbones = args.backbones.split(",")
     levels = [int(c) for c in args.concurrency.split(",")]
     peer_levels = [int(c) for c in args.peer_concurrency.split(",")]

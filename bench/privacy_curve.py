@@ -12,7 +12,6 @@ and the training time relative to the non-DP run.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -22,16 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backbone_results import dataset  # noqa: E402
+from bench.backbone_results import dataset, parse_torch_args, train_site  # noqa: E402
+from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from site_agent.config import SiteConfig  # noqa: E402
-from site_agent.data.config import DataConfig  # noqa: E402
-from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.training.run_dir import load_model  # noqa: E402
 from site_agent.training.trainer import train_run  # noqa: E402
 from specialist.data import SiteData  # noqa: E402
@@ -85,9 +81,7 @@ def measure(run_dir: Path, site_data: SiteData, batch: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--epsilons", default="inf,8,3,1", help="comma-separated; inf = without DP")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -96,18 +90,13 @@ def main() -> None:
         "--max-train", type=int, default=None, help="use a seeded subset of the training images"
     )
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
-    parser.add_argument("--write-docs", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = parse_torch_args(parser, threads=1)
     results = []
     with tempfile.TemporaryDirectory(prefix="gsco-privacy-") as tmp:
         source_path, source = dataset("pneumonia", Path(tmp))
         path = _subset(source_path, args.max_train, Path(tmp))
-        site = SiteConfig(name="bench", task={"id": "pneumonia", "labels": LABELS, "modality": "chest X-ray"})
-        data = DataConfig(path=path)
-        site_data = load_site_data(data, LABELS, seed=0)
+        site, data, site_data = train_site("pneumonia", LABELS, "chest X-ray", path)
         for text in args.epsilons.split(","):
             epsilon = float(text)
             dp = {"enabled": False} if math.isinf(epsilon) else {"enabled": True, "epsilon": epsilon}

@@ -39,9 +39,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase-123")
-os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
+from bench.common import bench_environment, bench_parser  # noqa: E402
 from bench.docs_section import DOCS, replace_section, running_script  # noqa: E402
 from bench.world import LABELS, exported, make_world, sample_images  # noqa: E402
 from gsco_runtime.cases.library import build_library, save_library  # noqa: E402
@@ -226,9 +225,7 @@ def write_docs(header: str, sections: dict[str, list[str]]) -> Path:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--backbones", default="resnet18,densenet121,efficientnet_b4")
     parser.add_argument("--size", type=int, default=224, help="input size of the specialists")
     parser.add_argument("--threads", type=int, default=2, help="thread budget (ORT, torch, FAISS)")
@@ -237,8 +234,8 @@ def main() -> None:
     parser.add_argument("--library", type=int, default=2000, help="case library size for the query path")
     parser.add_argument("--rad-sizes", default="100000,1000000")
     parser.add_argument("--skip", default="", help="comma-separated: ort, query, batching, rad")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
+    bench_environment()
     backbones = args.backbones.split(",")
     budget = ThreadBudget(args.threads)
 

@@ -11,7 +11,6 @@ with the pinned key plus the anti-rollback sequence check (read of the hub's seq
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -19,6 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.common import bench_environment, bench_parser
 from bench.docs_section import publish
 from bench.world import make_world
 from gsco_runtime.pool.cache import BundleCache
@@ -31,13 +31,10 @@ def _ms(seconds: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--repeats", type=int, default=50)
-    parser.add_argument("--write-docs", action="store_true", help="Store the section in docs/security.md.")
     args = parser.parse_args()
-    os.environ.setdefault("GSCO_KEY_PASSPHRASE", "bench-passphrase")
+    bench_environment()
     with tempfile.TemporaryDirectory(prefix="gsco-bench-state-") as tmp:
         world = make_world(Path(tmp) / "world")
         task = world.new_task()

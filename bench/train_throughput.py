@@ -13,7 +13,6 @@ site-agent row shows the cost of the default augmentation. Target: ratio >= 0.90
 
 from __future__ import annotations
 
-import argparse
 import copy
 import os
 import platform
@@ -31,6 +30,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
@@ -136,9 +136,7 @@ def measure(loops: dict[str, Loop], initial: Specialist, images: int, repeats: i
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--data", type=Path, default=None, help="npz file (default: pneumonia dev data)")
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--image-size", type=int, default=28)
@@ -146,7 +144,6 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=640, help="images per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions per loop")
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
 
     data, source = load_images(args.data, args.images, args.image_size)

@@ -9,22 +9,17 @@ one setting changed at a time (class weighting, augmentation), and reports valid
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import torch
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backbone_results import dataset  # noqa: E402
+from bench.backbone_results import dataset, parse_torch_args, train_site  # noqa: E402
+from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from site_agent.config import SiteConfig  # noqa: E402
-from site_agent.data.config import DataConfig  # noqa: E402
-from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.training.trainer import train_run  # noqa: E402
 from specialist.training.config import TrainingConfig  # noqa: E402
 
@@ -39,13 +34,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--write-docs", action="store_true")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    parser = bench_parser(__doc__)
+    args = parse_torch_args(parser, threads=2)
     labels = ["normal", "pneumonia"]
     rows = [
         "| variant | val accuracy | balanced acc. | macro-F1 | AUC | ECE |",
@@ -53,9 +43,7 @@ def main() -> None:
     ]
     with tempfile.TemporaryDirectory(prefix="gsco-defaults-") as tmp:
         path, source = dataset("pneumonia", Path(tmp))
-        site = SiteConfig(name="bench", task={"id": "pneumonia", "labels": labels, "modality": "chest X-ray"})
-        data = DataConfig(path=path)
-        site_data = load_site_data(data, labels, seed=0)
+        site, data, site_data = train_site("pneumonia", labels, "chest X-ray", path)
         for name, change in VARIANTS.items():
             training = TrainingConfig.model_validate(
                 {"image_size": 28, "epochs": 1, "device": "cpu", **change}
@@ -74,7 +62,6 @@ def main() -> None:
         f"({source}), validation split; one setting changed at a time.",
         "",
         *rows,
-        "",
     ]
     publish(lines, "results.md", "Results", write=args.write_docs)
 

@@ -16,7 +16,6 @@ interleaved in one process so that machine load affects both alike:
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -34,6 +33,7 @@ from specialist.federation.flower import get_all_nested_objects
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from hub.federation.rounds import float_state  # noqa: E402
 from specialist.federation.wire import Layout, add_half, half_difference, packed_record  # noqa: E402
@@ -80,14 +80,11 @@ def record_objects(record: ArrayRecord) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--backbone", default="resnet18")
     parser.add_argument("--image-size", type=int, default=28)
     parser.add_argument("--steps", type=int, default=20, help="AdamW steps making the round's change")
     parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--write-docs", action="store_true")
     args = parser.parse_args()
 
     before, after = one_round_change(args.backbone, args.image_size, args.steps)

@@ -117,3 +117,19 @@ def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     if not path.is_file():
         raise KeyMaterialError(f"public key {path.name} not found")
     return load_public_key_pem(path.read_bytes())
+
+
+def load_signing_key(private_path: Path, public_path: Path) -> ec.EllipticCurvePrivateKey:
+    """The private key at ``private_path``, checked to be the pair of the public key at ``public_path``.
+
+    The passphrase comes from the environment or a prompt. Signing with a key whose published
+    public key is another one would make every signature fail verification later.
+    """
+    public_key = load_public_key(public_path)
+    key = load_private_key(private_path, passphrase_from_env_or_prompt(confirm=False))
+    if fingerprint(key.public_key()) != fingerprint(public_key):
+        raise KeyMaterialError(
+            f"{private_path.name} and {public_path.name} are not a pair",
+            hint="restore the key files",
+        )
+    return key

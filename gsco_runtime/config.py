@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gsco_common.errors import ConfigError
+from gsco_common.settings import validated
 from gsco_runtime.rad.index import IndexSettings
 
 RUNTIME_FILE = Path("hub") / "runtime.yaml"
@@ -63,11 +64,6 @@ def load_runtime_settings(home: Path, overrides: Mapping[str, Any] | None = None
     values.update({key: os.environ[env] for env, key in ENV_OVERRIDES.items() if os.environ.get(env)})
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["home"] = home
-    try:
-        return RuntimeSettings.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"runtime setting {key}: {first['msg']}", hint="fix hub/runtime.yaml or the flag"
-        ) from None
+    return validated(
+        RuntimeSettings, values, what="runtime setting ", hint="fix hub/runtime.yaml or the flag"
+    )

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from gsco_common.errors import ConfigError, RuntimeServiceError
+from gsco_common.settings import validated
 
 TASKS_FILE = Path("hub") / "tasks.yaml"
 
@@ -56,13 +57,10 @@ def load_task_definitions(home: Path) -> dict[str, _TaskDefinition]:
     if not path.is_file():
         return {}
     try:
-        return _TasksFile.model_validate(yaml.safe_load(path.read_text()) or {}).tasks
+        loaded = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError("hub/tasks.yaml is not valid YAML", hint="fix the file") from exc
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(f"hub/tasks.yaml: {key}: {first['msg']}", hint="fix this key") from None
+    return validated(_TasksFile, loaded, what="hub/tasks.yaml: ", hint="fix this key").tasks
 
 
 def resolve_task(

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gsco_common.errors import PolicyError, RegistryError, ServingStateError, SignatureError
 from gsco_common.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
@@ -33,6 +34,12 @@ from registry.trust import TrustStore, verify_site_signature
 from registry.trust_audit import sign_checkpoint
 
 _ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model.revoke"}
+
+
+def _audit(session: Session, reviewer: str, action: str, ref: VersionRef, details: dict[str, Any]) -> None:
+    """One audit entry by ``reviewer`` about the version ``ref``, in the caller's transaction."""
+    subject = f"{ref.name}/{ref.version}"
+    audit.append(session, actor=f"reviewer:{reviewer}", action=action, subject=subject, details=details)
 
 
 @dataclass(frozen=True)
@@ -94,12 +101,12 @@ class ReviewMixin:
             failures = [r for r in results if r.failed]
             if failures:
                 with self.tables.session() as session:
-                    audit.append(
+                    _audit(
                         session,
-                        actor=f"reviewer:{reviewer}",
-                        action="model.approve_refused",
-                        subject=f"{name}/{version}",
-                        details={
+                        reviewer,
+                        "model.approve_refused",
+                        ref,
+                        {
                             "failed": [r.name for r in failures],
                             "problems": [r.line() for r in failures],
                         },
@@ -193,12 +200,8 @@ class ReviewMixin:
             )
         self.models.set_approved_alias(ref)
         with self.tables.session() as session:
-            audit.append(
-                session,
-                actor=f"reviewer:{reviewer}",
-                action="model.promote",
-                subject=f"{ref.name}/{ref.version}",
-                details={"bundle_digest": ref.bundle_digest, "note": reason},
+            _audit(
+                session, reviewer, "model.promote", ref, {"bundle_digest": ref.bundle_digest, "note": reason}
             )
             issue_statement(session, key, card.task_id, add=served, actor=f"reviewer:{reviewer}")
             sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
@@ -210,12 +213,12 @@ class ReviewMixin:
         with self.tables.session() as session:
             if model_digest not in revoked_model_digests(session):
                 return
-            audit.append(
+            _audit(
                 session,
-                actor=f"reviewer:{reviewer}",
-                action="model.approve_refused",
-                subject=f"{ref.name}/{ref.version}",
-                details={"failed": ["revoked_model"], "model_digest": model_digest},
+                reviewer,
+                "model.approve_refused",
+                ref,
+                {"failed": ["revoked_model"], "model_digest": model_digest},
             )
         raise PolicyError(
             f"{ref.name} version {ref.version} fails 1 approval check(s)",
@@ -251,13 +254,7 @@ class ReviewMixin:
             details: dict[str, Any] = {"bundle_digest": ref.bundle_digest, "note": note}
             if checks is not None:
                 details["checks"] = {c["check"]: c["status"] for c in checks}
-            audit.append(
-                session,
-                actor=f"reviewer:{reviewer}",
-                action=_ACTIONS[decision],
-                subject=f"{ref.name}/{ref.version}",
-                details=details,
-            )
+            _audit(session, reviewer, _ACTIONS[decision], ref, details)
 
     def serving_statement(self, task: str) -> SignedApprovedSet | None:
         """Provided by :class:`registry.service.Registry`."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -114,8 +115,8 @@ def _privacy_tags(card: Card) -> dict[str, str]:
     }
 
 
-class Registry(ReviewMixin):
-    """An open registry; use as a context manager or call :meth:`close`."""
+class Registry(ReviewMixin, AbstractContextManager["Registry"]):
+    """An open registry; use as a context manager (``with`` closes it) or call :meth:`close`."""
 
     def __init__(self, config: RegistryConfig, *, create: bool = False) -> None:
         self.config = config
@@ -131,9 +132,6 @@ class Registry(ReviewMixin):
             backoff_s=config.backoff_s,
             action="opening the registry",
         )
-
-    def __enter__(self) -> Registry:
-        return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None

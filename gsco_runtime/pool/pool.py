@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gsco_common.errors import (
@@ -27,6 +27,7 @@ from gsco_common.errors import (
 )
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.card import read_specialist_info
+from gsco_runtime.pool.poller import Poller
 from gsco_runtime.pool.source import BundleRef, BundleSource, TaskState
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.pool.threads import ThreadBudget
@@ -80,15 +81,7 @@ class PoolStatus:
     load_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, object]:
-        return {
-            "registry_reachable": self.registry_reachable,
-            "serving_from_cache": self.serving_from_cache,
-            "last_sync_at": self.last_sync_at,
-            "last_error": self.last_error,
-            "tasks": self.tasks,
-            "failures": [f.__dict__ for f in self.failures],
-            "load_seconds": self.load_seconds,
-        }
+        return asdict(self)
 
 
 class InflightCounter:
@@ -137,8 +130,7 @@ class SpecialistPool:
         self._snapshots: dict[str, PoolSnapshot] = {}
         self._tasks: set[str] = set()
         self._sync_lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.refresh, poll_interval_s, "gsco-pool-poll")
         self._failures: list[LoadFailure] = []
         self._reachable: bool | None = None
         self._from_cache = False
@@ -155,21 +147,10 @@ class SpecialistPool:
 
     def start(self) -> None:
         """Start the background poll thread (idempotent)."""
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._poll_loop, name="gsco-pool-poll", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-
-    def _poll_loop(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            self.refresh()
+        self._poller.stop()
 
     def refresh(self) -> PoolStatus:
         """Sync every watched task now (the push-notification entry point); returns the status."""

@@ -13,11 +13,10 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 from gsco_common.errors import ModelError
 from gsco_runtime.pool.batcher import MicroBatcher
 from gsco_runtime.pool.threads import ThreadBudget
+from registry.bundle.card import INPUT_NAME, OUTPUT_NAMES
 from registry.bundle.preprocess import Preprocessing, preprocess, preprocess_batch
 from registry.bundle.tta import merge, views
 
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("logits", "embedding")
 LIBRARY_BATCH = 64
 _ORT_ERRORS = (
     OSError,

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperCommand, TyperOption
 
 from gsco_common.cli import err_console
 from gsco_common.errors import ConfigError, KeyMaterialError
@@ -39,20 +41,6 @@ def hub_context(ctx: typer.Context) -> HubContext:
     return ctx.find_root().obj
 
 
-# A command's parameter name -> the GeneralistOptions field it sets. `diagnose` and `evaluate`
-# declare these parameters with the option aliases below and build the options from them.
-GENERALIST_FLAGS = {
-    "generalist": "kind",
-    "generalist_url": "url",
-    "generalist_model": "model",
-    "model_dir": "model_dir",
-    "device": "device",
-    "generalist_timeout": "timeout_s",
-    "generalist_retries": "retries",
-    "max_tokens": "max_tokens",
-}
-
-
 @dataclass(frozen=True)
 class GeneralistOptions:
     """The ``--generalist ...`` flags of `diagnose` and `evaluate`."""
@@ -65,11 +53,6 @@ class GeneralistOptions:
     timeout_s: float = 120.0
     retries: int = 2
     max_tokens: int = 512
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> GeneralistOptions:
-        """The options from a command's parsed flags (``ctx.params``), named as in ``GENERALIST_FLAGS``."""
-        return cls(**{field: params[name] for name, field in GENERALIST_FLAGS.items()})
 
     def build(self) -> GeneralistBackend | None:
         if self.kind not in GENERALISTS:
@@ -99,35 +82,60 @@ class GeneralistOptions:
         )
 
 
-# Options of `diagnose` and `evaluate`, declared once. The ``--generalist ...`` flags are the
-# fields of :class:`GeneralistOptions` (see ``GENERALIST_FLAGS``).
 Threads = Annotated[int | None, typer.Option("--threads", help="Thread budget of the specialists' sessions.")]
-GeneralistKind = Annotated[
-    str, typer.Option("--generalist", help="Decision-maker: none (consensus), openai, transformers.")
-]
-GeneralistUrl = Annotated[
-    str | None,
-    typer.Option("--generalist-url", help="OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."),
-]
-GeneralistModel = Annotated[str, typer.Option("--generalist-model", help="Model name sent to the server.")]
-GeneralistModelDir = Annotated[
-    Path | None, typer.Option("--model-dir", help="Local checkpoint folder for --generalist transformers.")
-]
-GeneralistDevice = Annotated[
-    str, typer.Option("--device", help="Device of the transformers backend (cpu, cuda).")
-]
-GeneralistTimeout = Annotated[
-    float,
-    typer.Option(
-        "--generalist-timeout", help="Seconds for the generalist's answer (all retries), then consensus."
+
+
+def _flag(flag: str, field: str, help_text: str, default: Any = None, kind: Any = None) -> TyperOption:
+    return TyperOption(
+        param_decls=[flag, field],
+        type=kind,
+        default=default,
+        show_default=default is not None,
+        help=help_text,
+    )
+
+
+# The ``--generalist ...`` flags of `diagnose` and `evaluate`, declared once: each is a click
+# option whose parameter name is the GeneralistOptions field it sets.
+GENERALIST_FLAGS = (
+    _flag("--generalist", "kind", "Decision-maker: none (consensus), openai, transformers.", "none"),
+    _flag("--generalist-url", "url", "OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."),
+    _flag("--generalist-model", "model", "Model name sent to the server.", "MedDr"),
+    _flag("--model-dir", "model_dir", "Local checkpoint folder for --generalist transformers.", kind=Path),
+    _flag("--device", "device", "Device of the transformers backend (cpu, cuda).", "cpu"),
+    _flag(
+        "--generalist-timeout",
+        "timeout_s",
+        "Seconds for the generalist's answer (all retries), then consensus.",
+        120.0,
     ),
-]
-GeneralistRetries = Annotated[
-    int, typer.Option("--generalist-retries", help="Retries of a failed HTTP request.")
-]
-GeneralistMaxTokens = Annotated[
-    int, typer.Option("--max-tokens", help="Longest generalist answer, in tokens.")
-]
+    _flag("--generalist-retries", "retries", "Retries of a failed HTTP request.", 2),
+    _flag("--max-tokens", "max_tokens", "Longest generalist answer, in tokens.", 512),
+)
+_OPTIONS_KEY = "gsco.generalist"
+
+
+class GeneralistCommand(TyperCommand):
+    """A typer command that also takes the ``--generalist ...`` flags (``cls=`` of ``app.command``).
+
+    Click parses the flags with the command's own; :meth:`invoke` takes them out of the
+    parameters passed to the function and keeps them as one :class:`GeneralistOptions`, which the
+    function reads with :func:`generalist_options`.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.extend(GENERALIST_FLAGS)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        fields = {flag.name: ctx.params.pop(flag.name) for flag in GENERALIST_FLAGS if flag.name}
+        ctx.meta[_OPTIONS_KEY] = GeneralistOptions(**fields)
+        return super().invoke(ctx)
+
+
+def generalist_options(ctx: typer.Context) -> GeneralistOptions:
+    """The ``--generalist ...`` flags of the running :class:`GeneralistCommand`."""
+    return ctx.meta[_OPTIONS_KEY]
 
 
 def build_runtime(hub: HubContext, options: GeneralistOptions, threads: int | None = None) -> GscoRuntime:

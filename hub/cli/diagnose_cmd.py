@@ -10,19 +10,7 @@ import typer
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json
 from gsco_common.errors import DataError
 from gsco_runtime.cases.readers import read_image
-from hub.cli.context import (
-    GeneralistDevice,
-    GeneralistKind,
-    GeneralistMaxTokens,
-    GeneralistModel,
-    GeneralistModelDir,
-    GeneralistOptions,
-    GeneralistRetries,
-    GeneralistTimeout,
-    GeneralistUrl,
-    Threads,
-    task_runtime,
-)
+from hub.cli.context import Threads, generalist_options, task_runtime
 
 
 @handle_errors
@@ -33,21 +21,12 @@ def diagnose(
     report: bool = typer.Option(False, "--report", help="Also write a report (needs a generalist)."),
     threads: Threads = None,
     json_out: JsonFlag = False,
-    # the generalist flags, read back through ctx.params by GeneralistOptions.from_params
-    generalist: GeneralistKind = "none",
-    generalist_url: GeneralistUrl = None,
-    generalist_model: GeneralistModel = "MedDr",
-    model_dir: GeneralistModelDir = None,
-    device: GeneralistDevice = "cpu",
-    generalist_timeout: GeneralistTimeout = 120.0,
-    generalist_retries: GeneralistRetries = 2,
-    max_tokens: GeneralistMaxTokens = 512,
 ) -> None:
     """Diagnose one image with the task's approved specialists, retrieval and an arbiter."""
     if not image.is_file():
         raise DataError("the image file was not found", hint="check the IMAGE path")
     pixels = read_image(image)
-    with task_runtime(ctx, task, GeneralistOptions.from_params(ctx.params), threads) as runtime:
+    with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         decision = runtime.diagnose(pixels, task)
         written = runtime.report(pixels, task) if report else None
     if json_out:

@@ -9,19 +9,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 from gsco_runtime.cases.readers import read_cases
-from hub.cli.context import (
-    GeneralistDevice,
-    GeneralistKind,
-    GeneralistMaxTokens,
-    GeneralistModel,
-    GeneralistModelDir,
-    GeneralistOptions,
-    GeneralistRetries,
-    GeneralistTimeout,
-    GeneralistUrl,
-    Threads,
-    task_runtime,
-)
+from hub.cli.context import Threads, generalist_options, task_runtime
 from hub.evaluation.evaluate import evaluate
 from hub.evaluation.report import (
     arbitration_lines,
@@ -53,18 +41,9 @@ def evaluate_cmd(
     ),
     threads: Threads = None,
     json_out: JsonFlag = False,
-    # the generalist flags, read back through ctx.params by GeneralistOptions.from_params
-    generalist: GeneralistKind = "none",
-    generalist_url: GeneralistUrl = None,
-    generalist_model: GeneralistModel = "MedDr",
-    model_dir: GeneralistModelDir = None,
-    device: GeneralistDevice = "cpu",
-    generalist_timeout: GeneralistTimeout = 120.0,
-    generalist_retries: GeneralistRetries = 2,
-    max_tokens: GeneralistMaxTokens = 512,
 ) -> None:
     """ACC, macro-F1 and AUC with 95 % CIs per method; collaboration tested against the best specialist."""
-    with task_runtime(ctx, task, GeneralistOptions.from_params(ctx.params), threads) as runtime:
+    with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)
         images, truth = cases.images[:limit], cases.labels[:limit]

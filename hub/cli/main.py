@@ -15,7 +15,7 @@ import typer
 
 from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
 from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd, federation_cmd, serve_cmd, tokens_cmd
-from hub.cli.context import HubContext
+from hub.cli.context import GeneralistCommand, HubContext
 from registry.config import RegistryConfig
 
 app = top_level_app(
@@ -43,8 +43,8 @@ def main(
     ctx.obj = HubContext(registry=registry, central_key=central_key)
 
 
-app.command("diagnose")(diagnose_cmd.diagnose)
-app.command("evaluate")(evaluate_cmd.evaluate_cmd)
+app.command("diagnose", cls=GeneralistCommand)(diagnose_cmd.diagnose)
+app.command("evaluate", cls=GeneralistCommand)(evaluate_cmd.evaluate_cmd)
 app.add_typer(cases_cmd.cases_app, name="cases")
 app.add_typer(federation_cmd.federation_app, name="federation")
 app.command("serve")(serve_cmd.serve)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -22,8 +24,14 @@ audit_app = typer.Typer(
 CONFIG_OPT = typer.Option(None, "--config", help="YAML file of hub settings (for db_url).")
 
 
-def _database(ctx: typer.Context, config: Path | None) -> HubDatabase:
-    return HubDatabase(load_settings(hub_context(ctx).registry, config).database_url)
+@contextmanager
+def _database(ctx: typer.Context, config: Path | None) -> Iterator[HubDatabase]:
+    """The hub database of the chosen settings, closed when the block ends (also on an error)."""
+    db = HubDatabase(load_settings(hub_context(ctx).registry, config).database_url)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 @tokens_app.command("create")
@@ -36,9 +44,8 @@ def create(
     json_out: JsonFlag = False,
 ) -> None:
     """Create a token and print it once (only its hash is stored)."""
-    db = _database(ctx, config)
-    info, secret = TokenStore(db).create(role, name)
-    db.close()
+    with _database(ctx, config) as db:
+        info, secret = TokenStore(db).create(role, name)
     print_result(json_out, {**info.to_dict(), "token": secret}, secret)
 
 
@@ -46,9 +53,8 @@ def create(
 @handle_errors
 def list_tokens(ctx: typer.Context, config: Path | None = CONFIG_OPT, json_out: JsonFlag = False) -> None:
     """List tokens (never their secrets)."""
-    db = _database(ctx, config)
-    infos = TokenStore(db).list()
-    db.close()
+    with _database(ctx, config) as db:
+        infos = TokenStore(db).list()
     if json_out:
         print_json([i.to_dict() for i in infos])
         return
@@ -66,9 +72,8 @@ def revoke(
     json_out: JsonFlag = False,
 ) -> None:
     """Revoke a token; requests with it get 401 at once."""
-    db = _database(ctx, config)
-    info = TokenStore(db).revoke(token_id)
-    db.close()
+    with _database(ctx, config) as db:
+        info = TokenStore(db).revoke(token_id)
     print_result(json_out, info.to_dict(), f"token {info.id} ({info.name}) revoked")
 
 
@@ -81,9 +86,8 @@ def show(
     json_out: JsonFlag = False,
 ) -> None:
     """Show the hub's audit trail (who, when, task, image SHA-256, models, decision, review)."""
-    db = _database(ctx, config)
-    entries = HubRecords(db).entries(limit)
-    db.close()
+    with _database(ctx, config) as db:
+        entries = HubRecords(db).entries(limit)
     if json_out:
         print_json(entries)
         return
@@ -102,10 +106,7 @@ def verify(ctx: typer.Context, config: Path | None = CONFIG_OPT, json_out: JsonF
     Keep the printed head hash outside the hub database: a shorter chain with another head means
     the newest entries were deleted.
     """
-    db = _database(ctx, config)
-    try:
+    with _database(ctx, config) as db:
         report = HubRecords(db).verify()
-    finally:
-        db.close()
     data = {"ok": True, "entries": report.entries, "head_hash": report.head_hash}
     print_result(json_out, data, f"audit trail intact: {report.entries} entries, head {report.head_hash}")

@@ -25,8 +25,7 @@ from gsco_common.errors import FederationError, KeyMaterialError
 from gsco_common.keys import (
     fingerprint,
     generate_key_pair,
-    load_private_key,
-    load_public_key,
+    load_signing_key,
     passphrase_from_env_or_prompt,
 )
 from hub.federation.orchestrate import RunOutcome
@@ -37,7 +36,7 @@ from registry.bundle.phi import system_identifiers
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.catalog import TaskInfo
-from specialist.export.bundle import build_bundle
+from specialist.export.bundle import PrivacyScan, build_bundle
 from specialist.export.card_builder import build_card, model_uid
 from specialist.export.onnx_export import ExportResult
 from specialist.models.factory import create_specialist
@@ -46,6 +45,9 @@ from specialist.task import TaskConfig
 
 BUNDLE_DIR = "bundle"
 PARITY_IMAGES = 16
+FEDERATED_PRIVACY_HINT = (
+    "nothing was written; remove the identifying text from the registry's task or the deny list"
+)
 FEDERATION_LIMITATIONS = (
     "Trained by federated learning on the participating sites' data only; performance on other "
     "populations, devices and protocols is unknown until validated there.",
@@ -199,8 +201,7 @@ def bundle_run(
         raise KeyMaterialError(
             "the hub has no federation signing key", hint="create it with `gsco-hub federation key`"
         )
-    key = load_private_key(private_path, passphrase_from_env_or_prompt(confirm=False))
-    public_key = load_public_key(public_path)
+    key = load_signing_key(private_path, public_path)
     model, checkpoint = load_global_model(outcome)
     size = model.image_size
     parity = np.random.default_rng(0).standard_normal((PARITY_IMAGES, 3, size, size)).astype(np.float32)
@@ -225,7 +226,7 @@ def bundle_run(
             seed=int(result["seed"]),
             membership_auc=result["final_metrics"].get("mia-auc"),
             class_counts={"train": _train_counts(result)},
-            key_fingerprint=fingerprint(public_key),
+            key_fingerprint=fingerprint(key.public_key()),
             uid=model_uid(f"federation-{outcome.name}", checkpoint),
             dp_epsilon=dp.get("epsilon"),
             federation=federation_section(result),
@@ -239,10 +240,7 @@ def bundle_run(
         parity_inputs=parity,
         make_card=make_card,
         key=key,
-        public_key=public_key,
-        forbidden=system_identifiers(),
-        deny_list=deny_list,
-        hint="nothing was written; remove the identifying text from the registry's task or the deny list",
+        scan=PrivacyScan(tuple(system_identifiers()), tuple(deny_list), FEDERATED_PRIVACY_HINT),
     )
     return target
 

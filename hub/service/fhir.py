@@ -73,49 +73,48 @@ def _urn(decision_id: str, part: str) -> str:
     return f"urn:uuid:{uuid.uuid5(uuid.UUID(decision_id), part)}"
 
 
+def _observation(
+    full_url: str, label: str, narrative: str, code: str, method: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
+    """One preliminary, AI-tagged Observation entry whose value is ``label``."""
+    resource = {
+        "resourceType": "Observation",
+        "meta": _meta(),
+        "text": _narrative(narrative),
+        "status": "preliminary",
+        "code": {"text": code},
+        "valueCodeableConcept": {"coding": [{"system": GSCO_SYSTEM, "code": label}], "text": label},
+        "method": method,
+        **extra,
+    }
+    return {"fullUrl": full_url, "resource": resource}
+
+
 def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
     """The FHIR R4 Bundle (collection) of ``decision`` (the API's decision JSON), validated."""
-    final_ref = _urn(decision["id"], "final")
+    task = decision["task_id"]
     observations = [
-        {
-            "fullUrl": final_ref,
-            "resource": {
-                "resourceType": "Observation",
-                "meta": _meta(),
-                "text": _narrative(f"{decision['label']} ({AI_LABEL})"),
-                "status": "preliminary",
-                "code": {"text": f"{decision['task_id']} finding"},
-                "valueCodeableConcept": {
-                    "coding": [{"system": GSCO_SYSTEM, "code": decision["label"]}],
-                    "text": decision["label"],
-                },
-                "method": {"text": f"{ALGORITHM} {hub_version()}, arbiter {decision['arbiter']}"},
-                "note": [{"text": f"confidence {decision['confidence']:.6f}. {AI_LABEL}"}],
-            },
-        }
+        _observation(
+            _urn(decision["id"], "final"),
+            decision["label"],
+            f"{decision['label']} ({AI_LABEL})",
+            f"{task} finding",
+            {"text": f"{ALGORITHM} {hub_version()}, arbiter {decision['arbiter']}"},
+            note=[{"text": f"confidence {decision['confidence']:.6f}. {AI_LABEL}"}],
+        )
     ]
     for index, model in enumerate(decision["specialists"]):
         observations.append(
-            {
-                "fullUrl": _urn(decision["id"], f"model-{index}"),
-                "resource": {
-                    "resourceType": "Observation",
-                    "meta": _meta(),
-                    "text": _narrative(f"{model['label']}: {_device_note(model)}"),
-                    "status": "preliminary",
-                    "code": {"text": f"{decision['task_id']} specialist finding"},
-                    "valueCodeableConcept": {
-                        "coding": [{"system": GSCO_SYSTEM, "code": model["label"]}],
-                        "text": model["label"],
-                    },
-                    "method": {
-                        "coding": [
-                            {"system": MODEL_SYSTEM, "code": f"{model['model_name']}/{model['version']}"}
-                        ],
-                        "text": _device_note(model),
-                    },
+            _observation(
+                _urn(decision["id"], f"model-{index}"),
+                model["label"],
+                f"{model['label']}: {_device_note(model)}",
+                f"{task} specialist finding",
+                {
+                    "coding": [{"system": MODEL_SYSTEM, "code": f"{model['model_name']}/{model['version']}"}],
+                    "text": _device_note(model),
                 },
-            }
+            )
         )
     report = {
         "fullUrl": f"urn:uuid:{decision['id']}",

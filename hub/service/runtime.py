@@ -22,6 +22,7 @@ from gsco_common.keys import load_public_key_pem
 from gsco_runtime.config import load_runtime_settings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists import create_backend
+from gsco_runtime.pool.poller import Poller
 from gsco_runtime.pool.registry_source import RegistrySource
 from hub.service.settings import ServiceSettings
 from registry.service import Registry
@@ -78,26 +79,18 @@ class ServiceRuntime:
         self._tasks: dict[str, TaskInfo] = {}
         self._registry: Registry | None = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Poller(self.refresh, settings.poll_interval_s, "gsco-hub-poll")
 
     def start(self) -> None:
         """Load every served task now, then keep polling in the background."""
         self.refresh()
-        self._thread = threading.Thread(target=self._poll, name="gsco-hub-poll", daemon=True)
-        self._thread.start()
+        self._poller.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        self._poller.stop()
         if self._registry is not None:
             self._registry.close()
         self.engine.close()
-
-    def _poll(self) -> None:
-        while not self._stop.wait(self.settings.poll_interval_s):
-            self.refresh()
 
     def _read_tasks(self) -> None:
         """The registry's tasks (kept as they were when the registry cannot be reached)."""

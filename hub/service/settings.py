@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from gsco_common.errors import ConfigError
+from gsco_common.settings import validated
 from registry.config import RegistryConfig
 
 ENV_PREFIX = "GSCO_HUB_"
@@ -79,11 +80,9 @@ def load_settings(
         values["tasks"] = [t.strip() for t in values["tasks"].split(",") if t.strip()]
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     values["registry"] = registry
-    try:
-        return ServiceSettings.model_validate(values)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"hub setting {key}: {first['msg']}", hint=f"fix the --config file or {ENV_PREFIX}{key.upper()}"
-        ) from None
+    return validated(
+        ServiceSettings,
+        values,
+        what="hub setting ",
+        hint=lambda key: f"fix the --config file or {ENV_PREFIX}{key.upper()}",
+    )

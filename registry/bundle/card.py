@@ -31,6 +31,24 @@ HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 # The DP notions a card's training.privacy.notion may name (the schema's enum).
 NOTION_SITE = "sample-level (DP-SGD at the site)"
 NOTION_HUB = "update-level (clipping and noise at the hub)"
+# The ONNX graph's input and outputs, named alike in every bundle (export writes them, the hub reads them).
+INPUT_NAME = "image"
+OUTPUT_NAMES = ("logits", "embedding")
+
+
+def model_section(
+    backbone: str, num_classes: int, embedding_dim: int, size: int, opset: int
+) -> dict[str, Any]:
+    """The card's ``model`` block: the backbone and the shapes of the graph's input and outputs."""
+    logits, embedding = OUTPUT_NAMES
+    return {
+        "backbone": backbone,
+        "num_classes": num_classes,
+        "embedding_dim": embedding_dim,
+        "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size]},
+        "outputs": {logits: ["batch", num_classes], embedding: ["batch", embedding_dim]},
+        "opset": opset,
+    }
 
 
 @cache

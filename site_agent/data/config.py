@@ -6,9 +6,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from gsco_common.errors import ConfigError
+from gsco_common.settings import validated
 from registry.bundle.provenance import source_digest
 
 TRAIN_SPLIT = "train"
@@ -66,11 +66,6 @@ class DataConfig(BaseModel):
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, key_prefix: str = "data") -> DataConfig:
         """Validate a mapping (e.g. the ``data:`` block of ``site.yaml``), naming the bad key."""
-        try:
-            return cls.model_validate(dict(data))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            key = ".".join([key_prefix, *(str(part) for part in first["loc"])])
-            raise ConfigError(
-                f"{key}: {first['msg']}", hint="fix this key in the data configuration"
-            ) from None
+        return validated(
+            cls, dict(data), what="", hint="fix this key in the data configuration", key_prefix=(key_prefix,)
+        )

@@ -21,11 +21,9 @@ import onnxruntime as ort
 from gsco_common.errors import ModelError
 from gsco_common.keys import (
     fingerprint,
-    load_private_key,
-    load_public_key,
-    passphrase_from_env_or_prompt,
+    load_signing_key,
 )
-from registry.bundle.card import card_strings
+from registry.bundle.card import INPUT_NAME, card_strings
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.bundle.preprocess import Preprocessing, preprocess_batch
@@ -34,7 +32,7 @@ from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.data.loader import load_site_data
 from site_agent.training.run_dir import BEST, checkpoint_path, load_model, load_run
 from specialist.data import LabelledImages
-from specialist.export.bundle import build_bundle, refuse_identifying
+from specialist.export.bundle import PrivacyScan, build_bundle
 from specialist.export.card_builder import (
     DEFAULT_RESAMPLES,
     build_card,
@@ -44,7 +42,7 @@ from specialist.export.card_builder import (
     privacy_section,
 )
 from specialist.export.membership import membership_audit
-from specialist.export.onnx_export import INPUT_NAME, ExportResult
+from specialist.export.onnx_export import ExportResult
 from specialist.metrics import nll_per_example
 
 BUNDLE_DIR = "bundle"
@@ -145,21 +143,15 @@ def export_bundle(
     if info.best_epoch is None or not checkpoint_path(run_dir, BEST).is_file():
         raise ModelError("the run has no best checkpoint yet", hint="finish training (or resume it) first")
     private_path, public_path = site_key_paths(site_dir)
-    public_key = load_public_key(public_path)
-    key = load_private_key(private_path, passphrase_from_env_or_prompt(confirm=False))
-    if fingerprint(key.public_key()) != fingerprint(public_key):
-        raise ModelError(
-            "keys/site.key and keys/site.pub are not a pair", hint="restore the site's key files"
-        )
+    key = load_signing_key(private_path, public_path)
     progress("loading data")
     data = load_site_data(info.data, info.label_names, info.seed)
-    forbidden = {*data.identifiers, *system_identifiers()}
-    deny_list = list(site.export.deny_list)
+    scan = PrivacyScan(
+        tuple({*data.identifiers, *system_identifiers()}), tuple(site.export.deny_list), PRIVACY_HINT
+    )
     same_task = (site.task.id, tuple(site.task.labels)) == (info.task_id, info.label_names)
     task = site.task if same_task else info.task
-    refuse_identifying(
-        card_strings(task.model_dump(mode="json"), "card.task"), forbidden, deny_list, hint=PRIVACY_HINT
-    )
+    scan.refuse(card_strings(task.model_dump(mode="json"), "card.task"))
     spec = info.preprocessing
     rng = np.random.default_rng(info.seed)
     val = data.split("val")
@@ -217,7 +209,7 @@ def export_bundle(
             seed=info.seed,
             membership_auc=mia,
             class_counts=info.class_counts,
-            key_fingerprint=fingerprint(public_key),
+            key_fingerprint=fingerprint(key.public_key()),
             uid=model_uid(info.run_id, checkpoint_path(run_dir, BEST)),
             training_set_digest=info.training_set_digest,
             privacy=privacy_section(info.metrics.get("privacy")),
@@ -233,10 +225,7 @@ def export_bundle(
         parity_inputs=parity,
         make_card=make_card,
         key=key,
-        public_key=public_key,
-        forbidden=forbidden,
-        deny_list=deny_list,
-        hint=PRIVACY_HINT,
+        scan=scan,
         progress=progress,
     )
     evaluation, split, mia = held["evaluation"], held["split"], held["mia"]

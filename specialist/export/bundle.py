@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +32,25 @@ from specialist.models.specialist import Specialist
 CardMaker = Callable[[ExportResult, Path], dict[str, Any]]
 
 
-def refuse_identifying(
-    named: Iterable[tuple[str, str]], forbidden: Iterable[str], deny_list: Sequence[str], *, hint: str
-) -> None:
-    """Raise :class:`PrivacyError` naming the card fields (never the values) that match.
+@dataclass(frozen=True)
+class PrivacyScan:
+    """What no published string may hold, and where the user fixes a hit (``hint``).
 
-    A field matches when it holds one of the site's identifiers, a deny-listed string, or free text
-    that looks like PHI (a name, a record number, a date, an e-mail, a host name or a path).
+    ``forbidden``: the data's identifiers and this machine's names; ``deny_list``: the strings
+    an operator bans (a site's ``export.deny_list``).
     """
-    refuse_identifying_text(named, forbidden, deny_list, hint=hint)
+
+    forbidden: tuple[str, ...]
+    deny_list: tuple[str, ...]
+    hint: str
+
+    def refuse(self, named: Iterable[tuple[str, str]]) -> None:
+        """Raise :class:`PrivacyError` naming the card fields (never the values) that match.
+
+        A field matches when it holds a forbidden or deny-listed string, or free text that looks
+        like PHI (a name, a record number, a date, an e-mail, a host name or a path).
+        """
+        refuse_identifying_text(named, self.forbidden, self.deny_list, hint=self.hint)
 
 
 def build_bundle(
@@ -49,34 +60,29 @@ def build_bundle(
     parity_inputs: np.ndarray,
     make_card: CardMaker,
     key: ec.EllipticCurvePrivateKey,
-    public_key: ec.EllipticCurvePublicKey,
-    forbidden: Iterable[str],
-    deny_list: Sequence[str],
-    hint: str,
+    scan: PrivacyScan,
     progress: Callable[[str], None] = lambda _step: None,
 ) -> tuple[ExportResult, dict[str, Any]]:
     """Write ``target/{model.onnx, card.json, site.sig}``; return the export result and the card.
 
-    ``forbidden`` (data identifiers, this machine's names) and ``deny_list`` are checked against
-    every string of the model and of the card; a hit raises :class:`PrivacyError` naming the
-    field, with ``hint`` saying where to fix it, and nothing is written. The signature is
-    verified with ``public_key`` before the bundle is kept.
+    ``scan`` is checked against every string of the model and of the card; a hit raises
+    :class:`PrivacyError` naming the field, with the scan's hint saying where to fix it, and
+    nothing is written. The signature is verified (with ``key``'s public key) before the bundle is kept.
     """
-    forbidden = list(forbidden)
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".bundle-", dir=target.parent) as tmp:
         staging = Path(tmp) / target.name
         staging.mkdir()
         progress("exporting ONNX")
         exported = export_specialist(
-            model, staging / MODEL_FILE, parity_inputs, forbidden=forbidden, deny_list=deny_list
+            model, staging / MODEL_FILE, parity_inputs, forbidden=scan.forbidden, deny_list=scan.deny_list
         )
         card = make_card(exported, staging / MODEL_FILE)
-        refuse_identifying(card_strings(card), forbidden, deny_list, hint=hint)
+        scan.refuse(card_strings(card))
         write_card(card, staging)
         progress("signing")
         sign_bundle(staging, key, staging / SITE_SIG)
-        verify_bundle(staging, public_pem(public_key), staging / SITE_SIG)
+        verify_bundle(staging, public_pem(key.public_key()), staging / SITE_SIG)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)

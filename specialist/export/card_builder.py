@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from gsco_common.errors import ExportError
-from registry.bundle.card import FORMAT_VERSION, HEADLINE_METRICS, card_problems, suppress_count
+from registry.bundle.card import (
+    FORMAT_VERSION,
+    HEADLINE_METRICS,
+    card_problems,
+    model_section,
+    suppress_count,
+)
 from registry.bundle.preprocess import Preprocessing
 from specialist.metrics import SCALAR_METRICS, bootstrap_ci, confusion_matrix
 from specialist.task import TaskConfig
@@ -183,14 +189,7 @@ def build_card(
             "out_of_scope": _texts(task.out_of_scope, DEFAULT_OUT_OF_SCOPE),
             "limitations": _texts(task.limitations, DEFAULT_LIMITATIONS),
         },
-        "model": {
-            "backbone": backbone,
-            "num_classes": len(labels),
-            "embedding_dim": embedding_dim,
-            "input": {"name": "image", "shape": ["batch", 3, size, size]},
-            "outputs": {"logits": ["batch", len(labels)], "embedding": ["batch", embedding_dim]},
-            "opset": opset,
-        },
+        "model": model_section(backbone, len(labels), embedding_dim, size, opset),
         "preprocessing": preprocessing.to_dict(),
         "inference": {"tta": tta},
         "evaluation": evaluation,

@@ -27,6 +27,7 @@ from google.protobuf.message import EncodeError
 from onnx import ModelProto
 
 from gsco_common.errors import ExportError, PrivacyError
+from registry.bundle.card import INPUT_NAME, OUTPUT_NAMES
 from registry.bundle.phi import onnx_strings, scan_strings, system_identifiers
 from specialist.export.anonymize import anonymize_in_place
 from specialist.models.specialist import Specialist
@@ -34,8 +35,6 @@ from specialist.models.specialist import Specialist
 log = logging.getLogger(__name__)
 
 OPSET = 18
-INPUT_NAME = "image"
-OUTPUT_NAMES = ("logits", "embedding")
 LOGIT_TOLERANCE = 1e-3
 _MAX_PROTO_BYTES = 2**31 - 1
 _PARITY_BATCH = 16

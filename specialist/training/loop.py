@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
@@ -134,14 +134,9 @@ class EpochProgress:
         return self.images / self.seconds if self.seconds > 0 else 0.0
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "epoch": self.epoch,
-            "next_step": self.next_step,
-            "loss_sum": self.loss_sum,
-            "images": self.images,
-            "seconds": self.seconds,
-            "generator": self.generator.get_state(),
-        }
+        """Every field by name, the generator as its state tensor."""
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**state, "generator": self.generator.get_state()}
 
     @classmethod
     def from_state_dict(cls, state: Mapping[str, Any]) -> EpochProgress:

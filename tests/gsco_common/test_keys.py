@@ -44,3 +44,16 @@ def test_passphrase_from_env_is_checked(monkeypatch):
     monkeypatch.delenv(keys.PASSPHRASE_ENV)
     with pytest.raises(KeyMaterialError, match="set GSCO_KEY_PASSPHRASE"):
         keys.passphrase_from_env_or_prompt(confirm=False, prompt=False)
+
+
+def test_a_signing_key_must_be_the_pair_of_its_public_key(tmp_path, monkeypatch):
+    monkeypatch.setenv(keys.PASSPHRASE_ENV, "passphrase-1")
+    fp = keys.generate_key_pair(tmp_path / "site.key", tmp_path / "site.pub", b"passphrase-1")
+    keys.generate_key_pair(tmp_path / "other.key", tmp_path / "other.pub", b"passphrase-1")
+    assert (
+        keys.fingerprint(keys.load_signing_key(tmp_path / "site.key", tmp_path / "site.pub").public_key())
+        == fp
+    )
+    with pytest.raises(KeyMaterialError) as caught:
+        keys.load_signing_key(tmp_path / "site.key", tmp_path / "other.pub")
+    assert caught.value.message == "site.key and other.pub are not a pair"

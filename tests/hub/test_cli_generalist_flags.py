@@ -1,38 +1,63 @@
-"""`diagnose` and `evaluate` declare every generalist flag that GeneralistOptions.from_params reads."""
+"""`diagnose` and `evaluate` take every generalist flag, parsed into one GeneralistOptions."""
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from pathlib import Path
 
-from hub.cli.context import GENERALIST_FLAGS, GeneralistOptions
-from hub.cli.diagnose_cmd import diagnose
-from hub.cli.evaluate_cmd import evaluate_cmd
+import typer
+from typer.testing import CliRunner
+
+from hub.cli.context import GENERALIST_FLAGS, GeneralistCommand, GeneralistOptions, generalist_options
+from hub.cli.main import app
 
 
-def test_every_option_field_has_a_flag_and_both_commands_declare_them() -> None:
-    assert sorted(GENERALIST_FLAGS.values()) == sorted(f.name for f in dataclasses.fields(GeneralistOptions))
-    for command in (diagnose, evaluate_cmd):
-        assert set(GENERALIST_FLAGS) <= set(inspect.signature(command).parameters), command.__name__
+def _parsed(*args: str) -> GeneralistOptions:
+    seen: list[GeneralistOptions] = []
+    probe = typer.Typer()
+
+    @probe.command(cls=GeneralistCommand)
+    def run(ctx: typer.Context, task: str = typer.Option(..., "--task")) -> None:
+        assert task == "pneumonia"
+        seen.append(generalist_options(ctx))
+
+    result = CliRunner().invoke(probe, ["--task", "pneumonia", *args])
+    assert result.exit_code == 0, result.output
+    return seen[0]
 
 
-def test_options_are_read_by_parameter_name() -> None:
-    params = {
-        "task": "pneumonia",
-        "generalist": "openai",
-        "generalist_url": "http://gpu-host:8000",
-        "generalist_model": "MedDr",
-        "model_dir": Path("/models/meddr"),
-        "device": "cuda",
-        "generalist_timeout": 30.0,
-        "generalist_retries": 1,
-        "max_tokens": 64,
-    }
-    assert GeneralistOptions.from_params(params) == GeneralistOptions(
+def test_every_option_field_has_a_flag_and_both_commands_take_them() -> None:
+    fields = [f.name for f in dataclasses.fields(GeneralistOptions)]
+    assert [flag.name for flag in GENERALIST_FLAGS] == fields
+    commands = typer.main.get_command(app).commands
+    for name in ("diagnose", "evaluate"):
+        flags = {opt for param in commands[name].params for opt in param.opts}
+        assert {"--generalist", "--generalist-url", "--model-dir", "--max-tokens"} <= flags, name
+
+
+def test_flags_are_parsed_into_the_options_and_defaults_match_the_dataclass() -> None:
+    assert _parsed() == GeneralistOptions()
+    assert _parsed(
+        "--generalist",
+        "openai",
+        "--generalist-url",
+        "http://gpu-host:8000",
+        "--generalist-model",
+        "MedDr-2",
+        "--model-dir",
+        "/models/meddr",
+        "--device",
+        "cuda",
+        "--generalist-timeout",
+        "30",
+        "--generalist-retries",
+        "1",
+        "--max-tokens",
+        "64",
+    ) == GeneralistOptions(
         kind="openai",
         url="http://gpu-host:8000",
-        model="MedDr",
+        model="MedDr-2",
         model_dir=Path("/models/meddr"),
         device="cuda",
         timeout_s=30.0,

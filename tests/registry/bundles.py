@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from onnx import TensorProto, helper, numpy_helper
 
 from gsco_common.keys import fingerprint
-from registry.bundle.card import write_card
+from registry.bundle.card import model_section, write_card
 from registry.bundle.layout import SITE_SIG
 from registry.bundle.signing import sign_bundle
 
@@ -82,14 +82,7 @@ def card_for(
             "out_of_scope": ["Sole basis of a diagnosis."],
             "limitations": ["Single-site data."],
         },
-        "model": {
-            "backbone": backbone,
-            "num_classes": len(labels),
-            "embedding_dim": embedding,
-            "input": {"name": "image", "shape": ["batch", 3, size, size]},
-            "outputs": {"logits": ["batch", len(labels)], "embedding": ["batch", embedding]},
-            "opset": 18,
-        },
+        "model": model_section(backbone, len(labels), embedding, size, 18),
         "preprocessing": {
             "input_size": size,
             "mean": [0.485, 0.456, 0.406],

@@ -21,9 +21,12 @@ from registry.serving_state import STATEMENT_ACTION, SignedApprovedSet
 from tests.security.conftest import rechain, run_sql
 
 
-def _pool(world: World, tmp_path: Path) -> SpecialistPool:
+def _pool(world: World, tmp_path: Path, task: str) -> SpecialistPool:
+    """A hub's pool (its home and cache under ``tmp_path``) watching ``task``."""
     source = RegistrySource(world.config, hub_home=tmp_path / "hub-home")
-    return SpecialistPool(source, BundleCache(tmp_path / "cache"))
+    pool = SpecialistPool(source, BundleCache(tmp_path / "cache"))
+    pool.watch([task])
+    return pool
 
 
 def test_alias_moved_to_an_older_version_is_ignored_and_reported(world: World, tmp_path: Path) -> None:
@@ -31,8 +34,7 @@ def test_alias_moved_to_an_older_version_is_ignored_and_reported(world: World, t
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)  # approving v2 moves the alias
     MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", v1)
-    pool = _pool(world, tmp_path)
-    pool.watch([task])
+    pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
     with world.registry() as registry:
         report = registry.verify(name, v1)
@@ -48,8 +50,7 @@ def test_alias_on_an_unapproved_version_does_not_empty_a_fresh_hub(world: World,
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     _, pending = world.publish(task, "test_resnet", "site-a", seed=3, approve=False)
     MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", pending)
-    pool = _pool(world, tmp_path)
-    pool.watch([task])
+    pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v1}",)
 
 
@@ -58,8 +59,7 @@ def test_rollback_to_an_older_statement_is_refused(own_world: World, tmp_path: P
     task = world.new_task()
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
-    pool = _pool(world, tmp_path)
-    pool.watch([task])
+    pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
     # the attacker deletes the newest statement and what follows it (a shorter chain stays valid):
     # statement 1, serving v1, becomes the newest
@@ -75,8 +75,7 @@ def test_rollback_to_an_older_statement_is_refused(own_world: World, tmp_path: P
     assert status.last_error == (
         f"rollback refused: the approved set of task {task!r} has sequence 1, this hub has already seen 2"
     )
-    restarted = _pool(world, tmp_path)  # same hub home and cache: the seen sequence persists
-    restarted.watch([task])
+    restarted = _pool(world, tmp_path, task)  # same hub home and cache: the seen sequence persists
     assert restarted.snapshot(task).keys == (f"{name}/{v2}",)
 
 
@@ -85,8 +84,7 @@ def test_forged_statement_is_refused(own_world: World, tmp_path: Path) -> None:
     task = world.new_task()
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     other, pending_version = world.publish(task, "test_efficientnet", "site-b", seed=4, approve=False)
-    pool = _pool(world, tmp_path)
-    pool.watch([task])
+    pool = _pool(world, tmp_path, task)
     with world.registry() as registry:
         signed = registry.serving_statement(task)
         pending = registry.version(other, pending_version)
@@ -133,8 +131,7 @@ def test_promote_serves_an_earlier_approved_version_through_a_signed_set(
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
     _, pending = world.publish(task, "test_resnet", "site-a", seed=5, approve=False)
-    pool = _pool(world, tmp_path)
-    pool.watch([task])
+    pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
     with world.registry() as registry:
         before = registry.serving_statement(task)

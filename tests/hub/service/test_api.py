@@ -11,7 +11,7 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from hub.service import webhook
 from hub.service.fhir import validate_r4
@@ -31,38 +31,32 @@ def _diagnose(hub: Hub, data: bytes, token: str | None = None, **extra: str):
 
 
 def _dicom(pixels: np.ndarray | None, name: str = "Doe^Planted", pid: str = "PLANTED-123") -> bytes:
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = generate_uid()
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.PatientName = name
-    ds.PatientID = pid
-    ds.PatientBirthDate = "19700101"
-    ds.PatientSex = "O"
-    ds.StudyDate = "20260101"
-    ds.StudyTime = "120000"
-    ds.StudyID = "1"
-    ds.AccessionNumber = "A1"
-    ds.ReferringPhysicianName = ""
-    ds.Modality = "OT"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    if pixels is not None:
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = "MONOCHROME2"
-        ds.BitsAllocated = 8
-        ds.BitsStored = 8
-        ds.HighBit = 7
-        ds.PixelRepresentation = 0
-        ds.PixelData = pixels.astype(np.uint8).tobytes()
+    """A Secondary Capture image with planted patient data; without ``pixels``, one with no pixel data."""
+    image = hd.sc.SCImage(
+        pixel_array=np.zeros((28, 28), np.uint8) if pixels is None else pixels.astype(np.uint8),
+        photometric_interpretation="MONOCHROME2",
+        bits_allocated=8,
+        coordinate_system="PATIENT",
+        patient_orientation=("L", "F"),
+        study_instance_uid=hd.UID(),
+        series_instance_uid=hd.UID(),
+        series_number=1,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer="GSCo tests",
+        patient_id=pid,
+        patient_name=name,
+        patient_birth_date="19700101",
+        patient_sex="O",
+        accession_number="A1",
+        study_id="1",
+        study_date="20260101",
+        study_time="120000",
+    )
+    if pixels is None:
+        del image.PixelData
     buffer = io.BytesIO()
-    ds.save_as(buffer, enforce_file_format=True)
+    image.save_as(buffer, enforce_file_format=True)
     return buffer.getvalue()
 
 
