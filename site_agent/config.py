@@ -197,7 +197,7 @@ training:
     monitor: balanced_accuracy   # balanced_accuracy | macro_f1 | accuracy | auc | loss
     patience: 5                  # epochs without improvement before stopping
     min_delta: 0.0
-  augmentation:             # training batches only; flips are opt-in (laterality matters)
+  augmentation:             # training batches only; flips follow task.modality (laterality matters)
     enabled: true
     probability: 0.5        # share of training images augmented; the rest stay untouched
     rotation_deg: 10.0
@@ -205,8 +205,8 @@ training:
     scale: [0.9, 1.1]
     brightness: 0.1
     contrast: 0.1
-    hflip: false
-    vflip: false
+    hflip: auto             # auto: chest X-ray never, ultrasound yes, dermoscopy/microscopy yes, unknown no
+    vflip: auto             # auto: only dermoscopy/microscopy; true/false overrides (forbidden flips refused)
   dp:                       # DP-SGD (Opacus): sample-level differential privacy for the training images
     enabled: false
     epsilon: 8.0            # privacy budget; training stops before an extra step would exceed it

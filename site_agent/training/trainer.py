@@ -66,6 +66,7 @@ from specialist.training.loop import (
     make_optimizer,
     run_epoch,
 )
+from specialist.training.modality import resolve_flips
 from specialist.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ class _Run:
             optimizer=optimizer,
             loss_fn=make_loss(self.train_data.labels, len(self.label_names), training, self.device),
             device=self.device,
-            augmenter=Augmenter(training.augmentation, preprocessing),
+            augmenter=Augmenter(training.augmentation, preprocessing, modality=config.task.modality),
             scheduler=warmup_cosine(
                 optimizer,
                 self.steps_per_epoch * training.epochs,
@@ -423,6 +424,7 @@ def train_run(
     if site_data is None:
         site_data = load_site_data(data, labels, training.seed)
     device = select_device(training.device)
+    resolve_flips(training.augmentation, site.task.modality)  # a forbidden flip fails before the run folder
     if training.num_threads is not None:
         torch.set_num_threads(training.num_threads)
     run_dir = runs_dir(site_dir) / new_run_id(backbone)

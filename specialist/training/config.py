@@ -11,15 +11,17 @@ from specialist.task import StrictModel
 
 MonitorName = Literal["balanced_accuracy", "macro_f1", "accuracy", "auc", "loss"]
 ClassWeighting = Literal["balanced", "sqrt", "none"]
+Flip = bool | Literal["auto"]
 
 
 class AugmentationConfig(StrictModel):
     """Light, anatomy-preserving augmentation applied to training batches only.
 
     Each training image is augmented with ``probability`` (the rest pass unchanged, so the
-    network also sees images as sharp as at inference). Flips are off by default: a mirrored chest
-    X-ray swaps laterality (heart on the wrong side), so they are opt-in where orientation carries
-    no meaning.
+    network also sees images as sharp as at inference). Flips follow ``task.modality`` under
+    ``auto`` (:mod:`specialist.training.modality`): never for chest X-rays (a mirrored one swaps
+    laterality), left-right only for ultrasound, both for dermoscopy and microscopy, none for an
+    unknown modality; an explicit flip the modality forbids is refused.
     """
 
     enabled: bool = True
@@ -29,8 +31,8 @@ class AugmentationConfig(StrictModel):
     scale: tuple[float, float] = (0.9, 1.1)
     brightness: float = Field(default=0.1, ge=0.0, le=0.5)
     contrast: float = Field(default=0.1, ge=0.0, le=0.5)
-    hflip: bool = False
-    vflip: bool = False
+    hflip: Flip = "auto"
+    vflip: Flip = "auto"
 
     @field_validator("scale")
     @classmethod

@@ -237,3 +237,14 @@ def test_images_skipped_at_import_are_counted_in_the_run_report(
     result = _train(tmp_path, site_config, tiny_data, with_skips, one_epoch)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["images"] == {"seen": 82, "skipped": 2}
+
+
+def test_a_horizontal_flip_for_chest_xrays_is_refused_before_a_run_folder_exists(
+    tmp_path: Path, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData
+) -> None:
+    task = site_config.task.model_copy(update={"modality": "paediatric chest X-ray"})
+    chest = site_config.model_copy(update={"task": task})
+    training = TrainingConfig(image_size=28, epochs=1, device="cpu", augmentation={"hflip": True})
+    with pytest.raises(ConfigError, match="training.augmentation.hflip"):
+        train_run(tmp_path, chest, tiny_data, "resnet18", training, site_data=tiny_site_data)
+    assert not (tmp_path / "runs").exists()
