@@ -44,6 +44,7 @@ from specialist.export.card_builder import (
 from specialist.export.membership import membership_audit
 from specialist.export.onnx_export import INPUT_NAME, ExportResult
 from specialist.metrics import nll_per_example
+from specialist.training.recipes import card_recipe
 
 BUNDLE_DIR = "bundle"
 PRIVACY_HINT = "nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list"
@@ -211,6 +212,7 @@ def export_bundle(
             training_set_digest=info.training_set_digest,
             privacy=privacy_section(info.metrics.get("privacy")),
             membership=audit,
+            recipe=card_recipe(info.training),
         )
 
     target = run_dir / BUNDLE_DIR

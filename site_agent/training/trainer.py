@@ -67,6 +67,7 @@ from specialist.training.loop import (
     run_epoch,
 )
 from specialist.training.modality import resolve_flips
+from specialist.training.recipes import recipe_for
 from specialist.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -419,12 +420,17 @@ def train_run(
     ``training`` is the resolved configuration (site.yaml, environment and flags already merged);
     ``site_data`` may be passed to share one loaded dataset between several backbones.
     """
-    training = training.model_copy(update={"backbones": [backbone]})
+    # the effective settings, recorded in config.yaml: recipe applied, flips resolved (or refused
+    # before a run folder exists)
+    recipe = recipe_for(backbone, training.recipe)
+    augmentation = resolve_flips(training.augmentation, site.task.modality)
+    training = recipe.apply(training).model_copy(
+        update={"backbones": [backbone], "augmentation": augmentation}
+    )
     labels = site.task.labels
     if site_data is None:
         site_data = load_site_data(data, labels, training.seed)
     device = select_device(training.device)
-    resolve_flips(training.augmentation, site.task.modality)  # a forbidden flip fails before the run folder
     if training.num_threads is not None:
         torch.set_num_threads(training.num_threads)
     run_dir = runs_dir(site_dir) / new_run_id(backbone)
@@ -432,6 +438,8 @@ def train_run(
     with run_logging(run_dir):
         seed_everything(training.seed)
         model = create_specialist(backbone, len(labels), training.image_size, training.weights_dir)
+        recipe.init_head(model)
+        log.info("recipe %s: %s", recipe.name, recipe.values())
     if training.dp.enabled:
         try:
             model = make_dp_compatible(model)

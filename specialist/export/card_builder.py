@@ -144,13 +144,15 @@ def build_card(
     training_set_digest: str | None = None,
     privacy: dict[str, Any] | None = None,
     membership: dict[str, Any] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
 
     ``training_set_digest`` (``registry.bundle.provenance``) names the training set as a whole,
     so that a hub can refuse to calibrate on it. ``privacy`` is the DP-SGD report of the run
     (:func:`privacy_section`); its spent ε is also ``training.dp_epsilon``. ``membership`` is the
-    audit of :func:`specialist.export.membership.membership_audit`.
+    audit of :func:`specialist.export.membership.membership_audit`. ``recipe`` is the run's
+    training recipe (:func:`specialist.training.recipes.card_recipe`).
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -200,6 +202,8 @@ def build_card(
     }
     if membership is not None:
         card["training"]["membership_inference"] = membership
+    if recipe is not None:
+        card["training"]["recipe"] = recipe
     if privacy is not None:
         card["training"]["privacy"] = privacy
         card["training"]["dp_epsilon"] = privacy["epsilon"]

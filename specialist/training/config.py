@@ -81,6 +81,7 @@ class TrainingConfig(StrictModel):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     dp: DPConfig = Field(default_factory=DPConfig)
+    recipe: str = Field(default="auto", min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0)
     device: str = "auto"
     amp: bool = True
