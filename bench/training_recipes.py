@@ -102,19 +102,14 @@ def main() -> None:
                     f"| {val['macro_f1']:.3f} | {val['auc']:.3f} | {val['accuracy']:.3f} |"
                 )
                 print(rows[-1], flush=True)
-    lines = [
-        SECTION,
-        "",
+    intro = (
         f"`bench/training_recipes.py`: random initialisation, {args.image_size} px requested, seed 0, "
         f"{args.threads} torch thread(s), at most {args.train_images} training images (random subset), "
         f"metrics of the best epoch on the validation split ({'; '.join(sorted(sources))}). Each pair "
         "differs in one setting only; the rest are the `site.yaml` defaults. 5-minute load average at "
-        f"the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs.",
-        "",
-        *rows,
-        "",
-    ]
-    publish(lines, "results.md", "Results", write=args.write_docs)
+        f"the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
+    )
+    publish([SECTION, "", intro, "", *rows, ""], "results.md", "Results", write=args.write_docs)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,16 @@ from specialist.models.specialist import Specialist
 from specialist.training.config import TrainingConfig
 
 HeadInit = Literal["library", "zero"]
+# the settings a card's training.recipe records next to the recipe's own values
+CARD_SETTINGS = (
+    "lr",
+    "weight_decay",
+    "warmup_fraction",
+    "min_lr_ratio",
+    "batch_size",
+    "class_weights",
+    "label_smoothing",
+)
 
 
 @dataclass(frozen=True)
@@ -99,12 +109,6 @@ def card_recipe(training: TrainingConfig) -> dict[str, Any] | None:
     return {
         "name": recipe.name,
         **recipe.values(),
-        "lr": training.lr,
-        "weight_decay": training.weight_decay,
-        "warmup_fraction": training.warmup_fraction,
-        "min_lr_ratio": training.min_lr_ratio,
-        "batch_size": training.batch_size,
-        "class_weights": training.class_weights,
-        "label_smoothing": training.label_smoothing,
+        **{key: getattr(training, key) for key in CARD_SETTINGS},
         "augmentation": augmentation.model_dump(mode="json") if augmentation.enabled else None,
     }
