@@ -166,7 +166,7 @@ def main() -> None:
         "|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
     backbones = args.backbones.split(",")
-    for backbone in backbones:
+    for done, backbone in enumerate(backbones, start=1):
         torch.manual_seed(0)
         initial = create_specialist(backbone, 2, args.image_size, pretrained=False)
         data = PreparedImages(images, initial.preprocessing)
@@ -177,9 +177,12 @@ def main() -> None:
         }
         for threads in (int(value) for value in args.threads.split(",")):
             torch.set_num_threads(threads)
-            measured = measure(loops, initial, len(data), args.repeats)
-            print("\n".join(measured), flush=True)
-            rows += measured
+            rows += measure(loops, initial, len(data), args.repeats)
+        # after every backbone, so that a long run interrupted later still leaves its finished rows
+        report(args, backbones[:done], len(images), source, rows)
+
+
+def report(args: argparse.Namespace, backbones: list[str], images: int, source: str, rows: list[str]) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = f"5-minute load average at the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
@@ -188,7 +191,7 @@ def main() -> None:
         "",
         f"`bench/train_throughput.py` ({machine}): {', '.join(backbones)}, random initialisation, "
         f"at the smallest input each accepts of at least {args.image_size} px, batch "
-        f"{args.batch_size}, {len(images)} training images ({source}), one epoch per run, "
+        f"{args.batch_size}, {images} training images ({source}), one epoch per run, "
         f"{args.repeats} interleaved repetitions after a warm-up, per thread count; same initial "
         "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
         "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "
