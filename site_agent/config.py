@@ -193,7 +193,7 @@ training:
   min_lr_ratio: 0.01        # the cosine ends at lr * min_lr_ratio
   class_weights: balanced   # loss weight per class ~ count**-p: balanced (p=1) | sqrt (p=0.5) | none
   label_smoothing: 0.0
-  recipe: auto              # per-backbone changes (auto | default | efficientnet | vgg); see docs/site-agent.md
+  recipe: auto              # per-backbone changes: auto | default | efficientnet | vgg (docs/site-agent.md)
   early_stopping:
     monitor: balanced_accuracy   # balanced_accuracy | macro_f1 | accuracy | auc | loss
     patience: 5                  # epochs without improvement before stopping

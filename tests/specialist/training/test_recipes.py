@@ -18,8 +18,9 @@ from specialist.training.recipes import RECIPES, card_recipe, recipe_for
         ("vit_b16", "auto", "default"),
         ("efficientnet_b0", "auto", "efficientnet"),
         ("efficientnet_b4", "auto", "efficientnet"),
-        ("vgg16", "auto", "vgg"),
-        ("vgg16", "default", "default"),
+        ("vgg16", "auto", "default"),
+        ("vgg16", "vgg", "vgg"),
+        ("efficientnet_b0", "default", "default"),
         ("resnet18", "vgg", "vgg"),
     ],
 )
