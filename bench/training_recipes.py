@@ -46,9 +46,9 @@ PAIRS: list[tuple[str, str, int, str, dict[str, Any], dict[str, Any]]] = [
         "breast",
         "resnet18",
         3,
-        "flips auto (ultrasound: left-right)",
-        {"augmentation": {"hflip": False, "vflip": False}},
-        {},
+        "hflip on (ultrasound)",
+        {"augmentation": {"hflip": False}},
+        {"augmentation": {"hflip": True}},
     ),
 ]
 

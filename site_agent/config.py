@@ -206,8 +206,8 @@ training:
     scale: [0.9, 1.1]
     brightness: 0.1
     contrast: 0.1
-    hflip: auto             # auto: chest X-ray never, ultrasound yes, dermoscopy/microscopy yes, unknown no
-    vflip: auto             # auto: only dermoscopy/microscopy; true/false overrides (forbidden flips refused)
+    hflip: auto             # auto: on for dermoscopy/microscopy only; never for chest X-ray (refused)
+    vflip: auto             # auto: dermoscopy/microscopy only; refused for chest X-ray and ultrasound
   dp:                       # DP-SGD (Opacus): sample-level differential privacy for the training images
     enabled: false
     epsilon: 8.0            # privacy budget; training stops before an extra step would exceed it

@@ -20,8 +20,8 @@ class AugmentationConfig(StrictModel):
     Each training image is augmented with ``probability`` (the rest pass unchanged, so the
     network also sees images as sharp as at inference). Flips follow ``task.modality`` under
     ``auto`` (:mod:`specialist.training.modality`): never for chest X-rays (a mirrored one swaps
-    laterality), left-right only for ultrasound, both for dermoscopy and microscopy, none for an
-    unknown modality; an explicit flip the modality forbids is refused.
+    laterality), both for dermoscopy and microscopy, none for ultrasound (left-right on request,
+    upside-down refused) and an unknown modality; an explicit flip the modality forbids is refused.
     """
 
     enabled: bool = True

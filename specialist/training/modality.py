@@ -3,7 +3,7 @@
 A flip is a label-preserving augmentation only where the image has no canonical orientation.
 A mirrored chest X-ray moves the heart to the right (dextrocardia, a finding of its own); a
 vertically flipped ultrasound puts the transducer at the bottom and the acoustic shadow above a
-lesion. Dermoscopy and microscopy have no orientation, so both flips are safe there. The rule is
+lesion. Dermoscopy and microscopy have no orientation, so both flips are on there. The rule is
 chosen from ``task.modality`` (plain words in ``site.yaml``); an unknown modality gets no flips
 unless the site asks for them.
 """
@@ -44,11 +44,13 @@ RULES: tuple[tuple[tuple[str, ...], FlipRule], ...] = (
     ),
     (
         ("ultrasound", "sonograph", "echograph"),
+        # left-right is permitted but not automatic: it did not help on the breast dev data
+        # (docs/results.md, "Training recipes"), so a site turns it on itself
         FlipRule(
             "ultrasound",
-            frozenset({"hflip"}),
+            frozenset(),
             frozenset({"vflip"}),
-            "the transducer is at the top and shadows fall below a lesion; left-right follows the probe",
+            "the transducer is at the top and shadows fall below a lesion",
         ),
     ),
     (

@@ -50,9 +50,10 @@ def test_a_chest_xray_is_never_flipped(config: AugmentationConfig) -> None:
     assert set(_augment(config, CHEST)) == {(True, True)}
 
 
-def test_ultrasound_flips_left_right_but_never_upside_down() -> None:
-    seen = _augment(FLIPS_ONLY, ULTRASOUND)
-    assert set(seen) == {(True, True), (False, True)}
+def test_ultrasound_flips_left_right_only_on_request_and_never_upside_down() -> None:
+    assert set(_augment(FLIPS_ONLY, ULTRASOUND)) == {(True, True)}
+    asked = FLIPS_ONLY.model_copy(update={"hflip": True})
+    assert set(_augment(asked, ULTRASOUND)) == {(True, True), (False, True)}
 
 
 def test_dermoscopy_flips_both_ways() -> None:
@@ -94,5 +95,5 @@ def test_rules_are_picked_from_the_modality_words() -> None:
     assert flip_rule("breast ultrasound (B-mode)").family == "ultrasound"
     assert flip_rule("H&E histology patches").family == "dermoscopy or microscopy"
     assert flip_rule("fundus photograph").family == "unknown"
-    resolved = resolve_flips(AugmentationConfig(), ULTRASOUND)
-    assert (resolved.hflip, resolved.vflip) == (True, False)
+    resolved = resolve_flips(AugmentationConfig(), DERMOSCOPY)
+    assert (resolved.hflip, resolved.vflip) == (True, True)
