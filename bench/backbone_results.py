@@ -186,7 +186,8 @@ def main() -> None:
         "training steps, `wall s` includes validation, checkpoints and figures.",
         "",
         "- efficientnet_b0 stands in for the paper's efficientnet_b4: b4 is too slow to train on 2 CPU "
-        "cores (b0 already trains slowest of the four here: depthwise convolutions on tiny maps).",
+        "cores. Its images/s here are low because two torch threads share two busy cores, not because "
+        "of the loop: see benchmarks.md, 'EfficientNet training speed'.",
         "- vit_b16 (ViT-B/16, 86 M parameters) at 32 px is 2x2 patches; one epoch from scratch. ViTs "
         "need pretrained weights or far more data; the row shows that the backbone trains end to end.",
         f"- The machine was shared with other jobs (5-minute load average {os.getloadavg()[1]:.1f} on "

@@ -7,7 +7,11 @@ alike. site-agent's loop is ``specialist.training.loop.train_local`` (the loop `
 and the federation client run), with augmentation off, as the hand loop has none; a second
 site-agent row shows the cost of the default augmentation. Target: ratio >= 0.90.
 
+``--backbones`` measures several backbones (random initialisation, no downloads), each at the
+smallest input it accepts that is at least ``--image-size`` (ViTs: two patches per side).
+
     .venv/bin/python bench/train_throughput.py                 # prints the table
+    .venv/bin/python bench/train_throughput.py --backbones resnet18,vgg16 --threads 1
     .venv/bin/python bench/train_throughput.py --write-docs    # also updates docs/benchmarks.md
 """
 
@@ -35,6 +39,7 @@ from bench.docs_section import publish  # noqa: E402
 from site_agent.data.config import DataConfig  # noqa: E402
 from site_agent.data.loader import load_site_data  # noqa: E402
 from site_agent.data.synthetic import write_synthetic_npz  # noqa: E402
+from specialist.data import LabelledImages  # noqa: E402
 from specialist.inputs import PreparedImages  # noqa: E402
 from specialist.models.factory import create_specialist  # noqa: E402
 from specialist.models.specialist import Specialist  # noqa: E402
@@ -45,7 +50,7 @@ SECTION = "## Training (site-agent)"
 REAL_DATA = ROOT.parent / "shared" / "data" / "pneumoniamnist_dev.npz"
 
 
-def load_images(path: Path | None, limit: int, size: int) -> tuple[PreparedImages, str]:
+def load_images(path: Path | None, limit: int) -> tuple[LabelledImages, str]:
     if path is None and REAL_DATA.is_file():
         path, source = REAL_DATA, f"real: {REAL_DATA.name}"
     elif path is None:
@@ -55,8 +60,7 @@ def load_images(path: Path | None, limit: int, size: int) -> tuple[PreparedImage
         source = path.name
     split = load_site_data(DataConfig(path=path), ["class0", "class1"], seed=0).split("train")
     split.labels = split.labels[:limit]
-    spec = create_specialist("resnet18", 2, size, pretrained=False).preprocessing
-    return PreparedImages(split, spec), source
+    return split, source
 
 
 Loop = Callable[[Specialist, int], None]
@@ -129,8 +133,8 @@ def measure(loops: dict[str, Loop], initial: Specialist, images: int, repeats: i
         runs = ", ".join(f"{value:.0f}" for value, _ in speeds[name])
         threads = torch.get_num_threads()
         rows.append(
-            f"| {threads} | {name} | {wall:.1f} | {runs} | {wall / wall_ref:.2f} | {cpu:.1f} "
-            f"| {cpu / cpu_ref:.2f} |"
+            f"| {initial.backbone} | {initial.image_size} | {threads} | {name} | {wall:.1f} | {runs} "
+            f"| {wall / wall_ref:.2f} | {cpu:.1f} | {cpu / cpu_ref:.2f} |"
         )
     return rows
 
@@ -138,41 +142,53 @@ def measure(loops: dict[str, Loop], initial: Specialist, images: int, repeats: i
 def main() -> None:
     parser = bench_parser(__doc__)
     parser.add_argument("--data", type=Path, default=None, help="npz file (default: pneumonia dev data)")
-    parser.add_argument("--backbone", default="resnet18")
-    parser.add_argument("--image-size", type=int, default=28)
+    parser.add_argument("--backbones", default="resnet18", help="comma-separated backbone names")
+    parser.add_argument(
+        "--image-size", type=int, default=28, help="smallest input; a backbone may round it up"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--images", type=int, default=640, help="images per timed epoch")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions per loop")
     parser.add_argument("--threads", default="1,2", help="torch thread counts to measure, comma-separated")
     args = parser.parse_args()
 
-    data, source = load_images(args.data, args.images, args.image_size)
-    torch.manual_seed(0)
-    initial = create_specialist(args.backbone, 2, args.image_size, pretrained=False)
+    images, source = load_images(args.data, args.images)
     plain = TrainingConfig(
         batch_size=args.batch_size, class_weights="none", augmentation=AugmentationConfig(enabled=False)
     )
     defaults = plain.model_copy(update={"augmentation": AugmentationConfig(), "class_weights": "balanced"})
-    loops = {
-        "hand-written PyTorch loop": hand_loop(data, plain),
-        "site-agent loop (augmentation off)": site_loop(data, plain),
-        "site-agent loop (default augmentation and class weights)": site_loop(data, defaults),
-    }
     rows = [
-        "| threads | loop | images/s (median) | runs | ratio | images per CPU-s (median) | ratio (CPU) |",
-        "|---:|---|---:|---|---:|---:|---:|",
+        "| backbone | input px | threads | loop | images/s (median) | runs | ratio "
+        "| images per CPU-s (median) | ratio (CPU) |",
+        "|---|---:|---:|---|---:|---|---:|---:|---:|",
     ]
-    for threads in (int(value) for value in args.threads.split(",")):
-        torch.set_num_threads(threads)
-        rows += measure(loops, initial, len(data), args.repeats)
+    backbones = args.backbones.split(",")
+    for done, backbone in enumerate(backbones, start=1):
+        torch.manual_seed(0)
+        initial = create_specialist(backbone, 2, args.image_size, pretrained=False)
+        data = PreparedImages(images, initial.preprocessing)
+        loops = {
+            "hand-written PyTorch loop": hand_loop(data, plain),
+            "site-agent loop (augmentation off)": site_loop(data, plain),
+            "site-agent loop (default augmentation and class weights)": site_loop(data, defaults),
+        }
+        for threads in (int(value) for value in args.threads.split(",")):
+            torch.set_num_threads(threads)
+            rows += measure(loops, initial, len(data), args.repeats)
+        # after every backbone, so that a long run interrupted later still leaves its finished rows
+        report(args, backbones[:done], len(images), source, rows)
+
+
+def report(args: argparse.Namespace, backbones: list[str], images: int, source: str, rows: list[str]) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     load = f"5-minute load average at the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}"
     lines = [
         SECTION,
         "",
-        f"`bench/train_throughput.py` ({machine}): {args.backbone} at {args.image_size} px, batch "
-        f"{args.batch_size}, {len(data)} training images ({source}), one epoch per run, "
+        f"`bench/train_throughput.py` ({machine}): {', '.join(backbones)}, random initialisation, "
+        f"at the smallest input each accepts of at least {args.image_size} px, batch "
+        f"{args.batch_size}, {images} training images ({source}), one epoch per run, "
         f"{args.repeats} interleaved repetitions after a warm-up, per thread count; same initial "
         "weights, AdamW (foreach), preprocessed images in memory. Ratios are to the hand-written loop "
         "at the same thread count; target >= 0.90 for site-agent with augmentation off (like the hand "

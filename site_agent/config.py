@@ -195,11 +195,12 @@ training:
   min_lr_ratio: 0.01        # the cosine ends at lr * min_lr_ratio
   class_weights: balanced   # loss weight per class ~ count**-p: balanced (p=1) | sqrt (p=0.5) | none
   label_smoothing: 0.0
+  recipe: auto              # per-backbone changes: auto | default | efficientnet | vgg (docs/site-agent.md)
   early_stopping:
     monitor: balanced_accuracy   # balanced_accuracy | macro_f1 | accuracy | auc | loss
     patience: 5                  # epochs without improvement before stopping
     min_delta: 0.0
-  augmentation:             # training batches only; flips are opt-in (laterality matters)
+  augmentation:             # training batches only; flips follow task.modality (laterality matters)
     enabled: true
     probability: 0.5        # share of training images augmented; the rest stay untouched
     rotation_deg: 10.0
@@ -207,8 +208,8 @@ training:
     scale: [0.9, 1.1]
     brightness: 0.1
     contrast: 0.1
-    hflip: false
-    vflip: false
+    hflip: auto             # auto: on for dermoscopy/microscopy only; never for chest X-ray (refused)
+    vflip: auto             # auto: dermoscopy/microscopy only; refused for chest X-ray and ultrasound
   dp:                       # DP-SGD (Opacus): sample-level differential privacy for the training images
     enabled: false
     epsilon: 8.0            # privacy budget; training stops before an extra step would exceed it

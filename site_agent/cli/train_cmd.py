@@ -120,7 +120,9 @@ def train(
     ),
     augment: bool | None = typer.Option(None, "--augment/--no-augment", help="Training augmentation."),
     hflip: bool | None = typer.Option(
-        None, "--hflip/--no-hflip", help="Random horizontal flips (off by default)."
+        None,
+        "--hflip/--no-hflip",
+        help="Random horizontal flips (default: as task.modality allows; never for chest X-rays).",
     ),
     dp: bool | None = typer.Option(
         None, "--dp/--no-dp", help="DP-SGD (Opacus): sample-level differential privacy."

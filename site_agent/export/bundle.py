@@ -44,6 +44,7 @@ from specialist.export.card_builder import (
 from specialist.export.membership import membership_audit
 from specialist.export.onnx_export import ExportResult
 from specialist.metrics import nll_per_example
+from specialist.training.recipes import card_recipe
 
 BUNDLE_DIR = "bundle"
 PRIVACY_HINT = "nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list"
@@ -216,6 +217,7 @@ def export_bundle(
             membership=audit,
             tta=tta,
             pretrained=pretrained_section(info.pretrained, info.training.weights_origin),
+            recipe=card_recipe(info.training),
         )
 
     target = run_dir / BUNDLE_DIR

@@ -114,6 +114,7 @@ class SiteSession:
             epochs,
             seed=seed,
             proximal_mu=proximal_mu,
+            modality=self.config.task.modality,
         )
 
     def _probs(self, model: Specialist, images: LabelledImages | PreparedImages) -> np.ndarray:

@@ -67,6 +67,8 @@ from specialist.training.loop import (
     make_optimizer,
     run_epoch,
 )
+from specialist.training.modality import resolve_flips
+from specialist.training.recipes import recipe_for
 from specialist.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ class _Run:
             optimizer=optimizer,
             loss_fn=make_loss(self.train_data.labels, len(self.label_names), training, self.device),
             device=self.device,
-            augmenter=Augmenter(training.augmentation, preprocessing),
+            augmenter=Augmenter(training.augmentation, preprocessing, modality=config.task.modality),
             scheduler=warmup_cosine(
                 optimizer,
                 self.steps_per_epoch * training.epochs,
@@ -419,7 +421,13 @@ def train_run(
     ``training`` is the resolved configuration (site.yaml, environment and flags already merged);
     ``site_data`` may be passed to share one loaded dataset between several backbones.
     """
-    training = training.model_copy(update={"backbones": [backbone]})
+    # the effective settings, recorded in config.yaml: recipe applied, flips resolved (or refused
+    # before a run folder exists)
+    recipe = recipe_for(backbone, training.recipe)
+    augmentation = resolve_flips(training.augmentation, site.task.modality)
+    training = recipe.apply(training).model_copy(
+        update={"backbones": [backbone], "augmentation": augmentation}
+    )
     refusal = tta_problem(training.tta, site.task.modality)
     if refusal:
         raise ConfigError(f"training.tta: {refusal}", hint="set training.tta: none for this task")
@@ -441,6 +449,8 @@ def train_run(
             resize=training.resize,
             weights_sha256=training.weights_sha256,
         )
+        recipe.init_head(model)
+        log.info("recipe %s: %s", recipe.name, recipe.values())
     if training.dp.enabled:
         try:
             model = make_dp_compatible(model)

@@ -159,6 +159,7 @@ def build_card(
     membership: dict[str, Any] | None = None,
     tta: str = "none",
     pretrained: dict[str, str] | None = None,
+    recipe: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble and validate the card; empty use/limitation texts get conservative defaults.
 
@@ -167,7 +168,8 @@ def build_card(
     (:func:`privacy_section`); its spent ε is also ``training.dp_epsilon``. ``membership`` is the
     audit of :func:`specialist.export.membership.membership_audit`. ``tta`` is the test-time
     augmentation the evaluation used and the hub applies (``registry.bundle.tta``);
-    ``pretrained`` is :func:`pretrained_section`.
+    ``pretrained`` is :func:`pretrained_section`; ``recipe`` is the run's
+    training recipe (:func:`specialist.training.recipes.card_recipe`).
 
     Raises:
         ExportError: the card breaks the schema (names each field).
@@ -213,6 +215,8 @@ def build_card(
         card["training"]["membership_inference"] = membership
     if pretrained is not None:
         card["training"]["pretrained"] = pretrained
+    if recipe is not None:
+        card["training"]["recipe"] = recipe
     if privacy is not None:
         card["training"]["privacy"] = privacy
         card["training"]["dp_epsilon"] = privacy["epsilon"]

@@ -1,9 +1,9 @@
 """Light, anatomy-preserving augmentation of whole training batches on the training device.
 
 Works on normalised model inputs: it undoes the card's mean/std, applies a random affine
-(rotation, translation, scale, opt-in flips) and brightness/contrast jitter in [0, 1] intensity
-space, clamps and normalises again. All randomness comes from the caller's ``torch.Generator``
-so that a run is reproducible and resumable mid-epoch.
+(rotation, translation, scale, the flips the modality allows) and brightness/contrast jitter in
+[0, 1] intensity space, clamps and normalises again. All randomness comes from the caller's
+``torch.Generator`` so that a run is reproducible and resumable mid-epoch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from registry.bundle.preprocess import Preprocessing
 from specialist.training.config import AugmentationConfig
+from specialist.training.modality import resolve_flips
 
 
 def _uniform(generator: torch.Generator, count: int, low: float, high: float) -> torch.Tensor:
@@ -22,10 +23,14 @@ def _uniform(generator: torch.Generator, count: int, low: float, high: float) ->
 
 
 class Augmenter:
-    """Callable ``(batch [B, 3, S, S], generator) -> augmented batch`` for one preprocessing."""
+    """Callable ``(batch [B, 3, S, S], generator) -> augmented batch`` for one preprocessing.
 
-    def __init__(self, config: AugmentationConfig, preprocessing: Preprocessing) -> None:
-        self.config = config
+    ``config`` holds concrete flips once built: ``auto`` is resolved from ``modality`` (and an
+    explicit flip the modality forbids raises :class:`~gsco_common.errors.ConfigError`).
+    """
+
+    def __init__(self, config: AugmentationConfig, preprocessing: Preprocessing, *, modality: str) -> None:
+        self.config = resolve_flips(config, modality)
         self.mean = torch.tensor(preprocessing.mean, dtype=torch.float32).view(1, 3, 1, 1)
         self.std = torch.tensor(preprocessing.std, dtype=torch.float32).view(1, 3, 1, 1)
 

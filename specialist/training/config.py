@@ -14,15 +14,17 @@ ClassWeighting = Literal["balanced", "sqrt", "none"]
 ResizeMode = Literal["pad", "stretch"]
 TtaMode = Literal["none", "hflip"]
 SHA256_PATTERN = r"^(sha256:)?[0-9a-fA-F]{64}$"
+Flip = bool | Literal["auto"]
 
 
 class AugmentationConfig(StrictModel):
     """Light, anatomy-preserving augmentation applied to training batches only.
 
     Each training image is augmented with ``probability`` (the rest pass unchanged, so the
-    network also sees images as sharp as at inference). Flips are off by default: a mirrored chest
-    X-ray swaps laterality (heart on the wrong side), so they are opt-in where orientation carries
-    no meaning.
+    network also sees images as sharp as at inference). Flips follow ``task.modality`` under
+    ``auto`` (:mod:`specialist.training.modality`): never for chest X-rays (a mirrored one swaps
+    laterality), both for dermoscopy and microscopy, none for ultrasound (left-right on request,
+    upside-down refused) and an unknown modality; an explicit flip the modality forbids is refused.
     """
 
     enabled: bool = True
@@ -32,8 +34,8 @@ class AugmentationConfig(StrictModel):
     scale: tuple[float, float] = (0.9, 1.1)
     brightness: float = Field(default=0.1, ge=0.0, le=0.5)
     contrast: float = Field(default=0.1, ge=0.0, le=0.5)
-    hflip: bool = False
-    vflip: bool = False
+    hflip: Flip = "auto"
+    vflip: Flip = "auto"
 
     @field_validator("scale")
     @classmethod
@@ -84,6 +86,7 @@ class TrainingConfig(StrictModel):
     early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     dp: DPConfig = Field(default_factory=DPConfig)
+    recipe: str = Field(default="auto", min_length=1, max_length=64)
     seed: int = Field(default=0, ge=0)
     device: str = "auto"
     amp: bool = True

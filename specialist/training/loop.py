@@ -255,6 +255,7 @@ def train_local(
     proximal_mu: float = 0.0,
     reference: Mapping[str, torch.Tensor] | None = None,
     callbacks: Sequence[Callback] = (),
+    modality: str = "",
 ) -> dict[str, float]:
     """Train ``model`` in place for ``epochs`` local epochs on one split (federated rounds).
 
@@ -262,6 +263,7 @@ def train_local(
     ``options.lr`` (the server owns the schedule across rounds). With ``proximal_mu > 0`` the FedProx
     term ``mu / 2 * ||w - reference||^2`` is added; ``reference`` defaults to the weights the model
     has on entry (the global model of the round). Vary ``seed`` per round for fresh data orders.
+    ``modality`` (``task.modality``) decides which flips augmentation may use.
     Returns ``train_loss`` (mean over the last epoch), ``num_examples``, ``images_per_s``, ``seconds``.
     """
     if epochs < 1:
@@ -280,7 +282,7 @@ def train_local(
         optimizer=make_optimizer(model, options.lr, options.weight_decay),
         loss_fn=make_loss(prepared.labels, model.num_classes, options, device),
         device=device,
-        augmenter=Augmenter(options.augmentation, preprocessing),
+        augmenter=Augmenter(options.augmentation, preprocessing, modality=modality),
         scaler=torch.amp.GradScaler(device.type, enabled=amp) if amp else None,
         amp=amp,
         proximal_mu=proximal_mu,

@@ -36,7 +36,7 @@ def _site(tmp_path: Path, **changes: object) -> Path:
 def test_template_states_the_real_defaults() -> None:
     config = SiteConfig.model_validate(yaml.safe_load(render_site_template("S", "t", ["a", "b"], "m")))
     assert config.training == TrainingConfig()
-    assert config.training.augmentation.hflip is False
+    assert config.training.augmentation.hflip == "auto"
     assert config.training.early_stopping.monitor == "balanced_accuracy"
     assert config.data is None and config.registry.home is None
 

@@ -22,9 +22,11 @@ from registry.bundle.card import Card
 from site_agent.cli.main import app
 from site_agent.config import render_site_template, site_key_paths, validate_site_config
 from site_agent.data.synthetic import write_synthetic_npz
+from site_agent.training.run_dir import load_run
 from site_agent.training.trainer import train_run
 from specialist.export.membership import membership_inference_auc
 from specialist.training.config import TrainingConfig
+from specialist.training.recipes import card_recipe
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -69,6 +71,10 @@ def test_card_carries_what_approval_needs(site: dict) -> None:
         assert estimate["ci95"] is None or estimate["ci95"][0] <= estimate["value"] <= estimate["ci95"][1]
     assert 0.0 <= data["training"]["membership_inference_auc"] <= 1.0
     assert data["training"]["dp_epsilon"] is None and data["training"]["epochs"] == 1
+    recipe = data["training"]["recipe"]
+    assert recipe == card_recipe(load_run(site["run"]).training)
+    assert (recipe["name"], recipe["head_init"], recipe["lr"]) == ("default", "library", 1e-3)
+    assert (recipe["augmentation"]["hflip"], recipe["augmentation"]["vflip"]) == (False, False)  # chest X-ray
     counts = data["data"]["class_counts"]
     assert counts["val"] == {"normal": 10, "pneumonia": 10}
     assert "<10" in counts["test"].values()

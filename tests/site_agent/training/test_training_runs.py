@@ -237,3 +237,27 @@ def test_images_skipped_at_import_are_counted_in_the_run_report(
     result = _train(tmp_path, site_config, tiny_data, with_skips, one_epoch)
     metrics = json.loads((result.run_dir / "metrics.json").read_text())
     assert metrics["images"] == {"seen": 82, "skipped": 2}
+
+
+def test_a_horizontal_flip_for_chest_xrays_is_refused_before_a_run_folder_exists(
+    tmp_path: Path, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData
+) -> None:
+    task = site_config.task.model_copy(update={"modality": "paediatric chest X-ray"})
+    chest = site_config.model_copy(update={"task": task})
+    training = TrainingConfig(image_size=28, epochs=1, device="cpu", augmentation={"hflip": True})
+    with pytest.raises(ConfigError, match="training.augmentation.hflip"):
+        train_run(tmp_path, chest, tiny_data, "resnet18", training, site_data=tiny_site_data)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_run_records_its_recipe_and_trains_with_the_recipes_settings(
+    tmp_path: Path, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData
+) -> None:
+    training = TrainingConfig(image_size=28, epochs=1, batch_size=16, device="cpu", lr=2e-3, recipe="vgg")
+    result = train_run(tmp_path, site_config, tiny_data, "resnet18", training, site_data=tiny_site_data)
+    recorded = load_run(result.run_dir).training
+    assert recorded.recipe == "vgg" and recorded.lr == pytest.approx(2e-4)
+    # the schedule peaked at the recipe's rate: after one epoch it sits on the cosine below 2e-4
+    assert 0 < json.loads((result.run_dir / "metrics.json").read_text())["history"][0]["lr"] < 2e-4
+    # flips were resolved from task.modality (unknown here: none) before they were recorded
+    assert (recorded.augmentation.hflip, recorded.augmentation.vflip) == (False, False)

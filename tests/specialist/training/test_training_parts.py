@@ -56,9 +56,11 @@ def test_augmentation_never_flips_unless_asked() -> None:
     geometric_only = AugmentationConfig(
         rotation_deg=0, translate=0, scale=(1.0, 1.0), brightness=0, contrast=0
     )
-    assert not Augmenter(geometric_only, spec).active
-    assert torch.equal(Augmenter(geometric_only, spec)(batch, torch.Generator().manual_seed(0)), batch)
-    flipping = Augmenter(geometric_only.model_copy(update={"hflip": True}), spec)
+    assert not Augmenter(geometric_only, spec, modality="synthetic").active
+    assert torch.equal(
+        Augmenter(geometric_only, spec, modality="synthetic")(batch, torch.Generator().manual_seed(0)), batch
+    )
+    flipping = Augmenter(geometric_only.model_copy(update={"hflip": True}), spec, modality="synthetic")
     out = flipping(batch.repeat(8, 1, 1, 1), torch.Generator().manual_seed(0))
     left = out[:, 0, :, :8].mean(dim=(1, 2))
     right = out[:, 0, :, 8:].mean(dim=(1, 2))
@@ -68,8 +70,8 @@ def test_augmentation_never_flips_unless_asked() -> None:
 def test_default_augmentation_is_light_seeded_and_keeps_laterality() -> None:
     batch, spec = _asymmetric_batch()
     config = AugmentationConfig()
-    assert config.hflip is False and config.vflip is False
-    augmenter = Augmenter(config, spec)
+    assert config.hflip == "auto" and config.vflip == "auto"
+    augmenter = Augmenter(config, spec, modality="paediatric chest X-ray")
     first = augmenter(batch, torch.Generator().manual_seed(5))
     again = augmenter(batch, torch.Generator().manual_seed(5))
     other = augmenter(batch, torch.Generator().manual_seed(6))
@@ -163,8 +165,10 @@ def test_device_selection_is_explicit() -> None:
 def test_augmentation_probability_leaves_some_images_untouched() -> None:
     batch, spec = _asymmetric_batch()
     batch = batch.repeat(16, 1, 1, 1)
-    never = Augmenter(AugmentationConfig(probability=0.0), spec)
+    never = Augmenter(AugmentationConfig(probability=0.0), spec, modality="synthetic")
     assert not never.active and torch.equal(never(batch, torch.Generator().manual_seed(0)), batch)
-    half = Augmenter(AugmentationConfig(probability=0.5), spec)(batch, torch.Generator().manual_seed(0))
+    half = Augmenter(AugmentationConfig(probability=0.5), spec, modality="synthetic")(
+        batch, torch.Generator().manual_seed(0)
+    )
     unchanged = [bool(torch.equal(half[i], batch[i])) for i in range(len(batch))]
     assert any(unchanged) and not all(unchanged)
