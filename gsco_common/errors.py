@@ -209,6 +209,14 @@ class FederationError(GscoError):
     exit_code = 12
 
 
+class StudyError(GscoError):
+    """A step of ``gsco-hub study`` (one of the real CLIs it runs) failed or printed no result."""
+
+    code = "GSCO-710"
+    http_status = 500
+    exit_code = 16
+
+
 class TopologyError(GscoError):
     """A service of the native topology (``make up``) did not start, stay healthy or stop."""
 
