@@ -113,6 +113,13 @@ def roc_points(positives: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, n
     return fpr, tpr, np.r_[np.inf, ranked_scores[last_of_run]]
 
 
+def midranks(values: np.ndarray) -> np.ndarray:
+    """Ranks ``1..n`` of ``values``, tied values sharing their mean rank."""
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    first_rank = np.cumsum(counts) - counts
+    return (first_rank + (counts + 1) / 2.0)[inverse]
+
+
 def binary_auc(positives: np.ndarray, scores: np.ndarray) -> float | None:
     """Mann-Whitney estimate of the ROC AUC (ties count one half); ``None`` without both classes."""
     positives = np.asarray(positives, dtype=bool).reshape(-1)
@@ -120,9 +127,7 @@ def binary_auc(positives: np.ndarray, scores: np.ndarray) -> float | None:
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     if n_pos == 0 or n_neg == 0:
         return None
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    first_rank = np.cumsum(counts) - counts
-    ranks = (first_rank + (counts + 1) / 2.0)[inverse]
+    ranks = midranks(scores)
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 

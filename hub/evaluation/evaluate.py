@@ -25,6 +25,8 @@ from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
 from gsco_runtime.rad.retriever import Neighbours
 from hub.evaluation.metrics import method_scores
+from hub.evaluation.significance import Scored, Statistics, assess
+from hub.evaluation.statistics import DEFAULT_RESAMPLES, MIN_RESAMPLES, Interval
 
 Progress = Callable[[str, int, int], None]
 
@@ -39,6 +41,9 @@ class MethodResult:
     macro_f1: float
     auc: float | None
     note: str = ""
+    accuracy_ci: Interval | None = None
+    macro_f1_ci: Interval | None = None
+    auc_ci: Interval | None = None
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,12 @@ class EvaluationReport:
     generalist: str | None = None
     arbitration: Arbitration | None = None
     notes: list[str] = field(default_factory=list)
+    statistics: Statistics | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["arbitration"] = self.arbitration.to_dict() if self.arbitration else None
+        data["statistics"] = self.statistics.to_dict() if self.statistics else None
         return data
 
 
@@ -95,10 +102,18 @@ def evaluate(
     labels: np.ndarray,
     *,
     progress: Progress | None = None,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
 ) -> EvaluationReport:
-    """Score every method on ``images`` / ``labels`` with the task's current specialists."""
+    """Score every method on ``images`` / ``labels`` with the task's current specialists.
+
+    Every row gets bootstrap CIs from ``resamples`` seeded resamples, and the collaboration
+    methods a paired test against the best specialist (:mod:`hub.evaluation.significance`).
+    """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
+    if resamples < MIN_RESAMPLES:
+        raise DataError(f"the bootstrap needs at least {MIN_RESAMPLES} resamples, got {resamples}")
     tick: Progress = progress or (lambda stage, done, total: None)
     snapshot = runtime.pool.snapshot(task_id)
     task = runtime.task_spec(snapshot)
@@ -123,23 +138,20 @@ def evaluate(
     stacked = np.stack(probs)
     stacked_dists = np.stack(dists) if dists else None
 
-    def row(
-        name: str, kind: str, predicted: np.ndarray, scores: np.ndarray | None, note: str = ""
-    ) -> MethodResult:
-        return MethodResult(name, kind, **method_scores(labels, predicted, scores, num_classes), note=note)
-
-    methods = [
-        row(f"{s.info.name} v{s.info.version}", "specialist", p.argmax(axis=1), p)
+    scored = [
+        Scored(f"{s.info.name} v{s.info.version}", "specialist", p.argmax(axis=1), p)
         for s, p in zip(snapshot.specialists, probs, strict=True)
     ]
-    methods.append(row("specialists' vote", "vote", majority_vote(stacked), stacked.mean(axis=0)))
+    scored.append(Scored("specialists' vote", "vote", majority_vote(stacked), stacked.mean(axis=0)))
     if stacked_dists is not None:
         rad = stacked_dists.mean(axis=0)
-        methods.append(row(f"RAD only (k={retriever.k if retriever else 0})", "rad", rad.argmax(axis=1), rad))
+        scored.append(
+            Scored(f"RAD only (k={retriever.k if retriever else 0})", "rad", rad.argmax(axis=1), rad)
+        )
     model = runtime.consensus.model_for(snapshot.specialists, retriever)
     consensus = model.predict_proba(stacked, stacked_dists)
-    methods.append(
-        row("consensus (no generalist)", "consensus", consensus.argmax(axis=1), consensus, model.source)
+    scored.append(
+        Scored("consensus (no generalist)", "consensus", consensus.argmax(axis=1), consensus, model.source)
     )
     report = EvaluationReport(
         task_id=task_id,
@@ -147,14 +159,25 @@ def evaluate(
         n=len(images),
         class_counts=np.bincount(labels, minlength=num_classes).tolist(),
         library_size=len(retriever.library) if retriever is not None else 0,
-        methods=methods,
+        methods=[],
         consensus_weights=model.describe([s.info.key for s in snapshot.specialists]),
     )
     report.notes.append(f"consensus weights: {model.source}")
     if retriever is None:
         report.notes.append("no case library imported: RAD and the retrieval part of the consensus are off")
     if runtime.generalist is not None:
-        _generalist_rows(runtime, report, task, images, labels, snapshot.specialists, probs, neighbours, tick)
+        scored += _generalist_rows(
+            runtime, report, task, images, labels, snapshot.specialists, probs, neighbours, tick
+        )
+    tick("bootstrap", 0, 1)
+    cis, report.statistics = assess(labels, scored, num_classes, count=resamples, seed=seed)
+    tick("bootstrap", 1, 1)
+    report.methods = [
+        MethodResult(
+            m.name, m.kind, **method_scores(labels, m.predicted, m.scores, num_classes), note=m.note, **ci
+        )
+        for m, ci in zip(scored, cis, strict=True)
+    ]
     return report
 
 
@@ -168,11 +191,11 @@ def _generalist_rows(
     probs: list[np.ndarray],
     neighbours: list[list[Neighbours]],
     tick: Progress,
-) -> None:
-    """Zero-shot, GSCo and the arbitration analysis (one generalist call each per image)."""
+) -> list[Scored]:
+    """Zero-shot and GSCo rows; the arbitration analysis goes into ``report`` (one call each per image)."""
     backend = runtime.generalist
     if backend is None:
-        return
+        return []
     retriever = runtime.retriever(task.task_id)
     prompt = zero_shot_prompt(task.modality, task.label_names)
     zero_shot = np.full(len(images), -1)
@@ -194,25 +217,8 @@ def _generalist_rows(
         gsco[i] = outcome.label_index
         fallbacks += outcome.fallback_reason is not None
     tick("generalist", len(images), len(images))
-    num_classes = task.num_classes
     unparsed = int((zero_shot < 0).sum())
     report.generalist = backend.name
-    report.methods.append(
-        MethodResult(
-            f"{backend.name} zero-shot",
-            "generalist",
-            **method_scores(labels, zero_shot, None, num_classes),
-            note=f"{unparsed} unparseable" if unparsed else "",
-        )
-    )
-    report.methods.append(
-        MethodResult(
-            "GSCo (generalist decides)",
-            "gsco",
-            **method_scores(labels, gsco, None, num_classes),
-            note=f"{fallbacks} fell back to consensus" if fallbacks else "",
-        )
-    )
     majority = majority_vote(np.stack(probs))
     disagree = zero_shot != majority
     right = disagree & (zero_shot == labels)
@@ -224,3 +230,19 @@ def _generalist_rows(
         wrong=int(wrong.sum()),
         wrong_corrected=int((wrong & (gsco == labels)).sum()),
     )
+    return [
+        Scored(
+            f"{backend.name} zero-shot",
+            "generalist",
+            zero_shot,
+            None,
+            f"{unparsed} unparseable" if unparsed else "",
+        ),
+        Scored(
+            "GSCo (generalist decides)",
+            "gsco",
+            gsco,
+            None,
+            f"{fallbacks} fell back to consensus" if fallbacks else "",
+        ),
+    ]

@@ -6,34 +6,123 @@ import json
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from hub.evaluation.evaluate import EvaluationReport  # noqa: E402
+from hub.evaluation.evaluate import EvaluationReport, MethodResult  # noqa: E402
+from hub.evaluation.significance import METRICS, MetricComparison  # noqa: E402
+from hub.evaluation.statistics import Interval  # noqa: E402
 
-METRICS = ("accuracy", "macro_f1", "auc")
+HEADERS = ("method", "ACC [95 % CI]", "macro-F1 [95 % CI]", "AUC [95 % CI]", "note")
+COMPARISON_HEADERS = ("method", "metric", "difference [95 % CI]", "p", "verdict")
 
 
 def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.3f}"
 
 
+def _with_ci(value: float | None, ci: Interval | None, sep: str) -> str:
+    """``0.912 [0.887, 0.934]``; the value alone when no interval could be computed."""
+    if value is None or ci is None:
+        return _fmt(value)
+    return f"{value:.3f}{sep}[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _cells(m: MethodResult, sep: str = " ") -> list[str]:
+    values = (_with_ci(getattr(m, metric), getattr(m, f"{metric}_ci"), sep) for metric in METRICS)
+    return [m.name, *values, m.note]
+
+
+def _title(report: EvaluationReport) -> str:
+    title = f"task {report.task_id}: {report.n} images, classes {report.class_counts}"
+    if report.statistics is not None:
+        title += f"; {report.statistics.resamples} bootstrap resamples, seed {report.statistics.seed}"
+    return title
+
+
 def rich_table(report: EvaluationReport) -> Table:
-    table = Table(title=f"task {report.task_id}: {report.n} images, classes {report.class_counts}")
-    for column in ("method", "ACC", "macro-F1", "AUC", "note"):
+    table = Table(title=_title(report))
+    for column in HEADERS:
         table.add_column(column, justify="left" if column in ("method", "note") else "right")
     for m in report.methods:
-        table.add_row(m.name, _fmt(m.accuracy), _fmt(m.macro_f1), _fmt(m.auc), m.note)
+        table.add_row(*_cells(m, "\n"))  # the interval under the value keeps the table narrow
     return table
 
 
 def markdown_table(report: EvaluationReport) -> str:
-    lines = ["| method | ACC | macro-F1 | AUC | note |", "|---|---:|---:|---:|---|"]
-    for m in report.methods:
-        lines.append(f"| {m.name} | {_fmt(m.accuracy)} | {_fmt(m.macro_f1)} | {_fmt(m.auc)} | {m.note} |")
+    lines = ["| " + " | ".join(HEADERS) + " |", "|---|---:|---:|---:|---|"]
+    lines += ["| " + " | ".join(_cells(m)) + " |" for m in report.methods]
     return "\n".join(lines)
+
+
+def _signed(value: float | None) -> str:
+    return "—" if value is None else f"{value:+.3f}"
+
+
+def _comparisons(report: EvaluationReport) -> list[tuple[str, str, MetricComparison]]:
+    """``(method, metric, comparison)`` for each collaboration method and metric tested."""
+    stats = report.statistics
+    found = []
+    for c in stats.comparisons if stats is not None else []:
+        for metric, result in (("ACC", c.accuracy), ("macro-F1", c.macro_f1), ("AUC", c.auc)):
+            if result is not None:
+                found.append((c.method, metric, result))
+    return found
+
+
+def comparison_rows(report: EvaluationReport, sep: str = " ") -> list[list[str]]:
+    """One row per collaboration method and metric: its difference to the best specialist."""
+    rows = []
+    for method, metric, c in _comparisons(report):
+        ci = f"{sep}[{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]" if c.ci is not None else ""
+        p = "—" if c.p_value is None else f"{c.p_value:.3g}"
+        rows.append([method, metric, _signed(c.difference) + ci, p, c.verdict])
+    return rows
+
+
+def comparison_notes(report: EvaluationReport) -> list[str]:
+    """What the comparisons are against, which test each metric got and the discordant counts."""
+    stats = report.statistics
+    if stats is None or stats.reference is None:
+        return []
+    tests: dict[str, str] = {}
+    for _, metric, result in _comparisons(report):
+        tests.setdefault(metric, result.test)
+    return [
+        f"Reference: {stats.reference} (the best specialist: {stats.reference_rule}); "
+        "difference = method - reference.",
+        *(f"{metric}: {test}." for metric, test in tests.items()),
+        "p-values are per comparison, not adjusted for the number of methods compared.",
+        *(
+            f"{c.method}: {c.accuracy.reference_only} cases right only by the reference, "
+            f"{c.accuracy.method_only} right only by the method."
+            for c in stats.comparisons
+        ),
+    ]
+
+
+def comparison_table(report: EvaluationReport) -> Table | None:
+    rows = comparison_rows(report, "\n")
+    if not rows:
+        return None
+    table = Table(title="collaboration vs the best specialist")
+    for column in COMPARISON_HEADERS:
+        table.add_column(column, justify="right" if column in ("difference [95 % CI]", "p") else "left")
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def comparison_markdown(report: EvaluationReport) -> str:
+    rows = comparison_rows(report)
+    if not rows:
+        return ""
+    lines = ["| " + " | ".join(COMPARISON_HEADERS) + " |", "|---|---|---:|---:|---|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join([*lines, "", *(f"- {note}" for note in comparison_notes(report))])
 
 
 def arbitration_lines(report: EvaluationReport) -> list[str]:
@@ -52,19 +141,37 @@ def arbitration_lines(report: EvaluationReport) -> list[str]:
     ]
 
 
+def error_bars(report: EvaluationReport, metric: str) -> np.ndarray:
+    """``[2, M]`` distances from each bar to the ends of its 95 % CI (0 where there is none)."""
+    bars = np.zeros((2, len(report.methods)))
+    for i, m in enumerate(report.methods):
+        value, ci = getattr(m, metric), getattr(m, f"{metric}_ci")
+        if value is not None and ci is not None:
+            bars[:, i] = [max(value - ci[0], 0.0), max(ci[1] - value, 0.0)]
+    return bars
+
+
 def save_chart(report: EvaluationReport, path: Path) -> Path:
-    """Grouped bars (ACC, macro-F1, AUC) per method."""
+    """Grouped bars (ACC, macro-F1, AUC) per method, with their 95 % bootstrap CIs as error bars."""
     names = [m.name for m in report.methods]
     fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(names) + 2), 4.2))
     width = 0.27
     for offset, metric in enumerate(METRICS):
         values = [getattr(m, metric) or 0.0 for m in report.methods]
-        ax.bar([i + (offset - 1) * width for i in range(len(names))], values, width, label=metric)
+        ax.bar(
+            [i + (offset - 1) * width for i in range(len(names))],
+            values,
+            width,
+            yerr=error_bars(report, metric),
+            capsize=2,
+            error_kw={"elinewidth": 0.8},
+            label=metric,
+        )
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0, 1.15)
     ax.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
-    ax.set_title(f"GSCo evaluation, task {report.task_id} (n={report.n})")
+    ax.set_title(f"GSCo evaluation, task {report.task_id} (n={report.n}); bars: 95 % bootstrap CI")
     ax.legend(loc="upper center", ncol=len(METRICS), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -78,5 +185,10 @@ def write_outputs(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     json_path = out_dir / "evaluation.json"
     json_path.write_text(json.dumps(report.to_dict(), indent=2))
     md_path = out_dir / "evaluation.md"
-    md_path.write_text(markdown_table(report) + "\n\n" + "\n".join(arbitration_lines(report)) + "\n")
+    sections = [
+        markdown_table(report),
+        comparison_markdown(report),
+        "\n".join(arbitration_lines(report)),
+    ]
+    md_path.write_text("\n\n".join(section for section in sections if section) + "\n")
     return {"json": json_path, "markdown": md_path, "chart": save_chart(report, out_dir / "evaluation.png")}

@@ -165,6 +165,10 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
         "val",
         "--out",
         str(tmp_path / "eval"),
+        "--bootstrap",
+        "1000",
+        "--seed",
+        "7",
         "--json",
     )
     result = runner.invoke(app, args)
@@ -174,13 +178,40 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert kinds == ["specialist", "specialist", "vote", "rad", "consensus"]
     assert report["n"] == 12 and report["arbitration"] is None
     assert all(0.0 <= m["macro_f1"] <= 1.0 and m["auc"] is not None for m in report["methods"])
+    for m in report["methods"]:
+        for metric in ("accuracy", "macro_f1"):
+            low, high = m[f"{metric}_ci"]
+            assert low <= m[metric] <= high
+    stats = report["statistics"]
+    assert (stats["resamples"], stats["seed"], stats["level"]) == (1000, 7, 0.95)
+    accuracies = {m["name"]: m["accuracy"] for m in report["methods"] if m["kind"] == "specialist"}
+    assert stats["reference"] == max(accuracies, key=accuracies.__getitem__)
+    assert [c["kind"] for c in stats["comparisons"]] == ["vote", "rad", "consensus"]
+    for comparison in stats["comparisons"]:
+        accuracy = comparison["accuracy"]
+        assert accuracy["test"].startswith("exact McNemar") and 0.0 <= accuracy["p_value"] <= 1.0
+        assert comparison["auc"]["test"].startswith("DeLong")
+        assert accuracy["verdict"] in {"not significantly different", "significantly above at 0.05"} | {
+            "significantly below at 0.05"
+        }
+    assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["statistics"] == stats
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {
         "evaluation.json",
         "evaluation.md",
         "evaluation.png",
     }
+    markdown = (tmp_path / "eval" / "evaluation.md").read_text()
+    consensus = report["methods"][-1]
+    low, high = consensus["accuracy_ci"]
+    assert f"| {consensus['accuracy']:.3f} [{low:.3f}, {high:.3f}] |" in markdown
+    assert f"- Reference: {stats['reference']} (the best specialist: highest accuracy" in markdown
     table = runner.invoke(app, args[:-1])
     assert "consensus (no generalist)" in table.stdout and "RAD only" in table.stdout
+    assert "ACC [95 %" in table.stdout and "McNemar" in table.stdout
+    again = json.loads(runner.invoke(app, args).stdout)["statistics"]
+    assert again == stats  # seeded: the same intervals and p-values
+    too_few = runner.invoke(app, [*args[:-4], "--bootstrap", "999"])
+    assert too_few.exit_code == 2 and "--bootstrap" in too_few.output
 
 
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(

@@ -1,0 +1,209 @@
+"""Confidence intervals for every method row and paired tests against the best single specialist.
+
+The reference is the specialist with the highest accuracy on the evaluation set itself (the
+first in pool order on ties). Picking it on the same cases favours the reference, so a
+collaboration method found "significantly above" it has cleared a slightly raised bar.
+Each collaboration method (vote, RAD only, consensus, GSCo) is compared with it:
+
+- accuracy: exact two-sided McNemar test, difference CI from the paired bootstrap;
+- AUC: DeLong's test and its normal-theory CI for binary tasks; for more classes the macro
+  one-vs-rest AUC by paired bootstrap (percentile CI, bootstrap p-value);
+- macro-F1: paired bootstrap (percentile CI, bootstrap p-value).
+
+p-values are per comparison, not adjusted for the several methods compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from hub.evaluation.metrics import method_scores
+from hub.evaluation.statistics import (
+    LEVEL,
+    Interval,
+    bootstrap_p_value,
+    delong_test,
+    mcnemar_exact,
+    percentile_interval,
+    resamples,
+    verdict,
+)
+
+METRICS = ("accuracy", "macro_f1", "auc")
+COLLABORATION_KINDS = ("vote", "rad", "consensus", "gsco")
+REFERENCE_RULE = "highest accuracy on this evaluation set, the first in pool order on ties"
+INTERVALS = "95 % percentile bootstrap, cases resampled with replacement, the same resamples for every method"
+MCNEMAR = "exact McNemar (two-sided binomial test on the discordant pairs)"
+DELONG = "DeLong (binary AUC, normal-theory CI of the difference)"
+BOOTSTRAP_TEST = "paired bootstrap (percentile CI, two-sided bootstrap p)"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One method's answers on the evaluation set: a label per case (``-1`` = none) and scores."""
+
+    name: str
+    kind: str
+    predicted: np.ndarray
+    scores: np.ndarray | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class MetricComparison:
+    """``method - reference`` for one metric, its CI, p-value, the test used and the verdict."""
+
+    difference: float | None
+    ci: Interval | None
+    p_value: float | None
+    test: str
+    verdict: str
+    reference_only: int | None = None
+    """McNemar only: cases the reference got right and the method wrong."""
+    method_only: int | None = None
+    """McNemar only: cases the method got right and the reference wrong."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    method: str
+    kind: str
+    reference: str
+    accuracy: MetricComparison
+    macro_f1: MetricComparison
+    auc: MetricComparison | None
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """What ``evaluation.json`` says about uncertainty (key ``statistics``)."""
+
+    resamples: int
+    seed: int
+    level: float
+    intervals: str
+    reference: str | None
+    reference_rule: str
+    comparisons: list[Comparison]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def bootstrap_values(
+    labels: np.ndarray, methods: Sequence[Scored], num_classes: int, count: int, seed: int
+) -> np.ndarray:
+    """Each method's metrics on each resample ``[M, len(METRICS), count]`` (NaN where undefined)."""
+    values = np.full((len(methods), len(METRICS), count), np.nan)
+    for b, rows in enumerate(resamples(labels.shape[0], count, seed)):
+        for m, method in enumerate(methods):
+            scores = method.scores[rows] if method.scores is not None else None
+            result = method_scores(labels[rows], method.predicted[rows], scores, num_classes)
+            for j, metric in enumerate(METRICS):
+                if result[metric] is not None:
+                    values[m, j, b] = result[metric]
+    return values
+
+
+def intervals(values: np.ndarray) -> list[dict[str, Interval | None]]:
+    """``{metric}_ci`` per method from :func:`bootstrap_values`' output."""
+    return [
+        {f"{metric}_ci": percentile_interval(values[m, j], LEVEL) for j, metric in enumerate(METRICS)}
+        for m in range(values.shape[0])
+    ]
+
+
+def reference_index(labels: np.ndarray, methods: Sequence[Scored]) -> int | None:
+    """Index of the best single specialist by :data:`REFERENCE_RULE`; None without specialists."""
+    candidates = [i for i, m in enumerate(methods) if m.kind == "specialist"]
+    if not candidates:
+        return None
+    accuracies = [float(np.mean(methods[i].predicted == labels)) for i in candidates]
+    return candidates[int(np.argmax(accuracies))]
+
+
+def _bootstrap_comparison(point: float | None, differences: np.ndarray) -> MetricComparison:
+    p = bootstrap_p_value(differences)
+    ci = percentile_interval(differences, LEVEL)
+    return MetricComparison(point, ci, p, BOOTSTRAP_TEST, verdict(point or 0.0, p))
+
+
+def _auc_comparison(
+    labels: np.ndarray, reference: Scored, method: Scored, num_classes: int, differences: np.ndarray
+) -> MetricComparison | None:
+    if reference.scores is None or method.scores is None:
+        return None
+    if num_classes > 2:
+        point_ref = method_scores(labels, reference.predicted, reference.scores, num_classes)["auc"]
+        point = method_scores(labels, method.predicted, method.scores, num_classes)["auc"]
+        if point is None or point_ref is None:
+            return MetricComparison(None, None, None, BOOTSTRAP_TEST, verdict(0.0, None))
+        return _bootstrap_comparison(point - point_ref, differences)
+    if np.bincount(labels, minlength=2).min() < 2:
+        return MetricComparison(None, None, None, DELONG + ": needs two cases of each class", "not tested")
+    test = delong_test(labels == 1, reference.scores[:, 1], method.scores[:, 1], LEVEL)
+    return MetricComparison(
+        test.difference, test.ci, test.p_value, DELONG, verdict(test.difference, test.p_value)
+    )
+
+
+def compare(
+    labels: np.ndarray, methods: Sequence[Scored], values: np.ndarray, num_classes: int, reference: int
+) -> list[Comparison]:
+    """Each collaboration method against ``methods[reference]``; ``values`` from :func:`bootstrap_values`."""
+    ref = methods[reference]
+    ref_correct = ref.predicted == labels
+    result = []
+    for m, method in enumerate(methods):
+        if method.kind not in COLLABORATION_KINDS:
+            continue
+        differences = values[m] - values[reference]
+        correct = method.predicted == labels
+        mcnemar = mcnemar_exact(ref_correct, correct)
+        accuracy_difference = float(correct.mean() - ref_correct.mean())
+        accuracy = MetricComparison(
+            accuracy_difference,
+            percentile_interval(differences[0], LEVEL),
+            mcnemar.p_value,
+            MCNEMAR,
+            verdict(accuracy_difference, mcnemar.p_value),
+            mcnemar.reference_only,
+            mcnemar.method_only,
+        )
+        f1_point = (
+            method_scores(labels, method.predicted, None, num_classes)["macro_f1"]
+            - method_scores(labels, ref.predicted, None, num_classes)["macro_f1"]
+        )
+        result.append(
+            Comparison(
+                method=method.name,
+                kind=method.kind,
+                reference=ref.name,
+                accuracy=accuracy,
+                macro_f1=_bootstrap_comparison(float(f1_point), differences[1]),
+                auc=_auc_comparison(labels, ref, method, num_classes, differences[2]),
+            )
+        )
+    return result
+
+
+def assess(
+    labels: np.ndarray, methods: Sequence[Scored], num_classes: int, *, count: int, seed: int
+) -> tuple[list[dict[str, Interval | None]], Statistics]:
+    """Per-method CIs (in ``methods`` order) and the comparisons against the best specialist."""
+    values = bootstrap_values(labels, methods, num_classes, count, seed)
+    reference = reference_index(labels, methods)
+    comparisons = [] if reference is None else compare(labels, methods, values, num_classes, reference)
+    return intervals(values), Statistics(
+        resamples=count,
+        seed=seed,
+        level=LEVEL,
+        intervals=INTERVALS,
+        reference=None if reference is None else methods[reference].name,
+        reference_rule=REFERENCE_RULE,
+        comparisons=comparisons,
+    )
