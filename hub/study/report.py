@@ -49,6 +49,7 @@ def _arm_facts(
             "shift": arm.evaluation_spec.shift.model_dump(mode="json"),
         },
         "methods": evaluation["methods"],
+        "statistics": evaluation.get("statistics"),
         "consensus_weights": evaluation.get("consensus_weights", {}),
         "notes": evaluation.get("notes", []),
         "evaluation_n": evaluation["n"],
@@ -125,7 +126,7 @@ def baseline_name(result: Mapping[str, Any]) -> str | None:
     return Path(compare_with).parent.name if compare_with else None
 
 
-# --- reading the numbers (defensively: CIs and paired tests come with newer evaluations) ---------
+# --- reading the numbers (intervals and paired tests are shown when the evaluation has them) ----
 
 
 def _row(methods: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
@@ -133,30 +134,23 @@ def _row(methods: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] |
 
 
 def best_specialist(methods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
-    """The specialist with the highest accuracy (macro-F1 breaks ties), as the evaluation saw it."""
-    return max(
-        (m for m in methods if m["kind"] == "specialist"), key=lambda m: (m["accuracy"], m["macro_f1"])
-    )
+    """The most accurate specialist, the first on ties (the evaluation's own reference rule)."""
+    return max((m for m in methods if m["kind"] == "specialist"), key=lambda m: m["accuracy"])
 
 
 def interval(method: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
-    """The 95 % CI of ``metric`` when the evaluation reported one."""
-    ci = method.get("ci")
-    value = ci.get(metric) if isinstance(ci, Mapping) else method.get(f"{metric}_ci")
-    if isinstance(value, Mapping):
-        value = (value.get("low"), value.get("high"))
+    """The 95 % CI of ``metric`` (``{metric}_ci``) when the evaluation reported one."""
+    value = method.get(f"{metric}_ci")
     if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
         return float(value[0]), float(value[1])
     return None
 
 
-def paired_p(method: Mapping[str, Any], metric: str = "accuracy") -> float | None:
-    """The p-value of the paired test against the best specialist, when reported."""
-    tests = method.get("paired") or method.get("vs_best") or {}
-    test = tests.get(metric) if isinstance(tests, Mapping) else None
-    if isinstance(test, Mapping):
-        test = test.get("p_value", test.get("p"))
-    return float(test) if isinstance(test, (int, float)) else None
+def paired(arm: Mapping[str, Any], method: str, metric: str = "accuracy") -> Mapping[str, Any] | None:
+    """The paired comparison of ``method`` with the best specialist for ``metric``, when reported."""
+    statistics = arm.get("statistics") or {}
+    found = next((c for c in statistics.get("comparisons", []) if c["method"] == method), None)
+    return (found or {}).get(metric)
 
 
 def _value(method: Mapping[str, Any], metric: str) -> str:
@@ -167,13 +161,24 @@ def _value(method: Mapping[str, Any], metric: str) -> str:
     return f"{value:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
 
 
+def _difference(test: Mapping[str, Any] | None) -> str:
+    """``+1.2 (−0.4 to +2.9), p 0.21`` in points, from a paired comparison."""
+    if test is None or test.get("difference") is None:
+        return "—"
+    text = f"{100 * test['difference']:+.1f}"
+    if test.get("ci"):
+        low, high = test["ci"]
+        text += f" ({100 * low:+.1f} to {100 * high:+.1f})"
+    return text + (f", p {test['p_value']:.2g}" if test.get("p_value") is not None else "")
+
+
 def _points(delta: float) -> str:
     return f"{100 * delta:+.1f} points"
 
 
-def verdict(result: Mapping[str, Any]) -> str:
+def verdict(arm: Mapping[str, Any]) -> str:
     """Where the consensus stands against the best specialist, the vote and RAD only (from the numbers)."""
-    methods = result["methods"]
+    methods = arm["methods"]
     consensus, vote, rad = _row(methods, "consensus"), _row(methods, "vote"), _row(methods, "rad")
     if consensus is None:
         return "The evaluation has no consensus row."
@@ -183,19 +188,20 @@ def verdict(result: Mapping[str, Any]) -> str:
         f"The consensus arbiter reached accuracy {acc:.3f} against {best['accuracy']:.3f} "
         f"for the best single specialist ({best['name']}): {_points(acc - best['accuracy'])}."
     ]
-    p = paired_p(consensus)
-    if p is not None:
-        significance = "significant" if p < 0.05 else "not significant"
-        side = "above" if acc > best["accuracy"] else "below"
-        parts.append(
-            f"The paired test against it gives p = {p:.3g} ({significance} at 0.05; the consensus is {side})."
-        )
+    test = paired(arm, consensus["name"])
+    if test is not None and test.get("p_value") is not None:
+        p = test["p_value"]
+        if p >= 0.05:
+            parts.append(f"The paired test (McNemar) finds no significant difference (p = {p:.2g}).")
+        else:
+            side = "above" if acc > best["accuracy"] else "below"
+            parts.append(f"The paired test (McNemar) puts it significantly {side} (p = {p:.2g}).")
     else:
         parts.append("No paired test was reported, so the difference is not shown to be more than chance.")
     for row, label in ((vote, "the specialists' majority vote"), (rad, "RAD only")):
         if row is not None:
             parts.append(f"Against {label} ({row['accuracy']:.3f}) it is {_points(acc - row['accuracy'])}.")
-    source = str(result.get("consensus_weights", {}).get("source", "unknown"))
+    source = str(arm.get("consensus_weights", {}).get("source", "unknown"))
     parts.append(f"Consensus weights: {source}.")
     return " ".join(parts)
 
@@ -250,17 +256,19 @@ def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | No
 # --- Markdown --------------------------------------------------------------------------------
 
 
-def method_table(result: Mapping[str, Any]) -> list[str]:
-    best = best_specialist(result["methods"])["name"]
-    lines = ["| method | ACC (95 % CI) | macro-F1 (95 % CI) | AUC (95 % CI) | p vs best (ACC) | note |"]
-    lines.append("|---|---:|---:|---:|---:|---|")
-    for m in result["methods"]:
+def method_table(arm: Mapping[str, Any]) -> list[str]:
+    """Every method with its CIs; the collaboration rows with their paired difference to the best."""
+    best = best_specialist(arm["methods"])["name"]
+    lines = [
+        "| method | ACC (95 % CI) | macro-F1 (95 % CI) | AUC (95 % CI) "
+        "| ΔACC vs best, points (CI), McNemar p | ΔAUC vs best, points (CI), p | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in arm["methods"]:
         name = f"{m['name']} (best specialist)" if m["name"] == best else m["name"]
-        p = paired_p(m)
         cells = [_value(m, metric) for metric, _ in METRICS]
-        lines.append(
-            f"| {name} | {' | '.join(cells)} | {'—' if p is None else f'{p:.3g}'} | {m.get('note', '')} |"
-        )
+        cells += [_difference(paired(arm, m["name"], "accuracy")), _difference(paired(arm, m["name"], "auc"))]
+        lines.append(f"| {name} | {' | '.join(cells)} | {m.get('note', '')} |")
     return lines
 
 

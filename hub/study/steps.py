@@ -73,7 +73,7 @@ class Steps:
             tail = "\n".join(done.stderr.strip().splitlines()[-STDERR_TAIL_LINES:]) or "(no output on stderr)"
             raise StudyError(
                 f"step '{title}' failed: `{shlex.join([command, *args])}` exited with code {done.returncode}",
-                hint=f"its stderr ends with:\n{tail}",
+                hint=f"its stderr ends with:\n{tail}\n(its whole output: {log})",
             )
         self.timings[title] = round(elapsed, 1)
         self.announce(title, elapsed)

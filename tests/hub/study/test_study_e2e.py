@@ -81,6 +81,8 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     # the library is the site's own training file: same digest, the hub refuses to fit on it
     assert study["library"]["same_digest_as_training_of"] == ["site-a"]
     assert study["consensus_weights"]["source"].startswith("card (library overlaps training data of")
+    assert study["statistics"]["reference"] == site["model"]  # CIs and paired tests are carried over
+    assert study["methods"][0]["accuracy_ci"] is not None
     disjoint = study["variants"][0]
     assert disjoint["library"]["same_digest_as_training_of"] == []
     assert disjoint["library"]["images"] == 24 and disjoint["evaluation"]["images"] == 16

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from gsco_common.errors import StudyError
-from hub.study.report import compare, comparison_lines, interval, method_table, paired_p, verdict
+from hub.study.report import compare, comparison_lines, interval, method_table, paired, verdict
 from hub.study.steps import Steps, study_env
 
 
@@ -23,8 +23,11 @@ def _method(name: str, kind: str, accuracy: float, **extra: Any) -> dict[str, An
     }
 
 
-def _result(consensus: float, vote: float, **consensus_extra: Any) -> dict[str, Any]:
+def _result(
+    consensus: float, vote: float, statistics: dict[str, Any] | None = None, **consensus_extra: Any
+) -> dict[str, Any]:
     return {
+        "statistics": statistics,
         "study": "s",
         "methods": [
             _method("A v1", "specialist", 0.90),
@@ -47,21 +50,31 @@ def test_verdict_states_the_differences_from_the_numbers() -> None:
 
 
 def test_verdict_and_table_use_intervals_and_paired_tests_when_reported() -> None:
-    result = _result(0.92, 0.86, ci={"accuracy": [0.9, 0.94]}, paired={"accuracy": {"p_value": 0.01}})
-    assert "p = 0.01 (significant at 0.05; the consensus is above)" in verdict(result)
-    row = method_table(result)[-1]
-    assert row.startswith("| consensus (no generalist) | 0.920 (0.900–0.940) | 0.910 | 0.900 | 0.01 |")
-    assert method_table(result)[2].startswith("| A v1 (best specialist) | 0.900 |")
+    comparison = {
+        "method": "consensus (no generalist)",
+        "accuracy": {"difference": 0.02, "ci": [0.005, 0.035], "p_value": 0.011},
+        "auc": {"difference": -0.001, "ci": [-0.01, 0.008], "p_value": 0.8},
+    }
+    result = _result(0.92, 0.86, {"comparisons": [comparison]}, accuracy_ci=[0.9, 0.94])
+    assert "The paired test (McNemar) puts it significantly above (p = 0.011)." in verdict(result)
+    table = method_table(result)
+    assert table[-1] == (
+        "| consensus (no generalist) | 0.920 (0.900–0.940) | 0.910 | 0.900 "
+        "| +2.0 (+0.5 to +3.5), p 0.011 | -0.1 (-1.0 to +0.8), p 0.8 |  |"
+    )
+    assert table[2].startswith("| A v1 (best specialist) | 0.900 | 0.890 | 0.900 | — | — |")
+    comparison["accuracy"]["p_value"] = 0.4
+    assert "finds no significant difference (p = 0.4)" in verdict(result)
 
 
-@pytest.mark.parametrize(
-    "method",
-    [{"ci": {"auc": [0.1, 0.2]}}, {"auc_ci": [0.1, 0.2]}, {"ci": {"auc": {"low": 0.1, "high": 0.2}}}],
-)
-def test_interval_shapes(method: dict[str, Any]) -> None:
-    assert interval(method, "auc") == (0.1, 0.2)
-    assert interval(method, "accuracy") is None
-    assert paired_p(method) is None
+def test_interval_and_paired_read_the_evaluation_keys() -> None:
+    assert interval({"auc_ci": [0.1, 0.2]}, "auc") == (0.1, 0.2)
+    assert interval({"auc_ci": None}, "auc") is None
+    assert interval({}, "accuracy") is None
+    assert paired({"statistics": None}, "x") is None
+    assert paired({"statistics": {"comparisons": [{"method": "x", "auc": {"p_value": 1}}]}}, "x", "auc") == {
+        "p_value": 1
+    }
 
 
 def test_biased_comparison_drop_and_sentence() -> None:
@@ -69,12 +82,13 @@ def test_biased_comparison_drop_and_sentence() -> None:
     rows = compare(baseline, biased)["accuracy"]
     assert rows["consensus"]["drop"] == pytest.approx(0.02)
     assert rows["vote"]["drop"] == pytest.approx(0.06)
-    lines = comparison_lines({"comparison": compare(baseline, biased)})
+    assert comparison_lines(biased, None) == []
+    lines = comparison_lines(biased, baseline)
     assert lines[-1] == (
         "The consensus lost 2.0 points, the majority vote 6.0 points: the collaboration's drop is "
         "smaller than the vote's."
     )
-    worse = comparison_lines({"comparison": compare(baseline, _result(0.80, 0.90))})
+    worse = comparison_lines(_result(0.80, 0.90), baseline)
     assert "drop is NOT smaller than the vote's" in worse[-1]
 
 
