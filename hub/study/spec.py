@@ -104,14 +104,19 @@ class EvaluationSpec(_Strict):
     shift: ShiftSpec = Field(default_factory=ShiftSpec)
 
 
-class VariantSpec(_Strict):
-    """The same trained sites, another case library and/or evaluation set (no retraining)."""
+class _Described(_Strict):
+    """A study or variant: its name, heading and what its figures are and are not evidence for."""
 
     name: str = Field(pattern=_SITE_NAME)
     title: str = Field(min_length=1)
     description: str = ""
     evidence_for: str = ""
     not_evidence_for: str = ""
+
+
+class VariantSpec(_Described):
+    """The same trained sites, another case library and/or evaluation set (no retraining)."""
+
     library: LibrarySpec | None = None
     evaluation: EvaluationSpec | None = None
 
@@ -122,12 +127,7 @@ class VariantSpec(_Strict):
         return self
 
 
-class StudySpec(_Strict):
-    name: str = Field(pattern=_SITE_NAME)
-    title: str = Field(min_length=1)
-    description: str = ""
-    evidence_for: str = ""
-    not_evidence_for: str = ""
+class StudySpec(_Described):
     task: TaskSpec
     datasets: dict[str, Path] = Field(min_length=1)
     seed: int = 0
