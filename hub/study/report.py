@@ -236,7 +236,7 @@ def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | No
     lines = [
         f"Accuracy against the study `{comparison['baseline_study']}` (same design, no biased site):",
         "",
-        "| method | unbiased | this study | drop |",
+        "| method | unbiased | this study | drop (negative: a gain) |",
         "|---|---:|---:|---:|",
     ]
     lines += [
@@ -246,8 +246,8 @@ def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | No
         smaller = rows["consensus"]["drop"] < rows["vote"]["drop"]
         lines += [
             "",
-            f"The consensus lost {_points(rows['consensus']['drop'])[1:]}, the majority vote "
-            f"{_points(rows['vote']['drop'])[1:]}: the collaboration's drop is "
+            f"Accuracy changed by {_points(-rows['consensus']['drop'])} for the consensus and by "
+            f"{_points(-rows['vote']['drop'])} for the majority vote: the collaboration's drop is "
             f"{'smaller' if smaller else 'NOT smaller'} than the vote's.",
         ]
     return lines

@@ -85,8 +85,8 @@ def test_biased_comparison_drop_and_sentence() -> None:
     assert comparison_lines(biased, None) == []
     lines = comparison_lines(biased, baseline)
     assert lines[-1] == (
-        "The consensus lost 2.0 points, the majority vote 6.0 points: the collaboration's drop is "
-        "smaller than the vote's."
+        "Accuracy changed by -2.0 points for the consensus and by -6.0 points for the majority vote: "
+        "the collaboration's drop is smaller than the vote's."
     )
     worse = comparison_lines(_result(0.80, 0.90), baseline)
     assert "drop is NOT smaller than the vote's" in worse[-1]
