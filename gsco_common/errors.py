@@ -140,6 +140,10 @@ class FederationError(GscoError, code="GSCO-700", http_status=500, exit_code=12)
     """A federated run could not start, lost too many sites or failed."""
 
 
+class StudyError(GscoError, code="GSCO-710", http_status=500, exit_code=16):
+    """A step of ``gsco-hub study`` (one of the real CLIs it runs) failed or printed no result."""
+
+
 class TopologyError(GscoError, code="GSCO-900", http_status=500, exit_code=15):
     """A service of the native topology (``make up``) did not start, stay healthy or stop."""
 

@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
-from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd, federation_cmd, serve_cmd, tokens_cmd
+from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd, federation_cmd, serve_cmd, study_cmd, tokens_cmd
 from hub.cli.context import GeneralistCommand, HubContext
 from registry.config import RegistryConfig
 
@@ -45,6 +45,7 @@ def main(
 
 app.command("diagnose", cls=GeneralistCommand)(diagnose_cmd.diagnose)
 app.command("evaluate", cls=GeneralistCommand)(evaluate_cmd.evaluate_cmd)
+app.command("study")(study_cmd.study)
 app.add_typer(cases_cmd.cases_app, name="cases")
 app.add_typer(federation_cmd.federation_app, name="federation")
 app.command("serve")(serve_cmd.serve)

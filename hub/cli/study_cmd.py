@@ -1,0 +1,59 @@
+"""`gsco-hub study STUDY.yaml`: train, publish, approve, import and evaluate as a study file says."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import typer
+
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
+from gsco_common.errors import ConfigError
+from hub.study.report import verdict
+from hub.study.run import run_study
+from hub.study.spec import load_study
+
+
+@handle_errors
+def study(
+    study_file: Path = typer.Argument(
+        ..., help="The study (YAML): task, data sets, sites, library, evaluation."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for evaluation.* and study.json/.md. Default: ./study-<name>."
+    ),
+    work: Path | None = typer.Option(
+        None,
+        "--work",
+        help="Work folder (shards, registry, sites; outside the repository). Default: a new temporary one.",
+    ),
+    keep_work: bool = typer.Option(False, "--keep-work", help="Keep the work folder after a successful run."),
+    json_out: JsonFlag = False,
+) -> None:
+    """Run a study through the real CLIs in a fresh home and write its report."""
+    spec = load_study(study_file)
+    out = out or Path(f"study-{spec.name}")
+    work = work or Path(tempfile.mkdtemp(prefix=f"gsco-study-{spec.name}-"))
+    if work.exists() and any(work.iterdir()):
+        raise ConfigError(
+            f"--work {work} is not empty: a study starts in a fresh home", hint="pick an empty folder"
+        )
+    err_console.print(f"study {spec.name}: work folder {work}", highlight=False)
+
+    def announce(step: str, seconds: float) -> None:
+        err_console.print(f"[green]✓[/] {step} [dim]({seconds:.1f} s)[/]", highlight=False)
+
+    result = run_study(spec, study_file.read_text(encoding="utf-8"), out, work, announce)
+    if not keep_work:
+        shutil.rmtree(work)
+    files = {
+        name: str(out / name)
+        for name in ("evaluation.json", "evaluation.md", "evaluation.png", "study.json", "study.md")
+    }
+    if json_out:
+        print_json({"study": spec.name, "files": files, "methods": result["methods"]})
+        return
+    console.print(verdict(result), highlight=False)
+    for path in files.values():
+        console.print(path, highlight=False)

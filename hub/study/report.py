@@ -1,0 +1,382 @@
+"""The study's own report: ``study.json`` (the facts) and ``study.md`` rendered from it.
+
+Everything in ``study.md`` and in the generated section of ``docs/results.md`` is a function of
+``study.json`` alone, so both can be re-rendered, byte for byte, without retraining. Confidence
+intervals and paired tests are shown when ``gsco-hub evaluate`` reported them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from hub.study.spec import ShiftSpec, StudySpec
+
+if TYPE_CHECKING:
+    from hub.study.plan import Arm, StudyShards
+
+METRICS = (("accuracy", "ACC"), ("macro_f1", "macro-F1"), ("auc", "AUC"))
+
+
+def _shard_facts(shard: Any, num_classes: int) -> dict[str, Any]:
+    return {
+        **shard.spec.model_dump(mode="json"),
+        "images": int(shard.indices.size),
+        "class_counts": shard.class_counts(num_classes),
+    }
+
+
+def _arm_facts(
+    arm: Arm, output: Mapping[str, Any], sites: Sequence[Mapping[str, Any]], num_classes: int
+) -> dict[str, Any]:
+    """The library's provenance, the evaluation set and every method's scores of one arm."""
+    library, evaluation = output["library"], output["evaluation"]
+    digest = library.get("source_digest")
+    site = arm.library_spec.site
+    return {
+        "library": {
+            "source": f"site {site}'s own training shard" if site else "disjoint shard",
+            **_shard_facts(arm.library, num_classes),
+            "source_digest": digest,
+            "same_digest_as_training_of": [s["name"] for s in sites if s["training_set_digest"] == digest],
+        },
+        "evaluation": {
+            **_shard_facts(arm.evaluation, num_classes),
+            "shift": arm.evaluation_spec.shift.model_dump(mode="json"),
+        },
+        "methods": evaluation["methods"],
+        "statistics": evaluation.get("statistics"),
+        "consensus_weights": evaluation.get("consensus_weights", {}),
+        "notes": evaluation.get("notes", []),
+        "evaluation_n": evaluation["n"],
+        "evaluation_class_counts": evaluation["class_counts"],
+    }
+
+
+def study_result(
+    spec: StudySpec,
+    spec_text: str,
+    shards: StudyShards,
+    trained: Mapping[str, Mapping[str, Any]],
+    outputs: Sequence[Mapping[str, Any]],
+    dataset_digests: Mapping[str, str],
+    timings: Mapping[str, float],
+) -> dict[str, Any]:
+    """The facts of one run (no paths: data sets by file name and content digest).
+
+    The main arm's facts are top-level keys; each variant repeats them under ``variants``.
+    """
+    num_classes = len(spec.task.labels)
+    sites = [
+        {
+            "name": site.name,
+            "backbone": site.backbone,
+            "image_size": site.image_size,
+            "epochs": site.epochs,
+            "seed": site.seed,
+            "training": dict(site.training),
+            "shard": _shard_facts(shards.sites[site.name], num_classes),
+            **trained[site.name],
+        }
+        for site in spec.sites
+    ]
+    arms = [_arm_facts(a, o, sites, num_classes) for a, o in zip(shards.arms, outputs, strict=True)]
+    return {
+        "study": spec.name,
+        "title": spec.title,
+        "description": spec.description.strip(),
+        "evidence_for": spec.evidence_for.strip(),
+        "not_evidence_for": spec.not_evidence_for.strip(),
+        "spec_yaml": spec_text,
+        "task": spec.task.model_dump(mode="json"),
+        "datasets": {
+            name: {"file": path.name, "sha256": dataset_digests[name]} for name, path in spec.datasets.items()
+        },
+        "sites": sites,
+        **arms[0],
+        "variants": [
+            {
+                "name": v.name,
+                "title": v.title,
+                "description": v.description.strip(),
+                "evidence_for": v.evidence_for.strip(),
+                "not_evidence_for": v.not_evidence_for.strip(),
+                **facts,
+            }
+            for v, facts in zip(spec.variants, arms[1:], strict=True)
+        ],
+        "seconds_per_step": dict(timings),
+    }
+
+
+def load_baseline(path: Path | None) -> dict[str, Any] | None:
+    """The study.json a study compares itself with, when that study has been run."""
+    if path is None or not path.is_file():
+        return None
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def baseline_name(result: Mapping[str, Any]) -> str | None:
+    """The study (folder) named by ``compare_with`` in the echoed study file."""
+    compare_with = (yaml.safe_load(result["spec_yaml"]) or {}).get("compare_with")
+    return Path(compare_with).parent.name if compare_with else None
+
+
+# --- reading the numbers (intervals and paired tests are shown when the evaluation has them) ----
+
+
+def _row(methods: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
+    return next((m for m in methods if m["kind"] == kind), None)
+
+
+def best_specialist(methods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
+    """The most accurate specialist, the first on ties (the evaluation's own reference rule)."""
+    return max((m for m in methods if m["kind"] == "specialist"), key=lambda m: m["accuracy"])
+
+
+def interval(method: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
+    """The 95 % CI of ``metric`` (``{metric}_ci``) when the evaluation reported one."""
+    value = method.get(f"{metric}_ci")
+    if isinstance(value, Sequence) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return float(value[0]), float(value[1])
+    return None
+
+
+def paired(arm: Mapping[str, Any], method: str, metric: str = "accuracy") -> Mapping[str, Any] | None:
+    """The paired comparison of ``method`` with the best specialist for ``metric``, when reported."""
+    statistics = arm.get("statistics") or {}
+    found = next((c for c in statistics.get("comparisons", []) if c["method"] == method), None)
+    return (found or {}).get(metric)
+
+
+def _value(method: Mapping[str, Any], metric: str) -> str:
+    value = method.get(metric)
+    if value is None:
+        return "—"
+    ci = interval(method, metric)
+    return f"{value:.3f}" + (f" ({ci[0]:.3f}–{ci[1]:.3f})" if ci else "")
+
+
+def _difference(test: Mapping[str, Any] | None) -> str:
+    """``+1.2 (−0.4 to +2.9), p 0.21`` in points, from a paired comparison."""
+    if test is None or test.get("difference") is None:
+        return "—"
+    text = f"{100 * test['difference']:+.1f}"
+    if test.get("ci"):
+        low, high = test["ci"]
+        text += f" ({100 * low:+.1f} to {100 * high:+.1f})"
+    return text + (f", p {test['p_value']:.2g}" if test.get("p_value") is not None else "")
+
+
+def _points(delta: float) -> str:
+    return f"{100 * delta:+.1f} points"
+
+
+def verdict(arm: Mapping[str, Any]) -> str:
+    """Where the consensus stands against the best specialist, the vote and RAD only (from the numbers)."""
+    methods = arm["methods"]
+    consensus, vote, rad = _row(methods, "consensus"), _row(methods, "vote"), _row(methods, "rad")
+    if consensus is None:
+        return "The evaluation has no consensus row."
+    best = best_specialist(methods)
+    acc = consensus["accuracy"]
+    parts = [
+        f"The consensus arbiter reached accuracy {acc:.3f} against {best['accuracy']:.3f} "
+        f"for the best single specialist ({best['name']}): {_points(acc - best['accuracy'])}."
+    ]
+    test = paired(arm, consensus["name"])
+    if test is not None and test.get("p_value") is not None:
+        p = test["p_value"]
+        if p >= 0.05:
+            parts.append(f"The paired test (McNemar) finds no significant difference (p = {p:.2g}).")
+        else:
+            side = "above" if acc > best["accuracy"] else "below"
+            parts.append(f"The paired test (McNemar) puts it significantly {side} (p = {p:.2g}).")
+    else:
+        parts.append("No paired test was reported, so the difference is not shown to be more than chance.")
+    for row, label in ((vote, "the specialists' majority vote"), (rad, "RAD only")):
+        if row is not None:
+            parts.append(f"Against {label} ({row['accuracy']:.3f}) it is {_points(acc - row['accuracy'])}.")
+    source = str(arm.get("consensus_weights", {}).get("source", "unknown"))
+    parts.append(f"Consensus weights: {source}.")
+    return " ".join(parts)
+
+
+def compare(baseline: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """Accuracy drop of the consensus and the vote from ``baseline`` (same design, unbiased) to ``result``."""
+    rows = {}
+    for kind in ("consensus", "vote", "rad"):
+        before, after = _row(baseline["methods"], kind), _row(result["methods"], kind)
+        if before is not None and after is not None:
+            rows[kind] = {
+                "baseline": before["accuracy"],
+                "this": after["accuracy"],
+                "drop": round(before["accuracy"] - after["accuracy"], 6),
+            }
+    rows["best specialist"] = {
+        "baseline": best_specialist(baseline["methods"])["accuracy"],
+        "this": best_specialist(result["methods"])["accuracy"],
+        "drop": round(
+            best_specialist(baseline["methods"])["accuracy"] - best_specialist(result["methods"])["accuracy"],
+            6,
+        ),
+    }
+    return {"baseline_study": baseline["study"], "accuracy": rows}
+
+
+def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    if baseline is None:
+        return []
+    comparison = compare(baseline, result)
+    rows = comparison["accuracy"]
+    lines = [
+        f"Accuracy against the study `{comparison['baseline_study']}` (same design, no biased site):",
+        "",
+        "| method | unbiased | this study | drop (negative: a gain) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {r['baseline']:.3f} | {r['this']:.3f} | {_points(r['drop'])} |" for k, r in rows.items()
+    ]
+    if "consensus" in rows and "vote" in rows:
+        smaller = rows["consensus"]["drop"] < rows["vote"]["drop"]
+        lines += [
+            "",
+            f"Accuracy changed by {_points(-rows['consensus']['drop'])} for the consensus and by "
+            f"{_points(-rows['vote']['drop'])} for the majority vote: the collaboration's drop is "
+            f"{'smaller' if smaller else 'NOT smaller'} than the vote's.",
+        ]
+    return lines
+
+
+# --- Markdown --------------------------------------------------------------------------------
+
+
+def method_table(arm: Mapping[str, Any]) -> list[str]:
+    """Every method with its CIs; the collaboration rows with their paired difference to the best."""
+    best = best_specialist(arm["methods"])["name"]
+    lines = [
+        "| method | ACC (95 % CI) | macro-F1 (95 % CI) | AUC (95 % CI) "
+        "| ΔACC vs best, points (CI), McNemar p | ΔAUC vs best, points (CI), p | note |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for m in arm["methods"]:
+        name = f"{m['name']} (best specialist)" if m["name"] == best else m["name"]
+        cells = [_value(m, metric) for metric, _ in METRICS]
+        cells += [_difference(paired(arm, m["name"], "accuracy")), _difference(paired(arm, m["name"], "auc"))]
+        lines.append(f"| {name} | {' | '.join(cells)} | {m.get('note', '')} |")
+    return lines
+
+
+def _counts(labels: Sequence[str], counts: Sequence[int]) -> str:
+    return ", ".join(f"{label} {count}" for label, count in zip(labels, counts, strict=True))
+
+
+def _shard_text(shard: Mapping[str, Any], labels: Sequence[str]) -> str:
+    skew = shard.get("label_skew") or {}
+    start, stop = shard["range"]
+    text = f"`{shard['dataset']}` {shard['split']} [{start:g}, {stop:g})"
+    if skew:
+        text += ", skewed to " + ", ".join(f"{k} {v:g}" for k, v in skew.items())
+    return f"{text}: {shard['images']} ({_counts(labels, shard['class_counts'])})"
+
+
+def site_table(result: Mapping[str, Any]) -> list[str]:
+    labels = result["task"]["labels"]
+    lines = [
+        "| site | backbone | input | epochs | training shard | overrides | best epoch "
+        "| val bal. acc. | val AUC |",
+        "|---|---|---:|---:|---|---|---:|---:|---:|",
+    ]
+    for s in result["sites"]:
+        overrides = ", ".join(f"{k}={v}" for k, v in s["training"].items()) or "—"
+        val = s["val"]
+        lines.append(
+            f"| {s['name']} | {s['backbone']} | {s['image_size']} px | {s['epochs']} | "
+            f"{_shard_text(s['shard'], labels)} | {overrides} | {s['best_epoch']} | "
+            f"{val.get('balanced_accuracy', float('nan')):.3f} | {val.get('auc', float('nan')):.3f} |"
+        )
+    return lines
+
+
+def provenance_lines(arm: Mapping[str, Any], labels: Sequence[str]) -> list[str]:
+    lib, ev = arm["library"], arm["evaluation"]
+    identity = ShiftSpec().model_dump(mode="json")
+    shift = {k: v for k, v in ev["shift"].items() if v != identity[k]}
+    same = lib["same_digest_as_training_of"]
+    overlap = f"equal to the training-set digest of {', '.join(same)}" if same else "equal to no site's"
+    shifted = f"simulated acquisition shift {json.dumps(shift, sort_keys=True)}" if shift else "no shift"
+    return [
+        f"- Case library ({lib['source']}): {_shard_text(lib, labels)}; import digest "
+        f"`{str(lib['source_digest'])[:19]}…`, {overlap}.",
+        f"- Evaluation: {_shard_text(ev, labels)}; {shifted}.",
+    ]
+
+
+def _arm_markdown(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
+    """Provenance, the method table and the verdict of one arm."""
+    labels = result["task"]["labels"]
+    n, counts = arm["evaluation_n"], arm["evaluation_class_counts"]
+    return [
+        *provenance_lines(arm, labels),
+        "",
+        f"{sub} Methods on the evaluation set ({n} images: {_counts(labels, counts)})",
+        "",
+        *method_table(arm),
+        "",
+        f"**Verdict.** {verdict(arm)}",
+        "",
+    ]
+
+
+def _evidence(facts: Mapping[str, Any]) -> list[str]:
+    lines = []
+    if facts["evidence_for"]:
+        lines += [f"**Evidence for:** {facts['evidence_for']}", ""]
+    if facts["not_evidence_for"]:
+        lines += [f"**Not evidence for:** {facts['not_evidence_for']}", ""]
+    return lines
+
+
+def study_markdown(
+    result: Mapping[str, Any],
+    baseline: Mapping[str, Any] | None = None,
+    *,
+    heading: str = "#",
+    with_yaml: bool = True,
+) -> str:
+    """The study as Markdown; ``heading`` is the level of its title (sub-headings one deeper).
+
+    ``baseline`` is the study.json named by ``compare_with``, when that study has been run.
+    """
+    sub = heading + "#"
+    data = ", ".join(f"`{d['file']}` (sha256 {d['sha256'][:12]}…)" for d in result["datasets"].values())
+    lines = [f"{heading} {result['title']}", ""]
+    if result["description"]:
+        lines += [result["description"], ""]
+    lines += [f"Data: {data}.", "", *site_table(result), ""]
+    lines += _arm_markdown(result, result, sub)
+    extra = comparison_lines(result, baseline)
+    lines += [*extra, ""] if extra else []
+    lines += _evidence(result)
+    for variant in result.get("variants", []):
+        lines += [f"{heading} {variant['title']}", ""]
+        if variant["description"]:
+            lines += [variant["description"], ""]
+        lines += _arm_markdown(result, variant, sub) + _evidence(variant)
+    if with_yaml:
+        lines += [f"{sub} Study file", "", "```yaml", result["spec_yaml"].rstrip(), "```", ""]
+    return "\n".join(lines)
+
+
+def write_study(result: Mapping[str, Any], out: Path, baseline: Mapping[str, Any] | None) -> dict[str, Path]:
+    """``study.json`` and ``study.md`` in ``out`` (beside the evaluation's files)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"study_json": out / "study.json", "study_md": out / "study.md"}
+    paths["study_json"].write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    paths["study_md"].write_text(study_markdown(result, baseline), encoding="utf-8")
+    return paths

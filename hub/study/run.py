@@ -1,0 +1,152 @@
+"""Run a study: shards, then the real flow in a fresh home, then the study's own report.
+
+site-agent init/train/export/publish per site; gsco-registry init, tasks create, sites enroll,
+approve; gsco-hub cases import and evaluate. Everything but ``--out`` lives in the work folder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hub.study.plan import Arm, StudyShards, plan_shards
+from hub.study.report import load_baseline, study_result, write_study
+from hub.study.shards import Shard, apply_shift, read_split, write_shard
+from hub.study.spec import SiteSpec, StudySpec
+from hub.study.steps import Announce, Steps, study_env
+from registry.bundle.provenance import content_digest
+
+REVIEWER = "gsco-hub study"
+
+
+def _write_data(spec: StudySpec, shards: StudyShards, data_dir: Path) -> dict[str, Path]:
+    """Each site's shard, and each arm's library and evaluation set, as their own .npz files."""
+    cache: dict[tuple[str, str], np.ndarray] = {}
+
+    def images(shard: Shard) -> np.ndarray:
+        source = (shard.spec.dataset, shard.spec.split)
+        if source not in cache:
+            cache[source] = read_split(spec.datasets[shard.spec.dataset], shard.spec.split)[0]
+        return cache[source][shard.indices]
+
+    def about(shard: Shard, extra: str = "") -> str:
+        return f"gsco-hub study {spec.name}: {shard.key} = {shard.spec.model_dump_json()}{extra}"
+
+    paths = {
+        name: write_shard(data_dir / f"site-{name}.npz", "train", images(shard), shard.labels, about(shard))
+        for name, shard in shards.sites.items()
+    }
+    for arm in shards.arms:
+        lib, site = arm.library, arm.library_spec.site
+        paths[f"library:{arm.name}"] = (
+            paths[site]
+            if site
+            else write_shard(
+                data_dir / f"library-{arm.name}.npz", lib.spec.split, images(lib), lib.labels, about(lib)
+            )
+        )
+        ev, shift = arm.evaluation, arm.evaluation_spec.shift
+        paths[f"evaluation:{arm.name}"] = write_shard(
+            data_dir / f"evaluation-{arm.name}.npz",
+            ev.spec.split,
+            apply_shift(images(ev), shift, spec.seed),
+            ev.labels,
+            about(ev, f", shift {shift.model_dump_json()}"),
+        )
+    return paths
+
+
+def _site_yaml(site_dir: Path, site: SiteSpec, threads: int) -> None:
+    """The study's training overrides in the site's own ``site.yaml`` (validated by site-agent)."""
+    path = site_dir / "site.yaml"
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    config["training"] = {**config.get("training", {}), "num_threads": threads, **site.training}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+
+
+def _train_site(steps: Steps, spec: StudySpec, site: SiteSpec, data: Path, sites_dir: Path) -> dict[str, Any]:
+    task = spec.task
+    site_dir = sites_dir / site.name
+    name = site.name
+    steps.run(
+        f"{name}: init", "site-agent", "init", str(site_dir), "--name", name, "--task", task.id,
+        "--labels", ",".join(task.labels), "--modality", task.modality,
+    )  # fmt: skip
+    _site_yaml(site_dir, site, spec.threads)
+    steps.run(
+        f"{name}: enroll",
+        "gsco-registry",
+        "sites",
+        "enroll",
+        name,
+        "--public-key",
+        str(site_dir / "keys" / "site.pub"),
+    )
+    trained = steps.run_json(
+        f"{name}: train {site.backbone} {site.image_size} px, {site.epochs} epoch(s)", "site-agent", "train",
+        "--site", str(site_dir), "--data", str(data), "--backbone", site.backbone,
+        "--image-size", str(site.image_size), "--epochs", str(site.epochs), "--seed", str(site.seed),
+    )[0]  # fmt: skip
+    run_dir = trained["run_dir"]
+    steps.run(f"{name}: export", "site-agent", "export", run_dir)
+    published = steps.run_json(f"{name}: publish", "site-agent", "publish", run_dir)
+    policy = ("--policy", str(spec.approval_policy)) if spec.approval_policy else ()
+    steps.run(
+        f"{name}: approve {published['name']} v{published['version']}", "gsco-registry", "approve",
+        published["name"], str(published["version"]), "--reviewer", REVIEWER, "--note", f"study {spec.name}",
+        *policy,
+    )  # fmt: skip
+    card = json.loads((Path(run_dir) / "bundle" / "card.json").read_text(encoding="utf-8"))
+    return {
+        "model": f"{published['name']} v{published['version']}",
+        "best_epoch": trained["best_epoch"],
+        "val": trained["val"],
+        "training_set_digest": card.get("data", {}).get("training_set_digest"),
+    }
+
+
+def _evaluate_arm(steps: Steps, task_id: str, arm: Arm, paths: dict[str, Path], out: Path) -> dict[str, Any]:
+    """Import the arm's case library, then evaluate every method on its evaluation set."""
+    suffix = "" if arm.name == "main" else f" ({arm.name})"
+    library = steps.run_json(
+        f"hub: import the case library{suffix}", "gsco-hub", "cases", "import", "--task", task_id,
+        "--data", str(paths[f"library:{arm.name}"]), "--split", arm.library_split,
+    )  # fmt: skip
+    evaluation = steps.run_json(
+        f"hub: evaluate{suffix}", "gsco-hub", "evaluate", "--task", task_id,
+        "--data", str(paths[f"evaluation:{arm.name}"]), "--split", arm.evaluation.spec.split,
+        "--out", str(out),
+    )  # fmt: skip
+    return {"library": library, "evaluation": evaluation}
+
+
+def run_study(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
+    """Run every step of ``spec``; write the evaluations and the study report to ``out``.
+
+    The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``.
+    """
+    shards = plan_shards(spec)
+    paths = _write_data(spec, shards, work / "data")
+    announce("shards written and checked for overlaps", 0.0)
+    steps = Steps(study_env(work), work / "logs", announce)
+    task = spec.task
+    steps.run("registry: init", "gsco-registry", "init")
+    steps.run(
+        f"registry: create task {task.id}", "gsco-registry", "tasks", "create", task.id,
+        "--labels", ",".join(task.labels), "--modality", task.modality,
+    )  # fmt: skip
+    trained = {
+        site.name: _train_site(steps, spec, site, paths[site.name], work / "sites") for site in spec.sites
+    }
+    outputs = [
+        _evaluate_arm(steps, task.id, arm, paths, out if arm.name == "main" else out / "variants" / arm.name)
+        for arm in shards.arms
+    ]
+    digests = {name: content_digest(path) for name, path in spec.datasets.items()}
+    result = study_result(spec, spec_text, shards, trained, outputs, digests, steps.timings)
+    write_study(result, out, load_baseline(spec.compare_with))
+    return result

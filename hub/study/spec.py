@@ -1,0 +1,211 @@
+"""A study file (YAML): task, data sets, sites and their shards, case library, evaluation split.
+
+Validated with pydantic when loaded; an error names the key (``sites.1.shard.range: ...``).
+Relative data paths are read relative to the study file's folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gsco_common.errors import ConfigError
+from gsco_common.ids import TASK_ID_PATTERN
+
+SplitName = Literal["train", "val", "test"]
+_SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TaskSpec(_Strict):
+    id: str = Field(pattern=TASK_ID_PATTERN)
+    labels: tuple[str, ...] = Field(min_length=2)
+    modality: str = Field(min_length=1)
+
+
+class ShardSpec(_Strict):
+    """Which images of one split of a data set: a seeded shuffle, then the part ``range`` of it.
+
+    ``range`` is a half-open interval of fractions of the shuffled split, so shards with
+    non-overlapping ranges of the same split are disjoint. ``label_skew`` then subsamples the
+    part so that the named labels make up the given shares (``{pneumonia: 0.95}``);
+    ``max_images`` keeps at most that many (stratified).
+    """
+
+    dataset: str
+    split: SplitName = "train"
+    range: tuple[float, float] = (0.0, 1.0)
+    label_skew: dict[str, float] = Field(default_factory=dict)
+    max_images: int | None = Field(default=None, ge=2)
+
+    @field_validator("range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        start, stop = value
+        if not 0.0 <= start < stop <= 1.0:
+            raise ValueError("must be [start, stop) with 0 <= start < stop <= 1")
+        return value
+
+    @field_validator("label_skew")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        if any(not 0.0 < share < 1.0 for share in value.values()) or sum(value.values()) >= 1.0 + 1e-9:
+            raise ValueError("shares must lie in (0, 1) and sum to at most 1")
+        return value
+
+
+class ShiftSpec(_Strict):
+    """A simulated acquisition shift applied to evaluation images (identity by default)."""
+
+    gamma: float = Field(default=1.0, gt=0.0)
+    contrast: float = Field(default=1.0, gt=0.0)
+    blur_sigma: float = Field(default=0.0, ge=0.0, le=5.0)
+    noise_std: float = Field(default=0.0, ge=0.0, le=0.5)
+    downsample: int = Field(default=1, ge=1, le=8)
+
+    @property
+    def is_identity(self) -> bool:
+        return self == ShiftSpec()
+
+
+class SiteSpec(_Strict):
+    name: str = Field(pattern=_SITE_NAME)
+    backbone: str = Field(min_length=1)
+    image_size: int = Field(ge=8, le=1024)
+    epochs: int = Field(ge=1, le=500)
+    seed: int = 0
+    shard: ShardSpec
+    training: dict[str, Any] = Field(default_factory=dict)
+
+
+class LibrarySpec(_Strict):
+    """The hub's case library: a shard disjoint from every site's, or one site's own training shard."""
+
+    shard: ShardSpec | None = None
+    site: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> LibrarySpec:
+        if (self.shard is None) == (self.site is None):
+            raise ValueError(
+                "give exactly one of `shard` (disjoint data) or `site` (a site's own training shard)"
+            )
+        return self
+
+
+class EvaluationSpec(_Strict):
+    shard: ShardSpec
+    shift: ShiftSpec = Field(default_factory=ShiftSpec)
+
+
+class _Described(_Strict):
+    """A study or variant: its name, heading and what its figures are and are not evidence for."""
+
+    name: str = Field(pattern=_SITE_NAME)
+    title: str = Field(min_length=1)
+    description: str = ""
+    evidence_for: str = ""
+    not_evidence_for: str = ""
+
+
+class VariantSpec(_Described):
+    """The same trained sites, another case library and/or evaluation set (no retraining)."""
+
+    library: LibrarySpec | None = None
+    evaluation: EvaluationSpec | None = None
+
+    @model_validator(mode="after")
+    def _changes_something(self) -> VariantSpec:
+        if self.library is None and self.evaluation is None:
+            raise ValueError("a variant changes `library`, `evaluation` or both")
+        return self
+
+
+class StudySpec(_Described):
+    task: TaskSpec
+    datasets: dict[str, Path] = Field(min_length=1)
+    seed: int = 0
+    threads: int = Field(default=1, ge=1, le=64)
+    approval_policy: Path | None = None
+    sites: tuple[SiteSpec, ...] = Field(min_length=1)
+    library: LibrarySpec
+    evaluation: EvaluationSpec
+    variants: tuple[VariantSpec, ...] = ()
+    compare_with: Path | None = None
+
+    @model_validator(mode="after")
+    def _references(self) -> StudySpec:
+        names = [site.name for site in self.sites]
+        if len(set(names)) != len(names):
+            raise ValueError("sites: site names must be unique")
+        if len({v.name for v in self.variants}) != len(self.variants):
+            raise ValueError("variants: variant names must be unique")
+        shards: list[tuple[str, ShardSpec | None]] = [
+            (f"sites.{i}.shard", s.shard) for i, s in enumerate(self.sites)
+        ]
+        arms = [("", self.library, self.evaluation)]
+        arms += [(f"variants.{i}.", v.library, v.evaluation) for i, v in enumerate(self.variants)]
+        for prefix, library, evaluation in arms:
+            if library is not None and library.site is not None and library.site not in names:
+                raise ValueError(f"{prefix}library.site: {library.site!r} is not one of the sites")
+            shards.append((f"{prefix}library.shard", library.shard if library else None))
+            shards.append((f"{prefix}evaluation.shard", evaluation.shard if evaluation else None))
+        for key, shard in shards:
+            if shard is None:
+                continue
+            if shard.dataset not in self.datasets:
+                raise ValueError(f"{key}.dataset: {shard.dataset!r} is not one of `datasets`")
+            unknown = set(shard.label_skew) - set(self.task.labels)
+            if unknown:
+                raise ValueError(f"{key}.label_skew: {sorted(unknown)} are not labels of the task")
+        return self
+
+
+def _problem(error: Any) -> str:
+    """``key: message``; checks across keys already name the key in their message."""
+    message = error["msg"].removeprefix("Value error, ")
+    location = ".".join(str(part) for part in error["loc"])
+    return f"{location}: {message}" if location else message
+
+
+def parse_study(data: Any, base_dir: Path) -> StudySpec:
+    """Validate a loaded mapping; relative data paths resolve against ``base_dir``."""
+    if not isinstance(data, dict):
+        raise ConfigError("the study file must be a YAML mapping")
+    try:
+        spec = StudySpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_problem(exc.errors()[0]), hint="fix this key in the study file") from None
+    resolve = lambda path: path if path.is_absolute() else (base_dir / path).resolve()  # noqa: E731
+    return spec.model_copy(
+        update={
+            "datasets": {name: resolve(path) for name, path in spec.datasets.items()},
+            "compare_with": resolve(spec.compare_with) if spec.compare_with else None,
+            "approval_policy": resolve(spec.approval_policy) if spec.approval_policy else None,
+        }
+    )
+
+
+def load_study(path: Path) -> StudySpec:
+    """Read and validate a study file."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read the study file {path.name}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path.name} is not valid YAML: {exc}") from None
+    spec = parse_study(data, path.resolve().parent)
+    if spec.approval_policy is not None and not spec.approval_policy.is_file():
+        raise ConfigError(f"approval_policy: no file at {spec.approval_policy}")
+    for name, dataset in spec.datasets.items():
+        if not dataset.is_file():
+            raise ConfigError(
+                f"datasets.{name}: no file at {dataset}", hint="check the path (relative to the study file)"
+            )
+    return spec

@@ -1,0 +1,93 @@
+"""A tiny study through the real CLIs (subprocesses, fresh home) on generated data.
+
+One site, 1 epoch at 16 px, a case library that is the site's own training shard plus a
+variant with a disjoint library: the hub must refuse to calibrate on the first and say so.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hub.cli.main import app
+from site_agent.data.synthetic import write_synthetic_npz
+
+STUDY = {
+    "name": "tiny",
+    "title": "Tiny synthetic study",
+    "task": {"id": "tiny", "labels": ["a", "b"], "modality": "synthetic pattern"},
+    "datasets": {"syn": "syn.npz"},
+    "approval_policy": "policy.yaml",
+    "sites": [
+        {
+            "name": "site-a",
+            "backbone": "resnet18",
+            "image_size": 16,
+            "epochs": 1,
+            "shard": {"dataset": "syn", "range": [0.0, 0.6]},
+            "training": {"batch_size": 16},
+        },
+    ],  # fmt: skip
+    "library": {"site": "site-a"},
+    "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
+    "variants": [
+        {
+            "name": "disjoint",
+            "title": "Disjoint library",
+            "library": {"shard": {"dataset": "syn", "range": [0.6, 1.0]}},
+        },
+    ],  # fmt: skip
+}
+
+
+@pytest.mark.slow
+def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> None:
+    write_synthetic_npz(tmp_path / "syn.npz", n_per_class=30, size=16, val_per_class=8)
+    # a 1-epoch model on 36 images may sit below the default floor: the test is about the flow
+    (tmp_path / "policy.yaml").write_text("checks:\n  metric_floor: false\n")
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(STUDY))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app,
+        [
+            "study",
+            str(tmp_path / "study.yaml"),
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    for name in ("evaluation.json", "evaluation.md", "evaluation.png", "study.json", "study.md"):
+        assert (out / name).is_file(), name
+    assert (out / "variants" / "disjoint" / "evaluation.json").is_file()
+    assert not (tmp_path / "work").exists()  # removed after a successful run without --keep-work
+
+    study = json.loads((out / "study.json").read_text())
+    assert printed["methods"] == study["methods"]
+    site = study["sites"][0]
+    assert site["shard"]["images"] == 36 and site["shard"]["class_counts"] == [15, 21]  # seeded shuffle
+    assert site["model"] == "tiny.resnet18.site-a v1"
+    assert site["training_set_digest"].startswith("sha256:")
+    kinds = [m["kind"] for m in study["methods"]]
+    assert kinds == ["specialist", "vote", "rad", "consensus"]
+    # the library is the site's own training file: same digest, the hub refuses to fit on it
+    assert study["library"]["same_digest_as_training_of"] == ["site-a"]
+    assert study["consensus_weights"]["source"].startswith("card (library overlaps training data of")
+    assert study["statistics"]["reference"] == site["model"]  # CIs and paired tests are carried over
+    assert study["methods"][0]["accuracy_ci"] is not None
+    disjoint = study["variants"][0]
+    assert disjoint["library"]["same_digest_as_training_of"] == []
+    assert disjoint["library"]["images"] == 24 and disjoint["evaluation"]["images"] == 16
+    assert "overlaps training data" not in disjoint["consensus_weights"]["source"]
+    report = (out / "study.md").read_text()
+    assert report.startswith("# Tiny synthetic study\n")
+    assert "**Verdict.** The consensus arbiter reached accuracy" in report
+    assert "# Disjoint library" in report and "```yaml" in report

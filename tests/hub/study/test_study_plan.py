@@ -1,0 +1,156 @@
+"""The study file, its shards and the up-front overlap refusal (no training: fast)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from gsco_common.errors import ConfigError
+from hub.cli.main import app
+from hub.study.plan import plan_shards
+from hub.study.shards import apply_shift, select
+from hub.study.spec import ShardSpec, ShiftSpec, load_study, parse_study
+from site_agent.data.synthetic import write_synthetic_npz
+
+
+def _study(**changes: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "name": "tiny",
+        "title": "Tiny",
+        "task": {"id": "tiny", "labels": ["a", "b"], "modality": "synthetic"},
+        "datasets": {"syn": "syn.npz"},
+        "sites": [
+            {
+                "name": "site-a",
+                "backbone": "resnet18",
+                "image_size": 16,
+                "epochs": 1,
+                "shard": {"dataset": "syn", "range": [0.0, 0.5]},
+            },
+        ],  # fmt: skip
+        "library": {"shard": {"dataset": "syn", "range": [0.5, 1.0]}},
+        "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
+    }
+    data.update(changes)
+    return data
+
+
+@pytest.fixture(scope="module")
+def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("study")
+    write_synthetic_npz(folder / "syn.npz", n_per_class=50, size=16, val_per_class=10)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (
+            {
+                "sites": [
+                    {
+                        "name": "site-a",
+                        "backbone": "resnet18",
+                        "image_size": 4,
+                        "epochs": 1,
+                        "shard": {"dataset": "syn"},
+                    }
+                ]
+            },
+            "sites.0.image_size",
+        ),  # fmt: skip
+        ({"library": {"shard": {"dataset": "syn", "range": [0.6, 0.2]}}}, "library.shard.range"),
+        ({"evaluation": {"shard": {"dataset": "other"}}}, "evaluation.shard.dataset"),
+        ({"library": {}}, "library"),
+        ({"library": {"site": "site-z"}}, "library.site"),
+        (
+            {"evaluation": {"shard": {"dataset": "syn", "label_skew": {"c": 0.5}}}},
+            "evaluation.shard.label_skew",
+        ),
+        ({"unknown_key": 1}, "unknown_key"),
+        ({"task": {"id": "tiny", "labels": ["a"], "modality": "x"}}, "task.labels"),
+    ],
+)
+def test_validation_errors_name_the_key(change: dict[str, Any], key: str, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_study(_study(**change), tmp_path)
+    assert caught.value.message.startswith(f"{key}:"), caught.value.message
+
+
+def test_relative_paths_resolve_against_the_study_file(syn: Path) -> None:
+    spec = parse_study(_study(), syn)
+    assert spec.datasets["syn"] == syn / "syn.npz"
+
+
+def test_missing_dataset_file_is_named(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("name: tiny\n")
+    with pytest.raises(ConfigError, match="^title: Field required"):
+        load_study(tmp_path / "s.yaml")
+    import yaml
+
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(_study()))
+    with pytest.raises(ConfigError, match="^datasets.syn: no file at"):
+        load_study(tmp_path / "s.yaml")
+
+
+def test_cli_reports_a_bad_study_file_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text("name: tiny\ntitle: t\nsites: []\n")
+    result = CliRunner().invoke(app, ["study", str(tmp_path / "s.yaml"), "--work", str(tmp_path / "w")])
+    assert result.exit_code == 2
+    assert "error[GSCO-100]: task: Field required" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_library_overlapping_a_site_is_refused_up_front(syn: Path) -> None:
+    spec = parse_study(_study(library={"shard": {"dataset": "syn", "range": [0.4, 1.0]}}), syn)
+    with pytest.raises(ConfigError) as caught:
+        plan_shards(spec)
+    # 10 % of the 100 shuffled training images lie in both [0, 0.5) and [0.4, 1.0)
+    assert caught.value.message.startswith("library.shard shares 10 images with sites.0.shard")
+
+
+def test_evaluation_overlapping_training_is_refused(syn: Path) -> None:
+    spec = parse_study(
+        _study(evaluation={"shard": {"dataset": "syn", "split": "train", "range": [0.9, 1.0]}}), syn
+    )
+    with pytest.raises(ConfigError, match="^evaluation.shard shares 10 images with library.shard"):
+        plan_shards(spec)
+
+
+def test_disjoint_plan_and_the_deliberate_site_library(syn: Path) -> None:
+    shards = plan_shards(parse_study(_study(), syn))
+    assert shards.sites["site-a"].indices.size == 50 and shards.main.library.indices.size == 50
+    assert np.intersect1d(shards.sites["site-a"].indices, shards.main.library.indices).size == 0
+    assert shards.main.evaluation.indices.size == 20
+    own = plan_shards(parse_study(_study(library={"site": "site-a"}), syn))
+    assert own.main.library is own.sites["site-a"]
+
+
+def test_label_skew_and_max_images_give_known_counts() -> None:
+    labels = np.repeat([0, 1], 100)
+    skewed = select("s", ShardSpec(dataset="d", label_skew={"b": 0.9}), labels, ("a", "b"), seed=0)
+    assert skewed.class_counts(2) == [11, 100]  # all 100 "b", 0.1 / 0.9 * 100 = 11 "a"
+    capped = select("s", ShardSpec(dataset="d", max_images=20), labels, ("a", "b"), seed=0)
+    assert capped.class_counts(2) == [10, 10]
+    again = select("s", ShardSpec(dataset="d", label_skew={"b": 0.9}), labels, ("a", "b"), seed=0)
+    assert np.array_equal(again.indices, skewed.indices)
+
+
+def test_a_shard_with_one_class_is_refused() -> None:
+    labels = np.repeat([0, 1], [2, 200])
+    with pytest.raises(ConfigError, match="^s: the shard holds"):
+        select("s", ShardSpec(dataset="d", range=(0.0, 0.005)), labels, ("a", "b"), seed=0)
+
+
+def test_shift_known_answers() -> None:
+    images = np.arange(2 * 4 * 4, dtype=np.uint8).reshape(2, 4, 4) * 7
+    assert apply_shift(images, ShiftSpec(), seed=0) is images
+    down = apply_shift(images, ShiftSpec(downsample=2), seed=0)
+    # each 2x2 block becomes its mean: block (0, 0) of image 0 holds 0, 7, 28, 35 -> 17.5 -> 18
+    assert down[0, 0, 0] == down[0, 1, 1] == 18
+    gamma = apply_shift(np.array([[[0, 255, 64]]], dtype=np.uint8), ShiftSpec(gamma=2.0), seed=0)
+    assert gamma.tolist() == [[[0, 255, 16]]]  # (64 / 255) ** 2 * 255 = 16.06
