@@ -18,6 +18,19 @@ OWNED = {
     ("results.md", "## Training defaults (one-epoch ablation)", "bench/training_defaults.py"),
     ("privacy.md", "## Utility–privacy curve (DP-SGD)", "bench/privacy_curve.py"),
     ("security.md", "## Signed serving state: cost on a refresh", "bench/serving_state.py"),
+    (
+        "benchmarks.md",
+        "## Pretrained weights from a local file (chest X-ray → breast ultrasound)",
+        "bench/pretrained_weights.py",
+    ),
+    (
+        "results.md",
+        "## Training recipes (per backbone) and modality-aware flips",
+        "bench/training_recipes.py",
+    ),
+    ("operations.md", "## Production topology (bench/topology.py)", "bench/topology.py"),
+    ("testing.md", "## Mutation scores", "bench/mutation.py"),
+    ("testing.md", "## Five features broken", "bench/mutation.py"),
 }
 """Sections whose figures only a script may write (others may be added; these may not lose their marker)."""
 
