@@ -17,6 +17,7 @@ smallest input it accepts that is at least ``--image-size`` (ViTs: two patches p
 
 from __future__ import annotations
 
+import argparse
 import copy
 import os
 import platform
