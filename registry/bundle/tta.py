@@ -1,9 +1,9 @@
 """Test-time augmentation recorded on the card: which views of an image a prediction averages.
 
 ``tta: hflip`` averages the class probabilities (and embeddings) of the image and its left-right
-mirror. Mirroring is only allowed where laterality carries no diagnostic meaning: never for a
-chest X-ray, where a mirrored image puts the heart on the wrong side. The rule fails closed: a
-modality must name a flip-safe kind of imaging and nothing that has a side. The site's export
+mirror. Mirroring is only allowed where the modality's flip rule (:mod:`registry.bundle.flips`)
+does not forbid it: never for a chest X-ray, where a mirrored image puts the heart on the wrong
+side. The rule fails closed: a modality the table does not know gets no mirror. The site's export
 evaluation and the hub's prediction both compute predictions through :func:`views` and
 :func:`merge`, so the card's metrics are those of the served model.
 """
@@ -14,17 +14,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from registry.bundle.flips import flip_rule
+
 TTA_MODES = ("none", "hflip")
-FLIP_SAFE = ("ultrasound", "dermoscop", "dermatolog", "skin lesion", "patholog", "microscop", "cytolog")
-"""Modalities whose images have no left / right (words looked for in the card's ``task.modality``)."""
-LATERAL = ("chest", "thora", "cxr", "heart", "cardiac")
-"""Words that rule a flip out even with a flip-safe word (e.g. chest ultrasound: heart side)."""
 
 
 def hflip_allowed(modality: str) -> bool:
     """True where a left-right mirror shows the same anatomy (fail closed on unknown modalities)."""
-    text = modality.lower()
-    return any(word in text for word in FLIP_SAFE) and not any(word in text for word in LATERAL)
+    rule = flip_rule(modality)
+    return rule.known and "hflip" not in rule.forbidden
 
 
 def tta_problem(tta: str, modality: str) -> str | None:
@@ -32,10 +30,8 @@ def tta_problem(tta: str, modality: str) -> str | None:
     if tta not in TTA_MODES:
         return f"must be one of {', '.join(TTA_MODES)}, got {tta!r}"
     if tta == "hflip" and not hflip_allowed(modality):
-        return (
-            f"hflip is not allowed for modality {modality!r}: mirroring changes laterality "
-            f"(allowed only for {', '.join(FLIP_SAFE)} imaging without {', '.join(LATERAL)})"
-        )
+        rule = flip_rule(modality)
+        return f"hflip is not allowed for modality {modality!r} ({rule.family}): {rule.reason}"
     return None
 
 

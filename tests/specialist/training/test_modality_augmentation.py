@@ -6,10 +6,11 @@ import pytest
 import torch
 
 from gsco_common.errors import ConfigError
+from registry.bundle.flips import flip_rule
 from registry.bundle.preprocess import Preprocessing
 from specialist.training.augment import Augmenter
 from specialist.training.config import AugmentationConfig
-from specialist.training.modality import flip_rule, resolve_flips
+from specialist.training.modality import resolve_flips
 
 CHEST = "paediatric chest X-ray"
 ULTRASOUND = "breast ultrasound"
