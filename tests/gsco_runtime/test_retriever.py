@@ -16,7 +16,7 @@ from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.cases.library import CaseLibrary, build_library
 from gsco_runtime.cases.readers import RawCases
 from gsco_runtime.decision import RetrievedCase
-from gsco_runtime.rad.retriever import Neighbours, Retriever, merge_top_k
+from gsco_runtime.rad.retriever import Neighbours, Retriever, fuse_by_rank
 
 LABELS = ("normal", "pneumonia")
 
@@ -88,16 +88,18 @@ def test_k_below_one_is_refused(tmp_path: Path) -> None:
         Retriever(_library(), tmp_path, k=0)
 
 
-def test_merge_keeps_each_cases_best_similarity_and_its_finder(tmp_path: Path) -> None:
+def test_fusion_goes_rank_by_rank_and_a_case_keeps_its_first_finder(tmp_path: Path) -> None:
     library = _library(n=6)
     retriever = Retriever(library, tmp_path, k=3)
     a = Neighbours(rows=np.array([0, 1, 2]), similarities=np.array([0.9, 0.8, 0.7]))
     b = Neighbours(rows=np.array([2, 3, 0]), similarities=np.array([0.95, 0.85, 0.9]))
-    merged = merge_top_k([("spec-a", a), ("spec-b", b), ("spec-c", None)], retriever)
+    fused = fuse_by_rank([("spec-a", a), ("spec-b", b), ("spec-c", None)], retriever)
     ids = library.case_ids
-    assert merged == (
+    # rank 1 of a, then of b; then rank 2 of a. b's higher cosines (another embedding space) do
+    # not move its cases ahead, and case 0, also found by b, stays a's.
+    assert fused == (
+        RetrievedCase(ids[0], "normal", 0.9, "spec-a"),
         RetrievedCase(ids[2], "normal", 0.95, "spec-b"),
-        RetrievedCase(ids[0], "normal", 0.9, "spec-a"),  # a tie: the first specialist keeps it
-        RetrievedCase(ids[3], "pneumonia", 0.85, "spec-b"),
+        RetrievedCase(ids[1], "pneumonia", 0.8, "spec-a"),
     )
-    assert merge_top_k([("spec-a", a)], None) == ()
+    assert fuse_by_rank([("spec-a", a)], None) == ()
