@@ -41,7 +41,7 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 from bench.docs_section import publish  # noqa: E402
 from bench.hub_load import Load, load  # noqa: E402
 from bench.world import World, sample_images  # noqa: E402
-from gsco_common.net import free_port  # noqa: E402
+from deploy.local.config import scratch_env  # noqa: E402
 from registry.config import RegistryConfig  # noqa: E402
 from registry.service import Registry  # noqa: E402
 
@@ -55,15 +55,7 @@ class Topology:
     """`python -m deploy.local.topology` on a scratch state folder and free ports."""
 
     def __init__(self, state_dir: Path, poll_s: float) -> None:
-        self.env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT),
-            "GSCO_TOPOLOGY_STATE_DIR": str(state_dir),
-            "GSCO_TOPOLOGY_MLFLOW_PORT": str(free_port()),
-            "GSCO_TOPOLOGY_SUPERLINK_PORT": str(free_port()),
-            "GSCO_TOPOLOGY_HUB_BASE_PORT": str(free_port()),
-            "GSCO_TOPOLOGY_POLL_INTERVAL_S": str(poll_s),
-        }
+        self.env = scratch_env(state_dir, poll_s)
         self.state_dir = state_dir
         self.state: dict = {}
 

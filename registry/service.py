@@ -14,15 +14,16 @@ Review (approve, reject, revoke, verify) lives in :mod:`registry.review`, mixed 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from mlflow import MlflowClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gsco_common.errors import AuditError, RegistryError
 from gsco_common.keys import (
@@ -57,6 +58,7 @@ from registry.trust import TrustStore, verify_site_signature
 from registry.trust_audit import sign_checkpoint, trust_problems
 
 CENTRAL = "central"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -176,70 +178,67 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
 
     # -- tasks and sites ---------------------------------------------------------------------
 
-    def create_task(self, task_id: str, labels: Sequence[str], modality: str) -> TaskInfo:
+    def _central_change(
+        self,
+        action: str,
+        subject: str,
+        change: Callable[[Session], _T],
+        details: Callable[[_T], dict[str, Any]],
+    ) -> _T:
+        """Apply one catalog change and its central audit entry in the same transaction."""
         with self.tables.session() as session:
-            task = catalog.create_task(session, task_id, labels, modality)
-            audit.append(
-                session, actor=CENTRAL, action="task.create", subject=task_id, details=task.to_dict()
-            )
-        return task
+            result = change(session)
+            audit.append(session, actor=CENTRAL, action=action, subject=subject, details=details(result))
+        return result
+
+    def create_task(self, task_id: str, labels: Sequence[str], modality: str) -> TaskInfo:
+        return self._central_change(
+            "task.create",
+            task_id,
+            lambda session: catalog.create_task(session, task_id, labels, modality),
+            TaskInfo.to_dict,
+        )
 
     def tasks(self) -> list[TaskInfo]:
         with self.tables.session() as session:
             return catalog.list_tasks(session)
 
     def enroll_site(self, name: str, public_key_pem: bytes) -> SiteInfo:
-        with self.tables.session() as session:
-            site = catalog.enroll_site(session, name, public_key_pem)
-            audit.append(
-                session,
-                actor=CENTRAL,
-                action="site.enroll",
-                subject=name,
-                details={"fingerprint": site.fingerprint},
-            )
-        return site
+        return self._central_change(
+            "site.enroll",
+            name,
+            lambda session: catalog.enroll_site(session, name, public_key_pem),
+            lambda site: {"fingerprint": site.fingerprint},
+        )
 
     def sites(self) -> list[SiteInfo]:
         with self.tables.session() as session:
             return catalog.list_sites(session)
 
     def revoke_site(self, name: str, reason: str = "") -> SiteInfo:
-        with self.tables.session() as session:
-            site = catalog.revoke_site(session, name)
-            audit.append(
-                session,
-                actor=CENTRAL,
-                action="site.revoke",
-                subject=name,
-                details={"fingerprint": site.fingerprint, "reason": reason},
-            )
-        return site
+        return self._central_change(
+            "site.revoke",
+            name,
+            lambda session: catalog.revoke_site(session, name),
+            lambda site: {"fingerprint": site.fingerprint, "reason": reason},
+        )
 
     def rotate_site_key(self, name: str, public_key_pem: bytes) -> tuple[SiteInfo, RetiredKey]:
         """A new current key for ``name``; the old one only keeps its bundles trusted (until revoked)."""
-        with self.tables.session() as session:
-            site, retired = catalog.rotate_site_key(session, name, public_key_pem)
-            audit.append(
-                session,
-                actor=CENTRAL,
-                action="site.rotate",
-                subject=name,
-                details={"fingerprint": site.fingerprint, "retired_fingerprint": retired.fingerprint},
-            )
-        return site, retired
+        return self._central_change(
+            "site.rotate",
+            name,
+            lambda session: catalog.rotate_site_key(session, name, public_key_pem),
+            lambda pair: {"fingerprint": pair[0].fingerprint, "retired_fingerprint": pair[1].fingerprint},
+        )
 
     def revoke_retired_key(self, name: str, fp: str, reason: str = "") -> RetiredKey:
-        with self.tables.session() as session:
-            key = catalog.revoke_retired_key(session, name, fp)
-            audit.append(
-                session,
-                actor=CENTRAL,
-                action="site.key_revoke",
-                subject=name,
-                details={"fingerprint": fp, "reason": reason},
-            )
-        return key
+        return self._central_change(
+            "site.key_revoke",
+            name,
+            lambda session: catalog.revoke_retired_key(session, name, fp),
+            lambda _key: {"fingerprint": fp, "reason": reason},
+        )
 
     def retired_keys(self) -> list[RetiredKey]:
         with self.tables.session() as session:

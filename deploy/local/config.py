@@ -14,9 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from gsco_common.errors import ConfigError
+from gsco_common.net import free_port
 
 ENV_PREFIX = "GSCO_TOPOLOGY_"
 DEFAULT_FILE = Path(__file__).with_name("topology.yaml")
+ROOT = Path(__file__).resolve().parents[2]
 _USER = re.compile(r"^[a-z][a-z0-9-]{1,31}$")
 
 
@@ -90,3 +92,23 @@ def load_config(config_file: Path | None = None) -> TopologyConfig:
             f"topology setting {_key_of(exc.errors()[0])}",
             hint=f"fix {path.name} or the {ENV_PREFIX}<KEY> environment variable",
         ) from None
+
+
+def scratch_env(state_dir: Path, poll_interval_s: float) -> dict[str, str]:
+    """This environment, set to run ``python -m deploy.local.topology`` on a scratch state folder.
+
+    ``state_dir`` and free loopback ports keep it apart from any other topology; PYTHONPATH is
+    :data:`ROOT`. The end-to-end test and ``bench/topology.py`` start their topologies with it.
+    """
+    settings = {
+        "state_dir": state_dir,
+        "mlflow_port": free_port(),
+        "superlink_port": free_port(),
+        "hub_base_port": free_port(),
+        "poll_interval_s": poll_interval_s,
+    }
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        **{ENV_PREFIX + key.upper(): str(value) for key, value in settings.items()},
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -14,6 +15,10 @@ from registry.service import Registry
 
 tasks_app = typer.Typer(help="Tasks: the ordered label sets bundles are published for.", no_args_is_help=True)
 sites_app = typer.Typer(help="Enrolled sites and their signing keys.", no_args_is_help=True)
+
+# Arguments that several site commands share, declared once.
+SiteName = Annotated[str, typer.Argument(help="Site name.")]
+AuditReason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 @handle_errors
@@ -80,10 +85,9 @@ def sites_enroll(
     json_output: JsonFlag = False,
 ) -> None:
     """Enroll a site's public key: bundles it signs may then be published."""
-    if not public_key.is_file():
-        raise KeyMaterialError(f"public key file {public_key.name} not found")
+    pem = _read_public_key(public_key)
     with open_registry(ctx) as registry:
-        site = registry.enroll_site(name, public_key.read_bytes())
+        site = registry.enroll_site(name, pem)
     print_result(json_output, site.to_dict(), f"enrolled {site.name}: {site.fingerprint}")
 
 
@@ -106,8 +110,8 @@ def sites_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 @handle_errors
 def sites_revoke(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Site name."),
-    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
+    name: SiteName,
+    reason: AuditReason = "",
     json_output: JsonFlag = False,
 ) -> None:
     """Revoke a site's key: its bundles can no longer be published, approved or served."""
@@ -120,7 +124,7 @@ def sites_revoke(
 @handle_errors
 def sites_rotate(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Site name."),
+    name: SiteName,
     public_key: Path = typer.Option(..., "--public-key", help="The site's new keys/site.pub (PEM)."),
     json_output: JsonFlag = False,
 ) -> None:
@@ -129,10 +133,9 @@ def sites_rotate(
     New bundles must be signed with the new key. Bundles signed with the old key stay trusted
     until `gsco-registry sites revoke-key NAME OLD_FINGERPRINT`.
     """
-    if not public_key.is_file():
-        raise KeyMaterialError(f"public key file {public_key.name} not found")
+    pem = _read_public_key(public_key)
     with open_registry(ctx) as registry:
-        site, retired = registry.rotate_site_key(name, public_key.read_bytes())
+        site, retired = registry.rotate_site_key(name, pem)
     print_result(
         json_output,
         {**site.to_dict(), "retired_fingerprint": retired.fingerprint},
@@ -161,12 +164,18 @@ def sites_keys(ctx: typer.Context, json_output: JsonFlag = False) -> None:
 @handle_errors
 def sites_revoke_key(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Site name."),
+    name: SiteName,
     fingerprint: str = typer.Argument(..., help="The retired key's fingerprint (sha256:...)."),
-    reason: str = typer.Option("", "--reason", help="Why (kept in the audit log)."),
+    reason: AuditReason = "",
     json_output: JsonFlag = False,
 ) -> None:
     """Revoke a site's retired key: the bundles it signed are no longer served."""
     with open_registry(ctx) as registry:
         key = registry.revoke_retired_key(name, fingerprint, reason)
     print_result(json_output, key.to_dict(), f"revoked the retired key {key.fingerprint} of {key.site}")
+
+
+def _read_public_key(path: Path) -> bytes:
+    if not path.is_file():
+        raise KeyMaterialError(f"public key file {path.name} not found")
+    return path.read_bytes()

@@ -35,28 +35,30 @@ class TaskRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
-class SiteRow(Base):
+class _KeyState:
+    """A site signing key's PEM and its status; ``revoked_at`` is set when it stops being trusted."""
+
+    public_key_pem: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class SiteRow(_KeyState, Base):
     __tablename__ = "gsco_sites"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     fingerprint: Mapped[str] = mapped_column(String(80), unique=True)
-    public_key_pem: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
     enrolled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
-class RetiredKeyRow(Base):
+class RetiredKeyRow(_KeyState, Base):
     """A site's earlier signing key, replaced by ``sites rotate``: its bundles stay trusted until revoked."""
 
     __tablename__ = "gsco_site_retired_keys"
 
     fingerprint: Mapped[str] = mapped_column(String(80), primary_key=True)
     site: Mapped[str] = mapped_column(String(64), index=True)
-    public_key_pem: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))
     retired_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class ApprovalRow(Base):

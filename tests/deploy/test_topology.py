@@ -10,7 +10,6 @@ Skipped, with the reason, only when PostgreSQL is unreachable (GSCO_REQUIRE_POST
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -27,9 +26,9 @@ from sqlalchemy.exc import OperationalError
 from typer.testing import CliRunner
 
 from bench.world import World
+from deploy.local.config import scratch_env
 from deploy.local.daemons import DaemonSet
 from deploy.local.state import RunState, Secrets
-from gsco_common.net import free_port
 from hub.cli.main import app as hub_app
 from hub.federation.processes import pid_alive
 from registry.cli.main import app as registry_app
@@ -95,15 +94,7 @@ def _require_postgres() -> None:
 def topology(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     _require_postgres()
     state_dir = tmp_path_factory.mktemp("topology") / "state"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "GSCO_TOPOLOGY_STATE_DIR": str(state_dir),
-        "GSCO_TOPOLOGY_MLFLOW_PORT": str(free_port()),
-        "GSCO_TOPOLOGY_SUPERLINK_PORT": str(free_port()),
-        "GSCO_TOPOLOGY_HUB_BASE_PORT": str(free_port()),
-        "GSCO_TOPOLOGY_POLL_INTERVAL_S": str(POLL_S),
-    }
+    env = scratch_env(state_dir, POLL_S)
     started = time.monotonic()
     up = subprocess.run(
         [sys.executable, "-m", "deploy.local.topology", "up", "--json"],

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deploy.local.config import load_config
+from deploy.local.config import ROOT, load_config, scratch_env
 from deploy.local.topology import app
 from gsco_common.errors import ConfigError
 
@@ -23,6 +23,20 @@ def test_the_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.
     assert (config.hub_replicas, config.mlflow_port, config.mlflow_users) == (3, 5200, ("site-x", "hub"))
     assert config.hub_ports == [8081, 8082, 8083]
     assert load_config().object_store == "local"  # the shipped deploy/local/topology.yaml
+
+
+def test_a_scratch_environment_is_what_load_config_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = scratch_env(tmp_path / "state", 2.5)
+    assert env["PYTHONPATH"] == str(ROOT) and (ROOT / "deploy" / "local" / "topology.py").is_file()
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    config = load_config()
+    assert (config.state_dir, config.poll_interval_s) == (tmp_path / "state", 2.5)
+    ports = {"MLFLOW_PORT": config.mlflow_port, "SUPERLINK_PORT": config.superlink_port}
+    ports["HUB_BASE_PORT"] = config.hub_base_port
+    assert ports == {name: int(env[f"GSCO_TOPOLOGY_{name}"]) for name in ports}
 
 
 @pytest.mark.parametrize(

@@ -10,18 +10,10 @@ from scipy.stats import binomtest, norm
 from sklearn.metrics import roc_auc_score
 
 from gsco_common.errors import DataError
+from hub.evaluation import statistics
 from hub.evaluation.evaluate import EvaluationReport, MethodResult, evaluate
 from hub.evaluation.report import error_bars
 from hub.evaluation.significance import METRICS, Scored, assess, reference_index
-from hub.evaluation.statistics import (
-    binomial_two_sided,
-    bootstrap_p_value,
-    delong_test,
-    mcnemar_exact,
-    percentile_interval,
-    resamples,
-    verdict,
-)
 
 
 def _correctness(b: int, c: int, both: int, neither: int) -> tuple[np.ndarray, np.ndarray]:
@@ -33,7 +25,7 @@ def _correctness(b: int, c: int, both: int, neither: int) -> tuple[np.ndarray, n
 
 def test_mcnemar_p_on_a_hand_built_table_equals_the_binomial_test() -> None:
     reference, method = _correctness(b=2, c=10, both=30, neither=5)
-    result = mcnemar_exact(reference, method)
+    result = statistics.mcnemar_exact(reference, method)
     assert (result.reference_only, result.method_only) == (2, 10)
     # closed form: 2 * (C(12,0) + C(12,1) + C(12,2)) / 2^12 = 158 / 4096
     assert result.p_value == pytest.approx(158 / 4096, abs=1e-15)
@@ -43,22 +35,23 @@ def test_mcnemar_p_on_a_hand_built_table_equals_the_binomial_test() -> None:
 @pytest.mark.parametrize(("k", "n"), [(0, 0), (3, 6), (0, 5), (7, 9), (40, 100), (1, 1)])
 def test_two_sided_binomial_p_equals_scipys(k: int, n: int) -> None:
     expected = 1.0 if n == 0 else binomtest(k, n, 0.5).pvalue
-    assert binomial_two_sided(k, n) == pytest.approx(expected, abs=1e-12)
+    assert statistics.binomial_two_sided(k, n) == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_method_better_on_every_discordant_pair_is_significantly_above() -> None:
     reference, method = _correctness(b=0, c=8, both=20, neither=4)
-    result = mcnemar_exact(reference, method)
+    result = statistics.mcnemar_exact(reference, method)
     assert result.p_value == pytest.approx(2 / 2**8)
-    assert verdict(float(method.mean() - reference.mean()), result.p_value) == "significantly above at 0.05"
-    flipped = mcnemar_exact(method, reference)
-    assert verdict(float(reference.mean() - method.mean()), flipped.p_value) == "significantly below at 0.05"
+    gain = float(method.mean() - reference.mean())
+    assert statistics.verdict(gain, result.p_value) == "significantly above at 0.05"
+    flipped = statistics.mcnemar_exact(method, reference)
+    assert statistics.verdict(-gain, flipped.p_value) == "significantly below at 0.05"
     # three discordant pairs cannot reach 0.05 (p = 0.25) however one-sided they are
-    few = mcnemar_exact(*_correctness(b=0, c=3, both=20, neither=4))
+    few = statistics.mcnemar_exact(*_correctness(b=0, c=3, both=20, neither=4))
     assert few.p_value == pytest.approx(0.25)
-    assert verdict(3 / 27, few.p_value) == "not significantly different"
+    assert statistics.verdict(3 / 27, few.p_value) == "not significantly different"
     with pytest.raises(DataError, match="same cases"):
-        mcnemar_exact(reference, method[:-1])
+        statistics.mcnemar_exact(reference, method[:-1])
 
 
 def _psi(x: float, y: float) -> float:
@@ -86,7 +79,7 @@ def test_delong_matches_the_brute_force_definition_with_ties() -> None:
     a = np.round(rng.random(30) + 0.4 * positives, 1)  # rounding makes ties
     b = np.round(rng.random(30) + 0.8 * positives, 1)
     auc_a, auc_b, variance = _brute_force_delong(positives, a, b)
-    result = delong_test(positives, a, b)
+    result = statistics.delong_test(positives, a, b)
     assert result.auc_a == pytest.approx(auc_a, abs=1e-12)
     assert result.auc_b == pytest.approx(roc_auc_score(positives, b), abs=1e-12)
     assert result.difference == pytest.approx(auc_b - auc_a, abs=1e-12)
@@ -99,22 +92,22 @@ def test_delong_matches_the_brute_force_definition_with_ties() -> None:
 def test_delong_of_a_classifier_against_itself_is_no_difference() -> None:
     positives = np.array([True, True, True, False, False, False])
     scores = np.array([0.9, 0.4, 0.7, 0.5, 0.2, 0.1])
-    result = delong_test(positives, scores, scores)
+    result = statistics.delong_test(positives, scores, scores)
     assert (result.difference, result.p_value) == (0.0, 1.0)
     with pytest.raises(DataError, match="two cases of each class"):
-        delong_test(np.array([True, False, False]), scores[:3], scores[:3])
+        statistics.delong_test(np.array([True, False, False]), scores[:3], scores[:3])
 
 
 def test_percentile_interval_and_bootstrap_p_on_known_values() -> None:
-    assert percentile_interval(np.arange(1001.0)) == pytest.approx((25.0, 975.0), abs=1e-12)
+    assert statistics.percentile_interval(np.arange(1001.0)) == pytest.approx((25.0, 975.0), abs=1e-12)
     with_gaps = np.r_[np.arange(1001.0), [np.nan] * 1000]  # undefined resamples are skipped
-    assert percentile_interval(with_gaps) == pytest.approx((25.0, 975.0), abs=1e-12)
-    assert percentile_interval(np.r_[np.arange(10.0), [np.nan] * 11]) is None
-    assert bootstrap_p_value(np.array([0.1, 0.2, -0.1, 0.3])) == 0.5
-    assert bootstrap_p_value(np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
-    assert bootstrap_p_value(np.zeros(4)) == 1.0
+    assert statistics.percentile_interval(with_gaps) == pytest.approx((25.0, 975.0), abs=1e-12)
+    assert statistics.percentile_interval(np.r_[np.arange(10.0), [np.nan] * 11]) is None
+    assert statistics.bootstrap_p_value(np.array([0.1, 0.2, -0.1, 0.3])) == 0.5
+    assert statistics.bootstrap_p_value(np.array([0.1, 0.2, 0.3, 0.4])) == 0.0
+    assert statistics.bootstrap_p_value(np.zeros(4)) == 1.0
     with pytest.raises(DataError, match="at least one case"):
-        next(resamples(0, 10, 0))
+        next(statistics.resamples(0, 10, 0))
 
 
 def _methods(n: int = 60, seed: int = 0) -> tuple[np.ndarray, list[Scored]]:
@@ -166,7 +159,7 @@ def test_the_best_specialist_is_the_reference_and_comparisons_are_paired() -> No
     ref_correct = methods[1].predicted == labels
     assert vote.accuracy.difference == pytest.approx(correct.mean() - ref_correct.mean())
     assert vote.accuracy.reference_only == int((ref_correct & ~correct).sum())
-    assert vote.accuracy.p_value == pytest.approx(mcnemar_exact(ref_correct, correct).p_value)
+    assert vote.accuracy.p_value == pytest.approx(statistics.mcnemar_exact(ref_correct, correct).p_value)
     tie = [methods[0], Scored("same again", "specialist", methods[0].predicted, methods[0].scores)]
     assert reference_index(labels, tie) == 0  # first in pool order on ties
 

@@ -35,12 +35,14 @@ class SiteKey:
 def site_keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteKey]:
     """Three site key pairs: ``a`` and ``b`` get enrolled, ``stranger`` never is."""
     folder = tmp_path_factory.mktemp("site-keys")
+    return {name: make_site_key(folder, name) for name in ("a", "b", "stranger")}
+
+
+def make_site_key(folder: Path, name: str) -> SiteKey:
+    """A new key pair ``folder/name.key`` (passphrase: GSCO_KEY_PASSPHRASE) and ``name.pub``."""
     passphrase = os.environ["GSCO_KEY_PASSPHRASE"].encode()
-    keys = {}
-    for name in ("a", "b", "stranger"):
-        generate_key_pair(folder / f"{name}.key", folder / f"{name}.pub", passphrase)
-        keys[name] = SiteKey(load_private_key(folder / f"{name}.key", passphrase), folder / f"{name}.pub")
-    return keys
+    generate_key_pair(folder / f"{name}.key", folder / f"{name}.pub", passphrase)
+    return SiteKey(load_private_key(folder / f"{name}.key", passphrase), folder / f"{name}.pub")
 
 
 def skip_without_postgres() -> NoReturn:

@@ -7,7 +7,6 @@ served until the central team revokes that key; the audit log re-derives the ret
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,40 +15,26 @@ import pytest
 from sqlalchemy import text
 
 from gsco_common.errors import AuthError, RegistryError, SignatureError
-from gsco_common.keys import generate_key_pair, load_private_key
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.database import Tables
 from registry.trust import verify_approved
 from tests.registry.bundles import make_bundle
-from tests.registry.conftest import LABELS, SiteKey
-from tests.registry.test_registry_cli import cli
+from tests.registry.cli_home import cli, init_home
+from tests.registry.conftest import LABELS, SiteKey, make_site_key
 
 SITE = "site-r"
-
-
-def _key(folder: Path, name: str) -> SiteKey:
-    passphrase = os.environ["GSCO_KEY_PASSPHRASE"].encode()
-    generate_key_pair(folder / f"{name}.key", folder / f"{name}.pub", passphrase)
-    return SiteKey(load_private_key(folder / f"{name}.key", passphrase), folder / f"{name}.pub")
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> dict[str, SiteKey]:
     folder = tmp_path_factory.mktemp("rotation-keys")
-    return {name: _key(folder, name) for name in ("old", "new")}
+    return {name: make_site_key(folder, name) for name in ("old", "new")}
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, keys: dict[str, SiteKey]) -> Path:
-    folder = tmp_path_factory.mktemp("rotation-home")
-    for args in (
-        ["init"],
-        ["tasks", "create", "pneumonia", "--labels", ",".join(LABELS), "--modality", "chest X-ray"],
-        ["sites", "enroll", SITE, "--public-key", str(keys["old"].public_path)],
-    ):
-        assert cli(folder, *args).exit_code == 0
-    return folder
+    return init_home(tmp_path_factory.mktemp("rotation-home"), {SITE: keys["old"].public_path})
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +118,11 @@ def test_keys_are_never_reused_and_unknown_sites_are_refused(
     assert unknown.exit_code == 7 and "unknown site" in unknown.stderr
     missing = cli(home, "sites", "rotate", SITE, "--public-key", str(tmp_path / "absent.pub"))
     assert missing.exit_code == 5
-    third = _key(tmp_path, "third")
+    third = make_site_key(tmp_path, "third")
     registry.enroll_site("site-gone", third.public_pem)
     registry.revoke_site("site-gone")
-    gone = cli(
-        home, "sites", "rotate", "site-gone", "--public-key", str(_key(tmp_path, "fourth").public_path)
-    )
+    fourth = make_site_key(tmp_path, "fourth")
+    gone = cli(home, "sites", "rotate", "site-gone", "--public-key", str(fourth.public_path))
     assert gone.exit_code == 7 and "site 'site-gone' is revoked" in gone.stderr
 
 

@@ -14,43 +14,29 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
 from registry.bundle.card import Card
-from registry.cli.main import app
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.trust import TrustStore, verify_approved
 from tests.registry.bundles import make_bundle, tiny_onnx
+from tests.registry.cli_home import cli, init_home
 from tests.registry.conftest import LABELS, SiteKey
 from tests.unavailable_server import unavailable_server
-
-runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, site_keys: dict[str, SiteKey]) -> Path:
     folder = tmp_path_factory.mktemp("registry-home")
-    for args in (
-        ["init"],
-        ["tasks", "create", "pneumonia", "--labels", ",".join(LABELS), "--modality", "chest X-ray"],
-        ["sites", "enroll", "site-a", "--public-key", str(site_keys["a"].public_path)],
-        ["sites", "enroll", "site-b", "--public-key", str(site_keys["b"].public_path)],
-    ):
-        result = runner.invoke(app, ["--home", str(folder), *args])
-        assert result.exit_code == 0, result.output
-    return folder
+    return init_home(folder, {"site-a": site_keys["a"].public_path, "site-b": site_keys["b"].public_path})
 
 
 @pytest.fixture(scope="module")
 def registry(home: Path) -> Iterator[Registry]:
     with Registry.open(RegistryConfig.resolve(home=home)) as opened:
         yield opened
-
-
-def cli(home: Path, *args: str) -> Result:
-    return runner.invoke(app, ["--home", str(home), *args])
 
 
 def publish(registry: Registry, key: SiteKey, folder: Path, backbone: str, **card: object) -> PublishResult:
