@@ -287,6 +287,7 @@ async function showCases(cases) {
     list.appendChild(item);
     return;
   }
+  const pending = [];
   for (const c of cases) {
     const item = document.createElement("li");
     const figure = document.createElement("figure");
@@ -299,6 +300,10 @@ async function showCases(cases) {
     figure.append(img, caption);
     item.appendChild(figure);
     list.appendChild(item);
+    pending.push({ c, img, caption });
+  }
+  // The whole list is shown first; the thumbnails fill in as they arrive.
+  for (const { c, img, caption } of pending) {
     try {
       const blob = await (await api(c.thumbnail_url)).blob();
       img.src = URL.createObjectURL(blob);
