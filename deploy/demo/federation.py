@@ -26,8 +26,9 @@ from gsco_common.cli import (
     print_json,
     top_level_app,
 )
+from hub.cli.federation_options import BackboneOption, ImageSizeOption, RoundsOption, StrategyOption
 from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
-from hub.federation.settings import RunSettings, StrategyName
+from hub.federation.settings import RunSettings
 from registry.config import RegistryConfig
 
 app = top_level_app("python -m deploy.demo.federation", __doc__.splitlines()[0])
@@ -46,11 +47,11 @@ class DemoProgressPrinter(ProgressPrinter):
 @handle_errors
 def demo(
     sites: int = typer.Option(2, "--sites", min=1, max=8, help="Number of SuperNodes (sites)."),
-    rounds: int = typer.Option(3, "--rounds", min=1, help="Federated rounds."),
+    rounds: RoundsOption = 3,
     data: Path = typer.Option(..., "--data", help="MedMNIST-style .npz to split into non-IID site slices."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="Backbone of the specialist."),
-    image_size: int = typer.Option(28, "--image-size", help="Model input size in pixels."),
-    strategy: StrategyName = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    backbone: BackboneOption = "resnet18",
+    image_size: ImageSizeOption = 28,
+    strategy: StrategyOption = "fedavg",
     task: str = typer.Option("pneumonia", "--task", help="Task id of the demo."),
     labels: str = typer.Option(
         "normal,pneumonia", "--labels", help="Ordered labels (npz class i = label i)."

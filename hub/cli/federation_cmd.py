@@ -8,13 +8,22 @@ from typing import Any
 import typer
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json
+from hub.cli.federation_options import (
+    BackboneOption,
+    CaOption,
+    ImageSizeOption,
+    InsecureOption,
+    RoundsOption,
+    StrategyOption,
+    SuperLinkOption,
+)
 from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
 from hub.federation.certs import create_certificates
 from hub.federation.flwr_cli import FlowerCli
 from hub.federation.orchestrate import new_run_name, run_federation
 from hub.federation.processes import stop_processes
 from hub.federation.publish import create_federation_key, federation_key_paths, publish_run
-from hub.federation.settings import LrSchedule, RunSettings, StrategyName
+from hub.federation.settings import LrSchedule, RunSettings
 from hub.federation.superlink import SuperLinkConfig, start_superlink
 from registry.config import RegistryConfig
 
@@ -24,11 +33,7 @@ federation_app = typer.Typer(
     no_args_is_help=True,
 )
 
-SuperLinkOption = typer.Option("127.0.0.1:9092", "--superlink", help="HOST:PORT of the SuperLink.")
-InsecureOption = typer.Option(False, "--insecure", help="Plain HTTP to the SuperLink (loopback tests only).")
-CaOption = typer.Option(
-    None, "--root-certificates", help="CA certificate (default: HOME/federation/certs/ca.pem)."
-)
+DEFAULT_SUPERLINK = "127.0.0.1:9092"
 
 
 def _registry(ctx: typer.Context) -> RegistryConfig:
@@ -127,9 +132,9 @@ def superlink(
 def register(
     ctx: typer.Context,
     public_key: Path = typer.Argument(..., help="A site's keys/supernode_key.pub."),
-    superlink_address: str = SuperLinkOption,
-    insecure: bool = InsecureOption,
-    root_certificates: Path | None = CaOption,
+    superlink_address: SuperLinkOption = DEFAULT_SUPERLINK,
+    insecure: InsecureOption = False,
+    root_certificates: CaOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Allow a site's SuperNode key to connect (SuperNode authentication)."""
@@ -145,12 +150,12 @@ def register(
 def run(
     ctx: typer.Context,
     task: str = typer.Option(..., "--task", help="Task id (as in the registry and the sites' site.yaml)."),
-    backbone: str = typer.Option("resnet18", "--backbone", help="Backbone of the specialist."),
-    rounds: int = typer.Option(3, "--rounds", min=1, help="Federated rounds."),
-    strategy: StrategyName = typer.Option("fedavg", "--strategy", help="fedavg or fedprox."),
+    backbone: BackboneOption = "resnet18",
+    rounds: RoundsOption = 3,
+    strategy: StrategyOption = "fedavg",
     proximal_mu: float = typer.Option(0.01, "--proximal-mu", help="FedProx proximal term weight."),
     min_sites: int = typer.Option(2, "--min-sites", min=1, help="Fewer sites than this stops the run."),
-    image_size: int = typer.Option(64, "--image-size", help="Model input size in pixels."),
+    image_size: ImageSizeOption = 64,
     local_epochs: int = typer.Option(1, "--local-epochs", min=1, help="Epochs each site trains per round."),
     lr: float = typer.Option(1e-3, "--lr", help="Sites' learning rate in the first round."),
     lr_schedule: LrSchedule = typer.Option(
@@ -165,9 +170,9 @@ def run(
     dp_delta: float = typer.Option(1e-5, "--dp-delta", help="DP: delta of the reported (epsilon, delta)."),
     name: str | None = typer.Option(None, "--name", help="Run name (default: run-<random>)."),
     publish: bool = typer.Option(True, "--publish/--no-publish", help="Publish the final bundle."),
-    superlink_address: str = SuperLinkOption,
-    insecure: bool = InsecureOption,
-    root_certificates: Path | None = CaOption,
+    superlink_address: SuperLinkOption = DEFAULT_SUPERLINK,
+    insecure: InsecureOption = False,
+    root_certificates: CaOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Run a federated training to the end, then export, sign and publish it as source federation-<run>.

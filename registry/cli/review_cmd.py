@@ -5,20 +5,21 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
 from gsco_common.errors import ConfigError, SignatureError
-from registry.cli.context import open_registry
+from registry.cli.context import AuditReason, open_registry
 from registry.policy.policy import load_policy
 from registry.service import Registry
 from registry.store.models import VersionRef
 
 REVIEWER_ENV = "GSCO_REVIEWER"
-NAME_ARG = typer.Argument(..., help="Registered model name (TASK.BACKBONE.SOURCE).")
-VERSION_ARG = typer.Argument(..., help="Version number.")
+ModelName = Annotated[str, typer.Argument(help="Registered model name (TASK.BACKBONE.SOURCE).")]
+VersionNumber = Annotated[str, typer.Argument(help="Version number.")]
 
 
 def _reviewer(value: str | None) -> str:
@@ -85,8 +86,8 @@ def _verify_all(ctx: typer.Context, json_output: bool) -> None:
 @handle_errors
 def approve(
     ctx: typer.Context,
-    name: str = NAME_ARG,
-    version: str = VERSION_ARG,
+    name: ModelName,
+    version: VersionNumber,
     reviewer: str = typer.Option(..., "--reviewer", help="Who approves (kept in the audit log)."),
     note: str = typer.Option("", "--note", help="Free-text note for the audit log."),
     policy_file: Path | None = typer.Option(None, "--policy", help="Policy YAML overriding the defaults."),
@@ -112,9 +113,9 @@ def _closing_command(
     @handle_errors
     def close(
         ctx: typer.Context,
-        name: str = NAME_ARG,
-        version: str = VERSION_ARG,
-        reason: str = typer.Option(..., "--reason", help="Why (kept in the audit log)."),
+        name: ModelName,
+        version: VersionNumber,
+        reason: AuditReason,
         reviewer: str | None = typer.Option(
             None, "--reviewer", help=f"Who {command}s (default: {REVIEWER_ENV})."
         ),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
 from gsco_common.errors import KeyMaterialError
-from registry.cli.context import config_of, open_registry
+from registry.cli.context import AuditReason, config_of, open_registry
 from registry.service import Registry
 
 tasks_app = typer.Typer(help="Tasks: the ordered label sets bundles are published for.", no_args_is_help=True)
@@ -18,7 +18,6 @@ sites_app = typer.Typer(help="Enrolled sites and their signing keys.", no_args_i
 
 # Arguments that several site commands share, declared once.
 SiteName = Annotated[str, typer.Argument(help="Site name.")]
-AuditReason = Annotated[str, typer.Option("--reason", help="Why (kept in the audit log).")]
 
 
 @handle_errors

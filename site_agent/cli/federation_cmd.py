@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -13,6 +14,8 @@ from site_agent.config import load_site_config
 from site_agent.federation.approval import ApprovalStore, fab_hash_of
 from site_agent.federation.node_keys import generate_node_keys, node_key_paths
 from site_agent.federation.supernode import JoinOptions, join
+
+SiteFolderOption = Annotated[Path, typer.Option("--site", help="Site folder.")]
 
 federation_app = typer.Typer(
     name="federation",
@@ -44,8 +47,8 @@ def keys(
 @federation_app.command("approve")
 @handle_errors
 def approve(
+    site: SiteFolderOption,
     app_path: Path | None = typer.Argument(None, help="The Flower app folder or .fab file you reviewed."),
-    site: Path = typer.Option(..., "--site", help="Site folder."),
     fab_hash: str | None = typer.Option(None, "--hash", help="Approve by SHA-256 instead of a file."),
     json_output: JsonFlag = False,
 ) -> None:
@@ -69,8 +72,8 @@ def approve(
 @federation_app.command("revoke")
 @handle_errors
 def revoke(
+    site: SiteFolderOption,
     fab_hash: str = typer.Argument(..., help="SHA-256 of the app to remove from the approved list."),
-    site: Path = typer.Option(..., "--site", help="Site folder."),
 ) -> None:
     """Stop running one approved Flower app (takes effect with the next message)."""
     if not ApprovalStore(site).revoke(fab_hash):
@@ -83,7 +86,7 @@ def revoke(
 @federation_app.command("apps")
 @handle_errors
 def apps(
-    site: Path = typer.Option(..., "--site", help="Site folder."),
+    site: SiteFolderOption,
     json_output: JsonFlag = False,
 ) -> None:
     """List the Flower apps this site approved."""
