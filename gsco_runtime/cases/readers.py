@@ -17,6 +17,7 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
+from registry.bundle.raster_pixels import pil_to_array
 from registry.input_limits import check_image_stack, check_npz, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -37,12 +38,8 @@ def read_image(path: Path) -> np.ndarray:
     """Read one image file as ``[H, W]`` (grayscale, uint8/uint16) or ``[H, W, 3]`` uint8."""
     try:
         with open_image(path) as img:
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                array = np.asarray(img, dtype=np.int64)
-                return np.clip(array, 0, 65535).astype(np.uint16)
-            if img.mode in ("L", "1", "P", "LA"):
-                return np.asarray(img.convert("L"), dtype=np.uint8)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            img.load()
+            return pil_to_array(img)
     except (OSError, UnidentifiedImageError) as exc:
         raise DataError(f"{path.name} cannot be read as an image", hint="check the file") from exc
 

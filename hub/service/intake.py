@@ -28,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 from gsco_common.errors import ImageError, PayloadTooLargeError
 from gsco_runtime.image_checks import refuse_degenerate
 from registry.bundle.dicom_pixels import UnreadableImage, dicom_to_unit
+from registry.bundle.raster_pixels import pil_to_array
 
 RASTER_FORMATS = ("PNG", "JPEG")
 
@@ -73,11 +74,7 @@ def _raster_pixels(data: bytes, max_pixels: int) -> np.ndarray:
                 raise ImageError("the upload is not a PNG, JPEG or DICOM image")
             _too_many(img.width * img.height, max_pixels)
             img.load()
-            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
-                return np.clip(np.asarray(img, dtype=np.int64), 0, 65535).astype(np.uint16)
-            if img.mode in ("L", "1", "P", "LA"):
-                return np.asarray(img.convert("L"), dtype=np.uint8)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8)
+            return pil_to_array(img)
     except UnidentifiedImageError:
         raise ImageError("the upload is not a PNG, JPEG or DICOM image") from None
     except Image.DecompressionBombError:

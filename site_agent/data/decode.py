@@ -30,6 +30,7 @@ from pydicom.valuerep import PersonName
 
 from gsco_common.errors import InputLimitError
 from registry.bundle.dicom_pixels import dicom_to_unit
+from registry.bundle.raster_pixels import pil_to_array
 from registry.input_limits import max_pixels, open_image
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
@@ -90,20 +91,6 @@ def decode_pil(path: Path) -> np.ndarray:
     with open_image(path) as img:  # refuses decompression bombs before decoding (exit code 2)
         img.load()
         return pil_to_array(img)
-
-
-def pil_to_array(img: Image.Image) -> np.ndarray:
-    if img.mode in ("L", "1", "LA"):
-        return np.asarray(img.convert("L"), dtype=np.uint8)
-    if img.mode.startswith("I;16"):
-        return np.asarray(img, dtype=np.uint16)
-    if img.mode == "I":
-        return np.clip(np.asarray(img), 0, 65535).astype(np.uint16)
-    if img.mode == "F":
-        values = np.asarray(img, dtype=np.float32)
-        span = float(values.max() - values.min())
-        return (values - values.min()) / span if span > 0 else np.zeros_like(values)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
 
 
 # Attributes that can identify a patient, a study, staff or the institution (collected into
