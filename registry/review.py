@@ -184,14 +184,14 @@ class ReviewMixin:
                 hint="approve a pending version with `gsco-registry approve`",
             )
         key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
-        checks = self.verify(name, version).checks
-        failing = [f"{check}: {outcome}" for check, outcome in checks.items() if outcome != "ok"]
-        failing = [line for line in failing if not line.startswith("signed_approved_set:")]
         with tempfile.TemporaryDirectory(prefix="gsco-promote-") as tmp:
             bundle = self.models.download(ref, Path(tmp) / "bundle")
+            checks = self._verify_downloaded(ref, bundle).checks
             self._refuse_revoked_model(ref, bundle, reviewer)
             card = Card.read(bundle)
             served = ServedVersion(ref.name, ref.version, bundle_digest(bundle), card.key_fingerprint)
+        failing = [f"{check}: {outcome}" for check, outcome in checks.items() if outcome != "ok"]
+        failing = [line for line in failing if not line.startswith("signed_approved_set:")]
         if failing:
             raise PolicyError(
                 f"{name} version {version} cannot serve again",
@@ -303,19 +303,22 @@ class ReviewMixin:
     def verify(self, name: str, version: str) -> Verification:
         """Check a version as a hub would, plus the registry's records; never trusts the alias."""
         ref = self.version(name, version)
+        with tempfile.TemporaryDirectory(prefix="gsco-verify-") as tmp:
+            return self._verify_downloaded(ref, self.models.download(ref, Path(tmp) / "bundle"))
+
+    def _verify_downloaded(self, ref: VersionRef, bundle: Path) -> Verification:
+        """:meth:`verify` on a bundle already downloaded, so a caller acts on the bytes it checked."""
         trust = self.trust_store()
         checks: dict[str, str] = {}
-        with tempfile.TemporaryDirectory(prefix="gsco-verify-") as tmp:
-            bundle = self.models.download(ref, Path(tmp) / "bundle")
-            checks["digest"] = "ok" if bundle_digest(bundle) == ref.bundle_digest else "differs from the tag"
-            checks["site_signature"] = _outcome(lambda: verify_site_signature(bundle, trust.site_keys))
-            if (bundle / APPROVAL_SIG).is_file():
-                checks["approval_signature"] = _outcome(
-                    lambda: verify_bundle(bundle, trust.central_key_pem, bundle / APPROVAL_SIG)
-                )
-            else:
-                checks["approval_signature"] = "missing approval.sig"
-        decisions = self.decisions(name, version)
+        checks["digest"] = "ok" if bundle_digest(bundle) == ref.bundle_digest else "differs from the tag"
+        checks["site_signature"] = _outcome(lambda: verify_site_signature(bundle, trust.site_keys))
+        if (bundle / APPROVAL_SIG).is_file():
+            checks["approval_signature"] = _outcome(
+                lambda: verify_bundle(bundle, trust.central_key_pem, bundle / APPROVAL_SIG)
+            )
+        else:
+            checks["approval_signature"] = "missing approval.sig"
+        decisions = self.decisions(ref.name, ref.version)
         checks["approval_record"] = "ok" if decisions[-1:] == [APPROVED] else "no approval recorded"
         checks["not_revoked"] = "ok" if ref.bundle_digest not in trust.revoked_digests else "revoked"
         checks["signed_approved_set"] = self._serving_check(ref, trust.central_key_pem)

@@ -152,3 +152,27 @@ def test_promote_serves_an_earlier_approved_version_through_a_signed_set(
         ("audit.checkpoint", f"head {last[1].seq}"),
     ]
     assert pool.refresh().tasks == {task: [f"{name}/{v1}"]}
+
+
+def test_promote_checks_and_lists_the_one_download_it_verified(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rollback verifies and lists the same bytes: one download, not one to check and another to list."""
+    task = world.new_task()
+    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    world.publish(task, "test_resnet", "site-a", seed=2)
+    with world.registry() as registry:
+        real_download = registry.models.download
+        downloads: list[str] = []
+
+        def counting_download(ref, dest):  # noqa: ANN001, ANN202 - delegates to the real download
+            downloads.append(f"{ref.name}/{ref.version}")
+            return real_download(ref, dest)
+
+        monkeypatch.setattr(registry.models, "download", counting_download)
+        registry.promote(name, v1, reason="v2 drifts", reviewer="dr-x")
+        statement = registry.serving_statement(task)
+        digest = registry.version(name, v1).bundle_digest
+    assert downloads == [f"{name}/{v1}"]
+    assert statement is not None
+    assert [(v.key, v.bundle_digest) for v in statement.statement.versions] == [(f"{name}/{v1}", digest)]
