@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -67,20 +67,34 @@ class MicroBatcher(Generic[R]):
 
     def submit(self, value: np.ndarray) -> R:
         """Run ``value`` (one row, without the batch axis) as part of a batch; return its result."""
-        item: _Item[R] = _Item(value=value)
+        return self.submit_many([value])[0]
+
+    def submit_many(self, values: Sequence[np.ndarray]) -> list[R]:
+        """Run several rows of one request (e.g. test-time augmentation views); results in order.
+
+        They are queued together, so they share a batch (up to ``max_batch``) instead of each
+        waiting for the previous one's run.
+        """
+        items: list[_Item[R]] = [_Item(value=value) for value in values]
         with self._cond:
-            self._queue.append(item)
+            self._queue.extend(items)
             self._cond.notify_all()
+        for item in items:
+            self._wait_done(item)
+        for item in items:
+            if item.error is not None:
+                raise item.error
+        return [item.result for item in items]  # type: ignore[misc]
+
+    def _wait_done(self, item: _Item[R]) -> None:
+        """Lead batches (while holding the slot) or wait, until ``item`` has run."""
         while True:
             if self._elect(item):
                 with self._slot():
                     self._execute(self._take())
             with self._cond:
                 if item.done:
-                    break
-        if item.error is not None:
-            raise item.error
-        return item.result  # type: ignore[return-value]
+                    return
 
     def _elect(self, item: _Item[R]) -> bool:
         """Wait until ``item`` is done (False) or its caller leads the next batch (True)."""

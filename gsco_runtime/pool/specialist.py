@@ -143,9 +143,9 @@ class LoadedSpecialist:
     def predict(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One image through the micro-batcher: ``(probabilities [C], embedding [D])``.
 
-        With the card's ``tta`` each view goes through the batcher; the outputs are averaged.
+        With the card's ``tta`` the views go through the batcher together; the outputs are averaged.
         """
-        rows = [self.batcher.submit(view[0]) for view in views(self.prepare(image)[None], self.info.tta)]
+        rows = self.batcher.submit_many([view[0] for view in views(self.prepare(image)[None], self.info.tta)])
         return merge([probs for probs, _ in rows]), merge([embedding for _, embedding in rows])
 
     def predict_many(self, images: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:

@@ -45,6 +45,18 @@ def test_a_lone_request_runs_at_once_without_waiting_for_company() -> None:
     assert calls == [1]
 
 
+def test_the_rows_of_one_request_share_a_batch_and_come_back_in_order() -> None:
+    """Test-time augmentation views of one image: one run of both, not one run after the other."""
+    calls: list[int] = []
+    batcher = MicroBatcher(_doubler(calls), max_batch=8, max_wait_s=3600.0, demand=lambda: 1)
+    results = batcher.submit_many([np.full(2, 1.0), np.full(2, 5.0)])
+    assert [row.tolist() for row in results] == [[2.0, 2.0], [10.0, 10.0]]
+    assert calls == [2]
+    five = batcher.submit_many([np.full(1, float(i)) for i in range(5)])
+    assert [row.item() for row in five] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert calls == [2, 5]
+
+
 def test_batches_never_exceed_max_batch() -> None:
     calls: list[int] = []
     batcher = MicroBatcher(_doubler(calls), max_batch=3, max_wait_s=0.05, demand=lambda: 10)

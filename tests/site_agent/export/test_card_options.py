@@ -112,8 +112,11 @@ def test_the_hub_predicts_with_the_cards_tta_exactly_as_the_export_evaluated(exp
     )
     assert hub_evaluation == card.data["evaluation"]  # the card's numbers are the served model's
 
+    before = (served.batcher.batches_run, served.batcher.items_run)
     single, _ = served.predict(images[0])
     np.testing.assert_allclose(single, probs[0], atol=1e-6)  # the micro-batched path agrees
+    after = (served.batcher.batches_run, served.batcher.items_run)
+    assert (after[0] - before[0], after[1] - before[1]) == (1, 2)  # both views in one batch
     plain = LoadedSpecialist(dataclasses.replace(served.info, tta="none"), served._session, ThreadBudget(2))
     no_tta, _ = plain.predict_many(images)
     assert not np.allclose(no_tta, probs, atol=1e-4)  # the mirror view really is averaged in
