@@ -61,7 +61,7 @@ def unusable_reason(specialists: Sequence[LoadedSpecialist], library: CaseLibrar
     trained_on = [
         s.info.name
         for s in specialists
-        if s.info.training_set_digest is not None and s.info.training_set_digest == library.source_digest
+        if library.source_digest is not None and library.source_digest in s.info.training_set_digests
     ]
     if trained_on:
         return f"library overlaps training data of {', '.join(trained_on)}"

@@ -30,6 +30,7 @@ def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
             validation=validation,
             validation_upper=card.headline_upper_bounds(),
             training_set_digest=card.training_set_digest,
+            training_set_digests=card.training_set_digests,
             model_digest=bundle_digest(bundle_dir),
             approved_by=ref.approved_by,
             approved_at=ref.approved_at,

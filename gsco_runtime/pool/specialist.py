@@ -49,6 +49,8 @@ class SpecialistInfo:
     validation_upper: Mapping[str, float] = field(default_factory=dict)
     """Upper ends of the card's 95 % intervals of ``validation``."""
     training_set_digest: str | None = None
+    training_set_digests: tuple[str, ...] = ()
+    """Every digest of data the model trained on (its own and, federated, each site's)."""
     model_digest: str = ""
     approved_by: str = ""
     approved_at: str = ""

@@ -7,8 +7,11 @@ differs: the hub's federation key (``GSCO_HOME/keys/federation.key``, which the 
 enrols in the registry like a site key). The card lists each
 participating site by key fingerprint with its aggregate held-out metrics; the evaluation
 section pools the sites' held-out sets (no per-image values ever reached the hub, so there are
-no bootstrap intervals); (epsilon, delta) are recorded when the run used DP. Parity is checked
-on synthetic inputs: the hub holds no patient images.
+no bootstrap intervals); (epsilon, delta) are recorded when the run used DP. Each site that
+trained is listed with the digest of its training set, computed at the site (a digest only,
+``registry.bundle.provenance``), and the card's ``data.training_set_digest`` combines them, so
+the hub's consensus fit refuses a case library imported from any of those sites' training data.
+Parity is checked on synthetic inputs: the hub holds no patient images.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from registry.bundle.card import HEADLINE_METRICS, NOTION_HUB, suppress_count
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
+from registry.bundle.provenance import combined_digest
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.catalog import TaskInfo
@@ -117,8 +121,32 @@ def evaluation_from_sites(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _site_key(site: dict[str, Any]) -> str:
+    """How the card names a site: its site key fingerprint, else its SuperNode key's."""
+    return site["site_fingerprint"] or site["node_fingerprint"]
+
+
+def training_sets(result: dict[str, Any]) -> tuple[list[dict[str, str]], str | None]:
+    """Every site that trained in at least one round with its training-set digest, and their combination.
+
+    The combined digest is None when a site that trained sent no digest (an older site agent):
+    the card cannot then name the training set as a whole.
+    """
+    trained = [site for site in result["sites"] if site["rounds_participated"] > 0]
+    listed = [
+        {"key_fingerprint": _site_key(site), "training_set_digest": site["training_set_digest"]}
+        for site in trained
+        if site.get("training_set_digest")
+    ]
+    complete = bool(trained) and len(listed) == len(trained)
+    return listed, combined_digest(e["training_set_digest"] for e in listed) if complete else None
+
+
 def federation_section(result: dict[str, Any]) -> dict[str, Any]:
-    """Strategy, rounds, and every site that finished the run: key fingerprint and aggregate metrics."""
+    """Strategy, rounds, the sites that finished (metrics) and the sites that trained (data digests).
+
+    Sites are named by key fingerprint: the hub learns no site names or paths.
+    """
     sites = []
     for site in result["sites"]:
         if not site["final_metrics"]:
@@ -130,7 +158,7 @@ def federation_section(result: dict[str, Any]) -> dict[str, Any]:
         }
         sites.append(
             {
-                "key_fingerprint": site["site_fingerprint"] or site["node_fingerprint"],
+                "key_fingerprint": _site_key(site),
                 "node_key_fingerprint": site["node_fingerprint"],
                 "metrics": metrics,
             }
@@ -139,6 +167,7 @@ def federation_section(result: dict[str, Any]) -> dict[str, Any]:
         "strategy": result["strategy"],
         "rounds": int(result["rounds"]),
         "sites": sites,
+        "training_sets": training_sets(result)[0],
     }
     if result.get("dp"):
         dp = result["dp"]
@@ -230,6 +259,7 @@ def bundle_run(
             uid=model_uid(f"federation-{outcome.name}", checkpoint),
             dp_epsilon=dp.get("epsilon"),
             federation=federation_section(result),
+            training_set_digest=training_sets(result)[1],
             privacy=hub_privacy(dp),
         )
 

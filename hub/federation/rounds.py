@@ -38,6 +38,7 @@ these needs:
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -74,6 +75,8 @@ class SiteRecord:
     train_examples: int
     class_counts: list[int | None]
     held_out_split: str
+    training_set_digest: str = ""
+    """The site's training-set digest (``registry.bundle.provenance``); "" from a site that sent none."""
     rounds: int = 0
     status: str = "active"
     final_metrics: dict[str, Any] = field(default_factory=dict)
@@ -85,6 +88,7 @@ class SiteRecord:
             "train_examples": self.train_examples,
             "class_counts": self.class_counts,
             "held_out_split": self.held_out_split,
+            "training_set_digest": self.training_set_digest or None,
             "rounds_participated": self.rounds,
             "status": self.status,
             "final_metrics": self.final_metrics,
@@ -125,6 +129,20 @@ class ParticipantGrid(Grid):
         self, messages: Iterable[Message], *, timeout: float | None = None
     ) -> Iterable[Message]:
         return self._grid.send_and_receive(messages, timeout=timeout)
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def _training_set_digest(site: ConfigRecord) -> str:
+    """The training-set digest a site sent in its description ("" when none); a malformed one is refused."""
+    value = str(site.get("training-set-digest", ""))
+    if value and not _DIGEST.fullmatch(value):
+        raise FederationError(
+            "a site sent a malformed training-set digest",
+            hint="every site must run the same site-agent version as the hub",
+        )
+    return value
 
 
 def _metrics(message: Message) -> MetricRecord:
@@ -248,6 +266,7 @@ class Federation:
                 train_examples=int(cast(int, metrics["train-examples"])),
                 class_counts=[None if c < 0 else int(c) for c in cast(list[int], metrics["class-counts"])],
                 held_out_split=str(site["held-out"]),
+                training_set_digest=_training_set_digest(site),
             )
         if len(set(label_sets.values())) > 1:
             raise FederationError(

@@ -188,6 +188,13 @@ class Card:
         return self.data["data"].get("training_set_digest")
 
     @property
+    def training_set_digests(self) -> tuple[str, ...]:
+        """Every digest of data this model trained on: the card's own and, federated, each site's."""
+        sites = self.data.get("federation", {}).get("training_sets", [])
+        found = [self.training_set_digest, *(site["training_set_digest"] for site in sites)]
+        return tuple(dict.fromkeys(digest for digest in found if digest))
+
+    @property
     def privacy(self) -> dict[str, Any] | None:
         """``training.privacy`` (notion, spent ε, δ, accountant...); None when trained without DP."""
         return self.data["training"].get("privacy")

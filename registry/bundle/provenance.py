@@ -5,12 +5,15 @@ digest, the split the training images were drawn from and a description of the s
 (``"all"``, or a shard), hashed together. The hub's ``cases import`` records the same digest for
 what it imports, so the consensus arbiter can refuse to calibrate on a library that a served
 specialist trained on. Nothing per image is recorded (that would itself leak membership) and no
-path enters the digest: only file contents do.
+path enters the digest: only file contents do. A federated model's card lists each site's
+training-set digest (computed at the site, sent as a digest only) and records their
+:func:`combined_digest` as its own.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
 ALL = "all"
@@ -38,6 +41,12 @@ def content_digest(path: Path) -> str:
 def data_digest(content: str, split: str, selection: str = ALL) -> str:
     """The digest of a data set as a whole: content digest, split and selection hashed together."""
     text = "\n".join(("gsco-data-v1", content, split, selection))
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def combined_digest(digests: Iterable[str]) -> str:
+    """One digest for several training sets taken together (a federated model's sites), order-free."""
+    text = "\n".join(("gsco-data-combined-v1", *sorted(set(digests))))
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

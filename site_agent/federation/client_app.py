@@ -3,7 +3,9 @@
 Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
 
 * ``query``: the hub asks which task the site trains. Reply: ConfigRecord ``site`` (task id,
-  ordered label names, site key fingerprint, held-out split name) and MetricRecord ``metrics``
+  ordered label names, site key fingerprint, held-out split name, and ``training-set-digest``:
+  the digest of the site's training set as a whole, the one a local card records; see
+  ``registry.bundle.provenance``, no path, nothing per image) and MetricRecord ``metrics``
   (``train-examples`` and per-class ``class-counts``, counts below the threshold sent as -1).
 * ``train``: the global weights plus a ConfigRecord (``task``, ``backbone``, ``image-size``,
   ``local-epochs``, ``lr``, ``batch-size``, ``seed``, ``evaluate-incoming``, ``min-count``,
@@ -119,6 +121,7 @@ def describe(msg: Message, context: Context) -> Message:
             "labels": session.label_names,
             "site-fingerprint": session.site_fingerprint,
             "held-out": session.held_out_split(),
+            "training-set-digest": session.training_set_digest(),
         }
     )
     train_examples = len(session.data.split("train"))

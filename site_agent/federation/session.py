@@ -93,6 +93,12 @@ class SiteSession:
             )
         return self._prepared[key]
 
+    def training_set_digest(self) -> str:
+        """The digest of the data the site trains on (its ``train`` split), as a local card records it."""
+        if self.config.data is None:
+            raise ConfigError("site.yaml has no data block", hint="set data.path in site.yaml")
+        return self.config.data.training_set_digest()
+
     def held_out_split(self) -> str:
         """The split the final model is judged on: ``test`` when the site has one, else ``val``."""
         test = self.data.splits.get("test")

@@ -13,7 +13,9 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, R
 
 from hub.federation.rounds import float_state
 from hub.federation.transport import SiteView
+from registry.bundle.provenance import source_digest
 from site_agent.config import render_site_template
+from site_agent.data.config import DataConfig
 from site_agent.federation.client_app import app
 from site_agent.federation.session import SITE_MIN_COUNT
 from specialist.federation.wire import PACKED_ARRAY
@@ -75,6 +77,10 @@ def test_query_describes_the_site_with_suppressed_counts(site_dir: Path) -> None
     assert list(site["labels"]) == ["normal", "pneumonia"]
     counts = list(reply.content.metric_records["metrics"]["class-counts"])
     assert counts == [-1, -1], "counts below the threshold must never leave the site"
+    data = Path(yaml.safe_load((site_dir / "site.yaml").read_text())["data"]["path"])
+    # the digest a local card would record: the file's content digest, split "train", every image
+    assert site["training-set-digest"] == source_digest(data, "train")
+    assert site["training-set-digest"] == DataConfig(path=data).training_set_digest()
 
 
 def test_another_task_is_refused_with_a_plain_reason(site_dir: Path) -> None:

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 import torch
+from flwr.app import ConfigRecord
 
-from gsco_common.errors import PrivacyError
+from gsco_common.errors import FederationError, PrivacyError
 from gsco_common.keys import load_public_key, public_pem
+from gsco_runtime.arbiters.calibration import unusable_reason
+from gsco_runtime.cases.library import build_library
+from gsco_runtime.cases.readers import RawCases
+from gsco_runtime.pool.card import read_specialist_info
+from gsco_runtime.pool.source import BundleRef
 from hub.federation.orchestrate import RunOutcome
 from hub.federation.publish import (
     FEDERATION_LIMITATIONS,
@@ -19,8 +28,9 @@ from hub.federation.publish import (
     federation_key_paths,
     federation_section,
     hub_privacy,
+    training_sets,
 )
-from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
+from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT, _training_set_digest
 from registry.bundle.card import Card
 from registry.bundle.layout import SITE_SIG
 from registry.bundle.preprocess import Preprocessing
@@ -32,16 +42,26 @@ from specialist.task import TaskConfig
 
 FP = "sha256:" + "1" * 64
 NODE_FP = "sha256:" + "2" * 64
+DATA = ["sha256:" + c * 64 for c in "abc"]
+"""The three sites' training-set digests, as each site computed it."""
 
 
-def site(site_fp: str, node_fp: str, accuracy: float | None, status: str = "active") -> dict[str, Any]:
+def site(
+    site_fp: str | None,
+    node_fp: str,
+    accuracy: float | None,
+    status: str = "active",
+    data: str | None = None,
+    rounds: int = 3,
+) -> dict[str, Any]:
     return {
         "node_fingerprint": node_fp,
         "site_fingerprint": site_fp,
         "train_examples": 200,
         "class_counts": [40, None],
         "held_out_split": "test",
-        "rounds_participated": 3,
+        "training_set_digest": data,
+        "rounds_participated": rounds,
         "status": status,
         "final_metrics": {}
         if accuracy is None
@@ -57,9 +77,9 @@ def result(dp: dict[str, Any] | None) -> dict[str, Any]:
         "rounds": 3,
         "local_epochs": 1,
         "sites": [
-            site(FP, NODE_FP, 0.8),
-            site(None, "sha256:" + "3" * 64, 0.6),
-            site(None, "sha256:" + "4" * 64, None, status="left in round 2"),
+            site(FP, NODE_FP, 0.8, data=DATA[0]),
+            site(None, "sha256:" + "3" * 64, 0.6, data=DATA[1]),
+            site(None, "sha256:" + "4" * 64, None, status="left in round 2", data=DATA[2], rounds=1),
         ],
         "final_metrics": {
             "examples": 80.0,
@@ -75,6 +95,7 @@ def result(dp: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def card_for(run: dict[str, Any]) -> dict[str, Any]:
+    """The card as ``bundle_run`` builds it (federation section and combined training-set digest)."""
     spec = Preprocessing(input_size=28, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
     return build_card(
         task=TaskConfig(
@@ -97,6 +118,7 @@ def card_for(run: dict[str, Any]) -> dict[str, Any]:
         uid="f" * 32,
         dp_epsilon=(run["dp"] or {}).get("epsilon"),
         federation=federation_section(run),
+        training_set_digest=training_sets(run)[1],
         privacy=hub_privacy(run["dp"]),
     )
 
@@ -112,6 +134,35 @@ def test_card_lists_each_finishing_site_with_its_metrics() -> None:
     assert evaluation["metrics"]["balanced_accuracy"] == {"value": 0.7, "ci95": None}
     assert evaluation["per_class"][1]["sensitivity"]["value"] == pytest.approx(0.9)
     assert "dp" not in card["federation"] and card["training"]["dp_epsilon"] is None
+
+
+def test_card_records_each_training_sites_data_digest_and_their_combination() -> None:
+    card = Card.from_dict(card_for(result(None)))
+    listed = card.data["federation"]["training_sets"]
+    # every site that trained, the one that left in round 2 too (its data is in the model)
+    assert listed == [
+        {"key_fingerprint": FP, "training_set_digest": DATA[0]},
+        {"key_fingerprint": "sha256:" + "3" * 64, "training_set_digest": DATA[1]},
+        {"key_fingerprint": "sha256:" + "4" * 64, "training_set_digest": DATA[2]},
+    ]
+    combined = hashlib.sha256("\n".join(["gsco-data-combined-v1", *DATA]).encode()).hexdigest()
+    assert card.training_set_digest == "sha256:" + combined
+    assert card.training_set_digests == ("sha256:" + combined, *DATA)
+    shuffled = result(None)
+    shuffled["sites"].reverse()
+    assert training_sets(shuffled)[1] == card.training_set_digest  # order-free
+
+
+def test_a_site_without_a_digest_leaves_the_card_without_a_combined_one() -> None:
+    run = result(None)
+    run["sites"][1]["training_set_digest"] = None  # an older site agent
+    run["sites"][2]["rounds_participated"] = 0  # joined but never trained: not listed
+    card = Card.from_dict(card_for(run))
+    assert card.training_set_digest is None
+    assert card.data["federation"]["training_sets"] == [
+        {"key_fingerprint": FP, "training_set_digest": DATA[0]}
+    ]
+    assert card.training_set_digests == (DATA[0],)
 
 
 def test_card_records_epsilon_and_delta_of_a_dp_run() -> None:
@@ -136,7 +187,7 @@ def _finished_run(tmp_path: Path) -> RunOutcome:
     return RunOutcome("run-1", out_dir, 1, {**result(None), "task": "pneumonia"})
 
 
-def test_a_federated_bundle_is_scanned_with_the_deny_list(tmp_path: Path) -> None:
+def test_a_federated_bundle_is_scanned_with_the_deny_list_and_names_the_sites_data(tmp_path: Path) -> None:
     home = tmp_path / "home"
     create_federation_key(home)
     outcome = _finished_run(tmp_path)
@@ -149,3 +200,20 @@ def test_a_federated_bundle_is_scanned_with_the_deny_list(tmp_path: Path) -> Non
     bundle = bundle_run(outcome, task, home, deny_list=["another hospital"])
     public = public_pem(load_public_key(federation_key_paths(home)[1]))
     verify_bundle(bundle, public, bundle / SITE_SIG)
+
+    # the hub's consensus fit refuses a library imported from any participating site's training data
+    info = read_specialist_info(BundleRef("pneumonia", "federation-run-1", "1"), bundle)
+    served = [SimpleNamespace(info=info)]
+    raw = RawCases(images=[np.full((4, 4), i, np.uint8) for i in range(20)], labels=np.arange(20) % 2)
+    for digest in DATA:
+        library = build_library("pneumonia", ("normal", "pneumonia"), raw, source_digest=digest)
+        assert unusable_reason(served, library) == "library overlaps training data of federation-run-1"  # type: ignore[arg-type]
+    other = build_library("pneumonia", ("normal", "pneumonia"), raw, source_digest="sha256:" + "d" * 64)
+    assert unusable_reason(served, other) is None  # type: ignore[arg-type]
+
+
+def test_a_malformed_training_set_digest_from_a_site_is_refused() -> None:
+    assert _training_set_digest(ConfigRecord({"training-set-digest": DATA[0]})) == DATA[0]
+    assert _training_set_digest(ConfigRecord({"held-out": "test"})) == ""  # an older site agent
+    with pytest.raises(FederationError, match="malformed training-set digest"):
+        _training_set_digest(ConfigRecord({"training-set-digest": "/data/site/train.npz"}))

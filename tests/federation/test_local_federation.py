@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from deploy.demo.local_federation import LocalFederation
 from gsco_common.errors import FederationError
@@ -27,6 +28,7 @@ from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from hub.federation.settings import RunSettings
 from registry.bundle.card import Card
 from registry.bundle.layout import SITE_SIG
+from registry.bundle.provenance import combined_digest, source_digest
 from registry.bundle.signing import verify_bundle
 from registry.config import RegistryConfig
 from registry.service import Registry
@@ -154,6 +156,16 @@ def test_run_publishes_a_bundle_signed_by_the_hub(
     listed = card.data["federation"]["sites"]
     assert {entry["key_fingerprint"] for entry in listed} == site_keys
     assert all(0.0 <= entry["metrics"]["accuracy"] <= 1.0 for entry in listed)
+    # each site's training-set digest, as a local card of that site's data would record it
+    trained_on = {
+        fingerprint(load_public_key(site.site_dir / "keys" / "site.pub")): source_digest(
+            Path(yaml.safe_load((site.site_dir / "site.yaml").read_text())["data"]["path"]), "train"
+        )
+        for site in federation.sites
+    }
+    training_sets = card.data["federation"]["training_sets"]
+    assert {entry["key_fingerprint"]: entry["training_set_digest"] for entry in training_sets} == trained_on
+    assert card.training_set_digest == combined_digest(trained_on.values())
 
 
 def test_the_hub_cli_follows_a_run_to_its_end_and_publishes(federation: LocalFederation) -> None:
