@@ -243,6 +243,15 @@ def main() -> None:
         f"({source}), {train_n} training images, held-out split `{results[0]['held_out']}`; MIA members are "
         f"up to {MIA_IMAGES} training images, non-members the held-out images; {args.threads} torch "
         f"thread(s), 5-minute load average {os.getloadavg()[1]:.1f} at the end.",
+        *(
+            [
+                "",
+                "The training images are a seeded subset of the training split (`--max-train`); "
+                "without it the script trains on the whole split.",
+            ]
+            if args.max_train
+            else []
+        ),
         "",
         *table(results),
         "",
