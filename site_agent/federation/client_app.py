@@ -9,13 +9,13 @@ Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
   ``local-epochs``, ``lr``, ``batch-size``, ``seed``, ``evaluate-incoming``, ``min-count``,
   Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, ``dp-model``,
   ``num-rounds`` and ``update-encoding``). The site first evaluates the incoming global model on
-  its validation split (this is the evaluation of the previous round, without a separate round trip), then
-  trains. Reply: the new weights and one MetricRecord (``num-examples``, ``unit-weight``,
-  ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model), plus the
-  ConfigRecord ``privacy`` (spent ε, δ, plan) from a site that trains with DP-SGD
-  (:mod:`.private`). On the
-  wire the weights travel packed both ways, mostly as float16 differences; :mod:`.encoding`
-  (the outermost mod) converts them, so the handlers here see per-tensor weights.
+  its validation split (this is the evaluation of the previous round, without a separate round
+  trip), then trains. Reply: the new weights and one MetricRecord (``num-examples``,
+  ``unit-weight``, ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming
+  model), plus the ConfigRecord ``privacy`` (spent ε, δ, plan) from a site that trains with
+  DP-SGD (:mod:`.private`). On the wire the weights travel packed both ways, mostly as float16
+  differences; :mod:`.encoding` (the outermost mod) converts them, so the handlers here see
+  per-tensor weights.
 * ``evaluate``: the final global model on the site's held-out split: ``eval-*`` metrics plus
   per-class ``eval-sensitivity`` / ``eval-specificity`` / ``eval-support`` lists and the
   membership-inference AUC ``eval-mia-auc`` (computed at the site).
