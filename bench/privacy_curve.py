@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -242,7 +241,7 @@ def main() -> None:
         f"{args.epochs} epoch(s), batch {args.batch_size}, lr {args.lr:g}, seed 0, pneumonia dev data "
         f"({source}), {train_n} training images, held-out split `{results[0]['held_out']}`; MIA members are "
         f"up to {MIA_IMAGES} training images, non-members the held-out images; {args.threads} torch "
-        f"thread(s), 5-minute load average {os.getloadavg()[1]:.1f} at the end.",
+        f"thread(s) per run.",
         *(
             [
                 "",
