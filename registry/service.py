@@ -107,12 +107,19 @@ def _exact(value: float | None) -> str:
 
 
 def _privacy_tags(card: Card) -> dict[str, str]:
-    """ε, δ, the DP notion and the MIA AUC, so the MLflow UI shows them without opening the card."""
+    """ε, δ, the DP notion and the MIA AUC, so the MLflow UI shows them without opening the card.
+
+    With the notion ``both`` (a federated run), ``privacy.epsilon`` / ``privacy.delta`` are the
+    sample-level figures and ``privacy.update_epsilon`` / ``privacy.update_delta`` the hub's.
+    """
     privacy = card.privacy or {}
+    update = privacy.get("update_level") or {}
     return {
         "privacy.notion": privacy.get("notion", "none"),
         "privacy.epsilon": _exact(privacy.get("epsilon")),
         "privacy.delta": _exact(privacy.get("delta")),
+        "privacy.update_epsilon": _exact(update.get("epsilon")),
+        "privacy.update_delta": _exact(update.get("delta")),
         "privacy.mia_auc": _exact(card.membership_inference_auc),
     }
 

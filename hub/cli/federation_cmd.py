@@ -168,6 +168,11 @@ def run(
     ),
     dp_clipping_norm: float = typer.Option(0.0, "--dp-clipping-norm", help="DP: update clipping norm."),
     dp_delta: float = typer.Option(1e-5, "--dp-delta", help="DP: delta of the reported (epsilon, delta)."),
+    dp_model: bool = typer.Option(
+        False,
+        "--dp-model",
+        help="Build the model with GroupNorm in place of BatchNorm, as sites training with DP-SGD need.",
+    ),
     name: str | None = typer.Option(None, "--name", help="Run name (default: run-<random>)."),
     publish: bool = typer.Option(True, "--publish/--no-publish", help="Publish the final bundle."),
     superlink_address: SuperLinkOption = DEFAULT_SUPERLINK,
@@ -197,6 +202,7 @@ def run(
         dp_noise_multiplier=dp_noise_multiplier,
         dp_clipping_norm=dp_clipping_norm,
         dp_delta=dp_delta,
+        dp_model=dp_model,
         out_dir=str(registry.home / "federation" / "runs" / run_name),
     )
     flwr = _flwr(registry, superlink_address, insecure, root_certificates)

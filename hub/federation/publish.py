@@ -33,7 +33,7 @@ from gsco_common.keys import (
 )
 from hub.federation.orchestrate import RunOutcome
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
-from registry.bundle.card import HEADLINE_METRICS, NOTION_HUB, suppress_count
+from registry.bundle.card import HEADLINE_METRICS, NOTION_BOTH, NOTION_HUB, NOTION_SITE, suppress_count
 from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.bundle.provenance import combined_digest
@@ -46,6 +46,7 @@ from specialist.export.onnx_export import ExportResult
 from specialist.models.factory import create_specialist
 from specialist.models.specialist import Specialist
 from specialist.task import TaskConfig
+from specialist.training.dp import make_dp_compatible
 
 BUNDLE_DIR = "bundle"
 PARITY_IMAGES = 16
@@ -193,6 +194,63 @@ def hub_privacy(dp: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+SITE_PRIVACY_KEYS = (
+    "epsilon",
+    "delta",
+    "accountant",
+    "max_grad_norm",
+    "noise_multiplier",
+    "sample_rate",
+    "steps",
+)
+
+
+def _site_key(site: dict[str, Any]) -> str:
+    return site["site_fingerprint"] or site["node_fingerprint"]
+
+
+def federated_privacy(result: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+    """The card's ``training.privacy`` of a federated run and the limitations it adds.
+
+    Sample-level DP holds for the model only when every site whose update went into it (one
+    round or more) trained with DP-SGD: each image lives at one site, so the model protects every
+    training image with the largest ε and δ over the sites (each site listed with its own). With
+    DP at the hub as well the notion is ``both`` and ``update_level`` carries the hub's figures.
+    When only some sites ran DP-SGD, no sample-level guarantee holds: the notion is the hub's
+    (or there is none) and a limitation says so.
+    """
+    hub = hub_privacy(result.get("dp"))
+    trained = [site for site in result["sites"] if site["rounds_participated"] > 0]
+    private = [site for site in trained if site.get("dp_sgd")]
+    if trained and len(private) == len(trained):
+        worst = max(private, key=lambda site: site["dp_sgd"]["epsilon"])
+        block: dict[str, Any] = {
+            "notion": NOTION_SITE,
+            "epsilon": float(worst["dp_sgd"]["epsilon"]),
+            "delta": max(float(site["dp_sgd"]["delta"]) for site in private),
+            "accountant": worst["dp_sgd"]["accountant"],
+            "sites": [
+                {
+                    "key_fingerprint": _site_key(site),
+                    **{key: site["dp_sgd"][key] for key in SITE_PRIVACY_KEYS},
+                }
+                for site in private
+            ],
+        }
+        if hub is not None:
+            block["notion"] = NOTION_BOTH
+            block["update_level"] = {key: value for key, value in hub.items() if key != "notion"}
+        return block, []
+    if not private:
+        return hub, []
+    note = (
+        f"Only {len(private)} of {len(trained)} participating sites trained with DP-SGD: no "
+        "sample-level differential privacy guarantee holds for the model"
+        + ("; the hub's update-level guarantee does." if hub else ".")
+    )
+    return hub, [note]
+
+
 def _train_counts(result: dict[str, Any]) -> list[int]:
     """Class counts of all sites' training splits (suppressed site counts are left out)."""
     totals = [0] * len(result["label_names"])
@@ -208,6 +266,8 @@ def load_global_model(outcome: RunOutcome) -> tuple[Specialist, Path]:
     payload = torch.load(path, map_location="cpu", weights_only=True)
     build = payload["build"]
     model = create_specialist(build["backbone"], build["num_classes"], build["image_size"], pretrained=False)
+    if build.get("dp_model"):
+        model = make_dp_compatible(model)
     result = model.load_state_dict(payload["state_dict"], strict=False)
     own = model.state_dict()
     if result.unexpected_keys or any(own[key].is_floating_point() for key in result.missing_keys):
@@ -235,7 +295,7 @@ def bundle_run(
     size = model.image_size
     parity = np.random.default_rng(0).standard_normal((PARITY_IMAGES, 3, size, size)).astype(np.float32)
     epochs = int(result["rounds"]) * int(result["local_epochs"])
-    dp = result.get("dp") or {}
+    privacy, privacy_notes = federated_privacy(result)
 
     def make_card(exported: ExportResult, _onnx_path: Path) -> dict[str, Any]:
         return build_card(
@@ -243,7 +303,7 @@ def bundle_run(
                 id=task.task_id,
                 labels=list(task.labels),
                 modality=task.modality,
-                limitations=list(FEDERATION_LIMITATIONS),
+                limitations=[*FEDERATION_LIMITATIONS, *privacy_notes],
             ),
             backbone=model.backbone,
             embedding_dim=model.embedding_dim,
@@ -257,10 +317,10 @@ def bundle_run(
             class_counts={"train": _train_counts(result)},
             key_fingerprint=fingerprint(key.public_key()),
             uid=model_uid(f"federation-{outcome.name}", checkpoint),
-            dp_epsilon=dp.get("epsilon"),
+            dp_epsilon=None if privacy is None else privacy["epsilon"],
             federation=federation_section(result),
             training_set_digest=training_sets(result)[1],
-            privacy=hub_privacy(dp),
+            privacy=privacy,
         )
 
     target = outcome.out_dir / BUNDLE_DIR

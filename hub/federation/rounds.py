@@ -57,8 +57,16 @@ from hub.federation.progress import RESULT_FILE, ProgressWriter, dump_json
 from hub.federation.settings import RunSettings
 from hub.federation.strategy import aggregate_site_metrics, build_strategy, pool_per_class
 from hub.federation.transport import SiteView, pull_replies
-from specialist.federation.wire import ENCODING_KEY, FP16_DELTA, PACKED_FLOAT32
+from specialist.federation.wire import (
+    DP_MODEL_KEY,
+    ENCODING_KEY,
+    FP16_DELTA,
+    NUM_ROUNDS_KEY,
+    PACKED_FLOAT32,
+    PRIVACY_RECORD,
+)
 from specialist.models.factory import create_specialist
+from specialist.training.dp import make_dp_compatible
 
 POLL_S = 0.2
 CHECKPOINTS = "checkpoints"
@@ -80,6 +88,7 @@ class SiteRecord:
     rounds: int = 0
     status: str = "active"
     final_metrics: dict[str, Any] = field(default_factory=dict)
+    dp_sgd: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +101,7 @@ class SiteRecord:
             "rounds_participated": self.rounds,
             "status": self.status,
             "final_metrics": self.final_metrics,
+            "dp_sgd": self.dp_sgd,
         }
 
 
@@ -151,6 +161,14 @@ def _metrics(message: Message) -> MetricRecord:
 
 def _reason(message: Message) -> str:
     return message.error.reason if message.has_error() else ""
+
+
+def site_privacy(reply: Message) -> dict[str, Any] | None:
+    """A DP-SGD site's spent budget from its train reply (``privacy`` record), None from other sites."""
+    record = reply.content.config_records.get(PRIVACY_RECORD)
+    if record is None:
+        return None
+    return {key.replace("-", "_"): value for key, value in record.items()}
 
 
 def float_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -325,6 +343,8 @@ class Federation:
             "image-size": settings.image_size,
             "min-count": settings.min_count,
             "seed": settings.seed,
+            DP_MODEL_KEY: settings.dp_model,
+            NUM_ROUNDS_KEY: settings.num_rounds,
         }
 
     def train_round(self, number: int, arrays: ArrayRecord, strategy: Strategy) -> ArrayRecord:
@@ -360,7 +380,9 @@ class Federation:
             self.progress.write("round-skipped", round=number, reason="a site dropped out of a DP round")
             new_arrays = arrays
         for reply in replies:
-            self.sites[reply.metadata.src_node_id].rounds += 1
+            record = self.sites[reply.metadata.src_node_id]
+            record.rounds += 1
+            record.dp_sgd = site_privacy(reply)
         checkpointing = time.monotonic()
         self._checkpoint(number, new_arrays)
         self.phases["checkpoint"] = time.monotonic() - checkpointing
@@ -397,6 +419,7 @@ class Federation:
                 "backbone": self.settings.backbone,
                 "num_classes": len(self.labels),
                 "image_size": self.settings.image_size,
+                "dp_model": self.settings.dp_model,
             },
             "label_names": self.labels,
         }
@@ -441,6 +464,8 @@ class Federation:
     def initial_arrays(self) -> ArrayRecord:
         torch.manual_seed(self.settings.seed)
         model = create_specialist(self.settings.backbone, len(self.labels), self.settings.image_size)
+        if self.settings.dp_model:
+            model = make_dp_compatible(model)
         return ArrayRecord(float_state(model))
 
     def run(self) -> dict[str, Any]:
@@ -478,6 +503,7 @@ class Federation:
             "label_names": self.labels,
             "backbone": settings.backbone,
             "image_size": settings.image_size,
+            "dp_model": settings.dp_model,
             "strategy": settings.strategy,
             "proximal_mu": settings.proximal_mu if settings.strategy == "fedprox" else None,
             "rounds": settings.num_rounds,

@@ -47,6 +47,7 @@ class RunSettings(BaseModel):
     dp_noise_multiplier: float = Field(default=0.0, ge=0.0)
     dp_clipping_norm: float = Field(default=0.0, ge=0.0)
     dp_delta: float = Field(default=1e-5, gt=0.0, lt=1.0)
+    dp_model: bool = False
     compress_updates: bool = True
     out_dir: str = ""
 

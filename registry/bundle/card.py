@@ -31,6 +31,7 @@ HEADLINE_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "auc")
 # The DP notions a card's training.privacy.notion may name (the schema's enum).
 NOTION_SITE = "sample-level (DP-SGD at the site)"
 NOTION_HUB = "update-level (clipping and noise at the hub)"
+NOTION_BOTH = "both"
 # The ONNX graph's input and outputs, named alike in every bundle (export writes them, the hub reads them).
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("logits", "embedding")

@@ -202,10 +202,15 @@ def _privacy(review: BundleUnderReview, policy: Policy) -> str:
     if limits.dp_required and dp is None:
         problems.append("trained without differential privacy (privacy.dp_required)")
     if limits.max_epsilon is not None and dp is not None:
-        if dp["epsilon"] > limits.max_epsilon:
-            problems.append(f"DP epsilon {dp['epsilon']:.3g} > {limits.max_epsilon:g} (privacy.max_epsilon)")
-        if dp["delta"] > limits.delta:
-            problems.append(f"DP delta {dp['delta']:.3g} > {limits.delta:g} (privacy.delta)")
+        # notion "both": the sample-level figures and the hub's update-level ones must each hold
+        for name, figures in (("", dp), (" (update-level)", dp.get("update_level"))):
+            if figures is None:
+                continue
+            if figures["epsilon"] > limits.max_epsilon:
+                shown = f"{figures['epsilon']:.3g} > {limits.max_epsilon:g}"
+                problems.append(f"DP epsilon{name} {shown} (privacy.max_epsilon)")
+            if figures["delta"] > limits.delta:
+                problems.append(f"DP delta{name} {figures['delta']:.3g} > {limits.delta:g} (privacy.delta)")
     return "; ".join(problems)
 
 

@@ -9,13 +9,15 @@ Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
   (``train-examples`` and per-class ``class-counts``, counts below the threshold sent as -1).
 * ``train``: the global weights plus a ConfigRecord (``task``, ``backbone``, ``image-size``,
   ``local-epochs``, ``lr``, ``batch-size``, ``seed``, ``evaluate-incoming``, ``min-count``,
-  Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, and
-  ``update-encoding``). The site first evaluates the incoming global model on its validation
-  split (this is the evaluation of the previous round, without a separate round trip), then
-  trains. Reply: the new weights and one MetricRecord (``num-examples``, ``unit-weight``,
-  ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming model). On the
-  wire the weights travel packed both ways, mostly as float16 differences; :mod:`.encoding`
-  (the outermost mod) converts them, so the handlers here see per-tensor weights.
+  Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, ``dp-model``,
+  ``num-rounds`` and ``update-encoding``). The site first evaluates the incoming global model on
+  its validation split (this is the evaluation of the previous round, without a separate round
+  trip), then trains. Reply: the new weights and one MetricRecord (``num-examples``,
+  ``unit-weight``, ``train-loss``, ``work-seconds`` and the ``eval-*`` metrics of the incoming
+  model), plus the ConfigRecord ``privacy`` (spent ε, δ, plan) from a site that trains with
+  DP-SGD (:mod:`.private`). On the wire the weights travel packed both ways, mostly as float16
+  differences; :mod:`.encoding` (the outermost mod) converts them, so the handlers here see
+  per-tensor weights.
 * ``evaluate``: the final global model on the site's held-out split: ``eval-*`` metrics plus
   per-class ``eval-sensitivity`` / ``eval-specificity`` / ``eval-support`` lists and the
   membership-inference AUC ``eval-mia-auc`` (computed at the site).
@@ -36,8 +38,10 @@ from flwr.clientapp import ClientApp
 from gsco_common.errors import FederationError, GscoError
 from site_agent.federation.dp import optional_clipping_mod
 from site_agent.federation.encoding import half_precision_mod
+from site_agent.federation.private import reply_record, require_budget, run_guard, save_guard
 from site_agent.federation.replies import error_reply
 from site_agent.federation.session import SITE_MIN_COUNT, SiteSession, no_metrics, open_session
+from specialist.federation.wire import DP_MODEL_KEY, NUM_ROUNDS_KEY, PRIVACY_RECORD
 from specialist.models.specialist import Specialist
 
 app = ClientApp(mods=[half_precision_mod, optional_clipping_mod])
@@ -101,7 +105,8 @@ def _session_model(
     config = _config(msg)
     session = open_session(context.node_config)
     session.check_task(str(config["task"]))
-    model = session.model(str(config["backbone"]), int(config["image-size"]))
+    dp_model = bool(config.get(DP_MODEL_KEY, False))
+    model = session.model(str(config["backbone"]), int(config["image-size"]), dp_model)
     arrays = _arrays(msg)
     load_global(model, arrays)
     return session, model, arrays, config
@@ -136,14 +141,22 @@ def train(msg: Message, context: Context) -> Message:
     session, model, arrays, config = _session_model(msg, context)
     min_count = int(config.get("min-count", SITE_MIN_COUNT))
     evaluate_incoming = bool(config.get("evaluate-incoming", False))
+    epochs, batch_size = int(config["local-epochs"]), int(config["batch-size"])
+    guard = None
+    if session.dp_sgd:
+        total_epochs = epochs * int(config.get(NUM_ROUNDS_KEY, 1))
+        images = len(session.training_images(model))
+        guard = run_guard(context, session.config.training.dp, images, batch_size, total_epochs)
+        require_budget(guard)
     incoming = session.evaluate(model, "val", min_count) if evaluate_incoming else no_metrics()
     result = session.train(
         model,
-        epochs=int(config["local-epochs"]),
+        epochs=epochs,
         lr=float(config["lr"]),
-        batch_size=int(config["batch-size"]),
+        batch_size=batch_size,
         seed=int(config.get("seed", 0)) + int(config.get("server-round", 0)),
         proximal_mu=float(config.get("proximal-mu", 0.0)),
+        guard=guard,
     )
     metrics = MetricRecord(
         {
@@ -155,6 +168,9 @@ def train(msg: Message, context: Context) -> Message:
         }
     )
     reply = RecordDict({"arrays": weights_record(model, list(arrays.keys())), "metrics": metrics})
+    if guard is not None:
+        save_guard(context, guard)
+        reply[PRIVACY_RECORD] = reply_record(guard)
     return Message(reply, reply_to=msg)
 
 

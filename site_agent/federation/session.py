@@ -29,6 +29,7 @@ from specialist.models.factory import create_specialist
 from specialist.models.specialist import Specialist
 from specialist.predict import predict
 from specialist.training.device import select_device
+from specialist.training.dp import BudgetGuard, make_dp_compatible
 from specialist.training.loop import train_local
 
 SITE_MIN_COUNT = 10
@@ -51,7 +52,7 @@ class SiteSession:
     config: SiteConfig
     data: SiteData
     site_fingerprint: str
-    _models: dict[tuple[str, int], Specialist] = field(default_factory=dict)
+    _models: dict[tuple[str, int, bool], Specialist] = field(default_factory=dict)
     _prepared: dict[tuple[str, Preprocessing], PreparedImages] = field(default_factory=dict)
 
     @classmethod
@@ -77,11 +78,28 @@ class SiteSession:
                 hint="start the run for the site's task, or leave this site out",
             )
 
-    def model(self, backbone: str, image_size: int) -> Specialist:
-        """The site's model object for this architecture (weights are always overwritten by the hub's)."""
-        key = (backbone, image_size)
+    @property
+    def dp_sgd(self) -> bool:
+        """Whether this site trains its local steps with DP-SGD (``training.dp`` in its site.yaml)."""
+        return self.config.training.dp.enabled
+
+    def model(self, backbone: str, image_size: int, dp_model: bool = False) -> Specialist:
+        """The site's model object for this architecture (weights are always overwritten by the hub's).
+
+        ``dp_model``: the run's model has GroupNorm in place of BatchNorm (the hub's ``dp-model``),
+        built here exactly as at the hub. A site with DP-SGD refuses a run without it.
+        """
+        if self.dp_sgd and not dp_model:
+            raise ConfigError(
+                "this site trains with DP-SGD (training.dp in its site.yaml), but the run's model "
+                "has batch norm, which DP-SGD cannot train",
+                hint="start the run with `gsco-hub federation run --dp-model`, or turn training.dp off here",
+            )
+        key = (backbone, image_size, dp_model)
         if key not in self._models:
             model = create_specialist(backbone, len(self.label_names), image_size, pretrained=False)
+            if dp_model:
+                model = make_dp_compatible(model)
             self._models[key] = model.to(select_device(self.config.training.device))
         return self._models[key]
 
@@ -105,13 +123,21 @@ class SiteSession:
         return "test" if test is not None and len(test) > 0 else "val"
 
     def train(
-        self, model: Specialist, epochs: int, lr: float, batch_size: int, seed: int, proximal_mu: float
+        self,
+        model: Specialist,
+        epochs: int,
+        lr: float,
+        batch_size: int,
+        seed: int,
+        proximal_mu: float,
+        guard: BudgetGuard | None = None,
     ) -> dict[str, float]:
-        """Local epochs on the ``train`` split with the site's own loop (FedProx term when ``mu > 0``)."""
+        """Local epochs on the ``train`` split with the site's own loop (FedProx term when ``mu > 0``).
+
+        ``guard``: the run's DP-SGD budget guard (:mod:`.private`) when the site trains with DP-SGD.
+        """
         options = self.config.training.model_copy(update={"lr": lr, "batch_size": batch_size})
-        train = self.prepared("train", model.preprocessing)
-        if len(train) < SITE_MIN_COUNT:
-            raise DataError(f"fewer than {SITE_MIN_COUNT} training images: too few to take part safely")
+        train = self.training_images(model)
         return train_local(
             model,
             train,
@@ -121,7 +147,15 @@ class SiteSession:
             seed=seed,
             proximal_mu=proximal_mu,
             modality=self.config.task.modality,
+            guard=guard,
         )
+
+    def training_images(self, model: Specialist) -> PreparedImages:
+        """The ``train`` split prepared for ``model``; refused when too small to take part safely."""
+        train = self.prepared("train", model.preprocessing)
+        if len(train) < SITE_MIN_COUNT:
+            raise DataError(f"fewer than {SITE_MIN_COUNT} training images: too few to take part safely")
+        return train
 
     def _probs(self, model: Specialist, images: LabelledImages | PreparedImages) -> np.ndarray:
         probs, _ = predict(model, images, model.preprocessing, batch_size=self.config.training.batch_size)

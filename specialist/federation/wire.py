@@ -34,6 +34,13 @@ clipped the update for differential privacy, because rounding after clipping cou
 update's norm above the clipping norm the hub's noise is calibrated to."""
 ENCODING_RECORD = "encoding"
 """Uplink: the reply's ConfigRecord saying how its weights are encoded."""
+DP_MODEL_KEY = "dp-model"
+"""Downlink: the run's model has GroupNorm in place of BatchNorm (DP-SGD at the sites), built
+alike at the hub and at every site so that the weights have the same names and shapes."""
+NUM_ROUNDS_KEY = "num-rounds"
+"""Downlink: the run's planned rounds (a DP-SGD site calibrates its noise for all of them)."""
+PRIVACY_RECORD = "privacy"
+"""Uplink: a DP-SGD site's ConfigRecord with its spent ε, δ and the parameters behind them."""
 BASE_KEY = "weights-base"
 """Downlink: version of the stored weights the float16 difference applies to (0: full weights)."""
 VERSION_KEY = "weights-version"

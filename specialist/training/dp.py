@@ -88,6 +88,19 @@ class DPPlan:
     noise_multiplier: float
     expected_batch_size: int
 
+    def to_dict(self) -> dict[str, float | int]:
+        return {field: getattr(self, field) for field in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> DPPlan:
+        return cls(
+            sample_rate=float(values["sample_rate"]),
+            steps_per_epoch=int(values["steps_per_epoch"]),
+            planned_steps=int(values["planned_steps"]),
+            noise_multiplier=float(values["noise_multiplier"]),
+            expected_batch_size=int(values["expected_batch_size"]),
+        )
+
 
 def plan_dp(options: DPConfig, num_images: int, batch_size: int, epochs: int) -> DPPlan:
     """Poisson rate ``1 / ceil(N / B)`` (expected batch ``B``, as Opacus' DP data loader) and the noise."""
@@ -176,14 +189,24 @@ class PrivateTraining:
     optimizer: DPOptimizer
     guard: BudgetGuard
 
+    def release(self) -> None:
+        """Remove Opacus' per-image gradient hooks, leaving the plain (trained) model."""
+        self.model.to_standard_module()
+
 
 def make_private(
-    model: nn.Module, optimizer: torch.optim.Optimizer, options: DPConfig, plan: DPPlan
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    options: DPConfig,
+    plan: DPPlan,
+    guard: BudgetGuard | None = None,
 ) -> PrivateTraining:
     """Wrap a DP-compatible ``model`` (see :func:`make_dp_compatible`) and its optimizer.
 
     The loss must be the *sum* of per-image losses: the optimizer divides the clipped, noised
-    sum by the expected batch size, as Opacus does for Poisson sampling.
+    sum by the expected batch size, as Opacus does for Poisson sampling. ``guard``: an existing
+    budget guard whose accountant goes on counting (a federated run's rounds); a fresh one
+    without. :meth:`PrivateTraining.release` takes Opacus' hooks off the model again.
     """
     try:
         wrapped = GradSampleModule(model, batch_first=True, loss_reduction="sum")
@@ -197,4 +220,4 @@ def make_private(
         expected_batch_size=plan.expected_batch_size,
         loss_reduction="mean",
     )
-    return PrivateTraining(wrapped, private_optimizer, BudgetGuard(options, plan))
+    return PrivateTraining(wrapped, private_optimizer, guard or BudgetGuard(options, plan))

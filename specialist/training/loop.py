@@ -27,7 +27,7 @@ from specialist.predict import model_device
 from specialist.training.augment import Augmenter
 from specialist.training.callbacks import Callback, StepInfo, StopSignal
 from specialist.training.config import TrainingConfig
-from specialist.training.dp import PrivateTraining, poisson_batches
+from specialist.training.dp import BudgetGuard, PrivateTraining, make_private, poisson_batches
 
 
 def derived_seed(seed: int, epoch: int, stream: int) -> int:
@@ -256,6 +256,7 @@ def train_local(
     reference: Mapping[str, torch.Tensor] | None = None,
     callbacks: Sequence[Callback] = (),
     modality: str = "",
+    guard: BudgetGuard | None = None,
 ) -> dict[str, float]:
     """Train ``model`` in place for ``epochs`` local epochs on one split (federated rounds).
 
@@ -264,10 +265,20 @@ def train_local(
     term ``mu / 2 * ||w - reference||^2`` is added; ``reference`` defaults to the weights the model
     has on entry (the global model of the round). Vary ``seed`` per round for fresh data orders.
     ``modality`` (``task.modality``) decides which flips augmentation may use.
+    ``guard``: train with DP-SGD under this budget guard (``options.dp`` must be enabled and the
+    model DP-compatible); its accountant goes on counting from its history, so a federated run's
+    rounds compose, and training stops where one more step would exceed the budget.
     Returns ``train_loss`` (mean over the last epoch), ``num_examples``, ``images_per_s``, ``seconds``.
     """
     if epochs < 1:
         raise ConfigError(f"local epochs must be >= 1, got {epochs}")
+    if (guard is not None) != options.dp.enabled:
+        raise ConfigError("DP-SGD needs both training.dp enabled and a budget guard")
+    if guard is not None and proximal_mu > 0:
+        raise ConfigError(
+            "FedProx's proximal term cannot be combined with DP-SGD at the site",
+            hint="run the federation with --strategy fedavg, or turn training.dp off at this site",
+        )
     prepared = (
         data if isinstance(data, PreparedImages) else PreparedImages(data, preprocessing, options.cache_mb)
     )
@@ -276,10 +287,12 @@ def train_local(
         if reference is None:
             reference = {name: p.detach().clone() for name, p in model.named_parameters()}
         reference = {name: tensor.to(device) for name, tensor in reference.items()}
-    amp = options.amp and device.type == "cuda"
+    amp = options.amp and device.type == "cuda" and guard is None
+    optimizer = make_optimizer(model, options.lr, options.weight_decay)
+    private = None if guard is None else make_private(model, optimizer, guard.options, guard.plan, guard)
     parts = LoopParts(
         model=model,
-        optimizer=make_optimizer(model, options.lr, options.weight_decay),
+        optimizer=optimizer,
         loss_fn=make_loss(prepared.labels, model.num_classes, options, device),
         device=device,
         augmenter=Augmenter(options.augmentation, preprocessing, modality=modality),
@@ -287,13 +300,18 @@ def train_local(
         amp=amp,
         proximal_mu=proximal_mu,
         reference=reference,
+        private=private,
     )
     seconds = 0.0
-    for epoch in range(epochs):
-        progress = run_epoch(
-            parts, prepared, options.batch_size, seed, EpochProgress.start(epoch, seed), callbacks
-        )
-        seconds += progress.seconds
+    try:
+        for epoch in range(epochs):
+            progress = run_epoch(
+                parts, prepared, options.batch_size, seed, EpochProgress.start(epoch, seed), callbacks
+            )
+            seconds += progress.seconds
+    finally:
+        if private is not None:
+            private.release()
     return {
         "train_loss": progress.mean_loss,
         "num_examples": float(len(prepared)),

@@ -25,13 +25,14 @@ from hub.federation.publish import (
     bundle_run,
     create_federation_key,
     evaluation_from_sites,
+    federated_privacy,
     federation_key_paths,
     federation_section,
     hub_privacy,
     training_sets,
 )
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT, _training_set_digest
-from registry.bundle.card import Card
+from registry.bundle.card import NOTION_HUB, NOTION_SITE, Card
 from registry.bundle.layout import SITE_SIG
 from registry.bundle.preprocess import Preprocessing
 from registry.bundle.signing import verify_bundle
@@ -102,7 +103,7 @@ def card_for(run: dict[str, Any]) -> dict[str, Any]:
             id="pneumonia",
             labels=run["label_names"],
             modality="chest X-ray",
-            limitations=list(FEDERATION_LIMITATIONS),
+            limitations=[*FEDERATION_LIMITATIONS, *federated_privacy(run)[1]],
         ),
         backbone="resnet18",
         embedding_dim=512,
@@ -116,10 +117,10 @@ def card_for(run: dict[str, Any]) -> dict[str, Any]:
         class_counts={"train": [80, 0]},
         key_fingerprint="sha256:" + "9" * 64,
         uid="f" * 32,
-        dp_epsilon=(run["dp"] or {}).get("epsilon"),
+        dp_epsilon=(federated_privacy(run)[0] or {}).get("epsilon"),
         federation=federation_section(run),
         training_set_digest=training_sets(run)[1],
-        privacy=hub_privacy(run["dp"]),
+        privacy=federated_privacy(run)[0],
     )
 
 
@@ -217,3 +218,75 @@ def test_a_malformed_training_set_digest_from_a_site_is_refused() -> None:
     assert _training_set_digest(ConfigRecord({"held-out": "test"})) == ""  # an older site agent
     with pytest.raises(FederationError, match="malformed training-set digest"):
         _training_set_digest(ConfigRecord({"training-set-digest": "/data/site/train.npz"}))
+
+
+def dp_sgd(epsilon: float, delta: float = 1e-5) -> dict[str, Any]:
+    """A DP-SGD site's last train reply as the hub records it (``site.dp_sgd``)."""
+    return {
+        "epsilon": epsilon, "epsilon_budget": 8.0, "delta": delta, "accountant": "rdp",
+        "max_grad_norm": 1.0, "noise_multiplier": 0.9, "sample_rate": 0.125, "steps": 16,
+        "budget_exhausted": False,
+    }  # fmt: skip
+
+
+def dp_sgd_run(*per_site: dict[str, Any] | None, hub: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``result`` whose two finishing sites report ``per_site`` (the third never finished a round)."""
+    run = result(hub)
+    for site_entry, figures in zip(run["sites"], per_site, strict=False):
+        site_entry["dp_sgd"] = figures
+    run["sites"][2]["rounds_participated"] = 0
+    return run
+
+
+HUB_DP = {"epsilon": 4.2, "delta": 1e-6, "noise_multiplier": 1.1, "clipping_norm": 0.5, "accounting": "rdp"}
+
+
+def test_every_site_with_dp_sgd_makes_the_card_sample_level_with_the_largest_epsilon() -> None:
+    run = dp_sgd_run(dp_sgd(2.5), dp_sgd(3.75, delta=2e-5))
+    card = Card.from_dict(card_for(run)).data
+    privacy = card["training"]["privacy"]
+    assert privacy["notion"] == NOTION_SITE
+    assert (privacy["epsilon"], privacy["delta"], privacy["accountant"]) == (3.75, 2e-5, "rdp")
+    assert card["training"]["dp_epsilon"] == 3.75
+    assert [(s["key_fingerprint"], s["epsilon"]) for s in privacy["sites"]] == [
+        (FP, 2.5),
+        ("sha256:" + "3" * 64, 3.75),
+    ]
+    assert privacy["sites"][0]["steps"] == 16 and "update_level" not in privacy
+    assert federated_privacy(run)[1] == []
+
+
+def test_dp_sgd_at_every_site_and_dp_at_the_hub_is_both_with_both_sets_of_figures() -> None:
+    run = dp_sgd_run(dp_sgd(2.5), dp_sgd(3.75), hub=HUB_DP)
+    privacy = Card.from_dict(card_for(run)).data["training"]["privacy"]
+    assert privacy["notion"] == "both"
+    assert privacy["epsilon"] == 3.75 and len(privacy["sites"]) == 2
+    assert privacy["update_level"] == {
+        "epsilon": 4.2, "delta": 1e-6, "accountant": "rdp", "noise_multiplier": 1.1
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("hub", [HUB_DP, None])
+def test_dp_sgd_at_only_some_sites_gives_no_sample_level_guarantee(hub: dict[str, Any] | None) -> None:
+    run = dp_sgd_run(dp_sgd(2.5), None, hub=hub)
+    privacy, notes = federated_privacy(run)
+    card = Card.from_dict(card_for(run)).data
+    if hub is None:
+        assert privacy is None and "privacy" not in card["training"]
+    else:
+        assert privacy == hub_privacy(hub) and privacy["notion"] == NOTION_HUB
+    assert notes == [
+        "Only 1 of 2 participating sites trained with DP-SGD: no sample-level differential privacy "
+        "guarantee holds for the model" + ("; the hub's update-level guarantee does." if hub else ".")
+    ]
+
+
+def test_the_published_card_says_when_only_some_sites_ran_dp_sgd(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    create_federation_key(home)
+    outcome = _finished_run(tmp_path)
+    outcome.result.update(dp_sgd_run(dp_sgd(2.5), None))
+    task = TaskInfo("pneumonia", ("normal", "pneumonia"), "chest X-ray")
+    card = Card.read(bundle_run(outcome, task, home)).data
+    assert "privacy" not in card["training"] and card["training"]["dp_epsilon"] is None
+    assert card["task"]["limitations"][-1].startswith("Only 1 of 2 participating sites trained with DP-SGD")

@@ -132,6 +132,11 @@ def test_bad_policy_files_name_the_key(tmp_path: Path, text: str, message: str) 
 
 
 DP = {"notion": "sample-level (DP-SGD at the site)", "epsilon": 3.0, "delta": 1e-5, "accountant": "rdp"}
+BOTH = {
+    **DP,
+    "notion": "both",
+    "update_level": {"epsilon": 2.95, "delta": 1e-6, "accountant": "rdp", "noise_multiplier": 1.0},
+}
 
 
 def _privacy_detail(tmp_path: Path, key: SiteKey, limits: str, **card: object) -> str:
@@ -158,6 +163,12 @@ def _privacy_detail(tmp_path: Path, key: SiteKey, limits: str, **card: object) -
             "{max_epsilon: 2.5, delta: 1.0e-6}",
             {"privacy": DP},
             "DP epsilon 3 > 2.5 (privacy.max_epsilon); DP delta 1e-05 > 1e-06 (privacy.delta)",
+        ),
+        ("{max_epsilon: 3, delta: 1.0e-5}", {"privacy": BOTH}, ""),
+        (
+            "{max_epsilon: 2.9, delta: 1.0e-5}",
+            {"privacy": {**BOTH, "epsilon": 2.0}},
+            "DP epsilon (update-level) 2.95 > 2.9 (privacy.max_epsilon)",
         ),
     ],
 )
