@@ -93,6 +93,7 @@ def study_result(
         "not_evidence_for": spec.not_evidence_for.strip(),
         "spec_yaml": spec_text,
         "task": spec.task.model_dump(mode="json"),
+        "seed": spec.seed,
         "datasets": {
             name: {"file": path.name, "sha256": dataset_digests[name]} for name, path in spec.datasets.items()
         },
@@ -317,19 +318,99 @@ def provenance_lines(arm: Mapping[str, Any], labels: Sequence[str]) -> list[str]
     ]
 
 
+def _mean_sd(stat: Mapping[str, Any] | None) -> str:
+    if stat is None:
+        return "—"
+    return f"{stat['mean']:.3f} ± " + ("—" if stat["sd"] is None else f"{stat['sd']:.3f}")
+
+
+def _against_best(counts: Mapping[str, int] | None) -> str:
+    if counts is None:
+        return "—"
+    return " / ".join(str(counts[key]) for key in ("below", "above", "not_significant", "untested"))
+
+
+def repeats_verdict(across: Mapping[str, Any]) -> str:
+    """The consensus across repeats: mean ± sd against the others, and its significant losses and wins."""
+    rows = {m["kind"]: m for m in across["methods"]}
+    consensus = rows.get("consensus")
+    if consensus is None:
+        return "The evaluation has no consensus row."
+    n = across["repeats"]
+    text = (
+        f"The consensus arbiter's accuracy was {_mean_sd(consensus['accuracy'])} (mean ± sd over {n} "
+        f"repeats) against {_mean_sd(rows['best_specialist']['accuracy'])} for the best specialist of "
+        "each repeat"
+    )
+    for kind, label in (("vote", "the majority vote"), ("rad", "RAD only")):
+        if kind in rows:
+            text += f", {_mean_sd(rows[kind]['accuracy'])} for {label}"
+    counts = across["against_best"][consensus["name"]]
+    text += (
+        f"; the paired test (McNemar, p < {across['alpha']:g}) put it significantly below the best "
+        f"specialist in {counts['below']} of {n} repeats and significantly above it in {counts['above']}"
+    )
+    untested = f" (no paired test in {counts['untested']})" if counts["untested"] else ""
+    return text + untested + "."
+
+
+def repeats_lines(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
+    """Mean ± sd of every method across repeats, each repeat's row with its CIs, and the verdict."""
+    across = arm.get("across_repeats")
+    if not across:
+        return []
+    lines = [
+        f"{sub} Across {across['repeats']} repeats (mean ± sd; the intervals are each repeat's)",
+        "",
+        "| method | ACC | macro-F1 | AUC | repeats below / above / not significantly different from / "
+        "untested against the best specialist |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in across["methods"]:
+        cells = [_mean_sd(m[metric]) for metric, _ in METRICS]
+        lines.append(
+            f"| {m['name']} | {' | '.join(cells)} | {_against_best(across['against_best'].get(m['name']))} |"
+        )
+    collaboration = [m["name"] for m in arm["per_repeat"][0]["methods"] if m["kind"] != "specialist"]
+    seeds = {r["repeat"]: r for r in result.get("repeats", [])}
+    lines += [
+        "",
+        "| repeat | shuffle seed | site seeds | best specialist, ACC (95 % CI) | "
+        + " | ".join(f"{name}, ACC (95 % CI)" for name in collaboration)
+        + " | consensus ΔACC vs best, points (CI), McNemar p |",
+        "|---:|---:|---|---|" + "---:|" * (len(collaboration) + 1),
+    ]
+    for r in arm["per_repeat"]:
+        info = seeds.get(r["repeat"], {})
+        best = best_specialist(r["methods"])
+        consensus = _row(r["methods"], "consensus")
+        cells = [
+            str(r["repeat"]),
+            str(info.get("seed", "—")),
+            ", ".join(f"{s['name']} {s['seed']}" for s in info.get("sites", [])) or "—",
+            f"{best['name']} {_value(best, 'accuracy')}",
+            *(_value(m, "accuracy") for name in collaboration for m in r["methods"] if m["name"] == name),
+            _difference(paired(r, consensus["name"])) if consensus else "—",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    return [*lines, "", f"**Across repeats.** {repeats_verdict(across)}", ""]
+
+
 def _arm_markdown(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
-    """Provenance, the method table and the verdict of one arm."""
+    """Provenance, the method table and the verdict of one arm (and the figures across repeats)."""
     labels = result["task"]["labels"]
     n, counts = arm["evaluation_n"], arm["evaluation_class_counts"]
+    which = f", repeat 1 of {len(arm['per_repeat'])}" if arm.get("per_repeat") else ""
     return [
         *provenance_lines(arm, labels),
         "",
-        f"{sub} Methods on the evaluation set ({n} images: {_counts(labels, counts)})",
+        f"{sub} Methods on the evaluation set{which} ({n} images: {_counts(labels, counts)})",
         "",
         *method_table(arm),
         "",
-        f"**Verdict.** {verdict(arm)}",
+        f"**Verdict{which}.** {verdict(arm)}",
         "",
+        *repeats_lines(result, arm, sub),
     ]
 
 
