@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -188,8 +188,11 @@ class GscoRuntime:
             latency: dict[str, float] = {}
             evidence = self.evidence(image, self.pool.snapshot(task_id), latency)
             opinions = _opinions(evidence)
-            findings = [(o.model_name, o.label, o.probability) for o in opinions]
-            prompt = report_prompt(evidence.task.modality, findings, evidence.rad_labels())
+            views = [
+                replace(view, probability=opinion.probability)
+                for view, opinion in zip(evidence.specialist_views(), opinions, strict=True)
+            ]
+            prompt = report_prompt(evidence.task.modality, views)
             start = time.perf_counter()
             text = self.generalist.generate(image, prompt, system=MEDDR_SYSTEM_MESSAGE)
             latency["generalist"] = _ms(start)

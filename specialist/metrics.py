@@ -83,11 +83,21 @@ def _specificities(matrix: np.ndarray) -> np.ndarray:
     return np.where(negatives > 0, true_negatives / np.maximum(negatives, 1), np.nan)
 
 
+def balanced_accuracy_of(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Mean sensitivity over the classes present in ``labels`` (sklearn's definition).
+
+    A ``-1`` in ``predicted`` ("no answer") is a miss for its true class.
+    """
+    labels, predicted = np.asarray(labels, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    if labels.size == 0:
+        raise DataError("cannot compute metrics on an empty split")
+    return float(np.mean([np.mean(predicted[labels == c] == c) for c in np.unique(labels)]))
+
+
 def balanced_accuracy(labels: np.ndarray, probs: np.ndarray) -> float:
     """Mean sensitivity over the classes present in ``labels`` (sklearn's definition)."""
     labels, probs = _check(labels, probs)
-    matrix = confusion_matrix(labels, probs.argmax(axis=1), probs.shape[1])
-    return float(np.nanmean(_sensitivities(matrix)))
+    return balanced_accuracy_of(labels, probs.argmax(axis=1))
 
 
 def macro_f1(labels: np.ndarray, probs: np.ndarray) -> float:

@@ -44,10 +44,6 @@ class Evidence:
         names = self.task.label_names
         return [names[int(np.argmax(s.probabilities))] for s in self.specialists]
 
-    def rad_labels(self) -> list[str]:
-        """Labels of the retrieved cases shown with the decision (fused by rank across specialists)."""
-        return [case.label for case in self.retrieved]
-
     def specialist_views(self) -> list[SpecialistView]:
         """Per specialist (pool order): its label and the cases *it* retrieved, with their reports."""
         library = self.retriever.library if self.retriever is not None else None

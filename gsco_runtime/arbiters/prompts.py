@@ -4,8 +4,9 @@ The GSCo prompt follows the paper's RAD: every specialist retrieves similar case
 embedding space, and the prompt lists, per specialist, its diagnosis and the labels of the k
 cases it retrieved (with the case library's report text where there is one). The wording of
 the sentences is MedDr's public evaluation prompt (options quoted and separated by ", ",
-labels joined by "," without spaces). Specialists are numbered in pool order, never named,
-and no case id reaches the generalist.
+labels joined by "," without spaces). The report prompt (``diagnose --report``) carries the
+same per-specialist blocks, each with the specialist's probability. Specialists are numbered in
+pool order, never named, and no case id reaches the generalist.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ class SpecialistView:
 
     label: str
     similar: tuple[SimilarCase, ...] = ()
+    probability: float | None = None
+    """The specialist's probability of ``label``; only the report prompt shows it (MedDr's GSCo
+    wording has none)."""
 
 
 def quoted_options(options: Sequence[str]) -> str:
@@ -49,7 +53,9 @@ def _report(text: str) -> str:
 
 
 def _specialist_sentences(number: int, view: SpecialistView) -> str:
-    sentences = [f"The diagnosis of specialist model {number} is {view.label}."]
+    """One specialist's block: its diagnosis, then the labels and reports of the cases it retrieved."""
+    probability = "" if view.probability is None else f" (probability {view.probability:.2f})"
+    sentences = [f"The diagnosis of specialist model {number} is {view.label}{probability}."]
     if view.similar:
         labels = ",".join(case.label for case in view.similar)
         sentences.append(f"The diagnoses of the most similar cases it retrieved are {labels}.")
@@ -82,15 +88,16 @@ def zero_shot_prompt(modality: str, options: Sequence[str]) -> str:
     )
 
 
-def report_prompt(
-    modality: str, findings: Sequence[tuple[str, str, float]], rad_labels: Sequence[str]
-) -> str:
-    """Ask for a short report, giving each specialist's finding ``(model, label, probability)``."""
-    listed = "; ".join(f"{model}: {label} (probability {prob:.2f})" for model, label, prob in findings)
-    similar = ",".join(rad_labels) if rad_labels else "none available"
-    return (
-        f"You are a helpful medical assistant. Write a short diagnostic report for this {modality} image, "
-        f"with a findings section and an impression. The specialist models found: {listed}. "
-        f"The diagnoses of the most similar cases are {similar}. "
-        "Describe only what the image and these findings support."
+def report_prompt(modality: str, views: Sequence[SpecialistView]) -> str:
+    """Ask for a short report; per specialist the same block as the GSCo prompt, with its probability."""
+    blocks = [_specialist_sentences(number, view) for number, view in enumerate(views, start=1)]
+    if not any(view.similar for view in views):
+        blocks.append("No similar cases are available.")
+    return " ".join(
+        [
+            f"You are a helpful medical assistant. Write a short diagnostic report for this {modality} "
+            "image, with a findings section and an impression.",
+            *blocks,
+            "Describe only what the image and these findings support.",
+        ]
     )

@@ -15,6 +15,8 @@ from hub.evaluation.report import (
     arbitration_lines,
     comparison_notes,
     comparison_table,
+    disagreement_lines,
+    disagreement_table,
     rich_table,
     write_outputs,
 )
@@ -65,7 +67,11 @@ def evaluate_cmd(
     comparisons = comparison_table(report)
     if comparisons is not None:
         console.print(comparisons)
-    for line in [*comparison_notes(report), *arbitration_lines(report), *report.notes]:
+    disagreements = disagreement_table(report)
+    if disagreements is not None:
+        console.print(disagreements)
+    notes = [*comparison_notes(report), *disagreement_lines(report), *arbitration_lines(report)]
+    for line in [*notes, *report.notes]:
         console.print(line, highlight=False)
     for name, path in written.items():
         console.print(f"{name}: {path}", highlight=False)

@@ -24,6 +24,7 @@ from gsco_runtime.arbiters.weights import neighbour_distribution
 from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
 from gsco_runtime.rad.retriever import Neighbours
+from hub.evaluation.disagreement import Disagreement, analyse
 from hub.evaluation.metrics import method_scores
 from hub.evaluation.significance import Scored, Statistics, assess
 from hub.evaluation.statistics import DEFAULT_RESAMPLES, MIN_RESAMPLES, Interval
@@ -80,11 +81,13 @@ class EvaluationReport:
     arbitration: Arbitration | None = None
     notes: list[str] = field(default_factory=list)
     statistics: Statistics | None = None
+    disagreement: Disagreement | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["arbitration"] = self.arbitration.to_dict() if self.arbitration else None
         data["statistics"] = self.statistics.to_dict() if self.statistics else None
+        data["disagreement"] = self.disagreement.to_dict() if self.disagreement else None
         return data
 
 
@@ -108,7 +111,8 @@ def evaluate(
     """Score every method on ``images`` / ``labels`` with the task's current specialists.
 
     Every row gets bootstrap CIs from ``resamples`` seeded resamples, and the collaboration
-    methods a paired test against the best specialist (:mod:`hub.evaluation.significance`).
+    methods a paired test against the best specialist (:mod:`hub.evaluation.significance`);
+    the same again on the cases where the specialists disagree (:mod:`hub.evaluation.disagreement`).
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
@@ -171,6 +175,7 @@ def evaluate(
         )
     tick("bootstrap", 0, 1)
     cis, report.statistics = assess(labels, scored, num_classes, count=resamples, seed=seed)
+    report.disagreement = analyse(labels, scored, num_classes, count=resamples, seed=seed)
     tick("bootstrap", 1, 1)
     report.methods = [
         MethodResult(

@@ -12,12 +12,23 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from rich.table import Table  # noqa: E402
 
+from hub.evaluation.disagreement import ANALYSED, NO_DISAGREEMENT  # noqa: E402
 from hub.evaluation.evaluate import EvaluationReport, MethodResult  # noqa: E402
-from hub.evaluation.significance import METRICS, MetricComparison  # noqa: E402
+from hub.evaluation.significance import MCNEMAR, METRICS, MetricComparison  # noqa: E402
 from hub.evaluation.statistics import Interval  # noqa: E402
 
 HEADERS = ("method", "ACC [95 % CI]", "macro-F1 [95 % CI]", "AUC [95 % CI]", "note")
 COMPARISON_HEADERS = ("method", "metric", "difference [95 % CI]", "p", "verdict")
+DISAGREEMENT_HEADERS = (
+    "method",
+    "n",
+    "ACC [95 % CI]",
+    "balanced ACC [95 % CI]",
+    "ACC - reference [95 % CI]",
+    "right only by reference / method",
+    "McNemar p",
+    "verdict",
+)
 
 
 def _fmt(value: float | None) -> str:
@@ -104,25 +115,107 @@ def comparison_notes(report: EvaluationReport) -> list[str]:
     ]
 
 
-def comparison_table(report: EvaluationReport) -> Table | None:
-    rows = comparison_rows(report, "\n")
+def _rich(title: str, headers: tuple[str, ...], left: tuple[str, ...], rows: list[list[str]]) -> Table | None:
+    """A terminal table; the ``left`` columns left-aligned, the others right (None without rows)."""
     if not rows:
         return None
-    table = Table(title="collaboration vs the best specialist")
-    for column in COMPARISON_HEADERS:
-        table.add_column(column, justify="right" if column in ("difference [95 % CI]", "p") else "left")
+    table = Table(title=title)
+    for column in headers:
+        table.add_column(column, justify="left" if column in left else "right")
     for row in rows:
         table.add_row(*row)
     return table
+
+
+def _markdown(headers: tuple[str, ...], left: tuple[str, ...], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines; the ``left`` columns left-aligned, the others right."""
+    rule = "|" + "|".join("---" if column in left else "---:" for column in headers) + "|"
+    return ["| " + " | ".join(headers) + " |", rule, *("| " + " | ".join(row) + " |" for row in rows)]
+
+
+COMPARISON_LEFT = ("method", "metric", "verdict")
+
+
+def comparison_table(report: EvaluationReport) -> Table | None:
+    return _rich(
+        "collaboration vs the best specialist",
+        COMPARISON_HEADERS,
+        COMPARISON_LEFT,
+        comparison_rows(report, "\n"),
+    )
 
 
 def comparison_markdown(report: EvaluationReport) -> str:
     rows = comparison_rows(report)
     if not rows:
         return ""
-    lines = ["| " + " | ".join(COMPARISON_HEADERS) + " |", "|---|---|---:|---:|---|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = _markdown(COMPARISON_HEADERS, COMPARISON_LEFT, rows)
     return "\n".join([*lines, "", *(f"- {note}" for note in comparison_notes(report))])
+
+
+def disagreement_lines(report: EvaluationReport) -> list[str]:
+    """What the disagreement subset is, its size, the reference and whether it has intervals."""
+    d = report.disagreement
+    if d is None:
+        return []
+    if d.status == NO_DISAGREEMENT:
+        why = " (only one specialist is served)" if d.specialists < 2 else ""
+        return [
+            f"Where the specialists disagree: no disagreement; the served specialists gave the same "
+            f"label on all {d.of} cases{why}."
+        ]
+    lines = [
+        f"Where the specialists disagree: {d.subset}, {d.n} of {d.of} cases "
+        f"({100 * d.n / d.of:.1f} %), classes {d.class_counts}. Reference: {d.reference} "
+        f"({d.reference_rule}); difference = method - reference, tested by {MCNEMAR} on the subset."
+    ]
+    if d.status == ANALYSED:
+        lines.append(f"Intervals: {d.intervals}; {d.resamples} resamples, seed {d.seed}.")
+    else:
+        lines.append(
+            f"Only {d.n} disagreements (fewer than {d.min_cases_for_intervals}): too few for confidence "
+            "intervals, so none are given; the figures below are counts, not estimates."
+        )
+    return lines
+
+
+def disagreement_rows(report: EvaluationReport, sep: str = " ") -> list[list[str]]:
+    """One row per method on the disagreement subset, with its McNemar test against the reference."""
+    d = report.disagreement
+    if d is None:
+        return []
+    tests = {c.method: c.accuracy for c in d.comparisons}
+    rows = []
+    for m in d.methods:
+        c = tests.get(m.name)
+        versus = ["—", "—", "—", "reference" if m.name == d.reference else ""]
+        if c is not None:
+            ci = f"{sep}[{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]" if c.ci is not None else ""
+            p = "—" if c.p_value is None else f"{c.p_value:.3g}"
+            versus = [_signed(c.difference) + ci, f"{c.reference_only} / {c.method_only}", p, c.verdict]
+        rows.append(
+            [
+                m.name,
+                str(m.n),
+                f"{m.correct}/{m.n} = " + _with_ci(m.accuracy, m.accuracy_ci, sep),
+                _with_ci(m.balanced_accuracy, m.balanced_accuracy_ci, sep),
+                *versus,
+            ]
+        )
+    return rows
+
+
+def disagreement_table(report: EvaluationReport) -> Table | None:
+    rows = disagreement_rows(report, "\n")
+    return _rich("where the specialists disagree", DISAGREEMENT_HEADERS, ("method", "verdict"), rows)
+
+
+def disagreement_markdown(report: EvaluationReport) -> str:
+    lines = disagreement_lines(report)
+    rows = disagreement_rows(report)
+    if rows:
+        lines += ["", *_markdown(DISAGREEMENT_HEADERS, ("method", "verdict"), rows)]
+    return "\n".join(lines)
 
 
 def arbitration_lines(report: EvaluationReport) -> list[str]:
@@ -188,6 +281,7 @@ def write_outputs(report: EvaluationReport, out_dir: Path) -> dict[str, Path]:
     sections = [
         markdown_table(report),
         comparison_markdown(report),
+        disagreement_markdown(report),
         "\n".join(arbitration_lines(report)),
     ]
     md_path.write_text("\n\n".join(section for section in sections if section) + "\n")

@@ -15,7 +15,7 @@ p-values are per comparison, not adjusted for the several methods compared.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -34,6 +34,8 @@ from hub.evaluation.statistics import (
 )
 
 METRICS = ("accuracy", "macro_f1", "auc")
+Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], dict]
+"""``(labels, predicted, scores, num_classes) -> {metric: value or None}``, e.g. ``method_scores``."""
 COLLABORATION_KINDS = ("vote", "rad", "consensus", "gsco")
 REFERENCE_RULE = "highest accuracy on this evaluation set, the first in pool order on ties"
 INTERVALS = "95 % percentile bootstrap, cases resampled with replacement, the same resamples for every method"
@@ -95,24 +97,30 @@ class Statistics:
 
 
 def bootstrap_values(
-    labels: np.ndarray, methods: Sequence[Scored], num_classes: int, count: int, seed: int
+    labels: np.ndarray,
+    methods: Sequence[Scored],
+    num_classes: int,
+    count: int,
+    seed: int,
+    metrics: Sequence[str] = METRICS,
+    scorer: Scorer = method_scores,
 ) -> np.ndarray:
-    """Each method's metrics on each resample ``[M, len(METRICS), count]`` (NaN where undefined)."""
-    values = np.full((len(methods), len(METRICS), count), np.nan)
+    """Each method's ``metrics`` on each resample ``[M, len(metrics), count]`` (NaN where undefined)."""
+    values = np.full((len(methods), len(metrics), count), np.nan)
     for b, rows in enumerate(resamples(labels.shape[0], count, seed)):
         for m, method in enumerate(methods):
             scores = method.scores[rows] if method.scores is not None else None
-            result = method_scores(labels[rows], method.predicted[rows], scores, num_classes)
-            for j, metric in enumerate(METRICS):
+            result = scorer(labels[rows], method.predicted[rows], scores, num_classes)
+            for j, metric in enumerate(metrics):
                 if result[metric] is not None:
                     values[m, j, b] = result[metric]
     return values
 
 
-def intervals(values: np.ndarray) -> list[dict[str, Interval | None]]:
+def intervals(values: np.ndarray, metrics: Sequence[str] = METRICS) -> list[dict[str, Interval | None]]:
     """``{metric}_ci`` per method from :func:`bootstrap_values`' output."""
     return [
-        {f"{metric}_ci": percentile_interval(values[m, j], LEVEL) for j, metric in enumerate(METRICS)}
+        {f"{metric}_ci": percentile_interval(values[m, j], LEVEL) for j, metric in enumerate(metrics)}
         for m in range(values.shape[0])
     ]
 
@@ -151,6 +159,26 @@ def _auc_comparison(
     )
 
 
+def accuracy_comparison(
+    reference_correct: np.ndarray, correct: np.ndarray, differences: np.ndarray | None
+) -> MetricComparison:
+    """Accuracy of a method minus the reference's: exact McNemar test, CI from bootstrap ``differences``.
+
+    ``differences`` None: no interval (e.g. too few cases for a bootstrap to mean anything).
+    """
+    mcnemar = mcnemar_exact(reference_correct, correct)
+    difference = float(correct.mean() - reference_correct.mean())
+    return MetricComparison(
+        difference,
+        None if differences is None else percentile_interval(differences, LEVEL),
+        mcnemar.p_value,
+        MCNEMAR,
+        verdict(difference, mcnemar.p_value),
+        mcnemar.reference_only,
+        mcnemar.method_only,
+    )
+
+
 def compare(
     labels: np.ndarray, methods: Sequence[Scored], values: np.ndarray, num_classes: int, reference: int
 ) -> list[Comparison]:
@@ -162,18 +190,7 @@ def compare(
         if method.kind not in COLLABORATION_KINDS:
             continue
         differences = values[m] - values[reference]
-        correct = method.predicted == labels
-        mcnemar = mcnemar_exact(ref_correct, correct)
-        accuracy_difference = float(correct.mean() - ref_correct.mean())
-        accuracy = MetricComparison(
-            accuracy_difference,
-            percentile_interval(differences[0], LEVEL),
-            mcnemar.p_value,
-            MCNEMAR,
-            verdict(accuracy_difference, mcnemar.p_value),
-            mcnemar.reference_only,
-            mcnemar.method_only,
-        )
+        accuracy = accuracy_comparison(ref_correct, method.predicted == labels, differences[0])
         f1_point = (
             method_scores(labels, method.predicted, None, num_classes)["macro_f1"]
             - method_scores(labels, ref.predicted, None, num_classes)["macro_f1"]

@@ -188,18 +188,37 @@ def test_synonyms_from_the_hub_task_definition(
     assert decision.label == "pneumonia" and not decision.fallback
 
 
-def test_report_with_a_generalist(
+def test_report_prompt_lists_each_specialists_own_cases_labels_and_reports(
     world: World, task: str, settings: RuntimeSettings, server: ChatServer
 ) -> None:
+    reports = [f"{'Patchy opacity' if i % 2 else 'Clear lungs'}, film {i}." for i in range(40)]
+    raw = RawCases(images=sample_images(40, seed=5), labels=np.arange(40) % 2, reports=reports)
+    save_library(build_library(task, LABELS, raw), settings.home)
     server.reply(Step(text="Findings: patchy opacity. Impression: pneumonia."))
     runtime = _runtime(world, settings, task, generalist=OpenAIBackend(server.url, "MedDr", timeout_s=10))
     try:
         report = runtime.report(QUERY, task)
+        retriever = runtime.retriever(task)
+        assert retriever is not None
+        found = []  # each specialist's own search, done here: rows of the library, most similar first
+        for specialist in runtime.pool.snapshot(task).specialists:
+            _, embedding = specialist.predict_many([QUERY])
+            rows = retriever.search(specialist.info.model_digest, specialist.predict_many, embedding[0]).rows
+            found.append(rows.tolist())
     finally:
         runtime.close()
-    assert report.text.startswith("Findings") and report.disclaimer == AI_LABEL
+    assert report.text.startswith("Findings") and report.disclaimer == AI_LABEL and server.shape_errors == []
     prompt = server.requests[-1]["messages"][-1]["content"][1]["text"]
-    assert all(f"{op.model_name}: {op.label}" in prompt for op in report.specialists)
+    assert len(found) == 3 and all(len(rows) == 10 for rows in found) and found[0] != found[1]
+    for number, (op, rows) in enumerate(zip(report.specialists, found, strict=True), start=1):
+        labels = ",".join(LABELS[row % 2] for row in rows)
+        cases = "; ".join(f'case {i} ({LABELS[row % 2]}): "{reports[row]}"' for i, row in enumerate(rows, 1))
+        block = (
+            f"The diagnosis of specialist model {number} is {op.label} (probability {op.probability:.2f}). "
+            f"The diagnoses of the most similar cases it retrieved are {labels}. Their reports: {cases}."
+        )
+        assert block in prompt
+        assert op.model_name not in prompt  # numbered, never named
 
 
 def test_case_library_with_other_labels_is_reported(

@@ -36,7 +36,19 @@ def test_zero_shot_prompt_leaves_out_the_evidence() -> None:
     assert "similar cases" not in prompt and "specialist" not in prompt
 
 
-def test_report_prompt_carries_the_findings() -> None:
-    prompt = report_prompt("chest X-ray", [("site-a/resnet", "pneumonia", 0.91)], ["pneumonia"])
-    assert "site-a/resnet: pneumonia (probability 0.91)" in prompt
-    assert "most similar cases are pneumonia" in prompt
+def test_report_prompt_carries_each_specialists_block() -> None:
+    views = [
+        SpecialistView("pneumonia", (SimilarCase("pneumonia", "Patchy opacity."),), 0.91),
+        SpecialistView("normal", (SimilarCase("normal"),), 0.6),
+    ]
+    assert report_prompt("chest X-ray", views) == (
+        "You are a helpful medical assistant. Write a short diagnostic report for this chest X-ray image, "
+        "with a findings section and an impression. "
+        "The diagnosis of specialist model 1 is pneumonia (probability 0.91). The diagnoses of the most "
+        'similar cases it retrieved are pneumonia. Their reports: case 1 (pneumonia): "Patchy opacity.". '
+        "The diagnosis of specialist model 2 is normal (probability 0.60). The diagnoses of the most "
+        "similar cases it retrieved are normal. "
+        "Describe only what the image and these findings support."
+    )
+    alone = report_prompt("chest X-ray", [SpecialistView("normal", (), 0.7)])
+    assert "specialist model 1 is normal (probability 0.70). No similar cases are available." in alone

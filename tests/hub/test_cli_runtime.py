@@ -205,9 +205,17 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     low, high = consensus["accuracy_ci"]
     assert f"| {consensus['accuracy']:.3f} [{low:.3f}, {high:.3f}] |" in markdown
     assert f"- Reference: {stats['reference']} (the best specialist: highest accuracy" in markdown
+    disagreement = report["disagreement"]
+    assert (disagreement["of"], disagreement["reference"], disagreement["specialists"]) == (
+        12,
+        stats["reference"],
+        2,
+    )
+    assert "Where the specialists disagree: " in markdown
     table = runner.invoke(app, args[:-1])
     assert "consensus (no generalist)" in table.stdout and "RAD only" in table.stdout
     assert "ACC [95 %" in table.stdout and "McNemar" in table.stdout
+    assert "Where the specialists disagree: " in table.stdout
     again = json.loads(runner.invoke(app, args).stdout)["statistics"]
     assert again == stats  # seeded: the same intervals and p-values
     too_few = runner.invoke(app, [*args[:-4], "--bootstrap", "999"])

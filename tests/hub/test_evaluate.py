@@ -87,6 +87,12 @@ def test_the_specialist_row_gives_the_sites_card_figures(
     assert report.n == len(images) and report.class_counts == np.bincount(held_out.labels).tolist()
     assert report.library_size == 0
     assert "no case library imported: RAD and the retrieval part of the consensus are off" in report.notes
+    assert report.disagreement is not None and report.disagreement.status == "no disagreement"
+    assert (report.disagreement.n, report.disagreement.of, report.disagreement.specialists) == (
+        0,
+        len(images),
+        1,
+    )
 
 
 @pytest.mark.parametrize("count", [0, 3])
