@@ -10,10 +10,10 @@ that repeat's best specialist) put it significantly below or above.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.study.report import METRICS, best_specialist, paired
+from hub.study.report import METRICS, best_specialist, paired, subset_test
 
 ALPHA = 0.05
 BEST = "best specialist (of each repeat)"
@@ -32,11 +32,10 @@ def _scores(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {metric: mean_sd([row.get(metric) for row in rows]) for metric, _ in METRICS}
 
 
-def against_best(arms: Sequence[Mapping[str, Any]], method: str) -> dict[str, int]:
-    """In how many repeats ``method`` was significantly below / above the best specialist (accuracy)."""
+def tally(tests: Iterable[Mapping[str, Any] | None]) -> dict[str, int]:
+    """How many paired tests put the method significantly below / above its reference, or neither."""
     counts = {"below": 0, "above": 0, "not_significant": 0, "untested": 0}
-    for arm in arms:
-        test = paired(arm, method)
+    for test in tests:
         if test is None or test.get("p_value") is None or test.get("difference") is None:
             counts["untested"] += 1
         elif test["p_value"] >= ALPHA:
@@ -44,6 +43,38 @@ def against_best(arms: Sequence[Mapping[str, Any]], method: str) -> dict[str, in
         else:
             counts["below" if test["difference"] < 0 else "above"] += 1
     return counts
+
+
+def against_best(arms: Sequence[Mapping[str, Any]], method: str) -> dict[str, int]:
+    """In how many repeats ``method`` was significantly below / above the best specialist (accuracy)."""
+    return tally(paired(arm, method) for arm in arms)
+
+
+def _subset_accuracy(arm: Mapping[str, Any], kind: str) -> float | None:
+    """The accuracy on the disagreement subset of the consensus, or of the reference (``kind="best"``)."""
+    block = arm.get("disagreement") or {}
+    for m in block.get("methods", []):
+        if (kind == "best" and m["name"] == block.get("reference")) or m["kind"] == kind:
+            return m["accuracy"]
+    return None
+
+
+def disagreement(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The disagreement subset across repeats (None unless every repeat's evaluation has one).
+
+    Its size, the consensus' and the best specialist's accuracy on it (mean ± sd), and the repeats
+    where McNemar on the subset put the consensus significantly below / above the best specialist.
+    """
+    blocks = [arm.get("disagreement") for arm in arms]
+    if any(block is None for block in blocks):
+        return None
+    consensus = next((m["name"] for m in arms[0]["methods"] if m["kind"] == "consensus"), "")
+    return {
+        "n": mean_sd([block["n"] for block in blocks]),
+        "consensus": mean_sd([_subset_accuracy(arm, "consensus") for arm in arms]),
+        "best": mean_sd([_subset_accuracy(arm, "best") for arm in arms]),
+        "counts": tally(subset_test(arm, consensus) for arm in arms),
+    }
 
 
 def aggregate(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -61,6 +92,7 @@ def aggregate(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "test": "McNemar on accuracy, against the best specialist of the same repeat",
         "methods": methods,
         "against_best": {name: against_best(arms, name) for name, kind in names if kind != "specialist"},
+        "disagreement": disagreement(arms),
     }
 
 
@@ -72,6 +104,7 @@ def _arm_repeat(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
         "methods": arm["methods"],
         "statistics": {"reference": stats.get("reference"), "comparisons": stats.get("comparisons", [])},
         "consensus_weights": {"source": arm.get("consensus_weights", {}).get("source")},
+        "disagreement": arm.get("disagreement"),
     }
 
 

@@ -50,6 +50,7 @@ def _arm_facts(
         },
         "methods": evaluation["methods"],
         "statistics": evaluation.get("statistics"),
+        "disagreement": evaluation.get("disagreement"),
         "consensus_weights": evaluation.get("consensus_weights", {}),
         "notes": evaluation.get("notes", []),
         "evaluation_n": evaluation["n"],
@@ -318,6 +319,75 @@ def provenance_lines(arm: Mapping[str, Any], labels: Sequence[str]) -> list[str]
     ]
 
 
+def subset_test(arm: Mapping[str, Any], method: str) -> Mapping[str, Any] | None:
+    """The McNemar test of ``method`` against the best specialist on the disagreement subset."""
+    found = next(
+        (c for c in (arm.get("disagreement") or {}).get("comparisons", []) if c["method"] == method), None
+    )
+    return (found or {}).get("accuracy")
+
+
+def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
+    """Whether the consensus is above the best specialist where the specialists disagree (None: no subset)."""
+    block = arm.get("disagreement")
+    if not block:
+        return None
+    if block["status"] == "no disagreement":
+        return (
+            f"The specialists gave the same label on all {block['of']} images: there is no subset to judge."
+        )
+    rows = {m["name"]: m for m in block["methods"]}
+    consensus = next((m for m in block["methods"] if m["kind"] == "consensus"), None)
+    reference = rows.get(block["reference"])
+    if consensus is None or reference is None:
+        return "The disagreement subset has no consensus or reference row."
+    acc, ref = consensus["accuracy"], reference["accuracy"]
+    text = (
+        f"On the {block['n']} of {block['of']} images where the specialists' labels differ, the consensus "
+        f"arbiter was right on {consensus['correct']} ({_value(consensus, 'accuracy')}) against "
+        f"{reference['correct']} ({_value(reference, 'accuracy')}) for the best specialist "
+        f"({reference['name']}): {_points(acc - ref)}."
+    )
+    test = subset_test(arm, consensus["name"])
+    if test is None or test.get("p_value") is None:
+        return text + " No paired test was reported on the subset."
+    p = test["p_value"]
+    if p >= 0.05:
+        return text + f" McNemar finds no significant difference (p = {p:.2g}): not shown to be above it."
+    side = "above" if acc > ref else "below"
+    return text + f" McNemar puts it significantly {side} (p = {p:.2g})."
+
+
+def disagreement_table(arm: Mapping[str, Any]) -> list[str]:
+    """Every method on the disagreement subset, with the collaboration rows' McNemar test."""
+    block = arm.get("disagreement")
+    if not block or block["status"] == "no disagreement":
+        return []
+    lines = [
+        "| method | right | ACC (95 % CI) | balanced ACC (95 % CI) | ΔACC vs best, points (CI), McNemar p |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in block["methods"]:
+        name = f"{m['name']} (best specialist)" if m["name"] == block["reference"] else m["name"]
+        cells = [f"{m['correct']}/{m['n']}", _value(m, "accuracy"), _value(m, "balanced_accuracy")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {_difference(subset_test(arm, m['name']))} |")
+    return lines
+
+
+def disagreement_lines(arm: Mapping[str, Any], labels: Sequence[str], sub: str) -> list[str]:
+    """The disagreement subset's heading, table and verdict (nothing when the evaluation had none)."""
+    sentence = disagreement_verdict(arm)
+    if sentence is None:
+        return []
+    block = arm["disagreement"]
+    size = f"{block['n']} of {block['of']} images: {_counts(labels, block['class_counts'])}"
+    lines = [f"{sub} Where the specialists disagree ({size})", ""]
+    if block["status"] not in ("analysed", "no disagreement"):
+        lines += [f"Fewer than {block['min_cases_for_intervals']} images: no intervals, counts only.", ""]
+    table = disagreement_table(arm)
+    return [*lines, *([*table, ""] if table else []), f"**Where specialists disagree.** {sentence}", ""]
+
+
 def _mean_sd(stat: Mapping[str, Any] | None) -> str:
     if stat is None:
         return "—"
@@ -351,7 +421,16 @@ def repeats_verdict(across: Mapping[str, Any]) -> str:
         f"specialist in {counts['below']} of {n} repeats and significantly above it in {counts['above']}"
     )
     untested = f" (no paired test in {counts['untested']})" if counts["untested"] else ""
-    return text + untested + "."
+    text += untested + "."
+    subset = across.get("disagreement")
+    if subset and subset["consensus"] is not None and subset["best"] is not None:
+        c = subset["counts"]
+        text += (
+            f" Where the specialists disagreed ({_mean_sd(subset['n'])} images per repeat), its accuracy "
+            f"was {_mean_sd(subset['consensus'])} against {_mean_sd(subset['best'])} for the best "
+            f"specialist: significantly above it in {c['above']} of {n} repeats and below it in {c['below']}."
+        )
+    return text
 
 
 def repeats_lines(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
@@ -410,6 +489,7 @@ def _arm_markdown(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -
         "",
         f"**Verdict{which}.** {verdict(arm)}",
         "",
+        *disagreement_lines(arm, labels, sub),
         *repeats_lines(result, arm, sub),
     ]
 

@@ -260,3 +260,30 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
     assert written == json.loads(json.dumps(result))
     assert len(written["per_repeat"]) == 2 and written["across_repeats"]["repeats"] == 2
     assert "Across 2 repeats" in (out / "study.md").read_text()
+
+
+def _with_subset(arm: dict[str, Any], consensus_right: int, best_right: int, p: float) -> dict[str, Any]:
+    """``arm`` with a 20-image disagreement subset (reference A v1) as `gsco-hub evaluate` writes it."""
+    rows = [
+        {"name": "A v1", "kind": "specialist", "correct": best_right, "accuracy": best_right / 20},
+        {"name": CONSENSUS, "kind": "consensus", "correct": consensus_right,
+         "accuracy": consensus_right / 20},
+    ]  # fmt: skip
+    test = {"difference": (consensus_right - best_right) / 20, "p_value": p}
+    comparisons = [{"method": CONSENSUS, "kind": "consensus", "accuracy": test}]
+    block = {"status": "analysed", "n": 20, "reference": "A v1", "methods": rows, "comparisons": comparisons}
+    return {**arm, "disagreement": block}
+
+
+def test_aggregate_counts_the_repeats_where_the_consensus_beats_the_best_where_specialists_disagree() -> None:
+    arms = [
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 16, 10, 0.004),  # above
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 11, 10, 0.8),  # not significant
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 4, 10, 0.01),  # below
+    ]
+    subset = aggregate(arms)["disagreement"]
+    assert subset["counts"] == {"below": 1, "above": 1, "not_significant": 1, "untested": 0}
+    assert subset["consensus"]["mean"] == pytest.approx(31 / 60)
+    assert subset["best"] == {"mean": 0.5, "sd": 0.0, "n": 3}
+    assert subset["n"]["mean"] == 20
+    assert aggregate([arms[0], _arm(0.9, 0.8, 0.9, 0.5)])["disagreement"] is None  # a repeat without it
