@@ -333,6 +333,8 @@ def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
     if not block:
         return None
     if block["status"] == "no disagreement":
+        if block.get("specialists", 2) < 2:
+            return "Only one specialist was served: there is no disagreement subset."
         return (
             f"The specialists gave the same label on all {block['of']} images: there is no subset to judge."
         )

@@ -165,4 +165,6 @@ def test_disagreement_subset_table_and_verdict_from_the_evaluation_block() -> No
     assert disagreement_verdict(arm) == (
         "The specialists gave the same label on all 100 images: there is no subset to judge."
     )
+    arm["disagreement"]["specialists"] = 1
+    assert disagreement_verdict(arm) == "Only one specialist was served: there is no disagreement subset."
     assert disagreement_lines(_result(0.9, 0.9), ["x", "y"], "##") == []  # an evaluation without the block
