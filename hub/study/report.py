@@ -346,8 +346,8 @@ def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
     acc, ref = consensus["accuracy"], reference["accuracy"]
     text = (
         f"On the {block['n']} of {block['of']} images where the specialists' labels differ, the consensus "
-        f"arbiter was right on {consensus['correct']} ({_value(consensus, 'accuracy')}) against "
-        f"{reference['correct']} ({_value(reference, 'accuracy')}) for the best specialist "
+        f"arbiter was right on {consensus['correct']}, accuracy {_value(consensus, 'accuracy')}, against "
+        f"{reference['correct']}, {_value(reference, 'accuracy')}, for the best specialist "
         f"({reference['name']}): {_points(acc - ref)}."
     )
     test = subset_test(arm, consensus["name"])

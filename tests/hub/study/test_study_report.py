@@ -148,7 +148,7 @@ def test_disagreement_subset_table_and_verdict_from_the_evaluation_block() -> No
     arm = {**_result(0.92, 0.86), "disagreement": _disagreement(16, 0.004)}
     assert disagreement_verdict(arm) == (
         "On the 20 of 100 images where the specialists' labels differ, the consensus arbiter was right on "
-        "16 (0.800) against 10 (0.500 (0.300–0.700)) for the best specialist (A v1): +30.0 points. "
+        "16, accuracy 0.800, against 10, 0.500 (0.300–0.700), for the best specialist (A v1): +30.0 points. "
         "McNemar puts it significantly above (p = 0.004)."
     )
     lines = disagreement_lines(arm, ["x", "y"], "##")
