@@ -390,10 +390,10 @@ def disagreement_lines(arm: Mapping[str, Any], labels: Sequence[str], sub: str) 
     return [*lines, *([*table, ""] if table else []), f"**Where specialists disagree.** {sentence}", ""]
 
 
-def _mean_sd(stat: Mapping[str, Any] | None) -> str:
+def _mean_sd(stat: Mapping[str, Any] | None, digits: int = 3) -> str:
     if stat is None:
         return "—"
-    return f"{stat['mean']:.3f} ± " + ("—" if stat["sd"] is None else f"{stat['sd']:.3f}")
+    return f"{stat['mean']:.{digits}f} ± " + ("—" if stat["sd"] is None else f"{stat['sd']:.{digits}f}")
 
 
 def _against_best(counts: Mapping[str, int] | None) -> str:
@@ -428,7 +428,7 @@ def repeats_verdict(across: Mapping[str, Any]) -> str:
     if subset and subset["consensus"] is not None and subset["best"] is not None:
         c = subset["counts"]
         text += (
-            f" Where the specialists disagreed ({_mean_sd(subset['n'])} images per repeat), its accuracy "
+            f" Where the specialists disagreed ({_mean_sd(subset['n'], 1)} images per repeat), its accuracy "
             f"was {_mean_sd(subset['consensus'])} against {_mean_sd(subset['best'])} for the best "
             f"specialist: significantly above it in {c['above']} of {n} repeats and below it in {c['below']}."
         )
