@@ -26,8 +26,10 @@ Each study is one command (`gsco-hub study docs/studies/NAME/study.yaml --out
 docs/studies/NAME`): it writes every site's shard of the dev data as its own file outside the
 repository, then runs the real flow in a fresh home (`site-agent init/train/export/publish`,
 `gsco-registry init/tasks create/sites enroll/approve`, `gsco-hub cases import/evaluate`).
-Small specialists (resnet18, 28-32 px, 2-6 epochs, CPU, random initialisation): these are studies
-of how the collaboration behaves, not of the best accuracy reachable on these data. They replace
+Small specialists (resnet18 or densenet121, 28-32 px, 2-10 epochs, CPU, random initialisation):
+these are studies of how the collaboration behaves, not of the best accuracy reachable on these
+data. Each study here is one run (one training seed per site) unless it reports repeats; a study
+file's `repeats: N` reruns it with other seeds and reports the spread. They replace
 the hand-typed runtime figures this page had before (one run, no intervals, measured before the
 consensus was made robust). Where a
 method row has no interval, the evaluation that produced it reported none; differences of a

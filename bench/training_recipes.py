@@ -53,6 +53,35 @@ PAIRS: list[tuple[str, str, int, str, dict[str, Any], dict[str, Any]]] = [
 ]
 
 
+# a change "helps" or "hurts" only beyond this many points of validation balanced accuracy (one run,
+# one seed: smaller differences are within the noise of a single training run)
+NOISE_POINTS = 3.0
+STUCK = 0.5 + 1e-9  # balanced accuracy of a classifier that predicts one class
+
+
+def verdict(name: str, backbone: str, change: str, baseline: float, changed: float) -> str:
+    """One generated sentence: does the change help this pair, from the two balanced accuracies?"""
+    delta = 100 * (changed - baseline)
+    head = (
+        f"{backbone} on {name}, {change}: validation balanced accuracy {baseline:.3f} -> {changed:.3f} "
+        f"({delta:+.1f} points)"
+    )
+    if baseline <= STUCK and changed <= STUCK:
+        return f"{head}: the change does not help; both settings predict one class."
+    if baseline <= STUCK < changed and delta > NOISE_POINTS:
+        return f"{head}: the change helps; the baseline predicts one class, the change learns."
+    if delta > NOISE_POINTS:
+        return f"{head}: the change helps in this run."
+    if delta < -NOISE_POINTS:
+        return f"{head}: the change hurts in this run; it does not help."
+    return f"{head}: the change does not help measurably (within {NOISE_POINTS:g} points, one run)."
+
+
+# fewer training images for a backbone too slow for --train-images on a busy CPU: vgg16's classifier
+# (about 120 M parameters, also at 32 px) trained at about 1 image/s on one shared thread
+MAX_TRAIN_IMAGES = {"vgg16": 200}
+
+
 def subset(site_data: SiteData, images: int, seed: int) -> SiteData:
     """``site_data`` with a random ``images``-image subset of ``train`` (all of it when smaller)."""
     train = site_data.splits["train"]
@@ -80,6 +109,7 @@ def main() -> None:
         "|---|---|---:|---|---|---|---:|---:|---:|---:|---:|",
     ]
     sources = set()
+    verdicts = []
     with tempfile.TemporaryDirectory(prefix="gsco-recipes-") as tmp:
         for index in chosen:
             name, backbone, epochs, change, baseline, changed = PAIRS[index]
@@ -88,7 +118,9 @@ def main() -> None:
             _, labels, modality = DATASETS[name]
             site = SiteConfig(name="bench", task={"id": name, "labels": labels, "modality": modality})
             data = DataConfig(path=path)
-            site_data = subset(load_site_data(data, labels, seed=0), args.train_images, seed=0)
+            images = min(args.train_images, MAX_TRAIN_IMAGES.get(backbone, args.train_images))
+            site_data = subset(load_site_data(data, labels, seed=0), images, seed=0)
+            balanced = {}
             for setting, update in (("baseline", baseline), ("changed", changed)):
                 training = TrainingConfig.model_validate(
                     {"image_size": args.image_size, "epochs": epochs, "device": "cpu", **update}
@@ -102,9 +134,13 @@ def main() -> None:
                     f"| {val['macro_f1']:.3f} | {val['auc']:.3f} | {val['accuracy']:.3f} |"
                 )
                 print(rows[-1], flush=True)
+                balanced[setting] = val["balanced_accuracy"]
+            verdicts.append(f"- {verdict(name, backbone, change, balanced['baseline'], balanced['changed'])}")
     intro = (
         f"`bench/training_recipes.py`: random initialisation, {args.image_size} px requested, seed 0, "
-        f"{args.threads} torch thread(s), at most {args.train_images} training images (random subset), "
+        f"{args.threads} torch thread(s), at most {args.train_images} training images (random subset; "
+        + ", ".join(f"{b} at most {n}" for b, n in MAX_TRAIN_IMAGES.items())
+        + "), "
         f"metrics of the best epoch on the validation split ({'; '.join(sorted(sources))}). Each pair "
         "differs in one setting only; the rest are the `site.yaml` defaults. 5-minute load average at "
         f"the end: {os.getloadavg()[1]:.1f} on {os.cpu_count()} CPUs."
@@ -112,7 +148,15 @@ def main() -> None:
     skipped = [f"{PAIRS[i][1]} {PAIRS[i][3]}" for i in range(len(PAIRS)) if i not in chosen]
     if skipped:
         intro += f" Not run this time (`--pairs`): {'; '.join(skipped)}."
-    publish([SECTION, "", intro, "", *rows, ""], "results.md", "Results", write=args.write_docs)
+    observations = [
+        f"Observations (generated; a change helps or hurts only beyond {NOISE_POINTS:g} points of balanced "
+        "accuracy):",
+        "",
+        *verdicts,
+    ]
+    publish(
+        [SECTION, "", intro, "", *rows, "", *observations, ""], "results.md", "Results", write=args.write_docs
+    )
 
 
 if __name__ == "__main__":

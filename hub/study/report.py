@@ -50,6 +50,7 @@ def _arm_facts(
         },
         "methods": evaluation["methods"],
         "statistics": evaluation.get("statistics"),
+        "disagreement": evaluation.get("disagreement"),
         "consensus_weights": evaluation.get("consensus_weights", {}),
         "notes": evaluation.get("notes", []),
         "evaluation_n": evaluation["n"],
@@ -93,6 +94,7 @@ def study_result(
         "not_evidence_for": spec.not_evidence_for.strip(),
         "spec_yaml": spec_text,
         "task": spec.task.model_dump(mode="json"),
+        "seed": spec.seed,
         "datasets": {
             name: {"file": path.name, "sha256": dataset_digests[name]} for name, path in spec.datasets.items()
         },
@@ -317,19 +319,180 @@ def provenance_lines(arm: Mapping[str, Any], labels: Sequence[str]) -> list[str]
     ]
 
 
+def subset_test(arm: Mapping[str, Any], method: str) -> Mapping[str, Any] | None:
+    """The McNemar test of ``method`` against the best specialist on the disagreement subset."""
+    found = next(
+        (c for c in (arm.get("disagreement") or {}).get("comparisons", []) if c["method"] == method), None
+    )
+    return (found or {}).get("accuracy")
+
+
+def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
+    """Whether the consensus is above the best specialist where the specialists disagree (None: no subset)."""
+    block = arm.get("disagreement")
+    if not block:
+        return None
+    if block["status"] == "no disagreement":
+        if block.get("specialists", 2) < 2:
+            return "Only one specialist was served: there is no disagreement subset."
+        return (
+            f"The specialists gave the same label on all {block['of']} images: there is no subset to judge."
+        )
+    rows = {m["name"]: m for m in block["methods"]}
+    consensus = next((m for m in block["methods"] if m["kind"] == "consensus"), None)
+    reference = rows.get(block["reference"])
+    if consensus is None or reference is None:
+        return "The disagreement subset has no consensus or reference row."
+    acc, ref = consensus["accuracy"], reference["accuracy"]
+    text = (
+        f"On the {block['n']} of {block['of']} images where the specialists' labels differ, the consensus "
+        f"arbiter was right on {consensus['correct']}, accuracy {_value(consensus, 'accuracy')}, against "
+        f"{reference['correct']}, {_value(reference, 'accuracy')}, for the best specialist "
+        f"({reference['name']}): {_points(acc - ref)}."
+    )
+    test = subset_test(arm, consensus["name"])
+    if test is None or test.get("p_value") is None:
+        return text + " No paired test was reported on the subset."
+    p = test["p_value"]
+    if p >= 0.05:
+        return text + f" McNemar finds no significant difference (p = {p:.2g}): not shown to be above it."
+    side = "above" if acc > ref else "below"
+    return text + f" McNemar puts it significantly {side} (p = {p:.2g})."
+
+
+def disagreement_table(arm: Mapping[str, Any]) -> list[str]:
+    """Every method on the disagreement subset, with the collaboration rows' McNemar test."""
+    block = arm.get("disagreement")
+    if not block or block["status"] == "no disagreement":
+        return []
+    lines = [
+        "| method | right | ACC (95 % CI) | balanced ACC (95 % CI) | ΔACC vs best, points (CI), McNemar p |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in block["methods"]:
+        name = f"{m['name']} (best specialist)" if m["name"] == block["reference"] else m["name"]
+        cells = [f"{m['correct']}/{m['n']}", _value(m, "accuracy"), _value(m, "balanced_accuracy")]
+        lines.append(f"| {name} | {' | '.join(cells)} | {_difference(subset_test(arm, m['name']))} |")
+    return lines
+
+
+def disagreement_lines(arm: Mapping[str, Any], labels: Sequence[str], sub: str) -> list[str]:
+    """The disagreement subset's heading, table and verdict (nothing when the evaluation had none)."""
+    sentence = disagreement_verdict(arm)
+    if sentence is None:
+        return []
+    block = arm["disagreement"]
+    size = f"{block['n']} of {block['of']} images: {_counts(labels, block['class_counts'])}"
+    lines = [f"{sub} Where the specialists disagree ({size})", ""]
+    if block["status"] not in ("analysed", "no disagreement"):
+        lines += [f"Fewer than {block['min_cases_for_intervals']} images: no intervals, counts only.", ""]
+    table = disagreement_table(arm)
+    return [*lines, *([*table, ""] if table else []), f"**Where specialists disagree.** {sentence}", ""]
+
+
+def _mean_sd(stat: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if stat is None:
+        return "—"
+    return f"{stat['mean']:.{digits}f} ± " + ("—" if stat["sd"] is None else f"{stat['sd']:.{digits}f}")
+
+
+def _against_best(counts: Mapping[str, int] | None) -> str:
+    if counts is None:
+        return "—"
+    return " / ".join(str(counts[key]) for key in ("below", "above", "not_significant", "untested"))
+
+
+def repeats_verdict(across: Mapping[str, Any]) -> str:
+    """The consensus across repeats: mean ± sd against the others, and its significant losses and wins."""
+    rows = {m["kind"]: m for m in across["methods"]}
+    consensus = rows.get("consensus")
+    if consensus is None:
+        return "The evaluation has no consensus row."
+    n = across["repeats"]
+    text = (
+        f"The consensus arbiter's accuracy was {_mean_sd(consensus['accuracy'])} (mean ± sd over {n} "
+        f"repeats) against {_mean_sd(rows['best_specialist']['accuracy'])} for the best specialist of "
+        "each repeat"
+    )
+    for kind, label in (("vote", "the majority vote"), ("rad", "RAD only")):
+        if kind in rows:
+            text += f", {_mean_sd(rows[kind]['accuracy'])} for {label}"
+    counts = across["against_best"][consensus["name"]]
+    text += (
+        f"; the paired test (McNemar, p < {across['alpha']:g}) put it significantly below the best "
+        f"specialist in {counts['below']} of {n} repeats and significantly above it in {counts['above']}"
+    )
+    untested = f" (no paired test in {counts['untested']})" if counts["untested"] else ""
+    text += untested + "."
+    subset = across.get("disagreement")
+    if subset and subset["consensus"] is not None and subset["best"] is not None:
+        c = subset["counts"]
+        text += (
+            f" Where the specialists disagreed ({_mean_sd(subset['n'], 1)} images per repeat), its accuracy "
+            f"was {_mean_sd(subset['consensus'])} against {_mean_sd(subset['best'])} for the best "
+            f"specialist: significantly above it in {c['above']} of {n} repeats and below it in {c['below']}."
+        )
+    return text
+
+
+def repeats_lines(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
+    """Mean ± sd of every method across repeats, each repeat's row with its CIs, and the verdict."""
+    across = arm.get("across_repeats")
+    if not across:
+        return []
+    lines = [
+        f"{sub} Across {across['repeats']} repeats (mean ± sd; the intervals are each repeat's)",
+        "",
+        "| method | ACC | macro-F1 | AUC | repeats below / above / not significantly different from / "
+        "untested against the best specialist |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for m in across["methods"]:
+        cells = [_mean_sd(m[metric]) for metric, _ in METRICS]
+        lines.append(
+            f"| {m['name']} | {' | '.join(cells)} | {_against_best(across['against_best'].get(m['name']))} |"
+        )
+    collaboration = [m["name"] for m in arm["per_repeat"][0]["methods"] if m["kind"] != "specialist"]
+    seeds = {r["repeat"]: r for r in result.get("repeats", [])}
+    lines += [
+        "",
+        "| repeat | shuffle seed | site seeds | best specialist, ACC (95 % CI) | "
+        + " | ".join(f"{name}, ACC (95 % CI)" for name in collaboration)
+        + " | consensus ΔACC vs best, points (CI), McNemar p |",
+        "|---:|---:|---|---|" + "---:|" * (len(collaboration) + 1),
+    ]
+    for r in arm["per_repeat"]:
+        info = seeds.get(r["repeat"], {})
+        best = best_specialist(r["methods"])
+        consensus = _row(r["methods"], "consensus")
+        cells = [
+            str(r["repeat"]),
+            str(info.get("seed", "—")),
+            ", ".join(f"{s['name']} {s['seed']}" for s in info.get("sites", [])) or "—",
+            f"{best['name']} {_value(best, 'accuracy')}",
+            *(_value(m, "accuracy") for name in collaboration for m in r["methods"] if m["name"] == name),
+            _difference(paired(r, consensus["name"])) if consensus else "—",
+        ]
+        lines.append(f"| {' | '.join(cells)} |")
+    return [*lines, "", f"**Across repeats.** {repeats_verdict(across)}", ""]
+
+
 def _arm_markdown(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -> list[str]:
-    """Provenance, the method table and the verdict of one arm."""
+    """Provenance, the method table and the verdict of one arm (and the figures across repeats)."""
     labels = result["task"]["labels"]
     n, counts = arm["evaluation_n"], arm["evaluation_class_counts"]
+    which = f", repeat 1 of {len(arm['per_repeat'])}" if arm.get("per_repeat") else ""
     return [
         *provenance_lines(arm, labels),
         "",
-        f"{sub} Methods on the evaluation set ({n} images: {_counts(labels, counts)})",
+        f"{sub} Methods on the evaluation set{which} ({n} images: {_counts(labels, counts)})",
         "",
         *method_table(arm),
         "",
-        f"**Verdict.** {verdict(arm)}",
+        f"**Verdict{which}.** {verdict(arm)}",
         "",
+        *disagreement_lines(arm, labels, sub),
+        *repeats_lines(result, arm, sub),
     ]
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import yaml
 
 from hub.study.plan import Arm, StudyShards, plan_shards
+from hub.study.repeats import with_repeats
 from hub.study.report import load_baseline, study_result, write_study
 from hub.study.shards import Shard, apply_shift, read_split, write_shard
 from hub.study.spec import SiteSpec, StudySpec
@@ -124,11 +125,8 @@ def _evaluate_arm(steps: Steps, task_id: str, arm: Arm, paths: dict[str, Path], 
     return {"library": library, "evaluation": evaluation}
 
 
-def run_study(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
-    """Run every step of ``spec``; write the evaluations and the study report to ``out``.
-
-    The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``.
-    """
+def _run_once(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
+    """One run of ``spec`` in the fresh home ``work``: its study facts (evaluations written to ``out``)."""
     shards = plan_shards(spec)
     paths = _write_data(spec, shards, work / "data")
     announce("shards written and checked for overlaps", 0.0)
@@ -147,6 +145,38 @@ def run_study(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: 
         for arm in shards.arms
     ]
     digests = {name: content_digest(path) for name, path in spec.datasets.items()}
-    result = study_result(spec, spec_text, shards, trained, outputs, digests, steps.timings)
+    return study_result(spec, spec_text, shards, trained, outputs, digests, steps.timings)
+
+
+def repeat_out(out: Path, index: int) -> Path:
+    """Where repeat ``index`` writes its evaluations: ``out`` for the first, ``out/repeats/N`` after."""
+    return out if index == 0 else out / "repeats" / str(index + 1)
+
+
+def run_study(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
+    """Run every step of ``spec`` (``repeats`` times); write the evaluations and the study report to ``out``.
+
+    The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``. With
+    ``repeats > 1`` each repeat runs in its own fresh home ``work/repeat-N`` and repeats after the
+    first write their evaluations under ``out/repeats/N``; study.json holds the first repeat's
+    facts at the top level, every repeat's scores under ``repeats`` and the figures across them.
+    """
+    if spec.repeats == 1:
+        result = _run_once(spec, spec_text, out, work, announce)
+    else:
+        results = []
+        for index in range(spec.repeats):
+            prefix = f"repeat {index + 1}/{spec.repeats}: "
+
+            def announce_repeat(step: str, seconds: float, prefix: str = prefix) -> None:
+                announce(prefix + step, seconds)
+
+            results.append(
+                _run_once(
+                    spec.repeat(index), spec_text, repeat_out(out, index), work / f"repeat-{index + 1}",
+                    announce_repeat,
+                )
+            )  # fmt: skip
+        result = with_repeats(results)
     write_study(result, out, load_baseline(spec.compare_with))
     return result

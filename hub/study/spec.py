@@ -17,6 +17,8 @@ from gsco_common.ids import TASK_ID_PATTERN
 
 SplitName = Literal["train", "val", "test"]
 _SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
+# a site's training seed in repeat r is its own seed + REPEAT_SEED_STRIDE * r
+REPEAT_SEED_STRIDE = 100
 
 
 class _Strict(BaseModel):
@@ -128,10 +130,13 @@ class VariantSpec(_Described):
 
 
 class StudySpec(_Described):
+    """A whole study; ``repeats`` runs it that many times with other seeds (see :meth:`repeat`)."""
+
     task: TaskSpec
     datasets: dict[str, Path] = Field(min_length=1)
     seed: int = 0
     threads: int = Field(default=1, ge=1, le=64)
+    repeats: int = Field(default=1, ge=1, le=20)
     approval_policy: Path | None = None
     sites: tuple[SiteSpec, ...] = Field(min_length=1)
     library: LibrarySpec
@@ -165,6 +170,17 @@ class StudySpec(_Described):
             if unknown:
                 raise ValueError(f"{key}.label_skew: {sorted(unknown)} are not labels of the task")
         return self
+
+    def repeat(self, index: int) -> StudySpec:
+        """The study as repeat ``index`` runs it (0: as written).
+
+        Repeat ``r`` cuts every shard from the shuffle ``seed + r`` and trains each site with
+        ``seed + REPEAT_SEED_STRIDE * r``; everything else is unchanged.
+        """
+        if not 0 <= index < self.repeats:
+            raise ValueError(f"repeat {index} of a study with {self.repeats} repeat(s)")
+        sites = tuple(s.model_copy(update={"seed": s.seed + REPEAT_SEED_STRIDE * index}) for s in self.sites)
+        return self.model_copy(update={"seed": self.seed + index, "sites": sites})
 
 
 def _problem(error: Any) -> str:

@@ -91,3 +91,6 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert report.startswith("# Tiny synthetic study\n")
     assert "**Verdict.** The consensus arbiter reached accuracy" in report
     assert "# Disjoint library" in report and "```yaml" in report
+    # the evaluation's disagreement subset is carried over: one served specialist, so no subset
+    assert study["disagreement"]["status"] == "no disagreement"
+    assert "Only one specialist was served: there is no disagreement subset." in report

@@ -8,7 +8,16 @@ from typing import Any
 import pytest
 
 from gsco_common.errors import StudyError
-from hub.study.report import compare, comparison_lines, interval, method_table, paired, verdict
+from hub.study.report import (
+    compare,
+    comparison_lines,
+    disagreement_lines,
+    disagreement_verdict,
+    interval,
+    method_table,
+    paired,
+    verdict,
+)
 from hub.study.steps import Steps, study_env
 
 
@@ -111,3 +120,51 @@ def test_study_env_keeps_everything_in_the_work_folder(tmp_path: Path) -> None:
     for key in ("GSCO_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR"):
         assert env[key].startswith(str(tmp_path))
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and len(env["GSCO_KEY_PASSPHRASE"]) == 32
+
+
+def _disagreement(consensus_right: int, p: float | None, status: str = "analysed") -> dict[str, Any]:
+    """A disagreement block as `gsco-hub evaluate` writes it: 20 cases, reference A v1 right on 10."""
+    rows = [
+        {"name": "A v1", "kind": "specialist", "n": 20, "correct": 10, "accuracy": 0.5,
+         "balanced_accuracy": 0.5, "accuracy_ci": [0.3, 0.7], "balanced_accuracy_ci": [0.3, 0.7]},
+        {"name": "consensus (no generalist)", "kind": "consensus", "n": 20, "correct": consensus_right,
+         "accuracy": consensus_right / 20, "balanced_accuracy": None, "accuracy_ci": None,
+         "balanced_accuracy_ci": None},
+    ]  # fmt: skip
+    test = {"difference": (consensus_right - 10) / 20, "ci": None, "p_value": p}
+    return {
+        "status": status,
+        "n": 20,
+        "of": 100,
+        "class_counts": [8, 12],
+        "reference": "A v1",
+        "min_cases_for_intervals": 10,
+        "methods": rows,
+        "comparisons": [{"method": "consensus (no generalist)", "kind": "consensus", "accuracy": test}],
+    }
+
+
+def test_disagreement_subset_table_and_verdict_from_the_evaluation_block() -> None:
+    arm = {**_result(0.92, 0.86), "disagreement": _disagreement(16, 0.004)}
+    assert disagreement_verdict(arm) == (
+        "On the 20 of 100 images where the specialists' labels differ, the consensus arbiter was right on "
+        "16, accuracy 0.800, against 10, 0.500 (0.300–0.700), for the best specialist (A v1): +30.0 points. "
+        "McNemar puts it significantly above (p = 0.004)."
+    )
+    lines = disagreement_lines(arm, ["x", "y"], "##")
+    assert lines[0] == "## Where the specialists disagree (20 of 100 images: x 8, y 12)"
+    assert "| A v1 (best specialist) | 10/20 | 0.500 (0.300–0.700) | 0.500 (0.300–0.700) | — |" in lines
+    assert "| consensus (no generalist) | 16/20 | 0.800 | — | +30.0, p 0.004 |" in lines
+    arm["disagreement"] = _disagreement(11, 0.8)
+    assert disagreement_verdict(arm).endswith(
+        "McNemar finds no significant difference (p = 0.8): not shown to be above it."
+    )
+    arm["disagreement"] = _disagreement(4, 0.01)
+    assert disagreement_verdict(arm).endswith("McNemar puts it significantly below (p = 0.01).")
+    arm["disagreement"] = {"status": "no disagreement", "of": 100, "n": 0, "class_counts": [0, 0]}
+    assert disagreement_verdict(arm) == (
+        "The specialists gave the same label on all 100 images: there is no subset to judge."
+    )
+    arm["disagreement"]["specialists"] = 1
+    assert disagreement_verdict(arm) == "Only one specialist was served: there is no disagreement subset."
+    assert disagreement_lines(_result(0.9, 0.9), ["x", "y"], "##") == []  # an evaluation without the block

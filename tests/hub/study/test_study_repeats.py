@@ -1,0 +1,289 @@
+"""A study repeated over seeds: each repeat's seeds and the figures across repeats (fast: no training)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
+from hub.study.report import study_markdown
+from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
+
+CONSENSUS = "consensus (no generalist)"
+
+
+def _method(name: str, kind: str, accuracy: float, auc: float | None = 0.9) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "accuracy": accuracy,
+        "macro_f1": accuracy - 0.1,
+        "auc": auc,
+        "accuracy_ci": [accuracy - 0.02, accuracy + 0.02],
+    }
+
+
+def _arm(a: float, b: float, consensus: float, p: float | None) -> dict[str, Any]:
+    """Two specialists, a vote and the consensus; the consensus' McNemar p against the better one."""
+    comparisons = []
+    if p is not None:
+        difference = consensus - max(a, b)
+        comparisons.append({"method": CONSENSUS, "accuracy": {"difference": difference, "p_value": p}})
+    return {
+        "methods": [
+            _method("A v1", "specialist", a),
+            _method("B v1", "specialist", b),
+            _method("specialists' vote", "vote", 0.80, auc=None),
+            _method(CONSENSUS, "consensus", consensus),
+        ],
+        "statistics": {"reference": "A v1" if a >= b else "B v1", "comparisons": comparisons},
+        "consensus_weights": {"source": "fitted", "specialists": {"A v1": 0.5}},
+    }
+
+
+def test_mean_and_sample_sd_with_known_numbers() -> None:
+    assert mean_sd([0.8, 0.9, 1.0]) == pytest.approx({"mean": 0.9, "sd": 0.1, "n": 3})
+    assert mean_sd([0.7, None]) == {"mean": 0.7, "sd": None, "n": 1}
+    assert mean_sd([None, None]) is None
+
+
+def test_aggregate_means_sds_best_of_each_repeat_and_significance_counts() -> None:
+    arms = [
+        _arm(0.90, 0.80, 0.86, p=0.01),  # significantly below the best (A)
+        _arm(0.70, 0.94, 0.97, p=0.03),  # significantly above the best (B)
+        _arm(0.80, 0.86, 0.85, p=0.40),  # not significant
+        _arm(0.80, 0.82, 0.83, p=None),  # no paired test reported
+    ]
+    result = aggregate(arms)
+    assert result["repeats"] == 4 and result["alpha"] == 0.05
+    rows = {row["name"]: row for row in result["methods"]}
+    assert [row["name"] for row in result["methods"]] == [
+        "A v1",
+        "B v1",
+        "specialists' vote",
+        CONSENSUS,
+        BEST,
+    ]
+    assert rows["A v1"]["accuracy"]["mean"] == pytest.approx(0.80)
+    assert rows["A v1"]["accuracy"]["sd"] == pytest.approx(math.sqrt(0.02 / 3))
+    assert rows[CONSENSUS]["accuracy"]["mean"] == pytest.approx(0.8775)
+    assert rows[CONSENSUS]["macro_f1"]["mean"] == pytest.approx(0.7775)
+    # the best specialist of each repeat: 0.90, 0.94, 0.86, 0.82
+    assert rows[BEST]["accuracy"]["mean"] == pytest.approx(0.88)
+    assert rows[BEST]["accuracy"]["sd"] == pytest.approx(math.sqrt(0.008 / 3))
+    assert rows["specialists' vote"]["accuracy"] == {"mean": 0.8, "sd": 0.0, "n": 4}
+    assert rows["specialists' vote"]["auc"] is None
+    assert result["against_best"][CONSENSUS] == {
+        "below": 1,
+        "above": 1,
+        "not_significant": 1,
+        "untested": 1,
+    }
+    assert result["against_best"]["specialists' vote"]["untested"] == 4
+    assert "A v1" not in result["against_best"]
+
+
+def _study(index: int, arm: dict[str, Any]) -> dict[str, Any]:
+    site = {
+        "name": "site-a",
+        "seed": REPEAT_SEED_STRIDE * index,
+        "model": "t.resnet18.site-a v1",
+        "best_epoch": 1,
+        "val": {"balanced_accuracy": 0.7, "auc": 0.8},
+        "training_set_digest": f"sha256:{index}",
+        "training": {},
+        "backbone": "resnet18",
+        "image_size": 16,
+        "epochs": 1,
+        "shard": {"dataset": "syn", "split": "train", "range": [0, 1], "images": 30 + index,
+                  "class_counts": [15, 15 + index]},
+    }  # fmt: skip
+    facts = {
+        "library": {"source": "disjoint shard", "dataset": "syn", "split": "train", "range": [0, 1],
+                    "images": 9, "class_counts": [4, 5], "source_digest": "sha256:11",
+                    "same_digest_as_training_of": []},
+        "evaluation": {"dataset": "syn", "split": "val", "range": [0, 1], "images": 8, "class_counts": [4, 4],
+                       "shift": {}},
+        "evaluation_n": 8,
+        "evaluation_class_counts": [4, 4],
+        "notes": [],
+    }  # fmt: skip
+    variant = {"name": "other", "title": "Other library", "description": "", "evidence_for": "",
+               "not_evidence_for": "", **facts, **_arm(0.7, 0.6, 0.65 + index / 100, p=0.5)}  # fmt: skip
+    return {
+        "study": "t",
+        "title": "T",
+        "description": "",
+        "evidence_for": "",
+        "not_evidence_for": "",
+        "spec_yaml": "name: t\n",
+        "task": {"id": "t", "labels": ["a", "b"], "modality": "m"},
+        "seed": index,
+        "datasets": {"syn": {"file": "syn.npz", "sha256": "sha256:00"}},
+        "sites": [site],
+        **facts,
+        **arm,
+        "variants": [variant],
+        "seconds_per_step": {"train": 10.0 + index, "evaluate": 2.0},
+    }  # fmt: skip
+
+
+def test_with_repeats_keeps_the_first_repeat_on_top_and_aggregates_main_and_variants() -> None:
+    runs = [_study(0, _arm(0.9, 0.8, 0.86, 0.01)), _study(1, _arm(0.8, 0.9, 0.92, 0.3))]
+    result = with_repeats(runs)
+    assert result["methods"] == runs[0]["methods"] and result["seed"] == 0
+    assert [r["seed"] for r in result["repeats"]] == [0, 1]
+    assert [r["sites"][0]["seed"] for r in result["repeats"]] == [0, REPEAT_SEED_STRIDE]
+    assert [r["sites"][0]["images"] for r in result["repeats"]] == [30, 31]
+    assert [r["seconds"] for r in result["repeats"]] == [12.0, 13.0]
+    assert [r["repeat"] for r in result["per_repeat"]] == [1, 2]
+    assert result["per_repeat"][1]["methods"] == runs[1]["methods"]
+    assert result["per_repeat"][1]["consensus_weights"] == {"source": "fitted"}
+    assert result["across_repeats"]["against_best"][CONSENSUS] == {
+        "below": 1,
+        "above": 0,
+        "not_significant": 1,
+        "untested": 0,
+    }
+    variant = result["variants"][0]
+    assert variant["name"] == "other" and len(variant["per_repeat"]) == 2
+    consensus = next(m for m in variant["across_repeats"]["methods"] if m["name"] == CONSENSUS)
+    assert consensus["accuracy"]["mean"] == pytest.approx(0.655)
+
+    report = study_markdown(result)
+    assert "## Across 2 repeats (mean ± sd; the intervals are each repeat's)" in report
+    assert f"| {CONSENSUS} | 0.890 ± 0.042 | 0.790 ± 0.042 | 0.900 ± 0.000 | 1 / 0 / 1 / 0 |" in report
+    assert f"| {BEST} | 0.900 ± 0.000 | 0.800 ± 0.000 | 0.900 ± 0.000 | — |" in report
+    assert (
+        "| 2 | 1 | site-a 100 | B v1 0.900 (0.880–0.920) | 0.800 (0.780–0.820) | 0.920 (0.900–0.940) "
+        in report
+    )
+    assert (
+        "**Across repeats.** The consensus arbiter's accuracy was 0.890 ± 0.042 (mean ± sd over 2 repeats) "
+        "against 0.900 ± 0.000 for the best specialist of each repeat" in report
+    )
+    assert (
+        "significantly below the best specialist in 1 of 2 repeats and significantly above it in 0" in report
+    )
+
+
+def test_repeat_changes_the_shuffle_and_every_site_seed_only() -> None:
+    spec = parse_study(
+        {
+            "name": "t",
+            "title": "T",
+            "task": {"id": "t", "labels": ["a", "b"], "modality": "m"},
+            "datasets": {"syn": "syn.npz"},
+            "seed": 5,
+            "repeats": 3,
+            "sites": [
+                {
+                    "name": "site-a",
+                    "backbone": "resnet18",
+                    "image_size": 16,
+                    "epochs": 1,
+                    "seed": 1,
+                    "shard": {"dataset": "syn", "range": [0.0, 0.5]},
+                },
+                {
+                    "name": "site-b",
+                    "backbone": "resnet18",
+                    "image_size": 16,
+                    "epochs": 1,
+                    "seed": 2,
+                    "shard": {"dataset": "syn", "range": [0.5, 0.8]},
+                },
+            ],  # fmt: skip
+            "library": {"shard": {"dataset": "syn", "range": [0.8, 1.0]}},
+            "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
+        },
+        Path("."),
+    )
+    assert spec.repeat(0) == spec
+    third = spec.repeat(2)
+    assert third.seed == 7
+    assert [s.seed for s in third.sites] == [1 + 2 * REPEAT_SEED_STRIDE, 2 + 2 * REPEAT_SEED_STRIDE]
+    assert third.model_copy(update={"seed": 5, "sites": spec.sites}) == spec
+    with pytest.raises(ValueError, match="repeat 3 of a study with 3"):
+        spec.repeat(3)
+
+
+def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The repeat plumbing of run_study; each repeat's real flow is the e2e test's (one repeat)."""
+    from hub.study import run
+
+    spec = parse_study(
+        {
+            "name": "t",
+            "title": "T",
+            "task": {"id": "t", "labels": ["a", "b"], "modality": "m"},
+            "datasets": {"syn": "syn.npz"},
+            "repeats": 2,
+            "sites": [
+                {
+                    "name": "site-a",
+                    "backbone": "resnet18",
+                    "image_size": 16,
+                    "epochs": 1,
+                    "shard": {"dataset": "syn", "range": [0.0, 0.5]},
+                },
+            ],  # fmt: skip
+            "library": {"shard": {"dataset": "syn", "range": [0.5, 1.0]}},
+            "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
+        },
+        tmp_path,
+    )
+    calls: list[tuple[int, int, Path, Path]] = []
+    announced: list[str] = []
+
+    def one_run(repeat: Any, _text: str, out: Path, work: Path, announce: Any) -> dict[str, Any]:
+        index = len(calls)
+        calls.append((repeat.seed, repeat.sites[0].seed, out, work))
+        announce("registry: init", 1.0)
+        return _study(index, _arm(0.9, 0.8, 0.86 + index / 100, 0.5))
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    out = tmp_path / "out"
+    result = run.run_study(spec, "name: t\n", out, tmp_path / "work", lambda step, _s: announced.append(step))
+    assert calls == [
+        (0, 0, out, tmp_path / "work" / "repeat-1"),
+        (1, REPEAT_SEED_STRIDE, out / "repeats" / "2", tmp_path / "work" / "repeat-2"),
+    ]
+    assert announced == ["repeat 1/2: registry: init", "repeat 2/2: registry: init"]
+    written = json.loads((out / "study.json").read_text())
+    assert written == json.loads(json.dumps(result))
+    assert len(written["per_repeat"]) == 2 and written["across_repeats"]["repeats"] == 2
+    assert "Across 2 repeats" in (out / "study.md").read_text()
+
+
+def _with_subset(arm: dict[str, Any], consensus_right: int, best_right: int, p: float) -> dict[str, Any]:
+    """``arm`` with a 20-image disagreement subset (reference A v1) as `gsco-hub evaluate` writes it."""
+    rows = [
+        {"name": "A v1", "kind": "specialist", "correct": best_right, "accuracy": best_right / 20},
+        {"name": CONSENSUS, "kind": "consensus", "correct": consensus_right,
+         "accuracy": consensus_right / 20},
+    ]  # fmt: skip
+    test = {"difference": (consensus_right - best_right) / 20, "p_value": p}
+    comparisons = [{"method": CONSENSUS, "kind": "consensus", "accuracy": test}]
+    block = {"status": "analysed", "n": 20, "reference": "A v1", "methods": rows, "comparisons": comparisons}
+    return {**arm, "disagreement": block}
+
+
+def test_aggregate_counts_the_repeats_where_the_consensus_beats_the_best_where_specialists_disagree() -> None:
+    arms = [
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 16, 10, 0.004),  # above
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 11, 10, 0.8),  # not significant
+        _with_subset(_arm(0.9, 0.8, 0.9, 0.5), 4, 10, 0.01),  # below
+    ]
+    subset = aggregate(arms)["disagreement"]
+    assert subset["counts"] == {"below": 1, "above": 1, "not_significant": 1, "untested": 0}
+    assert subset["consensus"]["mean"] == pytest.approx(31 / 60)
+    assert subset["best"] == {"mean": 0.5, "sd": 0.0, "n": 3}
+    assert subset["n"]["mean"] == 20
+    assert aggregate([arms[0], _arm(0.9, 0.8, 0.9, 0.5)])["disagreement"] is None  # a repeat without it
