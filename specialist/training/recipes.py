@@ -71,8 +71,9 @@ RECIPES = {
         # timm's EfficientNet head is drawn with range 1/sqrt(num_classes): with two classes the
         # first logits are about +-10 and the first epochs only undo that (train loss 7-10).
         Recipe("efficientnet", head_init="zero"),
-        # no BatchNorm: 13 plain conv layers at AdamW 1e-3 learned nothing in one epoch. Not yet
-        # measured against the default here, so vgg16 does not get it under auto; select it by name.
+        # no BatchNorm: 13 plain conv layers at AdamW 1e-3 learned nothing in one epoch. Measured
+        # against the default (bench/training_recipes.py) it did not help either, so vgg16 does not
+        # get it under auto; select it by name.
         Recipe("vgg", head_init="zero", lr_scale=0.1),
     )
 }
