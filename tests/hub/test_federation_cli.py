@@ -18,7 +18,6 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
-from gsco_common.errors import FederationError
 from gsco_common.keys import fingerprint, load_public_key
 from hub.cli.main import app
 from hub.federation.flwr_cli import FlowerCli, venv_bin
@@ -125,10 +124,6 @@ def test_superlink_listens_answers_flwr_and_stops_cleanly_on_sigterm(tmp_path: P
             tmp_path / "flwr", f"127.0.0.1:{port}", insecure=not tls, root_certificates=certs / "ca.pem"
         )
         assert flwr.nodes() == []  # the Control API answers over the chosen transport: no site yet
-        if tls:
-            plain = FlowerCli(tmp_path / "plain", f"127.0.0.1:{port}", insecure=True)
-            with pytest.raises(FederationError, match="`flwr supernode ls` failed"):
-                plain.nodes()  # no TLS, no answer
     finally:
         hub.send_signal(signal.SIGTERM)
         out, err = hub.communicate(timeout=60)
