@@ -40,4 +40,19 @@ def dev_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def site_bundle(tmp_path_factory: pytest.TempPathFactory) -> SiteBundle:
     """A bundle trained and exported by the site agent's real path, once per session (seconds)."""
-    return make_site_bundle(tmp_path_factory.mktemp("site-bundle"))
+    return make_site_bundle(tmp_path_factory.mktemp("site-bundle"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def real_specialists(
+    site_bundle: SiteBundle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[SiteBundle, ...]:
+    """Three specialists trained and exported by the site agent's real path, once per session.
+
+    ``site_bundle`` (seed 0) and two more, each with its own seed and generated data (seconds
+    each), one per site of ``tests.site_bundle.REAL_SITES``; the hub and runtime tests serve them
+    through ``tests.site_bundle.publish_real``. Not seed 2: its two epochs end on one class
+    (balanced accuracy 0.5), below the approval policy's floor.
+    """
+    root = tmp_path_factory.mktemp("real-specialists")
+    return (site_bundle, *(make_site_bundle(root / f"seed{seed}", seed=seed) for seed in (1, 3)))

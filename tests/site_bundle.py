@@ -1,21 +1,31 @@
-"""One bundle made the way a hospital makes it: `site-agent` training, then its real export.
+"""Bundles made the way a hospital makes them: `site-agent` training, then its real export.
 
-Training (timm's tiny test ViT at 28 px, two epochs on generated data), :func:`export_bundle` (ONNX export,
-parity check, evaluation of the exported model, membership audit, ``build_card``, PHI scan, site
-signature): a few seconds, once per test session (``site_bundle`` in tests/conftest.py). The
-runtime and hub tests publish it into their own registries next to the many random-weight
-bundles of ``bench/world.py``.
+Training (timm's tiny test ViT at 28 px, two epochs on generated data), :func:`export_bundle`
+(ONNX export, parity check, evaluation of the exported model, membership audit, ``build_card``,
+PHI scan, site signature): a few seconds each, once per test session (``real_specialists`` in
+tests/conftest.py). Each of the :data:`REAL_SITES` trains its own specialist (its own seed and
+its own generated data), so the specialists disagree on some images. The runtime and hub tests
+publish them into their own registries (:func:`publish_real`); ``bench/world.py``'s
+random-weight bundles stay for the tests that need a fixed behaviour or many bundles.
 """
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
-from gsco_common.keys import generate_key_pair
+from bench.world import Site, World
+from gsco_common.keys import generate_key_pair, load_private_key
+from registry.bundle.card import write_card
+from registry.bundle.layout import SITE_SIG
+from registry.bundle.signing import sign_bundle
 from site_agent.config import render_site_template, site_key_paths, validate_site_config
 from site_agent.data.config import DataConfig
 from site_agent.data.synthetic import write_synthetic_npz
@@ -28,21 +38,32 @@ LABELS = ("normal", "pneumonia")
 MODALITY = "chest X-ray"
 BACKBONE = "test_vit"
 """timm's tiny ViT: LayerNorm (no batch statistics), so two epochs on a few images pass the policy floor."""
+REAL_SITES = ("real-1", "real-2", "real-3")
+"""The registry names of the sites that trained the real specialists (one specialist each)."""
+_copies = itertools.count(1)
 
 
 @dataclass(frozen=True)
 class SiteBundle:
-    """The exported bundle folder, the site's public key, and the data it was trained on."""
+    """The exported bundle folder, the site's keys, and the data it was trained on."""
 
     folder: Path
     public_key: bytes
+    private_key: Path
     data: DataConfig
     seed: int
     report: BundleReport
 
+    @property
+    def card(self) -> dict[str, Any]:
+        """The card the site's export wrote (measured metrics, real uid, real preprocessing)."""
+        return json.loads((self.folder / "card.json").read_text())
 
-def make_site_bundle(root: Path) -> SiteBundle:
-    npz = write_synthetic_npz(root / "tiny.npz", n_per_class=60, val_per_class=10)
+
+def make_site_bundle(root: Path, *, seed: int = 0) -> SiteBundle:
+    """Train and export one specialist; ``seed`` picks both the generated data and the training seed."""
+    root.mkdir(parents=True, exist_ok=True)
+    npz = write_synthetic_npz(root / "tiny.npz", n_per_class=60, val_per_class=10, seed=seed)
     site_dir = root / "site"
     site_dir.mkdir()
     raw = yaml.safe_load(render_site_template("Bundle Site", TASK, list(LABELS), MODALITY))
@@ -52,8 +73,45 @@ def make_site_bundle(root: Path) -> SiteBundle:
     private, public = site_key_paths(site_dir)
     generate_key_pair(private, public, os.environ["GSCO_KEY_PASSPHRASE"].encode())
     training = TrainingConfig(
-        image_size=28, epochs=2, batch_size=16, device="cpu", augmentation=AugmentationConfig(enabled=False)
+        image_size=28,
+        epochs=2,
+        batch_size=16,
+        device="cpu",
+        seed=seed,
+        augmentation=AugmentationConfig(enabled=False),
     )
     run = train_run(site_dir, config, config.data, BACKBONE, training).run_dir
     report = export_bundle(run, site_dir=site_dir, site=config)
-    return SiteBundle(report.path, public.read_bytes(), config.data, training.seed, report)
+    return SiteBundle(report.path, public.read_bytes(), private, config.data, training.seed, report)
+
+
+def enroll_real_sites(world: World, specialists: tuple[SiteBundle, ...]) -> None:
+    """Enroll the sites that trained ``specialists`` (their own public keys) under :data:`REAL_SITES`."""
+    for name, specialist in zip(REAL_SITES, specialists, strict=True):
+        if name not in world.sites:
+            world.adopt(name, specialist.public_key)
+            world.sites[name] = Site(name, specialist.private_key, specialist.report.key_fingerprint)
+
+
+def publish_real(
+    world: World, task_id: str, specialist: SiteBundle, *, approve: bool = True
+) -> tuple[str, str]:
+    """Publish (and approve) the real ``specialist`` for ``task_id`` in ``world``.
+
+    The registry isolates tests by task and a card names its task, so the site's exported bundle
+    is copied with the card's ``task.id`` set to ``task_id`` and signed again with the same site
+    key; model, metrics, uid and preprocessing are the export's. The registry revokes a *model*
+    (its ``model.onnx`` digest) in every task: a test that revokes a version revokes a
+    world-made bundle with its own weights, never a real specialist that other tests serve.
+    """
+    folder = world.root / "bundles" / f"real{next(_copies)}"
+    shutil.copytree(specialist.folder, folder)
+    (folder / SITE_SIG).unlink()
+    card = specialist.card
+    card["task"]["id"] = task_id
+    write_card(card, folder)
+    key = load_private_key(specialist.private_key, os.environ["GSCO_KEY_PASSPHRASE"].encode())
+    sign_bundle(folder, key, folder / SITE_SIG)
+    published = world.publish_folder(folder, approve=approve)
+    shutil.rmtree(folder)
+    return published

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from tests.gsco_runtime.world import make_world
+from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
 
 SERVE = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "serve.sh"
 
@@ -23,10 +24,13 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_serve_step_prints_the_page_url_and_a_clinician_token_that_work(tmp_path: Path) -> None:
+def test_serve_step_prints_the_page_url_and_a_clinician_token_that_work(
+    tmp_path: Path, real_specialists: tuple[SiteBundle, ...]
+) -> None:
     world = make_world(tmp_path)
+    enroll_real_sites(world, real_specialists)
     task = world.new_task()
-    world.publish(task, "test_resnet", "site-a")
+    publish_real(world, task, real_specialists[0])
     port = _free_port()
     env = {
         **os.environ,

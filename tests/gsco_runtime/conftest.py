@@ -8,7 +8,7 @@ import pytest
 
 from gsco_runtime.config import RuntimeSettings
 from tests.gsco_runtime.world import World, make_world
-from tests.site_bundle import LABELS, TASK, SiteBundle
+from tests.site_bundle import LABELS, TASK, SiteBundle, enroll_real_sites
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +24,14 @@ def settings(tmp_path: Path) -> RuntimeSettings:
 
 
 @pytest.fixture(scope="session")
-def site_model(world: World, site_bundle: SiteBundle) -> tuple[str, str]:
-    """The site agent's real bundle, published and approved in the session registry."""
-    world.adopt("bundle-site", site_bundle.public_key)
+def real(world: World, real_specialists: tuple[SiteBundle, ...]) -> tuple[SiteBundle, ...]:
+    """The real specialists, their sites (``REAL_SITES``) enrolled in the session registry."""
+    enroll_real_sites(world, real_specialists)
+    return real_specialists
+
+
+@pytest.fixture(scope="session")
+def site_model(world: World, real: tuple[SiteBundle, ...], site_bundle: SiteBundle) -> tuple[str, str]:
+    """The site agent's real bundle, published and approved in the session registry under its own task."""
     world.new_task(LABELS, task_id=TASK)
     return world.publish_folder(site_bundle.folder)

@@ -19,17 +19,17 @@ from gsco_runtime.generalists.openai_http import OpenAIBackend
 from gsco_runtime.pool.registry_source import RegistrySource
 from tests.gsco_runtime.chat_server import ChatServer, Step, start_chat_server
 from tests.gsco_runtime.world import LABELS, MODALITY, World, sample_images
+from tests.site_bundle import REAL_SITES, SiteBundle, publish_real
 
 QUERY = sample_images(1, seed=99)[0]
 
 
 @pytest.fixture(scope="module")
-def task(world: World) -> str:
-    """A task with three approved specialists from two sites."""
+def task(world: World, real: tuple[SiteBundle, ...]) -> str:
+    """A task with the three real specialists approved, each from its own site."""
     task_id = world.new_task()
-    world.publish(task_id, "test_resnet", "site-a")
-    world.publish(task_id, "test_efficientnet", "site-b", balanced_accuracy=0.7)
-    world.publish(task_id, "test_vit", "site-a", balanced_accuracy=0.9)
+    for specialist in real:
+        publish_real(world, task_id, specialist)
     return task_id
 
 
@@ -64,7 +64,7 @@ def test_consensus_decision_carries_the_evidence(world: World, task: str, settin
     assert not decision.fallback and decision.generalist_answer is None
     assert len(decision.specialists) == 3
     fingerprints = {op.site_fingerprint for op in decision.specialists}
-    assert fingerprints == {world.sites["site-a"].fingerprint, world.sites["site-b"].fingerprint}
+    assert fingerprints == {world.sites[site].fingerprint for site in REAL_SITES}
     for op in decision.specialists:
         assert op.version == "1" and op.label in LABELS and op.probability == max(op.probabilities.values())
     assert len(decision.retrieved) == 10
@@ -272,10 +272,12 @@ def test_a_new_case_library_is_picked_up_on_reload(
         runtime.close()
 
 
-def test_a_revoked_specialists_index_is_freed(world: World, settings: RuntimeSettings) -> None:
+def test_a_revoked_specialists_index_is_freed(
+    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+) -> None:
     task_id = world.new_task()
-    world.publish(task_id, "test_resnet", "site-a")
-    revoked = world.publish(task_id, "test_vit", "site-b")
+    publish_real(world, task_id, real[0])
+    revoked = world.publish(task_id, "test_vit", "site-b", seed=44)  # its own model: revoked below
     _library(settings.home, task_id, n=12)
     runtime = _runtime(world, settings, task_id)
     try:

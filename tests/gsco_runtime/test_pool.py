@@ -13,6 +13,7 @@ from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
 from registry.service import Registry
 from tests.gsco_runtime.world import World
+from tests.site_bundle import SiteBundle, publish_real
 
 UNREACHABLE = RegistryConfig.resolve(tracking_uri="postgresql+psycopg2://hub@127.0.0.1:9/mlflow", retries=0)
 
@@ -29,26 +30,32 @@ def _artifact(world: World, name: str, version: str, file: str) -> Path:
     return matches[0]
 
 
-def test_serves_every_approved_version_only(world: World, tmp_path: Path) -> None:
+def test_serves_every_approved_version_only(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    a = world.publish(task, "test_resnet", "site-a")
-    b = world.publish(task, "test_efficientnet", "site-b")
-    world.publish(task, "test_vit", "site-a", approve=False)  # pending: never served
+    a = publish_real(world, task, real[0])
+    b = publish_real(world, task, real[1])
+    publish_real(world, task, real[2], approve=False)  # pending: never served
     pool = _pool(world, tmp_path / "cache")
     pool.watch([task])
     snapshot = pool.snapshot(task)
     assert sorted(snapshot.keys) == sorted([f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}"])
     info = {s.info.name: s.info for s in snapshot.specialists}
-    assert info[a[0]].site_fingerprint == world.sites["site-a"].fingerprint
-    assert info[a[0]].validation["balanced_accuracy"] == pytest.approx(0.8)
+    assert info[a[0]].site_fingerprint == world.sites["real-1"].fingerprint == real[0].report.key_fingerprint
+    measured = real[0].card["evaluation"]["metrics"]["balanced_accuracy"]["value"]  # by the site's export
+    assert measured == real[0].report.metrics["balanced_accuracy"]
+    assert info[a[0]].validation["balanced_accuracy"] == measured
     status = pool.status()
     assert status.registry_reachable is True and status.serving_from_cache is False
     assert status.failures == [] and set(status.load_seconds) == set(snapshot.keys)
 
 
-def test_revoked_version_leaves_the_pool_and_the_cache(world: World, tmp_path: Path) -> None:
+def test_revoked_version_leaves_the_pool_and_the_cache(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    keep = world.publish(task, "test_resnet", "site-a")
+    keep = publish_real(world, task, real[0])
     gone = world.publish(task, "test_efficientnet", "site-b", seed=41)  # its own model: revoked below
     cache = BundleCache(tmp_path / "cache")
     pool = SpecialistPool(RegistrySource(world.config), cache)
@@ -64,6 +71,8 @@ def test_revoked_version_leaves_the_pool_and_the_cache(world: World, tmp_path: P
 
 
 def test_failed_load_keeps_the_previous_version_and_is_reported(world: World, tmp_path: Path) -> None:
+    # Two versions of one model (same site and backbone, other weights): world-made bundles, as
+    # each real specialist comes from its own site.
     task = world.new_task()
     name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
     pool = _pool(world, tmp_path / "cache")
@@ -80,9 +89,11 @@ def test_failed_load_keeps_the_previous_version_and_is_reported(world: World, tm
     assert "does not verify" in failure.message
 
 
-def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(world: World, tmp_path: Path) -> None:
+def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    a = world.publish(task, "test_resnet", "site-a")
+    a = publish_real(world, task, real[0])
     _pool(world, tmp_path / "cache").watch([task])  # fills the cache
 
     offline = SpecialistPool(
@@ -100,12 +111,15 @@ def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(world: Wo
     assert "unreachable" in (status.last_error or "")
 
 
-def test_tampered_cache_is_not_served_offline(world: World, tmp_path: Path) -> None:
+def test_tampered_cache_is_not_served_offline(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    a = world.publish(task, "test_resnet", "site-a")
+    a = publish_real(world, task, real[0])
     cache = BundleCache(tmp_path / "cache")
     SpecialistPool(RegistrySource(world.config), cache).watch([task])
     card = cache.path(BundleRef(task, *a)) / "card.json"
+    assert '"chest X-ray"' in card.read_text()
     card.write_text(card.read_text().replace("chest X-ray", "chest x-ray"))
     offline = SpecialistPool(
         RegistrySource(
@@ -121,10 +135,12 @@ def test_tampered_cache_is_not_served_offline(world: World, tmp_path: Path) -> N
     assert offline.status().failures[-1].code == "GSCO-410"
 
 
-def test_poll_thread_picks_up_a_new_approval(world: World, tmp_path: Path) -> None:
+def test_poll_thread_picks_up_a_new_approval(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    world.publish(task, "test_resnet", "site-a")
-    pending = world.publish(task, "test_efficientnet", "site-b", approve=False)
+    publish_real(world, task, real[0])
+    pending = publish_real(world, task, real[1], approve=False)
     pool = _pool(world, tmp_path / "cache", poll_interval_s=0.2)
     pool.watch([task])
     pool.start()
@@ -144,10 +160,12 @@ def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
         pool.snapshot("no-such-task")
 
 
-def test_versions_of_a_revoked_site_leave_the_pool(world: World, tmp_path: Path) -> None:
-    world.enroll("site-x")
+def test_versions_of_a_revoked_site_leave_the_pool(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    world.enroll("site-x")  # revoked below for the whole session registry: no real site may be it
     task = world.new_task()
-    keep = world.publish(task, "test_resnet", "site-a")
+    keep = publish_real(world, task, real[0])
     world.publish(task, "test_efficientnet", "site-x")
     pool = _pool(world, tmp_path / "cache")
     pool.watch([task])

@@ -28,6 +28,7 @@ from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.rad.retriever import Neighbours, Retriever, fuse_by_rank
 from gsco_runtime.task import TaskSpec
 from tests.gsco_runtime.world import LABELS, MODALITY, World, sample_images
+from tests.site_bundle import SiteBundle, publish_real
 
 REPORTS = ("Right lower lobe consolidation.", "", "Clear lungs,\n no effusion.", "Patchy opacity left.")
 
@@ -137,11 +138,11 @@ def test_evidence_gives_the_generalist_each_specialists_own_cases_and_reports(tm
 
 
 def test_the_consensus_pools_each_specialists_own_retrieval_vote(
-    world: World, settings: RuntimeSettings, tmp_path: Path
+    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings, tmp_path: Path
 ) -> None:
     task = world.new_task()
-    world.publish(task, "test_resnet", "site-a")
-    world.publish(task, "test_efficientnet", "site-b")
+    publish_real(world, task, real[0])
+    publish_real(world, task, real[1])
     raw = RawCases(images=sample_images(40, seed=5), labels=np.arange(40) % 2)
     save_library(build_library(task, LABELS, raw), settings.home)
     runtime = GscoRuntime(RegistrySource(world.config), settings)

@@ -1,6 +1,8 @@
 """The registry world of the runtime and hub tests: real registry, sites and signed bundles.
 
-The builder lives in :mod:`bench.world`, shared with ``bench/runtime.py``.
+The builder lives in :mod:`bench.world`, shared with ``bench/runtime.py``. The tests serve the
+real specialists of ``tests/site_bundle.py`` in it (``publish_real``); world-made bundles only
+where a test needs a fixed behaviour.
 """
 
 from __future__ import annotations

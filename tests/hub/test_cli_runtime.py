@@ -15,21 +15,25 @@ from hub.cli.main import app
 from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
 from tests.gsco_runtime.world import World, make_world
+from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
 
 runner = CliRunner()
 UNREACHABLE = "postgresql+psycopg2://hub@127.0.0.1:9/mlflow"
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    return make_world(tmp_path_factory.mktemp("cli-world"))
+def world(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBundle, ...]) -> World:
+    world = make_world(tmp_path_factory.mktemp("cli-world"))
+    enroll_real_sites(world, real_specialists)
+    return world
 
 
 @pytest.fixture(scope="module")
-def task(world: World) -> str:
+def task(world: World, real_specialists: tuple[SiteBundle, ...]) -> str:
+    """Two of the real specialists, approved."""
     task_id = world.new_task()
-    world.publish(task_id, "test_resnet", "site-a")
-    world.publish(task_id, "test_efficientnet", "site-b")
+    publish_real(world, task_id, real_specialists[0])
+    publish_real(world, task_id, real_specialists[1])
     return task_id
 
 
@@ -262,6 +266,8 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
 def test_a_library_from_the_specialists_training_split_never_calibrates(
     world: World, cases_npz: Path, image: Path, tmp_path: Path
 ) -> None:
+    # World-made bundles: the card must name this test's cases file as its training set, which
+    # no real specialist was trained on.
     task = world.new_task()
     trained_on = source_digest(cases_npz, "train")
     name, _ = world.publish(task, "test_resnet", "site-a", training_set_digest=trained_on)

@@ -1,20 +1,27 @@
-"""`gsco-hub federation certs | key | register`: the commands themselves, outputs and refusals.
+"""`gsco-hub federation certs | key | register | superlink`: the commands themselves, outputs and refusals.
 
 The library under them is tested in tests/federation/; `federation run` against a real SuperLink
-is in tests/federation/test_local_federation.py. These start no Flower process.
+is in tests/federation/test_local_federation.py. Only the `superlink` test starts Flower: the
+command as a real process on a free loopback port, insecure and with TLS, stopped by SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import time
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
 from gsco_common.keys import fingerprint, load_public_key
 from hub.cli.main import app
+from hub.federation.flwr_cli import FlowerCli, venv_bin
+from hub.federation.processes import descendants, pid_alive
 
 runner = CliRunner()
 
@@ -58,10 +65,20 @@ def test_key_creates_the_federation_key_once_and_prints_its_fingerprint(tmp_path
     assert fingerprint(load_public_key(public)) == report["fingerprint"], "the key was not replaced"
 
 
-def test_register_with_no_superlink_listening_fails_with_a_clear_error(tmp_path: Path) -> None:
+def _free_port() -> int:
     with socket.socket() as probe:  # a free loopback port nobody listens on
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+        return probe.getsockname()[1]
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_register_with_no_superlink_listening_fails_with_a_clear_error(tmp_path: Path) -> None:
+    port = _free_port()
     key = tmp_path / "supernode_key.pub"
     key.write_text("not used: the SuperLink is unreachable")
     done = runner.invoke(
@@ -72,3 +89,48 @@ def test_register_with_no_superlink_listening_fails_with_a_clear_error(tmp_path:
     assert done.exit_code == 12 and "Traceback" not in done.output
     assert "error[GSCO-700]: `flwr supernode register` failed" in done.output
     assert "hint: check that the SuperLink runs and the address and certificates are right" in done.output
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["insecure", "tls"])
+def test_superlink_listens_answers_flwr_and_stops_cleanly_on_sigterm(tmp_path: Path, tls: bool) -> None:
+    home, port = tmp_path / "home", _free_port()
+    certs = home / "federation" / "certs"
+    if tls:
+        assert runner.invoke(app, ["federation", "certs", str(certs)]).exit_code == 0
+    mode = ["--certs", str(certs)] if tls else ["--insecure"]
+    command = [
+        venv_bin("gsco-hub"),
+        "--home",
+        str(home),
+        "federation",
+        "superlink",
+        "--port",
+        str(port),
+        *mode,
+    ]
+    hub = subprocess.Popen(  # noqa: S603  (fixed command line, no shell)
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        first = hub.stdout.readline()  # printed once the SuperLink's port accepts connections
+        secure = "INSECURE (no TLS, no node auth)" if not tls else "TLS + SuperNode authentication"
+        assert first.startswith(f"SuperLink listening on 127.0.0.1:{port}, {secure}; log: "), (
+            first + hub.stderr.read() if hub.poll() is not None else first
+        )
+        assert _accepts(port)
+        superlink = descendants([hub.pid])
+        assert superlink, "the SuperLink runs as the command's child process"
+        flwr = FlowerCli(
+            tmp_path / "flwr", f"127.0.0.1:{port}", insecure=not tls, root_certificates=certs / "ca.pem"
+        )
+        assert flwr.nodes() == []  # the Control API answers over the chosen transport: no site yet
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        out, err = hub.communicate(timeout=60)
+    assert hub.returncode == 0, err
+    assert "stopping the SuperLink" in out and "Traceback" not in err
+    deadline = time.monotonic() + 10
+    while [pid for pid in superlink if pid_alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [pid for pid in superlink if pid_alive(pid)] == []
+    assert not _accepts(port)

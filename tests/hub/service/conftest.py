@@ -25,6 +25,7 @@ from hub.service.database import HubDatabase
 from hub.service.settings import load_settings
 from hub.service.tokens import TokenStore
 from tests.gsco_runtime.world import LABELS, World, make_world
+from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
 
 WEBHOOK_SECRET = "s3cret-webhook-key-0123456789"
 
@@ -34,6 +35,7 @@ class Hub:
     world: World
     task: str
     url: str
+    real: tuple[SiteBundle, ...]
     clinician: str
     admin: str
     revoked: str
@@ -82,11 +84,13 @@ def serving(app: FastAPI) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
+def hub(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBundle, ...]) -> Iterator[Hub]:
+    """Serves two of the real specialists; the third is for the tests that approve one while serving."""
     world = make_world(tmp_path_factory.mktemp("hub-world"))
+    enroll_real_sites(world, real_specialists)
     task = world.new_task()
-    world.publish(task, "test_resnet", "site-a")
-    world.publish(task, "test_efficientnet", "site-b")
+    publish_real(world, task, real_specialists[0])
+    publish_real(world, task, real_specialists[1])
     rng = np.random.default_rng(0)
     raw = RawCases(
         images=[rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(20)], labels=np.arange(20) % 2
@@ -121,7 +125,7 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hub]:
     while not server.started and time.time() < deadline:
         time.sleep(0.1)
     assert server.started
-    yield Hub(world, task, url, clinician, admin, revoked, log, app)
+    yield Hub(world, task, url, real_specialists, clinician, admin, revoked, log, app)
     server.should_exit = True
     thread.join(30)
     root.removeHandler(handler)

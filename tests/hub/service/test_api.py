@@ -17,6 +17,7 @@ from hub.service import webhook
 from hub.service.fhir import validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
+from tests.site_bundle import publish_real
 
 
 def _diagnose(hub: Hub, data: bytes, token: str | None = None, **extra: str):
@@ -328,7 +329,8 @@ def test_webhook_hmac(hub: Hub) -> None:
 
 def test_hot_approval_and_revocation_while_serving(hub: Hub) -> None:
     world, task = hub.world, hub.task
-    name, version = world.publish(task, "test_resnet", "site-b", seed=5, approve=False)
+    # The real third specialist is approved, then revoked: no other test of this registry serves it.
+    name, version = publish_real(world, task, hub.real[2], approve=False)
     retriever = hub.app.state.hub.runtime.engine.retriever(task)
     swaps = "gsco_hub_pool_swaps_total"
     with hub.client() as client:
