@@ -41,7 +41,7 @@ from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.store.catalog import TaskInfo
 from specialist.export.bundle import PrivacyScan, build_bundle
-from specialist.export.card_builder import build_card, model_uid
+from specialist.export.card_builder import PRIVACY_CARD_KEYS, build_card, model_uid
 from specialist.export.onnx_export import ExportResult
 from specialist.models.factory import create_specialist
 from specialist.models.specialist import Specialist
@@ -194,15 +194,8 @@ def hub_privacy(dp: dict[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
-SITE_PRIVACY_KEYS = (
-    "epsilon",
-    "delta",
-    "accountant",
-    "max_grad_norm",
-    "noise_multiplier",
-    "sample_rate",
-    "steps",
-)
+# Each DP-SGD site's figures in the card: a local card's privacy keys, the notion being the card's.
+SITE_PRIVACY_KEYS = tuple(key for key in PRIVACY_CARD_KEYS if key != "notion")
 
 
 def _site_key(site: dict[str, Any]) -> str:

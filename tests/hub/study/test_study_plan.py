@@ -15,28 +15,7 @@ from hub.study.plan import plan_shards
 from hub.study.shards import apply_shift, select
 from hub.study.spec import ShardSpec, ShiftSpec, load_study, parse_study
 from site_agent.data.synthetic import write_synthetic_npz
-
-
-def _study(**changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "name": "tiny",
-        "title": "Tiny",
-        "task": {"id": "tiny", "labels": ["a", "b"], "modality": "synthetic"},
-        "datasets": {"syn": "syn.npz"},
-        "sites": [
-            {
-                "name": "site-a",
-                "backbone": "resnet18",
-                "image_size": 16,
-                "epochs": 1,
-                "shard": {"dataset": "syn", "range": [0.0, 0.5]},
-            },
-        ],  # fmt: skip
-        "library": {"shard": {"dataset": "syn", "range": [0.5, 1.0]}},
-        "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
-    }
-    data.update(changes)
-    return data
+from tests.hub.study.specs import tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +56,12 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 )
 def test_validation_errors_name_the_key(change: dict[str, Any], key: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
-        parse_study(_study(**change), tmp_path)
+        parse_study(tiny_study(**change), tmp_path)
     assert caught.value.message.startswith(f"{key}:"), caught.value.message
 
 
 def test_relative_paths_resolve_against_the_study_file(syn: Path) -> None:
-    spec = parse_study(_study(), syn)
+    spec = parse_study(tiny_study(), syn)
     assert spec.datasets["syn"] == syn / "syn.npz"
 
 
@@ -92,7 +71,7 @@ def test_missing_dataset_file_is_named(tmp_path: Path) -> None:
         load_study(tmp_path / "s.yaml")
     import yaml
 
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(_study()))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(tiny_study()))
     with pytest.raises(ConfigError, match="^datasets.syn: no file at"):
         load_study(tmp_path / "s.yaml")
 
@@ -106,7 +85,7 @@ def test_cli_reports_a_bad_study_file_in_one_line(tmp_path: Path) -> None:
 
 
 def test_library_overlapping_a_site_is_refused_up_front(syn: Path) -> None:
-    spec = parse_study(_study(library={"shard": {"dataset": "syn", "range": [0.4, 1.0]}}), syn)
+    spec = parse_study(tiny_study(library={"shard": {"dataset": "syn", "range": [0.4, 1.0]}}), syn)
     with pytest.raises(ConfigError) as caught:
         plan_shards(spec)
     # 10 % of the 100 shuffled training images lie in both [0, 0.5) and [0.4, 1.0)
@@ -115,18 +94,18 @@ def test_library_overlapping_a_site_is_refused_up_front(syn: Path) -> None:
 
 def test_evaluation_overlapping_training_is_refused(syn: Path) -> None:
     spec = parse_study(
-        _study(evaluation={"shard": {"dataset": "syn", "split": "train", "range": [0.9, 1.0]}}), syn
+        tiny_study(evaluation={"shard": {"dataset": "syn", "split": "train", "range": [0.9, 1.0]}}), syn
     )
     with pytest.raises(ConfigError, match="^evaluation.shard shares 10 images with library.shard"):
         plan_shards(spec)
 
 
 def test_disjoint_plan_and_the_deliberate_site_library(syn: Path) -> None:
-    shards = plan_shards(parse_study(_study(), syn))
+    shards = plan_shards(parse_study(tiny_study(), syn))
     assert shards.sites["site-a"].indices.size == 50 and shards.main.library.indices.size == 50
     assert np.intersect1d(shards.sites["site-a"].indices, shards.main.library.indices).size == 0
     assert shards.main.evaluation.indices.size == 20
-    own = plan_shards(parse_study(_study(library={"site": "site-a"}), syn))
+    own = plan_shards(parse_study(tiny_study(library={"site": "site-a"}), syn))
     assert own.main.library is own.sites["site-a"]
 
 

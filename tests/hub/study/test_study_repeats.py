@@ -12,6 +12,7 @@ import pytest
 from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
 from hub.study.report import study_markdown
 from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
+from tests.hub.study.specs import site, tiny_study
 
 CONSENSUS = "consensus (no generalist)"
 
@@ -172,37 +173,9 @@ def test_with_repeats_keeps_the_first_repeat_on_top_and_aggregates_main_and_vari
 
 
 def test_repeat_changes_the_shuffle_and_every_site_seed_only() -> None:
-    spec = parse_study(
-        {
-            "name": "t",
-            "title": "T",
-            "task": {"id": "t", "labels": ["a", "b"], "modality": "m"},
-            "datasets": {"syn": "syn.npz"},
-            "seed": 5,
-            "repeats": 3,
-            "sites": [
-                {
-                    "name": "site-a",
-                    "backbone": "resnet18",
-                    "image_size": 16,
-                    "epochs": 1,
-                    "seed": 1,
-                    "shard": {"dataset": "syn", "range": [0.0, 0.5]},
-                },
-                {
-                    "name": "site-b",
-                    "backbone": "resnet18",
-                    "image_size": 16,
-                    "epochs": 1,
-                    "seed": 2,
-                    "shard": {"dataset": "syn", "range": [0.5, 0.8]},
-                },
-            ],  # fmt: skip
-            "library": {"shard": {"dataset": "syn", "range": [0.8, 1.0]}},
-            "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
-        },
-        Path("."),
-    )
+    sites = [site("site-a", 0.0, 0.5, seed=1), site("site-b", 0.5, 0.8, seed=2)]
+    library = {"shard": {"dataset": "syn", "range": [0.8, 1.0]}}
+    spec = parse_study(tiny_study(seed=5, repeats=3, sites=sites, library=library), Path("."))
     assert spec.repeat(0) == spec
     third = spec.repeat(2)
     assert third.seed == 7
@@ -218,27 +191,7 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
     """The repeat plumbing of run_study; each repeat's real flow is the e2e test's (one repeat)."""
     from hub.study import run
 
-    spec = parse_study(
-        {
-            "name": "t",
-            "title": "T",
-            "task": {"id": "t", "labels": ["a", "b"], "modality": "m"},
-            "datasets": {"syn": "syn.npz"},
-            "repeats": 2,
-            "sites": [
-                {
-                    "name": "site-a",
-                    "backbone": "resnet18",
-                    "image_size": 16,
-                    "epochs": 1,
-                    "shard": {"dataset": "syn", "range": [0.0, 0.5]},
-                },
-            ],  # fmt: skip
-            "library": {"shard": {"dataset": "syn", "range": [0.5, 1.0]}},
-            "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
-        },
-        tmp_path,
-    )
+    spec = parse_study(tiny_study(repeats=2), tmp_path)
     calls: list[tuple[int, int, Path, Path]] = []
     announced: list[str] = []
 
