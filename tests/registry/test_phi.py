@@ -10,6 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+from registry.bundle import phi
 from registry.bundle.phi import (
     SCAN_CHUNK_BYTES,
     onnx_strings,
@@ -190,3 +191,13 @@ def test_an_unknown_user_still_leaves_host_and_home(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(getpass, "getuser", no_user)
     monkeypatch.setenv("HOME", "/home/drsmith")
     assert system_identifiers() == {"radiology-ws-0427", "/home/drsmith"}
+
+
+def test_scan_bytes_finds_a_string_at_every_offset_of_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks of 8 bytes: every position of a 5-byte leak, across every chunk border, is found.
+    monkeypatch.setattr(phi, "SCAN_CHUNK_BYTES", 8)
+    for start in range(0, 40 - 5 + 1):
+        data = bytearray(b"." * 40)
+        data[start : start + 5] = b"KGH-7"
+        assert scan_bytes(bytes(data), ["kgh-7"]), start
+        assert not scan_bytes(bytes(data), ["kgh-70"]), start
