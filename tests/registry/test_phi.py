@@ -201,3 +201,11 @@ def test_scan_bytes_finds_a_string_at_every_offset_of_small_chunks(monkeypatch: 
         data[start : start + 5] = b"KGH-7"
         assert scan_bytes(bytes(data), ["kgh-7"]), start
         assert not scan_bytes(bytes(data), ["kgh-70"]), start
+
+
+def test_unknown_fields_that_are_not_utf8_and_lone_surrogates_are_still_scanned() -> None:
+    payload = b"\xff\xfeDRSMITH"
+    wire = _varint(9999 << 3 | 2) + _varint(len(payload)) + payload
+    model = onnx.ModelProto.FromString(wire)
+    assert list(onnx_strings(model)) == [("model.<unknown field 9999>[0]", "\ufffd\ufffdDRSMITH")]
+    assert scan_strings([("card.notes", "\ud800 drsmith")], ["drsmith"]) == ["card.notes"]
