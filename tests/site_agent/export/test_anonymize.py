@@ -150,7 +150,12 @@ def branchy_model() -> onnx.ModelProto:
     other = helper.make_graph(
         [
             helper.make_node(
-                "Binarizer", ["/tmp/alice/mm"], ["/tmp/alice/else"], name="alice_else", domain="ai.onnx.ml"
+                "Binarizer",
+                ["/tmp/alice/mm"],
+                ["/tmp/alice/else"],
+                name="alice_else",
+                domain="ai.onnx.ml",
+                threshold=0.5,
             )
         ],
         "alice_else_graph",
@@ -191,7 +196,10 @@ def branchy_model() -> onnx.ModelProto:
 
 def test_subgraphs_sparse_weights_and_annotations_are_renamed_consistently() -> None:
     original = branchy_model()
+    snapshot = original.SerializeToString()
     clean = anonymize_model(original)
+    assert original.SerializeToString() == snapshot, "a model without local functions is copied too"
+    onnx.checker.check_model(clean)
     graph = clean.graph
     assert [(n.op_type, n.name, list(n.input), list(n.output)) for n in graph.node] == [
         ("MatMul", "", ["image", "t0"], ["t2"]),
@@ -205,6 +213,9 @@ def test_subgraphs_sparse_weights_and_annotations_are_renamed_consistently() -> 
         "then_branch": f"{NEUTRAL_GRAPH_NAME}_branch",
         "else_branch": f"{NEUTRAL_GRAPH_NAME}_branch",
     }
+    assert (
+        branches["else_branch"].node[0].attribute == original.graph.node[1].attribute[0].g.node[0].attribute
+    )
     assert [(n.name, list(n.input), list(n.output)) for n in branches["else_branch"].node] == [
         ("", ["t2"], ["t3"])
     ]
@@ -222,3 +233,19 @@ def test_subgraphs_sparse_weights_and_annotations_are_renamed_consistently() -> 
         )
         for expected, actual in zip(before, after, strict=True):
             assert np.array_equal(expected, actual)
+
+
+def test_the_standard_opset_is_kept_even_when_no_node_uses_it() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Binarizer", ["image"], ["logits"], domain="ai.onnx.ml", threshold=0.5)],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+    )
+    opsets = [
+        helper.make_opsetid("", 18),
+        helper.make_opsetid("ai.onnx.ml", 3),
+        helper.make_opsetid("pkg.x", 1),
+    ]
+    clean = anonymize_model(helper.make_model(graph, opset_imports=opsets))
+    assert [(o.domain, o.version) for o in clean.opset_import] == [("", 18), ("ai.onnx.ml", 3)]
