@@ -89,6 +89,11 @@ _ALWAYS_COPY = (
     "copying a model that has local functions first only costs time: the inliner builds a new model "
     "from its input anyway, so the caller's model stays untouched and the result is the same"
 )
+_ASCII_DEFAULT = (
+    "the shipped `default.yaml` is ASCII only: any locale encoding reads the same text from it "
+    "(a user's policy file is read as UTF-8 whatever the locale: `test_a_policy_file_is_read_as_utf8_"
+    "whatever_the_locale`)"
+)
 _ASCII_DOCUMENT = (
     "the trust document is ASCII only (PEM keys, hex digests, JSON with non-ASCII escaped): the "
     "locale's default encoding (UTF-8 or ASCII) writes and reads the same bytes"
@@ -100,6 +105,9 @@ EQUIVALENT: dict[str, str] = {
     "registry.bundle.layout.x_file_sha256__mutmut_13": _READ_SIZE,
     "specialist.export.anonymize.x__node_domains__mutmut_5": _EMPTY_GRAPH,
     "specialist.export.anonymize.x_anonymize_model__mutmut_2": _ALWAYS_COPY,
+    "registry.policy.policy.x__default_raw__mutmut_2": _ASCII_DEFAULT,
+    "registry.policy.policy.x__default_raw__mutmut_10": _CODEC_CASE,
+    "registry.policy.policy.x_load_policy__mutmut_14": _CODEC_CASE,
     "registry.bundle.signing.x__hashing_config__mutmut_4": "model-signing's default: ignore_git_paths=True",
     "registry.bundle.signing.x_sign_bundle__mutmut_6": "`token_bytes(None)` is 32 random bytes too",
     "registry.bundle.signing.x_sign_bundle__mutmut_7": "a one-time passphrase of 33 random bytes, not 32",

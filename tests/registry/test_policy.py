@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -12,6 +15,7 @@ from onnx import helper
 from gsco_common.errors import ConfigError
 from gsco_common.keys import fingerprint
 from registry.bundle.signing import sign_bundle
+from registry.policy import policy as policy_module
 from registry.policy.checks import _IDENTIFYING, BundleUnderReview, _identifying_fields, run_checks
 from registry.policy.policy import Policy, PrivacyLimits, load_policy
 from registry.store.catalog import SiteInfo, TaskInfo
@@ -392,3 +396,40 @@ def test_a_broken_card_fails_every_check_that_reads_it_with_the_cards_error(
         "card: 'model' is a required property; card: 'preprocessing' is a required property; "
         "card: 'evaluation' is a required property ..."
     }
+
+
+def test_a_check_the_policy_does_not_name_is_on() -> None:
+    assert Policy(checks={}).enabled("metric_floor") is True
+    assert Policy(checks={"privacy": False}).enabled("privacy") is False
+
+
+def test_file_keys_merge_over_the_defaults_values_and_a_broken_default_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped defaults of `privacy` are all null; defaults with values show the merge.
+    defaults = {"checks": {"privacy": True}, "metric_floor": {}, "privacy": {"delta": 1e-5}, "deny_list": []}
+    monkeypatch.setattr(policy_module, "_default_raw", lambda: json.loads(json.dumps(defaults)))
+    (tmp_path / "p.yaml").write_text("privacy:\n  max_epsilon: 3\n")
+    assert load_policy(tmp_path / "p.yaml").privacy == PrivacyLimits(max_epsilon=3.0, delta=1e-5)
+    defaults["checks"] = {"site_key_active": False}
+    with pytest.raises(ConfigError) as broken:
+        load_policy()
+    assert broken.value.message == (
+        "the default policy is invalid: site_key_active cannot be switched off: "
+        "approvals always check the site signature"
+    )
+
+
+def test_a_policy_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("deny_list: [Zürich-Spital]\n", encoding="utf-8")
+    code = "import sys; from pathlib import Path; from registry.policy.policy import load_policy; "
+    code += "print(ascii(load_policy(Path(sys.argv[1])).deny_list))"
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "p.yaml")],
+        env=ascii_locale,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "['Z\\xfcrich-Spital']\n"
