@@ -171,6 +171,11 @@ def mutmut_config(module: str, tests: tuple[str, ...], top_level: list[str]) -> 
             'pytest_add_cli_args = ["-p", "no:cacheprovider", "-W", "ignore::DeprecationWarning"]',
             # torch, onnxruntime and MLflow start threads: fork workers from a clean server.
             'process_isolation = "forkserver"',
+            # mutmut's CPU limit per mutant is (test time + constant) * multiplier * 2, where the test
+            # time leaves out fixture setup (keys, signed bundles: tens of CPU seconds per mutant
+            # here). Its defaults (1 s, x15) killed unchanged code with SIGXCPU, counted as detected.
+            "timeout_constant = 40.0",
+            "timeout_multiplier = 3.0",
             "",
         ]
     )
