@@ -422,6 +422,7 @@ def test_file_keys_merge_over_the_defaults_values_and_a_broken_default_is_named(
 
 def test_a_policy_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
     (tmp_path / "p.yaml").write_text("deny_list: [Zürich-Spital]\n", encoding="utf-8")
+    assert load_policy(tmp_path / "p.yaml").deny_list == ["Zürich-Spital"]  # here: a UTF-8 locale
     code = "import sys; from pathlib import Path; from registry.policy.policy import load_policy; "
     code += "print(ascii(load_policy(Path(sys.argv[1])).deny_list))"
     ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
