@@ -8,6 +8,7 @@ import socket
 import numpy as np
 import onnx
 import pytest
+from google.protobuf import wrappers_pb2
 from onnx import TensorProto, helper, numpy_helper
 
 from registry.bundle import phi
@@ -209,3 +210,21 @@ def test_unknown_fields_that_are_not_utf8_and_lone_surrogates_are_still_scanned(
     model = onnx.ModelProto.FromString(wire)
     assert list(onnx_strings(model)) == [("model.<unknown field 9999>[0]", "\ufffd\ufffdDRSMITH")]
     assert scan_strings([("card.notes", "\ud800 drsmith")], ["drsmith"]) == ["card.notes"]
+
+
+def test_tensor_payloads_are_not_walked_as_text() -> None:
+    weight = numpy_helper.from_array(np.frombuffer(b"DRSMITH!", np.uint8), "w")
+    assert list(onnx_strings(weight, "t")) == [("t.name", "w")]
+
+
+def test_scalar_fields_without_presence_are_walked_when_set() -> None:
+    # ONNX is proto2 (every scalar has presence); a proto3 message's plain string field has none.
+    assert list(onnx_strings(wrappers_pb2.StringValue(value="drsmith"), "w")) == [("w.value", "drsmith")]
+    assert list(onnx_strings(wrappers_pb2.StringValue(), "w")) == []
+
+
+def test_system_identifiers_of_the_minimum_length_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "kgh")
+    monkeypatch.setenv("LOGNAME", "abc")
+    monkeypatch.setenv("HOME", "/")
+    assert system_identifiers() == {"kgh", "abc"}
