@@ -94,6 +94,24 @@ _ASCII_DEFAULT = (
     "(a user's policy file is read as UTF-8 whatever the locale: `test_a_policy_file_is_read_as_utf8_"
     "whatever_the_locale`)"
 )
+_UTF8_DEFAULT = "`str.encode` and `bytes.decode` use UTF-8 when no codec is named"
+_EMPTY_REPEATED = "walking a repeated field that is empty yields nothing, as skipping it does"
+_IGNORECASE_CLASS = (
+    "under `re.IGNORECASE` the class `[a-za-z0-9]` (or `[A-ZA-Z0-9]`) matches the same bytes as `[A-Za-z0-9]`"
+)
+_LARGER_OVERLAP = (
+    "chunks that overlap by one byte more still search only bytes of `data`: the same strings are found"
+)
+_SIGNED_VIEW = "`tobytes()` of a signed-byte view returns the same bytes as of an unsigned one"
+_SHORT_HOME = (
+    'the final filter drops every string shorter than `MIN_FORBIDDEN_LENGTH` (`/`, and `""`, which '
+    "`str(Path.home())` never is) anyway"
+)
+_NEEDLE_ORDER = (
+    "the order of the needles changes which alternative of the pattern is tried first, not whether "
+    "it matches: the regex backtracks into the others when a token boundary fails, `scan_strings` "
+    "only asks whether there is a match and `scan_bytes` whether any needle occurs"
+)
 _ASCII_DOCUMENT = (
     "the trust document is ASCII only (PEM keys, hex digests, JSON with non-ASCII escaped): the "
     "locale's default encoding (UTF-8 or ASCII) writes and reads the same bytes"
@@ -108,6 +126,27 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.policy.x__default_raw__mutmut_2": _ASCII_DEFAULT,
     "registry.policy.policy.x__default_raw__mutmut_10": _CODEC_CASE,
     "registry.policy.policy.x_load_policy__mutmut_14": _CODEC_CASE,
+    "registry.bundle.phi.x_onnx_strings__mutmut_35": _UTF8_DEFAULT,
+    "registry.bundle.phi.x_onnx_strings__mutmut_38": _CODEC_CASE,
+    "registry.bundle.phi.x_onnx_strings__mutmut_46": _UTF8_DEFAULT,
+    "registry.bundle.phi.x_onnx_strings__mutmut_49": _CODEC_CASE,
+    "registry.bundle.phi.x__is_set__mutmut_1": _EMPTY_REPEATED,
+    "registry.bundle.phi.x__needles__mutmut_8": _CODEC_CASE,
+    "registry.bundle.phi.x__needles__mutmut_13": _NEEDLE_ORDER,
+    "registry.bundle.phi.x__needles__mutmut_16": _NEEDLE_ORDER,
+    "registry.bundle.phi.x__needles__mutmut_17": _NEEDLE_ORDER,
+    "registry.bundle.phi.x__needles__mutmut_18": _NEEDLE_ORDER,
+    "registry.bundle.phi.x__pattern__mutmut_15": _IGNORECASE_CLASS,
+    "registry.bundle.phi.x__pattern__mutmut_16": _IGNORECASE_CLASS,
+    "registry.bundle.phi.x__pattern__mutmut_18": _IGNORECASE_CLASS,
+    "registry.bundle.phi.x__pattern__mutmut_19": _IGNORECASE_CLASS,
+    "registry.bundle.phi.x_scan_strings__mutmut_10": _UTF8_DEFAULT,
+    "registry.bundle.phi.x_scan_strings__mutmut_13": _CODEC_CASE,
+    "registry.bundle.phi.x_scan_strings__mutmut_17": _ORDERED_SET,
+    "registry.bundle.phi.x_scan_bytes__mutmut_7": _LARGER_OVERLAP,
+    "registry.bundle.phi.x_scan_bytes__mutmut_14": _SIGNED_VIEW,
+    "registry.bundle.phi.x_system_identifiers__mutmut_11": _SHORT_HOME,
+    "registry.bundle.phi.x_system_identifiers__mutmut_12": _SHORT_HOME,
     "registry.bundle.signing.x__hashing_config__mutmut_4": "model-signing's default: ignore_git_paths=True",
     "registry.bundle.signing.x_sign_bundle__mutmut_6": "`token_bytes(None)` is 32 random bytes too",
     "registry.bundle.signing.x_sign_bundle__mutmut_7": "a one-time passphrase of 33 random bytes, not 32",
