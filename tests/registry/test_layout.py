@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,16 @@ def test_signatures_required_are_the_callers_choice(tmp_path: Path) -> None:
     assert unapproved.value.message == "the bundle is incomplete: missing approval.sig"
     (folder / "site.sig").write_text("s")
     require_bundle_files(folder)
+
+
+def test_file_digest_reads_in_bounded_pieces(tmp_path: Path) -> None:
+    # A model file may be hundreds of MB: it is hashed piece by piece, never read whole.
+    data = bytes(range(256)) * (16 * 4096)  # 16 MiB
+    (tmp_path / "big").write_bytes(data)
+    tracemalloc.start()
+    try:
+        assert file_sha256(tmp_path / "big") == hashlib.sha256(data).hexdigest()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20

@@ -8,8 +8,10 @@ import socket
 import numpy as np
 import onnx
 import pytest
+from google.protobuf import wrappers_pb2
 from onnx import TensorProto, helper, numpy_helper
 
+from registry.bundle import phi
 from registry.bundle.phi import (
     SCAN_CHUNK_BYTES,
     onnx_strings,
@@ -190,3 +192,39 @@ def test_an_unknown_user_still_leaves_host_and_home(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(getpass, "getuser", no_user)
     monkeypatch.setenv("HOME", "/home/drsmith")
     assert system_identifiers() == {"radiology-ws-0427", "/home/drsmith"}
+
+
+def test_scan_bytes_finds_a_string_at_every_offset_of_small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Chunks of 8 bytes: every position of a 5-byte leak, across every chunk border, is found.
+    monkeypatch.setattr(phi, "SCAN_CHUNK_BYTES", 8)
+    for start in range(0, 40 - 5 + 1):
+        data = bytearray(b"." * 40)
+        data[start : start + 5] = b"KGH-7"
+        assert scan_bytes(bytes(data), ["kgh-7"]), start
+        assert not scan_bytes(bytes(data), ["kgh-70"]), start
+
+
+def test_unknown_fields_that_are_not_utf8_and_lone_surrogates_are_still_scanned() -> None:
+    payload = b"\xff\xfeDRSMITH"
+    wire = _varint(9999 << 3 | 2) + _varint(len(payload)) + payload
+    model = onnx.ModelProto.FromString(wire)
+    assert list(onnx_strings(model)) == [("model.<unknown field 9999>[0]", "\ufffd\ufffdDRSMITH")]
+    assert scan_strings([("card.notes", "\ud800 drsmith")], ["drsmith"]) == ["card.notes"]
+
+
+def test_tensor_payloads_are_not_walked_as_text() -> None:
+    weight = numpy_helper.from_array(np.frombuffer(b"DRSMITH!", np.uint8), "w")
+    assert list(onnx_strings(weight, "t")) == [("t.name", "w")]
+
+
+def test_scalar_fields_without_presence_are_walked_when_set() -> None:
+    # ONNX is proto2 (every scalar has presence); a proto3 message's plain string field has none.
+    assert list(onnx_strings(wrappers_pb2.StringValue(value="drsmith"), "w")) == [("w.value", "drsmith")]
+    assert list(onnx_strings(wrappers_pb2.StringValue(), "w")) == []
+
+
+def test_system_identifiers_of_the_minimum_length_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "gethostname", lambda: "kgh")
+    monkeypatch.setenv("LOGNAME", "abc")
+    monkeypatch.setenv("HOME", "/")
+    assert system_identifiers() == {"kgh", "abc"}

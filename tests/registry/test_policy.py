@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import onnx
@@ -12,8 +15,9 @@ from onnx import helper
 from gsco_common.errors import ConfigError
 from gsco_common.keys import fingerprint
 from registry.bundle.signing import sign_bundle
-from registry.policy.checks import BundleUnderReview, run_checks
-from registry.policy.policy import load_policy
+from registry.policy import policy as policy_module
+from registry.policy.checks import _IDENTIFYING, BundleUnderReview, _identifying_fields, run_checks
+from registry.policy.policy import Policy, PrivacyLimits, load_policy
 from registry.store.catalog import SiteInfo, TaskInfo
 from tests.registry.bundles import make_bundle, tiny_onnx
 from tests.registry.conftest import LABELS, SiteKey
@@ -226,3 +230,218 @@ def test_the_card_of_another_task_is_named(tmp_path: Path, site_keys: dict[str, 
         failing(folder, site_keys["a"])["card_complete"]
         == "the card's task differs from the registry's task 'pneumonia'"
     )
+
+
+ALL_ON = {
+    "site_signature": True,
+    "site_key_active": True,
+    "card_complete": True,
+    "onnx_checker": True,
+    "onnxruntime_load": True,
+    "anonymization": True,
+    "metric_floor": True,
+}
+
+
+def test_the_default_policy_is_the_shipped_file() -> None:
+    assert load_policy() == Policy(
+        checks={**ALL_ON, "privacy": False},
+        metric_floor={"balanced_accuracy": 0.6, "auc": 0.7},
+        privacy=PrivacyLimits(),
+        deny_list=[],
+    )
+
+
+def test_checks_and_privacy_merge_key_by_key_other_sections_are_replaced(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text(
+        "checks:\n  metric_floor: false\nprivacy:\n  max_mia_auc: 0.5\n"
+        "metric_floor:\n  macro_f1: 0.4\ndeny_list: [st elsewhere]\n"
+    )
+    assert load_policy(tmp_path / "p.yaml") == Policy(
+        checks={**ALL_ON, "metric_floor": False, "privacy": False},
+        metric_floor={"macro_f1": 0.4},
+        privacy=PrivacyLimits(max_mia_auc=0.5),
+        deny_list=["st elsewhere"],
+    )
+    (tmp_path / "empty.yaml").write_text("# nothing set\n")
+    assert load_policy(tmp_path / "empty.yaml") == load_policy()
+
+
+def test_a_bare_file_name_names_a_shipped_policy_unless_the_folder_has_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    strict = load_policy(Path("strict.yaml"))
+    assert strict.checks == {**ALL_ON, "privacy": True}
+    assert strict.privacy == PrivacyLimits(max_mia_auc=0.6, max_epsilon=10.0, delta=1e-5)
+    (tmp_path / "strict.yaml").write_text("deny_list: [kgh]\n")
+    assert load_policy(Path("strict.yaml")) == Policy(**{**load_policy().model_dump(), "deny_list": ["kgh"]})
+    # Only shipped YAML files, only for bare names: the package's Python files are no policy.
+    for name in ("checks.py", "sub/strict.yaml"):
+        with pytest.raises(ConfigError) as absent:
+            load_policy(Path(name))
+        assert (absent.value.message, absent.value.hint) == (
+            f"cannot read policy file {Path(name).name}",
+            "check the --policy path",
+        )
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        (
+            b"1: x\n",
+            "policy file p.yaml: unknown key 1",
+            "known keys: checks, deny_list, metric_floor, privacy",
+        ),
+        (b"checks: \xff\n", "policy file p.yaml is not valid YAML (or not UTF-8 text)", None),
+        (b"- a\n", "policy file p.yaml must be a mapping of keys to values", None),
+        (
+            b"metric_floor:\n  auc: high\n  macro_f1: []\n",
+            "policy file p.yaml is invalid: metric_floor.auc: Input should be a valid number, unable to "
+            "parse string as a number; metric_floor.macro_f1: Input should be a valid number",
+            None,
+        ),
+        (
+            b"privacy:\n  max_epsilon: 8\n",
+            "policy file p.yaml is invalid: privacy: Value error, privacy.max_epsilon needs privacy.delta "
+            "(an epsilon means nothing without it)",
+            None,
+        ),
+    ],
+)
+def test_policy_file_refusals_are_exact(tmp_path: Path, text: bytes, message: str, hint: str | None) -> None:
+    (tmp_path / "p.yaml").write_bytes(text)
+    with pytest.raises(ConfigError) as refused:
+        load_policy(tmp_path / "p.yaml")
+    assert (refused.value.message, refused.value.hint) == (message, hint)
+
+
+@pytest.mark.parametrize(
+    ("limits", "problems"),
+    [
+        ("{max_mia_auc: 0.5, max_epsilon: 0.01, delta: 0.99}", []),
+        ("{max_mia_auc: 1.0, delta: 1.0e-9}", []),
+        ("{max_mia_auc: 0.49}", ["privacy.max_mia_auc: Input should be greater than or equal to 0.5"]),
+        ("{max_mia_auc: 1.01}", ["privacy.max_mia_auc: Input should be less than or equal to 1"]),
+        ("{max_epsilon: 0, delta: 1.0e-5}", ["privacy.max_epsilon: Input should be greater than 0"]),
+        ("{delta: 0}", ["privacy.delta: Input should be greater than 0"]),
+        ("{delta: 1}", ["privacy.delta: Input should be less than 1"]),
+    ],
+)
+def test_privacy_limits_are_bounded(tmp_path: Path, limits: str, problems: list[str]) -> None:
+    (tmp_path / "p.yaml").write_text(f"privacy: {limits}\n")
+    if not problems:
+        load_policy(tmp_path / "p.yaml")
+        return
+    with pytest.raises(ConfigError) as refused:
+        load_policy(tmp_path / "p.yaml")
+    assert refused.value.message == "policy file p.yaml is invalid: " + "; ".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        ("/srv/pacs/export", 0),
+        ("C:\\data", 1),
+        ("\\\\server\\share", 2),
+        ("scan_0042.dcm", 3),
+        ("x.nii.gz", 3),
+        ("Traceback (most recent call last)", 4),
+        ('File "train", line 52', 4),
+        ("1.2.840.10008.5.1", 5),
+        ("dr@hospital.org", 6),
+    ],
+)
+def test_each_identifying_pattern_finds_its_kind_of_string(text: str, pattern: int) -> None:
+    # Each string matches exactly one pattern, so that every pattern is shown to work on its own.
+    assert [i for i, p in enumerate(_IDENTIFYING) if p.search(text)] == [pattern]
+    assert _identifying_fields([("card.notes", "ordinary"), ("card.task.notes", text)]) == ["card.task.notes"]
+
+
+def test_near_misses_are_not_identifying() -> None:
+    named = [("a", "1.2.840.1"), ("b", "ratio 1/2"), ("c", "version 1.2"), ("d", "a.pyc"), ("e", "")]
+    assert _identifying_fields(named) == []
+
+
+def test_anonymization_names_five_fields_and_counts_the_rest(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    model = tiny_onnx(2)
+    for index, node in enumerate(model.graph.node):
+        node.name = f"n{index}"
+        node.doc_string = "trace"
+    model.graph.doc_string = "graph notes"
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, model=model)
+    assert failing(folder, site_keys["a"]) == {
+        "anonymization": "model.onnx keeps free text in model.graph.node[0].doc_string, "
+        "model.graph.node[1].doc_string, model.graph.node[2].doc_string, model.graph.doc_string, "
+        "model.graph.node[0].name (+2 more)"
+    }
+
+
+def test_a_missing_metric_and_a_rotated_key_are_named(tmp_path: Path, site_keys: dict[str, SiteKey]) -> None:
+    no_auc = make_bundle(tmp_path / "m", site_keys["a"].private, LABELS, auc=None)
+    assert failing(no_auc, site_keys["a"]) == {"metric_floor": "auc n/a < 0.7"}
+    folder = make_bundle(tmp_path / "r", site_keys["a"].private, LABELS)
+    assert failing(folder, site_keys["a"], status="retired") == {
+        "site_key_active": "the signing key was replaced by site 'site-a''s new key (key rotation)"
+    }
+
+
+def test_a_broken_card_fails_every_check_that_reads_it_with_the_cards_error(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, card_data={"format_version": "1.0"})
+    failures = failing(folder, site_keys["a"])
+    assert failures.keys() == {
+        "site_signature",
+        "card_complete",
+        "onnxruntime_load",
+        "anonymization",
+        "metric_floor",
+    }
+    assert set(failures.values()) == {
+        "card.json is invalid: card: 'model_uid' is a required property; "
+        "card: 'task' is a required property; "
+        "card: 'model' is a required property; card: 'preprocessing' is a required property; "
+        "card: 'evaluation' is a required property ..."
+    }
+
+
+def test_a_check_the_policy_does_not_name_is_on() -> None:
+    assert Policy(checks={}).enabled("metric_floor") is True
+    assert Policy(checks={"privacy": False}).enabled("privacy") is False
+
+
+def test_file_keys_merge_over_the_defaults_values_and_a_broken_default_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The shipped defaults of `privacy` are all null; defaults with values show the merge.
+    defaults = {"checks": {"privacy": True}, "metric_floor": {}, "privacy": {"delta": 1e-5}, "deny_list": []}
+    monkeypatch.setattr(policy_module, "_default_raw", lambda: json.loads(json.dumps(defaults)))
+    (tmp_path / "p.yaml").write_text("privacy:\n  max_epsilon: 3\n")
+    assert load_policy(tmp_path / "p.yaml").privacy == PrivacyLimits(max_epsilon=3.0, delta=1e-5)
+    defaults["checks"] = {"site_key_active": False}
+    with pytest.raises(ConfigError) as broken:
+        load_policy()
+    assert broken.value.message == (
+        "the default policy is invalid: site_key_active cannot be switched off: "
+        "approvals always check the site signature"
+    )
+
+
+def test_a_policy_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> None:
+    (tmp_path / "p.yaml").write_text("deny_list: [Zürich-Spital]\n", encoding="utf-8")
+    assert load_policy(tmp_path / "p.yaml").deny_list == ["Zürich-Spital"]  # here: a UTF-8 locale
+    code = "import sys; from pathlib import Path; from registry.policy.policy import load_policy; "
+    code += "print(ascii(load_policy(Path(sys.argv[1])).deny_list))"
+    ascii_locale = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "p.yaml")],
+        env=ascii_locale,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "['Z\\xfcrich-Spital']\n"

@@ -133,3 +133,119 @@ def test_in_place_anonymization_gives_the_same_model_without_copying_it() -> Non
         inlined.SerializeToString()
         == anonymize_model(onnx.inliner.inline_local_functions(exporter_like_model())).SerializeToString()
     )
+
+
+def branchy_model() -> onnx.ModelProto:
+    """A model with every place a value name can hide besides the main graph.
+
+    An ``If`` whose branches read an outer value (one branch in another opset domain), a sparse
+    initializer and a quantization annotation.
+    """
+    then = helper.make_graph(
+        [helper.make_node("Identity", ["/tmp/alice/mm"], ["/tmp/alice/then"], name="alice_then")],
+        "alice_then_graph",
+        [],
+        [helper.make_tensor_value_info("/tmp/alice/then", TensorProto.FLOAT, ["batch", 3])],
+    )
+    other = helper.make_graph(
+        [
+            helper.make_node(
+                "Binarizer",
+                ["/tmp/alice/mm"],
+                ["/tmp/alice/else"],
+                name="alice_else",
+                domain="ai.onnx.ml",
+                threshold=0.5,
+            )
+        ],
+        "alice_else_graph",
+        [],
+        [helper.make_tensor_value_info("/tmp/alice/else", TensorProto.FLOAT, ["batch", 3])],
+    )
+    values = numpy_helper.from_array(np.array([2.0, 3.0], np.float32), "/tmp/alice/w")
+    indices = numpy_helper.from_array(np.array([0, 5], np.int64), "/tmp/alice/w_indices")
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["image", "/tmp/alice/w"], ["/tmp/alice/mm"], name="alice_mm"),
+            helper.make_node(
+                "If", ["flag"], ["logits"], name="alice_if", then_branch=then, else_branch=other
+            ),
+            helper.make_node("Identity", ["/tmp/alice/mm"], ["embedding"], name="alice_id"),
+        ],
+        "alice_graph",
+        [
+            helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 2]),
+            helper.make_tensor_value_info("flag", TensorProto.BOOL, []),
+        ],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", 3]),
+        ],
+        sparse_initializer=[helper.make_sparse_tensor(values, indices, [2, 3])],
+    )
+    graph.quantization_annotation.add(tensor_name="/tmp/alice/mm")
+    opsets = [
+        helper.make_opsetid("", 18),
+        helper.make_opsetid("ai.onnx.ml", 3),
+        helper.make_opsetid("pkg.x", 1),
+    ]
+    model = helper.make_model(graph, opset_imports=opsets)
+    onnx.checker.check_model(model)
+    return model
+
+
+def test_subgraphs_sparse_weights_and_annotations_are_renamed_consistently() -> None:
+    original = branchy_model()
+    snapshot = original.SerializeToString()
+    clean = anonymize_model(original)
+    assert original.SerializeToString() == snapshot, "a model without local functions is copied too"
+    onnx.checker.check_model(clean)
+    graph = clean.graph
+    assert [(n.op_type, n.name, list(n.input), list(n.output)) for n in graph.node] == [
+        ("MatMul", "", ["image", "t0"], ["t2"]),
+        ("If", "", ["flag"], ["logits"]),
+        ("Identity", "", ["t2"], ["embedding"]),
+    ]
+    assert (graph.sparse_initializer[0].values.name, graph.sparse_initializer[0].indices.name) == ("t0", "t1")
+    assert [note.tensor_name for note in graph.quantization_annotation] == ["t2"]
+    branches = {a.name: a.g for a in graph.node[1].attribute}
+    assert {name: b.name for name, b in branches.items()} == {
+        "then_branch": f"{NEUTRAL_GRAPH_NAME}_branch",
+        "else_branch": f"{NEUTRAL_GRAPH_NAME}_branch",
+    }
+    assert (
+        branches["else_branch"].node[0].attribute == original.graph.node[1].attribute[0].g.node[0].attribute
+    )
+    assert [(n.name, list(n.input), list(n.output)) for n in branches["else_branch"].node] == [
+        ("", ["t2"], ["t3"])
+    ]
+    assert [(n.name, list(n.input), list(n.output)) for n in branches["then_branch"].node] == [
+        ("", ["t2"], ["t4"])
+    ]
+    assert [o.name for o in branches["then_branch"].output] == ["t4"]
+    assert [(o.domain, o.version) for o in clean.opset_import] == [("", 18), ("ai.onnx.ml", 3)]
+    assert not scan_bytes(clean.SerializeToString(), ["alice"])
+    for flag in (True, False):
+        feeds = {"image": np.array([[1.0, -2.0]], np.float32), "flag": np.array(flag)}
+        before, after = (
+            ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+            for m in (original, clean)
+        )
+        for expected, actual in zip(before, after, strict=True):
+            assert np.array_equal(expected, actual)
+
+
+def test_the_standard_opset_is_kept_even_when_no_node_uses_it() -> None:
+    graph = helper.make_graph(
+        [helper.make_node("Binarizer", ["image"], ["logits"], domain="ai.onnx.ml", threshold=0.5)],
+        "g",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
+    )
+    opsets = [
+        helper.make_opsetid("", 18),
+        helper.make_opsetid("ai.onnx.ml", 3),
+        helper.make_opsetid("pkg.x", 1),
+    ]
+    clean = anonymize_model(helper.make_model(graph, opset_imports=opsets))
+    assert [(o.domain, o.version) for o in clean.opset_import] == [("", 18), ("ai.onnx.ml", 3)]
