@@ -22,7 +22,7 @@ from deploy.demo.local_federation import LocalFederation
 from hub.federation.partition import write_site_slices
 from hub.federation.processes import pid_alive
 from hub.federation.settings import RunSettings
-from registry.bundle.card import NOTION_SITE, Card
+from registry.bundle.card import Card
 from registry.config import RegistryConfig
 from registry.service import Registry
 
@@ -109,22 +109,16 @@ def check_tags(card: Card, tags: dict[str, str]) -> None:
     assert tags["privacy.update_epsilon"] == ("" if not update else repr(float(update["epsilon"])))
 
 
-def test_dp_sgd_at_every_site_publishes_a_sample_level_card(dp_federation: LocalFederation) -> None:
-    card, tags = published_card(dp_federation, settings(num_rounds=2), "dp-sgd")
-    privacy = card.privacy
-    assert privacy is not None and privacy["notion"] == NOTION_SITE
-    assert "update_level" not in privacy
-    check_sites(privacy, rounds=2)
-    assert card.data["training"]["dp_epsilon"] == privacy["epsilon"]
-    check_tags(card, tags)
-
-
-def test_dp_sgd_at_the_sites_and_dp_at_the_hub_publishes_both(dp_federation: LocalFederation) -> None:
-    run = settings(num_rounds=1, dp_noise_multiplier=0.8, dp_clipping_norm=5.0)
+def test_dp_sgd_at_the_sites_over_two_rounds_and_dp_at_the_hub_publishes_both(
+    dp_federation: LocalFederation,
+) -> None:
+    """One run for the suite's time: the sample-level-only card is tested in test_federated_card.py."""
+    run = settings(num_rounds=2, dp_noise_multiplier=0.8, dp_clipping_norm=5.0)
     card, tags = published_card(dp_federation, run, "dp-both")
     privacy = card.privacy
     assert privacy is not None and privacy["notion"] == "both"
-    check_sites(privacy, rounds=1)
+    check_sites(privacy, rounds=2)  # the accountant composed both rounds' steps
+    assert card.data["training"]["dp_epsilon"] == privacy["epsilon"]
     hub = card.data["federation"]["dp"]
     assert privacy["update_level"]["epsilon"] == hub["epsilon"] > 0
     assert privacy["update_level"]["noise_multiplier"] == 0.8
