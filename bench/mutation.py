@@ -167,6 +167,7 @@ EQUIVALENT: dict[str, str] = {
     "registry.trust.xǁTrustStoreǁwrite__mutmut_2": _ASCII_DOCUMENT,
     "registry.trust.xǁTrustStoreǁwrite__mutmut_4": _ASCII_DOCUMENT,
     "registry.trust.xǁTrustStoreǁwrite__mutmut_13": _CODEC_CASE,
+    "registry.trust.xǁTrustStoreǁread__mutmut_5": _CODEC_CASE,
     "registry.trust.xǁTrustStoreǁread__mutmut_3": _ASCII_DOCUMENT,
     "registry.bundle.signing.x_verify_bundle__mutmut_9": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_10": _TEMP_NAME,
