@@ -38,7 +38,9 @@ sys.path.insert(0, str(ROOT))
 from bench.docs_section import publish  # noqa: E402
 
 WORK = ROOT / "mutants"
-RESULTS = WORK / "results"
+# Kept per-module results (counts and the diff of every survivor): tracked, so that a fresh
+# checkout still has them; the mutated copies under WORK are git-ignored and thrown away.
+RESULTS = ROOT / "bench" / "mutation_results"
 PACKAGES = ["gsco_common", "specialist", "site_agent", "registry", "gsco_runtime", "hub"]
 DOC = "testing.md"
 TITLE = "Testing"
