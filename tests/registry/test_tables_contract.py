@@ -6,12 +6,15 @@ skipped for it, with the reason, only when the server cannot be reached.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from gsco_common.audit_chain import GENESIS, link_digest
 from gsco_common.errors import AuthError, KeyMaterialError, RegistryError, RegistryUnavailableError
 from registry.store import audit, catalog
 from registry.store.database import Tables
@@ -102,6 +105,45 @@ def test_audit_chain_verifies(fresh_audit: Tables) -> None:
         report = audit.verify_chain(session)
         assert report.ok and report.entries == 4
         assert [e.subject for e in audit.entries(session, limit=2)] == ["s2", "s3"]
+
+
+def test_audit_entries_are_hashed_over_their_named_fields_and_read_back_as_written(
+    fresh_audit: Tables,
+) -> None:
+    with fresh_audit.session() as session:
+        first = audit.append(
+            session, actor="central", action="approve", subject="m/1", details={"b": 1, "a": [1, 2]}
+        )
+        second = audit.append(session, actor="ops", action="revoke", subject="m/2", details={})
+    # UTC with microseconds, and the details as canonical JSON (sorted keys, no spaces)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}\+00:00", first.at)
+    fields = {"seq": 1, "at": first.at, "actor": "central", "action": "approve", "subject": "m/1"}
+    digest = link_digest({**fields, "details": '{"a":[1,2],"b":1}'}, GENESIS)
+    assert first.to_dict() == {
+        **fields,
+        "details": {"b": 1, "a": [1, 2]},
+        "prev_hash": GENESIS,
+        "entry_hash": digest,
+    }
+    assert (second.seq, second.prev_hash) == (2, digest)
+    with fresh_audit.session() as session:
+        assert audit.entries(session) == [first, second]
+        assert audit.verify_chain(session) == audit.ChainReport(2, second.entry_hash)
+
+
+def test_audit_append_locks_only_the_head_row(fresh_audit: Tables) -> None:
+    """On PostgreSQL a writer locks the newest entry (two writers then queue up), not the whole log."""
+    if fresh_audit.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite locks the whole database file: no row locks to check")
+    _append(fresh_audit, 3)
+    with fresh_audit.session() as writer:
+        audit.append(writer, actor="central", action="test", subject="s3", details={})
+        with fresh_audit.engine.connect() as other:
+            older = "SELECT seq FROM gsco_audit WHERE seq < 3 ORDER BY seq FOR UPDATE NOWAIT"
+            assert other.execute(text(older)).scalars().all() == [1, 2]
+            other.rollback()
+            with pytest.raises(OperationalError, match="could not obtain lock"):
+                other.execute(text("SELECT seq FROM gsco_audit WHERE seq = 3 FOR UPDATE NOWAIT"))
 
 
 def test_audit_names_the_entry_edited_with_plain_sql(fresh_audit: Tables) -> None:
