@@ -364,19 +364,20 @@ def test_near_misses_are_not_identifying() -> None:
     assert _identifying_fields(named) == []
 
 
+@pytest.mark.parametrize(("named", "rest"), [(1, ""), (2, " (+1 more)"), (3, " (+2 more)")])
 def test_anonymization_names_five_fields_and_counts_the_rest(
-    tmp_path: Path, site_keys: dict[str, SiteKey]
+    named: int, rest: str, tmp_path: Path, site_keys: dict[str, SiteKey]
 ) -> None:
-    model = tiny_onnx(2)
+    model = tiny_onnx(2)  # three nodes: their doc strings, the graph's and `named` node names
     for index, node in enumerate(model.graph.node):
-        node.name = f"n{index}"
+        node.name = f"n{index}" if index < named else ""
         node.doc_string = "trace"
     model.graph.doc_string = "graph notes"
     folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, model=model)
     assert failing(folder, site_keys["a"]) == {
         "anonymization": "model.onnx keeps free text in model.graph.node[0].doc_string, "
         "model.graph.node[1].doc_string, model.graph.node[2].doc_string, model.graph.doc_string, "
-        "model.graph.node[0].name (+2 more)"
+        f"model.graph.node[0].name{rest}"
     }
 
 
