@@ -104,6 +104,8 @@ def test_anonymization_rescan_finds_leftovers_paths_and_denied_words(
 def test_metric_floor_names_each_low_metric(tmp_path: Path, site_keys: dict[str, SiteKey]) -> None:
     folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, auc=0.65, balanced_accuracy=0.5)
     assert failing(folder, site_keys["a"])["metric_floor"] == "balanced_accuracy 0.500 < 0.6, auc 0.650 < 0.7"
+    at_the_floor = make_bundle(tmp_path / "f", site_keys["a"].private, LABELS, auc=0.7, balanced_accuracy=0.6)
+    assert failing(at_the_floor, site_keys["a"]) == {}  # a floor is the lowest value that passes
 
 
 def test_disabled_checks_are_reported_as_skipped(tmp_path: Path, site_keys: dict[str, SiteKey]) -> None:
