@@ -122,6 +122,17 @@ _LAST_FIGURES = (
     "only the last pair's figures (the update-level ones) can be `None`: the first is `dp`, which "
     "is not `None` there, so leaving the loop ends it just as skipping to the next pair does"
 )
+_CPU_FALLBACK = (
+    "the project installs the CPU build of onnxruntime: with no providers named it uses the CPU "
+    "provider, and for an unknown provider name it warns and falls back to the CPU provider, so the "
+    "session runs on the provider named"
+)
+_FALSY_CARD_ERROR = '`None` is false as `""` is: only the truth of `card_error` is read'
+_CARD_READ_AGAIN = (
+    "every check in `_NEEDS_CARD` reads the card first, and `run_checks` turns the `CardError` it "
+    "raises into the same failure with the same message"
+)
+_FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.free_text.x_free_text_fields__mutmut_6": _ORDERED_SET,
@@ -180,6 +191,15 @@ EQUIVALENT: dict[str, str] = {
     "registry.bundle.signing.x_verify_bundle__mutmut_14": _TEMP_NAME,
     "registry.bundle.signing.x_verify_bundle__mutmut_15": _TEMP_NAME,
     "registry.policy.checks.x__privacy__mutmut_33": _LAST_FIGURES,
+    "registry.policy.checks.x__site_signature__mutmut_12": _CODEC_CASE,
+    "registry.policy.checks.x__onnxruntime_load__mutmut_4": _CPU_FALLBACK,
+    "registry.policy.checks.x__onnxruntime_load__mutmut_6": _CPU_FALLBACK,
+    "registry.policy.checks.x__onnxruntime_load__mutmut_9": _CPU_FALLBACK,
+    "registry.policy.checks.x__onnxruntime_load__mutmut_10": _CPU_FALLBACK,
+    "registry.policy.checks.x__onnxruntime_load__mutmut_11": _CPU_FALLBACK,
+    "registry.policy.checks.x__anonymization__mutmut_3": _FALSY_FLAG,
+    "registry.policy.checks.x_run_checks__mutmut_1": _FALSY_CARD_ERROR,
+    "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
-from onnx import helper
+from onnx import TensorProto, external_data_helper, helper
 
 from gsco_common.errors import ConfigError
 from gsco_common.keys import fingerprint
@@ -245,6 +245,48 @@ def test_a_model_whose_shapes_differ_from_its_card_is_refused(
         failing(odd, site_keys["a"])["onnxruntime_load"]
         == "expected outputs logits, embedding; found logits, features"
     )
+    pixels = tiny_onnx(2)  # the right shape under another input name
+    pixels.graph.input[0].name = pixels.graph.node[0].input[0] = "pixels"
+    named = make_bundle(tmp_path / "p", site_keys["a"].private, LABELS, model=pixels)
+    assert failing(named, site_keys["a"]) == {"onnxruntime_load": "expected one input `image` [batch,3,8,8]"}
+    extra = tiny_onnx(2)  # outputs after logits and embedding are allowed
+    extra.graph.output.append(helper.make_tensor_value_info("flat", TensorProto.FLOAT, ["batch", 192]))
+    assert (
+        failing(make_bundle(tmp_path / "e", site_keys["a"].private, LABELS, model=extra), site_keys["a"])
+        == {}
+    )
+
+
+def test_the_checker_runs_the_full_check_with_strict_shape_inference(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    model = tiny_onnx(2)  # well-formed, but logits are declared [batch,5] where MatMul gives [batch,2]
+    model.graph.output[0].type.tensor_type.shape.dim[1].dim_value = 5
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, model=model)
+    assert failing(folder, site_keys["a"]) == {
+        "onnx_checker": "invalid ONNX: [ShapeInferenceError] Inference error(s): (op_type:MatMul): "
+        "[ShapeInferenceError] Inferred shape and existing shape differ in dimension 1: (2) vs (5)"
+    }
+
+
+def test_external_data_named_by_the_model_is_never_read(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    model = tiny_onnx(2)
+    model.graph.doc_string = "notes"
+    weights = model.graph.initializer[0]  # its data moved to a file outside the bundle
+    external_data_helper.set_external_data(weights, location="/etc/hostname")
+    weights.ClearField("raw_data")
+    weights.data_location = TensorProto.EXTERNAL
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, sign=False)
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+    sign_bundle(folder, site_keys["a"].private, folder / "site.sig")
+    failures = failing(folder, site_keys["a"])
+    assert failures["anonymization"] == (
+        "model.onnx keeps free text in model.graph.doc_string; "
+        "path-, file- or identifier-like strings in model.graph.initializer[0].external_data[0].value"
+    )
+    assert failures["onnxruntime_load"] == "onnxruntime cannot load the model (Fail)"
 
 
 def test_the_card_of_another_task_is_named(tmp_path: Path, site_keys: dict[str, SiteKey]) -> None:
