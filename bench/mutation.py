@@ -62,7 +62,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/security/test_policy_and_init.py",
         "tests/properties/test_policy_yaml.py",
     ),
-    "registry/policy/checks.py": ("tests/registry/test_policy.py", "tests/registry/test_registry_cli.py"),
+    "registry/policy/checks.py": ("tests/registry/test_policy.py",),
     "registry/bundle/phi.py": ("tests/registry/test_phi.py", "tests/security/test_phi_free_text.py"),
     "registry/bundle/free_text.py": ("tests/security/test_phi_free_text.py",),
     "specialist/export/anonymize.py": ("tests/site_agent/export/test_anonymize.py",),
