@@ -27,6 +27,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from dataclasses import dataclass
@@ -263,6 +264,7 @@ def run_module(module: str, children: int, *, survivors_only: bool = False) -> d
     names = [] if previous is None else [n for n in previous["survivors"] if n not in EQUIVALENT]
     if previous is not None and not names:  # nothing open: mutmut without names would run them all
         return previous
+    started = time.monotonic()
     copy = stage(WORK / slug(module))
     top_level = sorted({path.name for path in copy.iterdir()})
     with (copy / "pyproject.toml").open("a") as pyproject:
@@ -298,6 +300,8 @@ def run_module(module: str, children: int, *, survivors_only: bool = False) -> d
         "tests": list(MODULES[module]),
         "counts": {status: n for status, n in counts.items() if n},
         "survivors": {name: {"status": statuses[name], "diff": diffs[name]} for name in open_ones},
+        # seconds of wall time: the full run plus any reruns of its survivors
+        "wall_s": round(time.monotonic() - started) + (0 if previous is None else previous.get("wall_s", 0)),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     kept.write_text(json.dumps(result, indent=2) + "\n")
