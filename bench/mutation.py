@@ -79,11 +79,6 @@ MODULES: dict[str, tuple[str, ...]] = {
 _CODEC_CASE = "codec names are case-insensitive: `UTF-8` is `utf-8`, `ASCII` is `ascii`"
 _TEMP_NAME = "names a private temporary file or folder that nothing else reads and that is deleted at once"
 _ORDERED_SET = "the dict is an ordered set: only its keys are read (`list(hits)`), never the value stored"
-_READ_SIZE = (
-    "the size of each read only: the same bytes are hashed in the same order (pieces of 2 MiB instead "
-    "of 1 MiB still bound the memory; `test_file_digest_reads_in_bounded_pieces` kills reading the "
-    "file whole)"
-)
 _EMPTY_GRAPH = (
     "`attribute.g` of an attribute that holds no graph reads as an empty graph (reading does not set "
     "it): walking it finds no node, so no domain is added"
@@ -137,8 +132,6 @@ _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is 
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.free_text.x_free_text_fields__mutmut_6": _ORDERED_SET,
-    "registry.bundle.layout.x_file_sha256__mutmut_12": _READ_SIZE,
-    "registry.bundle.layout.x_file_sha256__mutmut_13": _READ_SIZE,
     "specialist.export.anonymize.x__node_domains__mutmut_5": _EMPTY_GRAPH,
     "specialist.export.anonymize.x_anonymize_model__mutmut_2": _ALWAYS_COPY,
     "registry.policy.policy.x__default_raw__mutmut_2": _ASCII_DEFAULT,
