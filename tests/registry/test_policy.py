@@ -234,6 +234,10 @@ def test_a_model_whose_shapes_differ_from_its_card_is_refused(
     assert (
         failing(folder, site_keys["a"])["onnxruntime_load"] == "logits has shape [2, 3], the card says [2, 2]"
     )
+    both = make_bundle(tmp_path / "2", site_keys["a"].private, LABELS, model=tiny_onnx(3), embedding=5)
+    assert failing(both, site_keys["a"])["onnxruntime_load"] == (
+        "logits has shape [2, 3], the card says [2, 2]; embedding has shape [2, 4], the card says [2, 5]"
+    )
     wider = make_bundle(tmp_path / "w", site_keys["a"].private, LABELS, model=tiny_onnx(2, size=16))
     assert failing(wider, site_keys["a"])["onnxruntime_load"] == "expected one input `image` [batch,3,8,8]"
     renamed = tiny_onnx(2)
