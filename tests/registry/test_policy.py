@@ -113,7 +113,11 @@ def test_anonymization_rescan_finds_leftovers_paths_and_denied_words(
     onnx.helper.set_model_props(model, {"source": "C:\\Users\\drsmith\\train.py"})
     folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, model=model)
     detail = failing(folder, site_keys["a"])["anonymization"]
-    assert "free text" in detail and "metadata_props" in detail and "node[0].name" in detail
+    assert detail == (
+        "model.onnx keeps free text in model.metadata_props[0].key, model.metadata_props[0].value, "
+        "model.graph.node[0].name; path-, file- or identifier-like strings in model.graph.node[0].name, "
+        "model.metadata_props[0].value"
+    )
     (tmp_path / "deny.yaml").write_text("deny_list: [Research decision]\n")
     clean = make_bundle(tmp_path / "c", site_keys["a"].private, LABELS)
     denied = failing(clean, site_keys["a"], policy_file=tmp_path / "deny.yaml")["anonymization"]
