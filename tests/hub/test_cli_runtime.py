@@ -76,6 +76,12 @@ def _import(world: World, task: str, cases_npz: Path) -> None:
     assert result.exit_code == 0, result.output
 
 
+def _import_and_evaluate(world: World, task: str, cases_npz: Path, *flags: str) -> list[str]:
+    """Import the cases, then the arguments of `evaluate` on their validation split with ``flags``."""
+    _import(world, task, cases_npz)
+    return _hub(world, "evaluate", "--task", task, "--data", str(cases_npz), "--split", "val", *flags)
+
+
 def test_cases_import_takes_labels_from_the_registry(world: World, task: str, cases_npz: Path) -> None:
     args = _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
     result = runner.invoke(app, args)
@@ -157,16 +163,10 @@ def test_diagnose_serves_from_cache_when_the_registry_is_down(world: World, task
 
 
 def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path, tmp_path: Path) -> None:
-    _import(world, task, cases_npz)
-    args = _hub(
+    args = _import_and_evaluate(
         world,
-        "evaluate",
-        "--task",
         task,
-        "--data",
-        str(cases_npz),
-        "--split",
-        "val",
+        cases_npz,
         "--out",
         str(tmp_path / "eval"),
         "--bootstrap",
@@ -229,16 +229,10 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     world: World, task: str, cases_npz: Path, server: ChatServer
 ) -> None:
-    _import(world, task, cases_npz)
-    args = _hub(
+    args = _import_and_evaluate(
         world,
-        "evaluate",
-        "--task",
         task,
-        "--data",
-        str(cases_npz),
-        "--split",
-        "val",
+        cases_npz,
         "--limit",
         "6",
         "--json",
