@@ -17,18 +17,22 @@ import typer
 
 from deploy.demo.local_federation import DemoTask, run_demo
 from gsco_common.cli import (
-    DbUriOption,
-    HomeOption,
     JsonFlag,
-    TrackingUriOption,
+    RegistryFlags,
     console,
     handle_errors,
     print_json,
     top_level_app,
+    with_registry_flags,
 )
-from hub.cli.federation_options import BackboneOption, ImageSizeOption, RoundsOption, StrategyOption
+from hub.cli.federation_options import (
+    BackboneOption,
+    ImageSizeOption,
+    RoundsOption,
+    StrategyOption,
+    run_settings,
+)
 from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
-from hub.federation.settings import RunSettings
 from registry.config import RegistryConfig
 
 app = top_level_app("python -m deploy.demo.federation", __doc__.splitlines()[0])
@@ -45,6 +49,7 @@ class DemoProgressPrinter(ProgressPrinter):
 
 @app.command()
 @handle_errors
+@with_registry_flags
 def demo(
     sites: int = typer.Option(2, "--sites", min=1, max=8, help="Number of SuperNodes (sites)."),
     rounds: RoundsOption = 3,
@@ -62,23 +67,15 @@ def demo(
     workdir: Path | None = typer.Option(
         None, "--workdir", help="Demo folder (default: HOME/federation/demo)."
     ),
-    home: HomeOption = None,
-    tracking_uri: TrackingUriOption = None,
-    db_uri: DbUriOption = None,
+    *,
+    registry_flags: RegistryFlags,
     json_output: JsonFlag = False,
 ) -> None:
     """Run everything on this machine: a SuperLink and N SuperNodes on loopback, then stop them all."""
-    registry = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
+    registry = RegistryConfig.resolve(**registry_flags, retries=1)
     folder = workdir or registry.home / "federation" / "demo"
     demo_task = DemoTask(task, tuple(label.strip() for label in labels.split(",")), modality)
-    settings = RunSettings(
-        task=task,
-        backbone=backbone,
-        image_size=image_size,
-        num_rounds=rounds,
-        strategy=strategy,
-        min_sites=sites,
-    )
+    settings = run_settings(task, backbone, image_size, rounds, strategy, min_sites=sites)
     sigterm_as_interrupt()
     with DemoProgressPrinter(rounds, json_output) as printer:
         report = run_demo(
