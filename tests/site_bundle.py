@@ -115,3 +115,17 @@ def publish_real(
     published = world.publish_folder(folder, approve=approve)
     shutil.rmtree(folder)
     return published
+
+
+def task_with_a_revocable_version(
+    world: World, specialist: SiteBundle, seed: int
+) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """``(task, kept, revocable)``: a new task serving the real ``specialist`` and a world-made version.
+
+    The revocable version has its own weights (``seed``, one per test): revoking it revokes no
+    real specialist and no other test's model (see :func:`publish_real`).
+    """
+    task = world.new_task()
+    kept = publish_real(world, task, specialist)
+    revocable = world.publish(task, "test_efficientnet", "site-b", seed=seed)
+    return task, kept, revocable

@@ -13,7 +13,7 @@ from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
 from registry.service import Registry
 from tests.gsco_runtime.world import World
-from tests.site_bundle import SiteBundle, publish_real
+from tests.site_bundle import SiteBundle, publish_real, task_with_a_revocable_version
 
 UNREACHABLE = RegistryConfig.resolve(tracking_uri="postgresql+psycopg2://hub@127.0.0.1:9/mlflow", retries=0)
 
@@ -54,9 +54,7 @@ def test_serves_every_approved_version_only(
 def test_revoked_version_leaves_the_pool_and_the_cache(
     world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
-    task = world.new_task()
-    keep = publish_real(world, task, real[0])
-    gone = world.publish(task, "test_efficientnet", "site-b", seed=41)  # its own model: revoked below
+    task, keep, gone = task_with_a_revocable_version(world, real[0], seed=41)
     cache = BundleCache(tmp_path / "cache")
     pool = SpecialistPool(RegistrySource(world.config), cache)
     pool.watch([task])
