@@ -222,8 +222,8 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert "Where the specialists disagree: " in table.stdout
     again = json.loads(runner.invoke(app, args).stdout)["statistics"]
     assert again == stats  # seeded: the same intervals and p-values
-    too_few = runner.invoke(app, [*args[:-4], "--bootstrap", "999"])
-    assert too_few.exit_code == 2 and "--bootstrap" in too_few.output
+    too_few = runner.invoke(app, [*args[:-5], "--bootstrap", "999"])  # less --bootstrap 1000 --seed 7 --json
+    assert too_few.exit_code == 2 and "'--bootstrap': 999 is not in the range x>=1000" in too_few.output
 
 
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
