@@ -3,19 +3,17 @@
 The three CLIs (``site-agent``, ``gsco-registry``, ``gsco-hub``) follow one pattern: their
 ``main.py`` builds the root app with :func:`top_level_app` and registers the functions of their
 command modules (which never import ``main``); shared options are the ``Annotated`` aliases
-below, used as ``json_output: JsonFlag = False``, and the three options that choose the registry
-come together with :func:`with_registry_flags`.
+below, used as ``json_output: JsonFlag = False``.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypedDict, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -112,46 +110,3 @@ DbUriOption = Annotated[
         help="Database of the registry's own tables (needed with a server). Default: GSCO_REGISTRY_DB.",
     ),
 ]
-
-
-class RegistryFlags(TypedDict):
-    """The options that choose the registry, as given (``None`` where not given).
-
-    ``RegistryConfig.resolve(**flags)`` applies flag > environment > default to them.
-    """
-
-    home: Path | None
-    tracking_uri: str | None
-    db_uri: str | None
-
-
-_REGISTRY_FLAGS = {"home": HomeOption, "tracking_uri": TrackingUriOption, "db_uri": DbUriOption}
-
-
-def with_registry_flags(command: F) -> F:
-    """Give a command or root callback ``--home`` / ``--tracking-uri`` / ``--db-uri`` as one value.
-
-    ``gsco-registry``, ``gsco-hub`` and the federation demo choose their registry with the same
-    three options. The function declares one parameter ``registry_flags: RegistryFlags``; typer
-    reads the three options in its place from the rewritten signature, and the function receives
-    them as one :class:`RegistryFlags`.
-    """
-    signature = inspect.signature(command, eval_str=True)
-    if "registry_flags" not in signature.parameters:
-        raise TypeError(f"{command.__qualname__} has no parameter registry_flags: RegistryFlags")
-    parameters: list[inspect.Parameter] = []
-    for parameter in signature.parameters.values():
-        if parameter.name != "registry_flags":
-            parameters.append(parameter)
-            continue
-        for name, option in _REGISTRY_FLAGS.items():
-            parameters.append(parameter.replace(name=name, annotation=option, default=None))
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        flags = RegistryFlags(**{name: kwargs.pop(name, None) for name in _REGISTRY_FLAGS})
-        return command(*args, registry_flags=flags, **kwargs)
-
-    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}  # what typer's type hints read
-    return wrapper  # type: ignore[return-value]

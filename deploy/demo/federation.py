@@ -17,13 +17,14 @@ import typer
 
 from deploy.demo.local_federation import DemoTask, run_demo
 from gsco_common.cli import (
+    DbUriOption,
+    HomeOption,
     JsonFlag,
-    RegistryFlags,
+    TrackingUriOption,
     console,
     handle_errors,
     print_json,
     top_level_app,
-    with_registry_flags,
 )
 from hub.cli.federation_options import (
     BackboneOption,
@@ -49,7 +50,6 @@ class DemoProgressPrinter(ProgressPrinter):
 
 @app.command()
 @handle_errors
-@with_registry_flags
 def demo(
     sites: int = typer.Option(2, "--sites", min=1, max=8, help="Number of SuperNodes (sites)."),
     rounds: RoundsOption = 3,
@@ -67,12 +67,13 @@ def demo(
     workdir: Path | None = typer.Option(
         None, "--workdir", help="Demo folder (default: HOME/federation/demo)."
     ),
-    *,
-    registry_flags: RegistryFlags,
+    home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
+    db_uri: DbUriOption = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Run everything on this machine: a SuperLink and N SuperNodes on loopback, then stop them all."""
-    registry = RegistryConfig.resolve(**registry_flags, retries=1)
+    registry = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
     folder = workdir or registry.home / "federation" / "demo"
     demo_task = DemoTask(task, tuple(label.strip() for label in labels.split(",")), modality)
     settings = run_settings(task, backbone, image_size, rounds, strategy, min_sites=sites)

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from gsco_common.cli import RegistryFlags, top_level_app, with_registry_flags
+from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
 from hub.cli import cases_cmd, diagnose_cmd, evaluate_cmd, federation_cmd, serve_cmd, study_cmd, tokens_cmd
 from hub.cli.context import GeneralistCommand, HubContext
 from registry.config import RegistryConfig
@@ -25,10 +25,11 @@ app = top_level_app(
 
 
 @app.callback()
-@with_registry_flags
 def main(
     ctx: typer.Context,
-    registry_flags: RegistryFlags,
+    home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
+    db_uri: DbUriOption = None,
     central_key: Annotated[
         Path | None,
         typer.Option(
@@ -38,7 +39,7 @@ def main(
     ] = None,
 ) -> None:
     """Choose the registry the hub serves from."""
-    registry = RegistryConfig.resolve(**registry_flags, retries=1)
+    registry = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
     ctx.obj = HubContext(registry=registry, central_key=central_key)
 
 

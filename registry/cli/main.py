@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from gsco_common.cli import RegistryFlags, top_level_app, with_registry_flags
+from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
 from registry.cli import audit_cmd, models_cmd, review_cmd, setup_cmd
 from registry.config import RegistryConfig
 
@@ -20,10 +20,14 @@ app = top_level_app(
 
 
 @app.callback()
-@with_registry_flags
-def main(ctx: typer.Context, registry_flags: RegistryFlags) -> None:
+def main(
+    ctx: typer.Context,
+    home: HomeOption = None,
+    tracking_uri: TrackingUriOption = None,
+    db_uri: DbUriOption = None,
+) -> None:
     """Choose the registry every subcommand works on."""
-    ctx.obj = RegistryConfig.resolve(**registry_flags)
+    ctx.obj = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri)
 
 
 app.command("verify")(review_cmd.verify)
