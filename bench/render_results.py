@@ -24,8 +24,6 @@ ORDER = (
     "breast",
     "biased-specialist",
     "biased-specialist-seeds",
-    "external",
-    "library-own-training",
 )
 
 INTRO = """\
