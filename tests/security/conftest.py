@@ -65,6 +65,3 @@ def rechain(world: World) -> None:
             )
             prev = row.entry_hash
     tables.dispose()
-
-
-from tests.site_agent.conftest import write_dicom  # noqa: E402,F401  (the DICOM writer fixture)
