@@ -221,13 +221,14 @@ class World:
             registry.revoke(name, version, reason="test", reviewer="tester")
 
 
-def make_world(root: Path) -> World:
+def make_world(root: Path, sites: tuple[str, ...] = ("site-a", "site-b")) -> World:
+    """A new registry under ``root`` with ``sites`` enrolled (each with a key pair made here)."""
     config = RegistryConfig.resolve(home=root / "registry", retries=0)
     registry, _ = Registry.init(config)
     registry.close()
     world = World(root=root, config=config)
-    world.enroll("site-a")
-    world.enroll("site-b")
+    for site in sites:
+        world.enroll(site)
     return world
 
 

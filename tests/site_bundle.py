@@ -15,13 +15,14 @@ import itertools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.world import Site, World
+from bench.world import Site, World, make_world
 from gsco_common.keys import generate_key_pair, load_private_key
 from registry.bundle.card import write_card
 from registry.bundle.layout import SITE_SIG
@@ -93,24 +94,46 @@ def enroll_real_sites(world: World, specialists: tuple[SiteBundle, ...]) -> None
             world.sites[name] = Site(name, specialist.private_key, specialist.report.key_fingerprint)
 
 
+def make_real_world(root: Path, specialists: tuple[SiteBundle, ...]) -> World:
+    """A new registry under ``root`` whose only sites are the real specialists' (:data:`REAL_SITES`)."""
+    world = make_world(root, sites=())
+    enroll_real_sites(world, specialists)
+    return world
+
+
 def publish_real(
-    world: World, task_id: str, specialist: SiteBundle, *, approve: bool = True
+    world: World,
+    task_id: str,
+    specialist: SiteBundle,
+    *,
+    approve: bool = True,
+    site: str | None = None,
+    card_edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[str, str]:
     """Publish (and approve) the real ``specialist`` for ``task_id`` in ``world``.
 
     The registry isolates tests by task and a card names its task, so the site's exported bundle
-    is copied with the card's ``task.id`` set to ``task_id`` and signed again with the same site
-    key; model, metrics, uid and preprocessing are the export's. The registry revokes a *model*
-    (its ``model.onnx`` digest) in every task: a test that revokes a version revokes a
-    world-made bundle with its own weights, never a real specialist that other tests serve.
+    is copied with the card's ``task.id`` set to ``task_id`` and signed again with the site key;
+    model, metrics, uid and preprocessing are the export's. ``site`` (an enrolled site of
+    ``world``) publishes it as that site instead of the one that trained it: its key signs, its
+    fingerprint goes in the card (another version of one site's model, a model re-published by
+    another site, a forger's site). ``card_edit`` changes the card before signing (an older card
+    format). The registry revokes a *model* (its ``model.onnx`` digest) in every task: a test
+    that revokes a real specialist does it in a registry of its own (:func:`make_real_world`).
     """
+    signer = world.sites[site] if site else None
+    key_path = signer.key_path if signer else specialist.private_key
+    fingerprint = signer.fingerprint if signer else specialist.report.key_fingerprint
     folder = world.root / "bundles" / f"real{next(_copies)}"
     shutil.copytree(specialist.folder, folder)
     (folder / SITE_SIG).unlink()
     card = specialist.card
     card["task"]["id"] = task_id
+    card["site"]["key_fingerprint"] = fingerprint
+    if card_edit is not None:
+        card_edit(card)
     write_card(card, folder)
-    key = load_private_key(specialist.private_key, os.environ["GSCO_KEY_PASSPHRASE"].encode())
+    key = load_private_key(key_path, os.environ["GSCO_KEY_PASSPHRASE"].encode())
     sign_bundle(folder, key, folder / SITE_SIG)
     published = world.publish_folder(folder, approve=approve)
     shutil.rmtree(folder)
