@@ -44,13 +44,6 @@ def offline_hub(world: World, tmp_path: Path) -> RegistryConfig:
     return RegistryConfig.resolve(home=home, tracking_uri=DOWN_URI, retries=0)
 
 
-@pytest.fixture
-def own_world(tmp_path: Path, real_specialists: tuple[SiteBundle, ...]) -> World:
-    """A registry of the test's own with the real sites enrolled: for attacks that edit the
-    database and for revocations of a real specialist (the shared one stays clean)."""
-    return make_real_world(tmp_path / "own-world", real_specialists)
-
-
 def run_sql(world: World, statement: str, **params: object) -> None:
     """What an attacker with write access to the registry database does."""
     tables = Tables(world.config.tables_uri)
