@@ -86,9 +86,11 @@ def make_site_bundle(root: Path, *, seed: int = 0) -> SiteBundle:
     return SiteBundle(report.path, public.read_bytes(), private, config.data, training.seed, report)
 
 
-def enroll_real_sites(world: World, specialists: tuple[SiteBundle, ...]) -> None:
-    """Enroll the sites that trained ``specialists`` (their own public keys) under :data:`REAL_SITES`."""
-    for name, specialist in zip(REAL_SITES, specialists, strict=True):
+def enroll_real_sites(
+    world: World, specialists: tuple[SiteBundle, ...], names: tuple[str, ...] = REAL_SITES
+) -> None:
+    """Enroll the sites that trained ``specialists`` (their own public keys) under ``names``."""
+    for name, specialist in zip(names, specialists, strict=True):
         if name not in world.sites:
             world.adopt(name, specialist.public_key)
             world.sites[name] = Site(name, specialist.private_key, specialist.report.key_fingerprint)
