@@ -4,9 +4,12 @@ Training (timm's tiny test ViT at 28 px, two epochs on generated data), :func:`e
 (ONNX export, parity check, evaluation of the exported model, membership audit, ``build_card``,
 PHI scan, site signature): a few seconds each, once per test session (``real_specialists`` in
 tests/conftest.py). Each of the :data:`REAL_SITES` trains its own specialist (its own seed and
-its own generated data), so the specialists disagree on some images. The runtime and hub tests
-publish them into their own registries (:func:`publish_real`); ``bench/world.py``'s
-random-weight bundles stay for the tests that need a fixed behaviour or many bundles.
+its own generated data), so the specialists disagree on some images. The runtime, hub, security
+and deploy tests publish them into their registries (:func:`publish_real`, as the site that
+trained them or as another enrolled site; :func:`make_real_world` for a registry whose sites are
+theirs). ``bench/world.py``'s random-weight bundles remain in one test only,
+``tests/gsco_runtime/test_preprocess_parity.py``'s backbone parity (it needs the convolutional
+backbones next to the torch model each bundle came from), and in the benchmarks.
 """
 
 from __future__ import annotations
