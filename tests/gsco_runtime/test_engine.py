@@ -253,11 +253,12 @@ def test_a_new_case_library_is_picked_up_on_reload(
 
 
 def test_a_revoked_specialists_index_is_freed(
-    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+    own_world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
 ) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
     task_id = world.new_task()
     publish_real(world, task_id, real[0])
-    revoked = world.publish(task_id, "test_vit", "site-b", seed=44)  # its own model: revoked below
+    revoked = publish_real(world, task_id, real[1])
     _library(settings.home, task_id, n=12)
     with _runtime(world, settings, task_id) as runtime:
         retriever = runtime.retriever(task_id)

@@ -9,17 +9,20 @@ from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.pool.registry_source import RegistrySource
 from tests.gsco_runtime.world import World, sample_images
-from tests.site_bundle import SiteBundle, publish_real, task_with_a_revocable_version
+from tests.site_bundle import SiteBundle, publish_real
 
 POLL_S = 0.5
 SLACK_S = 3.0  # registry query and thread scheduling on a busy 2-core machine
 
 
 def test_approve_and_revoke_while_diagnosing(
-    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+    own_world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
 ) -> None:
-    task, keep, revoke = task_with_a_revocable_version(world, real[0], seed=42)
-    new = publish_real(world, task, real[1], approve=False)
+    world = own_world  # revokes a real specialist: not in the session registry
+    task = world.new_task()
+    keep = publish_real(world, task, real[0])
+    revoke = publish_real(world, task, real[1])
+    new = publish_real(world, task, real[2], approve=False)
     key = {name: f"{n}/{v}" for name, (n, v) in {"keep": keep, "revoke": revoke, "new": new}.items()}
 
     runtime = GscoRuntime(
