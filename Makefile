@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DATA ?=
 DEMO_HOME ?= $(CURDIR)/.demo
+# Test processes (pytest-xdist); a test file never leaves its process, so module fixtures are built once.
+TEST_WORKERS ?= 2
 
 export FLWR_TELEMETRY_ENABLED := 0
 export FLWR_DISABLE_UPDATE_CHECK := 1
@@ -24,7 +26,7 @@ lint: setup
 	$(BIN)/ruff format --check gsco_common specialist site_agent registry gsco_runtime hub bench tests deploy
 
 test: setup lint
-	$(BIN)/pytest -q -p no:cacheprovider --durations=15
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 # Mutation testing of the trust core (long; not part of `make test`): see docs/testing.md.
 mutation: setup

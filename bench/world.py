@@ -4,10 +4,10 @@ Bundles go through the steps a site's export does (``export_specialist``: ONNX e
 anonymization, PHI scan, parity check; ``build_card``; site signature) and through the
 registry's real publish / approve / revoke (MLflow on SQLite, policy checks, central approval
 signature); only their held-out metrics are set rather than measured. ``bench/runtime.py``
-serves from such a world. The hub and runtime tests serve real specialists (trained and
-exported by the site agent, ``tests/site_bundle.py``) in such a registry, and world-made
-bundles only where they need a fixed behaviour (two versions of one model, a chosen metric, a
-card naming a given training set); tasks isolate tests sharing one registry.
+serves from such a world. The tests serve real specialists (trained and exported by the site
+agent, ``tests/site_bundle.py``) in such a registry, and world-made bundles only in the backbone
+parity test (convolutional backbones next to their torch model); tasks isolate tests sharing one
+registry.
 """
 
 from __future__ import annotations
@@ -221,13 +221,14 @@ class World:
             registry.revoke(name, version, reason="test", reviewer="tester")
 
 
-def make_world(root: Path) -> World:
+def make_world(root: Path, sites: tuple[str, ...] = ("site-a", "site-b")) -> World:
+    """A new registry under ``root`` with ``sites`` enrolled (each with a key pair made here)."""
     config = RegistryConfig.resolve(home=root / "registry", retries=0)
     registry, _ = Registry.init(config)
     registry.close()
     world = World(root=root, config=config)
-    world.enroll("site-a")
-    world.enroll("site-b")
+    for site in sites:
+        world.enroll(site)
     return world
 
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from gsco_common.errors import GscoError, PolicyError
 
@@ -65,6 +66,17 @@ def print_result(json_output: bool, data: Any, line: str) -> None:
         print_json(data)
     else:
         console.print(line, highlight=False)
+
+
+def print_table(json_output: bool, data: Any, headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
+    """Print ``data`` as JSON for scripts, else a table of ``rows`` under ``headers`` for people."""
+    if json_output:
+        print_json(data)
+        return
+    table = Table(*headers)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def top_level_app(name: str, help: str) -> typer.Typer:

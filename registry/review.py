@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gsco_common.errors import PolicyError, RegistryError, ServingStateError, SignatureError
+from gsco_common.ids import version_key
 from gsco_common.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
 from registry.bundle.card import Card
 from registry.bundle.layout import APPROVAL_SIG, MODEL_FILE, bundle_digest, file_sha256
@@ -38,7 +39,7 @@ _ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model
 
 def _audit(session: Session, reviewer: str, action: str, ref: VersionRef, details: dict[str, Any]) -> None:
     """One audit entry by ``reviewer`` about the version ``ref``, in the caller's transaction."""
-    subject = f"{ref.name}/{ref.version}"
+    subject = version_key(ref.name, ref.version)
     audit.append(session, actor=f"reviewer:{reviewer}", action=action, subject=subject, details=details)
 
 
@@ -160,11 +161,10 @@ class ReviewMixin:
         self._record(ref, REVOKED, reviewer, reason)
         with self.tables.session() as session:
             revoke_model_digest(
-                session, model_digest, actor=f"reviewer:{reviewer}", subject=f"{name}/{version}"
+                session, model_digest, actor=f"reviewer:{reviewer}", subject=version_key(name, version)
             )
-            issue_statement(
-                session, key, ref.task, remove=f"{ref.name}/{ref.version}", actor=f"reviewer:{reviewer}"
-            )
+            remove = version_key(ref.name, ref.version)
+            issue_statement(session, key, ref.task, remove=remove, actor=f"reviewer:{reviewer}")
             sign_checkpoint(session, key, actor=f"reviewer:{reviewer}")
         return self.version(name, version)
 
@@ -270,7 +270,7 @@ class ReviewMixin:
         except ServingStateError as exc:
             return exc.message
         listed = {v.key: v.bundle_digest for v in statement.versions}
-        key = f"{ref.name}/{ref.version}"
+        key = version_key(ref.name, ref.version)
         if key not in listed:
             alias = " (the alias `approved` disagrees)" if ref.has_approved_alias else ""
             return f"not in the signed approved set{alias}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gsco_common.errors import AuditError, RegistryError
+from gsco_common.ids import version_key
 from gsco_common.keys import (
     fingerprint,
     generate_key_pair,
@@ -70,13 +71,7 @@ class PublishResult:
     status: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "version": self.version,
-            "created": self.created,
-            "bundle_digest": self.bundle_digest,
-            "status": self.status,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -291,7 +286,7 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
                     session,
                     actor=f"site:{site.name}",
                     action="model.publish",
-                    subject=f"{name}/{ref.version}",
+                    subject=version_key(name, ref.version),
                     details={"bundle_digest": digest, "model_uid": card.model_uid},
                 )
             return PublishResult(name, ref.version, True, digest, PENDING)
@@ -362,7 +357,7 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
         """Where the ``approved`` aliases of ``task`` differ from its signed approved set (the truth)."""
         signed = self.serving_statement(task)
         listed = set() if signed is None else {v.key for v in signed.statement.versions}
-        aliased = {f"{ref.name}/{ref.version}" for ref in self.list_approved(task)}
+        aliased = {version_key(ref.name, ref.version) for ref in self.list_approved(task)}
         return [
             f"{key}: alias `approved` set, not in the signed approved set" for key in sorted(aliased - listed)
         ] + [

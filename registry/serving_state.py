@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gsco_common.errors import ServingStateError
+from gsco_common.ids import version_key
 from gsco_common.keys import load_public_key_pem
 from registry.store import audit
 from registry.store.tables import AuditRow
@@ -49,7 +50,7 @@ class ServedVersion:
 
     @property
     def key(self) -> str:
-        return f"{self.name}/{self.version}"
+        return version_key(self.name, self.version)
 
 
 @dataclass(frozen=True)

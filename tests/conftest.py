@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 import gsco_common  # noqa: F401  (first: switches third-party telemetry off for the test process too)
+from bench.world import World
 from site_agent.data.synthetic import write_synthetic_npz
-from tests.site_bundle import SiteBundle, make_site_bundle
+from tests.site_bundle import SiteBundle, make_real_world, make_site_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -56,3 +57,13 @@ def real_specialists(
     """
     root = tmp_path_factory.mktemp("real-specialists")
     return (site_bundle, *(make_site_bundle(root / f"seed{seed}", seed=seed) for seed in (1, 3)))
+
+
+@pytest.fixture
+def own_world(tmp_path: Path, real_specialists: tuple[SiteBundle, ...]) -> World:
+    """A registry of the test's own with the real specialists' sites enrolled (about 2 s).
+
+    For attacks that edit the registry database and for tests that revoke a real specialist: the
+    registry revokes a model in every task, and the session registries keep serving it.
+    """
+    return make_real_world(tmp_path / "own-world", real_specialists)

@@ -4,9 +4,12 @@ Training (timm's tiny test ViT at 28 px, two epochs on generated data), :func:`e
 (ONNX export, parity check, evaluation of the exported model, membership audit, ``build_card``,
 PHI scan, site signature): a few seconds each, once per test session (``real_specialists`` in
 tests/conftest.py). Each of the :data:`REAL_SITES` trains its own specialist (its own seed and
-its own generated data), so the specialists disagree on some images. The runtime and hub tests
-publish them into their own registries (:func:`publish_real`); ``bench/world.py``'s
-random-weight bundles stay for the tests that need a fixed behaviour or many bundles.
+its own generated data), so the specialists disagree on some images. The runtime, hub, security
+and deploy tests publish them into their registries (:func:`publish_real`, as the site that
+trained them or as another enrolled site; :func:`make_real_world` for a registry whose sites are
+theirs). ``bench/world.py``'s random-weight bundles remain in one test only,
+``tests/gsco_runtime/test_preprocess_parity.py``'s backbone parity (it needs the convolutional
+backbones next to the torch model each bundle came from), and in the benchmarks.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import itertools
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.world import Site, World
+from bench.world import Site, World, make_world
 from gsco_common.keys import generate_key_pair, load_private_key
 from registry.bundle.card import write_card
 from registry.bundle.layout import SITE_SIG
@@ -85,32 +89,56 @@ def make_site_bundle(root: Path, *, seed: int = 0) -> SiteBundle:
     return SiteBundle(report.path, public.read_bytes(), private, config.data, training.seed, report)
 
 
-def enroll_real_sites(world: World, specialists: tuple[SiteBundle, ...]) -> None:
-    """Enroll the sites that trained ``specialists`` (their own public keys) under :data:`REAL_SITES`."""
-    for name, specialist in zip(REAL_SITES, specialists, strict=True):
+def enroll_real_sites(
+    world: World, specialists: tuple[SiteBundle, ...], names: tuple[str, ...] = REAL_SITES
+) -> None:
+    """Enroll the sites that trained ``specialists`` (their own public keys) under ``names``."""
+    for name, specialist in zip(names, specialists, strict=True):
         if name not in world.sites:
             world.adopt(name, specialist.public_key)
             world.sites[name] = Site(name, specialist.private_key, specialist.report.key_fingerprint)
 
 
+def make_real_world(root: Path, specialists: tuple[SiteBundle, ...]) -> World:
+    """A new registry under ``root`` whose only sites are the real specialists' (:data:`REAL_SITES`)."""
+    world = make_world(root, sites=())
+    enroll_real_sites(world, specialists)
+    return world
+
+
 def publish_real(
-    world: World, task_id: str, specialist: SiteBundle, *, approve: bool = True
+    world: World,
+    task_id: str,
+    specialist: SiteBundle,
+    *,
+    approve: bool = True,
+    site: str | None = None,
+    card_edit: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[str, str]:
     """Publish (and approve) the real ``specialist`` for ``task_id`` in ``world``.
 
     The registry isolates tests by task and a card names its task, so the site's exported bundle
-    is copied with the card's ``task.id`` set to ``task_id`` and signed again with the same site
-    key; model, metrics, uid and preprocessing are the export's. The registry revokes a *model*
-    (its ``model.onnx`` digest) in every task: a test that revokes a version revokes a
-    world-made bundle with its own weights, never a real specialist that other tests serve.
+    is copied with the card's ``task.id`` set to ``task_id`` and signed again with the site key;
+    model, metrics, uid and preprocessing are the export's. ``site`` (an enrolled site of
+    ``world``) publishes it as that site instead of the one that trained it: its key signs, its
+    fingerprint goes in the card (another version of one site's model, a model re-published by
+    another site, a forger's site). ``card_edit`` changes the card before signing (an older card
+    format). The registry revokes a *model* (its ``model.onnx`` digest) in every task: a test
+    that revokes a real specialist does it in a registry of its own (:func:`make_real_world`).
     """
+    signer = world.sites[site] if site else None
+    key_path = signer.key_path if signer else specialist.private_key
+    fingerprint = signer.fingerprint if signer else specialist.report.key_fingerprint
     folder = world.root / "bundles" / f"real{next(_copies)}"
     shutil.copytree(specialist.folder, folder)
     (folder / SITE_SIG).unlink()
     card = specialist.card
     card["task"]["id"] = task_id
+    card["site"]["key_fingerprint"] = fingerprint
+    if card_edit is not None:
+        card_edit(card)
     write_card(card, folder)
-    key = load_private_key(specialist.private_key, os.environ["GSCO_KEY_PASSPHRASE"].encode())
+    key = load_private_key(key_path, os.environ["GSCO_KEY_PASSPHRASE"].encode())
     sign_bundle(folder, key, folder / SITE_SIG)
     published = world.publish_folder(folder, approve=approve)
     shutil.rmtree(folder)

@@ -26,9 +26,14 @@ from gsco_common.cli import (
     print_json,
     top_level_app,
 )
-from hub.cli.federation_options import BackboneOption, ImageSizeOption, RoundsOption, StrategyOption
+from hub.cli.federation_options import (
+    BackboneOption,
+    ImageSizeOption,
+    RoundsOption,
+    StrategyOption,
+    run_settings,
+)
 from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
-from hub.federation.settings import RunSettings
 from registry.config import RegistryConfig
 
 app = top_level_app("python -m deploy.demo.federation", __doc__.splitlines()[0])
@@ -71,14 +76,7 @@ def demo(
     registry = RegistryConfig.resolve(home=home, tracking_uri=tracking_uri, db_uri=db_uri, retries=1)
     folder = workdir or registry.home / "federation" / "demo"
     demo_task = DemoTask(task, tuple(label.strip() for label in labels.split(",")), modality)
-    settings = RunSettings(
-        task=task,
-        backbone=backbone,
-        image_size=image_size,
-        num_rounds=rounds,
-        strategy=strategy,
-        min_sites=sites,
-    )
+    settings = run_settings(task, backbone, image_size, rounds, strategy, min_sites=sites)
     sigterm_as_interrupt()
     with DemoProgressPrinter(rounds, json_output) as printer:
         report = run_demo(

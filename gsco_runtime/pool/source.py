@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from gsco_common.ids import version_key
+
 
 @dataclass(frozen=True)
 class BundleRef:
@@ -31,7 +33,7 @@ class BundleRef:
 
     @property
     def key(self) -> str:
-        return f"{self.name}/{self.version}"
+        return version_key(self.name, self.version)
 
     def to_dict(self) -> dict[str, str]:
         return asdict(self)

@@ -11,6 +11,7 @@ import onnxruntime as ort
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_state
 
 from gsco_common.errors import ModelError
+from gsco_common.ids import version_key
 from gsco_runtime.pool.batcher import MicroBatcher
 from gsco_runtime.pool.threads import ThreadBudget
 from registry.bundle.card import INPUT_NAME, OUTPUT_NAMES
@@ -58,7 +59,7 @@ class SpecialistInfo:
     @property
     def key(self) -> str:
         """Identity in the pool: registered model name and version."""
-        return f"{self.name}/{self.version}"
+        return version_key(self.name, self.version)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -16,6 +16,7 @@ from hub.cli.federation_options import (
     RoundsOption,
     StrategyOption,
     SuperLinkOption,
+    run_settings,
 )
 from hub.cli.run_progress import ProgressPrinter, sigterm_as_interrupt
 from hub.federation.certs import create_certificates
@@ -23,7 +24,7 @@ from hub.federation.flwr_cli import FlowerCli
 from hub.federation.orchestrate import new_run_name, run_federation
 from hub.federation.processes import stop_processes
 from hub.federation.publish import create_federation_key, federation_key_paths, publish_run
-from hub.federation.settings import LrSchedule, RunSettings
+from hub.federation.settings import LrSchedule
 from hub.federation.superlink import SuperLinkConfig, start_superlink
 from registry.config import RegistryConfig
 
@@ -186,12 +187,12 @@ def run(
     """
     registry = _registry(ctx)
     run_name = name or new_run_name()
-    settings = RunSettings(
-        task=task,
-        backbone=backbone,
-        image_size=image_size,
-        num_rounds=rounds,
-        strategy=strategy,
+    settings = run_settings(
+        task,
+        backbone,
+        image_size,
+        rounds,
+        strategy,
         proximal_mu=proximal_mu,
         min_sites=min_sites,
         local_epochs=local_epochs,

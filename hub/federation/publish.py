@@ -34,7 +34,6 @@ from gsco_common.keys import (
 from hub.federation.orchestrate import RunOutcome
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from registry.bundle.card import HEADLINE_METRICS, NOTION_BOTH, NOTION_HUB, NOTION_SITE, suppress_count
-from registry.bundle.layout import bundle_digest
 from registry.bundle.phi import system_identifiers
 from registry.bundle.provenance import combined_digest
 from registry.config import RegistryConfig
@@ -77,17 +76,11 @@ class FederatedBundle:
     """What was published."""
 
     path: Path
-    digest: str
     source: str
     publish: PublishResult
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "bundle": str(self.path),
-            "bundle_digest": self.digest,
-            "source": self.source,
-            **self.publish.to_dict(),
-        }
+        return {"bundle": str(self.path), "source": self.source, **self.publish.to_dict()}
 
 
 def _metric_name(key: str) -> str:
@@ -347,4 +340,4 @@ def publish_run(
             )
         bundle = bundle_run(outcome, task, registry.home, deny_list)
         published = opened.publish(bundle, source=source)
-    return FederatedBundle(bundle, bundle_digest(bundle), source, published)
+    return FederatedBundle(bundle, source, published)

@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from hub.service import routes_admin, routes_clinical
 from hub.service.audit import HubRecords
 from hub.service.database import HubDatabase
 from hub.service.dicom_sr import hub_version
+from hub.service.fhir import r4_models
 from hub.service.metrics import CONTENT_TYPE, ServiceMetrics
 from hub.service.runtime import ServiceRuntime
 from hub.service.settings import ServiceSettings
@@ -96,6 +98,8 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(runtime.start)  # the loop stays free meanwhile
+        app.state.fhir_models = threading.Thread(target=r4_models, name="fhir-r4-models", daemon=True)
+        app.state.fhir_models.start()  # seconds of imports, off the first FHIR answer's path
         yield
         runtime.close()
         db.close()

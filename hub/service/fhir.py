@@ -4,10 +4,12 @@ FHIR R4 (4.0.1), validated with ``fhircraft``'s R4 models (pydantic 2, generated
 ``hl7.fhir.r4.core`` 4.0.1 definitions): ``fhir.resources`` 7 and later ship only R4B and R5, and
 its last R4 release needs pydantic 1. Every resource is validated with its own R4 model (unknown
 elements, wrong types and missing required elements are refused), then the Bundle around them.
-The models take seconds to import, so they load on the first FHIR answer of a process, not at
-start. Every resource carries the ``AIAST`` security label (HL7 v3 ObservationValue "artificial
-intelligence asserted") and the same provenance as the DICOM SR: the hub's algorithm and
-version, and per specialist its version, bundle digest, site fingerprint and approval record.
+The models take seconds to import (a minute on a loaded machine), so the app imports them in
+the background once its runtime has started (:func:`r4_models`); the first FHIR answer waits only
+for what is left of that import. Every resource carries the ``AIAST`` security label (HL7 v3
+ObservationValue "artificial intelligence asserted") and the same provenance as the DICOM SR: the
+hub's algorithm and version, and per specialist its version, bundle digest, site fingerprint and
+approval record.
 """
 
 from __future__ import annotations
@@ -33,8 +35,8 @@ FHIR_VERSION = "4.0"  # the ``fhirVersion`` parameter of ``application/fhir+json
 
 
 @functools.cache
-def _r4() -> ModuleType:
-    """The FHIR R4 core resource models of fhircraft (imported once per process, on first use)."""
+def r4_models() -> ModuleType:
+    """The FHIR R4 core resource models of fhircraft (imported once per process)."""
     from fhircraft.fhir.resources.datatypes.R4 import core
 
     return core
@@ -42,7 +44,7 @@ def _r4() -> ModuleType:
 
 def validate_r4(resource: dict[str, Any]) -> Any:
     """``resource`` (FHIR JSON) as the R4 model named by its ``resourceType``; refuses invalid R4."""
-    model = getattr(_r4(), str(resource.get("resourceType")), None)
+    model = getattr(r4_models(), str(resource.get("resourceType")), None)
     if model is None:
         raise ValueError(f"{resource.get('resourceType')!r} is not an R4 resource type")
     return model.model_validate(resource)
@@ -134,5 +136,5 @@ def build_bundle(decision: dict[str, Any]) -> dict[str, Any]:
         {"fullUrl": entry["fullUrl"], "resource": validate_r4(entry["resource"])}
         for entry in [report, *observations]
     ]
-    bundle = _r4().Bundle(type="collection", meta=_meta(), entry=entries)
+    bundle = r4_models().Bundle(type="collection", meta=_meta(), entry=entries)
     return bundle.model_dump(mode="json", exclude_none=True)

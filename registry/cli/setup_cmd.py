@@ -6,9 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
+from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result, print_table
 from gsco_common.errors import KeyMaterialError
 from registry.cli.context import AuditReason, config_of, open_registry
 from registry.service import Registry
@@ -66,13 +65,8 @@ def tasks_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List the tasks."""
     with open_registry(ctx) as registry:
         tasks = registry.tasks()
-    if json_output:
-        print_json([task.to_dict() for task in tasks])
-        return
-    table = Table("task", "labels", "modality")
-    for task in tasks:
-        table.add_row(task.task_id, ", ".join(task.labels), task.modality)
-    console.print(table)
+    rows = [(task.task_id, ", ".join(task.labels), task.modality) for task in tasks]
+    print_table(json_output, [task.to_dict() for task in tasks], ("task", "labels", "modality"), rows)
 
 
 @sites_app.command("enroll")
@@ -96,13 +90,8 @@ def sites_list(ctx: typer.Context, json_output: JsonFlag = False) -> None:
     """List enrolled sites with their key fingerprints and status."""
     with open_registry(ctx) as registry:
         sites = registry.sites()
-    if json_output:
-        print_json([site.to_dict() for site in sites])
-        return
-    table = Table("site", "status", "key fingerprint")
-    for site in sites:
-        table.add_row(site.name, site.status, site.fingerprint)
-    console.print(table)
+    rows = [(site.name, site.status, site.fingerprint) for site in sites]
+    print_table(json_output, [site.to_dict() for site in sites], ("site", "status", "key fingerprint"), rows)
 
 
 @sites_app.command("revoke")
@@ -150,13 +139,8 @@ def sites_keys(ctx: typer.Context, json_output: JsonFlag = False) -> None:
         current = [{**site.to_dict(), "key": "current"} for site in registry.sites()]
         retired = [{**key.to_dict(), "name": key.site, "key": "retired"} for key in registry.retired_keys()]
     rows = [{k: row[k] for k in ("name", "key", "status", "fingerprint")} for row in current + retired]
-    if json_output:
-        print_json(rows)
-        return
-    table = Table("site", "key", "status", "fingerprint")
-    for row in rows:
-        table.add_row(*(str(value) for value in row.values()))
-    console.print(table)
+    cells = [[str(value) for value in row.values()] for row in rows]
+    print_table(json_output, rows, ("site", "key", "status", "fingerprint"), cells)
 
 
 @sites_app.command("revoke-key")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import numpy as np
 from flwr.app import ConfigRecord, Context
 
 from gsco_common.errors import FederationError
@@ -62,18 +63,15 @@ def save_guard(context: Context, guard: BudgetGuard) -> None:
 
 
 def reply_record(guard: BudgetGuard) -> ConfigRecord:
-    """What the hub learns: the site's spent ε at its δ and the parameters that produced it."""
-    report: dict[str, Any] = guard.report()
-    return ConfigRecord(
-        {
-            "epsilon": float(report["epsilon"]),
-            "epsilon-budget": float(report["epsilon_budget"]),
-            "delta": float(report["delta"]),
-            "accountant": str(report["accountant"]),
-            "max-grad-norm": float(report["max_grad_norm"]),
-            "noise-multiplier": float(report["noise_multiplier"]),
-            "sample-rate": float(report["sample_rate"]),
-            "steps": int(report["steps"]),
-            "budget-exhausted": bool(report["budget_exhausted"]),
-        }
-    )
+    """What the hub learns: the guard's report (spent ε at its δ, the plan, the budget's state).
+
+    All of it but the notion, which the hub decides for the federated card; Flower's record
+    names are the report's keys with hyphens (``epsilon_budget`` travels as ``epsilon-budget``).
+    """
+    report = {key: value for key, value in guard.report().items() if key != "notion"}
+    return ConfigRecord({key.replace("_", "-"): _plain(value) for key, value in report.items()})
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python number a ConfigRecord accepts; other values as they are."""
+    return value.item() if isinstance(value, np.generic) else value

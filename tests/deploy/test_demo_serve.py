@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.gsco_runtime.world import make_world
-from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
+from tests.site_bundle import SiteBundle, make_real_world, publish_real
 
 SERVE = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "serve.sh"
 
@@ -27,8 +26,7 @@ def _free_port() -> int:
 def test_serve_step_prints_the_page_url_and_a_clinician_token_that_work(
     tmp_path: Path, real_specialists: tuple[SiteBundle, ...]
 ) -> None:
-    world = make_world(tmp_path)
-    enroll_real_sites(world, real_specialists)
+    world = make_real_world(tmp_path, real_specialists)
     task = world.new_task()
     publish_real(world, task, real_specialists[0])
     port = _free_port()

@@ -35,6 +35,7 @@ from registry.cli.main import app as registry_app
 from registry.config import RegistryConfig
 from tests.hub.service.conftest import query_image
 from tests.registry.conftest import PG_ADMIN, skip_without_postgres
+from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
 
 pytestmark = [pytest.mark.topology, pytest.mark.postgres, pytest.mark.slow]
 
@@ -152,17 +153,22 @@ def _diagnose_everywhere(topo: Topology, token: str, seed: int) -> list[dict[str
     return answers
 
 
-def _publish(topo: Topology, world: World, site: str, seed: int, monkeypatch: pytest.MonkeyPatch) -> str:
-    """A site publishes a bundle (real ONNX export path) with its own MLflow account."""
+def _publish(
+    topo: Topology, world: World, site: str, specialist: SiteBundle, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """``site`` publishes a real specialist (``tests/site_bundle.py``) with its own MLflow account."""
     with monkeypatch.context() as env:
         for key, value in topo.as_user(site).items():
             env.setenv(key, value)
-        name, version = world.publish(TASK, "test_resnet", site, seed=seed, approve=False)
+        name, version = publish_real(world, TASK, specialist, site=site, approve=False)
     return f"{name}/{version}"
 
 
 def test_two_replicas_follow_approvals_revocations_and_a_registry_outage(
-    topology: Topology, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    topology: Topology,
+    real_specialists: tuple[SiteBundle, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     topo = topology
     topo.central("tasks", "create", TASK, "--labels", "normal,pneumonia", "--modality", "chest X-ray")
@@ -175,8 +181,8 @@ def test_two_replicas_follow_approvals_revocations_and_a_registry_outage(
         retries=0,
     )
     world = World(root=tmp_path / "world", config=config)
-    for site in ("site-a", "site-b"):
-        world.enroll(site)
+    real_1, real_2, real_3 = real_specialists
+    enroll_real_sites(world, (real_1, real_2), names=("site-a", "site-b"))  # their own keys
     token = topo.secrets.get("hub-admin.token")
     clinician = runner.invoke(
         hub_app,
@@ -187,8 +193,8 @@ def test_two_replicas_follow_approvals_revocations_and_a_registry_outage(
     clinician_token = json.loads(clinician.stdout)["token"]
 
     # Two sites publish over HTTP, each with its own account; the central team approves both.
-    a1 = _publish(topo, world, "site-a", 0, monkeypatch)
-    b1 = _publish(topo, world, "site-b", 1, monkeypatch)
+    a1 = _publish(topo, world, "site-a", real_1, monkeypatch)
+    b1 = _publish(topo, world, "site-b", real_2, monkeypatch)
     for key in (a1, b1):
         topo.central("approve", *key.split("/"), "--reviewer", "dr-central")
     seen = _wait(_all_serve(topo, clinician_token, {a1, b1}), ONE_POLL_S, "both replicas serve both")
@@ -221,7 +227,7 @@ def test_two_replicas_follow_approvals_revocations_and_a_registry_outage(
     restarted = topo.run("start", "mlflow")
     assert restarted.returncode == 0, restarted.stderr
     print(f"[topology] MLflow server restarted in {time.monotonic() - outage:.1f} s")
-    b2 = _publish(topo, world, "site-b", 2, monkeypatch)
+    b2 = _publish(topo, world, "site-b", real_3, monkeypatch)  # its next version
     topo.central("approve", *b2.split("/"), "--reviewer", "dr-central")
     _wait(_all_serve(topo, clinician_token, {a1, b2}), ONE_POLL_S, "the new approval reaches both")
     assert set(_readyz(topo).values()) == {"ready"}

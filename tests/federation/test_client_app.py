@@ -53,7 +53,9 @@ def train_config(**extra: object) -> ConfigRecord:
     return config(**{"local-epochs": 1, "lr": 0.01, "batch-size": 32, "server-round": 2, **extra})
 
 
-def call(site_dir: Path, kind: str, content: RecordDict) -> Message:
+def call(site_dir: Path, kind: str, config: ConfigRecord, arrays: ArrayRecord | None = None) -> Message:
+    """The ClientApp's reply to a ``kind`` message carrying ``config`` (and ``arrays``, when given)."""
+    content = RecordDict({"config": config} if arrays is None else {"arrays": arrays, "config": config})
     context = Context(
         run_id=1, node_id=7, node_config={"site-dir": str(site_dir)}, state=RecordDict(), run_config={}
     )
@@ -71,7 +73,7 @@ def distance(reply: Message, weights: ArrayRecord) -> float:
 
 
 def test_query_describes_the_site_with_suppressed_counts(site_dir: Path) -> None:
-    reply = call(site_dir, MessageType.QUERY, RecordDict({"config": config(**{"min-count": 10_000})}))
+    reply = call(site_dir, MessageType.QUERY, config(**{"min-count": 10_000}))
     assert not reply.has_error()
     site = reply.content.config_records["site"]
     assert list(site["labels"]) == ["normal", "pneumonia"]
@@ -84,7 +86,7 @@ def test_query_describes_the_site_with_suppressed_counts(site_dir: Path) -> None
 
 
 def test_another_task_is_refused_with_a_plain_reason(site_dir: Path) -> None:
-    reply = call(site_dir, MessageType.QUERY, RecordDict({"config": config(task="melanoma")}))
+    reply = call(site_dir, MessageType.QUERY, config(task="melanoma"))
     assert reply.has_error()
     assert "trains task 'pneumonia', not 'melanoma'" in reply.error.reason
     assert str(site_dir) not in reply.error.reason
@@ -94,8 +96,7 @@ def test_another_task_is_refused_with_a_plain_reason(site_dir: Path) -> None:
 def test_train_returns_only_weights_and_aggregate_metrics(
     site_dir: Path, global_weights: ArrayRecord
 ) -> None:
-    content = RecordDict({"arrays": global_weights, "config": train_config(**{"evaluate-incoming": True})})
-    reply = call(site_dir, MessageType.TRAIN, content)
+    reply = call(site_dir, MessageType.TRAIN, train_config(**{"evaluate-incoming": True}), global_weights)
     assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
     assert list(reply.content.array_records) == ["arrays"]
     assert list(reply.content.metric_records) == ["metrics"]
@@ -113,14 +114,8 @@ def test_train_returns_only_weights_and_aggregate_metrics(
 def test_fedprox_term_keeps_the_update_near_the_global_model(
     site_dir: Path, global_weights: ArrayRecord
 ) -> None:
-    plain = call(
-        site_dir, MessageType.TRAIN, RecordDict({"arrays": global_weights, "config": train_config()})
-    )
-    proximal = call(
-        site_dir,
-        MessageType.TRAIN,
-        RecordDict({"arrays": global_weights, "config": train_config(**{"proximal-mu": 50.0})}),
-    )
+    plain = call(site_dir, MessageType.TRAIN, train_config(), global_weights)
+    proximal = call(site_dir, MessageType.TRAIN, train_config(**{"proximal-mu": 50.0}), global_weights)
     assert distance(proximal, global_weights) < 0.8 * distance(plain, global_weights)
 
 
@@ -129,9 +124,7 @@ def test_dp_clipping_bounds_the_update_on_the_wire(site_dir: Path, global_weight
     view = SiteView()
     packed, wire = view.outgoing(global_weights)
     config = train_config(**{"clipping_norm": 0.05, "update-encoding": "fp16-delta", **wire})
-    reply = view.decode_update(
-        call(site_dir, MessageType.TRAIN, RecordDict({"arrays": packed, "config": config}))
-    )
+    reply = view.decode_update(call(site_dir, MessageType.TRAIN, config, packed))
     assert distance(reply, global_weights) <= 0.05 + 1e-5
 
 
@@ -139,16 +132,12 @@ def test_dp_clipping_bounds_the_update_on_the_wire(site_dir: Path, global_weight
 def test_final_evaluation_reports_rates_and_membership_inference(
     site_dir: Path, global_weights: ArrayRecord
 ) -> None:
-    reply = call(site_dir, MessageType.EVALUATE, RecordDict({"arrays": global_weights, "config": config()}))
+    reply = call(site_dir, MessageType.EVALUATE, config(), global_weights)
     metrics = reply.content.metric_records["metrics"]
     assert metrics["eval-examples"] >= SITE_MIN_COUNT
     assert len(metrics["eval-sensitivity"]) == len(metrics["eval-support"]) == 2
     assert 0.0 <= metrics["eval-mia-auc"] <= 1.0
-    suppressed = call(
-        site_dir,
-        MessageType.EVALUATE,
-        RecordDict({"arrays": global_weights, "config": config(**{"min-count": 10_000})}),
-    )
+    suppressed = call(site_dir, MessageType.EVALUATE, config(**{"min-count": 10_000}), global_weights)
     assert suppressed.content.metric_records["metrics"]["eval-examples"] == 0
     assert math.isnan(suppressed.content.metric_records["metrics"]["eval-accuracy"])
 
@@ -157,15 +146,11 @@ def test_final_evaluation_reports_rates_and_membership_inference(
 def test_half_precision_update_is_decoded_back_to_the_weights(
     site_dir: Path, global_weights: ArrayRecord
 ) -> None:
-    plain = call(
-        site_dir, MessageType.TRAIN, RecordDict({"arrays": global_weights, "config": train_config()})
-    )
+    plain = call(site_dir, MessageType.TRAIN, train_config(), global_weights)
     view = SiteView()
     packed, wire = view.outgoing(global_weights)
-    content = RecordDict(
-        {"arrays": packed, "config": train_config(**{"update-encoding": "fp16-delta", **wire})}
-    )
-    compact = call(site_dir, MessageType.TRAIN, content)
+    half_precision = train_config(**{"update-encoding": "fp16-delta", **wire})
+    compact = call(site_dir, MessageType.TRAIN, half_precision, packed)
     sent = compact.content.array_records["arrays"]
     assert list(sent.keys()) == [PACKED_ARRAY] and sent[PACKED_ARRAY].dtype == "float16"
     decoded = view.decode_update(compact).content.array_records["arrays"]

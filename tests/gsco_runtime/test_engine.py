@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,19 +46,23 @@ def server() -> Iterator[ChatServer]:
     http.shutdown()
 
 
-def _runtime(world: World, settings: RuntimeSettings, task_id: str, **kwargs: object) -> GscoRuntime:
+@contextmanager
+def _runtime(
+    world: World, settings: RuntimeSettings, task_id: str, **kwargs: object
+) -> Iterator[GscoRuntime]:
+    """A runtime serving ``task_id``, closed when the block ends."""
     runtime = GscoRuntime(RegistrySource(world.config), settings, **kwargs)  # type: ignore[arg-type]
-    runtime.start([task_id])
-    return runtime
+    try:
+        runtime.start([task_id])
+        yield runtime
+    finally:
+        runtime.close()
 
 
 def test_consensus_decision_carries_the_evidence(world: World, task: str, settings: RuntimeSettings) -> None:
     _library(settings.home, task)
-    runtime = _runtime(world, settings, task)
-    try:
+    with _runtime(world, settings, task) as runtime:
         decision = runtime.diagnose(QUERY, task)
-    finally:
-        runtime.close()
     assert decision.label in LABELS and 0.5 <= decision.confidence <= 1.0
     assert decision.arbiter == f"consensus ({NO_GENERALIST})" and decision.generalist is None
     assert NO_GENERALIST in decision.notes and decision.disclaimer == AI_LABEL
@@ -84,26 +89,20 @@ def test_retrieval_indexes_are_cached_across_restarts(
     world: World, task: str, settings: RuntimeSettings
 ) -> None:
     _library(settings.home, task)
-    first = _runtime(world, settings, task)
-    try:
+    with _runtime(world, settings, task) as first:
         before = first.diagnose(QUERY, task)
-    finally:
-        first.close()
     cached_weights = list((settings.resolved_cache_dir / "consensus").glob("*.json"))
     assert len(cached_weights) == 1
     stored = json.loads(cached_weights[0].read_text())
     stored["bias"] = [0.0, 0.125]  # a marker: the restarted runtime must read the file, not refit
     cached_weights[0].write_text(json.dumps(stored))
-    second = _runtime(world, settings, task)
-    try:
+    with _runtime(world, settings, task) as second:
         retriever = second.retriever(task)
         assert retriever is not None
         for specialist in second.pool.snapshot(task).specialists:
             assert retriever.ensure(specialist.info.model_digest, specialist.predict_many).from_cache
         after = second.diagnose(QUERY, task)
         model = second.consensus.model_for(second.pool.snapshot(task).specialists, retriever)
-    finally:
-        second.close()
     assert model.bias.tolist() == [0.0, 0.125]
     assert [c.case_id for c in after.retrieved] == [c.case_id for c in before.retrieved]
 
@@ -111,15 +110,12 @@ def test_retrieval_indexes_are_cached_across_restarts(
 def test_without_case_library_the_decision_says_so(
     world: World, task: str, settings: RuntimeSettings
 ) -> None:
-    runtime = _runtime(world, settings, task)
-    try:
+    with _runtime(world, settings, task) as runtime:
         decision = runtime.diagnose(QUERY, task)
         assert decision.retrieved == ()
         assert any("no case library" in note for note in decision.notes)
         with pytest.raises(RuntimeServiceError, match="needs a generalist"):
             runtime.report(QUERY, task)
-    finally:
-        runtime.close()
 
 
 def test_meddr_arbiter_sends_the_gsco_prompt_and_decides(
@@ -128,12 +124,9 @@ def test_meddr_arbiter_sends_the_gsco_prompt_and_decides(
     _library(settings.home, task)
     server.reply(Step(text="Pneumonia."))
     backend = OpenAIBackend(server.url, "MedDr", timeout_s=10)
-    runtime = _runtime(world, settings, task, generalist=backend)
-    try:
+    with _runtime(world, settings, task, generalist=backend) as runtime:
         decision = runtime.diagnose(QUERY, task)
         views = runtime.evidence(QUERY, runtime.pool.snapshot(task), {}).specialist_views()
-    finally:
-        runtime.close()
     assert server.shape_errors == []
     assert decision.label == "pneumonia" and decision.arbiter == "meddr"
     assert decision.generalist == "openai:MedDr" and decision.generalist_answer == "Pneumonia."
@@ -160,12 +153,9 @@ def test_meddr_falls_back_to_consensus_and_flags_it(
     settings = RuntimeSettings(home=tmp_path / "home", generalist_timeout_s=0.5)
     server.reply(step)
     backend = OpenAIBackend(server.url, "MedDr", timeout_s=10, max_retries=0)
-    runtime = _runtime(world, settings, task, generalist=backend)
-    try:
+    with _runtime(world, settings, task, generalist=backend) as runtime:
         decision = runtime.diagnose(QUERY, task)
         consensus = runtime.consensus.decide(runtime.evidence(QUERY, runtime.pool.snapshot(task), {}))
-    finally:
-        runtime.close()
     assert decision.fallback and reason in (decision.fallback_reason or "")
     assert decision.arbiter == f"consensus ({NO_GENERALIST})"
     assert any(note.startswith(NO_GENERALIST) for note in decision.notes)
@@ -180,11 +170,9 @@ def test_synonyms_from_the_hub_task_definition(
         f"tasks:\n  {task}:\n    synonyms:\n      pneumonia: [consolidation]\n"
     )
     server.reply(Step(text="Lobar consolidation."))
-    runtime = _runtime(world, settings, task, generalist=OpenAIBackend(server.url, "MedDr", timeout_s=10))
-    try:
+    backend = OpenAIBackend(server.url, "MedDr", timeout_s=10)
+    with _runtime(world, settings, task, generalist=backend) as runtime:
         decision = runtime.diagnose(QUERY, task)
-    finally:
-        runtime.close()
     assert decision.label == "pneumonia" and not decision.fallback
 
 
@@ -195,8 +183,8 @@ def test_report_prompt_lists_each_specialists_own_cases_labels_and_reports(
     raw = RawCases(images=sample_images(40, seed=5), labels=np.arange(40) % 2, reports=reports)
     save_library(build_library(task, LABELS, raw), settings.home)
     server.reply(Step(text="Findings: patchy opacity. Impression: pneumonia."))
-    runtime = _runtime(world, settings, task, generalist=OpenAIBackend(server.url, "MedDr", timeout_s=10))
-    try:
+    backend = OpenAIBackend(server.url, "MedDr", timeout_s=10)
+    with _runtime(world, settings, task, generalist=backend) as runtime:
         report = runtime.report(QUERY, task)
         retriever = runtime.retriever(task)
         assert retriever is not None
@@ -205,8 +193,6 @@ def test_report_prompt_lists_each_specialists_own_cases_labels_and_reports(
             _, embedding = specialist.predict_many([QUERY])
             rows = retriever.search(specialist.info.model_digest, specialist.predict_many, embedding[0]).rows
             found.append(rows.tolist())
-    finally:
-        runtime.close()
     assert report.text.startswith("Findings") and report.disclaimer == AI_LABEL and server.shape_errors == []
     prompt = server.requests[-1]["messages"][-1]["content"][1]["text"]
     assert len(found) == 3 and all(len(rows) == 10 for rows in found) and found[0] != found[1]
@@ -236,23 +222,20 @@ def test_case_library_with_other_labels_is_reported(
 
 def test_concurrent_requests_are_micro_batched(world: World, task: str, tmp_path: Path) -> None:
     settings = RuntimeSettings(home=tmp_path / "home", max_wait_ms=500, max_batch=8)
-    runtime = _runtime(world, settings, task)
     barrier = threading.Barrier(8)
     decisions = []
+    with _runtime(world, settings, task) as runtime:
 
-    def worker(seed: int) -> None:
-        barrier.wait()
-        decisions.append(runtime.diagnose(sample_images(1, seed=seed)[0], task))
+        def worker(seed: int) -> None:
+            barrier.wait()
+            decisions.append(runtime.diagnose(sample_images(1, seed=seed)[0], task))
 
-    try:
         threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         specialists = runtime.pool.snapshot(task).specialists
-    finally:
-        runtime.close()
     assert len(decisions) == 8
     for specialist in specialists:
         # fewer session calls than requests: concurrent requests shared batches
@@ -262,25 +245,22 @@ def test_concurrent_requests_are_micro_batched(world: World, task: str, tmp_path
 def test_a_new_case_library_is_picked_up_on_reload(
     world: World, task: str, settings: RuntimeSettings
 ) -> None:
-    runtime = _runtime(world, settings, task)
-    try:
+    with _runtime(world, settings, task) as runtime:
         assert runtime.diagnose(QUERY, task).retrieved == ()
         _library(settings.home, task, n=12)
         runtime.reload_case_library(task)
         assert len(runtime.diagnose(QUERY, task).retrieved) == 10
-    finally:
-        runtime.close()
 
 
 def test_a_revoked_specialists_index_is_freed(
-    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+    own_world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
 ) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
     task_id = world.new_task()
     publish_real(world, task_id, real[0])
-    revoked = world.publish(task_id, "test_vit", "site-b", seed=44)  # its own model: revoked below
+    revoked = publish_real(world, task_id, real[1])
     _library(settings.home, task_id, n=12)
-    runtime = _runtime(world, settings, task_id)
-    try:
+    with _runtime(world, settings, task_id) as runtime:
         retriever = runtime.retriever(task_id)
         assert retriever is not None
         by_name = {s.info.name: s for s in runtime.pool.snapshot(task_id).specialists}
@@ -295,5 +275,3 @@ def test_a_revoked_specialists_index_is_freed(
         assert retriever.ensure(kept.info.model_digest, kept.predict_many) is kept_index
         reloaded = retriever.ensure(leaving.info.model_digest, leaving.predict_many)
         assert reloaded is not leaving_index and reloaded.from_cache
-    finally:
-        runtime.close()

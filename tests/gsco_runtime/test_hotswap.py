@@ -16,12 +16,13 @@ SLACK_S = 3.0  # registry query and thread scheduling on a busy 2-core machine
 
 
 def test_approve_and_revoke_while_diagnosing(
-    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+    own_world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
 ) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
     task = world.new_task()
     keep = publish_real(world, task, real[0])
-    revoke = world.publish(task, "test_efficientnet", "site-b", seed=42)  # its own model: revoked below
-    new = publish_real(world, task, real[1], approve=False)
+    revoke = publish_real(world, task, real[1])
+    new = publish_real(world, task, real[2], approve=False)
     key = {name: f"{n}/{v}" for name, (n, v) in {"keep": keep, "revoke": revoke, "new": new}.items()}
 
     runtime = GscoRuntime(

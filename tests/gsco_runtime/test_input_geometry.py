@@ -3,6 +3,8 @@
 The site reads files with ``site_agent.data.decode`` and prepares them with
 ``specialist.inputs``; the hub decodes uploads with ``hub.service.intake`` and prepares them in
 ``gsco_runtime.pool``. Both follow the card's ``preprocessing`` (``resize: pad`` for new runs).
+The hub serves a real specialist (``tests/site_bundle.py``); the site side prepares images with
+the preprocessing its training run recorded.
 """
 
 from __future__ import annotations
@@ -24,18 +26,21 @@ from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from hub.service.intake import decode
+from registry.bundle.card import write_card
 from registry.bundle.preprocess import preprocess
 from site_agent.data.decode import decode_file
+from site_agent.training.run_dir import load_run
 from specialist.data import LabelledImages
 from specialist.inputs import PreparedImages
-from tests.gsco_runtime.world import World, exported
+from tests.gsco_runtime.world import World
+from tests.site_bundle import SiteBundle, publish_real
 
 LIMITS = {"max_bytes": 1 << 20, "max_pixels": 1 << 20}
 
 
-def _served(world: World, tmp_path: Path, **bundle: Any) -> LoadedSpecialist:
+def _served(world: World, specialist: SiteBundle, tmp_path: Path, **bundle: Any) -> LoadedSpecialist:
     task = world.new_task()
-    world.publish(task, "test_resnet", "site-a", seed=3, **bundle)
+    publish_real(world, task, specialist, **bundle)
     pool = SpecialistPool(RegistrySource(world.config), BundleCache(tmp_path / "cache"))
     pool.watch([task])
     (specialist,) = pool.snapshot(task).specialists
@@ -50,24 +55,26 @@ def _non_square_png(path: Path) -> bytes:
     return path.read_bytes()
 
 
-def test_a_non_square_image_becomes_the_same_tensor_at_site_and_hub(world: World, tmp_path: Path) -> None:
-    specialist = _served(world, tmp_path)
-    _, model = exported("test_resnet", 3)
-    assert model.preprocessing.resize == "pad"  # new runs keep the aspect ratio
-    assert specialist.info.preprocessing == model.preprocessing  # ... and the card tells the hub
+def test_a_non_square_image_becomes_the_same_tensor_at_site_and_hub(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    specialist = _served(world, real[0], tmp_path)
+    site = load_run(real[0].folder.parent).preprocessing  # what the site trained and exported with
+    assert site.resize == "pad"  # new runs keep the aspect ratio
+    assert specialist.info.preprocessing == site  # ... and the card tells the hub
 
     data = _non_square_png(tmp_path / "wide.png")
     site_image = decode_file(tmp_path / "wide.png").image
     split = LabelledImages(load_image=lambda _i: site_image, labels=np.zeros(1, np.int64))
-    site_input = PreparedImages(split, model.preprocessing).batch(np.arange(1)).numpy()[0]
+    site_input = PreparedImages(split, site).batch(np.arange(1)).numpy()[0]
     hub_input = specialist.prepare(decode(data, **LIMITS).pixels)
     assert np.array_equal(site_input, hub_input)
 
-    size = model.preprocessing.input_size
-    black = (0.0 - np.asarray(model.preprocessing.mean, np.float32)) / np.asarray(model.preprocessing.std)
+    size = site.input_size
+    black = (0.0 - np.asarray(site.mean, np.float32)) / np.asarray(site.std)
     # 48 x 20 padded to 48 x 48 puts 14 black rows above the image: scaled to 32 px, rows 0..8.
     np.testing.assert_allclose(hub_input[:, :8, :], np.broadcast_to(black[:, None, None], (3, 8, size)))
-    stretched = preprocess(site_image, replace(model.preprocessing, resize="stretch"))
+    stretched = preprocess(site_image, replace(site, resize="stretch"))
     assert not np.allclose(stretched, hub_input)
 
 
@@ -93,9 +100,9 @@ def _non_square_dicom(path: Path, photometric: str) -> bytes:
 
 @pytest.mark.parametrize("photometric", ["MONOCHROME2", "MONOCHROME1"])
 def test_a_non_square_dicom_becomes_the_same_tensor_at_site_and_hub(
-    world: World, tmp_path: Path, photometric: str
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path, photometric: str
 ) -> None:
-    specialist = _served(world, tmp_path)
+    specialist = _served(world, real[0], tmp_path)
     data = _non_square_dicom(tmp_path / "cr.dcm", photometric)
     site_image = decode_file(tmp_path / "cr.dcm").image
     hub_image = decode(data, **LIMITS).pixels
@@ -105,11 +112,13 @@ def test_a_non_square_dicom_becomes_the_same_tensor_at_site_and_hub(
     assert np.array_equal(site_input, specialist.prepare(hub_image))
 
 
-def test_a_card_without_the_field_is_still_served_stretched(world: World, tmp_path: Path) -> None:
+def test_a_card_without_the_field_is_still_served_stretched(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     def old_card(card: dict[str, Any]) -> None:
         del card["preprocessing"]["resize"], card["preprocessing"]["pad_value"]
 
-    specialist = _served(world, tmp_path, card_edit=old_card)
+    specialist = _served(world, real[0], tmp_path, card_edit=old_card)  # the site re-signs it
     assert specialist.info.preprocessing.resize == "stretch"
     image = np.asarray(Image.open(io.BytesIO(_non_square_png(tmp_path / "w.png"))))
     spec = specialist.info.preprocessing
@@ -120,9 +129,11 @@ def test_a_card_without_the_field_is_still_served_stretched(world: World, tmp_pa
 
 
 @pytest.mark.parametrize("resize", ["crop", 3])
-def test_a_card_with_an_unknown_geometry_is_refused(world: World, resize: object) -> None:
-    def bad(card: dict[str, Any]) -> None:
-        card["preprocessing"]["resize"] = resize
-
+def test_a_card_with_an_unknown_geometry_is_refused(
+    real_specialists: tuple[SiteBundle, ...], tmp_path: Path, resize: object
+) -> None:
+    card = real_specialists[0].card
+    card["preprocessing"]["resize"] = resize
     with pytest.raises(CardError, match=r"card\.preprocessing\.resize"):
-        world.bundle(world.new_task(), "test_resnet", "site-a", card_edit=bad)
+        write_card(card, tmp_path)
+    assert not (tmp_path / "card.json").exists()

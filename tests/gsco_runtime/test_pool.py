@@ -52,11 +52,12 @@ def test_serves_every_approved_version_only(
 
 
 def test_revoked_version_leaves_the_pool_and_the_cache(
-    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
     task = world.new_task()
     keep = publish_real(world, task, real[0])
-    gone = world.publish(task, "test_efficientnet", "site-b", seed=41)  # its own model: revoked below
+    gone = publish_real(world, task, real[1])
     cache = BundleCache(tmp_path / "cache")
     pool = SpecialistPool(RegistrySource(world.config), cache)
     pool.watch([task])
@@ -67,17 +68,20 @@ def test_revoked_version_leaves_the_pool_and_the_cache(
     assert cache.lookup(BundleRef(task, gone[0], gone[1])) is None
     # a request that took the old snapshot still runs on the revoked version's session
     revoked = next(s for s in held.specialists if s.info.name == gone[0])
+    assert revoked.info.model_uid == real[1].report.model_uid
     assert revoked.predict(__import__("numpy").zeros((28, 28), "uint8"))[0].shape == (2,)
 
 
-def test_failed_load_keeps_the_previous_version_and_is_reported(world: World, tmp_path: Path) -> None:
-    # Two versions of one model (same site and backbone, other weights): world-made bundles, as
-    # each real specialist comes from its own site.
+def test_failed_load_keeps_the_previous_version_and_is_reported(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    # Two versions of one model (same site and backbone, other weights): real-1 publishes its
+    # own specialist, then real-2's as its next version.
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
+    name, v1 = publish_real(world, task, real[0])
     pool = _pool(world, tmp_path / "cache")
     pool.watch([task])
-    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)  # same model name: alias moves to v2
+    _, v2 = publish_real(world, task, real[1], site="real-1")  # same model name: alias moves to v2
     model = _artifact(world, name, v2, "model.onnx")
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF  # a corrupted file after approval: signatures no longer verify
@@ -164,9 +168,10 @@ def test_versions_of_a_revoked_site_leave_the_pool(
     world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
     world.enroll("site-x")  # revoked below for the whole session registry: no real site may be it
+    # site-x re-signs and publishes a real specialist (a site revocation does not revoke the model)
     task = world.new_task()
     keep = publish_real(world, task, real[0])
-    world.publish(task, "test_efficientnet", "site-x")
+    publish_real(world, task, real[1], site="site-x")
     pool = _pool(world, tmp_path / "cache")
     pool.watch([task])
     assert len(pool.snapshot(task).keys) == 2

@@ -23,6 +23,9 @@ from tests.site_bundle import LABELS, TASK, SiteBundle
 
 @pytest.mark.parametrize("backbone", ["test_resnet", "test_efficientnet"])
 def test_identical_inputs_and_logits_through_both_paths(world: World, tmp_path: Path, backbone: str) -> None:
+    """World-made bundles (``bench/world.py``, through the same ``export_specialist``): the real
+    specialists are all the ViT, and this test needs the convolutional backbones (batch norm
+    folded at export) next to the torch model each bundle was exported from."""
     task = world.new_task()
     world.publish(task, backbone, "site-a", seed=7)
     pool = SpecialistPool(RegistrySource(world.config), BundleCache(tmp_path / "cache"))

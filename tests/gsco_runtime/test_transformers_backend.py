@@ -75,21 +75,12 @@ def tiny_llava(tmp_path_factory: pytest.TempPathFactory) -> Path:
         eos_token="</s>",
         extra_special_tokens={"image_token": "<image>"},
     )
-    vision = CLIPVisionConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=30,
-        patch_size=15,
-        projection_dim=32,
-    )
+    # one toy size for both towers
+    tiny = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2}
+    vision = CLIPVisionConfig(**tiny, image_size=30, patch_size=15, projection_dim=32)
     text = LlamaConfig(
+        **tiny,
         vocab_size=len(WORDS),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
         num_key_value_heads=2,
         max_position_embeddings=256,
         pad_token_id=vocab["<pad>"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,8 +15,8 @@ from typer.testing import CliRunner
 from hub.cli.main import app
 from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
-from tests.gsco_runtime.world import World, make_world
-from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
+from tests.gsco_runtime.world import World
+from tests.site_bundle import SiteBundle, make_real_world, publish_real
 
 runner = CliRunner()
 UNREACHABLE = "postgresql+psycopg2://hub@127.0.0.1:9/mlflow"
@@ -23,9 +24,7 @@ UNREACHABLE = "postgresql+psycopg2://hub@127.0.0.1:9/mlflow"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBundle, ...]) -> World:
-    world = make_world(tmp_path_factory.mktemp("cli-world"))
-    enroll_real_sites(world, real_specialists)
-    return world
+    return make_real_world(tmp_path_factory.mktemp("cli-world"), real_specialists)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +73,12 @@ def _import(world: World, task: str, cases_npz: Path) -> None:
         app, _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
     )
     assert result.exit_code == 0, result.output
+
+
+def _import_and_evaluate(world: World, task: str, cases_npz: Path, *flags: str) -> list[str]:
+    """Import the cases, then the arguments of `evaluate` on their validation split with ``flags``."""
+    _import(world, task, cases_npz)
+    return _hub(world, "evaluate", "--task", task, "--data", str(cases_npz), "--split", "val", *flags)
 
 
 def test_cases_import_takes_labels_from_the_registry(world: World, task: str, cases_npz: Path) -> None:
@@ -157,16 +162,10 @@ def test_diagnose_serves_from_cache_when_the_registry_is_down(world: World, task
 
 
 def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path, tmp_path: Path) -> None:
-    _import(world, task, cases_npz)
-    args = _hub(
+    args = _import_and_evaluate(
         world,
-        "evaluate",
-        "--task",
         task,
-        "--data",
-        str(cases_npz),
-        "--split",
-        "val",
+        cases_npz,
         "--out",
         str(tmp_path / "eval"),
         "--bootstrap",
@@ -222,23 +221,17 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert "Where the specialists disagree: " in table.stdout
     again = json.loads(runner.invoke(app, args).stdout)["statistics"]
     assert again == stats  # seeded: the same intervals and p-values
-    too_few = runner.invoke(app, [*args[:-4], "--bootstrap", "999"])
-    assert too_few.exit_code == 2 and "--bootstrap" in too_few.output
+    too_few = runner.invoke(app, [*args[:-5], "--bootstrap", "999"])  # less --bootstrap 1000 --seed 7 --json
+    assert too_few.exit_code == 2 and "'--bootstrap': 999 is not in the range x>=1000" in too_few.output
 
 
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     world: World, task: str, cases_npz: Path, server: ChatServer
 ) -> None:
-    _import(world, task, cases_npz)
-    args = _hub(
+    args = _import_and_evaluate(
         world,
-        "evaluate",
-        "--task",
         task,
-        "--data",
-        str(cases_npz),
-        "--split",
-        "val",
+        cases_npz,
         "--limit",
         "6",
         "--json",
@@ -264,14 +257,17 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
 
 
 def test_a_library_from_the_specialists_training_split_never_calibrates(
-    world: World, cases_npz: Path, image: Path, tmp_path: Path
+    world: World, real_specialists: tuple[SiteBundle, ...], cases_npz: Path, image: Path, tmp_path: Path
 ) -> None:
-    # World-made bundles: the card must name this test's cases file as its training set, which
-    # no real specialist was trained on.
     task = world.new_task()
     trained_on = source_digest(cases_npz, "train")
-    name, _ = world.publish(task, "test_resnet", "site-a", training_set_digest=trained_on)
-    world.publish(task, "test_efficientnet", "site-b")
+
+    def names_the_cases_file(card: dict[str, Any]) -> None:
+        # no real specialist was trained on this test's cases file: its site's card says it was
+        card["data"]["training_set_digest"] = trained_on
+
+    name, _ = publish_real(world, task, real_specialists[0], card_edit=names_the_cases_file)
+    publish_real(world, task, real_specialists[1])
     imported = runner.invoke(
         app, _hub(world, "cases", "import", "--task", task, "--data", str(cases_npz), "--json")
     )

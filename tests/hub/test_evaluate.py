@@ -58,7 +58,7 @@ def test_arbitration_shares() -> None:
 def runtime(site_bundle: SiteBundle, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GscoRuntime]:
     """A registry serving only the site agent's real bundle, and a hub runtime (no case library)."""
     root = tmp_path_factory.mktemp("evaluate")
-    world = make_world(root)
+    world = make_world(root, sites=())
     world.adopt("bundle-site", site_bundle.public_key)
     world.new_task(LABELS, task_id=TASK)
     world.publish_folder(site_bundle.folder)

@@ -156,32 +156,14 @@ def test_policy_file_overrides_defaults(
     home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
 ) -> None:
     published = publish(registry, site_keys["a"], tmp_path / "weak", "weak-net", auc=0.6)
-    refused = cli(home, "approve", published.name, published.version, "--reviewer", "dr-x")
+    approve = ("approve", published.name, published.version, "--reviewer", "dr-x")
+    refused = cli(home, *approve)
     assert refused.exit_code == 10 and "metric_floor: auc 0.600 < 0.7" in refused.stderr
     (tmp_path / "unknown.yaml").write_text("checks:\n  site_signature: false\nmetric_flor: {}\n")
-    typo = cli(
-        home,
-        "approve",
-        published.name,
-        published.version,
-        "--reviewer",
-        "dr-x",
-        "--policy",
-        str(tmp_path / "unknown.yaml"),
-    )
+    typo = cli(home, *approve, "--policy", str(tmp_path / "unknown.yaml"))
     assert typo.exit_code == 2 and "unknown key metric_flor" in typo.stderr
     (tmp_path / "lenient.yaml").write_text("metric_floor:\n  auc: 0.5\n")
-    lenient = cli(
-        home,
-        "approve",
-        published.name,
-        published.version,
-        "--reviewer",
-        "dr-x",
-        "--policy",
-        str(tmp_path / "lenient.yaml"),
-        "--json",
-    )
+    lenient = cli(home, *approve, "--policy", str(tmp_path / "lenient.yaml"), "--json")
     assert lenient.exit_code == 0, lenient.output
     assert {c["check"]: c["status"] for c in json.loads(lenient.stdout)["checks"]}["metric_floor"] == "pass"
 

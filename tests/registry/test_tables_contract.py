@@ -146,30 +146,28 @@ def test_audit_append_locks_only_the_head_row(fresh_audit: Tables) -> None:
                 other.execute(text("SELECT seq FROM gsco_audit WHERE seq = 3 FOR UPDATE NOWAIT"))
 
 
-def test_audit_names_the_entry_edited_with_plain_sql(fresh_audit: Tables) -> None:
+@pytest.mark.parametrize(
+    ("tampering", "broken_seq", "reason"),
+    [
+        ("UPDATE gsco_audit SET actor = 'intruder' WHERE seq = 2", 2, "its content was modified"),
+        ("DELETE FROM gsco_audit WHERE seq = 3", 3, "entry 3 is missing (deleted)"),
+        (
+            f"UPDATE gsco_audit SET prev_hash = '{'f' * 64}' WHERE seq = 3",
+            3,
+            "its link to the previous entry is broken",
+        ),
+    ],
+    ids=["edited", "deleted", "relinked"],
+)
+def test_audit_names_the_entry_tampered_with_plain_sql(
+    fresh_audit: Tables, tampering: str, broken_seq: int, reason: str
+) -> None:
     _append(fresh_audit, 4)
     with fresh_audit.engine.begin() as conn:
-        conn.execute(text("UPDATE gsco_audit SET actor = 'intruder' WHERE seq = 2"))
+        conn.execute(text(tampering))
     with fresh_audit.session() as session:
         report = audit.verify_chain(session)
-    assert (report.broken_seq, report.reason) == (2, "its content was modified")
-
-
-def test_audit_names_the_entry_deleted_with_plain_sql(fresh_audit: Tables) -> None:
-    _append(fresh_audit, 4)
-    with fresh_audit.engine.begin() as conn:
-        conn.execute(text("DELETE FROM gsco_audit WHERE seq = 3"))
-    with fresh_audit.session() as session:
-        report = audit.verify_chain(session)
-    assert report.broken_seq == 3 and "missing" in report.reason
-
-
-def test_audit_detects_a_rewritten_link(fresh_audit: Tables) -> None:
-    _append(fresh_audit, 3)
-    with fresh_audit.engine.begin() as conn:
-        conn.execute(text("UPDATE gsco_audit SET prev_hash = :h WHERE seq = 3"), {"h": "f" * 64})
-    with fresh_audit.session() as session:
-        assert audit.verify_chain(session).broken_seq == 3
+    assert (report.broken_seq, report.reason) == (broken_seq, reason)
 
 
 def test_missing_or_uninitialised_databases_are_refused(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""Security fixtures: a victim registry world and, built the same way, an attacker's own world."""
+"""Security fixtures: a victim registry whose sites publish the real specialists, and an attacker's own.
+
+The victim registry enrolls the sites of ``tests.site_bundle.REAL_SITES``; the attacks move,
+forge and replay the bundles those sites exported (``publish_real``), never stand-ins.
+"""
 
 from __future__ import annotations
 
@@ -14,19 +18,20 @@ from registry.pinning import PINNED_KEY_RELPATH
 from registry.store import audit
 from registry.store.database import Tables
 from registry.store.tables import AuditRow
+from tests.site_bundle import SiteBundle, make_real_world
 
 DOWN_URI = "postgresql+psycopg2://hub@127.0.0.1:9/mlflow"
 
 
 @pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """The real registry (MLflow on SQLite + own tables) with enrolled sites site-a and site-b."""
-    return make_world(tmp_path_factory.mktemp("victim"))
+def world(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBundle, ...]) -> World:
+    """The real registry (MLflow on SQLite + own tables) with the real sites real-1..3 enrolled."""
+    return make_real_world(tmp_path_factory.mktemp("victim"), real_specialists)
 
 
 @pytest.fixture(scope="session")
 def attacker(tmp_path_factory: pytest.TempPathFactory) -> World:
-    """A registry the attacker controls: own central key, own enrolled sites."""
+    """A registry the attacker controls: own central key, own sites site-a and site-b (own keys)."""
     return make_world(tmp_path_factory.mktemp("attacker"))
 
 
@@ -37,12 +42,6 @@ def offline_hub(world: World, tmp_path: Path) -> RegistryConfig:
     (home / PINNED_KEY_RELPATH).parent.mkdir(parents=True)
     shutil.copy(world.config.approval_pub_path, home / PINNED_KEY_RELPATH)
     return RegistryConfig.resolve(home=home, tracking_uri=DOWN_URI, retries=0)
-
-
-@pytest.fixture
-def own_world(tmp_path: Path) -> World:
-    """A registry of the test's own, for attacks that edit the database (the shared one stays clean)."""
-    return make_world(tmp_path / "own-world")
 
 
 def run_sql(world: World, statement: str, **params: object) -> None:
@@ -65,6 +64,3 @@ def rechain(world: World) -> None:
             )
             prev = row.entry_hash
     tables.dispose()
-
-
-from tests.site_agent.conftest import write_dicom  # noqa: E402,F401  (the DICOM writer fixture)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from registry.bundle.dicom_pixels import UnreadableImage, apply_window
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import decode_file, try_decode
 from site_agent.data.loader import load_site_data
+from tests.site_agent.dicom_files import write_dicom
 
 RAMP = np.arange(256, dtype=np.uint16).reshape(16, 16)
 
@@ -36,22 +36,18 @@ def test_window_width_zero_never_yields_nan(function: str) -> None:
         apply_window(np.arange(4.0), 2.0, 0.0, function)
 
 
-def test_dicom_with_window_width_zero_is_skipped(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_dicom_with_window_width_zero_is_skipped(tmp_path: Path) -> None:
     path = write_dicom(tmp_path / "w0.dcm", RAMP, center=100.0, width=0.0)
     assert try_decode(path) is None
 
 
-def test_dicom_without_pixel_data_or_with_odd_photometry_is_skipped(
-    tmp_path: Path, write_dicom: Callable[..., Path]
-) -> None:
+def test_dicom_without_pixel_data_or_with_odd_photometry_is_skipped(tmp_path: Path) -> None:
     missing = _edit(write_dicom(tmp_path / "nopix.dcm", RAMP), PixelData=None)
     odd = _edit(write_dicom(tmp_path / "ybr.dcm", RAMP), PhotometricInterpretation="YBR_FULL")
     assert try_decode(missing) is None and try_decode(odd) is None
 
 
-def test_dicom_claiming_a_huge_matrix_is_refused_before_decoding(
-    tmp_path: Path, write_dicom: Callable[..., Path]
-) -> None:
+def test_dicom_claiming_a_huge_matrix_is_refused_before_decoding(tmp_path: Path) -> None:
     path = _edit(write_dicom(tmp_path / "huge.dcm", RAMP), Rows=20000, Columns=20000)
     with pytest.raises(InputLimitError) as refused:
         decode_file(path)

@@ -27,6 +27,7 @@ PLANTED_HOST = "ward7-ws.example"
         "born 1957-03-14",
         "scan of 03/14/1957",
         "questions to rad.team@hospital.org",
+        "(reply:j.doe+rad@x-ray.hospital.de)",
         "exported from pacs01.radiology.lan",
         "images under /srv/pacs/export",
         r"copied from C:\data",

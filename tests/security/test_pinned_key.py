@@ -1,5 +1,7 @@
 """Attack: write the hub's bundle cache (model + trust.json naming the attacker's keys) while the
-registry is unreachable. Defence: approvals verify only against the pinned central key."""
+registry is unreachable. Defence: approvals verify only against the pinned central key.
+The victim serves a real specialist; the attacker injects another real one, re-signed by a site
+of the attacker's own registry and approved there (``tests/site_bundle.py``)."""
 
 from __future__ import annotations
 
@@ -17,13 +19,16 @@ from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
 from registry.pinning import pinned_central_key
+from tests.site_bundle import SiteBundle, publish_real
 
 
-def _inject(attacker: World, task: str, victim_cache: BundleCache, tmp_path: Path) -> BundleRef:
+def _inject(
+    attacker: World, specialist: SiteBundle, task: str, victim_cache: BundleCache, tmp_path: Path
+) -> BundleRef:
     """The attacker approves a model in their own registry and copies it into the victim's cache."""
     with attacker.registry() as registry:
         registry.create_task(task, ("normal", "pneumonia"), "chest X-ray")
-    name, version = attacker.publish(task, "test_efficientnet", "site-b", seed=7)
+    name, version = publish_real(attacker, task, specialist, site="site-b")
     evil_cache = BundleCache(tmp_path / "evil-cache")
     SpecialistPool(RegistrySource(attacker.config), evil_cache).watch([task])
     ref = BundleRef(task, name, version, attacker.sites["site-b"].fingerprint)
@@ -35,17 +40,23 @@ def _inject(attacker: World, task: str, victim_cache: BundleCache, tmp_path: Pat
 
 
 def test_cache_with_foreign_trust_material_is_refused(
-    world: World, attacker: World, offline_hub: RegistryConfig, tmp_path: Path
+    world: World,
+    attacker: World,
+    real_specialists: tuple[SiteBundle, ...],
+    offline_hub: RegistryConfig,
+    tmp_path: Path,
 ) -> None:
     task = world.new_task()
-    good = world.publish(task, "test_resnet", "site-a")
+    good = publish_real(world, task, real_specialists[0])
     cache = BundleCache(tmp_path / "cache")
     SpecialistPool(RegistrySource(world.config), cache).watch([task])
-    evil = _inject(attacker, task, cache, tmp_path)
+    evil = _inject(attacker, real_specialists[2], task, cache, tmp_path)
 
     offline = SpecialistPool(RegistrySource(offline_hub), cache)
     offline.watch([task])
     assert offline.snapshot(task).keys == (f"{good[0]}/{good[1]}",)  # the verified set keeps serving
+    (served,) = offline.snapshot(task).specialists
+    assert served.info.model_uid == real_specialists[0].report.model_uid
     # The injected version is not in the signed approved set the hub verified with its pinned key,
     # so the offline hub never even loads it (its trust.json is refused below, in the next test).
     assert evil.key not in {failure.key for failure in offline.status().failures}
@@ -56,10 +67,14 @@ def test_cache_with_foreign_trust_material_is_refused(
 
 
 def test_trust_json_rewritten_to_the_attackers_key_is_refused(
-    world: World, attacker: World, offline_hub: RegistryConfig, tmp_path: Path
+    world: World,
+    attacker: World,
+    real_specialists: tuple[SiteBundle, ...],
+    offline_hub: RegistryConfig,
+    tmp_path: Path,
 ) -> None:
     task = world.new_task()
-    name, version = world.publish(task, "test_resnet", "site-a")
+    name, version = publish_real(world, task, real_specialists[0])
     cache = BundleCache(tmp_path / "cache")
     SpecialistPool(RegistrySource(world.config), cache).watch([task])
     trust_path = cache.path(BundleRef(task, name, version)).parent / TRUST_FILE

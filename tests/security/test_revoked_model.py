@@ -1,6 +1,8 @@
 """Attack: re-publish a revoked model.onnx under a new card (another site, a new version).
 
 Defence: revocation covers the model's content digest; only an audited lift allows it again.
+The revoked model is a real specialist (``tests/site_bundle.py``), revoked in a registry of the
+test's own so that the shared registry keeps serving it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from bench.world import World
 from gsco_common.errors import PolicyError
 from registry.bundle.layout import MODEL_FILE, file_sha256
 from registry.cli.main import app
+from tests.site_bundle import SiteBundle, publish_real
 
 runner = CliRunner()
 
@@ -25,13 +28,18 @@ def _model_digest(world: World, name: str, version: str) -> str:
         return "sha256:" + file_sha256(registry.download_bundle(name, version, Path(tmp) / "b") / MODEL_FILE)
 
 
-def test_revoked_model_cannot_be_approved_again_under_a_new_card(world: World) -> None:
+def test_revoked_model_cannot_be_approved_again_under_a_new_card(
+    own_world: World, real_specialists: tuple[SiteBundle, ...]
+) -> None:
+    world, specialist = own_world, real_specialists[0]
     task = world.new_task()
-    name, version = world.publish(task, "test_resnet", "site-a", seed=11)
+    name, version = publish_real(world, task, specialist)
     digest = _model_digest(world, name, version)
+    assert digest == "sha256:" + file_sha256(specialist.folder / MODEL_FILE)  # the site's export
     world.revoke(name, version)
-    again, new_version = world.publish(task, "test_resnet", "site-b", seed=11, approve=False)
-    assert _model_digest(world, again, new_version) == digest  # same model.onnx, other card and site
+    again, new_version = publish_real(world, task, specialist, site="real-2", approve=False)
+    assert again != name  # same model.onnx, other card and site
+    assert _model_digest(world, again, new_version) == digest
     with world.registry() as registry:
         with pytest.raises(PolicyError) as refused:
             registry.approve(again, new_version, reviewer="tester")

@@ -2,6 +2,8 @@
 
 Defence: a hub serves only what the newest approved-set statement signed by the pinned central key
 lists, refuses lower sequences than it has seen, and keeps its last verified set meanwhile.
+The versions are the real specialists (``tests/site_bundle.py``); versions of one model are real
+specialists that one site (``SITE``) publishes in turn.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from registry.serving_state import STATEMENT_ACTION, SignedApprovedSet
 from tests.security.conftest import rechain, run_sql
+from tests.site_bundle import REAL_SITES, SiteBundle, publish_real
+
+SITE = REAL_SITES[0]
 
 
 def _pool(world: World, tmp_path: Path, task: str) -> SpecialistPool:
@@ -29,13 +34,17 @@ def _pool(world: World, tmp_path: Path, task: str) -> SpecialistPool:
     return pool
 
 
-def test_alias_moved_to_an_older_version_is_ignored_and_reported(world: World, tmp_path: Path) -> None:
+def test_alias_moved_to_an_older_version_is_ignored_and_reported(
+    world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)  # approving v2 moves the alias
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    _, v2 = publish_real(world, task, real_specialists[1], site=SITE)  # approving v2 moves the alias
     MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", v1)
     pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
+    (served,) = pool.snapshot(task).specialists
+    assert served.info.model_uid == real_specialists[1].report.model_uid
     with world.registry() as registry:
         report = registry.verify(name, v1)
     assert not report.approved
@@ -45,20 +54,24 @@ def test_alias_moved_to_an_older_version_is_ignored_and_reported(world: World, t
     )
 
 
-def test_alias_on_an_unapproved_version_does_not_empty_a_fresh_hub(world: World, tmp_path: Path) -> None:
+def test_alias_on_an_unapproved_version_does_not_empty_a_fresh_hub(
+    world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    _, pending = world.publish(task, "test_resnet", "site-a", seed=3, approve=False)
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    _, pending = publish_real(world, task, real_specialists[2], site=SITE, approve=False)
     MlflowClient(tracking_uri=world.config.mlflow_uri).set_registered_model_alias(name, "approved", pending)
     pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v1}",)
 
 
-def test_rollback_to_an_older_statement_is_refused(own_world: World, tmp_path: Path) -> None:
+def test_rollback_to_an_older_statement_is_refused(
+    own_world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     world = own_world
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    _, v2 = publish_real(world, task, real_specialists[1], site=SITE)
     pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
     # the attacker deletes the newest statement and what follows it (a shorter chain stays valid):
@@ -79,11 +92,13 @@ def test_rollback_to_an_older_statement_is_refused(own_world: World, tmp_path: P
     assert restarted.snapshot(task).keys == (f"{name}/{v2}",)
 
 
-def test_forged_statement_is_refused(own_world: World, tmp_path: Path) -> None:
+def test_forged_statement_is_refused(
+    own_world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
     world = own_world
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    other, pending_version = world.publish(task, "test_efficientnet", "site-b", seed=4, approve=False)
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    other, pending_version = publish_real(world, task, real_specialists[1], approve=False)  # its own site
     pool = _pool(world, tmp_path, task)
     with world.registry() as registry:
         signed = registry.serving_statement(task)
@@ -124,13 +139,13 @@ def test_forged_statement_is_refused(own_world: World, tmp_path: Path) -> None:
 
 
 def test_promote_serves_an_earlier_approved_version_through_a_signed_set(
-    world: World, tmp_path: Path
+    world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
     """The legitimate rollback: the central team signs it, the hub follows, nothing disagrees."""
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    _, v2 = world.publish(task, "test_resnet", "site-a", seed=2)
-    _, pending = world.publish(task, "test_resnet", "site-a", seed=5, approve=False)
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    _, v2 = publish_real(world, task, real_specialists[1], site=SITE)
+    _, pending = publish_real(world, task, real_specialists[2], site=SITE, approve=False)
     pool = _pool(world, tmp_path, task)
     assert pool.snapshot(task).keys == (f"{name}/{v2}",)
     with world.registry() as registry:
@@ -152,15 +167,17 @@ def test_promote_serves_an_earlier_approved_version_through_a_signed_set(
         ("audit.checkpoint", f"head {last[1].seq}"),
     ]
     assert pool.refresh().tasks == {task: [f"{name}/{v1}"]}
+    (served,) = pool.snapshot(task).specialists
+    assert served.info.model_uid == real_specialists[0].report.model_uid
 
 
 def test_promote_checks_and_lists_the_one_download_it_verified(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, real_specialists: tuple[SiteBundle, ...], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The rollback verifies and lists the same bytes: one download, not one to check and another to list."""
     task = world.new_task()
-    name, v1 = world.publish(task, "test_resnet", "site-a", seed=1)
-    world.publish(task, "test_resnet", "site-a", seed=2)
+    name, v1 = publish_real(world, task, real_specialists[0], site=SITE)
+    publish_real(world, task, real_specialists[1], site=SITE)
     with world.registry() as registry:
         real_download = registry.models.download
         downloads: list[str] = []

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from pydicom.uid import generate_uid
 
 from site_agent.data.synthetic import synthetic_images
+from tests.site_agent.dicom_files import write_dicom
 
 
 def _class_images(counts: dict[str, int], size: int, seed: int) -> list[tuple[str, np.ndarray]]:
@@ -78,63 +78,7 @@ def make_csv_manifest(tmp_path: Path) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def write_dicom() -> Callable[..., Path]:
-    """Write a single-frame grayscale DICOM file with the given pixel encoding and header."""
-
-    def write(
-        path: Path,
-        pixels: np.ndarray,
-        *,
-        photometric: str = "MONOCHROME2",
-        bits: int = 8,
-        slope: float | None = None,
-        intercept: float | None = None,
-        center: float | list[float] | None = None,
-        width: float | list[float] | None = None,
-        patient_id: str = "PID-0001",
-        patient_name: str = "Doe^Jane",
-        sop_uid: str | None = None,
-    ) -> Path:
-        uid = sop_uid or generate_uid()
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-        meta.MediaStorageSOPInstanceUID = uid
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID = SecondaryCaptureImageStorage
-        ds.SOPInstanceUID = uid
-        ds.StudyInstanceUID = generate_uid()
-        ds.SeriesInstanceUID = generate_uid()
-        ds.PatientID = patient_id
-        ds.PatientName = patient_name
-        ds.AccessionNumber = f"ACC{patient_id[-4:]}"
-        ds.InstitutionName = "St Example Hospital"
-        ds.ReferringPhysicianName = "Smith^Anna"
-        ds.Modality = "CR"
-        ds.Rows, ds.Columns = pixels.shape
-        ds.SamplesPerPixel = 1
-        ds.PhotometricInterpretation = photometric
-        ds.BitsAllocated = bits
-        ds.BitsStored = bits
-        ds.HighBit = bits - 1
-        ds.PixelRepresentation = 0
-        if slope is not None:
-            ds.RescaleSlope = slope
-            ds.RescaleIntercept = intercept or 0.0
-        if center is not None:
-            ds.WindowCenter = center
-            ds.WindowWidth = width
-        ds.PixelData = pixels.astype(np.uint8 if bits == 8 else np.uint16).tobytes()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
-        return path
-
-    return write
-
-
-@pytest.fixture
-def make_dicom_folder(tmp_path: Path, write_dicom: Callable[..., Path]) -> Callable[..., Path]:
+def make_dicom_folder(tmp_path: Path) -> Callable[..., Path]:
     """A folder of 16-bit MONOCHROME2 DICOMs (two per patient) plus ``labels.csv`` keyed by path."""
 
     def build(counts: dict[str, int], *, key: str = "path") -> Path:

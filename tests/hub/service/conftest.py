@@ -24,8 +24,8 @@ from hub.service.app import create_app
 from hub.service.database import HubDatabase
 from hub.service.settings import load_settings
 from hub.service.tokens import TokenStore
-from tests.gsco_runtime.world import LABELS, World, make_world
-from tests.site_bundle import SiteBundle, enroll_real_sites, publish_real
+from tests.gsco_runtime.world import LABELS, World
+from tests.site_bundle import SiteBundle, make_real_world, publish_real
 
 WEBHOOK_SECRET = "s3cret-webhook-key-0123456789"
 
@@ -86,8 +86,7 @@ def serving(app: FastAPI) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def hub(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBundle, ...]) -> Iterator[Hub]:
     """Serves two of the real specialists; the third is for the tests that approve one while serving."""
-    world = make_world(tmp_path_factory.mktemp("hub-world"))
-    enroll_real_sites(world, real_specialists)
+    world = make_real_world(tmp_path_factory.mktemp("hub-world"), real_specialists)
     task = world.new_task()
     publish_real(world, task, real_specialists[0])
     publish_real(world, task, real_specialists[1])

@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from hub.service import webhook
-from hub.service.fhir import validate_r4
+from hub.service.fhir import r4_models, validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
 from tests.site_bundle import publish_real
@@ -195,6 +195,13 @@ def test_dicom_input_sr_output_and_audit_without_patient_tags(hub: Hub) -> None:
         entries = json.dumps(client.get("/v1/audit", params={"limit": 1000}).json())
     assert "PLANTED-123" not in entries and "Planted" not in entries
     assert data[:200].hex() not in entries
+
+
+def test_the_fhir_models_are_imported_in_the_background_at_start(hub: Hub) -> None:
+    loading = hub.app.state.fhir_models  # type: ignore[attr-defined]
+    assert loading.name == "fhir-r4-models" and loading.daemon
+    loading.join(timeout=600)
+    assert not loading.is_alive() and r4_models.cache_info().currsize == 1
 
 
 def test_accept_header_gives_fhir_r4_bundle(hub: Hub) -> None:

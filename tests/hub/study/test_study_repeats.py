@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
-from hub.study.report import study_markdown
+from hub.study.report import compare, comparison_lines, study_markdown
 from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
 from tests.hub.study.specs import site, tiny_study
 
@@ -28,7 +28,7 @@ def _method(name: str, kind: str, accuracy: float, auc: float | None = 0.9) -> d
     }
 
 
-def _arm(a: float, b: float, consensus: float, p: float | None) -> dict[str, Any]:
+def _arm(a: float, b: float, consensus: float, p: float | None, vote: float = 0.80) -> dict[str, Any]:
     """Two specialists, a vote and the consensus; the consensus' McNemar p against the better one."""
     comparisons = []
     if p is not None:
@@ -38,7 +38,7 @@ def _arm(a: float, b: float, consensus: float, p: float | None) -> dict[str, Any
         "methods": [
             _method("A v1", "specialist", a),
             _method("B v1", "specialist", b),
-            _method("specialists' vote", "vote", 0.80, auc=None),
+            _method("specialists' vote", "vote", vote, auc=None),
             _method(CONSENSUS, "consensus", consensus),
         ],
         "statistics": {"reference": "A v1" if a >= b else "B v1", "comparisons": comparisons},
@@ -170,6 +170,34 @@ def test_with_repeats_keeps_the_first_repeat_on_top_and_aggregates_main_and_vari
     assert (
         "significantly below the best specialist in 1 of 2 repeats and significantly above it in 0" in report
     )
+
+
+def test_two_repeated_studies_compare_their_means_and_the_repeats_run_with_the_same_seeds() -> None:
+    baseline = with_repeats([_study(0, _arm(0.9, 0.8, 0.86, 0.01)), _study(1, _arm(0.8, 0.9, 0.92, 0.3))])
+    runs = [
+        _study(0, _arm(0.9, 0.8, 0.85, 0.01, vote=0.70)),  # consensus -1 point, vote -10: dropped less
+        _study(1, _arm(0.8, 0.9, 0.80, 0.01, vote=0.78)),  # consensus -12 points, vote -2: dropped more
+    ]
+    comparison = compare(baseline, with_repeats(runs))
+    assert comparison["accuracy"]["consensus"] == pytest.approx(
+        {"baseline": 0.89, "this": 0.825, "drop": 0.065}
+    )
+    assert comparison["accuracy"]["vote"] == pytest.approx({"baseline": 0.80, "this": 0.74, "drop": 0.06})
+    assert comparison["accuracy"]["best specialist"] == pytest.approx(
+        {"baseline": 0.9, "this": 0.9, "drop": 0.0}
+    )
+    assert comparison["repeats"] == {"paired": 2, "consensus_drop_smaller": 1}
+    lines = comparison_lines(with_repeats(runs), baseline)
+    assert lines[0].endswith("(same design, no biased site; mean accuracy across repeats):")
+    assert lines[-1] == (
+        "Accuracy changed by -6.5 points for the consensus and by -6.0 points for the majority vote: the "
+        "collaboration's drop is NOT smaller than the vote's. Repeat by repeat, over the 2 repeats run with "
+        "the same seeds in both studies, it was smaller in 1."
+    )
+    other_seed = with_repeats([runs[0], {**runs[1], "seed": 7}])
+    assert compare(baseline, other_seed)["repeats"] == {"paired": 1, "consensus_drop_smaller": 1}
+    # a study run once is compared on its one run, without repeats
+    assert "repeats" not in compare(runs[0], runs[1])
 
 
 def test_repeat_changes_the_shuffle_and_every_site_seed_only() -> None:

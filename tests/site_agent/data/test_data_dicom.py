@@ -11,25 +11,26 @@ from registry.bundle.dicom_pixels import apply_window
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import decode_file
 from site_agent.data.loader import load_site_data
+from tests.site_agent.dicom_files import write_dicom
 
 RAMP8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
 LABELS = ["normal", "effusion"]
 
 
-def test_8_bit_monochrome2_without_window(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_8_bit_monochrome2_without_window(tmp_path: Path) -> None:
     image = decode_file(write_dicom(tmp_path / "a.dcm", RAMP8)).image
     assert image.dtype == np.float32 and image.shape == (16, 16)
     np.testing.assert_allclose(image, RAMP8 / 255.0, atol=1e-6)
 
 
-def test_monochrome1_is_inverted(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_monochrome1_is_inverted(tmp_path: Path) -> None:
     mono2 = decode_file(write_dicom(tmp_path / "m2.dcm", RAMP8)).image
     mono1 = decode_file(write_dicom(tmp_path / "m1.dcm", RAMP8, photometric="MONOCHROME1")).image
     np.testing.assert_allclose(mono1, 1.0 - mono2, atol=1e-6)
     assert mono1[0, 0] == pytest.approx(1.0) and mono1[-1, -1] == pytest.approx(0.0)
 
 
-def test_16_bit_rescale_and_window(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_16_bit_rescale_and_window(tmp_path: Path) -> None:
     stored = np.linspace(0, 4000, 64).astype(np.uint16).reshape(8, 8)
     # modality values = 0.5 * stored - 1000 (HU-like); window 0 +- 400
     path = write_dicom(tmp_path / "ct.dcm", stored, bits=16, slope=0.5, intercept=-1000, center=0, width=801)
@@ -40,7 +41,7 @@ def test_16_bit_rescale_and_window(tmp_path: Path, write_dicom: Callable[..., Pa
     assert image.min() == 0.0 and image.max() == 1.0 and 0 < image[4, 0] < 1
 
 
-def test_multi_valued_window_uses_the_first(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_multi_valued_window_uses_the_first(tmp_path: Path) -> None:
     single = decode_file(write_dicom(tmp_path / "s.dcm", RAMP8, center=100, width=51)).image
     multi = decode_file(write_dicom(tmp_path / "m.dcm", RAMP8, center=[100, 40], width=[51, 400])).image
     np.testing.assert_allclose(multi, single)
@@ -48,7 +49,7 @@ def test_multi_valued_window_uses_the_first(tmp_path: Path, write_dicom: Callabl
     assert flat[74] == 0.0 and flat[75] == pytest.approx(0.01) and flat[125] == 1.0
 
 
-def test_monochrome1_with_window_and_16_bit_range(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_monochrome1_with_window_and_16_bit_range(tmp_path: Path) -> None:
     stored = np.array([[0, 1024], [2048, 4095]], dtype=np.uint16)
     plain = decode_file(write_dicom(tmp_path / "p.dcm", stored, bits=16)).image
     np.testing.assert_allclose(plain, stored / 65535.0, atol=1e-6)
@@ -67,7 +68,7 @@ def test_window_functions(function: str, expected: list[float]) -> None:
     np.testing.assert_allclose(apply_window(values, 50, 100, function), expected, atol=1e-6)
 
 
-def test_identifiers_from_the_header(tmp_path: Path, write_dicom: Callable[..., Path]) -> None:
+def test_identifiers_from_the_header(tmp_path: Path) -> None:
     path = write_dicom(
         tmp_path / "x.dcm",
         RAMP8,

@@ -18,11 +18,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import typer
 import yaml
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 from typer.testing import CliRunner, Result
 
 from registry.cli.main import app as registry_app
@@ -30,6 +29,7 @@ from registry.config import RegistryConfig
 from registry.service import Registry
 from site_agent.cli.main import app as site_app
 from site_agent.data.synthetic import synthetic_images
+from tests.site_agent.dicom_files import write_dicom
 from tests.unavailable_server import unavailable_server
 
 pytestmark = pytest.mark.slow
@@ -41,36 +41,6 @@ PHYSICIAN = "Quackenbushey"
 INSTITUTION = "St Mungo Infirmary"
 
 
-def _write_dicom(path: Path, pixels: np.ndarray, index: int, uids: list[str]) -> None:
-    sop = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = sop
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = sop
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    uids += [sop, ds.StudyInstanceUID, ds.SeriesInstanceUID]
-    ds.PatientID = f"MRN-77{index:04d}"
-    ds.PatientName = f"{SURNAME}{index}^{GIVEN}"
-    ds.AccessionNumber = f"ACC9{index:05d}"
-    ds.InstitutionName = INSTITUTION
-    ds.ReferringPhysicianName = f"{PHYSICIAN}^Anna"
-    ds.Modality = "CR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit = 7
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels.astype(np.uint8).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-
-
 def planted_dicom(folder: Path, per_class: int = 40) -> tuple[Path, set[str]]:
     """A DICOM folder + labels.csv whose names and tags carry planted identifiers."""
     root = folder / ROOT_NAME
@@ -80,7 +50,17 @@ def planted_dicom(folder: Path, per_class: int = 40) -> tuple[Path, set[str]]:
     rows = []
     for index, (label, image) in enumerate(zip(labels, images, strict=True)):
         name = f"ward7/{SURNAME}{index}_MRN-77{index:04d}.dcm"
-        _write_dicom(root / name, image, index, uids)
+        path = write_dicom(
+            root / name,
+            image,
+            patient_id=f"MRN-77{index:04d}",
+            patient_name=f"{SURNAME}{index}^{GIVEN}",
+            accession=f"ACC9{index:05d}",
+            institution=INSTITUTION,
+            physician=f"{PHYSICIAN}^Anna",
+        )
+        header = pydicom.dcmread(path)
+        uids += [str(header.SOPInstanceUID), str(header.StudyInstanceUID), str(header.SeriesInstanceUID)]
         rows.append({"path": name, "label": LABELS[label]})
     with (root / "labels.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["path", "label"])
