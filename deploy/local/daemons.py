@@ -23,7 +23,8 @@ from pathlib import Path
 import httpx
 
 from gsco_common.errors import FederationError, TopologyError
-from hub.federation.processes import descendants, pid_alive, wait_gone
+from gsco_common.processes import pid_alive
+from hub.federation.processes import descendants, wait_gone
 
 STATE_ENV = "GSCO_TOPOLOGY_STATE"
 STOP_TIMEOUT_S = 20.0

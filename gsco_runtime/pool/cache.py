@@ -5,18 +5,24 @@ Layout under ``<cache>/``: ``bundles/<id>/bundle/`` holds a verified bundle exac
 signed folder: an extra file there would break the signature); ``approved/<task>.json`` is the
 last set of approved versions seen. A cached bundle is re-verified with its recorded keys before use, and a
 version the registry no longer approves is deleted from the cache.
+
+Several processes share one cache (``gsco-hub serve --workers N``): every file is written under a
+name of its own and renamed into place, and each process stages downloads in a folder of its own
+(``staging/<pid>-<random>/``), so that one process's clean-up never removes another's download.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from gsco_common.processes import pid_alive
 from gsco_runtime.pool.source import BundleRef, TrustRecord
 
 TRUST_FILE = "trust.json"
@@ -33,6 +39,8 @@ class BundleCache:
         self.root = root
         (root / "bundles").mkdir(parents=True, exist_ok=True)
         (root / "approved").mkdir(parents=True, exist_ok=True)
+        self._staging = root / "staging" / f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        _remove_staging_of_ended_processes(root / "staging")
 
     def _entry(self, ref: BundleRef) -> Path:
         return self.root / "bundles" / _bundle_id(ref)
@@ -43,7 +51,7 @@ class BundleCache:
 
     def staging_dir(self) -> Path:
         """A fresh empty folder on the cache's file system (for downloads before verification)."""
-        folder = self.root / "staging" / uuid.uuid4().hex
+        folder = self._staging / uuid.uuid4().hex
         folder.mkdir(parents=True)
         return folder
 
@@ -55,9 +63,20 @@ class BundleCache:
             json.dumps({"ref": ref.to_dict(), "trust": trust.__dict__, "cached_at": time.time()})
         )
         entry = self._entry(ref)
-        if entry.exists():
-            shutil.rmtree(entry)
-        staged.replace(entry)
+        aside = self._staging / f"replaced-{uuid.uuid4().hex}"
+        try:
+            entry.replace(aside)  # an older copy leaves in one rename, then goes
+            shutil.rmtree(aside)
+        except FileNotFoundError:
+            pass  # none, or another process moved it first
+        try:
+            staged.replace(entry)
+        except OSError:
+            if not entry.is_dir():
+                raise
+            # Another process stored the same version meanwhile (verified like this one, and
+            # re-verified before every use): keep its copy.
+            shutil.rmtree(staged)
         return self.path(ref)
 
     def lookup(self, ref: BundleRef) -> tuple[Path, TrustRecord] | None:
@@ -83,7 +102,7 @@ class BundleCache:
     ) -> None:
         """Keep the approved set of this sync and the signed statement it came from."""
         path = self.root / "approved" / f"{task_id}.json"
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}")
         record = {"synced_at": time.time(), "approved": [r.to_dict() for r in refs], "statement": statement}
         tmp.write_text(json.dumps(record))
         tmp.replace(path)
@@ -104,4 +123,13 @@ class BundleCache:
         return [BundleRef.from_dict(r) for r in data["approved"]], float(data["synced_at"])
 
     def clear_staging(self) -> None:
-        shutil.rmtree(self.root / "staging", ignore_errors=True)
+        """Remove this process's leftover downloads (never another process's)."""
+        shutil.rmtree(self._staging, ignore_errors=True)
+
+
+def _remove_staging_of_ended_processes(staging: Path) -> None:
+    """Staging folders left by processes that ended (a crash mid-download) are removed."""
+    for folder in staging.glob("*-*"):
+        pid = folder.name.split("-", 1)[0]
+        if pid.isdigit() and not pid_alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)

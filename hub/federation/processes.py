@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gsco_common.errors import FederationError
+from gsco_common.processes import pid_alive
 
 STOP_TIMEOUT_S = 15.0
 KILL_GRACE_S = 10.0
@@ -112,23 +113,6 @@ def descendants(pids: Iterable[int]) -> set[int]:
                 found.add(child)
                 stack.append(child)
     return found
-
-
-def pid_alive(pid: int) -> bool:
-    """True for a running process; a zombie (exited, not yet reaped) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    if stat.is_file():
-        try:
-            return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
-        except (OSError, IndexError):
-            return False
-    return True
 
 
 def _signal(pid: int, signum: int) -> None:

@@ -19,8 +19,8 @@ from typer.testing import CliRunner
 
 from deploy.demo.federation import app
 from gsco_common.keys import fingerprint, load_public_key
+from gsco_common.processes import pid_alive
 from hub.cli.main import app as hub_app
-from hub.federation.processes import pid_alive
 from hub.federation.publish import federation_key_paths
 from registry.config import RegistryConfig
 from registry.service import Registry

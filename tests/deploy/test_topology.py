@@ -29,8 +29,8 @@ from bench.world import World
 from deploy.local.config import scratch_env
 from deploy.local.daemons import DaemonSet
 from deploy.local.state import RunState, Secrets
+from gsco_common.processes import pid_alive
 from hub.cli.main import app as hub_app
-from hub.federation.processes import pid_alive
 from registry.cli.main import app as registry_app
 from registry.config import RegistryConfig
 from tests.hub.service.conftest import query_image

@@ -19,8 +19,8 @@ from mlflow import MlflowClient
 from opacus.accountants import RDPAccountant
 
 from deploy.demo.local_federation import LocalFederation
+from gsco_common.processes import pid_alive
 from hub.federation.partition import write_site_slices
-from hub.federation.processes import pid_alive
 from hub.federation.settings import RunSettings
 from registry.bundle.card import Card
 from registry.config import RegistryConfig

@@ -19,10 +19,10 @@ import yaml
 from deploy.demo.local_federation import LocalFederation
 from gsco_common.errors import FederationError
 from gsco_common.keys import fingerprint, load_public_key, public_pem
+from gsco_common.processes import pid_alive
 from hub.federation import orchestrate
 from hub.federation.flwr_cli import venv_bin
 from hub.federation.orchestrate import app_dir
-from hub.federation.processes import pid_alive
 from hub.federation.publish import federation_key_paths
 from hub.federation.rounds import CHECKPOINTS, GLOBAL_CHECKPOINT
 from hub.federation.settings import RunSettings

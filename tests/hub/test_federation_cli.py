@@ -19,9 +19,10 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from gsco_common.keys import fingerprint, load_public_key
+from gsco_common.processes import pid_alive
 from hub.cli.main import app
 from hub.federation.flwr_cli import FlowerCli, venv_bin
-from hub.federation.processes import descendants, pid_alive
+from hub.federation.processes import descendants
 
 runner = CliRunner()
 
