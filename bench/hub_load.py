@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,8 @@ import onnx
 import onnxruntime as ort
 import yaml
 from PIL import Image
+
+from gsco_common.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,12 +75,6 @@ class Load:
 
     def ms(self, q: float) -> float:
         return 1000 * float(np.percentile(self.latencies, q))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
 
 
 def load(send: Callable[[httpx.Client], httpx.Response], concurrency: int, seconds: float) -> Load:

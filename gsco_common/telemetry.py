@@ -23,4 +23,4 @@ for _name, _value in NO_TELEMETRY.items():
     os.environ.setdefault(_name, _value)
 
 # Set explicitly (not setdefault) on the environment of the Flower processes GSCo starts itself.
-QUIET_FLOWER_ENV = {"FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+QUIET_FLOWER_ENV = {name: value for name, value in NO_TELEMETRY.items() if name.startswith("FLWR_")}

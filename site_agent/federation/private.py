@@ -19,9 +19,7 @@ reason). The reply carries the spent ε, δ and the plan as the ConfigRecord ``p
 from __future__ import annotations
 
 import json
-from typing import Any
 
-import numpy as np
 from flwr.app import ConfigRecord, Context
 
 from gsco_common.errors import FederationError
@@ -69,9 +67,4 @@ def reply_record(guard: BudgetGuard) -> ConfigRecord:
     names are the report's keys with hyphens (``epsilon_budget`` travels as ``epsilon-budget``).
     """
     report = {key: value for key, value in guard.report().items() if key != "notion"}
-    return ConfigRecord({key.replace("_", "-"): _plain(value) for key, value in report.items()})
-
-
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python number a ConfigRecord accepts; other values as they are."""
-    return value.item() if isinstance(value, np.generic) else value
+    return ConfigRecord({key.replace("_", "-"): value for key, value in report.items()})

@@ -12,15 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from gsco_common.net import free_port
 from tests.site_bundle import SiteBundle, make_real_world, publish_real
 
 SERVE = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "serve.sh"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_serve_step_prints_the_page_url_and_a_clinician_token_that_work(
@@ -29,7 +24,7 @@ def test_serve_step_prints_the_page_url_and_a_clinician_token_that_work(
     world = make_real_world(tmp_path, real_specialists)
     task = world.new_task()
     publish_real(world, task, real_specialists[0])
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "GSCO_HOME": str(world.config.home),

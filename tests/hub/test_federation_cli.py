@@ -19,6 +19,7 @@ from cryptography import x509
 from typer.testing import CliRunner
 
 from gsco_common.keys import fingerprint, load_public_key
+from gsco_common.net import free_port
 from gsco_common.processes import pid_alive
 from hub.cli.main import app
 from hub.federation.flwr_cli import FlowerCli, venv_bin
@@ -66,12 +67,6 @@ def test_key_creates_the_federation_key_once_and_prints_its_fingerprint(tmp_path
     assert fingerprint(load_public_key(public)) == report["fingerprint"], "the key was not replaced"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:  # a free loopback port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _accepts(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -79,7 +74,7 @@ def _accepts(port: int) -> bool:
 
 
 def test_register_with_no_superlink_listening_fails_with_a_clear_error(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     key = tmp_path / "supernode_key.pub"
     key.write_text("not used: the SuperLink is unreachable")
     done = runner.invoke(
@@ -94,7 +89,7 @@ def test_register_with_no_superlink_listening_fails_with_a_clear_error(tmp_path:
 
 @pytest.mark.parametrize("tls", [False, True], ids=["insecure", "tls"])
 def test_superlink_listens_answers_flwr_and_stops_cleanly_on_sigterm(tmp_path: Path, tls: bool) -> None:
-    home, port = tmp_path / "home", _free_port()
+    home, port = tmp_path / "home", free_port()
     certs = home / "federation" / "certs"
     if tls:
         assert runner.invoke(app, ["federation", "certs", str(certs)]).exit_code == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import logging
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from PIL import Image
 
+from gsco_common.net import free_port
 from gsco_runtime.cases.library import build_library, save_library
 from gsco_runtime.cases.readers import RawCases
 from hub.service.app import create_app
@@ -45,12 +45,6 @@ class Hub:
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def png(pixels: np.ndarray) -> bytes:

@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 from typer.testing import CliRunner
 
+from gsco_common.net import free_port
 from hub.cli.main import app
-from tests.hub.service.conftest import Hub, free_port
+from tests.hub.service.conftest import Hub
 
 runner = CliRunner()
 
