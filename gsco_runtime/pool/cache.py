@@ -13,6 +13,7 @@ name of its own and renamed into place, and each process stages downloads in a f
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -26,6 +27,8 @@ from gsco_common.processes import pid_alive
 from gsco_runtime.pool.source import BundleRef, TrustRecord
 
 TRUST_FILE = "trust.json"
+# Renames into place tried while other processes keep replacing the same entry.
+_STORE_ATTEMPTS = 20
 
 
 def _bundle_id(ref: BundleRef) -> str:
@@ -69,14 +72,21 @@ class BundleCache:
             shutil.rmtree(aside)
         except FileNotFoundError:
             pass  # none, or another process moved it first
-        try:
-            staged.replace(entry)
-        except OSError:
-            if not entry.is_dir():
-                raise
-            # Another process stored the same version meanwhile (verified like this one, and
-            # re-verified before every use): keep its copy.
-            shutil.rmtree(staged)
+        for attempt in range(_STORE_ATTEMPTS):
+            try:
+                staged.replace(entry)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+                if entry.is_dir():
+                    # Another process stored the same version meanwhile (verified like this one,
+                    # and re-verified before every use): keep its copy.
+                    shutil.rmtree(staged)
+                    break
+                # That copy was moved aside between our rename and our check: try again.
+                if attempt == _STORE_ATTEMPTS - 1:
+                    raise
         return self.path(ref)
 
     def lookup(self, ref: BundleRef) -> tuple[Path, TrustRecord] | None:

@@ -70,16 +70,18 @@ def test_processes_writing_the_approved_set_at_once_all_succeed(tmp_path: Path) 
 
 
 def test_processes_storing_the_same_version_at_once_keep_one_verified_copy(tmp_path: Path) -> None:
-    caches = [BundleCache(tmp_path), BundleCache(tmp_path)]
+    # Three writers: one's rename can fail on another's copy that a third moves aside before the
+    # check (the old code then raised in nearly every run of this test).
+    caches = [BundleCache(tmp_path) for _ in range(3)]
 
     def store(index: int) -> None:
-        for _ in range(100):
+        for _ in range(500):
             verified = caches[index].staging_dir() / "download"
             verified.mkdir()
             (verified / "model.onnx").write_bytes(b"weights")
             caches[index].store(REF, verified, TRUST)
 
-    assert _in_threads(store) == []
+    assert _in_threads(store, count=3) == []
     folder, trust = caches[1].lookup(REF)
     assert (folder / "model.onnx").read_bytes() == b"weights" and trust == TRUST
     assert sorted(p.name for p in folder.parent.iterdir()) == ["bundle", TRUST_FILE]
