@@ -1,7 +1,7 @@
 """Review of published versions by the central team: approve, reject, revoke, promote, verify.
 
-A mixin of :class:`registry.service.Registry` (one API, split by job): it relies on the registry's
-``config``, ``tables`` and ``models`` plus its ``version`` and ``trust_store`` methods.
+Built on :class:`registry.stores.RegistryStores` (the two stores and their lookups);
+:class:`registry.service.Registry` adds setup, sites, publishing and the hub's API on top.
 """
 
 from __future__ import annotations
@@ -21,17 +21,16 @@ from gsco_common.keys import load_private_key, passphrase_from_env_or_prompt, pu
 from registry.bundle.card import Card
 from registry.bundle.layout import APPROVAL_SIG, MODEL_FILE, bundle_digest, file_sha256
 from registry.bundle.signing import sign_bundle, verify_bundle
-from registry.config import RegistryConfig
 from registry.policy.checks import BundleUnderReview, CheckResult, run_checks
 from registry.policy.policy import Policy, load_policy
 from registry.revocation import lift_model_digest, revoke_model_digest, revoked_model_digests
-from registry.serving_state import ServedVersion, SignedApprovedSet, issue_statement
+from registry.serving_state import ServedVersion, issue_statement
 from registry.store import audit, catalog
 from registry.store.catalog import SiteInfo, TaskInfo
-from registry.store.database import Tables
-from registry.store.models import APPROVED, PENDING, REJECTED, REVOKED, ModelStore, VersionRef
+from registry.store.models import APPROVED, PENDING, REJECTED, REVOKED, VersionRef
 from registry.store.tables import ApprovalRow
-from registry.trust import TrustStore, verify_site_signature
+from registry.stores import RegistryStores
+from registry.trust import verify_site_signature
 from registry.trust_audit import sign_checkpoint
 
 _ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model.revoke"}
@@ -58,20 +57,8 @@ class Verification:
         return {**self.ref.to_dict(), "approved": self.approved, "checks": self.checks}
 
 
-class ReviewMixin:
-    """Approve, reject, revoke and verify versions (see :class:`registry.service.Registry`)."""
-
-    config: RegistryConfig
-    tables: Tables
-    models: ModelStore
-
-    def version(self, name: str, version: str) -> VersionRef:
-        """Provided by :class:`registry.service.Registry`."""
-        raise NotImplementedError
-
-    def trust_store(self, central_key_pem: bytes | None = None) -> TrustStore:
-        """Provided by :class:`registry.service.Registry`."""
-        raise NotImplementedError
+class Review(RegistryStores):
+    """Approve, reject, revoke, promote and verify versions (see :class:`registry.service.Registry`)."""
 
     def _site_for(self, ref: VersionRef) -> SiteInfo | None:
         with self.tables.session() as session:
@@ -255,10 +242,6 @@ class ReviewMixin:
             if checks is not None:
                 details["checks"] = {c["check"]: c["status"] for c in checks}
             _audit(session, reviewer, _ACTIONS[decision], ref, details)
-
-    def serving_statement(self, task: str) -> SignedApprovedSet | None:
-        """Provided by :class:`registry.service.Registry`."""
-        raise NotImplementedError
 
     def _serving_check(self, ref: VersionRef, central_key_pem: bytes) -> str:
         """Is this exact version (and digest) listed by the task's newest valid signed approved set?"""

@@ -8,7 +8,8 @@ with the registry's own tables (tasks, sites, approvals, audit). Library API for
 * :meth:`Registry.trust_store` -> :class:`~registry.trust.TrustStore` (central key, active site
   keys, revoked digests), and :func:`registry.trust.verify_approved` to decide.
 
-Review (approve, reject, revoke, verify) lives in :mod:`registry.review`, mixed in here.
+Review (approve, reject, revoke, verify) lives in :mod:`registry.review`, the stores and their
+lookups (``version``, ``trust_store``, ``serving_statement``) in :mod:`registry.stores`.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mlflow import MlflowClient
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gsco_common.errors import AuditError, RegistryError
@@ -38,24 +38,19 @@ from gsco_common.keys import (
 from registry.bundle.card import Card
 from registry.bundle.layout import bundle_digest, require_bundle_files
 from registry.config import RegistryConfig
-from registry.review import ReviewMixin
-from registry.serving_state import SignedApprovedSet, newest_statement
+from registry.review import Review
 from registry.store import audit, catalog
 from registry.store.audit import AuditEntry, ChainReport
 from registry.store.catalog import RetiredKey, SiteInfo, TaskInfo
-from registry.store.database import Tables
 from registry.store.models import (
     APPROVED,
     PENDING,
-    REVOKED,
     STATUSES,
-    ModelStore,
     VersionRef,
     model_name,
 )
 from registry.store.retry import mlflow_errors, with_retries
-from registry.store.tables import ApprovalRow
-from registry.trust import TrustStore, verify_site_signature
+from registry.trust import verify_site_signature
 from registry.trust_audit import sign_checkpoint, trust_problems
 
 CENTRAL = "central"
@@ -119,13 +114,8 @@ def _privacy_tags(card: Card) -> dict[str, str]:
     }
 
 
-class Registry(ReviewMixin, AbstractContextManager["Registry"]):
+class Registry(Review, AbstractContextManager["Registry"]):
     """An open registry; use as a context manager (``with`` closes it) or call :meth:`close`."""
-
-    def __init__(self, config: RegistryConfig, *, create: bool = False) -> None:
-        self.config = config
-        self.tables = Tables(config.tables_uri, create=create)
-        self.models = ModelStore(config)
 
     @classmethod
     def open(cls, config: RegistryConfig) -> Registry:
@@ -302,9 +292,6 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
             raise RegistryError(f"unknown status {status!r}", hint=f"one of {', '.join(STATUSES)}")
         return self.models.search(task=task, status=status)
 
-    def version(self, name: str, version: str) -> VersionRef:
-        return self.models.get(name, version)
-
     def show(self, name: str, version: str) -> tuple[VersionRef, dict[str, Any]]:
         """The version's tags and its card (read from the stored bundle)."""
         ref = self.version(name, version)
@@ -339,11 +326,6 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
         if self.config.server:
             self.models.ping()
 
-    def serving_statement(self, task: str) -> SignedApprovedSet | None:
-        """The task's newest signed approved set, unverified (the hub checks it with its pinned key)."""
-        with self.tables.session() as session:
-            return newest_statement(session, task)
-
     def trust_problems(self, central_key_pem: bytes | None = None) -> list[str]:
         """Disagreements of the trust tables with the audit chain and its signed checkpoints.
 
@@ -369,21 +351,6 @@ class Registry(ReviewMixin, AbstractContextManager["Registry"]):
         key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
         with self.tables.session() as session:
             sign_checkpoint(session, key, actor=actor)
-
-    def trust_store(self, central_key_pem: bytes | None = None) -> TrustStore:
-        """What a hub needs to verify bundles offline.
-
-        The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``; active
-        site keys (current and retired, unrevoked) and revoked digests are read live from the tables.
-        """
-        if central_key_pem is None:
-            central_key_pem = public_pem(load_public_key(self.config.approval_pub_path))
-        with self.tables.session() as session:
-            sites = catalog.trusted_keys(session)
-            revoked = session.scalars(
-                select(ApprovalRow.bundle_digest).where(ApprovalRow.decision == REVOKED)
-            ).all()
-        return TrustStore(central_key_pem, sites, frozenset(revoked))
 
     # -- audit ---------------------------------------------------------------------------------
 
