@@ -41,6 +41,12 @@ def evaluate_cmd(
     seed: int = typer.Option(
         0, "--seed", help="Seed of the bootstrap resamples (same seed, same intervals)."
     ),
+    reference: str | None = typer.Option(
+        None,
+        "--reference",
+        help="Compare every method with this specialist (as listed, e.g. 'pneumonia.resnet18.site-a v1'), "
+        "named before seeing results; default: the best specialist on this evaluation set.",
+    ),
     threads: Threads = None,
     json_out: JsonFlag = False,
 ) -> None:
@@ -58,7 +64,16 @@ def evaluate_cmd(
                     bars[stage] = bar.add_task(stage, total=total)
                 bar.update(bars[stage], completed=done)
 
-            report = evaluate(runtime, task, images, truth, progress=tick, resamples=bootstrap, seed=seed)
+            report = evaluate(
+                runtime,
+                task,
+                images,
+                truth,
+                progress=tick,
+                resamples=bootstrap,
+                seed=seed,
+                reference=reference,
+            )
     written = write_outputs(report, out) if out is not None else {}
     if json_out:
         print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})

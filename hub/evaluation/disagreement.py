@@ -30,8 +30,8 @@ from hub.evaluation.significance import (
     Scored,
     accuracy_comparison,
     bootstrap_values,
+    choose_reference,
     intervals,
-    reference_index,
 )
 from hub.evaluation.statistics import Interval
 from specialist.metrics import accuracy_of, balanced_accuracy_of
@@ -41,6 +41,7 @@ REFERENCE_RULE = (
     "the best single specialist chosen on the whole evaluation set, the main table's reference; "
     "not re-chosen on the subset"
 )
+NAMED_REFERENCE_RULE = "the specialist named before the evaluation, the main table's reference"
 MIN_CASES_FOR_INTERVALS = 10
 INTERVALS_WITHIN = f"{INTERVALS}, resampled within the subset with the main table's seed"
 SUBSET_METRICS = ("accuracy", "balanced_accuracy")
@@ -119,11 +120,20 @@ def subset_scores(
 
 
 def analyse(
-    labels: np.ndarray, methods: Sequence[Scored], num_classes: int, *, count: int, seed: int
+    labels: np.ndarray,
+    methods: Sequence[Scored],
+    num_classes: int,
+    *,
+    count: int,
+    seed: int,
+    named_reference: str | None = None,
 ) -> Disagreement:
-    """The disagreement block for ``methods`` on ``labels``; ``count`` and ``seed`` as for the main rows."""
+    """The disagreement block for ``methods`` on ``labels``.
+
+    ``count``, ``seed`` and ``named_reference`` as for the main rows (``significance.assess``).
+    """
     mask = disagreement_mask(methods)
-    reference = reference_index(labels, methods)
+    reference, _ = choose_reference(labels, methods, named_reference)
     truth = labels[mask]
     n = int(mask.sum())
     subset = [Scored(m.name, m.kind, m.predicted[mask], None) for m in methods]
@@ -168,7 +178,7 @@ def analyse(
         class_counts=np.bincount(truth, minlength=num_classes).tolist(),
         specialists=sum(m.kind == "specialist" for m in methods),
         reference=None if reference is None else methods[reference].name,
-        reference_rule=REFERENCE_RULE,
+        reference_rule=REFERENCE_RULE if named_reference is None else NAMED_REFERENCE_RULE,
         resamples=count,
         seed=seed,
         intervals=INTERVALS_WITHIN,

@@ -107,11 +107,13 @@ def evaluate(
     progress: Progress | None = None,
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
+    reference: str | None = None,
 ) -> EvaluationReport:
     """Score every method on ``images`` / ``labels`` with the task's current specialists.
 
     Every row gets bootstrap CIs from ``resamples`` seeded resamples, and the collaboration
-    methods a paired test against the best specialist (:mod:`hub.evaluation.significance`);
+    methods a paired test against the best specialist, or against the specialist named
+    ``reference`` (then every other specialist too) (:mod:`hub.evaluation.significance`);
     the same again on the cases where the specialists disagree (:mod:`hub.evaluation.disagreement`).
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
@@ -174,8 +176,12 @@ def evaluate(
             runtime, report, task, images, labels, snapshot.specialists, probs, neighbours, tick
         )
     tick("bootstrap", 0, 1)
-    cis, report.statistics = assess(labels, scored, num_classes, count=resamples, seed=seed)
-    report.disagreement = analyse(labels, scored, num_classes, count=resamples, seed=seed)
+    cis, report.statistics = assess(
+        labels, scored, num_classes, count=resamples, seed=seed, reference=reference
+    )
+    report.disagreement = analyse(
+        labels, scored, num_classes, count=resamples, seed=seed, named_reference=reference
+    )
     tick("bootstrap", 1, 1)
     report.methods = [
         MethodResult(

@@ -103,8 +103,7 @@ def comparison_notes(report: EvaluationReport) -> list[str]:
     for _, metric, result in _comparisons(report):
         tests.setdefault(metric, result.test)
     return [
-        f"Reference: {stats.reference} (the best specialist: {stats.reference_rule}); "
-        "difference = method - reference.",
+        f"Reference: {stats.reference} ({stats.reference_rule}); difference = method - reference.",
         *(f"{metric}: {test}." for metric, test in tests.items()),
         "p-values are per comparison, not adjusted for the number of methods compared.",
         *(

@@ -3,7 +3,9 @@
 The reference is the specialist with the highest accuracy on the evaluation set itself (the
 first in pool order on ties). Picking it on the same cases favours the reference, so a
 collaboration method found "significantly above" it has cleared a slightly raised bar.
-Each collaboration method (vote, RAD only, consensus, GSCo) is compared with it:
+Each collaboration method (vote, RAD only, consensus, GSCo) is compared with it. A reference
+named before the evaluation (``gsco-hub evaluate --reference``, e.g. a study's baseline recipe)
+replaces that choice, and then every other specialist is compared with it too:
 
 - accuracy: exact two-sided McNemar test, difference CI from the paired bootstrap;
 - AUC: DeLong's test and its normal-theory CI for binary tasks; for more classes the macro
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from gsco_common.errors import DataError
 from hub.evaluation.metrics import method_scores
 from hub.evaluation.statistics import (
     LEVEL,
@@ -37,7 +40,10 @@ METRICS = ("accuracy", "macro_f1", "auc")
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], dict]
 """``(labels, predicted, scores, num_classes) -> {metric: value or None}``, e.g. ``method_scores``."""
 COLLABORATION_KINDS = ("vote", "rad", "consensus", "gsco")
-REFERENCE_RULE = "highest accuracy on this evaluation set, the first in pool order on ties"
+REFERENCE_RULE = (
+    "the best specialist: highest accuracy on this evaluation set, the first in pool order on ties"
+)
+NAMED_REFERENCE_RULE = "named before the evaluation (`--reference`)"
 INTERVALS = "95 % percentile bootstrap, cases resampled with replacement, the same resamples for every method"
 MCNEMAR = "exact McNemar (two-sided binomial test on the discordant pairs)"
 DELONG = "DeLong (binary AUC, normal-theory CI of the difference)"
@@ -134,6 +140,21 @@ def reference_index(labels: np.ndarray, methods: Sequence[Scored]) -> int | None
     return candidates[int(np.argmax(accuracies))]
 
 
+def choose_reference(
+    labels: np.ndarray, methods: Sequence[Scored], named: str | None = None
+) -> tuple[int | None, str]:
+    """The reference's index and the rule that chose it: the specialist ``named``, else the best one."""
+    if named is None:
+        return reference_index(labels, methods), REFERENCE_RULE
+    specialists = [m.name for m in methods if m.kind == "specialist"]
+    if named not in specialists:
+        raise DataError(
+            f"--reference: no served specialist is named {named!r}; "
+            f"served: {', '.join(specialists) or 'none'}"
+        )
+    return next(i for i, m in enumerate(methods) if m.name == named), NAMED_REFERENCE_RULE
+
+
 def _bootstrap_comparison(point: float | None, differences: np.ndarray) -> MetricComparison:
     p = bootstrap_p_value(differences)
     ci = percentile_interval(differences, LEVEL)
@@ -180,14 +201,19 @@ def accuracy_comparison(
 
 
 def compare(
-    labels: np.ndarray, methods: Sequence[Scored], values: np.ndarray, num_classes: int, reference: int
+    labels: np.ndarray,
+    methods: Sequence[Scored],
+    values: np.ndarray,
+    num_classes: int,
+    reference: int,
+    kinds: Sequence[str] = COLLABORATION_KINDS,
 ) -> list[Comparison]:
-    """Each collaboration method against ``methods[reference]``; ``values`` from :func:`bootstrap_values`."""
+    """Each method of ``kinds`` against ``methods[reference]``; ``values`` from :func:`bootstrap_values`."""
     ref = methods[reference]
     ref_correct = ref.predicted == labels
     result = []
     for m, method in enumerate(methods):
-        if method.kind not in COLLABORATION_KINDS:
+        if method.kind not in kinds or m == reference:
             continue
         differences = values[m] - values[reference]
         accuracy = accuracy_comparison(ref_correct, method.predicted == labels, differences[0])
@@ -209,18 +235,29 @@ def compare(
 
 
 def assess(
-    labels: np.ndarray, methods: Sequence[Scored], num_classes: int, *, count: int, seed: int
+    labels: np.ndarray,
+    methods: Sequence[Scored],
+    num_classes: int,
+    *,
+    count: int,
+    seed: int,
+    reference: str | None = None,
 ) -> tuple[list[dict[str, Interval | None]], Statistics]:
-    """Per-method CIs (in ``methods`` order) and the comparisons against the best specialist."""
+    """Per-method CIs (in ``methods`` order) and the comparisons against the reference.
+
+    The reference is the best specialist, or the specialist named ``reference``; a named one is
+    compared with every other specialist as well as with the collaboration methods.
+    """
     values = bootstrap_values(labels, methods, num_classes, count, seed)
-    reference = reference_index(labels, methods)
-    comparisons = [] if reference is None else compare(labels, methods, values, num_classes, reference)
+    index, rule = choose_reference(labels, methods, reference)
+    kinds = COLLABORATION_KINDS if reference is None else ("specialist", *COLLABORATION_KINDS)
+    comparisons = [] if index is None else compare(labels, methods, values, num_classes, index, kinds)
     return intervals(values), Statistics(
         resamples=count,
         seed=seed,
         level=LEVEL,
         intervals=INTERVALS,
-        reference=None if reference is None else methods[reference].name,
-        reference_rule=REFERENCE_RULE,
+        reference=None if index is None else methods[index].name,
+        reference_rule=rule,
         comparisons=comparisons,
     )

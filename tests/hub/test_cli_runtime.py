@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from gsco_common.errors import DataError
 from hub.cli.main import app
 from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
@@ -223,6 +224,20 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert again == stats  # seeded: the same intervals and p-values
     too_few = runner.invoke(app, [*args[:-5], "--bootstrap", "999"])  # less --bootstrap 1000 --seed 7 --json
     assert too_few.exit_code == 2 and "'--bootstrap': 999 is not in the range x>=1000" in too_few.output
+    other = next(name for name in accuracies if name != stats["reference"])
+    named = json.loads(runner.invoke(app, [*args, "--reference", other]).stdout)["statistics"]
+    assert (named["reference"], named["reference_rule"]) == (
+        other,
+        "named before the evaluation (`--reference`)",
+    )
+    assert [(c["method"], c["reference"]) for c in named["comparisons"]] == [
+        (stats["reference"], other),
+        *((c["method"], other) for c in stats["comparisons"]),
+    ]
+    unknown = runner.invoke(app, [*args, "--reference", "nobody v1"])
+    assert unknown.exit_code == DataError.exit_code
+    assert "no served specialist is named 'nobody v1'" in unknown.output
+    assert "Traceback" not in unknown.output
 
 
 def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from gsco_common.errors import DataError
 from hub.evaluation import disagreement
 from hub.evaluation.evaluate import EvaluationReport, MethodResult
 from hub.evaluation.report import disagreement_markdown, write_outputs
@@ -133,3 +134,31 @@ def test_evaluation_json_and_md_carry_the_block(tmp_path: Path) -> None:
 def _report(block: disagreement.Disagreement) -> EvaluationReport:
     rows = [MethodResult("A v1", "specialist", 0.75, 0.75, None)]
     return EvaluationReport("t", ("x", "y"), 16, [9, 7], 0, rows, {}, disagreement=block)
+
+
+def test_a_named_reference_replaces_the_best_and_every_other_specialist_is_compared() -> None:
+    # B (10/16) is named although A (12/16) is better: A is compared with B like the vote and
+    # the consensus. On the whole set A is right only on 6, 7, 8, 11, 12, 13 and B only on 9, 10,
+    # 14, 15: McNemar b = 4, c = 6, p = 2 P(X <= 4 | n=10) = 2 * 386/1024.
+    _, main = assess(LABELS, _methods(), 2, count=1000, seed=0, reference="B v1")
+    assert main.reference == "B v1" and main.reference_rule.startswith("named before the evaluation")
+    assert [(c.method, c.reference) for c in main.comparisons] == [
+        ("A v1", "B v1"),
+        ("specialists' vote", "B v1"),
+        ("consensus (no generalist)", "B v1"),
+    ]
+    a = main.comparisons[0].accuracy
+    assert (a.reference_only, a.method_only) == (4, 6)
+    assert a.difference == pytest.approx(2 / 16) and a.p_value == pytest.approx(2 * 386 / 1024)
+    block = disagreement.analyse(LABELS, _methods(), 2, count=1000, seed=0, named_reference="B v1")
+    assert block.reference == "B v1" and block.reference_rule.startswith("the specialist named before")
+    # B is right on 9, 10, 14, 15 and the consensus on all but 15: b = 1 (case 15), c = 6
+    consensus = block.comparisons[1].accuracy
+    assert (consensus.reference_only, consensus.method_only) == (1, 6)
+    assert consensus.p_value == pytest.approx(2 * (1 + 7) / 2**7)  # 2 P(X <= 1 | n=7)
+
+
+def test_a_reference_that_is_not_a_served_specialist_is_refused_with_the_served_names() -> None:
+    for named in ("C v1", "specialists' vote"):
+        with pytest.raises(DataError, match=r"no served specialist is named .*served: A v1, B v1"):
+            assess(LABELS, _methods(), 2, count=1000, seed=0, reference=named)
