@@ -140,6 +140,14 @@ def best_specialist(methods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
     return max((m for m in methods if m["kind"] == "specialist"), key=lambda m: m["accuracy"])
 
 
+def reference_name(arm: Mapping[str, Any]) -> tuple[str, str]:
+    """The arm's reference and what it is: the best specialist, or the study's named reference site."""
+    statistics = arm.get("statistics") or {}
+    if statistics.get("reference") and str(statistics.get("reference_rule", "")).startswith("named"):
+        return statistics["reference"], "reference"
+    return best_specialist(arm["methods"])["name"], "best specialist"
+
+
 def interval(method: Mapping[str, Any], metric: str) -> tuple[float, float] | None:
     """The 95 % CI of ``metric`` (``{metric}_ci``) when the evaluation reported one."""
     value = method.get(f"{metric}_ci")
@@ -184,11 +192,13 @@ def verdict(arm: Mapping[str, Any]) -> str:
     consensus, vote, rad = _row(methods, "consensus"), _row(methods, "vote"), _row(methods, "rad")
     if consensus is None:
         return "The evaluation has no consensus row."
-    best = best_specialist(methods)
+    name, what = reference_name(arm)
+    best = next(m for m in methods if m["name"] == name)
     acc = consensus["accuracy"]
     parts = [
         f"The consensus arbiter reached accuracy {acc:.3f} against {best['accuracy']:.3f} "
-        f"for the best single specialist ({best['name']}): {_points(acc - best['accuracy'])}."
+        f"for the {'best single specialist' if what == 'best specialist' else 'reference'} "
+        f"({best['name']}): {_points(acc - best['accuracy'])}."
     ]
     test = paired(arm, consensus["name"])
     if test is not None and test.get("p_value") is not None:
@@ -308,15 +318,16 @@ def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | No
 
 
 def method_table(arm: Mapping[str, Any]) -> list[str]:
-    """Every method with its CIs; the collaboration rows with their paired difference to the best."""
-    best = best_specialist(arm["methods"])["name"]
+    """Every method with its CIs and, where tested, its paired difference to the reference."""
+    reference, what = reference_name(arm)
+    versus = "best" if what == "best specialist" else "reference"
     lines = [
         "| method | ACC (95 % CI) | macro-F1 (95 % CI) | AUC (95 % CI) "
-        "| ΔACC vs best, points (CI), McNemar p | ΔAUC vs best, points (CI), p | note |",
+        f"| ΔACC vs {versus}, points (CI), McNemar p | ΔAUC vs {versus}, points (CI), p | note |",
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for m in arm["methods"]:
-        name = f"{m['name']} (best specialist)" if m["name"] == best else m["name"]
+        name = f"{m['name']} ({what})" if m["name"] == reference else m["name"]
         cells = [_value(m, metric) for metric, _ in METRICS]
         cells += [_difference(paired(arm, m["name"], "accuracy")), _difference(paired(arm, m["name"], "auc"))]
         lines.append(f"| {name} | {' | '.join(cells)} | {m.get('note', '')} |")
@@ -396,7 +407,7 @@ def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
     text = (
         f"On the {block['n']} of {block['of']} images where the specialists' labels differ, the consensus "
         f"arbiter was right on {consensus['correct']}, accuracy {_value(consensus, 'accuracy')}, against "
-        f"{reference['correct']}, {_value(reference, 'accuracy')}, for the best specialist "
+        f"{reference['correct']}, {_value(reference, 'accuracy')}, for the {reference_name(arm)[1]} "
         f"({reference['name']}): {_points(acc - ref)}."
     )
     test = subset_test(arm, consensus["name"])
@@ -414,12 +425,15 @@ def disagreement_table(arm: Mapping[str, Any]) -> list[str]:
     block = arm.get("disagreement")
     if not block or block["status"] == "no disagreement":
         return []
+    what = reference_name(arm)[1]
+    versus = "best" if what == "best specialist" else "reference"
     lines = [
-        "| method | right | ACC (95 % CI) | balanced ACC (95 % CI) | ΔACC vs best, points (CI), McNemar p |",
+        "| method | right | ACC (95 % CI) | balanced ACC (95 % CI) "
+        f"| ΔACC vs {versus}, points (CI), McNemar p |",
         "|---|---:|---:|---:|---:|",
     ]
     for m in block["methods"]:
-        name = f"{m['name']} (best specialist)" if m["name"] == block["reference"] else m["name"]
+        name = f"{m['name']} ({what})" if m["name"] == block["reference"] else m["name"]
         cells = [f"{m['correct']}/{m['n']}", _value(m, "accuracy"), _value(m, "balanced_accuracy")]
         lines.append(f"| {name} | {' | '.join(cells)} | {_difference(subset_test(arm, m['name']))} |")
     return lines

@@ -110,9 +110,15 @@ def _train_site(steps: Steps, spec: StudySpec, site: SiteSpec, data: Path, sites
     }
 
 
-def _evaluate_arm(steps: Steps, task_id: str, arm: Arm, paths: dict[str, Path], out: Path) -> dict[str, Any]:
-    """Import the arm's case library, then evaluate every method on its evaluation set."""
+def _evaluate_arm(
+    steps: Steps, task_id: str, arm: Arm, paths: dict[str, Path], out: Path, reference: str | None
+) -> dict[str, Any]:
+    """Import the arm's case library, then evaluate every method on its evaluation set.
+
+    ``reference``: the model every method is compared with (``gsco-hub evaluate --reference``).
+    """
     suffix = "" if arm.name == "main" else f" ({arm.name})"
+    named = ("--reference", reference) if reference else ()
     library = steps.run_json(
         f"hub: import the case library{suffix}", "gsco-hub", "cases", "import", "--task", task_id,
         "--data", str(paths[f"library:{arm.name}"]), "--split", arm.library_split,
@@ -120,7 +126,7 @@ def _evaluate_arm(steps: Steps, task_id: str, arm: Arm, paths: dict[str, Path], 
     evaluation = steps.run_json(
         f"hub: evaluate{suffix}", "gsco-hub", "evaluate", "--task", task_id,
         "--data", str(paths[f"evaluation:{arm.name}"]), "--split", arm.evaluation.spec.split,
-        "--out", str(out),
+        "--out", str(out), *named,
     )  # fmt: skip
     return {"library": library, "evaluation": evaluation}
 
@@ -140,8 +146,11 @@ def _run_once(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: 
     trained = {
         site.name: _train_site(steps, spec, site, paths[site.name], work / "sites") for site in spec.sites
     }
+    reference = trained[spec.reference_site]["model"] if spec.reference_site else None
     outputs = [
-        _evaluate_arm(steps, task.id, arm, paths, out if arm.name == "main" else out / "variants" / arm.name)
+        _evaluate_arm(
+            steps, task.id, arm, paths, out if arm.name == "main" else out / "variants" / arm.name, reference
+        )
         for arm in shards.arms
     ]
     digests = {name: content_digest(path) for name, path in spec.datasets.items()}

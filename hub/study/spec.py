@@ -143,12 +143,23 @@ class StudySpec(_Described):
     evaluation: EvaluationSpec
     variants: tuple[VariantSpec, ...] = ()
     compare_with: Path | None = None
+    reference_site: str | None = None
+    """A site whose specialist every method is compared with (e.g. the baseline of a recipe study),
+    named before the run; without it, the best specialist on the evaluation set."""
 
     @model_validator(mode="after")
     def _references(self) -> StudySpec:
         names = [site.name for site in self.sites]
         if len(set(names)) != len(names):
             raise ValueError("sites: site names must be unique")
+        if self.reference_site is not None:
+            if self.reference_site not in names:
+                raise ValueError(f"reference_site: {self.reference_site!r} is not one of the sites")
+            if self.repeats > 1 or self.compare_with is not None:
+                raise ValueError(
+                    "reference_site: a study with a named reference runs once and compares with no "
+                    "other study (repeats and compare_with count against the best specialist)"
+                )
         if len({v.name for v in self.variants}) != len(self.variants):
             raise ValueError("variants: variant names must be unique")
         shards: list[tuple[str, ShardSpec | None]] = [

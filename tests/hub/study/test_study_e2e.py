@@ -34,6 +34,7 @@ STUDY = {
     ],  # fmt: skip
     "library": {"site": "site-a"},
     "evaluation": {"shard": {"dataset": "syn", "split": "val"}},
+    "reference_site": "site-a",
     "variants": [
         {
             "name": "disjoint",
@@ -82,6 +83,9 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert study["library"]["same_digest_as_training_of"] == ["site-a"]
     assert study["consensus_weights"]["source"].startswith("card (library overlaps training data of")
     assert study["statistics"]["reference"] == site["model"]  # CIs and paired tests are carried over
+    # the reference site was named: every arm's evaluation ran with --reference
+    assert study["statistics"]["reference_rule"] == "named before the evaluation (`--reference`)"
+    assert study["variants"][0]["statistics"]["reference_rule"] == study["statistics"]["reference_rule"]
     assert study["methods"][0]["accuracy_ci"] is not None
     disjoint = study["variants"][0]
     assert disjoint["library"]["same_digest_as_training_of"] == []

@@ -76,6 +76,26 @@ def test_verdict_and_table_use_intervals_and_paired_tests_when_reported() -> Non
     assert "finds no significant difference (p = 0.4)" in verdict(result)
 
 
+def test_a_named_reference_is_labelled_and_every_specialist_compared_with_it() -> None:
+    comparisons = [
+        {"method": "A v1", "accuracy": {"difference": 0.1, "ci": [0.04, 0.16], "p_value": 0.002}},
+        {"method": "consensus (no generalist)", "accuracy": {"difference": 0.08, "p_value": 0.03}},
+    ]
+    statistics = {
+        "reference": "B v1",
+        "reference_rule": "named before the evaluation",
+        "comparisons": comparisons,
+    }
+    result = _result(0.88, 0.86, statistics)
+    table = method_table(result)
+    assert "ΔACC vs reference, points (CI), McNemar p" in table[0]
+    assert table[2].startswith("| A v1 | 0.900 | 0.890 | 0.900 | +10.0 (+4.0 to +16.0), p 0.002 | — |")
+    assert table[3].startswith("| B v1 (reference) | 0.800 |")
+    text = verdict(result)
+    assert "accuracy 0.880 against 0.800 for the reference (B v1): +8.0 points" in text
+    assert "puts it significantly above (p = 0.03)" in text
+
+
 def test_interval_and_paired_read_the_evaluation_keys() -> None:
     assert interval({"auc_ci": [0.1, 0.2]}, "auc") == (0.1, 0.2)
     assert interval({"auc_ci": None}, "auc") is None
