@@ -218,6 +218,28 @@ def verdict(arm: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
+def against_reference(arm: Mapping[str, Any]) -> str | None:
+    """Each other specialist against a named reference (a recipe study's baseline); None otherwise."""
+    reference, what = reference_name(arm)
+    if what != "reference":
+        return None
+    parts = []
+    for m in arm["methods"]:
+        test = paired(arm, m["name"]) if m["kind"] == "specialist" and m["name"] != reference else None
+        if test is None or test.get("difference") is None or test.get("p_value") is None:
+            continue
+        p = test["p_value"]
+        finding = (
+            "not significantly different"
+            if p >= 0.05
+            else f"significantly {'above' if test['difference'] > 0 else 'below'}"
+        )
+        parts.append(f"{m['name']} {_points(test['difference'])} (McNemar p = {p:.2g}, {finding})")
+    if not parts:
+        return None
+    return f"Accuracy against the reference ({reference}): " + "; ".join(parts) + "."
+
+
 COLLABORATION = ("consensus", "vote", "rad")
 
 
@@ -554,6 +576,7 @@ def _arm_markdown(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -
         "",
         f"**Verdict{which}.** {verdict(arm)}",
         "",
+        *([f"**Against the reference.** {text}", ""] if (text := against_reference(arm)) else []),
         *disagreement_lines(arm, labels, sub),
         *repeats_lines(result, arm, sub),
     ]

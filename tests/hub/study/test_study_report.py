@@ -9,6 +9,7 @@ import pytest
 
 from gsco_common.errors import StudyError
 from hub.study.report import (
+    against_reference,
     compare,
     comparison_lines,
     disagreement_lines,
@@ -94,6 +95,15 @@ def test_a_named_reference_is_labelled_and_every_specialist_compared_with_it() -
     text = verdict(result)
     assert "accuracy 0.880 against 0.800 for the reference (B v1): +8.0 points" in text
     assert "puts it significantly above (p = 0.03)" in text
+    assert against_reference(result) == (
+        "Accuracy against the reference (B v1): A v1 +10.0 points (McNemar p = 0.002, significantly above)."
+    )
+    comparisons[0]["accuracy"] = {"difference": -0.01, "p_value": 0.7}
+    assert against_reference(result) == (
+        "Accuracy against the reference (B v1): "
+        "A v1 -1.0 points (McNemar p = 0.7, not significantly different)."
+    )
+    assert against_reference(_result(0.88, 0.86)) is None  # the best specialist: no such line
 
 
 def test_interval_and_paired_read_the_evaluation_keys() -> None:
