@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
-from bench.docs_section import DOCS, publish
-from hub.study.report import baseline_name, study_markdown
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.docs_section import DOCS, publish  # noqa: E402
+from hub.study.report import baseline_name, study_markdown  # noqa: E402
 
 STUDIES_DIR = DOCS / "studies"
 HEADING = "## Clinical studies (`gsco-hub study`)"
@@ -24,6 +28,7 @@ ORDER = (
     "breast",
     "biased-specialist",
     "biased-specialist-seeds",
+    "recipes-pneumonia",
 )
 
 INTRO = """\
