@@ -24,6 +24,7 @@ ORDER = (
     "breast",
     "biased-specialist",
     "biased-specialist-seeds",
+    "biased-normal-seeds",
 )
 
 INTRO = """\
