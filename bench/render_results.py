@@ -28,6 +28,7 @@ ORDER = (
     "breast",
     "biased-specialist",
     "biased-specialist-seeds",
+    "biased-normal-seeds",
     "recipes-pneumonia",
 )
 
