@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hub.study.environment import environment, environment_line
 from hub.study.spec import ShiftSpec, StudySpec
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ def study_result(
             for v, facts in zip(spec.variants, arms[1:], strict=True)
         ],
         "seconds_per_step": dict(timings),
+        "environment": environment(),
     }
 
 
@@ -607,7 +609,10 @@ def study_markdown(
     lines = [f"{heading} {result['title']}", ""]
     if result["description"]:
         lines += [result["description"], ""]
-    lines += [f"Data: {data}.", "", *site_table(result), ""]
+    lines += [f"Data: {data}.", ""]
+    if (line := environment_line(result.get("environment"))) is not None:
+        lines += [line, ""]
+    lines += [*site_table(result), ""]
     lines += _arm_markdown(result, result, sub)
     extra = comparison_lines(result, baseline)
     lines += [*extra, ""] if extra else []

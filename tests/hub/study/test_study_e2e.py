@@ -7,6 +7,7 @@ variant with a disjoint library: the hub must refuse to calibrate on the first a
 from __future__ import annotations
 
 import json
+import platform
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,8 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert "overlaps training data" not in disjoint["consensus_weights"]["source"]
     report = (out / "study.md").read_text()
     assert report.startswith("# Tiny synthetic study\n")
+    assert study["environment"]["python"] == platform.python_version()
+    assert f"Environment: Python {platform.python_version()}, torch " in report
     assert "**Verdict.** The consensus arbiter reached accuracy" in report
     assert "# Disjoint library" in report and "```yaml" in report
     # the evaluation's disagreement subset is carried over: one served specialist, so no subset
