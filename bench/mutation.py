@@ -69,6 +69,8 @@ MODULES: dict[str, tuple[str, ...]] = {
     "specialist/export/anonymize.py": ("tests/site_agent/export/test_anonymize.py",),
     "gsco_runtime/pool/pool.py": ("tests/gsco_runtime/test_pool.py", "tests/gsco_runtime/test_hotswap.py"),
     "gsco_runtime/pool/registry_source.py": (
+        "tests/gsco_runtime/test_registry_source.py",
+        "tests/gsco_runtime/test_pool.py",
         "tests/security/test_pinned_key.py",
         "tests/security/test_serving_state.py",
         "tests/security/test_revoked_model.py",
@@ -265,7 +267,10 @@ def run_module(module: str, children: int, *, survivors_only: bool = False) -> d
     # Made before Python starts: a PYTHONPATH entry that does not exist yet is cached as not
     # importable, and the tests would then import the editable install instead of the mutants.
     (copy / "mutants").mkdir()
-    env = {**os.environ, "PYTHONPATH": str(copy / "mutants")}
+    # The tests' real specialists (trained and exported by the site agent) are made once, by
+    # mutmut's first (unmutated) test session, and kept for the mutants' sessions under the copy.
+    kept = {"GSCO_TEST_BUNDLES": str(copy / "kept-bundles")}
+    env = {**os.environ, "PYTHONPATH": str(copy / "mutants"), **kept}
     mutmut = Path(sys.executable).parent / "mutmut"
     command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(children), *names]
     subprocess.run(command, cwd=copy, env=env, check=True)

@@ -113,6 +113,9 @@ def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(
     status = offline.status()
     assert status.registry_reachable is False and status.serving_from_cache is True
     assert "unreachable" in (status.last_error or "")
+    status = offline.refresh()  # the next poll tries the registry again and keeps serving the cache
+    assert status.tasks == {task: [f"{a[0]}/{a[1]}"]}
+    assert status.registry_reachable is False and "unreachable" in (status.last_error or "")
 
 
 def test_tampered_cache_is_not_served_offline(

@@ -85,7 +85,35 @@ def test_trust_json_rewritten_to_the_attackers_key_is_refused(
     offline = SpecialistPool(RegistrySource(offline_hub), cache)
     offline.watch([task])
     assert offline.status().tasks == {task: []}
-    assert "other than the pinned one" in offline.status().failures[-1].message
+    assert offline.status().failures[-1].message == (
+        "the bundle cache's trust.json names a central approval key other than the pinned one; refused"
+    )
+
+
+def test_an_older_approved_bundle_swapped_into_the_cache_is_refused(
+    world: World, real_specialists: tuple[SiteBundle, ...], offline_hub: RegistryConfig, tmp_path: Path
+) -> None:
+    """Attack: replace the cached current version by an older approved one of the same model.
+
+    Both carry valid site and approval signatures and the trust.json is left as it was; only the
+    digest that the signed approved set lists tells them apart.
+    """
+    task = world.new_task()
+    name, v1 = publish_real(world, task, real_specialists[0], site="real-1")
+    _, v2 = publish_real(world, task, real_specialists[1], site="real-1")  # v2 replaces v1 in the set
+    cache = BundleCache(tmp_path / "cache")
+    SpecialistPool(RegistrySource(world.config), cache).watch([task])
+    current = cache.path(BundleRef(task, name, v2))
+    shutil.rmtree(current)
+    with world.registry() as registry:
+        registry.download_bundle(name, v1, current)
+
+    offline = SpecialistPool(RegistrySource(offline_hub), cache)
+    offline.watch([task])
+    assert offline.status().tasks == {task: []}
+    failure = offline.status().failures[-1]
+    assert (failure.key, failure.code) == (f"{name}/{v2}", "GSCO-410")
+    assert failure.message == f"{name}/{v2} is not the bundle the signed approved set lists (digest differs)"
 
 
 def test_hub_without_a_pinned_key_refuses_to_start(tmp_path: Path) -> None:
