@@ -67,9 +67,15 @@ MODULES: dict[str, tuple[str, ...]] = {
     "registry/bundle/phi.py": ("tests/registry/test_phi.py", "tests/security/test_phi_free_text.py"),
     "registry/bundle/free_text.py": ("tests/security/test_phi_free_text.py",),
     "specialist/export/anonymize.py": ("tests/site_agent/export/test_anonymize.py",),
-    "gsco_runtime/pool/pool.py": ("tests/gsco_runtime/test_pool.py", "tests/gsco_runtime/test_hotswap.py"),
+    "gsco_runtime/pool/pool.py": (
+        "tests/gsco_runtime/test_pool_inflight.py",
+        "tests/gsco_runtime/test_pool_offline.py",
+        "tests/gsco_runtime/test_pool.py",
+        "tests/gsco_runtime/test_hotswap.py",
+    ),
     "gsco_runtime/pool/registry_source.py": (
         "tests/gsco_runtime/test_registry_source.py",
+        "tests/gsco_runtime/test_pool_offline.py",
         "tests/gsco_runtime/test_pool.py",
         "tests/security/test_pinned_key.py",
         "tests/security/test_serving_state.py",

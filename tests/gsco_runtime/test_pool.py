@@ -91,6 +91,10 @@ def test_failed_load_keeps_the_previous_version_and_is_reported(
     failure = pool.status().failures[-1]
     assert failure.key == f"{name}/{v2}" and failure.code == "GSCO-410"
     assert "does not verify" in failure.message
+    pool.refresh()  # the same failure again: reported once, at its latest time
+    (again,) = pool.status().failures
+    assert (again.task_id, again.key, again.message) == (task, failure.key, failure.message)
+    assert again.at > failure.at
 
 
 def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(

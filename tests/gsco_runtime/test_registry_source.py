@@ -1,18 +1,17 @@
 """The registry source before it has read the registry: its pinned key, and what it refuses to do.
 
 No registry is opened here (a source reads it on its first ``task_state``): the key is a real
-central key pair made for the test, the hub home a folder of its own.
+central key pair made for the test (``central_key``), the hub home a folder of its own.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gsco_common.errors import RegistryUnavailableError
-from gsco_common.keys import generate_key_pair
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
@@ -21,13 +20,8 @@ from tests.security.conftest import DOWN_URI
 
 
 @pytest.fixture
-def central_pub(tmp_path: Path) -> bytes:
-    """The public half of a central approval key pair made for this test."""
-    keys = tmp_path / "central"
-    generate_key_pair(
-        keys / "approval.key", keys / "approval.pub", os.environ["GSCO_KEY_PASSPHRASE"].encode()
-    )
-    return (keys / "approval.pub").read_bytes()
+def central_pub(central_key: tuple[ec.EllipticCurvePrivateKey, bytes]) -> bytes:
+    return central_key[1]
 
 
 def _source(tmp_path: Path, central_pub: bytes) -> RegistrySource:
