@@ -3,11 +3,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.pool.cache import BundleCache
-from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.pool import BatchSettings, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.source import BundleRef
 from registry.config import RegistryConfig
@@ -51,6 +52,22 @@ def test_serves_every_approved_version_only(
     assert status.failures == [] and set(status.load_seconds) == set(snapshot.keys)
 
 
+def test_loaded_specialists_batch_as_the_pool_is_told(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    task = world.new_task()
+    publish_real(world, task, real[0])
+    pool = _pool(world, tmp_path / "cache", batching=BatchSettings(max_batch=3, max_wait_s=3.0))
+    pool.watch([task])
+    (specialist,) = pool.snapshot(task).specialists
+    assert (specialist.batcher.max_batch, specialist.batcher.max_wait_s) == (3, 3.0)
+    with pool.inflight:  # the only request inside the runtime: its image waits for no other
+        start = time.monotonic()
+        probs, _ = specialist.predict(np.zeros((28, 28), np.uint8))
+        assert time.monotonic() - start < 1.5
+    assert probs.shape == (2,)
+
+
 def test_revoked_version_leaves_the_pool_and_the_cache(
     own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
@@ -69,7 +86,7 @@ def test_revoked_version_leaves_the_pool_and_the_cache(
     # a request that took the old snapshot still runs on the revoked version's session
     revoked = next(s for s in held.specialists if s.info.name == gone[0])
     assert revoked.info.model_uid == real[1].report.model_uid
-    assert revoked.predict(__import__("numpy").zeros((28, 28), "uint8"))[0].shape == (2,)
+    assert revoked.predict(np.zeros((28, 28), "uint8"))[0].shape == (2,)
 
 
 def test_failed_load_keeps_the_previous_version_and_is_reported(
