@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import logging
+import threading
 import time
 from pathlib import Path
 
@@ -31,15 +33,22 @@ def _artifact(world: World, name: str, version: str, file: str) -> Path:
     return matches[0]
 
 
+def _pool_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "gsco_runtime.pool.pool"]
+
+
 def test_serves_every_approved_version_only(
-    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     task = world.new_task()
     a = publish_real(world, task, real[0])
     b = publish_real(world, task, real[1])
     publish_real(world, task, real[2], approve=False)  # pending: never served
     pool = _pool(world, tmp_path / "cache")
-    pool.watch([task])
+    before = time.time()
+    with caplog.at_level(logging.INFO, logger="gsco_runtime.pool.pool"):
+        pool.watch([task])
+    elapsed = time.time() - before
     snapshot = pool.snapshot(task)
     assert sorted(snapshot.keys) == sorted([f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}"])
     info = {s.info.name: s.info for s in snapshot.specialists}
@@ -49,7 +58,14 @@ def test_serves_every_approved_version_only(
     assert info[a[0]].validation["balanced_accuracy"] == measured
     status = pool.status()
     assert status.registry_reachable is True and status.serving_from_cache is False
+    assert status.last_error is None and status.last_sync_at is not None
+    assert before <= status.last_sync_at <= before + elapsed
     assert status.failures == [] and set(status.load_seconds) == set(snapshot.keys)
+    for seconds in status.load_seconds.values():  # each load's own time, in milliseconds
+        assert isinstance(seconds, float) and 0 < seconds <= elapsed and round(seconds, 3) == seconds
+    assert sorted(_pool_log(caplog)) == sorted(
+        f"specialist {key} loaded for task {task}" for key in snapshot.keys
+    )
 
 
 def test_loaded_specialists_batch_as_the_pool_is_told(
@@ -69,7 +85,7 @@ def test_loaded_specialists_batch_as_the_pool_is_told(
 
 
 def test_revoked_version_leaves_the_pool_and_the_cache(
-    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = own_world  # revokes a real specialist: not in the session registry
     task = world.new_task()
@@ -80,8 +96,10 @@ def test_revoked_version_leaves_the_pool_and_the_cache(
     pool.watch([task])
     held = pool.snapshot(task)
     world.revoke(*gone)
-    pool.refresh()
+    with caplog.at_level(logging.INFO, logger="gsco_runtime.pool.pool"):
+        pool.refresh()
     assert pool.snapshot(task).keys == (f"{keep[0]}/{keep[1]}",)
+    assert _pool_log(caplog) == [f"specialist {gone[0]}/{gone[1]} left the pool of task {task}"]
     assert cache.lookup(BundleRef(task, gone[0], gone[1])) is None
     # a request that took the old snapshot still runs on the revoked version's session
     revoked = next(s for s in held.specialists if s.info.name == gone[0])
@@ -173,6 +191,7 @@ def test_poll_thread_picks_up_a_new_approval(
     pool.watch([task])
     pool.start()
     try:
+        assert "gsco-pool-poll" in {thread.name for thread in threading.enumerate()}
         world.approve(*pending)
         deadline = time.monotonic() + 60
         while f"{pending[0]}/{pending[1]}" not in pool.snapshot(task).keys and time.monotonic() < deadline:
@@ -184,8 +203,10 @@ def test_poll_thread_picks_up_a_new_approval(
 
 def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
     pool = _pool(world, tmp_path / "cache")
-    with pytest.raises(RuntimeServiceError, match="gsco-registry approve"):
+    with pytest.raises(RuntimeServiceError) as refused:
         pool.snapshot("no-such-task")
+    assert refused.value.message == "no approved specialist is loaded for task 'no-such-task'"
+    assert refused.value.hint == "approve a version with `gsco-registry approve`"
 
 
 def test_versions_of_a_revoked_site_leave_the_pool(

@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from gsco_common.errors import RuntimeServiceError
+from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import MAX_FAILURES_KEPT, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
@@ -77,6 +79,36 @@ def test_versions_missing_from_the_cache_are_reported_and_the_status_says_so(
         "failures": [f.__dict__ for f in failures],
         "load_seconds": {},
     }
+
+
+def test_a_new_pool_has_synced_nothing_yet(
+    tmp_path: Path, central_key: tuple[ec.EllipticCurvePrivateKey, bytes]
+) -> None:
+    key, central_pub = central_key
+    pool, _ = _offline_pool(tmp_path, central_pub, _statement(key, ["m0"]))
+    assert (
+        pool.poll_interval_s == RuntimeSettings(home=tmp_path).poll_interval_s == 10.0
+    )  # documented default
+    assert pool.status().to_dict() == {
+        "registry_reachable": None,
+        "serving_from_cache": False,
+        "last_sync_at": None,
+        "last_error": None,
+        "tasks": {},
+        "failures": [],
+        "load_seconds": {},
+    }
+
+
+def test_nothing_to_serve_offline_says_why(
+    tmp_path: Path, central_key: tuple[ec.EllipticCurvePrivateKey, bytes]
+) -> None:
+    key, central_pub = central_key
+    pool, _ = _offline_pool(tmp_path, central_pub, _statement(key, ["m0"]))
+    with pytest.raises(RuntimeServiceError) as refused:
+        pool.snapshot(TASK)  # watches the task first
+    assert refused.value.message == f"no approved specialist is loaded for task {TASK!r}"
+    assert refused.value.hint == "the registry is unreachable and no verified copy is cached"
 
 
 def test_only_the_newest_failures_are_kept(
