@@ -72,6 +72,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/gsco_runtime/test_pool_offline.py",
         "tests/gsco_runtime/test_pool.py",
         "tests/gsco_runtime/test_hotswap.py",
+        "tests/security/test_pinned_key.py",
     ),
     "gsco_runtime/pool/registry_source.py": (
         "tests/gsco_runtime/test_registry_source.py",
