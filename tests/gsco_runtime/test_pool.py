@@ -56,6 +56,10 @@ def test_serves_every_approved_version_only(
     measured = real[0].card["evaluation"]["metrics"]["balanced_accuracy"]["value"]  # by the site's export
     assert measured == real[0].report.metrics["balanced_accuracy"]
     assert info[a[0]].validation["balanced_accuracy"] == measured
+    with Registry.open(world.config) as registry:  # who approved each version and when, for reports
+        for name, version in (a, b):
+            assert (info[name].approved_by, info[name].approved_at) == registry.approval_record(name, version)
+            assert info[name].approved_by == "tester" and info[name].approved_at.startswith("20")
     status = pool.status()
     assert status.registry_reachable is True and status.serving_from_cache is False
     assert status.last_error is None and status.last_sync_at is not None
