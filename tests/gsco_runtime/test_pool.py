@@ -10,9 +10,10 @@ import pytest
 
 from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.pool.cache import BundleCache
-from gsco_runtime.pool.pool import BatchSettings, SpecialistPool
+from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.pool.source import BundleRef
+from gsco_runtime.pool.specialist import LoadedSpecialist
 from registry.config import RegistryConfig
 from registry.service import Registry
 from tests.gsco_runtime.world import World
@@ -76,10 +77,15 @@ def test_loaded_specialists_batch_as_the_pool_is_told(
     world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
     task = world.new_task()
-    publish_real(world, task, real[0])
-    pool = _pool(world, tmp_path / "cache", batching=BatchSettings(max_batch=3, max_wait_s=3.0))
+    name, version = publish_real(world, task, real[0])
+    loaded: list[LoadedSpecialist] = []
+    swaps: list[PoolSnapshot] = []
+    batching = BatchSettings(max_batch=3, max_wait_s=3.0)
+    pool = _pool(world, tmp_path / "cache", batching=batching, on_loaded=loaded.append, on_swap=swaps.append)
     pool.watch([task])
     (specialist,) = pool.snapshot(task).specialists
+    assert loaded == [specialist] and swaps == [pool.snapshot(task)]  # the owner prepares, then swaps
+    assert specialist.info.key == f"{name}/{version}"
     assert (specialist.batcher.max_batch, specialist.batcher.max_wait_s) == (3, 3.0)
     with pool.inflight:  # the only request inside the runtime: its image waits for no other
         start = time.monotonic()

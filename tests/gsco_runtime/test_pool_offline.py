@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from gsco_common.errors import RuntimeServiceError
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.pool.cache import BundleCache
-from gsco_runtime.pool.pool import MAX_FAILURES_KEPT, SpecialistPool
+from gsco_runtime.pool.pool import MAX_FAILURES_KEPT, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
 from registry.config import RegistryConfig
 from registry.serving_state import ApprovedSet, ServedVersion, sign_statement
@@ -39,7 +40,7 @@ def _statement(key: ec.EllipticCurvePrivateKey, names: list[str], sequence: int 
 
 
 def _offline_pool(
-    tmp_path: Path, central_pub: bytes, statement: dict[str, object]
+    tmp_path: Path, central_pub: bytes, statement: dict[str, object], **kwargs: Any
 ) -> tuple[SpecialistPool, float]:
     """An offline pool over a cache that holds ``statement``; also when that set was cached."""
     cache = BundleCache(tmp_path / "cache")
@@ -48,7 +49,7 @@ def _offline_pool(
     assert synced_at is not None
     config = RegistryConfig.resolve(home=tmp_path / "hub-home", tracking_uri=DOWN_URI, retries=0)
     source = RegistrySource(config, central_key_pem=central_pub, hub_home=tmp_path / "hub-home")
-    return SpecialistPool(source, cache), synced_at
+    return SpecialistPool(source, cache, **kwargs), synced_at
 
 
 def test_versions_missing_from_the_cache_are_reported_and_the_status_says_so(
@@ -127,8 +128,10 @@ def test_an_approved_set_edited_in_the_cache_is_refused(
     key, central_pub = central_key
     statement = _statement(key, ["m0"])
     statement["statement"]["sequence"] = 2  # type: ignore[index]
-    pool, _ = _offline_pool(tmp_path, central_pub, statement)
+    swaps: list[PoolSnapshot] = []
+    pool, _ = _offline_pool(tmp_path, central_pub, statement, on_swap=swaps.append)
     pool.watch([TASK])
+    assert swaps == [PoolSnapshot(TASK, ())]  # the owner hears of a swap to an empty pool too
     status = pool.status()
     assert status.tasks == {TASK: []} and status.failures == []
     assert status.last_error == (
