@@ -142,7 +142,7 @@ def test_an_approved_set_edited_in_the_cache_is_refused(
 def test_a_tracking_server_that_stops_answering_is_unreachable_at_every_poll(
     tmp_path: Path, central_key: tuple[ec.EllipticCurvePrivateKey, bytes]
 ) -> None:
-    """The registry opens (its server is configured), then its ping fails: at each poll, not once."""
+    """The registry opens (its server is configured), then its ping fails: for each task at each poll."""
     central_pub = central_key[1]
     tables = f"sqlite:///{tmp_path / 'tables.db'}"
     Tables(tables, create=True).dispose()  # the registry's own tables answer; its MLflow server does not
@@ -154,7 +154,9 @@ def test_a_tracking_server_that_stops_answering_is_unreachable_at_every_poll(
         pool = SpecialistPool(source, BundleCache(tmp_path / "cache"))
         pool.watch([TASK])
         first = pool.status().last_error
+        pool.watch(["another-task"])  # synced at once, together with the task already watched
         second = pool.refresh().last_error
         source.close()  # after an unreachable poll too
     assert first == second == "reaching the model registry: the registry cannot be reached"
-    assert server.received == ["GET /api/2.0/mlflow/registered-models/search"] * 2  # a ping per poll
+    # one ping per task and sync: the first task alone, then both tasks twice
+    assert server.received == ["GET /api/2.0/mlflow/registered-models/search"] * 5
