@@ -142,6 +142,23 @@ def test_failed_load_keeps_the_previous_version_and_is_reported(
     assert again.at > failure.at
 
 
+def test_a_revoked_version_is_not_kept_when_its_replacement_fails(
+    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
+    task = world.new_task()
+    name, v1 = publish_real(world, task, real[0])
+    pool = _pool(world, tmp_path / "cache")
+    pool.watch([task])
+    _, v2 = publish_real(world, task, real[1], site="real-1")  # the next version of the same model
+    model = _artifact(world, name, v2, "model.onnx")
+    model.write_bytes(model.read_bytes()[:-1])  # and it fails to load
+    world.revoke(name, v1)
+    status = pool.refresh()
+    assert status.tasks == {task: []}  # no fallback to the revoked version
+    assert [failure.key for failure in status.failures] == [f"{name}/{v2}"]
+
+
 def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(
     world: World, real: tuple[SiteBundle, ...], tmp_path: Path
 ) -> None:
