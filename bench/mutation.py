@@ -73,6 +73,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/gsco_runtime/test_pool.py",
         "tests/gsco_runtime/test_hotswap.py",
         "tests/security/test_pinned_key.py",
+        "tests/security/test_serving_state.py",
     ),
     "gsco_runtime/pool/registry_source.py": (
         "tests/gsco_runtime/test_registry_source.py",
@@ -138,6 +139,7 @@ _CARD_READ_AGAIN = (
     "raises into the same failure with the same message"
 )
 _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
+_FALSY_OFFLINE = "`_obtain` only tests `offline` for truth: `None` is `False`"
 _EMPTY_DEFAULT_SNAPSHOT = (
     "the stand-in snapshot of a task the pool does not hold yet is read only for its specialists "
     "(none), never for its task id"
@@ -208,6 +210,7 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.checks.x_run_checks__mutmut_1": _FALSY_CARD_ERROR,
     "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_6": _EMPTY_DEFAULT_SNAPSHOT,
+    "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_24": _FALSY_OFFLINE,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}

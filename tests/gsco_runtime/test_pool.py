@@ -131,8 +131,10 @@ def test_failed_load_keeps_the_previous_version_and_is_reported(
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF  # a corrupted file after approval: signatures no longer verify
     model.write_bytes(bytes(data))
+    other = publish_real(world, task, real[2])  # another model, approved meanwhile: the pool swaps
     pool.refresh()
-    assert pool.snapshot(task).keys == (f"{name}/{v1}",)
+    assert pool.snapshot(task).keys == tuple(sorted([f"{name}/{v1}", f"{other[0]}/{other[1]}"]))
+    assert {s.info.name: s.info.version for s in pool.snapshot(task).specialists}[name] == v1
     failure = pool.status().failures[-1]
     assert failure.key == f"{name}/{v2}" and failure.code == "GSCO-410"
     assert "does not verify" in failure.message
