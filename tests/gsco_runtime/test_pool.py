@@ -3,16 +3,17 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from gsco_common.errors import RuntimeServiceError
+from gsco_common.errors import RuntimeServiceError, SignatureError
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
-from gsco_runtime.pool.source import BundleRef
+from gsco_runtime.pool.source import BundleRef, TrustRecord
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from registry.config import RegistryConfig
 from registry.service import Registry
@@ -228,6 +229,24 @@ def test_poll_thread_picks_up_a_new_approval(
         assert f"{pending[0]}/{pending[1]}" in pool.snapshot(task).keys
     finally:
         pool.stop()
+
+
+def test_a_bundle_listed_under_another_task_is_refused(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    task = world.new_task()
+    publish_real(world, task, real[0])
+    source = RegistrySource(world.config, hub_home=tmp_path / "hub-home")
+    (ref,) = source.task_state(task).approved
+    source.fetch(ref, tmp_path / "bundle")
+    assert source.verify(ref, tmp_path / "bundle") == TrustRecord(
+        site_public_pem=real[0].public_key.decode("ascii"),
+        approval_public_pem=world.config.approval_pub_path.read_text(),
+    )
+    elsewhere = replace(ref, task_id="another-task")
+    with pytest.raises(SignatureError) as refused:
+        source.verify(elsewhere, tmp_path / "bundle")
+    assert refused.value.message == f"{ref.key} is listed under task 'another-task'; its card names another"
 
 
 def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
