@@ -211,6 +211,8 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_6": _EMPTY_DEFAULT_SNAPSHOT,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_24": _FALSY_OFFLINE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_22": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_25": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_9": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_22": _CODEC_CASE,
 }
