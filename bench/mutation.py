@@ -140,6 +140,23 @@ _CARD_READ_AGAIN = (
 )
 _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
 _FALSY_OFFLINE = "`_obtain` only tests `offline` for truth: `None` is `False`"
+_FALSY_LIVE = "`_live` is only read for its truth (`self._live and ...`): `None` is `False`"
+_LIVE_BEFORE_READ = (
+    "`_live` is read only together with `self._trust is not None`, and the trust store is set only by "
+    "a `task_state` that sets `_live = True` on the next line: before that, the test is false whatever "
+    "`_live` starts as"
+)
+_REF_FINGERPRINT = (
+    "a `BundleRef`'s `site_fingerprint` is only written into the cache's record and read back from it: "
+    "the pool, the verification and the reports use the card's key fingerprint, which the site "
+    "signature checks"
+)
+_TRUST_KEY_UNUSED = (
+    "the trust store's central key differs from the pinned one only when the registry's own key is "
+    "another; then `trust_problems` (checked with the pinned key) fails the sync once the registry "
+    "holds a signed checkpoint, which every approval writes, and without an approval no version is "
+    "admitted, so no bundle is verified with that store"
+)
 _EMPTY_DEFAULT_SNAPSHOT = (
     "the stand-in snapshot of a task the pool does not hold yet is read only for its specialists "
     "(none), never for its task id"
@@ -211,6 +228,12 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_6": _EMPTY_DEFAULT_SNAPSHOT,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_24": _FALSY_OFFLINE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_12": _FALSY_LIVE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_13": _LIVE_BEFORE_READ,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_10": _FALSY_LIVE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_7": _TRUST_KEY_UNUSED,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_19": _REF_FINGERPRINT,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_24": _REF_FINGERPRINT,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_22": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_25": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_9": _CODEC_CASE,
