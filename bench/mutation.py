@@ -67,8 +67,18 @@ MODULES: dict[str, tuple[str, ...]] = {
     "registry/bundle/phi.py": ("tests/registry/test_phi.py", "tests/security/test_phi_free_text.py"),
     "registry/bundle/free_text.py": ("tests/security/test_phi_free_text.py",),
     "specialist/export/anonymize.py": ("tests/site_agent/export/test_anonymize.py",),
-    "gsco_runtime/pool/pool.py": ("tests/gsco_runtime/test_pool.py", "tests/gsco_runtime/test_hotswap.py"),
+    "gsco_runtime/pool/pool.py": (
+        "tests/gsco_runtime/test_pool_inflight.py",
+        "tests/gsco_runtime/test_pool_offline.py",
+        "tests/gsco_runtime/test_pool.py",
+        "tests/gsco_runtime/test_hotswap.py",
+        "tests/security/test_pinned_key.py",
+        "tests/security/test_serving_state.py",
+    ),
     "gsco_runtime/pool/registry_source.py": (
+        "tests/gsco_runtime/test_registry_source.py",
+        "tests/gsco_runtime/test_pool_offline.py",
+        "tests/gsco_runtime/test_pool.py",
         "tests/security/test_pinned_key.py",
         "tests/security/test_serving_state.py",
         "tests/security/test_revoked_model.py",
@@ -129,6 +139,28 @@ _CARD_READ_AGAIN = (
     "raises into the same failure with the same message"
 )
 _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
+_FALSY_OFFLINE = "`_obtain` only tests `offline` for truth: `None` is `False`"
+_FALSY_LIVE = "`_live` is only read for its truth (`self._live and ...`): `None` is `False`"
+_LIVE_BEFORE_READ = (
+    "`_live` is read only together with `self._trust is not None`, and the trust store is set only by "
+    "a `task_state` that sets `_live = True` on the next line: before that, the test is false whatever "
+    "`_live` starts as"
+)
+_REF_FINGERPRINT = (
+    "a `BundleRef`'s `site_fingerprint` is only written into the cache's record and read back from it: "
+    "the pool, the verification and the reports use the card's key fingerprint, which the site "
+    "signature checks"
+)
+_TRUST_KEY_UNUSED = (
+    "the trust store's central key differs from the pinned one only when the registry's own key is "
+    "another; then `trust_problems` (checked with the pinned key) fails the sync once the registry "
+    "holds a signed checkpoint, which every approval writes, and without an approval no version is "
+    "admitted, so no bundle is verified with that store"
+)
+_EMPTY_DEFAULT_SNAPSHOT = (
+    "the stand-in snapshot of a task the pool does not hold yet is read only for its specialists "
+    "(none), never for its task id"
+)
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.free_text.x_free_text_fields__mutmut_6": _ORDERED_SET,
@@ -194,6 +226,18 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.checks.x__anonymization__mutmut_3": _FALSY_FLAG,
     "registry.policy.checks.x_run_checks__mutmut_1": _FALSY_CARD_ERROR,
     "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
+    "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_6": _EMPTY_DEFAULT_SNAPSHOT,
+    "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_24": _FALSY_OFFLINE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_12": _FALSY_LIVE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_13": _LIVE_BEFORE_READ,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_10": _FALSY_LIVE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_7": _TRUST_KEY_UNUSED,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_19": _REF_FINGERPRINT,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_24": _REF_FINGERPRINT,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_22": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_25": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_9": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_22": _CODEC_CASE,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
@@ -265,7 +309,9 @@ def run_module(module: str, children: int, *, survivors_only: bool = False) -> d
     # Made before Python starts: a PYTHONPATH entry that does not exist yet is cached as not
     # importable, and the tests would then import the editable install instead of the mutants.
     (copy / "mutants").mkdir()
-    env = {**os.environ, "PYTHONPATH": str(copy / "mutants")}
+    # The tests' real specialists (trained and exported by the site agent) are made once, by
+    # mutmut's first (unmutated) test session, and kept for the mutants' sessions under the copy.
+    env = {**os.environ, "PYTHONPATH": str(copy / "mutants"), "GSCO_TEST_BUNDLES": str(copy / "kept-bundles")}
     mutmut = Path(sys.executable).parent / "mutmut"
     command = ["nice", "-n", "10", str(mutmut), "run", "--max-children", str(children), *names]
     subprocess.run(command, cwd=copy, env=env, check=True)

@@ -10,7 +10,7 @@ import pytest
 import gsco_common  # noqa: F401  (first: switches third-party telemetry off for the test process too)
 from bench.world import World
 from site_agent.data.synthetic import write_synthetic_npz
-from tests.site_bundle import SiteBundle, make_real_world, make_site_bundle
+from tests.site_bundle import SiteBundle, make_real_world, session_site_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -41,7 +41,7 @@ def dev_npz(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def site_bundle(tmp_path_factory: pytest.TempPathFactory) -> SiteBundle:
     """A bundle trained and exported by the site agent's real path, once per session (seconds)."""
-    return make_site_bundle(tmp_path_factory.mktemp("site-bundle"), seed=0)
+    return session_site_bundle(tmp_path_factory.mktemp("site-bundle"), seed=0)
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +56,7 @@ def real_specialists(
     (balanced accuracy 0.5), below the approval policy's floor.
     """
     root = tmp_path_factory.mktemp("real-specialists")
-    return (site_bundle, *(make_site_bundle(root / f"seed{seed}", seed=seed) for seed in (1, 3)))
+    return (site_bundle, *(session_site_bundle(root / f"seed{seed}", seed=seed) for seed in (1, 3)))
 
 
 @pytest.fixture

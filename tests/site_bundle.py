@@ -14,12 +14,13 @@ backbones next to the torch model each bundle came from), and in the benchmarks.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import json
 import os
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,9 @@ BACKBONE = "test_vit"
 """timm's tiny ViT: LayerNorm (no batch statistics), so two epochs on a few images pass the policy floor."""
 REAL_SITES = ("real-1", "real-2", "real-3")
 """The registry names of the sites that trained the real specialists (one specialist each)."""
+KEPT_BUNDLES_ENV = "GSCO_TEST_BUNDLES"
+"""A folder that keeps the real specialists between test sessions (``bench/mutation.py`` sets it)."""
+KEPT_MANIFEST = "site-bundle.json"
 _copies = itertools.count(1)
 
 
@@ -87,6 +91,45 @@ def make_site_bundle(root: Path, *, seed: int = 0) -> SiteBundle:
     run = train_run(site_dir, config, config.data, BACKBONE, training).run_dir
     report = export_bundle(run, site_dir=site_dir, site=config)
     return SiteBundle(report.path, public.read_bytes(), private, config.data, training.seed, report)
+
+
+def session_site_bundle(fresh_root: Path, *, seed: int) -> SiteBundle:
+    """The real specialist of ``seed`` for a test session: made under ``fresh_root``, or kept.
+
+    With :data:`KEPT_BUNDLES_ENV` set, the specialist trained and exported there by an earlier
+    session is reused (the first session makes it): a mutation run starts one test session per
+    mutant, and the mutated modules take no part in training or export.
+    """
+    kept = os.environ.get(KEPT_BUNDLES_ENV)
+    if not kept:
+        return make_site_bundle(fresh_root, seed=seed)
+    return kept_site_bundle(Path(kept) / f"seed{seed}", seed=seed)
+
+
+def kept_site_bundle(root: Path, *, seed: int) -> SiteBundle:
+    """The specialist kept under ``root``, trained and exported there first if it is not yet complete.
+
+    The manifest is written last, so a folder without one (an interrupted session) is made again;
+    a lock lets one session make it while the others wait.
+    """
+    root.parent.mkdir(parents=True, exist_ok=True)
+    manifest = root / KEPT_MANIFEST
+    with root.with_name(f"{root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not manifest.is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            made = make_site_bundle(root, seed=seed)
+            record = {
+                "public_key": made.public_key.decode("ascii"),
+                "private_key": str(made.private_key),
+                "data": made.data.model_dump(mode="json"),
+                "report": {**asdict(made.report), "path": str(made.report.path)},
+            }
+            manifest.write_text(json.dumps(record))
+    record = json.loads(manifest.read_text())
+    report = BundleReport(**{**record["report"], "path": Path(record["report"]["path"])})
+    public, private = record["public_key"].encode("ascii"), Path(record["private_key"])
+    return SiteBundle(report.path, public, private, DataConfig(**record["data"]), seed, report)
 
 
 def enroll_real_sites(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 
+from gsco_common.keys import generate_key_pair, load_private_key
 from gsco_runtime.config import RuntimeSettings
 from tests.gsco_runtime.world import World, make_world
 from tests.site_bundle import LABELS, TASK, SiteBundle, enroll_real_sites
@@ -21,6 +24,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> World:
 def settings(tmp_path: Path) -> RuntimeSettings:
     """Runtime settings with a private hub home and a short poll interval."""
     return RuntimeSettings(home=tmp_path / "hub-home", poll_interval_s=0.3, threads=2)
+
+
+@pytest.fixture
+def central_key(tmp_path: Path) -> tuple[ec.EllipticCurvePrivateKey, bytes]:
+    """A central approval key pair made for the test: (private key, public PEM)."""
+    keys, passphrase = tmp_path / "central", os.environ["GSCO_KEY_PASSPHRASE"].encode()
+    generate_key_pair(keys / "approval.key", keys / "approval.pub", passphrase)
+    return load_private_key(keys / "approval.key", passphrase), (keys / "approval.pub").read_bytes()
 
 
 @pytest.fixture(scope="session")

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import logging
+import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from gsco_common.errors import RuntimeServiceError
+from gsco_common.errors import RuntimeServiceError, SignatureError
 from gsco_runtime.pool.cache import BundleCache
-from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
-from gsco_runtime.pool.source import BundleRef
+from gsco_runtime.pool.source import BundleRef, TrustRecord
+from gsco_runtime.pool.specialist import LoadedSpecialist
 from registry.config import RegistryConfig
 from registry.service import Registry
 from tests.gsco_runtime.world import World
@@ -30,15 +35,22 @@ def _artifact(world: World, name: str, version: str, file: str) -> Path:
     return matches[0]
 
 
+def _pool_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [record.getMessage() for record in caplog.records if record.name == "gsco_runtime.pool.pool"]
+
+
 def test_serves_every_approved_version_only(
-    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     task = world.new_task()
     a = publish_real(world, task, real[0])
     b = publish_real(world, task, real[1])
     publish_real(world, task, real[2], approve=False)  # pending: never served
     pool = _pool(world, tmp_path / "cache")
-    pool.watch([task])
+    before = time.time()
+    with caplog.at_level(logging.INFO, logger="gsco_runtime.pool.pool"):
+        pool.watch([task])
+    elapsed = time.time() - before
     snapshot = pool.snapshot(task)
     assert sorted(snapshot.keys) == sorted([f"{a[0]}/{a[1]}", f"{b[0]}/{b[1]}"])
     info = {s.info.name: s.info for s in snapshot.specialists}
@@ -46,13 +58,45 @@ def test_serves_every_approved_version_only(
     measured = real[0].card["evaluation"]["metrics"]["balanced_accuracy"]["value"]  # by the site's export
     assert measured == real[0].report.metrics["balanced_accuracy"]
     assert info[a[0]].validation["balanced_accuracy"] == measured
+    with Registry.open(world.config) as registry:  # who approved each version and when, for reports
+        for name, version in (a, b):
+            assert (info[name].approved_by, info[name].approved_at) == registry.approval_record(name, version)
+            assert info[name].approved_by == "tester" and info[name].approved_at.startswith("20")
     status = pool.status()
     assert status.registry_reachable is True and status.serving_from_cache is False
+    assert status.last_error is None and status.last_sync_at is not None
+    assert before <= status.last_sync_at <= before + elapsed
     assert status.failures == [] and set(status.load_seconds) == set(snapshot.keys)
+    for seconds in status.load_seconds.values():  # each load's own time, in milliseconds
+        assert isinstance(seconds, float) and 0 < seconds <= elapsed and round(seconds, 3) == seconds
+    assert sorted(_pool_log(caplog)) == sorted(
+        f"specialist {key} loaded for task {task}" for key in snapshot.keys
+    )
+
+
+def test_loaded_specialists_batch_as_the_pool_is_told(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    task = world.new_task()
+    name, version = publish_real(world, task, real[0])
+    loaded: list[LoadedSpecialist] = []
+    swaps: list[PoolSnapshot] = []
+    batching = BatchSettings(max_batch=3, max_wait_s=3.0)
+    pool = _pool(world, tmp_path / "cache", batching=batching, on_loaded=loaded.append, on_swap=swaps.append)
+    pool.watch([task])
+    (specialist,) = pool.snapshot(task).specialists
+    assert loaded == [specialist] and swaps == [pool.snapshot(task)]  # the owner prepares, then swaps
+    assert specialist.info.key == f"{name}/{version}"
+    assert (specialist.batcher.max_batch, specialist.batcher.max_wait_s) == (3, 3.0)
+    with pool.inflight:  # the only request inside the runtime: its image waits for no other
+        start = time.monotonic()
+        probs, _ = specialist.predict(np.zeros((28, 28), np.uint8))
+        assert time.monotonic() - start < 1.5
+    assert probs.shape == (2,)
 
 
 def test_revoked_version_leaves_the_pool_and_the_cache(
-    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     world = own_world  # revokes a real specialist: not in the session registry
     task = world.new_task()
@@ -63,13 +107,15 @@ def test_revoked_version_leaves_the_pool_and_the_cache(
     pool.watch([task])
     held = pool.snapshot(task)
     world.revoke(*gone)
-    pool.refresh()
+    with caplog.at_level(logging.INFO, logger="gsco_runtime.pool.pool"):
+        pool.refresh()
     assert pool.snapshot(task).keys == (f"{keep[0]}/{keep[1]}",)
+    assert _pool_log(caplog) == [f"specialist {gone[0]}/{gone[1]} left the pool of task {task}"]
     assert cache.lookup(BundleRef(task, gone[0], gone[1])) is None
     # a request that took the old snapshot still runs on the revoked version's session
     revoked = next(s for s in held.specialists if s.info.name == gone[0])
     assert revoked.info.model_uid == real[1].report.model_uid
-    assert revoked.predict(__import__("numpy").zeros((28, 28), "uint8"))[0].shape == (2,)
+    assert revoked.predict(np.zeros((28, 28), "uint8"))[0].shape == (2,)
 
 
 def test_failed_load_keeps_the_previous_version_and_is_reported(
@@ -86,11 +132,34 @@ def test_failed_load_keeps_the_previous_version_and_is_reported(
     data = bytearray(model.read_bytes())
     data[len(data) // 2] ^= 0xFF  # a corrupted file after approval: signatures no longer verify
     model.write_bytes(bytes(data))
+    other = publish_real(world, task, real[2])  # another model, approved meanwhile: the pool swaps
     pool.refresh()
-    assert pool.snapshot(task).keys == (f"{name}/{v1}",)
+    assert pool.snapshot(task).keys == tuple(sorted([f"{name}/{v1}", f"{other[0]}/{other[1]}"]))
+    assert {s.info.name: s.info.version for s in pool.snapshot(task).specialists}[name] == v1
     failure = pool.status().failures[-1]
     assert failure.key == f"{name}/{v2}" and failure.code == "GSCO-410"
     assert "does not verify" in failure.message
+    pool.refresh()  # the same failure again: reported once, at its latest time
+    (again,) = pool.status().failures
+    assert (again.task_id, again.key, again.message) == (task, failure.key, failure.message)
+    assert again.at > failure.at
+
+
+def test_a_revoked_version_is_not_kept_when_its_replacement_fails(
+    own_world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    world = own_world  # revokes a real specialist: not in the session registry
+    task = world.new_task()
+    name, v1 = publish_real(world, task, real[0])
+    pool = _pool(world, tmp_path / "cache")
+    pool.watch([task])
+    _, v2 = publish_real(world, task, real[1], site="real-1")  # the next version of the same model
+    model = _artifact(world, name, v2, "model.onnx")
+    model.write_bytes(model.read_bytes()[:-1])  # and it fails to load
+    world.revoke(name, v1)
+    status = pool.refresh()
+    assert status.tasks == {task: []}  # no fallback to the revoked version
+    assert [failure.key for failure in status.failures] == [f"{name}/{v2}"]
 
 
 def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(
@@ -113,6 +182,9 @@ def test_starts_and_serves_from_cache_when_the_registry_is_unreachable(
     status = offline.status()
     assert status.registry_reachable is False and status.serving_from_cache is True
     assert "unreachable" in (status.last_error or "")
+    status = offline.refresh()  # the next poll tries the registry again and keeps serving the cache
+    assert status.tasks == {task: [f"{a[0]}/{a[1]}"]}
+    assert status.registry_reachable is False and "unreachable" in (status.last_error or "")
 
 
 def test_tampered_cache_is_not_served_offline(
@@ -149,6 +221,7 @@ def test_poll_thread_picks_up_a_new_approval(
     pool.watch([task])
     pool.start()
     try:
+        assert "gsco-pool-poll" in {thread.name for thread in threading.enumerate()}
         world.approve(*pending)
         deadline = time.monotonic() + 60
         while f"{pending[0]}/{pending[1]}" not in pool.snapshot(task).keys and time.monotonic() < deadline:
@@ -158,10 +231,30 @@ def test_poll_thread_picks_up_a_new_approval(
         pool.stop()
 
 
+def test_a_bundle_listed_under_another_task_is_refused(
+    world: World, real: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    task = world.new_task()
+    publish_real(world, task, real[0])
+    source = RegistrySource(world.config, hub_home=tmp_path / "hub-home")
+    (ref,) = source.task_state(task).approved
+    source.fetch(ref, tmp_path / "bundle")
+    assert source.verify(ref, tmp_path / "bundle") == TrustRecord(
+        site_public_pem=real[0].public_key.decode("ascii"),
+        approval_public_pem=world.config.approval_pub_path.read_text(),
+    )
+    elsewhere = replace(ref, task_id="another-task")
+    with pytest.raises(SignatureError) as refused:
+        source.verify(elsewhere, tmp_path / "bundle")
+    assert refused.value.message == f"{ref.key} is listed under task 'another-task'; its card names another"
+
+
 def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
     pool = _pool(world, tmp_path / "cache")
-    with pytest.raises(RuntimeServiceError, match="gsco-registry approve"):
+    with pytest.raises(RuntimeServiceError) as refused:
         pool.snapshot("no-such-task")
+    assert refused.value.message == "no approved specialist is loaded for task 'no-such-task'"
+    assert refused.value.hint == "approve a version with `gsco-registry approve`"
 
 
 def test_versions_of_a_revoked_site_leave_the_pool(

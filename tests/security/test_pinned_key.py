@@ -6,13 +6,14 @@ of the attacker's own registry and approved there (``tests/site_bundle.py``)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from bench.world import World
-from gsco_common.errors import KeyMaterialError
+from gsco_common.errors import KeyMaterialError, ServingStateError
 from gsco_runtime.pool.cache import TRUST_FILE, BundleCache
 from gsco_runtime.pool.pool import SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
@@ -85,7 +86,52 @@ def test_trust_json_rewritten_to_the_attackers_key_is_refused(
     offline = SpecialistPool(RegistrySource(offline_hub), cache)
     offline.watch([task])
     assert offline.status().tasks == {task: []}
-    assert "other than the pinned one" in offline.status().failures[-1].message
+    assert offline.status().failures[-1].message == (
+        "the bundle cache's trust.json names a central approval key other than the pinned one; refused"
+    )
+
+
+def test_an_older_approved_bundle_swapped_into_the_cache_is_refused(
+    world: World, real_specialists: tuple[SiteBundle, ...], offline_hub: RegistryConfig, tmp_path: Path
+) -> None:
+    """Attack: replace the cached current version by an older approved one of the same model.
+
+    Both carry valid site and approval signatures and the trust.json is left as it was; only the
+    digest that the signed approved set lists tells them apart.
+    """
+    task = world.new_task()
+    name, v1 = publish_real(world, task, real_specialists[0], site="real-1")
+    _, v2 = publish_real(world, task, real_specialists[1], site="real-1")  # v2 replaces v1 in the set
+    cache = BundleCache(tmp_path / "cache")
+    SpecialistPool(RegistrySource(world.config), cache).watch([task])
+    current = cache.path(BundleRef(task, name, v2))
+    shutil.rmtree(current)
+    with world.registry() as registry:
+        registry.download_bundle(name, v1, current)
+
+    offline = SpecialistPool(RegistrySource(offline_hub), cache)
+    offline.watch([task])
+    assert offline.status().tasks == {task: []}
+    failure = offline.status().failures[-1]
+    assert (failure.key, failure.code) == (f"{name}/{v2}", "GSCO-410")
+    assert failure.message == f"{name}/{v2} is not the bundle the signed approved set lists (digest differs)"
+
+
+def test_a_hub_pinned_to_another_central_key_refuses_the_registrys_trust_state(
+    world: World, attacker: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    """The registry's signed audit checkpoints are checked with the hub's pinned key, not the registry's."""
+    task = world.new_task()
+    publish_real(world, task, real_specialists[0])
+    pinned = attacker.config.approval_pub_path.read_bytes()
+    source = RegistrySource(world.config, central_key_pem=pinned, hub_home=tmp_path / "hub-home")
+    with pytest.raises(ServingStateError) as refused:
+        source.task_state(task)
+    assert re.fullmatch(
+        r"the registry's trust state fails its audit \(\d+ problem\(s\)\): "
+        r"audit checkpoint at entry \d+ is not signed by the central key",
+        refused.value.message,
+    )
 
 
 def test_hub_without_a_pinned_key_refuses_to_start(tmp_path: Path) -> None:

@@ -130,6 +130,11 @@ def test_forged_statement_is_refused(
         assert registry.trust_problems() == [
             f"the history before entry {statement_seq + 1} was rewritten (signed head differs)"
         ]
+    with pytest.raises(ServingStateError) as refused:
+        RegistrySource(world.config, hub_home=tmp_path / "another-hub").task_state(task)
+    assert (
+        refused.value.hint == "run `gsco-registry verify --all`; the hub keeps serving its last verified set"
+    )
     status = pool.refresh()
     assert status.tasks == {task: [f"{name}/{v1}"]}  # the forged set is not served
     assert status.last_error == (
