@@ -82,6 +82,7 @@ MODULES: dict[str, tuple[str, ...]] = {
         "tests/security/test_pinned_key.py",
         "tests/security/test_serving_state.py",
         "tests/security/test_revoked_model.py",
+        "tests/security/test_offline_revocation.py",
     ),
 }
 
@@ -140,12 +141,6 @@ _CARD_READ_AGAIN = (
 )
 _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
 _FALSY_OFFLINE = "`_obtain` only tests `offline` for truth: `None` is `False`"
-_FALSY_LIVE = "`_live` is only read for its truth (`self._live and ...`): `None` is `False`"
-_LIVE_BEFORE_READ = (
-    "`_live` is read only together with `self._trust is not None`, and the trust store is set only by "
-    "a `task_state` that sets `_live = True` on the next line: before that, the test is false whatever "
-    "`_live` starts as"
-)
 _REF_FINGERPRINT = (
     "a `BundleRef`'s `site_fingerprint` is only written into the cache's record and read back from it: "
     "the pool, the verification and the reports use the card's key fingerprint, which the site "
@@ -228,16 +223,11 @@ EQUIVALENT: dict[str, str] = {
     "registry.policy.checks.x_run_checks__mutmut_3": _CARD_READ_AGAIN,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_6": _EMPTY_DEFAULT_SNAPSHOT,
     "gsco_runtime.pool.pool.xǁSpecialistPoolǁ_apply__mutmut_24": _FALSY_OFFLINE,
-    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_12": _FALSY_LIVE,
-    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ__init____mutmut_13": _LIVE_BEFORE_READ,
-    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_10": _FALSY_LIVE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁtask_state__mutmut_7": _TRUST_KEY_UNUSED,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_19": _REF_FINGERPRINT,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_24": _REF_FINGERPRINT,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_22": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_25": _CODEC_CASE,
-    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_9": _CODEC_CASE,
-    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_22": _CODEC_CASE,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}

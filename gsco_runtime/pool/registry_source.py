@@ -35,7 +35,6 @@ class RegistrySource:
         self.guard = SequenceGuard(hub_home or config.home)
         self._registry: Registry | None = None
         self._trust: TrustStore | None = None
-        self._live = False
         self._lock = threading.Lock()
 
     def _open(self) -> Registry:
@@ -56,9 +55,7 @@ class RegistrySource:
                 problems = registry.trust_problems(self.central_key_pem)
                 signed = registry.serving_statement(task_id)
                 self._trust = registry.trust_store(self.central_key_pem)
-                self._live = True
             except RegistryUnavailableError:
-                self._live = False
                 self._drop()
                 raise
         if problems:
@@ -120,14 +117,16 @@ class RegistrySource:
     def verify_cached(self, bundle_dir: Path, trust: TrustRecord, ref: BundleRef | None = None) -> None:
         """Re-check a cached copy of a bundle.
 
-        With the live trust store when the registry answered last time, else offline with the site
-        key it verified against before and the pinned central key. A record that names another
-        central key is refused (:class:`SignatureError`): the cache folder was written by someone else.
+        With the trust store of the last successful read of the registry, even while the registry is
+        down now (the revoked sites and digests it knew stay refused), else, before any read,
+        offline with the site key it verified against before and the pinned central key. A record
+        that names another central key is refused (:class:`SignatureError`): the cache folder was
+        written by someone else.
         """
         require_pinned(
             self.central_key_pem, trust.approval_public_pem.encode("ascii"), "bundle cache's trust.json"
         )
-        if self._live and self._trust is not None:
+        if self._trust is not None:
             verified = verify_approved(bundle_dir, self._trust)
         else:
             site_pem = trust.site_public_pem.encode("ascii")
