@@ -31,6 +31,18 @@ TASK = "offline-task"
 UNREACHABLE = "opening the registry: the registry is unreachable (gave up after 1 attempts)"
 
 
+# The status of a pool that has not synced yet (the other tests state what changes from it).
+NEW_POOL_STATUS = {
+    "registry_reachable": None,
+    "serving_from_cache": False,
+    "last_sync_at": None,
+    "last_error": None,
+    "tasks": {},
+    "failures": [],
+    "load_seconds": {},
+}
+
+
 def _statement(key: ec.EllipticCurvePrivateKey, names: list[str], sequence: int = 1) -> dict[str, object]:
     """A signed approved set of ``TASK`` listing version 1 of each model in ``names``."""
     versions = tuple(
@@ -72,13 +84,13 @@ def test_versions_missing_from_the_cache_are_reported_and_the_status_says_so(
         for name in ("m0", "m1")
     ]
     assert pool.status().to_dict() == {
+        **NEW_POOL_STATUS,
         "registry_reachable": False,
         "serving_from_cache": True,
         "last_sync_at": synced_at,  # when the cached set was synced, not now
         "last_error": UNREACHABLE,
         "tasks": {TASK: []},
         "failures": [f.__dict__ for f in failures],
-        "load_seconds": {},
     }
 
 
@@ -90,15 +102,7 @@ def test_a_new_pool_has_synced_nothing_yet(
     assert (
         pool.poll_interval_s == RuntimeSettings(home=tmp_path).poll_interval_s == 10.0
     )  # documented default
-    assert pool.status().to_dict() == {
-        "registry_reachable": None,
-        "serving_from_cache": False,
-        "last_sync_at": None,
-        "last_error": None,
-        "tasks": {},
-        "failures": [],
-        "load_seconds": {},
-    }
+    assert pool.status().to_dict() == NEW_POOL_STATUS
 
 
 def test_nothing_to_serve_offline_says_why(
