@@ -147,10 +147,11 @@ _REF_FINGERPRINT = (
     "signature checks"
 )
 _TRUST_KEY_UNUSED = (
-    "the trust store's central key differs from the pinned one only when the registry's own key is "
-    "another; then `trust_problems` (checked with the pinned key) fails the sync once the registry "
-    "holds a signed checkpoint, which every approval writes, and without an approval no version is "
-    "admitted, so no bundle is verified with that store"
+    "not strictly equivalent, but it can only refuse more, never serve more: the trust store's "
+    "central key differs from the pinned one only when the registry's own key is another; then "
+    "`trust_problems` (checked with the pinned key) fails the sync once the registry holds a signed "
+    "checkpoint, which every approval writes; without one no version is admitted from the registry, "
+    "and a cached bundle re-verified with that store is refused (it was approved with the pinned key)"
 )
 _EMPTY_DEFAULT_SNAPSHOT = (
     "the stand-in snapshot of a task the pool does not hold yet is read only for its specialists "
@@ -228,6 +229,8 @@ EQUIVALENT: dict[str, str] = {
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁ_admit__mutmut_24": _REF_FINGERPRINT,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_22": _CODEC_CASE,
     "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify__mutmut_25": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_9": _CODEC_CASE,
+    "gsco_runtime.pool.registry_source.xǁRegistrySourceǁverify_cached__mutmut_21": _CODEC_CASE,
 }
 
 DETECTED = {"killed", "timeout", "caught by type check", "segfault"}
