@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from hub.evaluation.significance import NAMED_REFERENCE_RULE
 from hub.study.environment import environment, environment_line
 from hub.study.spec import ShiftSpec, StudySpec
 
@@ -145,7 +146,7 @@ def best_specialist(methods: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
 def reference_name(arm: Mapping[str, Any]) -> tuple[str, str]:
     """The arm's reference and what it is: the best specialist, or the study's named reference site."""
     statistics = arm.get("statistics") or {}
-    if statistics.get("reference") and str(statistics.get("reference_rule", "")).startswith("named"):
+    if statistics.get("reference") and statistics.get("reference_rule") == NAMED_REFERENCE_RULE:
         return statistics["reference"], "reference"
     return best_specialist(arm["methods"])["name"], "best specialist"
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gsco_common.errors import StudyError
+from hub.evaluation.significance import NAMED_REFERENCE_RULE
 from hub.study.report import (
     against_reference,
     compare,
@@ -84,7 +85,7 @@ def test_a_named_reference_is_labelled_and_every_specialist_compared_with_it() -
     ]
     statistics = {
         "reference": "B v1",
-        "reference_rule": "named before the evaluation",
+        "reference_rule": NAMED_REFERENCE_RULE,
         "comparisons": comparisons,
     }
     result = _result(0.88, 0.86, statistics)
