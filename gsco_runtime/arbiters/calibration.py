@@ -17,28 +17,16 @@ from dataclasses import replace
 
 import numpy as np
 
+from gsco_runtime.arbiters.retrieved import retrieval_features
 from gsco_runtime.arbiters.robust import robust_model
-from gsco_runtime.arbiters.weights import ConsensusModel, card_model, neighbour_distribution
+from gsco_runtime.arbiters.weights import ConsensusModel, card_model
 from gsco_runtime.cases.library import CaseLibrary
 from gsco_runtime.pool.specialist import LoadedSpecialist
-from gsco_runtime.rad.retriever import Neighbours, Retriever
+from gsco_runtime.rad.retriever import Retriever
 
-CALIBRATION_VERSION = "4"  # part of the cache key: bump when the fitting procedure changes
+CALIBRATION_VERSION = "5"  # part of the cache key: bump when the fitting procedure changes
 MAX_CALIBRATION_ROWS = 3000
 MIN_CASES_PER_CLASS = 8
-
-
-def neighbour_labels(
-    neighbours: Sequence[Neighbours], library_labels: np.ndarray, k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pad neighbour lists to ``[N, k]`` label and similarity arrays (label ``-1`` = none)."""
-    labels = np.full((len(neighbours), k), -1, dtype=np.int64)
-    sims = np.zeros((len(neighbours), k), dtype=np.float64)
-    for i, found in enumerate(neighbours):
-        count = min(k, found.rows.shape[0])
-        labels[i, :count] = library_labels[found.rows[:count]]
-        sims[i, :count] = found.similarities[:count]
-    return labels, sims
 
 
 def calibration_rows(labels: np.ndarray, max_rows: int, seed: int = 0) -> np.ndarray:
@@ -96,12 +84,11 @@ def calibrate(
         return replace(card, source=f"card ({reason})")
     num_classes = len(library.label_names)
     rows = calibration_rows(library.labels, MAX_CALIBRATION_ROWS, seed)
-    probs, dists = [], []
+    probs, found = [], []
     for specialist in specialists:
         entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
         probs.append(entry.probabilities[rows])
-        found = retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows)
-        labels, sims = neighbour_labels(found, library.labels, retriever.k)
-        dists.append(neighbour_distribution(labels, sims, num_classes))
+        found.append(retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows))
+    dists, _ = retrieval_features(retriever, specialists, found, num_classes)
     ceilings = [_ceiling(s) for s in specialists]
-    return robust_model(np.stack(probs), np.stack(dists), library.labels[rows], card, ceilings, seed=seed)
+    return robust_model(np.stack(probs), dists, library.labels[rows], card, ceilings, seed=seed)

@@ -3,8 +3,10 @@
 It pools the specialists' probabilities and their retrieved neighbours' label distributions with
 a :class:`~gsco_runtime.arbiters.weights.ConsensusModel`: calibrated on the case library when one
 is imported and clean (cached in memory and on disk per set of specialists and library, so a
-restart does not recalibrate), else weighted by the cards' validation performance. The model's
-``source`` (which weights, and why) goes into every outcome.
+restart does not recalibrate), else weighted by the cards' validation performance. Per query,
+each specialist's weight is scaled by its local competence on the cases it retrieved
+(:mod:`~gsco_runtime.arbiters.retrieved`). The model's ``source`` (which weights, and why) goes
+into every outcome.
 """
 
 from __future__ import annotations
@@ -17,13 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from gsco_runtime.arbiters.base import Evidence, Outcome, register_arbiter
-from gsco_runtime.arbiters.calibration import (
-    CALIBRATION_VERSION,
-    calibrate,
-    neighbour_labels,
-    specialists_card_model,
-)
-from gsco_runtime.arbiters.weights import ConsensusModel, neighbour_distribution
+from gsco_runtime.arbiters.calibration import CALIBRATION_VERSION, calibrate, specialists_card_model
+from gsco_runtime.arbiters.retrieved import retrieval_features
+from gsco_runtime.arbiters.weights import ConsensusModel
 from gsco_runtime.decision import NO_GENERALIST
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Retriever
@@ -97,19 +95,21 @@ class ConsensusArbiter:
             return model
 
     def combine(self, evidence: Evidence, model: ConsensusModel) -> np.ndarray:
-        """Consensus probabilities ``[C]`` for the query of ``evidence`` under ``model``."""
+        """Consensus probabilities ``[C]`` for the query of ``evidence`` under ``model``.
+
+        With a case library, each specialist's retrieved cases add their label distribution and
+        scale its weight by its local competence there (:mod:`~gsco_runtime.arbiters.retrieved`).
+        """
         probs = np.stack([s.probabilities[None, :] for s in evidence.specialists])
-        dists = None
-        if evidence.retriever is not None:
-            library_labels = evidence.retriever.library.labels
-            per_specialist = []
-            for item in evidence.specialists:
-                if item.neighbours is None:
-                    return model.predict_proba(probs, None)[0]
-                labels, sims = neighbour_labels([item.neighbours], library_labels, evidence.retriever.k)
-                per_specialist.append(neighbour_distribution(labels, sims, evidence.task.num_classes))
-            dists = np.stack(per_specialist)
-        return model.predict_proba(probs, dists)[0]
+        if evidence.retriever is None or any(s.neighbours is None for s in evidence.specialists):
+            return model.predict_proba(probs, None)[0]
+        dists, competence = retrieval_features(
+            evidence.retriever,
+            [s.specialist for s in evidence.specialists],
+            [[s.neighbours] for s in evidence.specialists if s.neighbours is not None],
+            evidence.task.num_classes,
+        )
+        return model.predict_proba(probs, dists, competence)[0]
 
     def decide(self, evidence: Evidence) -> Outcome:
         model = self.model_for(tuple(s.specialist for s in evidence.specialists), evidence.retriever)

@@ -29,18 +29,29 @@ class ConsensusModel:
     bias: np.ndarray
     source: str
 
-    def scores(self, probs: np.ndarray, neighbour_dist: np.ndarray | None) -> np.ndarray:
-        """Pooled log-scores ``[N, C]`` (without the class biases) from ``[S, N, C]`` inputs."""
-        scores = np.einsum("s,snc->nc", self.specialist_weights, np.log(np.clip(probs, EPS, 1.0)))
+    def scores(
+        self, probs: np.ndarray, neighbour_dist: np.ndarray | None, competence: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Pooled log-scores ``[N, C]`` (without the class biases) from ``[S, N, C]`` inputs.
+
+        ``competence`` ``[S, N]`` scales each specialist's weight per query
+        (:mod:`~gsco_runtime.arbiters.retrieved`); None leaves the weights as they are.
+        """
+        weights = np.broadcast_to(self.specialist_weights[:, None], probs.shape[:2])
+        if competence is not None:
+            weights = weights * competence
+        scores = np.einsum("sn,snc->nc", weights, np.log(np.clip(probs, EPS, 1.0)))
         if neighbour_dist is not None:
             scores += np.einsum(
                 "s,snc->nc", self.retrieval_weights, np.log(np.clip(neighbour_dist, EPS, 1.0))
             )
         return scores
 
-    def predict_proba(self, probs: np.ndarray, neighbour_dist: np.ndarray | None) -> np.ndarray:
-        """``probs`` and ``neighbour_dist`` are ``[S, N, C]``; returns ``[N, C]`` probabilities."""
-        scores = self.scores(probs, neighbour_dist) + self.bias
+    def predict_proba(
+        self, probs: np.ndarray, neighbour_dist: np.ndarray | None, competence: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Probabilities ``[N, C]`` from ``[S, N, C]`` inputs and ``[S, N]`` competence (:meth:`scores`)."""
+        scores = self.scores(probs, neighbour_dist, competence) + self.bias
         scores -= scores.max(axis=1, keepdims=True)
         exp = np.exp(scores)
         return exp / exp.sum(axis=1, keepdims=True)

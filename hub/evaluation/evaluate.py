@@ -1,11 +1,12 @@
 """`gsco-hub evaluate`: every way of deciding, scored on the same labelled images.
 
 Methods: each specialist alone, the specialists' majority vote, RAD alone (k-NN vote of the
-retrieved cases), the consensus arbiter and, with a generalist, the generalist zero-shot and GSCo
-(the generalist deciding with the specialists' and retrieved labels). With a generalist the
-paper's arbitration analysis is added: among the cases where the zero-shot answer and the
-specialists' majority disagree, how often the generalist was right and kept its answer, and how
-often it was wrong and corrected itself.
+retrieved cases), the consensus arbiter (with a case library also without its local competence,
+an ablation that shows what competence changes on the same images) and, with a generalist, the
+generalist zero-shot and GSCo (the generalist deciding with the specialists' and retrieved
+labels). With a generalist the paper's arbitration analysis is added: among the cases where the
+zero-shot answer and the specialists' majority disagree, how often the generalist was right and
+kept its answer, and how often it was wrong and corrected itself.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ from typing import Any
 import numpy as np
 
 from gsco_common.errors import DataError, GeneralistError
-from gsco_runtime.arbiters.calibration import neighbour_labels
 from gsco_runtime.arbiters.parser import parse_answer
 from gsco_runtime.arbiters.prompts import zero_shot_prompt
-from gsco_runtime.arbiters.weights import neighbour_distribution
+from gsco_runtime.arbiters.retrieved import retrieval_features
 from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
 from gsco_runtime.rad.retriever import Neighbours
@@ -30,6 +30,8 @@ from hub.evaluation.significance import Scored, Statistics, assess
 from hub.evaluation.statistics import DEFAULT_RESAMPLES, MIN_RESAMPLES, Interval
 
 Progress = Callable[[str, int, int], None]
+WITHOUT_COMPETENCE = "consensus without local competence"
+ABLATION_NOTE = "ablation: the same weights, no specialist's weight scaled by its local competence"
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,7 @@ def evaluate(
     task = runtime.task_spec(snapshot)
     retriever = runtime.retriever(task_id)
     num_classes = task.num_classes
-    probs, dists, neighbours = [], [], []
+    probs, neighbours = [], []
     for index, specialist in enumerate(snapshot.specialists):
         tick("specialists", index, len(snapshot.specialists))
         p, embeddings = specialist.predict_many(images)
@@ -133,16 +135,14 @@ def evaluate(
         if retriever is not None:
             entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
             sims, rows = entry.index.search(embeddings, retriever.k)
-            found = [Neighbours(r[r >= 0], s[r >= 0]) for r, s in zip(rows, sims, strict=True)]
-            neighbours.append(found)
-            dists.append(
-                neighbour_distribution(
-                    *neighbour_labels(found, retriever.library.labels, retriever.k), num_classes
-                )
-            )
+            neighbours.append([Neighbours(r[r >= 0], s[r >= 0]) for r, s in zip(rows, sims, strict=True)])
     tick("specialists", len(snapshot.specialists), len(snapshot.specialists))
     stacked = np.stack(probs)
-    stacked_dists = np.stack(dists) if dists else None
+    stacked_dists, competence = (
+        retrieval_features(retriever, snapshot.specialists, neighbours, num_classes)
+        if retriever is not None
+        else (None, None)
+    )
 
     scored = [
         Scored(f"{s.info.name} v{s.info.version}", "specialist", p.argmax(axis=1), p)
@@ -155,10 +155,13 @@ def evaluate(
             Scored(f"RAD only (k={retriever.k if retriever else 0})", "rad", rad.argmax(axis=1), rad)
         )
     model = runtime.consensus.model_for(snapshot.specialists, retriever)
-    consensus = model.predict_proba(stacked, stacked_dists)
+    consensus = model.predict_proba(stacked, stacked_dists, competence)
     scored.append(
         Scored("consensus (no generalist)", "consensus", consensus.argmax(axis=1), consensus, model.source)
     )
+    if competence is not None:
+        plain = model.predict_proba(stacked, stacked_dists)
+        scored.append(Scored(WITHOUT_COMPETENCE, "ablation", plain.argmax(axis=1), plain, ABLATION_NOTE))
     report = EvaluationReport(
         task_id=task_id,
         label_names=task.label_names,

@@ -39,7 +39,7 @@ from hub.evaluation.statistics import (
 METRICS = ("accuracy", "macro_f1", "auc")
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], dict]
 """``(labels, predicted, scores, num_classes) -> {metric: value or None}``, e.g. ``method_scores``."""
-COLLABORATION_KINDS = ("vote", "rad", "consensus", "gsco")
+COLLABORATION_KINDS = ("vote", "rad", "consensus", "ablation", "gsco")
 REFERENCE_RULE = (
     "the best specialist: highest accuracy on this evaluation set, the first in pool order on ties"
 )

@@ -17,8 +17,8 @@ import pytest
 
 from gsco_common.errors import PrivacyError
 from gsco_runtime.arbiters.base import Evidence, SpecialistEvidence
-from gsco_runtime.arbiters.calibration import neighbour_labels
 from gsco_runtime.arbiters.prompts import MAX_REPORT_CHARS, SimilarCase, SpecialistView, gsco_prompt
+from gsco_runtime.arbiters.retrieved import neighbour_labels
 from gsco_runtime.arbiters.weights import neighbour_distribution
 from gsco_runtime.cases.library import build_library, save_library
 from gsco_runtime.cases.readers import RawCases
@@ -27,6 +27,7 @@ from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.pool.registry_source import RegistrySource
 from gsco_runtime.rad.retriever import Neighbours, Retriever, fuse_by_rank
 from gsco_runtime.task import TaskSpec
+from hub.evaluation.evaluate import evaluate
 from tests.gsco_runtime.world import LABELS, MODALITY, World, sample_images
 from tests.site_bundle import SiteBundle, publish_real
 
@@ -137,9 +138,10 @@ def test_evidence_gives_the_generalist_each_specialists_own_cases_and_reports(tm
     ]
 
 
-def test_the_consensus_pools_each_specialists_own_retrieval_vote(
-    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings, tmp_path: Path
-) -> None:
+def _serve_two_with_library(
+    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+) -> tuple[str, GscoRuntime]:
+    """Two real specialists under a new task, a 40-case library, and a started runtime serving them."""
     task = world.new_task()
     publish_real(world, task, real[0])
     publish_real(world, task, real[1])
@@ -147,6 +149,13 @@ def test_the_consensus_pools_each_specialists_own_retrieval_vote(
     save_library(build_library(task, LABELS, raw), settings.home)
     runtime = GscoRuntime(RegistrySource(world.config), settings)
     runtime.start([task])
+    return task, runtime
+
+
+def test_the_consensus_pools_each_specialists_own_retrieval_vote(
+    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings, tmp_path: Path
+) -> None:
+    task, runtime = _serve_two_with_library(world, real, settings)
     try:
         snapshot = runtime.pool.snapshot(task)
         evidence = runtime.evidence(sample_images(1, seed=99)[0], snapshot, {})
@@ -169,7 +178,16 @@ def test_the_consensus_pools_each_specialists_own_retrieval_vote(
         ]
     )
     probs = np.stack([item.probabilities[None, :] for item in evidence.specialists])
-    assert outcome.probabilities == pytest.approx(model.predict_proba(probs, dists)[0], abs=1e-12)
+    # each specialist's weight scaled by (right + 1) / (retrieved + 2) on the cases it retrieved
+    competence = []
+    for item in evidence.specialists:
+        assert item.neighbours is not None
+        own = retriever.ensure(item.specialist.info.model_digest, item.specialist.predict_many).probabilities
+        right = sum(int(own[r].argmax() == retriever.library.labels[r]) for r in item.neighbours.rows)
+        competence.append([(right + 1) / (len(item.neighbours.rows) + 2)])
+    expected = model.predict_proba(probs, dists, np.array(competence))[0]
+    assert outcome.probabilities == pytest.approx(expected, abs=1e-12)
+    assert not np.allclose(expected, model.predict_proba(probs, dists)[0])  # competence moved it
 
 
 def test_identifying_report_text_is_refused_at_import_naming_only_the_row() -> None:
@@ -188,3 +206,40 @@ def test_identifying_report_text_is_refused_at_import_naming_only_the_row() -> N
         "Consolidation.",
         "Small effusion.",
     )
+
+
+def test_evaluate_scores_exactly_the_consensus_that_serving_decides(
+    world: World, real: tuple[SiteBundle, ...], settings: RuntimeSettings
+) -> None:
+    """Label each image with the served consensus decision: the evaluation's consensus row must score 1.0.
+
+    Local competence flips some of these decisions (checked first), so an evaluation that pooled
+    without it, or with other features than serving, would miss those images.
+    """
+    task, runtime = _serve_two_with_library(world, real, settings)
+    images = sample_images(60, seed=11)
+    try:
+        snapshot = runtime.pool.snapshot(task)
+        served, flipped = [], 0
+        for image in images:
+            evidence = runtime.evidence(image, snapshot, {})
+            model = runtime.consensus.model_for(snapshot.specialists, evidence.retriever)
+            served.append(runtime.consensus.decide(evidence).label_index)
+            probs = np.stack([item.probabilities[None, :] for item in evidence.specialists])
+            dists = np.stack(
+                [
+                    neighbour_distribution(
+                        *neighbour_labels([item.neighbours], evidence.retriever.library.labels, 10), 2
+                    )
+                    for item in evidence.specialists
+                    if item.neighbours is not None and evidence.retriever is not None
+                ]
+            )
+            flipped += int(model.predict_proba(probs, dists)[0].argmax() != served[-1])
+        report = evaluate(runtime, task, images, np.array(served))
+    finally:
+        runtime.close()
+    assert flipped > 0  # competence decided some of these images
+    rows = {row.kind: row for row in report.methods}
+    assert rows["consensus"].accuracy == 1.0
+    assert rows["ablation"].accuracy == pytest.approx(1 - flipped / len(images))  # the flipped ones

@@ -179,7 +179,7 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     kinds = [m["kind"] for m in report["methods"]]
-    assert kinds == ["specialist", "specialist", "vote", "rad", "consensus"]
+    assert kinds == ["specialist", "specialist", "vote", "rad", "consensus", "ablation"]
     assert report["n"] == 12 and report["arbitration"] is None
     assert all(0.0 <= m["macro_f1"] <= 1.0 and m["auc"] is not None for m in report["methods"])
     for m in report["methods"]:
@@ -190,7 +190,7 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
     assert (stats["resamples"], stats["seed"], stats["level"]) == (1000, 7, 0.95)
     accuracies = {m["name"]: m["accuracy"] for m in report["methods"] if m["kind"] == "specialist"}
     assert stats["reference"] == max(accuracies, key=accuracies.__getitem__)
-    assert [c["kind"] for c in stats["comparisons"]] == ["vote", "rad", "consensus"]
+    assert [c["kind"] for c in stats["comparisons"]] == ["vote", "rad", "consensus", "ablation"]
     for comparison in stats["comparisons"]:
         accuracy = comparison["accuracy"]
         assert accuracy["test"].startswith("exact McNemar") and 0.0 <= accuracy["p_value"] <= 1.0
@@ -205,7 +205,7 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
         "evaluation.png",
     }
     markdown = (tmp_path / "eval" / "evaluation.md").read_text()
-    consensus = report["methods"][-1]
+    consensus = next(m for m in report["methods"] if m["kind"] == "consensus")
     low, high = consensus["accuracy_ci"]
     assert f"| {consensus['accuracy']:.3f} [{low:.3f}, {high:.3f}] |" in markdown
     assert f"- Reference: {stats['reference']} (the best specialist: highest accuracy" in markdown
@@ -264,7 +264,8 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     )  # always answers "pneumonia"; labels alternate
     assert rows["gsco"]["accuracy"] == pytest.approx(0.5)
     comparisons = {c["kind"]: c for c in report["statistics"]["comparisons"]}
-    assert list(comparisons) == ["vote", "rad", "consensus", "gsco"]  # the zero-shot row is no collaboration
+    # the zero-shot row is no collaboration
+    assert list(comparisons) == ["vote", "rad", "consensus", "ablation", "gsco"]
     assert comparisons["gsco"]["auc"] is None and rows["gsco"]["auc_ci"] is None  # no scores, no AUC
     arbitration = report["arbitration"]
     assert arbitration["disagreements"] == arbitration["right"] + arbitration["wrong"]
@@ -290,7 +291,8 @@ def test_a_library_from_the_specialists_training_split_never_calibrates(
     evaluate = ["evaluate", "--task", task, "--data", str(cases_npz), "--split", "val", "--json"]
     report = json.loads(runner.invoke(app, _hub(world, *evaluate, "--out", str(tmp_path / "e"))).stdout)
     refused = f"card (library overlaps training data of {name})"
-    assert report["methods"][-1]["note"] == refused and report["consensus_weights"]["source"] == refused
+    consensus = next(m for m in report["methods"] if m["kind"] == "consensus")
+    assert consensus["note"] == refused and report["consensus_weights"]["source"] == refused
     assert f"consensus weights: {refused}" in report["notes"]
     diagnosis = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", task, "--json"))
     assert json.loads(diagnosis.stdout)["decision"]["consensus_weights"] == refused

@@ -79,7 +79,7 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert site["model"] == "tiny.resnet18.site-a v1"
     assert site["training_set_digest"].startswith("sha256:")
     kinds = [m["kind"] for m in study["methods"]]
-    assert kinds == ["specialist", "vote", "rad", "consensus"]
+    assert kinds == ["specialist", "vote", "rad", "consensus", "ablation"]
     # the library is the site's own training file: same digest, the hub refuses to fit on it
     assert study["library"]["same_digest_as_training_of"] == ["site-a"]
     assert study["consensus_weights"]["source"].startswith("card (library overlaps training data of")
