@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import DOCS, publish  # noqa: E402
-from hub.study.report import baseline_name, study_markdown  # noqa: E402
+from hub.study.facts import baseline_name  # noqa: E402
+from hub.study.report import study_markdown  # noqa: E402
 
 STUDIES_DIR = DOCS / "studies"
 HEADING = "## Clinical studies (`gsco-hub study`)"
@@ -30,6 +31,7 @@ ORDER = (
     "biased-specialist-seeds",
     "biased-normal-seeds",
     "recipes-pneumonia",
+    "recipes-pneumonia-seeds",
 )
 
 INTRO = """\
@@ -38,7 +40,7 @@ Each study is one command (`gsco-hub study docs/studies/NAME/study.yaml --out
 docs/studies/NAME`): it writes every site's shard of the dev data as its own file outside the
 repository, then runs the real flow in a fresh home (`site-agent init/train/export/publish`,
 `gsco-registry init/tasks create/sites enroll/approve`, `gsco-hub cases import/evaluate`).
-Small specialists (resnet18 or densenet121, 28-32 px, 2-10 epochs, CPU, random initialisation):
+Small specialists (resnet18 or densenet121, 28-32 px, 2-20 epochs, CPU, random initialisation):
 these are studies of how the collaboration behaves, not of the best accuracy reachable on these
 data. Each study here is one run (one training seed per site) unless it reports repeats; a study
 file's `repeats: N` reruns it with other seeds and reports the spread. They replace

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.study.report import METRICS, best_specialist, paired, subset_test
+from hub.study.facts import METRICS, best_specialist, paired, reference_name, subset_test
 
 ALPHA = 0.05
 BEST = "best specialist (of each repeat)"
@@ -48,6 +48,28 @@ def tally(tests: Iterable[Mapping[str, Any] | None]) -> dict[str, int]:
 def against_best(arms: Sequence[Mapping[str, Any]], method: str) -> dict[str, int]:
     """In how many repeats ``method`` was significantly below / above the best specialist (accuracy)."""
     return tally(paired(arm, method) for arm in arms)
+
+
+def against_named_reference(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """Each other specialist against the study's named reference across repeats; None without one.
+
+    Per specialist: its accuracy difference from the reference (mean ± sd, in the repeats that
+    reported the paired test) and in how many repeats McNemar put it significantly below / above.
+    """
+    reference, what = reference_name(arms[0])
+    if what != "reference":
+        return None
+    names = [m["name"] for m in arms[0]["methods"] if m["kind"] == "specialist" and m["name"] != reference]
+    return {
+        "reference": reference,
+        "specialists": {
+            name: {
+                "difference": mean_sd([(paired(arm, name) or {}).get("difference") for arm in arms]),
+                "counts": tally(paired(arm, name) for arm in arms),
+            }
+            for name in names
+        },
+    }
 
 
 def _subset_accuracy(arm: Mapping[str, Any], kind: str) -> float | None:
@@ -86,13 +108,16 @@ def aggregate(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         methods.append({"name": name, "kind": kind, "repeats": len(rows), **_scores(rows)})
     best = [best_specialist(arm["methods"]) for arm in arms]
     methods.append({"name": BEST, "kind": "best_specialist", "repeats": len(best), **_scores(best)})
+    named = against_named_reference(arms)
     return {
         "repeats": len(arms),
         "alpha": ALPHA,
-        "test": "McNemar on accuracy, against the best specialist of the same repeat",
+        "test": "McNemar on accuracy, against "
+        + ("the named reference" if named else "the best specialist of the same repeat"),
         "methods": methods,
         "against_best": {name: against_best(arms, name) for name, kind in names if kind != "specialist"},
         "disagreement": disagreement(arms),
+        "against_reference": named,
     }
 
 

@@ -13,9 +13,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from hub.study.facts import load_baseline, study_result
 from hub.study.plan import Arm, StudyShards, plan_shards
 from hub.study.repeats import with_repeats
-from hub.study.report import load_baseline, study_result, write_study
+from hub.study.report import write_study
 from hub.study.shards import Shard, apply_shift, read_split, write_shard
 from hub.study.spec import SiteSpec, StudySpec
 from hub.study.steps import Announce, Steps, study_env

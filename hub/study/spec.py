@@ -155,10 +155,10 @@ class StudySpec(_Described):
         if self.reference_site is not None:
             if self.reference_site not in names:
                 raise ValueError(f"reference_site: {self.reference_site!r} is not one of the sites")
-            if self.repeats > 1 or self.compare_with is not None:
+            if self.compare_with is not None:
                 raise ValueError(
-                    "reference_site: a study with a named reference runs once and compares with no "
-                    "other study (repeats and compare_with count against the best specialist)"
+                    "reference_site: a study with a named reference compares with no other study "
+                    "(compare_with counts drops against the best specialist)"
                 )
         if len({v.name for v in self.variants}) != len(self.variants):
             raise ValueError("variants: variant names must be unique")

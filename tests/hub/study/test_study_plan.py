@@ -52,7 +52,7 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         ({"unknown_key": 1}, "unknown_key"),
         ({"reference_site": "site-z"}, "reference_site"),
-        ({"reference_site": "site-a", "repeats": 2}, "reference_site"),
+        ({"reference_site": "site-a", "compare_with": "other/study.json"}, "reference_site"),
         ({"task": {"id": "tiny", "labels": ["a"], "modality": "x"}}, "task.labels"),
     ],
 )

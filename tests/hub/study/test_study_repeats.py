@@ -9,8 +9,11 @@ from typing import Any
 
 import pytest
 
+from hub.evaluation.significance import NAMED_REFERENCE_RULE
+from hub.study.comparison import compare, comparison_lines
 from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
-from hub.study.report import compare, comparison_lines, study_markdown
+from hub.study.repeats_report import reference_across_repeats, repeats_verdict
+from hub.study.report import study_markdown
 from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
 from tests.hub.study.specs import site, tiny_study
 
@@ -268,3 +271,50 @@ def test_aggregate_counts_the_repeats_where_the_consensus_beats_the_best_where_s
     assert subset["best"] == {"mean": 0.5, "sd": 0.0, "n": 3}
     assert subset["n"]["mean"] == 20
     assert aggregate([arms[0], _arm(0.9, 0.8, 0.9, 0.5)])["disagreement"] is None  # a repeat without it
+
+
+def _named(b_difference: float, p: float) -> dict[str, Any]:
+    """A recipe-study arm: A named as the reference, B compared with it (its McNemar p given)."""
+    arm = _arm(0.80, 0.80 + b_difference, 0.80, p=None)
+    arm["statistics"] = {
+        "reference": "A v1",
+        "reference_rule": NAMED_REFERENCE_RULE,
+        "comparisons": [{"method": "B v1", "accuracy": {"difference": b_difference, "p_value": p}}],
+    }
+    return arm
+
+
+def test_aggregate_counts_each_specialist_against_a_named_reference_across_repeats() -> None:
+    arms = [_named(0.04, 0.001), _named(0.02, 0.30), _named(-0.03, 0.02)]
+    block = aggregate(arms)["against_reference"]
+    assert block["reference"] == "A v1"
+    assert list(block["specialists"]) == ["B v1"]  # the reference is not compared with itself
+    row = block["specialists"]["B v1"]
+    assert row["counts"] == {"below": 1, "above": 1, "not_significant": 1, "untested": 0}
+    assert row["difference"]["mean"] == pytest.approx(0.01)
+    assert row["difference"]["sd"] == pytest.approx(math.sqrt((0.03**2 + 0.01**2 + 0.04**2) / 2))
+    line = reference_across_repeats(aggregate(arms))
+    assert line == (
+        "Accuracy against the reference (A v1), mean ± sd of the difference over the repeats "
+        "(McNemar, p < 0.05): B v1 +1.0 ± 3.6 points, significantly above in 1 of 3 repeats and below in 1."
+    )
+    assert aggregate(arms)["test"] == "McNemar on accuracy, against the named reference"
+    assert "significantly below the reference in 0 of 3 repeats" in repeats_verdict(aggregate(arms))
+
+
+def test_without_a_named_reference_there_is_no_reference_block() -> None:
+    arms = [_arm(0.90, 0.80, 0.86, p=0.01), _arm(0.70, 0.94, 0.97, p=0.03)]
+    assert aggregate(arms)["against_reference"] is None
+    assert reference_across_repeats(aggregate(arms)) is None
+    assert "significantly below the best specialist in 1 of 2 repeats" in repeats_verdict(aggregate(arms))
+
+
+def test_a_repeated_recipe_study_counts_each_specialist_against_the_reference_in_its_tables() -> None:
+    runs = [
+        _study(i, _named(diff, p)) for i, (diff, p) in enumerate([(0.04, 0.001), (0.02, 0.30), (-0.03, 0.02)])
+    ]
+    report = study_markdown(with_repeats(runs))
+    assert "untested against the reference |" in report
+    assert "| B v1 | 0.810 ± 0.036 | 0.710 ± 0.036 | 0.900 ± 0.000 | 1 / 1 / 1 / 0 |" in report
+    assert "consensus ΔACC vs reference, points (CI), McNemar p |" in report
+    assert "**Against the reference across repeats.** Accuracy against the reference (A v1)" in report

@@ -9,15 +9,13 @@ import pytest
 
 from gsco_common.errors import StudyError
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
+from hub.study.comparison import compare, comparison_lines
+from hub.study.facts import interval, paired
 from hub.study.report import (
     against_reference,
-    compare,
-    comparison_lines,
     disagreement_lines,
     disagreement_verdict,
-    interval,
     method_table,
-    paired,
     verdict,
 )
 from hub.study.steps import Steps, study_env
@@ -97,8 +95,11 @@ def test_a_named_reference_is_labelled_and_every_specialist_compared_with_it() -
     assert "accuracy 0.880 against 0.800 for the reference (B v1): +8.0 points" in text
     assert "puts it significantly above (p = 0.03)" in text
     assert against_reference(result) == (
-        "Accuracy against the reference (B v1): A v1 +10.0 points (McNemar p = 0.002, significantly above)."
+        "Accuracy against the reference (B v1): "
+        "A v1 +10.0 points (McNemar p = 0.002, significantly above at 0.05)."
     )
+    comparisons[0]["accuracy"]["verdict"] = "significantly above at 0.01"  # the evaluation's own words win
+    assert str(against_reference(result)).endswith("(McNemar p = 0.002, significantly above at 0.01).")
     comparisons[0]["accuracy"] = {"difference": -0.01, "p_value": 0.7}
     assert against_reference(result) == (
         "Accuracy against the reference (B v1): "

@@ -1,0 +1,111 @@
+"""One study against another of the same design (``compare_with``): the accuracy drop per method.
+
+A biased-specialist study names its unbiased twin; the report states whether the consensus' drop
+is smaller than the majority vote's, and, when both were repeated with the same seeds, in how
+many repeats it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from hub.study.facts import best_specialist, method_row
+from hub.study.wording import points
+
+COLLABORATION = ("consensus", "vote", "rad")
+
+
+def _accuracies(arm: Mapping[str, Any]) -> dict[str, float]:
+    """The accuracy of the consensus, the vote, RAD and the best specialist in one arm's methods."""
+    rows = {
+        kind: row["accuracy"]
+        for kind in COLLABORATION
+        if (row := method_row(arm["methods"], kind)) is not None
+    }
+    return {**rows, "best specialist": best_specialist(arm["methods"])["accuracy"]}
+
+
+def _mean_accuracies(study: Mapping[str, Any]) -> dict[str, float]:
+    """The same accuracies as :func:`_accuracies`, each the mean across the study's repeats."""
+    means = {m["kind"].replace("_", " "): m["accuracy"] for m in study["across_repeats"]["methods"]}
+    return {
+        kind: means[kind]["mean"]
+        for kind in (*COLLABORATION, "best specialist")
+        if means.get(kind) is not None
+    }
+
+
+def _drops(before: Mapping[str, float], after: Mapping[str, float]) -> dict[str, dict[str, float]]:
+    return {
+        kind: {"baseline": before[kind], "this": after[kind], "drop": round(before[kind] - after[kind], 6)}
+        for kind in before
+        if kind in after
+    }
+
+
+def _smaller_than_vote(rows: Mapping[str, Mapping[str, float]]) -> bool:
+    return rows["consensus"]["drop"] < rows["vote"]["drop"]
+
+
+def _seeds(study: Mapping[str, Any]) -> list[tuple[int, tuple[int, ...]]]:
+    """Each repeat's shuffle seed and site seeds, in repeat order."""
+    return [(r["seed"], tuple(site["seed"] for site in r["sites"])) for r in study["repeats"]]
+
+
+def _paired_repeats(baseline: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, int]:
+    """How many repeats ran with the same seeds in both studies; in how many the consensus dropped less."""
+    same = [x == y for x, y in zip(_seeds(baseline), _seeds(result), strict=False)]
+    arms = zip(baseline["per_repeat"], result["per_repeat"], same, strict=False)
+    pairs = [_drops(_accuracies(b), _accuracies(r)) for b, r, paired in arms if paired]
+    smaller = sum(_smaller_than_vote(rows) for rows in pairs if {"consensus", "vote"} <= rows.keys())
+    return {"paired": len(pairs), "consensus_drop_smaller": smaller}
+
+
+def compare(baseline: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+    """Accuracy drop of the consensus and the vote from ``baseline`` (same design, unbiased) to ``result``.
+
+    When both studies were repeated, the accuracies are the means across repeats, and
+    ``repeats`` counts the repeats run with the same seeds in both and those of them where the
+    consensus' drop was smaller than the vote's.
+    """
+    if not ("across_repeats" in baseline and "across_repeats" in result):
+        return {
+            "baseline_study": baseline["study"],
+            "accuracy": _drops(_accuracies(baseline), _accuracies(result)),
+        }
+    return {
+        "baseline_study": baseline["study"],
+        "accuracy": _drops(_mean_accuracies(baseline), _mean_accuracies(result)),
+        "repeats": _paired_repeats(baseline, result),
+    }
+
+
+def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
+    if baseline is None:
+        return []
+    comparison = compare(baseline, result)
+    rows, repeats = comparison["accuracy"], comparison.get("repeats")
+    which = "; mean accuracy across repeats" if repeats else ""
+    lines = [
+        f"Accuracy against the study `{comparison['baseline_study']}` (same design, no biased site{which}):",
+        "",
+        "| method | unbiased | this study | drop (negative: a gain) |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {k} | {r['baseline']:.3f} | {r['this']:.3f} | {points(r['drop'])} |" for k, r in rows.items()
+    ]
+    if "consensus" in rows and "vote" in rows:
+        lines += [
+            "",
+            f"Accuracy changed by {points(-rows['consensus']['drop'])} for the consensus and by "
+            f"{points(-rows['vote']['drop'])} for the majority vote: the collaboration's drop is "
+            f"{'smaller' if _smaller_than_vote(rows) else 'NOT smaller'} than the vote's.",
+        ]
+        if repeats:
+            lines[-1] += (
+                f" Repeat by repeat, over the {repeats['paired']} repeats run with the same seeds in both "
+                f"studies, it was smaller in {repeats['consensus_drop_smaller']}."
+            )
+    return lines
