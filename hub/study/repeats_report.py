@@ -9,7 +9,7 @@ from hub.study.facts import METRICS, best_specialist, method_row, paired
 from hub.study.wording import difference_text, mean_sd_text, points_mean_sd, value_text
 
 
-def _against_best(counts: Mapping[str, int] | None) -> str:
+def _counts_text(counts: Mapping[str, int] | None) -> str:
     if counts is None:
         return "—"
     return " / ".join(str(counts[key]) for key in ("below", "above", "not_significant", "untested"))
@@ -88,7 +88,7 @@ def repeats_lines(result: Mapping[str, Any], arm: Mapping[str, Any], sub: str) -
     for m in across["methods"]:
         cells = [mean_sd_text(m[metric]) for metric, _ in METRICS]
         counts = across["against_best"].get(m["name"]) or specialists.get(m["name"], {}).get("counts")
-        lines.append(f"| {m['name']} | {' | '.join(cells)} | {_against_best(counts)} |")
+        lines.append(f"| {m['name']} | {' | '.join(cells)} | {_counts_text(counts)} |")
     collaboration = [m["name"] for m in arm["per_repeat"][0]["methods"] if m["kind"] != "specialist"]
     seeds = {r["repeat"]: r for r in result.get("repeats", [])}
     lines += [

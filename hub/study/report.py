@@ -1,4 +1,4 @@
-"""The study's own report: ``study.json`` (the facts) and ``study.md`` rendered from it.
+"""The study's own report, ``study.md``, rendered from ``study.json`` (:mod:`hub.study.facts`).
 
 Everything in ``study.md`` and in the generated section of ``docs/results.md`` is a function of
 ``study.json`` alone, so both can be re-rendered, byte for byte, without retraining. Confidence
