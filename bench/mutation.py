@@ -139,6 +139,7 @@ _CARD_READ_AGAIN = (
     "every check in `_NEEDS_CARD` reads the card first, and `run_checks` turns the `CardError` it "
     "raises into the same failure with the same message"
 )
+_FALSY_CAN_START = "`HostNames.search` only tests `can_start` for truth: `None` is false as `False` is"
 _FALSY_FLAG = "`onnx.load` only tests `load_external_data` for truth: `None` is `False`"
 _FALSY_OFFLINE = "`_obtain` only tests `offline` for truth: `None` is `False`"
 _REF_FINGERPRINT = (
@@ -160,6 +161,7 @@ _EMPTY_DEFAULT_SNAPSHOT = (
 EQUIVALENT: dict[str, str] = {
     "gsco_common.audit_chain.x_link_digest__mutmut_16": _CODEC_CASE,
     "registry.bundle.free_text.x_free_text_fields__mutmut_6": _ORDERED_SET,
+    "registry.bundle.free_text.xǁHostNamesǁsearch__mutmut_28": _FALSY_CAN_START,
     "specialist.export.anonymize.x__node_domains__mutmut_5": _EMPTY_GRAPH,
     "specialist.export.anonymize.x_anonymize_model__mutmut_2": _ALWAYS_COPY,
     "registry.policy.policy.x__default_raw__mutmut_2": _ASCII_DEFAULT,

@@ -12,7 +12,7 @@ OWNED = {
     ("benchmarks.md", "## Runtime (gsco_runtime)", "bench/runtime.py"),
     ("benchmarks.md", "## Training (site-agent)", "bench/train_throughput.py"),
     ("benchmarks.md", "## Federation wire format", "bench/wire_format.py"),
-    ("benchmarks.md", "## Free-text PHI scan (e-mail pattern)", "bench/free_text_scan.py"),
+    ("benchmarks.md", "## Free-text PHI scan", "bench/free_text_scan.py"),
     ("benchmarks.md", "## Hub service under load (gsco-hub serve)", "bench/hub_load.py"),
     ("results.md", "## Federated training", "bench/federation.py"),
     ("results.md", "## Specialists per backbone (site-agent train)", "bench/backbone_results.py"),

@@ -2,7 +2,8 @@
 
 A biased-specialist study names its unbiased twin; the report states whether the consensus' drop
 is smaller than the majority vote's, and, when both were repeated with the same seeds, in how
-many repeats it was.
+many repeats it was. A variant (another library or evaluation set for the same specialists) is
+compared with the twin's variant of the same name, when the twin has one.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ def _accuracies(arm: Mapping[str, Any]) -> dict[str, float]:
     return {**rows, "best specialist": best_specialist(arm["methods"])["accuracy"]}
 
 
-def _mean_accuracies(study: Mapping[str, Any]) -> dict[str, float]:
+def _mean_accuracies(arm: Mapping[str, Any]) -> dict[str, float]:
     """The same accuracies as :func:`_accuracies`, each the mean across the study's repeats."""
-    means = {m["kind"].replace("_", " "): m["accuracy"] for m in study["across_repeats"]["methods"]}
+    means = {m["kind"].replace("_", " "): m["accuracy"] for m in arm["across_repeats"]["methods"]}
     return {
         kind: means[kind]["mean"]
         for kind in (*COLLABORATION, "best specialist")
@@ -53,42 +54,68 @@ def _seeds(study: Mapping[str, Any]) -> list[tuple[int, tuple[int, ...]]]:
     return [(r["seed"], tuple(site["seed"] for site in r["sites"])) for r in study["repeats"]]
 
 
-def _paired_repeats(baseline: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, int]:
+def _paired_repeats(
+    baseline: Mapping[str, Any], result: Mapping[str, Any], variant: str | None
+) -> dict[str, int]:
     """How many repeats ran with the same seeds in both studies; in how many the consensus dropped less."""
     same = [x == y for x, y in zip(_seeds(baseline), _seeds(result), strict=False)]
-    arms = zip(baseline["per_repeat"], result["per_repeat"], same, strict=False)
+    before, after = _arm(baseline, variant), _arm(result, variant)
+    arms = zip(before["per_repeat"], after["per_repeat"], same, strict=False)
     pairs = [_drops(_accuracies(b), _accuracies(r)) for b, r, paired in arms if paired]
     smaller = sum(_smaller_than_vote(rows) for rows in pairs if {"consensus", "vote"} <= rows.keys())
     return {"paired": len(pairs), "consensus_drop_smaller": smaller}
 
 
-def compare(baseline: Mapping[str, Any], result: Mapping[str, Any]) -> dict[str, Any]:
+def _arm(study: Mapping[str, Any], variant: str | None) -> Mapping[str, Any]:
+    """The study's main arm (``variant`` None) or its variant of that name (KeyError when it has none)."""
+    if variant is None:
+        return study
+    found = next((v for v in study.get("variants", []) if v["name"] == variant), None)
+    if found is None:
+        raise KeyError(variant)
+    return found
+
+
+def compare(
+    baseline: Mapping[str, Any], result: Mapping[str, Any], variant: str | None = None
+) -> dict[str, Any] | None:
     """Accuracy drop of the consensus and the vote from ``baseline`` (same design, unbiased) to ``result``.
 
-    When both studies were repeated, the accuracies are the means across repeats, and
-    ``repeats`` counts the repeats run with the same seeds in both and those of them where the
-    consensus' drop was smaller than the vote's.
+    ``variant`` compares that variant of both studies instead of their main arms; None when
+    either study has no variant of that name. When both studies were repeated, the accuracies
+    are the means across repeats, and ``repeats`` counts the repeats run with the same seeds in
+    both and those of them where the consensus' drop was smaller than the vote's.
     """
-    if not ("across_repeats" in baseline and "across_repeats" in result):
+    try:
+        before, after = _arm(baseline, variant), _arm(result, variant)
+    except KeyError:
+        return None
+    if not ("across_repeats" in before and "across_repeats" in after):
         return {
             "baseline_study": baseline["study"],
-            "accuracy": _drops(_accuracies(baseline), _accuracies(result)),
+            "accuracy": _drops(_accuracies(before), _accuracies(after)),
         }
     return {
         "baseline_study": baseline["study"],
-        "accuracy": _drops(_mean_accuracies(baseline), _mean_accuracies(result)),
-        "repeats": _paired_repeats(baseline, result),
+        "accuracy": _drops(_mean_accuracies(before), _mean_accuracies(after)),
+        "repeats": _paired_repeats(baseline, result, variant),
     }
 
 
-def comparison_lines(result: Mapping[str, Any], baseline: Mapping[str, Any] | None) -> list[str]:
-    if baseline is None:
+def comparison_lines(
+    result: Mapping[str, Any], baseline: Mapping[str, Any] | None, variant: str | None = None
+) -> list[str]:
+    """The drop table and sentence for the main arm or ``variant``; none without a baseline to match."""
+    comparison = None if baseline is None else compare(baseline, result, variant)
+    if comparison is None:
         return []
-    comparison = compare(baseline, result)
     rows, repeats = comparison["accuracy"], comparison.get("repeats")
     which = "; mean accuracy across repeats" if repeats else ""
+    against = f"the study `{comparison['baseline_study']}`"
+    if variant is not None:
+        against = f"the same variant (`{variant}`) of {against}"
     lines = [
-        f"Accuracy against the study `{comparison['baseline_study']}` (same design, no biased site{which}):",
+        f"Accuracy against {against} (same design, no biased site{which}):",
         "",
         "| method | unbiased | this study | drop (negative: a gain) |",
         "|---|---:|---:|---:|",

@@ -263,7 +263,10 @@ def study_markdown(
         lines += [f"{heading} {variant['title']}", ""]
         if variant["description"]:
             lines += [variant["description"], ""]
-        lines += _arm_markdown(result, variant, sub) + _evidence(variant)
+        lines += _arm_markdown(result, variant, sub)
+        extra = comparison_lines(result, baseline, variant["name"])
+        lines += [*extra, ""] if extra else []
+        lines += _evidence(variant)
     if with_yaml:
         lines += [f"{sub} Study file", "", "```yaml", result["spec_yaml"].rstrip(), "```", ""]
     return "\n".join(lines)

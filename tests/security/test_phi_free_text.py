@@ -6,10 +6,19 @@ inside op names or numbers. Host names are planted explicitly (not read from thi
 
 from __future__ import annotations
 
+import random
+import re
+
 import pytest
 
 from gsco_common.errors import PrivacyError
-from registry.bundle.free_text import MAX_FIELD_CHARS, free_text_fields, refuse_identifying_text
+from registry.bundle.free_text import (
+    KNOWN_DOMAINS,
+    MAX_FIELD_CHARS,
+    HostNames,
+    free_text_fields,
+    refuse_identifying_text,
+)
 from registry.bundle.phi import scan_strings
 
 FIELD = "card.task.intended_use"
@@ -99,3 +108,39 @@ def test_refusal_lists_the_first_ten_fields_both_scans_found_and_the_default_hin
         "card.json would contain identifying strings in: card.site",
         "say so",
     )
+
+
+HOST_NAME_REGEX = re.compile(
+    rf"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:{KNOWN_DOMAINS})\b", re.IGNORECASE
+)
+"""What a host name is, as a (quadratic) regex: the linear finder must agree with it."""
+HOST_PIECES = ("a", "Q7", "-", ".", "_", " ", "\u00e9", "\u212a", ".com", ".LAN", "de", ".localdomain", "x-")
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("pacs01.radiology.lan", True),
+        ("a.-b-.com", True),  # the first label starts the name; later labels may be hyphens
+        ("_a.com", False),  # no word boundary before "a"
+        ("_x-a.com", True),  # ... but there is one after the hyphen
+        ("x..com", False),  # an empty label breaks the chain
+        ("a.comx", False),
+        ("a.com_", False),
+        ("a.com-x", True),
+        ("-.-.com", False),  # no label that can start a name
+        ("\u00e9a.com", False),
+    ],
+)
+def test_host_names_are_found_as_the_regex_defines_them(text: str, found: bool) -> None:
+    assert HostNames().search(text) is found
+    assert (HOST_NAME_REGEX.search(text) is not None) is found
+
+
+def test_host_name_finder_agrees_with_the_regex_on_random_text() -> None:
+    draw = random.Random(17)
+    texts = ["".join(draw.choices(HOST_PIECES, k=draw.randint(1, 10))) for _ in range(20_000)]
+    disagreements = [t for t in texts if HostNames().search(t) is not (HOST_NAME_REGEX.search(t) is not None)]
+    assert disagreements == []
+    found = sum(HostNames().search(t) for t in texts)
+    assert min(found, len(texts) - found) > 1_000  # both answers are exercised

@@ -91,7 +91,8 @@ def test_aggregate_means_sds_best_of_each_repeat_and_significance_counts() -> No
     assert "A v1" not in result["against_best"]
 
 
-def _study(index: int, arm: dict[str, Any]) -> dict[str, Any]:
+def _study(index: int, arm: dict[str, Any], other: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One run of a study; ``other`` is its variant's arm (by default one that moves a little per index)."""
     site = {
         "name": "site-a",
         "seed": REPEAT_SEED_STRIDE * index,
@@ -116,8 +117,9 @@ def _study(index: int, arm: dict[str, Any]) -> dict[str, Any]:
         "evaluation_class_counts": [4, 4],
         "notes": [],
     }  # fmt: skip
+    other = other or _arm(0.7, 0.6, 0.65 + index / 100, p=0.5)
     variant = {"name": "other", "title": "Other library", "description": "", "evidence_for": "",
-               "not_evidence_for": "", **facts, **_arm(0.7, 0.6, 0.65 + index / 100, p=0.5)}  # fmt: skip
+               "not_evidence_for": "", **facts, **other}  # fmt: skip
     return {
         "study": "t",
         "title": "T",
@@ -201,6 +203,34 @@ def test_two_repeated_studies_compare_their_means_and_the_repeats_run_with_the_s
     assert compare(baseline, other_seed)["repeats"] == {"paired": 1, "consensus_drop_smaller": 1}
     # a study run once is compared on its one run, without repeats
     assert "repeats" not in compare(runs[0], runs[1])
+
+
+def test_a_variant_is_compared_with_the_baseline_variant_of_the_same_name() -> None:
+    baseline = with_repeats([_study(0, _arm(0.9, 0.8, 0.86, 0.01)), _study(1, _arm(0.8, 0.9, 0.92, 0.3))])
+    main = _arm(0.9, 0.8, 0.86, 0.01)  # the main arms do not move: only the variant has a drop
+    runs = [  # the baseline's variant: consensus 0.65 and 0.66, vote 0.80
+        _study(0, main, other=_arm(0.7, 0.6, 0.64, 0.5, vote=0.70)),  # consensus -1 point, vote -10
+        _study(1, main, other=_arm(0.7, 0.6, 0.60, 0.5, vote=0.78)),  # consensus -6 points, vote -2
+    ]
+    result = with_repeats(runs)
+    comparison = compare(baseline, result, "other")
+    assert comparison["accuracy"]["consensus"] == pytest.approx(
+        {"baseline": 0.655, "this": 0.62, "drop": 0.035}
+    )
+    assert comparison["accuracy"]["vote"] == pytest.approx({"baseline": 0.80, "this": 0.74, "drop": 0.06})
+    assert comparison["repeats"] == {"paired": 2, "consensus_drop_smaller": 1}
+    assert compare(baseline, result, "missing") is None
+    assert comparison_lines(result, baseline, "missing") == []
+    report = study_markdown(result, baseline)
+    assert (
+        "Accuracy against the same variant (`other`) of the study `t` (same design, no biased site; mean "
+        "accuracy across repeats):" in report
+    )
+    assert (
+        "Accuracy changed by -3.5 points for the consensus and by -6.0 points for the majority vote: the "
+        "collaboration's drop is smaller than the vote's. Repeat by repeat, over the 2 repeats run with the "
+        "same seeds in both studies, it was smaller in 1." in report
+    )
 
 
 def test_repeat_changes_the_shuffle_and_every_site_seed_only() -> None:
