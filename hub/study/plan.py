@@ -42,7 +42,10 @@ def plan_shards(spec: StudySpec) -> StudyShards:
 
     A library given as ``site: NAME`` is that site's own training shard on purpose (the hub
     must then refuse to calibrate on it); any other overlap is a mistake and stops the study.
-    Each variant keeps the main arm's library or evaluation set unless it names its own.
+    Each variant keeps the main arm's library or evaluation set unless it names its own. A
+    variant's shards are keyed by its name, not its place in the file: a draw (``label_skew``,
+    ``max_images``) is seeded by the key, so two studies with a variant of the same name and
+    shard draw the same images, and :mod:`hub.study.comparison` pairs those variants.
     """
     labels_of: dict[tuple[str, str], np.ndarray] = {}
 
@@ -71,8 +74,8 @@ def plan_shards(spec: StudySpec) -> StudyShards:
 
     arms = [arm("main", "", spec.library, spec.evaluation)]
     arms += [
-        arm(v.name, f"variants.{i}.", v.library or spec.library, v.evaluation or spec.evaluation)
-        for i, v in enumerate(spec.variants)
+        arm(v.name, f"variants.{v.name}.", v.library or spec.library, v.evaluation or spec.evaluation)
+        for v in spec.variants
     ]
     return StudyShards(sites, arms)
 

@@ -111,6 +111,18 @@ def test_disjoint_plan_and_the_deliberate_site_library(syn: Path) -> None:
     assert own.main.library is own.sites["site-a"]
 
 
+def test_a_variant_draws_the_same_images_wherever_the_study_file_lists_it(syn: Path) -> None:
+    balanced = {"name": "balanced", "title": "B", "evaluation": {"shard": {"dataset": "syn", "split": "val",
+                "label_skew": {"b": 0.5}, "max_images": 8}}}  # fmt: skip
+    other = {"name": "other", "title": "O", "library": {"site": "site-a"}}
+    first = plan_shards(parse_study(tiny_study(variants=[balanced, other]), syn))
+    second = plan_shards(parse_study(tiny_study(variants=[other, balanced]), syn))
+    drawn = [next(a for a in shards.arms if a.name == "balanced").evaluation for shards in (first, second)]
+    assert drawn[0].key == drawn[1].key == "variants.balanced.evaluation.shard"
+    assert drawn[0].class_counts(2) == [4, 4]
+    assert np.array_equal(drawn[0].indices, drawn[1].indices)
+
+
 def test_label_skew_and_max_images_give_known_counts() -> None:
     labels = np.repeat([0, 1], 100)
     skewed = select("s", ShardSpec(dataset="d", label_skew={"b": 0.9}), labels, ("a", "b"), seed=0)
