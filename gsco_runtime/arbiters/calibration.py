@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from gsco_runtime.arbiters.retrieved import retrieval_features
+from gsco_runtime.arbiters.retrieved import retrieved_distributions
 from gsco_runtime.arbiters.robust import robust_model
 from gsco_runtime.arbiters.weights import ConsensusModel, card_model
 from gsco_runtime.cases.library import CaseLibrary
@@ -89,6 +89,6 @@ def calibrate(
         entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
         probs.append(entry.probabilities[rows])
         found.append(retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows))
-    dists, _ = retrieval_features(retriever, specialists, found, num_classes)
+    dists = retrieved_distributions(retriever, found, num_classes)
     ceilings = [_ceiling(s) for s in specialists]
     return robust_model(np.stack(probs), dists, library.labels[rows], card, ceilings, seed=seed)

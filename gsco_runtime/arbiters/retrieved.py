@@ -58,23 +58,31 @@ def local_competence(rows: np.ndarray, probabilities: np.ndarray, labels: np.nda
     return (right.sum(axis=1) + 1.0) / (valid.sum(axis=1) + 2.0)
 
 
+def retrieved_distributions(
+    retriever: Retriever, neighbours: Sequence[Sequence[Neighbours]], num_classes: int
+) -> np.ndarray:
+    """Similarity-weighted label distributions ``[S, N, C]`` of the cases each specialist retrieved.
+
+    ``neighbours[s]`` holds specialist ``s``'s neighbours (pool order) of the ``N`` queries.
+    """
+    dists = []
+    for found in neighbours:
+        labels, sims = neighbour_labels(found, retriever.library.labels, retriever.k)
+        dists.append(neighbour_distribution(labels, sims, num_classes))
+    return np.stack(dists)
+
+
 def retrieval_features(
     retriever: Retriever,
     specialists: Sequence[LoadedSpecialist],
     neighbours: Sequence[Sequence[Neighbours]],
     num_classes: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per specialist (pool order), from the cases it retrieved for each query.
-
-    Returns the similarity-weighted label distributions ``[S, N, C]`` and the local competence
-    ``[S, N]``; ``neighbours[s]`` holds specialist ``s``'s neighbours of the ``N`` queries.
-    """
+    """:func:`retrieved_distributions` ``[S, N, C]`` and each specialist's local competence ``[S, N]``."""
     library = retriever.library
-    dists, competence = [], []
+    competence = []
     for specialist, found in zip(specialists, neighbours, strict=True):
-        labels, sims = neighbour_labels(found, library.labels, retriever.k)
-        dists.append(neighbour_distribution(labels, sims, num_classes))
         entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
         rows = neighbour_rows(found, retriever.k)
         competence.append(local_competence(rows, entry.probabilities, library.labels))
-    return np.stack(dists), np.stack(competence)
+    return retrieved_distributions(retriever, neighbours, num_classes), np.stack(competence)
