@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import DOCS, publish  # noqa: E402
+from hub.study.bar import bar_lines  # noqa: E402
 from hub.study.facts import baseline_name  # noqa: E402
 from hub.study.report import study_markdown  # noqa: E402
 
@@ -71,6 +72,18 @@ def _baseline(studies_dir: Path, result: dict[str, Any]) -> dict[str, Any] | Non
 def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
     """The section's lines (``lines[0]`` is its heading)."""
     lines = [HEADING, "", INTRO, ""]
+    bar = bar_lines([_load(studies_dir, name) for name in study_names(studies_dir)])
+    if bar:
+        lines += [
+            "### The consensus arbiter's bar, every evaluation",
+            "",
+            "Each distinct evaluation of the studies below (recipe studies, which compare with a named "
+            "reference, are left out): the consensus against the best single specialist and the plain "
+            "vote, on all images and where the specialists disagree.",
+            "",
+            *bar,
+            "",
+        ]
     for name in study_names(studies_dir):
         result = _load(studies_dir, name)
         body = study_markdown(result, _baseline(studies_dir, result), heading="###", with_yaml=False)

@@ -1,0 +1,173 @@
+"""The consensus arbiter's bar, over every evaluation of every study: one table, counted once each.
+
+The bar (never significantly below the best single specialist, above it where the specialists
+disagree, not below the plain vote) is judged per evaluation in each study's own report; this
+gathers them. An evaluation is one arm (the main one or a variant) in one repeat. Two studies
+that ran the same specialists (the same training-set digests) with the same library and
+evaluation set under the same arm name (e.g. a study and repeat 1 of its seeds twin) hold the
+same evaluation: it is listed and counted once. Studies with a named reference (recipe studies)
+compare with that reference, not with the best specialist, and are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.study.facts import best_specialist, method_row, paired, reference_name, subset_test
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Subset:
+    """The consensus and the best specialist on the images where the specialists disagree."""
+
+    n: int
+    consensus: int
+    best: int
+    p_value: float | None
+
+
+@dataclass(frozen=True)
+class BarRow:
+    """One evaluation: the consensus against the best specialist and the vote."""
+
+    evaluation: str
+    n: int
+    consensus: float
+    best: float
+    vote: float | None
+    p_value: float | None
+    subset: Subset | None
+
+    @property
+    def significantly_below(self) -> bool:
+        return self.p_value is not None and self.p_value < ALPHA and self.consensus < self.best
+
+
+def _subset(arm: Mapping[str, Any]) -> Subset | None:
+    block = arm.get("disagreement") or {}
+    if block.get("status") in (None, "no disagreement"):
+        return None
+    rows = {m["name"]: m for m in block["methods"]}
+    consensus = method_row(block["methods"], "consensus")
+    reference = rows.get(block["reference"])
+    if consensus is None or reference is None:
+        return None
+    test = subset_test(arm, consensus["name"]) or {}
+    return Subset(block["n"], consensus["correct"], reference["correct"], test.get("p_value"))
+
+
+def _row(evaluation: str, arm: Mapping[str, Any], n: int) -> BarRow | None:
+    consensus = method_row(arm["methods"], "consensus")
+    if consensus is None:
+        return None
+    vote = method_row(arm["methods"], "vote")
+    test = paired(arm, consensus["name"]) or {}
+    return BarRow(
+        evaluation,
+        n,
+        consensus["accuracy"],
+        best_specialist(arm["methods"])["accuracy"],
+        None if vote is None else vote["accuracy"],
+        test.get("p_value"),
+        _subset(arm),
+    )
+
+
+def _specialists(sites: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """What identifies the trained specialists: seeds, shard sizes and their validation scores.
+
+    Not the training-set digests: they also cover the shard file's name, which each study sets.
+    """
+    return [[s["name"], s["seed"], s["images"], s["class_counts"], s["val"]] for s in sites]
+
+
+def _evaluations(result: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any], int]]:
+    """Each evaluation of a study: its label, identity, scores and size."""
+    arms = [("main", result), *((v["name"], v) for v in result.get("variants", []))]
+    for name, arm in arms:
+        library = {k: v for k, v in arm.get("library", {}).items() if "digest" not in k}
+        place = [name, library, arm.get("evaluation")]
+        if "per_repeat" not in arm:
+            sites = [{**s, **s["shard"]} for s in result["sites"]]
+            identity = json.dumps([*place, result["seed"], _specialists(sites)], sort_keys=True)
+            yield f"{result['study']} / {name}", identity, arm, arm["evaluation_n"]
+            continue
+        for index, scores in enumerate(arm["per_repeat"]):
+            run = result["repeats"][index]
+            identity = json.dumps([*place, run["seed"], _specialists(run["sites"])], sort_keys=True)
+            label = f"{result['study']} / {name} / repeat {index + 1}"
+            yield label, identity, scores, arm["evaluation_n"]
+
+
+def bar_rows(results: Sequence[Mapping[str, Any]]) -> tuple[list[BarRow], list[str]]:
+    """The distinct evaluations of ``results`` (study.json files, in order), and those left as repeats."""
+    rows: list[BarRow] = []
+    repeated: list[str] = []
+    seen: set[str] = set()
+    for result in results:
+        if reference_name(result)[1] == "reference":
+            continue
+        for label, identity, arm, n in _evaluations(result):
+            if identity in seen:
+                repeated.append(label)
+                continue
+            seen.add(identity)
+            if (row := _row(label, arm, n)) is not None:
+                rows.append(row)
+    return rows, repeated
+
+
+def _subset_text(subset: Subset | None) -> str:
+    if subset is None:
+        return "—"
+    p = "" if subset.p_value is None else f", p {subset.p_value:.2g}"
+    return f"{subset.consensus} / {subset.best} of {subset.n}{p}"
+
+
+def bar_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of every distinct evaluation and the counts the bar asks for."""
+    rows, repeated = bar_rows(results)
+    if not rows:
+        return []
+    table = [
+        "| evaluation | images | consensus | best specialist | vote | consensus − best (McNemar p) "
+        "| where specialists disagree: consensus / best, right of n |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vote = "—" if r.vote is None else f"{r.vote:.3f}"
+        p = "" if r.p_value is None else f" ({r.p_value:.2g})"
+        table.append(
+            f"| {r.evaluation} | {r.n} | {r.consensus:.3f} | {r.best:.3f} | {vote} | "
+            f"{100 * (r.consensus - r.best):+.1f}{p} | {_subset_text(r.subset)} |"
+        )
+    below = sum(r.significantly_below for r in rows)
+    votes = [(r.consensus, r.vote) for r in rows if r.vote is not None]
+    subsets = [r.subset for r in rows if r.subset is not None]
+    sig_below = sum(s.consensus < s.best and s.p_value is not None and s.p_value < ALPHA for s in subsets)
+    counts = (
+        f"Over {len(rows)} distinct evaluations, the consensus was significantly below the best "
+        f"specialist (McNemar p < {ALPHA:g}) in {below}, and below the plain vote in "
+        f"{sum(c < v for c, v in votes)} of {len(votes)} (level in {sum(c == v for c, v in votes)}; "
+        "point estimates, not tested against the vote). "
+        f"Where the specialists disagree ({len(subsets)} evaluations with such images), it was above the "
+        f"best specialist in {sum(s.consensus > s.best for s in subsets)}, level in "
+        f"{sum(s.consensus == s.best for s in subsets)} and below in "
+        f"{sum(s.consensus < s.best for s in subsets)} (significantly below in {sig_below})."
+    )
+    if repeated:
+        counts += (
+            " Counted once, as the same specialists, library and images appear earlier: "
+            f"{', '.join(repeated)}."
+        )
+    note = (
+        "The best specialist is the most accurate on each evaluation set itself, which favours it; "
+        "a variant's images overlap its main arm's (the balanced one is a subsample), so the rows "
+        "of one study are not independent."
+    )
+    return [*table, "", counts, "", note]
