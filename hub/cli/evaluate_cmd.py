@@ -18,6 +18,7 @@ from hub.evaluation.report import (
     disagreement_lines,
     disagreement_table,
     rich_table,
+    vote_comparison_table,
     write_outputs,
 )
 from hub.evaluation.statistics import DEFAULT_RESAMPLES, MIN_RESAMPLES
@@ -79,9 +80,9 @@ def evaluate_cmd(
         print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})
         return
     console.print(rich_table(report))
-    comparisons = comparison_table(report)
-    if comparisons is not None:
-        console.print(comparisons)
+    for table in (comparison_table(report), vote_comparison_table(report)):
+        if table is not None:
+            console.print(table)
     disagreements = disagreement_table(report)
     if disagreements is not None:
         console.print(disagreements)

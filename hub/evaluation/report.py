@@ -73,21 +73,27 @@ def _signed(value: float | None) -> str:
     return "—" if value is None else f"{value:+.3f}"
 
 
-def _comparisons(report: EvaluationReport) -> list[tuple[str, str, MetricComparison]]:
-    """``(method, metric, comparison)`` for each collaboration method and metric tested."""
+def _comparisons(
+    report: EvaluationReport, against_vote: bool = False
+) -> list[tuple[str, str, MetricComparison]]:
+    """``(method, metric, comparison)`` for each method and metric tested against the reference.
+
+    With ``against_vote``: each arbiter and metric tested against the specialists' vote.
+    """
     stats = report.statistics
     found = []
-    for c in stats.comparisons if stats is not None else []:
+    tested = (stats.against_vote if against_vote else stats.comparisons) if stats is not None else []
+    for c in tested:
         for metric, result in (("ACC", c.accuracy), ("macro-F1", c.macro_f1), ("AUC", c.auc)):
             if result is not None:
                 found.append((c.method, metric, result))
     return found
 
 
-def comparison_rows(report: EvaluationReport, sep: str = " ") -> list[list[str]]:
-    """One row per collaboration method and metric: its difference to the best specialist."""
+def comparison_rows(report: EvaluationReport, sep: str = " ", against_vote: bool = False) -> list[list[str]]:
+    """One row per method and metric: its difference to the reference (or to the vote)."""
     rows = []
-    for method, metric, c in _comparisons(report):
+    for method, metric, c in _comparisons(report, against_vote):
         ci = f"{sep}[{c.ci[0]:+.3f}, {c.ci[1]:+.3f}]" if c.ci is not None else ""
         p = "—" if c.p_value is None else f"{c.p_value:.3g}"
         rows.append([method, metric, _signed(c.difference) + ci, p, c.verdict])
@@ -144,12 +150,30 @@ def comparison_table(report: EvaluationReport) -> Table | None:
     )
 
 
+def vote_comparison_table(report: EvaluationReport) -> Table | None:
+    return _rich(
+        "arbiters vs the specialists' vote",
+        COMPARISON_HEADERS,
+        COMPARISON_LEFT,
+        comparison_rows(report, "\n", against_vote=True),
+    )
+
+
 def comparison_markdown(report: EvaluationReport) -> str:
     rows = comparison_rows(report)
     if not rows:
         return ""
     lines = _markdown(COMPARISON_HEADERS, COMPARISON_LEFT, rows)
-    return "\n".join([*lines, "", *(f"- {note}" for note in comparison_notes(report))])
+    lines += ["", *(f"- {note}" for note in comparison_notes(report))]
+    vote_rows = comparison_rows(report, against_vote=True)
+    if vote_rows:
+        lines += [
+            "",
+            "Each arbiter against the specialists' vote (difference = arbiter - vote, same tests):",
+            "",
+            *_markdown(COMPARISON_HEADERS, COMPARISON_LEFT, vote_rows),
+        ]
+    return "\n".join(lines)
 
 
 def disagreement_lines(report: EvaluationReport) -> list[str]:

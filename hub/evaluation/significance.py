@@ -12,13 +12,16 @@ replaces that choice, and then every other specialist is compared with it too:
   one-vs-rest AUC by paired bootstrap (percentile CI, bootstrap p-value);
 - macro-F1: paired bootstrap (percentile CI, bootstrap p-value).
 
+The arbiters (consensus, its ablation, GSCo) are also compared with the specialists' plain vote
+with the same tests (``against_vote``): the consensus must be at least as robust as a vote.
+
 p-values are per comparison, not adjusted for the several methods compared.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -40,6 +43,8 @@ METRICS = ("accuracy", "macro_f1", "auc")
 Scorer = Callable[[np.ndarray, np.ndarray, np.ndarray | None, int], dict]
 """``(labels, predicted, scores, num_classes) -> {metric: value or None}``, e.g. ``method_scores``."""
 COLLABORATION_KINDS = ("vote", "rad", "consensus", "ablation", "gsco")
+ARBITER_KINDS = ("consensus", "ablation", "gsco")
+"""Methods that arbitrate between the specialists: each is also tested against their plain vote."""
 REFERENCE_RULE = (
     "the best specialist: highest accuracy on this evaluation set, the first in pool order on ties"
 )
@@ -97,6 +102,8 @@ class Statistics:
     reference: str | None
     reference_rule: str
     comparisons: list[Comparison]
+    against_vote: list[Comparison] = field(default_factory=list)
+    """Each arbiter (:data:`ARBITER_KINDS`) against the specialists' vote (none without a vote row)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -243,15 +250,18 @@ def assess(
     seed: int,
     reference: str | None = None,
 ) -> tuple[list[dict[str, Interval | None]], Statistics]:
-    """Per-method CIs (in ``methods`` order) and the comparisons against the reference.
+    """Per-method CIs (in ``methods`` order), the comparisons against the reference and the vote.
 
     The reference is the best specialist, or the specialist named ``reference``; a named one is
-    compared with every other specialist as well as with the collaboration methods.
+    compared with every other specialist as well as with the collaboration methods. Each arbiter
+    is also compared with the specialists' vote (``against_vote``).
     """
     values = bootstrap_values(labels, methods, num_classes, count, seed)
     index, rule = choose_reference(labels, methods, reference)
     kinds = COLLABORATION_KINDS if reference is None else ("specialist", *COLLABORATION_KINDS)
     comparisons = [] if index is None else compare(labels, methods, values, num_classes, index, kinds)
+    vote = next((i for i, m in enumerate(methods) if m.kind == "vote"), None)
+    against_vote = [] if vote is None else compare(labels, methods, values, num_classes, vote, ARBITER_KINDS)
     return intervals(values), Statistics(
         resamples=count,
         seed=seed,
@@ -260,4 +270,5 @@ def assess(
         reference=None if index is None else methods[index].name,
         reference_rule=rule,
         comparisons=comparisons,
+        against_vote=against_vote,
     )

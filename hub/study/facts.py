@@ -156,10 +156,15 @@ def interval(method: Mapping[str, Any], metric: str) -> tuple[float, float] | No
     return None
 
 
-def paired(arm: Mapping[str, Any], method: str, metric: str = "accuracy") -> Mapping[str, Any] | None:
-    """The paired comparison of ``method`` with the best specialist for ``metric``, when reported."""
+def paired(
+    arm: Mapping[str, Any], method: str, metric: str = "accuracy", *, against: str = "comparisons"
+) -> Mapping[str, Any] | None:
+    """The paired comparison of ``method`` with the best specialist for ``metric``, when reported.
+
+    ``against="against_vote"`` reads its comparison with the specialists' vote instead.
+    """
     statistics = arm.get("statistics") or {}
-    found = next((c for c in statistics.get("comparisons", []) if c["method"] == method), None)
+    found = next((c for c in statistics.get(against) or [] if c["method"] == method), None)
     return (found or {}).get(metric)
 
 

@@ -127,7 +127,11 @@ def _arm_repeat(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "repeat": index + 1,
         "methods": arm["methods"],
-        "statistics": {"reference": stats.get("reference"), "comparisons": stats.get("comparisons", [])},
+        "statistics": {
+            "reference": stats.get("reference"),
+            "comparisons": stats.get("comparisons", []),
+            "against_vote": stats.get("against_vote", []),
+        },
         "consensus_weights": {"source": arm.get("consensus_weights", {}).get("source")},
         "disagreement": arm.get("disagreement"),
     }

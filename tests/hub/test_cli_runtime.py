@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 
 from gsco_common.errors import DataError
 from hub.cli.main import app
+from hub.evaluation.evaluate import WITHOUT_COMPETENCE
 from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
 from tests.gsco_runtime.world import World
@@ -198,6 +199,11 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
         assert accuracy["verdict"] in {"not significantly different", "significantly above at 0.05"} | {
             "significantly below at 0.05"
         }
+    against_vote = [(c["method"], c["reference"]) for c in stats["against_vote"]]
+    assert against_vote == [
+        ("consensus (no generalist)", "specialists' vote"),
+        (WITHOUT_COMPETENCE, "specialists' vote"),
+    ]
     assert json.loads((tmp_path / "eval" / "evaluation.json").read_text())["statistics"] == stats
     assert {p.name for p in (tmp_path / "eval").iterdir()} == {
         "evaluation.json",
@@ -216,7 +222,9 @@ def test_evaluate_table_json_and_chart(world: World, task: str, cases_npz: Path,
         2,
     )
     assert "Where the specialists disagree: " in markdown
+    assert "Each arbiter against the specialists' vote (difference = arbiter - vote, same tests):" in markdown
     table = runner.invoke(app, args[:-1])
+    assert "arbiters vs the specialists' vote" in table.stdout
     assert "consensus (no generalist)" in table.stdout and "RAD only" in table.stdout
     assert "ACC [95 %" in table.stdout and "McNemar" in table.stdout
     assert "Where the specialists disagree: " in table.stdout

@@ -180,6 +180,31 @@ def test_a_consensus_right_on_every_discordant_case_is_significantly_above() -> 
     assert accuracy.verdict == "significantly above at 0.05" and accuracy.difference == pytest.approx(0.3)
 
 
+def test_each_arbiter_is_also_tested_against_the_vote() -> None:
+    labels = np.arange(40) % 2
+    onehot = np.eye(2)
+    vote = labels.copy()
+    vote[:10] = 1 - vote[:10]  # the vote misses cases 0-9
+    consensus = labels.copy()
+    consensus[30:32] = 1 - consensus[30:32]  # the consensus misses cases 30 and 31 instead
+    methods = [
+        Scored("specialist", "specialist", labels, onehot[labels]),
+        Scored("vote", "vote", vote, onehot[vote]),
+        Scored("RAD only", "rad", vote, onehot[vote]),
+        Scored("consensus", "consensus", consensus, onehot[consensus]),
+    ]
+    _, stats = assess(labels, methods, 2, count=1000, seed=0)
+    assert [c.method for c in stats.against_vote] == ["consensus"]  # arbiters only, not RAD
+    test = stats.against_vote[0]
+    assert test.reference == "vote"
+    assert (test.accuracy.reference_only, test.accuracy.method_only) == (2, 10)
+    assert test.accuracy.difference == pytest.approx(0.2)
+    assert test.accuracy.p_value == pytest.approx(binomtest(2, 12, 0.5).pvalue)
+    assert test.accuracy.verdict == "significantly above at 0.05"
+    no_vote = [methods[0], methods[3]]
+    assert assess(labels, no_vote, 2, count=1000, seed=0)[1].against_vote == []
+
+
 def test_multi_class_auc_is_compared_by_paired_bootstrap() -> None:
     rng = np.random.default_rng(2)
     labels = np.arange(45) % 3

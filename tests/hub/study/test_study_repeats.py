@@ -205,6 +205,14 @@ def test_two_repeated_studies_compare_their_means_and_the_repeats_run_with_the_s
     assert "repeats" not in compare(runs[0], runs[1])
 
 
+def test_each_repeat_keeps_its_tests_against_the_vote() -> None:
+    tested = _arm(0.9, 0.8, 0.86, 0.01)
+    tested["statistics"]["against_vote"] = [{"method": CONSENSUS, "accuracy": {"p_value": 0.2}}]
+    result = with_repeats([_study(0, tested), _study(1, _arm(0.8, 0.9, 0.92, 0.3))])
+    assert result["per_repeat"][0]["statistics"]["against_vote"] == tested["statistics"]["against_vote"]
+    assert result["per_repeat"][1]["statistics"]["against_vote"] == []
+
+
 def test_a_variant_is_compared_with_the_baseline_variant_of_the_same_name() -> None:
     baseline = with_repeats([_study(0, _arm(0.9, 0.8, 0.86, 0.01)), _study(1, _arm(0.8, 0.9, 0.92, 0.3))])
     main = _arm(0.9, 0.8, 0.86, 0.01)  # the main arms do not move: only the variant has a drop
