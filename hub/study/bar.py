@@ -16,7 +16,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hub.study.facts import best_specialist, method_row, paired, reference_name, subset_test
+from hub.study.facts import best_specialist, method_row, paired, reference_name, subset_rows, subset_test
 
 ALPHA = 0.05
 
@@ -56,13 +56,10 @@ class BarRow:
 
 def _subset(arm: Mapping[str, Any]) -> Subset | None:
     block = arm.get("disagreement") or {}
-    if block.get("status") in (None, "no disagreement"):
+    pair = None if block.get("status") in (None, "no disagreement") else subset_rows(arm)
+    if pair is None:
         return None
-    rows = {m["name"]: m for m in block["methods"]}
-    consensus = method_row(block["methods"], "consensus")
-    reference = rows.get(block["reference"])
-    if consensus is None or reference is None:
-        return None
+    consensus, reference = pair
     test = subset_test(arm, consensus["name"]) or {}
     return Subset(block["n"], consensus["correct"], reference["correct"], test.get("p_value"))
 

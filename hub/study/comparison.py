@@ -55,25 +55,27 @@ def _seeds(study: Mapping[str, Any]) -> list[tuple[int, tuple[int, ...]]]:
 
 
 def _paired_repeats(
-    baseline: Mapping[str, Any], result: Mapping[str, Any], variant: str | None
+    baseline: Mapping[str, Any],
+    result: Mapping[str, Any],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
 ) -> dict[str, int]:
-    """How many repeats ran with the same seeds in both studies; in how many the consensus dropped less."""
+    """How many repeats ran with the same seeds in both studies; in how many the consensus dropped less.
+
+    ``before`` and ``after`` are the arms compared, of ``baseline`` and ``result``.
+    """
     same = [x == y for x, y in zip(_seeds(baseline), _seeds(result), strict=False)]
-    before, after = _arm(baseline, variant), _arm(result, variant)
     arms = zip(before["per_repeat"], after["per_repeat"], same, strict=False)
     pairs = [_drops(_accuracies(b), _accuracies(r)) for b, r, paired in arms if paired]
     smaller = sum(_smaller_than_vote(rows) for rows in pairs if {"consensus", "vote"} <= rows.keys())
     return {"paired": len(pairs), "consensus_drop_smaller": smaller}
 
 
-def _arm(study: Mapping[str, Any], variant: str | None) -> Mapping[str, Any]:
-    """The study's main arm (``variant`` None) or its variant of that name (KeyError when it has none)."""
+def _arm(study: Mapping[str, Any], variant: str | None) -> Mapping[str, Any] | None:
+    """The study's main arm (``variant`` None) or its variant of that name (None when it has none)."""
     if variant is None:
         return study
-    found = next((v for v in study.get("variants", []) if v["name"] == variant), None)
-    if found is None:
-        raise KeyError(variant)
-    return found
+    return next((v for v in study.get("variants", []) if v["name"] == variant), None)
 
 
 def compare(
@@ -86,9 +88,8 @@ def compare(
     are the means across repeats, and ``repeats`` counts the repeats run with the same seeds in
     both and those of them where the consensus' drop was smaller than the vote's.
     """
-    try:
-        before, after = _arm(baseline, variant), _arm(result, variant)
-    except KeyError:
+    before, after = _arm(baseline, variant), _arm(result, variant)
+    if before is None or after is None:
         return None
     if not ("across_repeats" in before and "across_repeats" in after):
         return {
@@ -98,7 +99,7 @@ def compare(
     return {
         "baseline_study": baseline["study"],
         "accuracy": _drops(_mean_accuracies(before), _mean_accuracies(after)),
-        "repeats": _paired_repeats(baseline, result, variant),
+        "repeats": _paired_repeats(baseline, result, before, after),
     }
 
 

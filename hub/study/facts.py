@@ -168,6 +168,15 @@ def paired(
     return (found or {}).get(metric)
 
 
+def subset_rows(arm: Mapping[str, Any]) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """The consensus' and the reference's rows on the disagreement subset; None without both."""
+    block = arm.get("disagreement") or {}
+    methods = block.get("methods", [])
+    consensus = method_row(methods, "consensus")
+    reference = next((m for m in methods if m["name"] == block.get("reference")), None)
+    return None if consensus is None or reference is None else (consensus, reference)
+
+
 def subset_test(arm: Mapping[str, Any], method: str) -> Mapping[str, Any] | None:
     """The McNemar test of ``method`` against the best specialist on the disagreement subset."""
     found = next(

@@ -15,7 +15,7 @@ from typing import Any
 from hub.evaluation.statistics import verdict as verdict_words
 from hub.study.comparison import comparison_lines
 from hub.study.environment import environment_line
-from hub.study.facts import METRICS, method_row, paired, reference_name, subset_test
+from hub.study.facts import METRICS, method_row, paired, reference_name, subset_rows, subset_test
 from hub.study.repeats_report import repeats_lines
 from hub.study.spec import ShiftSpec
 from hub.study.wording import difference_text, points, value_text
@@ -151,11 +151,10 @@ def disagreement_verdict(arm: Mapping[str, Any]) -> str | None:
         return (
             f"The specialists gave the same label on all {block['of']} images: there is no subset to judge."
         )
-    rows = {m["name"]: m for m in block["methods"]}
-    consensus = next((m for m in block["methods"] if m["kind"] == "consensus"), None)
-    reference = rows.get(block["reference"])
-    if consensus is None or reference is None:
+    pair = subset_rows(arm)
+    if pair is None:
         return "The disagreement subset has no consensus or reference row."
+    consensus, reference = pair
     acc, ref = consensus["accuracy"], reference["accuracy"]
     text = (
         f"On the {block['n']} of {block['of']} images where the specialists' labels differ, the consensus "
