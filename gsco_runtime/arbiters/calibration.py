@@ -13,7 +13,7 @@ guarded by :func:`~gsco_runtime.arbiters.robust.robust_model`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from gsco_runtime.arbiters.robust import robust_model
 from gsco_runtime.arbiters.weights import ConsensusModel, card_model
 from gsco_runtime.cases.library import CaseLibrary
 from gsco_runtime.pool.specialist import LoadedSpecialist
-from gsco_runtime.rad.retriever import Retriever
+from gsco_runtime.rad.retriever import Neighbours, Retriever
 
 CALIBRATION_VERSION = "5"  # part of the cache key: bump when the fitting procedure changes
 MAX_CALIBRATION_ROWS = 3000
@@ -67,10 +67,38 @@ def specialists_card_model(
     return card_model([s.info.validation for s in specialists], num_classes, with_retrieval=with_retrieval)
 
 
-def _ceiling(specialist: LoadedSpecialist) -> tuple[str, float | None]:
+def card_ceiling(specialist: LoadedSpecialist) -> tuple[str, float | None]:
+    """The specialist's name and the upper end of its card's balanced-accuracy interval (or the value)."""
     info = specialist.info
     metric = "balanced_accuracy"
     return info.name, info.validation_upper.get(metric, info.validation.get(metric))
+
+
+@dataclass(frozen=True)
+class CalibrationCases:
+    """What the fit sees on the sampled library rows.
+
+    Their labels ``[N]``; per specialist its probabilities ``[S, N, C]`` there, and the cases it
+    retrieves for each among the *other* library cases (leave-one-out).
+    """
+
+    labels: np.ndarray
+    probabilities: np.ndarray
+    neighbours: list[list[Neighbours]]
+
+
+def calibration_cases(
+    specialists: Sequence[LoadedSpecialist], retriever: Retriever, *, seed: int = 0
+) -> CalibrationCases:
+    """The calibration cases of these specialists on the retriever's library (a seeded stratified sample)."""
+    library = retriever.library
+    rows = calibration_rows(library.labels, MAX_CALIBRATION_ROWS, seed)
+    probs, found = [], []
+    for specialist in specialists:
+        entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
+        probs.append(entry.probabilities[rows])
+        found.append(retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows))
+    return CalibrationCases(library.labels[rows], np.stack(probs), found)
 
 
 def calibrate(
@@ -82,13 +110,7 @@ def calibrate(
     reason = unusable_reason(specialists, library)
     if reason is not None:
         return replace(card, source=f"card ({reason})")
-    num_classes = len(library.label_names)
-    rows = calibration_rows(library.labels, MAX_CALIBRATION_ROWS, seed)
-    probs, found = [], []
-    for specialist in specialists:
-        entry = retriever.ensure(specialist.info.model_digest, specialist.predict_many)
-        probs.append(entry.probabilities[rows])
-        found.append(retriever.leave_one_out(specialist.info.model_digest, specialist.predict_many, rows))
-    dists = retrieved_distributions(retriever, found, num_classes)
-    ceilings = [_ceiling(s) for s in specialists]
-    return robust_model(np.stack(probs), dists, library.labels[rows], card, ceilings, seed=seed)
+    cases = calibration_cases(specialists, retriever, seed=seed)
+    dists = retrieved_distributions(retriever, cases.neighbours, len(library.label_names))
+    ceilings = [card_ceiling(s) for s in specialists]
+    return robust_model(cases.probabilities, dists, cases.labels, card, ceilings, seed=seed)

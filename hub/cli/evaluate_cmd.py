@@ -8,6 +8,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
+from gsco_common.errors import ConfigError
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import Threads, generalist_options, task_runtime
 from hub.evaluation.evaluate import evaluate
@@ -33,6 +34,12 @@ def evaluate_cmd(
     kind: str = typer.Option("auto", "--kind", help="auto, npz, imagefolder or csv."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Evaluate on the first N images only."),
     out: Path | None = typer.Option(None, "--out", help="Folder for evaluation.json, .md and .png."),
+    cases_out: Path | None = typer.Option(
+        None,
+        "--cases-out",
+        help="Also write each case's decision inputs (specialists' probabilities, retrieved labels, "
+        "competence, consensus; and the calibration cases') to this .npz, for offline analysis.",
+    ),
     bootstrap: int = typer.Option(
         DEFAULT_RESAMPLES,
         "--bootstrap",
@@ -52,6 +59,8 @@ def evaluate_cmd(
     json_out: JsonFlag = False,
 ) -> None:
     """ACC, macro-F1 and AUC with 95 % CIs per method; collaboration tested against the best specialist."""
+    if cases_out is not None and (cases_out.suffix != ".npz" or cases_out.is_dir()):
+        raise ConfigError(f"--cases-out must name a .npz file, not {cases_out.name!r}")
     with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)
@@ -74,8 +83,11 @@ def evaluate_cmd(
                 resamples=bootstrap,
                 seed=seed,
                 reference=reference,
+                cases_out=cases_out,
             )
     written = write_outputs(report, out) if out is not None else {}
+    if cases_out is not None:
+        written["cases"] = cases_out
     if json_out:
         print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})
         return

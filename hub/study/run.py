@@ -23,6 +23,7 @@ from hub.study.steps import Announce, Steps, study_env
 from registry.bundle.provenance import content_digest
 
 REVIEWER = "gsco-hub study"
+CASES_FILE = "cases.npz"  # each evaluation's per-case decision inputs (hub.evaluation.case_inputs)
 
 
 def _write_data(spec: StudySpec, shards: StudyShards, data_dir: Path) -> dict[str, Path]:
@@ -127,7 +128,7 @@ def _evaluate_arm(
     evaluation = steps.run_json(
         f"hub: evaluate{suffix}", "gsco-hub", "evaluate", "--task", task_id,
         "--data", str(paths[f"evaluation:{arm.name}"]), "--split", arm.evaluation.spec.split,
-        "--out", str(out), *named,
+        "--out", str(out), "--cases-out", str(out / CASES_FILE), *named,
     )  # fmt: skip
     return {"library": library, "evaluation": evaluation}
 

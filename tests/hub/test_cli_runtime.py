@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from gsco_common.errors import DataError
+from gsco_common.errors import ConfigError, DataError
 from hub.cli.main import app
+from hub.evaluation.case_inputs import load_case_inputs
 from hub.evaluation.evaluate import WITHOUT_COMPETENCE
 from registry.bundle.provenance import source_digest
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
@@ -278,6 +279,58 @@ def test_evaluate_with_a_generalist_adds_zero_shot_gsco_and_arbitration(
     arbitration = report["arbitration"]
     assert arbitration["disagreements"] == arbitration["right"] + arbitration["wrong"]
     assert len(server.requests) == 12 and server.shape_errors == []  # zero-shot + GSCo per image
+
+
+def test_evaluate_writes_each_cases_decision_inputs(
+    world: World, task: str, cases_npz: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "cases.npz"
+    result = runner.invoke(
+        app, _import_and_evaluate(world, task, cases_npz, "--cases-out", str(path), "--json")
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["files"] == {"cases": str(path)}
+    with np.load(path, allow_pickle=False) as archive:  # model outputs and labels, nothing else
+        assert set(archive.files) == {
+            "format_version", "specialists", "label_names", "consensus", "specialist_weights",
+            "retrieval_weights", "bias", "source", "card_weights", "ceilings", "labels",
+            "probabilities", "retrieved", "competence", "calibration_labels",
+            "calibration_probabilities", "calibration_retrieved", "calibration_competence",
+        }  # fmt: skip
+    cases = load_case_inputs(path)
+    methods = {m["name"]: m for m in report["methods"]}
+    evaluated = cases.evaluation
+    assert evaluated.labels.tolist() == [0, 1] * 6 and cases.label_names == ("normal", "pneumonia")
+    assert evaluated.probabilities.shape == evaluated.retrieved.shape == (2, 12, 2)
+
+    def accuracy(predicted: np.ndarray) -> float:
+        return float((predicted == evaluated.labels).mean())
+
+    # every row of the report follows from the file alone
+    for name, probs in zip(cases.specialists, evaluated.probabilities, strict=True):
+        assert accuracy(probs.argmax(axis=1)) == methods[name]["accuracy"]
+    rad = next(m for m in report["methods"] if m["kind"] == "rad")
+    assert accuracy(evaluated.retrieved.mean(axis=0).argmax(axis=1)) == rad["accuracy"]
+    model = cases.model
+    consensus = model.predict_proba(evaluated.probabilities, evaluated.retrieved, evaluated.competence)
+    assert np.allclose(consensus, cases.consensus)
+    assert accuracy(cases.consensus.argmax(axis=1)) == methods["consensus (no generalist)"]["accuracy"]
+    plain = model.predict_proba(evaluated.probabilities, evaluated.retrieved).argmax(axis=1)
+    assert accuracy(plain) == methods[WITHOUT_COMPETENCE]["accuracy"]
+    assert model.describe([s.replace(" v", "/") for s in cases.specialists]) == report["consensus_weights"]
+    # the weights were fitted on the library's 30 cases: their inputs are in the file too
+    assert model.source.startswith("calibrated")
+    assert cases.calibration is not None and cases.calibration.labels.tolist() == [0, 1] * 15
+    assert cases.calibration.probabilities.shape == (2, 30, 2)
+    assert cases.card_weights.sum() == pytest.approx(1.0) and cases.ceilings.shape == (2,)
+
+    folder = runner.invoke(app, _hub(world, "evaluate", "--task", task, "--data", str(cases_npz),
+                                     "--split", "val", "--cases-out", str(tmp_path)))  # fmt: skip
+    assert folder.exit_code == ConfigError.exit_code
+    assert "--cases-out must name a .npz file" in folder.output and "Traceback" not in folder.output
+    with pytest.raises(DataError, match="is not a case-inputs file"):
+        load_case_inputs(cases_npz)
 
 
 def test_a_library_from_the_specialists_training_split_never_calibrates(

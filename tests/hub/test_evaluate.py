@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,6 +17,7 @@ from gsco_common.errors import DataError
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.pool.registry_source import RegistrySource
+from hub.evaluation.case_inputs import load_case_inputs
 from hub.evaluation.evaluate import Arbitration, evaluate, majority_vote
 from site_agent.data.loader import load_site_data
 from tests.gsco_runtime.world import make_world
@@ -69,12 +71,13 @@ def runtime(site_bundle: SiteBundle, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def test_the_specialist_row_gives_the_sites_card_figures(
-    runtime: GscoRuntime, site_bundle: SiteBundle
+    runtime: GscoRuntime, site_bundle: SiteBundle, tmp_path: Path
 ) -> None:
     card = json.loads((site_bundle.folder / "card.json").read_text())
     held_out = load_site_data(site_bundle.data, LABELS, site_bundle.seed).split(card["evaluation"]["split"])
     images = [held_out.image(i) for i in range(len(held_out))]
-    report = evaluate(runtime, TASK, images, held_out.labels.astype(np.int64))
+    cases_out = tmp_path / "cases.npz"
+    report = evaluate(runtime, TASK, images, held_out.labels.astype(np.int64), cases_out=cases_out)
 
     rows = {row.kind: row for row in report.methods}
     assert [row.kind for row in report.methods] == ["specialist", "vote", "consensus"]
@@ -93,6 +96,12 @@ def test_the_specialist_row_gives_the_sites_card_figures(
         len(images),
         1,
     )
+    # without a case library the per-case inputs hold no retrieval and no calibration cases
+    cases = load_case_inputs(cases_out)
+    assert cases.evaluation.retrieved is None and cases.evaluation.competence is None
+    assert cases.calibration is None and cases.model.source == "card"
+    right = cases.evaluation.probabilities[0].argmax(axis=1) == held_out.labels
+    assert right.mean() == specialist.accuracy
 
 
 @pytest.mark.parametrize("count", [0, 3])

@@ -15,6 +15,7 @@ import yaml
 from typer.testing import CliRunner
 
 from hub.cli.main import app
+from hub.evaluation.case_inputs import load_case_inputs
 from site_agent.data.synthetic import write_synthetic_npz
 
 STUDY = {
@@ -92,6 +93,15 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert disjoint["library"]["same_digest_as_training_of"] == []
     assert disjoint["library"]["images"] == 24 and disjoint["evaluation"]["images"] == 16
     assert "overlaps training data" not in disjoint["consensus_weights"]["source"]
+    # each evaluation's per-case inputs lie beside it; only a calibrated arm has calibration cases
+    main_cases = load_case_inputs(out / "cases.npz")
+    assert main_cases.calibration is None and main_cases.model.source == study["consensus_weights"]["source"]
+    disjoint_cases = load_case_inputs(out / "variants" / "disjoint" / "cases.npz")
+    assert disjoint_cases.calibration is not None and disjoint_cases.calibration.labels.shape == (24,)
+    for cases, arm in ((main_cases, study), (disjoint_cases, disjoint)):
+        consensus = next(m for m in arm["methods"] if m["kind"] == "consensus")
+        right = cases.consensus.argmax(axis=1) == cases.evaluation.labels
+        assert cases.evaluation.labels.shape == (16,) and right.mean() == consensus["accuracy"]
     report = (out / "study.md").read_text()
     assert report.startswith("# Tiny synthetic study\n")
     assert study["environment"]["python"] == platform.python_version()

@@ -1,0 +1,372 @@
+"""Other decision rules for the consensus, replayed on the studies' per-case inputs.
+
+Every study evaluation leaves a ``cases.npz`` beside its evaluation.json (``gsco-hub evaluate
+--cases-out``): the specialists' probabilities, retrieved labels and local competence on each
+evaluation image, and the same on the calibration cases the weights were fitted on. Each rule
+below is fitted on those calibration cases and scored on the evaluation images by the bar the
+consensus must meet (``hub.study.bar``), next to the rule the hub uses now. Nothing is retrained:
+``.venv/bin/python bench/arbiter_alternatives.py --write-docs`` rewrites the "Consensus
+alternatives" section of docs/results.md from the committed studies.
+
+The rule used now is replayed too, and must give the served consensus' labels on every image, or
+the script stops: a replay that drifted from the hub would make every comparison meaningless.
+Evaluations whose weights came from the cards (no clean calibration set) and studies with a named
+reference (recipe studies, as in the bar) are left out; an evaluation that two studies share is
+counted once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.common import bench_parser  # noqa: E402
+from bench.docs_section import publish  # noqa: E402
+from bench.render_results import STUDIES_DIR, study_names  # noqa: E402
+from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
+from gsco_runtime.arbiters.weights import EPS, ConsensusModel  # noqa: E402
+from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, load_case_inputs  # noqa: E402
+from hub.evaluation.evaluate import majority_vote  # noqa: E402
+from hub.evaluation.statistics import mcnemar_exact  # noqa: E402
+from hub.study.facts import reference_name  # noqa: E402
+
+HEADING = "## Consensus alternatives (replayed on the studies' cases)"
+CASES_FILE = "cases.npz"
+ALPHA = 0.05
+# The studies on which the alternatives were first looked at (2026-12-06): an evaluation any of
+# them holds is "explored"; the others were kept apart to confirm a rule before adopting it.
+EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
+
+Rule = Callable[[CaseInputs], np.ndarray]
+
+
+@dataclass
+class Evaluation:
+    """One calibrated evaluation: its label, every study that holds it, and its per-case inputs."""
+
+    label: str
+    studies: list[str]
+    cases: CaseInputs
+
+    @property
+    def explored(self) -> bool:
+        return any(study in EXPLORED for study in self.studies)
+
+
+def _digest(cases: CaseInputs) -> str:
+    arrays = [cases.evaluation.labels, cases.evaluation.probabilities]
+    if cases.calibration is not None:
+        arrays += [cases.calibration.labels, cases.calibration.probabilities]
+    return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
+
+
+def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
+    """The distinct calibrated evaluations of the studies without a named reference, in render order."""
+    found: dict[str, Evaluation] = {}
+    for study in study_names(studies_dir):
+        folder = studies_dir / study
+        result = json.loads((folder / "study.json").read_text(encoding="utf-8"))
+        if reference_name(result)[1] == "reference":
+            continue
+        for path in sorted(folder.rglob(CASES_FILE)):
+            cases = load_case_inputs(path)
+            if cases.calibration is None:
+                continue
+            digest = _digest(cases)
+            if digest in found:
+                found[digest].studies.append(study)
+                continue
+            where = path.parent.relative_to(folder).as_posix()
+            found[digest] = Evaluation(f"{study} / {'main' if where == '.' else where}", [study], cases)
+    return list(found.values())
+
+
+def _card(cases: CaseInputs) -> ConsensusModel:
+    num_classes = cases.evaluation.probabilities.shape[2]
+    return ConsensusModel(cases.card_weights, cases.card_weights, np.zeros(num_classes), source="card")
+
+
+def _ceilings(cases: CaseInputs) -> list[tuple[str, float | None]]:
+    return [
+        (name, None if np.isnan(value) else float(value))
+        for name, value in zip(cases.specialists, cases.ceilings, strict=True)
+    ]
+
+
+def _fit(cases: CaseInputs, fitted: DecisionInputs, rows: np.ndarray | None = None) -> ConsensusModel:
+    """The hub's guarded fit (:func:`robust_model`) on ``fitted`` (on ``rows`` of it when given)."""
+    keep = slice(None) if rows is None else rows
+    return robust_model(
+        fitted.probabilities[:, keep],
+        fitted.retrieved[:, keep] if fitted.retrieved is not None else None,
+        fitted.labels[keep],
+        _card(cases),
+        _ceilings(cases),
+    )
+
+
+def _calibration(cases: CaseInputs) -> DecisionInputs:
+    if cases.calibration is None:
+        raise ValueError("the rules replay calibrated evaluations only")
+    return cases.calibration
+
+
+def _pooled(model: ConsensusModel, inputs: DecisionInputs) -> np.ndarray:
+    return model.predict_proba(inputs.probabilities, inputs.retrieved, inputs.competence).argmax(axis=1)
+
+
+def now(cases: CaseInputs) -> np.ndarray:
+    """The hub's rule: the guarded fit, each specialist's weight scaled by its local competence."""
+    return _pooled(_fit(cases, _calibration(cases)), cases.evaluation)
+
+
+def card_weights(cases: CaseInputs) -> np.ndarray:
+    """No fit: the cards' weights, with local competence."""
+    return _pooled(_card(cases), cases.evaluation)
+
+
+def _with_competence_in_probabilities(inputs: DecisionInputs) -> DecisionInputs:
+    """``p ** competence``: its log is the competence-scaled log-probability the pool uses."""
+    if inputs.competence is None:
+        raise ValueError("competence needs a case library")
+    scaled = np.clip(inputs.probabilities, EPS, 1.0) ** inputs.competence[:, :, None]
+    return replace(inputs, probabilities=scaled, competence=None)
+
+
+def competence_in_fit(cases: CaseInputs) -> np.ndarray:
+    """The fit sees the competence-scaled specialists, as the pool uses them (no train/serve skew)."""
+    model = _fit(cases, _with_competence_in_probabilities(_calibration(cases)))
+    return _pooled(model, _with_competence_in_probabilities(cases.evaluation))
+
+
+def _labels_split(inputs: DecisionInputs, *, with_retrieval: bool) -> np.ndarray:
+    votes = inputs.probabilities.argmax(axis=2)
+    if with_retrieval and inputs.retrieved is not None:
+        votes = np.concatenate([votes, inputs.retrieved.argmax(axis=2)])
+    return ~(votes == votes[0]).all(axis=0)
+
+
+def fit_where_sources_disagree(cases: CaseInputs) -> np.ndarray:
+    """Fit only on the calibration cases where the specialists' or the retrieved labels differ.
+
+    With zero biases and non-negative weights only those cases' decisions depend on the weights.
+    """
+    calibration = _calibration(cases)
+    rows = np.flatnonzero(_labels_split(calibration, with_retrieval=True))
+    return _pooled(_fit(cases, calibration, rows), cases.evaluation)
+
+
+def fit_where_specialists_disagree(cases: CaseInputs) -> np.ndarray:
+    """Fit only on the calibration cases where the specialists' labels differ (the bar's subset)."""
+    calibration = _calibration(cases)
+    rows = np.flatnonzero(_labels_split(calibration, with_retrieval=False))
+    return _pooled(_fit(cases, calibration, rows), cases.evaluation)
+
+
+def _sources(model: ConsensusModel, inputs: DecisionInputs) -> list[np.ndarray]:
+    """Candidate labels: the pool, each specialist, each specialist's retrieval, the mean retrieval."""
+    if inputs.retrieved is None:
+        raise ValueError("the sources need a case library")
+    return [
+        _pooled(model, inputs),
+        *inputs.probabilities.argmax(axis=2),
+        *inputs.retrieved.argmax(axis=2),
+        inputs.retrieved.mean(axis=0).argmax(axis=1),
+    ]
+
+
+def split_cases_selector(cases: CaseInputs) -> np.ndarray:
+    """Unanimous specialists decide; on a split, the source most often right on the calibration splits."""
+    calibration, evaluated = _calibration(cases), cases.evaluation
+    model = _fit(cases, calibration)
+    split = _labels_split(calibration, with_retrieval=False)
+    right = [int((s[split] == calibration.labels[split]).sum()) for s in _sources(model, calibration)]
+    chosen = _sources(model, evaluated)[int(np.argmax(right))]  # ties: the pool first
+    labels = evaluated.probabilities.argmax(axis=2)
+    return np.where(_labels_split(evaluated, with_retrieval=False), chosen, labels[0])
+
+
+def dawid_skene(cases: CaseInputs) -> np.ndarray:
+    """Every specialist's and retrieval's label through its confusion matrix on the calibration cases.
+
+    Add-one smoothed; a uniform class prior, so the calibration set's class balance is not assumed.
+    """
+    calibration, evaluated = _calibration(cases), cases.evaluation
+    if calibration.retrieved is None or evaluated.retrieved is None:
+        raise ValueError("Dawid-Skene here needs the retrieved labels")
+    num_classes = calibration.probabilities.shape[2]
+    fitted = np.concatenate([calibration.probabilities.argmax(axis=2), calibration.retrieved.argmax(axis=2)])
+    confusion = np.stack(
+        [
+            [
+                np.bincount(said[calibration.labels == c], minlength=num_classes) + 1.0
+                for c in range(num_classes)
+            ]
+            for said in fitted
+        ]
+    )
+    confusion /= confusion.sum(axis=2, keepdims=True)  # [source, true class, said]
+    said = np.concatenate([evaluated.probabilities.argmax(axis=2), evaluated.retrieved.argmax(axis=2)])
+    log_posterior = sum(np.log(confusion[s][:, said[s]]).T for s in range(said.shape[0]))
+    return np.asarray(log_posterior).argmax(axis=1)
+
+
+def _without_prevalence(inputs: DecisionInputs, shares: np.ndarray) -> DecisionInputs:
+    if inputs.retrieved is None:
+        raise ValueError("the prevalence correction needs retrieved labels")
+    corrected = inputs.retrieved / shares
+    return replace(inputs, retrieved=corrected / corrected.sum(axis=2, keepdims=True))
+
+
+def retrieval_without_prevalence(cases: CaseInputs) -> np.ndarray:
+    """Retrieved label distributions divided by the library's class shares (add-one smoothed)."""
+    calibration = _calibration(cases)
+    num_classes = calibration.probabilities.shape[2]
+    counts = np.bincount(calibration.labels, minlength=num_classes)
+    shares = (counts + 1.0) / (counts.sum() + num_classes)
+    model = _fit(cases, _without_prevalence(calibration, shares))
+    return _pooled(model, _without_prevalence(cases.evaluation, shares))
+
+
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("now: guarded fit, local competence at use", now),
+    ("card weights, no fit", card_weights),
+    ("competence in the fit too", competence_in_fit),
+    ("fit only where any source disagrees", fit_where_sources_disagree),
+    ("fit only where the specialists disagree", fit_where_specialists_disagree),
+    ("split cases: the source best on the calibration splits", split_cases_selector),
+    ("Dawid-Skene confusion matrices, uniform prior", dawid_skene),
+    ("retrieval divided by the library's class shares", retrieval_without_prevalence),
+)
+
+
+@dataclass
+class Tally:
+    """The bar's counts for one rule over a set of evaluations."""
+
+    evaluations: int = 0
+    right: int = 0
+    below_vote: int = 0
+    significantly_below_best: int = 0
+    split_right: int = 0
+    split_vs_best: list[int] = field(default_factory=lambda: [0, 0, 0])  # above, level, below
+
+    def add(self, cases: CaseInputs, predicted: np.ndarray) -> None:
+        evaluated = cases.evaluation
+        labels = evaluated.labels
+        said = evaluated.probabilities.argmax(axis=2)
+        best = said[int(np.argmax((said == labels).sum(axis=1)))]
+        right, best_right = predicted == labels, best == labels
+        split = ~(said == said[0]).all(axis=0)
+        self.evaluations += 1
+        self.right += int(right.sum())
+        self.below_vote += int(right.sum() < (majority_vote(evaluated.probabilities) == labels).sum())
+        below = right.sum() < best_right.sum() and mcnemar_exact(best_right, right).p_value < ALPHA
+        self.significantly_below_best += int(below)
+        if split.any():
+            ours, theirs = int(right[split].sum()), int(best_right[split].sum())
+            self.split_right += ours
+            self.split_vs_best[0 if ours > theirs else 1 if ours == theirs else 2] += 1
+
+
+def replay(found: list[Evaluation]) -> dict[str, dict[str, Tally]]:
+    """Per rule, the tallies of the explored and the kept-apart evaluations."""
+    tallies = {name: {"explored": Tally(), "kept apart": Tally()} for name, _ in RULES}
+    for evaluation in found:
+        group = "explored" if evaluation.explored else "kept apart"
+        served = evaluation.cases.consensus.argmax(axis=1)
+        for name, rule in RULES:
+            predicted = rule(evaluation.cases)
+            if rule is now and not np.array_equal(predicted, served):
+                raise SystemExit(f"{evaluation.label}: the replayed rule differs from the served consensus")
+            tallies[name][group].add(evaluation.cases, predicted)
+    return tallies
+
+
+def table(tallies: dict[str, dict[str, Tally]], group: str) -> list[str]:
+    reference = tallies[RULES[0][0]][group]
+    lines = [
+        "| rule | images right (vs now) | below the vote | significantly below the best "
+        "| split cases right (vs now) | split cases: above / level / below the best |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, _ in RULES:
+        t = tallies[name][group]
+        above, level, below = t.split_vs_best
+        lines.append(
+            f"| {name} | {t.right} ({t.right - reference.right:+d}) | {t.below_vote} of {t.evaluations} | "
+            f"{t.significantly_below_best} | {t.split_right} ({t.split_right - reference.split_right:+d}) | "
+            f"{above} / {level} / {below} |"
+        )
+    return lines
+
+
+def improves_on(rule: Tally, reference: Tally) -> bool:
+    """The adoption rule, fixed before any alternative was scored.
+
+    Never significantly below the best specialist; below the vote in no more evaluations; more
+    split cases right and above the best there in at least as many; at least as many images right.
+    """
+    return (
+        rule.significantly_below_best == 0
+        and rule.below_vote <= reference.below_vote
+        and rule.split_right > reference.split_right
+        and rule.split_vs_best[0] >= reference.split_vs_best[0]
+        and rule.right >= reference.right
+    )
+
+
+def section(found: list[Evaluation]) -> list[str]:
+    """The docs section: one table for the explored evaluations, one for those kept apart, the verdict."""
+    tallies = replay(found)
+    reference = tallies[RULES[0][0]]
+    groups = {"explored": [e.label for e in found if e.explored]}
+    groups["kept apart"] = [e.label for e in found if not e.explored]
+    passed = {
+        group: [name for name, _ in RULES[1:] if improves_on(tallies[name][group], reference[group])]
+        for group in groups
+    }
+    adopted = [name for name in passed["explored"] if name in passed["kept apart"]]
+    return [
+        HEADING,
+        "",
+        "From the studies' `cases.npz` files (`gsco-hub evaluate --cases-out`). Each rule is fitted on "
+        "an evaluation's calibration cases and scored on its images; \"now\" replays the hub's rule "
+        "and gives the served consensus on every image. The best specialist is the most accurate on "
+        "each evaluation set; split cases are the images where the specialists' labels differ. "
+        "Distinct calibrated evaluations of the studies without a named reference (a shared one "
+        "counts once).",
+        "",
+        f"Evaluations the rules were first looked at on ({len(groups['explored'])}: {', '.join(EXPLORED)}):",
+        "",
+        *table(tallies, "explored"),
+        "",
+        f"Evaluations kept apart to confirm a rule before adopting it ({len(groups['kept apart'])}):",
+        "",
+        *table(tallies, "kept apart"),
+        "",
+        "A rule replaces the hub's only if, on both sets, it is never significantly below the best "
+        "specialist, below the vote in no more evaluations, gets more split cases right and is above "
+        "the best there in at least as many evaluations, and gets at least as many images right. "
+        f"Met on the explored set: {', '.join(passed['explored']) or 'none'}. Met on the kept-apart "
+        f"set: {', '.join(passed['kept apart']) or 'none'}. "
+        + (f"Both: {', '.join(adopted)}." if adopted else "On both: none, so the hub's rule stays."),
+    ]
+
+
+def main() -> None:
+    args = bench_parser(__doc__).parse_args()
+    publish(section(evaluations()), "results.md", "Results", write=args.write_docs)
+
+
+if __name__ == "__main__":
+    main()

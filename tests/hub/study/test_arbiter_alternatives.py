@@ -1,0 +1,203 @@
+"""`bench/arbiter_alternatives.py`: which evaluations it replays, the bar's counts, two rules' answers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench import arbiter_alternatives as alternatives
+from bench.docs_section import DOCS
+from bench.render_results import section
+from gsco_runtime.arbiters.weights import ConsensusModel
+from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, save_case_inputs
+from hub.evaluation.significance import NAMED_REFERENCE_RULE
+
+
+def _onehot(labels: list[int], confidence: float = 0.9) -> np.ndarray:
+    probs = np.full((len(labels), 2), 1.0 - confidence)
+    probs[np.arange(len(labels)), labels] = confidence
+    return probs
+
+
+def _inputs(labels: list[int], said: list[list[int]], retrieved: list[list[int]]) -> DecisionInputs:
+    return DecisionInputs(
+        np.asarray(labels),
+        np.stack([_onehot(s) for s in said]),
+        np.stack([_onehot(r, 0.8) for r in retrieved]),
+        np.full((len(said), len(labels)), 0.75),
+    )
+
+
+def _cases(evaluated: DecisionInputs, calibration: DecisionInputs | None) -> CaseInputs:
+    count = evaluated.probabilities.shape[0]
+    weights = np.full(count, 1.0 / count)
+    card = ConsensusModel(weights, weights, np.zeros(2), source="card")
+    cases = CaseInputs(
+        specialists=tuple(f"s{i} v1" for i in range(count)),
+        label_names=("normal", "pneumonia"),
+        evaluation=evaluated,
+        consensus=np.zeros((evaluated.labels.shape[0], 2)),
+        model=card,
+        card_weights=weights,
+        ceilings=np.full(count, np.nan),
+        calibration=calibration,
+    )
+    if calibration is None:
+        return cases
+    served = alternatives._fit(cases, calibration)
+    consensus = served.predict_proba(evaluated.probabilities, evaluated.retrieved, evaluated.competence)
+    return replace(cases, model=served, consensus=consensus)
+
+
+# Specialist 0 is right on every case; 1 and 2 each miss one of the first two. Specialist 2's
+# retrieval is right everywhere, the others' retrieval says the opposite of the truth.
+TRUTH = [0, 1, 0, 1, 0, 1]
+SAID = [[0, 1, 0, 1, 0, 1], [1, 1, 0, 1, 0, 1], [0, 0, 0, 1, 0, 1]]
+RETRIEVED = [[1, 0, 1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1]]
+
+
+def test_a_tally_counts_what_the_bar_asks() -> None:
+    cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), None)
+    tally = alternatives.Tally()
+    # wrong on case 0 (a split case) and on case 5 (unanimous): below the vote (5 of 6 right, the
+    # vote all 6), not significantly below the best (McNemar on 2 discordant cases)
+    tally.add(cases, np.asarray([1, 1, 0, 1, 0, 0]))
+    assert (tally.evaluations, tally.right, tally.below_vote, tally.significantly_below_best) == (1, 4, 1, 0)
+    assert (tally.split_right, tally.split_vs_best) == (1, [0, 0, 1])  # 1 of the 2 split cases; best: 2
+    tally.add(cases, np.asarray(TRUTH))
+    assert (tally.evaluations, tally.right, tally.below_vote, tally.split_right) == (2, 10, 1, 3)
+    assert tally.split_vs_best == [0, 1, 1]
+
+
+def test_a_rule_replaces_the_hubs_only_when_every_count_allows() -> None:
+    now = alternatives.Tally(evaluations=4, right=100, below_vote=1, split_right=20, split_vs_best=[2, 1, 1])
+    better = replace(now, right=101, split_right=21)
+    assert alternatives.improves_on(better, now)
+    assert not alternatives.improves_on(replace(better, below_vote=2), now)
+    assert not alternatives.improves_on(replace(better, significantly_below_best=1), now)
+    assert not alternatives.improves_on(replace(better, split_right=20), now)  # more, not as many
+    assert not alternatives.improves_on(replace(better, split_vs_best=[1, 2, 1]), now)
+    assert not alternatives.improves_on(replace(better, right=99), now)
+
+
+def _calibration_where_only_one_retrieval_settles_splits() -> DecisionInputs:
+    """12 unanimous cases, everything right; 12 split cases, each specialist right on a third of them
+    (so the majority is wrong), specialist 2's retrieval right and the other two retrievals wrong."""
+    truth = [0, 1] * 12
+    said: list[list[int]] = [[], [], []]
+    retrieved: list[list[int]] = [[], [], []]
+    for i, label in enumerate(truth):
+        for s in range(3):
+            right = i < 12 or (i - 12) % 3 == s
+            said[s].append(label if right else 1 - label)
+            retrieved[s].append(label if i < 12 or s == 2 else 1 - label)
+    return _inputs(truth, said, retrieved)
+
+
+# Two split cases on which the majority of the specialists is wrong and specialist 2's retrieval
+# right, then a unanimous case.
+SPLIT_TRUTH = [1, 0, 1]
+SPLIT_SAID = [[1, 0, 1], [0, 1, 1], [0, 1, 1]]
+SPLIT_RETRIEVED = [[0, 1, 1], [0, 1, 1], [1, 0, 1]]
+
+
+def test_the_selector_follows_the_source_best_on_the_calibration_splits() -> None:
+    calibration = _calibration_where_only_one_retrieval_settles_splits()
+    cases = _cases(_inputs(SPLIT_TRUTH, SPLIT_SAID, SPLIT_RETRIEVED), calibration)
+    pooled = alternatives._pooled(cases.model, cases.evaluation)
+    assert pooled.tolist() == [0, 0, 0]  # the fitted pool goes with the majority on the splits
+    assert alternatives.split_cases_selector(cases).tolist() == [1, 0, 1]
+
+
+def test_dawid_skene_weighs_each_label_by_its_confusion_matrix() -> None:
+    cases = _cases(
+        _inputs(SPLIT_TRUTH, SPLIT_SAID, SPLIT_RETRIEVED),
+        _calibration_where_only_one_retrieval_settles_splits(),
+    )
+    # four of the six labels on case 0 say 0, but the two retrievals that were wrong on every
+    # calibration split carry nothing and the one that was always right outweighs the specialists
+    assert alternatives.dawid_skene(cases).tolist() == [1, 0, 1]
+
+
+def _study(folder: Path, name: str, named_reference: bool = False) -> Path:
+    statistics = {"reference": "s0 v1", "reference_rule": NAMED_REFERENCE_RULE} if named_reference else {}
+    result = {"methods": [{"kind": "specialist", "name": "s0 v1", "accuracy": 1.0}], "statistics": statistics}
+    (folder / name).mkdir(parents=True)
+    (folder / name / "study.json").write_text(json.dumps(result))
+    return folder / name
+
+
+def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) -> None:
+    calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
+    shared = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
+    other = _cases(_inputs(TRUTH[:4], [s[:4] for s in SAID], [r[:4] for r in RETRIEVED]), calibration)
+    save_case_inputs(_study(tmp_path, "pneumonia") / "cases.npz", shared)
+    seeds = _study(tmp_path, "pneumonia-seeds")
+    save_case_inputs(seeds / "cases.npz", shared)  # the same evaluation in its seeds twin
+    save_case_inputs(seeds / "variants" / "balanced-evaluation" / "cases.npz", other)
+    save_case_inputs(seeds / "variants" / "card" / "cases.npz", replace(other, calibration=None))
+    save_case_inputs(_study(tmp_path, "recipes-pneumonia", named_reference=True) / "cases.npz", other)
+    _study(tmp_path, "breast")  # a study without cases files adds nothing
+
+    found = alternatives.evaluations(tmp_path)
+    assert [(e.label, e.studies) for e in found] == [
+        ("pneumonia / main", ["pneumonia", "pneumonia-seeds"]),
+        ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"]),
+    ]
+    assert all(e.explored for e in found)  # pneumonia-seeds was explored, so its twin's is too
+    tallies = alternatives.replay(found)
+    now = tallies[alternatives.RULES[0][0]]
+    assert (now["explored"].evaluations, now["kept apart"].evaluations) == (2, 0)
+    lines = alternatives.section(found)
+    assert lines[0] == alternatives.HEADING and "Evaluations kept apart to confirm a rule" in "\n".join(lines)
+
+
+def test_a_replay_that_drifts_from_the_served_consensus_stops(tmp_path: Path) -> None:
+    calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
+    cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
+    flipped = replace(cases, consensus=cases.consensus[:, ::-1])
+    save_case_inputs(_study(tmp_path, "pneumonia") / "cases.npz", flipped)
+    with pytest.raises(
+        SystemExit, match="pneumonia / main: the replayed rule differs from the served consensus"
+    ):
+        alternatives.replay(alternatives.evaluations(tmp_path))
+
+
+def test_the_rules_inputs_transform_as_documented() -> None:
+    inputs = DecisionInputs(
+        np.asarray([0, 1]),
+        np.asarray([[[0.8, 0.2], [0.4, 0.6]], [[0.7, 0.3], [0.9, 0.1]]]),
+        np.asarray([[[0.75, 0.25], [0.5, 0.5]], [[0.6, 0.4], [0.75, 0.25]]]),
+        np.asarray([[0.5, 1.0], [0.25, 0.75]]),
+    )
+    scaled = alternatives._with_competence_in_probabilities(inputs)
+    assert scaled.competence is None
+    assert np.allclose(
+        np.log(scaled.probabilities), inputs.competence[:, :, None] * np.log(inputs.probabilities)
+    )
+    balanced = alternatives._without_prevalence(inputs, np.asarray([0.75, 0.25]))
+    assert np.allclose(balanced.retrieved[0, 0], [0.5, 0.5]) and np.allclose(
+        balanced.retrieved[1, 1], [0.5, 0.5]
+    )
+    assert np.allclose(balanced.retrieved[0, 1], [0.25, 0.75])
+    # case 0: every specialist and every retrieval says 0; case 1: the specialists say 1 and 0
+    assert alternatives._labels_split(inputs, with_retrieval=False).tolist() == [False, True]
+    assert alternatives._labels_split(inputs, with_retrieval=True).tolist() == [False, True]
+    unanimous = replace(inputs, probabilities=inputs.probabilities[:, :1], retrieved=inputs.retrieved[:, :1])
+    disagreeing = replace(unanimous, retrieved=unanimous.retrieved[:, :, ::-1])
+    assert alternatives._labels_split(disagreeing, with_retrieval=False).tolist() == [False]
+    assert alternatives._labels_split(disagreeing, with_retrieval=True).tolist() == [True]
+
+
+@pytest.mark.slow
+def test_results_md_holds_what_the_committed_cases_replay_to() -> None:
+    """The section is a function of the committed cases.npz files, and "now" still gives the
+    served consensus on each (a change of the hub's rule without rerunning the studies fails here)."""
+    committed = section(DOCS / "results.md", alternatives.HEADING).strip()
+    assert committed == "\n".join(alternatives.section(alternatives.evaluations())).strip(), (
+        "run: python bench/arbiter_alternatives.py --write-docs"
+    )
