@@ -8,11 +8,11 @@ consensus must meet (``hub.study.bar``), next to the rule the hub uses now. Noth
 ``.venv/bin/python bench/arbiter_alternatives.py --write-docs`` rewrites the "Consensus
 alternatives" section of docs/results.md from the committed studies.
 
-The rule used now is replayed too, and must give the served consensus' labels on every image, or
-the script stops: a replay that drifted from the hub would make every comparison meaningless.
-Evaluations whose weights came from the cards (no clean calibration set) and studies with a named
-reference (recipe studies, as in the bar) are left out; an evaluation that two studies share is
-counted once.
+The rule used now is replayed too, and must give the served consensus' weights, biases, source
+and labels, or the script stops: a replay that drifted from the hub would make every comparison
+meaningless. Evaluations whose weights came from the cards (no clean calibration set) and studies
+with a named reference (recipe studies, as in the bar) are left out; an evaluation that two
+studies share is counted once.
 """
 
 from __future__ import annotations
@@ -32,15 +32,16 @@ sys.path.insert(0, str(ROOT))
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
 from bench.render_results import STUDIES_DIR, study_names  # noqa: E402
+from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
 from gsco_runtime.arbiters.weights import EPS, ConsensusModel  # noqa: E402
 from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, load_case_inputs  # noqa: E402
 from hub.evaluation.evaluate import majority_vote  # noqa: E402
 from hub.evaluation.statistics import mcnemar_exact  # noqa: E402
 from hub.study.facts import reference_name  # noqa: E402
+from hub.study.run import CASES_FILE  # noqa: E402
 
 HEADING = "## Consensus alternatives (replayed on the studies' cases)"
-CASES_FILE = "cases.npz"
 ALPHA = 0.05
 # The studies on which the alternatives were first looked at (2026-12-06): an evaluation any of
 # them holds is "explored"; the others were kept apart to confirm a rule before adopting it.
@@ -79,7 +80,7 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
             continue
         for path in sorted(folder.rglob(CASES_FILE)):
             cases = load_case_inputs(path)
-            if cases.calibration is None:
+            if cases.calibration is None or cases.model.source.startswith("card"):
                 continue
             digest = _digest(cases)
             if digest in found:
@@ -95,22 +96,23 @@ def _card(cases: CaseInputs) -> ConsensusModel:
     return ConsensusModel(cases.card_weights, cases.card_weights, np.zeros(num_classes), source="card")
 
 
-def _ceilings(cases: CaseInputs) -> list[tuple[str, float | None]]:
-    return [
-        (name, None if np.isnan(value) else float(value))
-        for name, value in zip(cases.specialists, cases.ceilings, strict=True)
-    ]
+def fit(cases: CaseInputs, fitted: DecisionInputs, rows: np.ndarray | None = None) -> ConsensusModel:
+    """The hub's guarded fit (:func:`robust_model`) on ``fitted`` (on ``rows`` of it when given).
 
-
-def _fit(cases: CaseInputs, fitted: DecisionInputs, rows: np.ndarray | None = None) -> ConsensusModel:
-    """The hub's guarded fit (:func:`robust_model`) on ``fitted`` (on ``rows`` of it when given)."""
-    keep = slice(None) if rows is None else rows
+    ``rows`` with fewer than the hub's minimum of cases of some class fall back to all cases.
+    """
+    counts = (
+        np.bincount(fitted.labels[rows], minlength=fitted.probabilities.shape[2])
+        if rows is not None
+        else None
+    )
+    keep = slice(None) if counts is None or counts.min() < MIN_CASES_PER_CLASS else rows
     return robust_model(
         fitted.probabilities[:, keep],
         fitted.retrieved[:, keep] if fitted.retrieved is not None else None,
         fitted.labels[keep],
         _card(cases),
-        _ceilings(cases),
+        cases.ceiling_pairs(),
     )
 
 
@@ -120,18 +122,32 @@ def _calibration(cases: CaseInputs) -> DecisionInputs:
     return cases.calibration
 
 
-def _pooled(model: ConsensusModel, inputs: DecisionInputs) -> np.ndarray:
+def pooled(model: ConsensusModel, inputs: DecisionInputs) -> np.ndarray:
+    """The pool's labels on ``inputs``, each specialist's weight scaled by its local competence."""
     return model.predict_proba(inputs.probabilities, inputs.retrieved, inputs.competence).argmax(axis=1)
 
 
 def now(cases: CaseInputs) -> np.ndarray:
     """The hub's rule: the guarded fit, each specialist's weight scaled by its local competence."""
-    return _pooled(_fit(cases, _calibration(cases)), cases.evaluation)
+    return pooled(fit(cases, _calibration(cases)), cases.evaluation)
+
+
+def drift(cases: CaseInputs) -> str | None:
+    """How the replayed hub rule differs from the served consensus in ``cases``; None when it does not."""
+    replayed, served = fit(cases, _calibration(cases)), cases.model
+    if replayed.source != served.source:
+        return f"source {replayed.source!r}, served {served.source!r}"
+    for part in ("specialist_weights", "retrieval_weights", "bias"):
+        if not np.allclose(getattr(replayed, part), getattr(served, part), rtol=1e-6, atol=1e-9):
+            return f"{part} {getattr(replayed, part)}, served {getattr(served, part)}"
+    if not np.array_equal(now(cases), cases.consensus.argmax(axis=1)):
+        return "labels differ from the served consensus'"
+    return None
 
 
 def card_weights(cases: CaseInputs) -> np.ndarray:
     """No fit: the cards' weights, with local competence."""
-    return _pooled(_card(cases), cases.evaluation)
+    return pooled(_card(cases), cases.evaluation)
 
 
 def _with_competence_in_probabilities(inputs: DecisionInputs) -> DecisionInputs:
@@ -144,8 +160,8 @@ def _with_competence_in_probabilities(inputs: DecisionInputs) -> DecisionInputs:
 
 def competence_in_fit(cases: CaseInputs) -> np.ndarray:
     """The fit sees the competence-scaled specialists, as the pool uses them (no train/serve skew)."""
-    model = _fit(cases, _with_competence_in_probabilities(_calibration(cases)))
-    return _pooled(model, _with_competence_in_probabilities(cases.evaluation))
+    model = fit(cases, _with_competence_in_probabilities(_calibration(cases)))
+    return pooled(model, _with_competence_in_probabilities(cases.evaluation))
 
 
 def _labels_split(inputs: DecisionInputs, *, with_retrieval: bool) -> np.ndarray:
@@ -162,14 +178,14 @@ def fit_where_sources_disagree(cases: CaseInputs) -> np.ndarray:
     """
     calibration = _calibration(cases)
     rows = np.flatnonzero(_labels_split(calibration, with_retrieval=True))
-    return _pooled(_fit(cases, calibration, rows), cases.evaluation)
+    return pooled(fit(cases, calibration, rows), cases.evaluation)
 
 
 def fit_where_specialists_disagree(cases: CaseInputs) -> np.ndarray:
     """Fit only on the calibration cases where the specialists' labels differ (the bar's subset)."""
     calibration = _calibration(cases)
     rows = np.flatnonzero(_labels_split(calibration, with_retrieval=False))
-    return _pooled(_fit(cases, calibration, rows), cases.evaluation)
+    return pooled(fit(cases, calibration, rows), cases.evaluation)
 
 
 def _sources(model: ConsensusModel, inputs: DecisionInputs) -> list[np.ndarray]:
@@ -177,7 +193,7 @@ def _sources(model: ConsensusModel, inputs: DecisionInputs) -> list[np.ndarray]:
     if inputs.retrieved is None:
         raise ValueError("the sources need a case library")
     return [
-        _pooled(model, inputs),
+        pooled(model, inputs),
         *inputs.probabilities.argmax(axis=2),
         *inputs.retrieved.argmax(axis=2),
         inputs.retrieved.mean(axis=0).argmax(axis=1),
@@ -187,7 +203,7 @@ def _sources(model: ConsensusModel, inputs: DecisionInputs) -> list[np.ndarray]:
 def split_cases_selector(cases: CaseInputs) -> np.ndarray:
     """Unanimous specialists decide; on a split, the source most often right on the calibration splits."""
     calibration, evaluated = _calibration(cases), cases.evaluation
-    model = _fit(cases, calibration)
+    model = fit(cases, calibration)
     split = _labels_split(calibration, with_retrieval=False)
     right = [int((s[split] == calibration.labels[split]).sum()) for s in _sources(model, calibration)]
     chosen = _sources(model, evaluated)[int(np.argmax(right))]  # ties: the pool first
@@ -233,12 +249,13 @@ def retrieval_without_prevalence(cases: CaseInputs) -> np.ndarray:
     num_classes = calibration.probabilities.shape[2]
     counts = np.bincount(calibration.labels, minlength=num_classes)
     shares = (counts + 1.0) / (counts.sum() + num_classes)
-    model = _fit(cases, _without_prevalence(calibration, shares))
-    return _pooled(model, _without_prevalence(cases.evaluation, shares))
+    model = fit(cases, _without_prevalence(calibration, shares))
+    return pooled(model, _without_prevalence(cases.evaluation, shares))
 
 
+NOW = "now: guarded fit, local competence at use"
 RULES: tuple[tuple[str, Rule], ...] = (
-    ("now: guarded fit, local competence at use", now),
+    (NOW, now),
     ("card weights, no fit", card_weights),
     ("competence in the fit too", competence_in_fit),
     ("fit only where any source disagrees", fit_where_sources_disagree),
@@ -282,18 +299,41 @@ def replay(found: list[Evaluation]) -> dict[str, dict[str, Tally]]:
     """Per rule, the tallies of the explored and the kept-apart evaluations."""
     tallies = {name: {"explored": Tally(), "kept apart": Tally()} for name, _ in RULES}
     for evaluation in found:
+        if (differs := drift(evaluation.cases)) is not None:
+            raise SystemExit(
+                f"{evaluation.label}: the replayed hub rule differs from the served one: {differs}"
+            )
         group = "explored" if evaluation.explored else "kept apart"
-        served = evaluation.cases.consensus.argmax(axis=1)
         for name, rule in RULES:
-            predicted = rule(evaluation.cases)
-            if rule is now and not np.array_equal(predicted, served):
-                raise SystemExit(f"{evaluation.label}: the replayed rule differs from the served consensus")
-            tallies[name][group].add(evaluation.cases, predicted)
+            tallies[name][group].add(evaluation.cases, rule(evaluation.cases))
     return tallies
 
 
+def _specialist_digests(cases: CaseInputs) -> set[str]:
+    labels = cases.evaluation.labels.tobytes()
+    return {hashlib.sha256(labels + p.tobytes()).hexdigest() for p in cases.evaluation.probabilities}
+
+
+def _calibration_digest(cases: CaseInputs) -> str:
+    calibration = _calibration(cases)
+    return hashlib.sha256(calibration.labels.tobytes() + calibration.probabilities.tobytes()).hexdigest()
+
+
+def shared_with_explored(found: list[Evaluation]) -> tuple[int, int]:
+    """Kept-apart evaluations with an explored one's calibration cases, and with one of its
+    specialists' outputs on the same images: kept apart is not independent."""
+    explored = [e.cases for e in found if e.explored]
+    calibrations = {_calibration_digest(c) for c in explored}
+    outputs = set().union(*(_specialist_digests(c) for c in explored)) if explored else set()
+    kept = [e.cases for e in found if not e.explored]
+    return (
+        sum(_calibration_digest(c) in calibrations for c in kept),
+        sum(bool(_specialist_digests(c) & outputs) for c in kept),
+    )
+
+
 def table(tallies: dict[str, dict[str, Tally]], group: str) -> list[str]:
-    reference = tallies[RULES[0][0]][group]
+    reference = tallies[NOW][group]
     lines = [
         "| rule | images right (vs now) | below the vote | significantly below the best "
         "| split cases right (vs now) | split cases: above / level / below the best |",
@@ -328,23 +368,26 @@ def improves_on(rule: Tally, reference: Tally) -> bool:
 def section(found: list[Evaluation]) -> list[str]:
     """The docs section: one table for the explored evaluations, one for those kept apart, the verdict."""
     tallies = replay(found)
-    reference = tallies[RULES[0][0]]
+    reference = tallies[NOW]
     groups = {"explored": [e.label for e in found if e.explored]}
     groups["kept apart"] = [e.label for e in found if not e.explored]
     passed = {
-        group: [name for name, _ in RULES[1:] if improves_on(tallies[name][group], reference[group])]
+        group: [
+            name for name, _ in RULES if name != NOW and improves_on(tallies[name][group], reference[group])
+        ]
         for group in groups
     }
     adopted = [name for name in passed["explored"] if name in passed["kept apart"]]
+    same_calibration, same_outputs = shared_with_explored(found)
     return [
         HEADING,
         "",
-        "From the studies' `cases.npz` files (`gsco-hub evaluate --cases-out`). Each rule is fitted on "
-        "an evaluation's calibration cases and scored on its images; \"now\" replays the hub's rule "
-        "and gives the served consensus on every image. The best specialist is the most accurate on "
-        "each evaluation set; split cases are the images where the specialists' labels differ. "
-        "Distinct calibrated evaluations of the studies without a named reference (a shared one "
-        "counts once).",
+        "From the studies' `cases.npz` files (`gsco-hub evaluate --cases-out`). Each rule but the card "
+        "weights is fitted on an evaluation's calibration cases, and every rule is scored on its "
+        "images; \"now\" replays the hub's rule and gives the served consensus' weights and labels. "
+        "The best specialist is the most accurate on each evaluation set; split cases are the images "
+        "where the specialists' labels differ. Distinct calibrated evaluations of the studies without "
+        "a named reference (a shared one counts once).",
         "",
         f"Evaluations the rules were first looked at on ({len(groups['explored'])}: {', '.join(EXPLORED)}):",
         "",
@@ -353,6 +396,12 @@ def section(found: list[Evaluation]) -> list[str]:
         f"Evaluations kept apart to confirm a rule before adopting it ({len(groups['kept apart'])}):",
         "",
         *table(tallies, "kept apart"),
+        "",
+        "Kept apart means not looked at while the rules were chosen, not independent of the explored "
+        f"set: {same_calibration} of these {len(groups['kept apart'])} have the calibration cases of an "
+        f"explored evaluation (the same specialists and library, other images), and {same_outputs} of "
+        f"{len(groups['kept apart'])} share at least one specialist's outputs on the same images with one "
+        "(the same site trained the same way, another site changed).",
         "",
         "A rule replaces the hub's only if, on both sets, it is never significantly below the best "
         "specialist, below the vote in no more evaluations, gets more split cases right and is above "
@@ -365,6 +414,9 @@ def section(found: list[Evaluation]) -> list[str]:
 
 def main() -> None:
     args = bench_parser(__doc__).parse_args()
+    missing = set(EXPLORED) - set(study_names())
+    if missing:
+        raise SystemExit(f"EXPLORED names studies that are not in docs/studies: {sorted(missing)}")
     publish(section(evaluations()), "results.md", "Results", write=args.write_docs)
 
 

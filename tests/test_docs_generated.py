@@ -29,6 +29,11 @@ OWNED = {
         "## Training recipes (per backbone) and modality-aware flips",
         "bench/training_recipes.py",
     ),
+    (
+        "results.md",
+        "## Consensus alternatives (replayed on the studies' cases)",
+        "bench/arbiter_alternatives.py",
+    ),
     ("operations.md", "## Production topology (bench/topology.py)", "bench/topology.py"),
     ("testing.md", "## Mutation scores", "bench/mutation.py"),
     ("testing.md", "## Five features broken", "bench/mutation.py"),

@@ -19,21 +19,13 @@ from typing import Any
 import numpy as np
 
 from gsco_common.errors import DataError, GeneralistError
-from gsco_runtime.arbiters.calibration import (
-    calibration_cases,
-    card_ceiling,
-    specialists_card_model,
-    unusable_reason,
-)
 from gsco_runtime.arbiters.parser import parse_answer
 from gsco_runtime.arbiters.prompts import zero_shot_prompt
 from gsco_runtime.arbiters.retrieved import retrieval_features
-from gsco_runtime.arbiters.weights import ConsensusModel
 from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
-from gsco_runtime.pool.specialist import LoadedSpecialist
-from gsco_runtime.rad.retriever import Neighbours, Retriever
-from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, ceilings_array, save_case_inputs
+from gsco_runtime.rad.retriever import Neighbours
+from hub.evaluation.case_inputs import DecisionInputs, collect_case_inputs, save_case_inputs
 from hub.evaluation.disagreement import Disagreement, analyse
 from hub.evaluation.metrics import method_scores
 from hub.evaluation.significance import Scored, Statistics, assess
@@ -128,7 +120,7 @@ def evaluate(
     methods a paired test against the best specialist, or against the specialist named
     ``reference`` (then every other specialist too) (:mod:`hub.evaluation.significance`);
     the same again on the cases where the specialists disagree (:mod:`hub.evaluation.disagreement`).
-    With ``cases_out`` every method's per-case inputs go to that file (:mod:`hub.evaluation.case_inputs`).
+    With ``cases_out`` the consensus' per-case inputs go to that file (:mod:`hub.evaluation.case_inputs`).
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
@@ -173,9 +165,11 @@ def evaluate(
     )
     if cases_out is not None:
         evaluated = DecisionInputs(labels, stacked, stacked_dists, competence)
-        _save_inputs(
-            cases_out, snapshot.specialists, retriever, task.label_names, evaluated, consensus, model
+        calibrates = runtime.consensus.calibrate_on_library
+        inputs = collect_case_inputs(
+            snapshot.specialists, retriever, evaluated, consensus, model, calibrates=calibrates
         )
+        save_case_inputs(cases_out, inputs)
     if competence is not None:
         plain = model.predict_proba(stacked, stacked_dists)
         scored.append(Scored(WITHOUT_COMPETENCE, "ablation", plain.argmax(axis=1), plain, ABLATION_NOTE))
@@ -210,37 +204,6 @@ def evaluate(
         for m, ci in zip(scored, cis, strict=True)
     ]
     return report
-
-
-def _save_inputs(
-    path: Path,
-    specialists: Sequence[LoadedSpecialist],
-    retriever: Retriever | None,
-    label_names: Sequence[str],
-    evaluated: DecisionInputs,
-    consensus: np.ndarray,
-    model: ConsensusModel,
-) -> None:
-    """The per-case inputs, with the calibration cases' when the library calibrates these specialists."""
-    calibration = None
-    if retriever is not None and unusable_reason(specialists, retriever.library) is None:
-        cases = calibration_cases(specialists, retriever)
-        dists, competence = retrieval_features(retriever, specialists, cases.neighbours, len(label_names))
-        calibration = DecisionInputs(cases.labels, cases.probabilities, dists, competence)
-    card = specialists_card_model(specialists, with_retrieval=retriever is not None)
-    save_case_inputs(
-        path,
-        CaseInputs(
-            specialists=tuple(f"{s.info.name} v{s.info.version}" for s in specialists),
-            label_names=tuple(label_names),
-            evaluation=evaluated,
-            consensus=consensus,
-            model=model,
-            card_weights=card.specialist_weights,
-            ceilings=ceilings_array([card_ceiling(s) for s in specialists]),
-            calibration=calibration,
-        ),
-    )
 
 
 def _generalist_rows(

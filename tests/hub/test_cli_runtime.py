@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from bench import arbiter_alternatives as alternatives
 from gsco_common.errors import ConfigError, DataError
 from hub.cli.main import app
 from hub.evaluation.case_inputs import load_case_inputs
@@ -318,19 +319,36 @@ def test_evaluate_writes_each_cases_decision_inputs(
     assert accuracy(cases.consensus.argmax(axis=1)) == methods["consensus (no generalist)"]["accuracy"]
     plain = model.predict_proba(evaluated.probabilities, evaluated.retrieved).argmax(axis=1)
     assert accuracy(plain) == methods[WITHOUT_COMPETENCE]["accuracy"]
-    assert model.describe([s.replace(" v", "/") for s in cases.specialists]) == report["consensus_weights"]
-    # the weights were fitted on the library's 30 cases: their inputs are in the file too
+    assert model.describe(list(report["consensus_weights"]["specialists"])) == report["consensus_weights"]
+    # the weights were fitted on the library's 30 cases: their inputs are in the file, and the
+    # hub's fit on them gives the served weights and labels back
     assert model.source.startswith("calibrated")
     assert cases.calibration is not None and cases.calibration.labels.tolist() == [0, 1] * 15
     assert cases.calibration.probabilities.shape == (2, 30, 2)
     assert cases.card_weights.sum() == pytest.approx(1.0) and cases.ceilings.shape == (2,)
+    assert alternatives.drift(cases) is None
 
-    folder = runner.invoke(app, _hub(world, "evaluate", "--task", task, "--data", str(cases_npz),
-                                     "--split", "val", "--cases-out", str(tmp_path)))  # fmt: skip
-    assert folder.exit_code == ConfigError.exit_code
-    assert "--cases-out must name a .npz file" in folder.output and "Traceback" not in folder.output
-    with pytest.raises(DataError, match="is not a case-inputs file"):
-        load_case_inputs(cases_npz)
+    for wrong in (tmp_path / "cases.csv", tmp_path / "folder.npz"):
+        (tmp_path / "folder.npz").mkdir(exist_ok=True)
+        refused = runner.invoke(app, _hub(world, "evaluate", "--task", task, "--data", str(cases_npz),
+                                          "--split", "val", "--cases-out", str(wrong)))  # fmt: skip
+        assert refused.exit_code == ConfigError.exit_code
+        assert f"--cases-out must name a .npz file, not '{wrong.name}'" in refused.output
+        assert "Traceback" not in refused.output and not (tmp_path / "cases.csv").exists()
+
+
+def test_a_file_that_is_not_case_inputs_is_refused_by_name(cases_npz: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="cases.npz is not a case-inputs file"):
+        load_case_inputs(cases_npz)  # an image collection
+    np.save(tmp_path / "array.npy", np.zeros(3))
+    with pytest.raises(DataError, match="array.npy is not a case-inputs file"):
+        load_case_inputs(tmp_path / "array.npy")
+    np.savez(tmp_path / "partial.npz", format_version=np.asarray(1))
+    with pytest.raises(DataError, match="partial.npz lacks 'specialist_weights'"):
+        load_case_inputs(tmp_path / "partial.npz")
+    np.savez(tmp_path / "newer.npz", format_version=np.asarray(2))
+    with pytest.raises(DataError, match="newer.npz has case-inputs format 2; this version reads 1"):
+        load_case_inputs(tmp_path / "newer.npz")
 
 
 def test_a_library_from_the_specialists_training_split_never_calibrates(

@@ -28,7 +28,8 @@ def _inputs(labels: list[int], said: list[list[int]], retrieved: list[list[int]]
         np.asarray(labels),
         np.stack([_onehot(s) for s in said]),
         np.stack([_onehot(r, 0.8) for r in retrieved]),
-        np.full((len(said), len(labels)), 0.75),
+        # competence varies by specialist and case, so a pool that dropped it would answer otherwise
+        0.6 + 0.15 * ((np.arange(len(said))[:, None] + np.arange(len(labels))[None, :]) % 3),
     )
 
 
@@ -48,7 +49,7 @@ def _cases(evaluated: DecisionInputs, calibration: DecisionInputs | None) -> Cas
     )
     if calibration is None:
         return cases
-    served = alternatives._fit(cases, calibration)
+    served = alternatives.fit(cases, calibration)
     consensus = served.predict_proba(evaluated.probabilities, evaluated.retrieved, evaluated.competence)
     return replace(cases, model=served, consensus=consensus)
 
@@ -63,7 +64,7 @@ RETRIEVED = [[1, 0, 1, 0, 1, 0], [1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1]]
 def test_a_tally_counts_what_the_bar_asks() -> None:
     cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), None)
     tally = alternatives.Tally()
-    # wrong on case 0 (a split case) and on case 5 (unanimous): below the vote (5 of 6 right, the
+    # wrong on case 0 (a split case) and on case 5 (unanimous): below the vote (4 of 6 right, the
     # vote all 6), not significantly below the best (McNemar on 2 discordant cases)
     tally.add(cases, np.asarray([1, 1, 0, 1, 0, 0]))
     assert (tally.evaluations, tally.right, tally.below_vote, tally.significantly_below_best) == (1, 4, 1, 0)
@@ -108,7 +109,7 @@ SPLIT_RETRIEVED = [[0, 1, 1], [0, 1, 1], [1, 0, 1]]
 def test_the_selector_follows_the_source_best_on_the_calibration_splits() -> None:
     calibration = _calibration_where_only_one_retrieval_settles_splits()
     cases = _cases(_inputs(SPLIT_TRUTH, SPLIT_SAID, SPLIT_RETRIEVED), calibration)
-    pooled = alternatives._pooled(cases.model, cases.evaluation)
+    pooled = alternatives.pooled(cases.model, cases.evaluation)
     assert pooled.tolist() == [0, 0, 0]  # the fitted pool goes with the majority on the splits
     assert alternatives.split_cases_selector(cases).tolist() == [1, 0, 1]
 
@@ -140,31 +141,64 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     save_case_inputs(seeds / "cases.npz", shared)  # the same evaluation in its seeds twin
     save_case_inputs(seeds / "variants" / "balanced-evaluation" / "cases.npz", other)
     save_case_inputs(seeds / "variants" / "card" / "cases.npz", replace(other, calibration=None))
+    suspect = replace(other.model, source="card (library looks like training data of s0)")
+    save_case_inputs(seeds / "variants" / "suspect" / "cases.npz", replace(other, model=suspect))
     save_case_inputs(_study(tmp_path, "recipes-pneumonia", named_reference=True) / "cases.npz", other)
-    _study(tmp_path, "breast")  # a study without cases files adds nothing
+    # kept apart: other images (the same in reverse order), the explored ones' calibration cases
+    shifted = _inputs(TRUTH[::-1], [s[::-1] for s in SAID], [r[::-1] for r in RETRIEVED])
+    save_case_inputs(_study(tmp_path, "breast") / "cases.npz", _cases(shifted, calibration))
+    _study(tmp_path, "biased-specialist")  # a study without cases files adds nothing
 
     found = alternatives.evaluations(tmp_path)
-    assert [(e.label, e.studies) for e in found] == [
-        ("pneumonia / main", ["pneumonia", "pneumonia-seeds"]),
-        ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"]),
+    assert [(e.label, e.studies, e.explored) for e in found] == [
+        ("pneumonia / main", ["pneumonia", "pneumonia-seeds"], True),  # its seeds twin was explored
+        ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"], True),
+        ("breast / main", ["breast"], False),
     ]
-    assert all(e.explored for e in found)  # pneumonia-seeds was explored, so its twin's is too
+    assert alternatives.shared_with_explored(found) == (1, 0)
     tallies = alternatives.replay(found)
-    now = tallies[alternatives.RULES[0][0]]
-    assert (now["explored"].evaluations, now["kept apart"].evaluations) == (2, 0)
+    now = tallies[alternatives.NOW]
+    assert (now["explored"].evaluations, now["kept apart"].evaluations) == (2, 1)
     lines = alternatives.section(found)
-    assert lines[0] == alternatives.HEADING and "Evaluations kept apart to confirm a rule" in "\n".join(lines)
+    assert "explored set: 1 of these 1 have the calibration cases of an explored evaluation" in lines[-3]
+    assert "and 0 of 1 share at least one specialist's outputs on the same images" in lines[-3]
+    assert lines[-1].startswith("A rule replaces the hub's only if, on both sets")
+    # the verdict follows the tallies: a rule is named on a set exactly when it improves there
+    for group, label in (
+        ("explored", "Met on the explored set: "),
+        ("kept apart", "Met on the kept-apart set: "),
+    ):
+        met = [
+            n for n, _ in alternatives.RULES[1:] if alternatives.improves_on(tallies[n][group], now[group])
+        ]
+        assert f"{label}{', '.join(met) or 'none'}." in lines[-1]
 
 
 def test_a_replay_that_drifts_from_the_served_consensus_stops(tmp_path: Path) -> None:
     calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
     cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
+    assert alternatives.drift(cases) is None
     flipped = replace(cases, consensus=cases.consensus[:, ::-1])
+    assert alternatives.drift(flipped) == "labels differ from the served consensus'"
+    heavier = replace(cases.model, specialist_weights=cases.model.specialist_weights * 1.01)
+    assert alternatives.drift(replace(cases, model=heavier)).startswith("specialist_weights ")
+    renamed = replace(cases.model, source="calibrated (shrunk, thresholds moved)")
+    assert alternatives.drift(replace(cases, model=renamed)).startswith("source ")
     save_case_inputs(_study(tmp_path, "pneumonia") / "cases.npz", flipped)
     with pytest.raises(
-        SystemExit, match="pneumonia / main: the replayed rule differs from the served consensus"
+        SystemExit, match="pneumonia / main: the replayed hub rule differs from the served one"
     ):
         alternatives.replay(alternatives.evaluations(tmp_path))
+
+
+def test_a_fit_on_too_few_cases_of_a_class_is_the_hubs_fit() -> None:
+    calibration = _calibration_where_only_one_retrieval_settles_splits()
+    cases = _cases(_inputs(SPLIT_TRUTH, SPLIT_SAID, SPLIT_RETRIEVED), calibration)
+    everything = alternatives.fit(cases, calibration)
+    few = alternatives.fit(cases, calibration, np.arange(12, 24))  # 6 cases of each class: below 8
+    assert np.array_equal(few.specialist_weights, everything.specialist_weights)
+    enough = alternatives.fit(cases, calibration, np.arange(4, 24))  # 10 of each
+    assert not np.array_equal(enough.retrieval_weights, everything.retrieval_weights)
 
 
 def test_the_rules_inputs_transform_as_documented() -> None:
