@@ -1,12 +1,14 @@
 """Other decision rules for the consensus, replayed on the studies' per-case inputs.
 
-Every study evaluation leaves a ``cases.npz`` beside its evaluation.json (``gsco-hub evaluate
---cases-out``): the specialists' probabilities, retrieved labels and local competence on each
-evaluation image, and the same on the calibration cases the weights were fitted on. Each rule
+Every study run leaves a ``cases.npz`` beside each evaluation.json (``gsco-hub evaluate
+--cases-out``; not committed, so rerun the studies first): the specialists' probabilities,
+retrieved labels and local competence on each evaluation image, and the same on the calibration
+cases the weights were fitted on. Each rule
 below is fitted on those calibration cases and scored on the evaluation images by the bar the
-consensus must meet (``hub.study.bar``), next to the rule the hub uses now. Nothing is retrained:
+consensus must meet (``hub.study.bar``), next to the rule the hub uses now. After
+``gsco-hub study docs/studies/NAME/study.yaml --out docs/studies/NAME`` for each study,
 ``.venv/bin/python bench/arbiter_alternatives.py --write-docs`` rewrites the "Consensus
-alternatives" section of docs/results.md from the committed studies.
+alternatives" section of docs/results.md from their cases files.
 
 The rule used now is replayed too, and must give the served consensus' weights, biases, source
 and labels, or the script stops: a replay that drifted from the hub would make every comparison
@@ -417,7 +419,13 @@ def main() -> None:
     missing = set(EXPLORED) - set(study_names())
     if missing:
         raise SystemExit(f"EXPLORED names studies that are not in docs/studies: {sorted(missing)}")
-    publish(section(evaluations()), "results.md", "Results", write=args.write_docs)
+    found = evaluations()
+    if not found:
+        raise SystemExit(
+            "no calibrated cases.npz under docs/studies: rerun the studies first "
+            "(gsco-hub study docs/studies/NAME/study.yaml --out docs/studies/NAME)"
+        )
+    publish(section(found), "results.md", "Results", write=args.write_docs)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from bench import arbiter_alternatives as alternatives
 from hub.cli.main import app
 from hub.evaluation.case_inputs import load_case_inputs
 from site_agent.data.synthetic import write_synthetic_npz
@@ -98,6 +99,7 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
     assert main_cases.calibration is None and main_cases.model.source == study["consensus_weights"]["source"]
     disjoint_cases = load_case_inputs(out / "variants" / "disjoint" / "cases.npz")
     assert disjoint_cases.calibration is not None and disjoint_cases.calibration.labels.shape == (24,)
+    assert alternatives.drift(disjoint_cases) is None  # the replay gives the served weights and labels
     for cases, arm in ((main_cases, study), (disjoint_cases, disjoint)):
         consensus = next(m for m in arm["methods"] if m["kind"] == "consensus")
         right = cases.consensus.argmax(axis=1) == cases.evaluation.labels
