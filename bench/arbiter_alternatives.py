@@ -38,6 +38,7 @@ from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
 from gsco_runtime.arbiters.weights import EPS, ConsensusModel  # noqa: E402
 from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, load_case_inputs  # noqa: E402
+from hub.evaluation.disagreement import labels_differ  # noqa: E402
 from hub.evaluation.evaluate import majority_vote  # noqa: E402
 from hub.evaluation.statistics import mcnemar_exact  # noqa: E402
 from hub.study.facts import reference_name  # noqa: E402
@@ -170,7 +171,7 @@ def _labels_split(inputs: DecisionInputs, *, with_retrieval: bool) -> np.ndarray
     votes = inputs.probabilities.argmax(axis=2)
     if with_retrieval and inputs.retrieved is not None:
         votes = np.concatenate([votes, inputs.retrieved.argmax(axis=2)])
-    return ~(votes == votes[0]).all(axis=0)
+    return labels_differ(votes)
 
 
 def fit_where_sources_disagree(cases: CaseInputs) -> np.ndarray:
@@ -285,7 +286,7 @@ class Tally:
         said = evaluated.probabilities.argmax(axis=2)
         best = said[int(np.argmax((said == labels).sum(axis=1)))]
         right, best_right = predicted == labels, best == labels
-        split = ~(said == said[0]).all(axis=0)
+        split = labels_differ(said)
         self.evaluations += 1
         self.right += int(right.sum())
         self.below_vote += int(right.sum() < (majority_vote(evaluated.probabilities) == labels).sum())

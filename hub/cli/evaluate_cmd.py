@@ -11,6 +11,7 @@ from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print
 from gsco_common.errors import ConfigError
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import Threads, generalist_options, task_runtime
+from hub.evaluation.case_inputs import save_case_inputs
 from hub.evaluation.evaluate import evaluate
 from hub.evaluation.report import (
     arbitration_lines,
@@ -83,11 +84,11 @@ def evaluate_cmd(
                 resamples=bootstrap,
                 seed=seed,
                 reference=reference,
-                cases_out=cases_out,
+                keep_case_inputs=cases_out is not None,
             )
     written = write_outputs(report, out) if out is not None else {}
-    if cases_out is not None:
-        written["cases"] = cases_out
+    if cases_out is not None and report.case_inputs is not None:
+        written["cases"] = save_case_inputs(cases_out, report.case_inputs)
     if json_out:
         print_json({**report.to_dict(), "files": {k: str(v) for k, v in written.items()}})
         return

@@ -99,13 +99,17 @@ class Disagreement:
         return asdict(self)
 
 
+def labels_differ(said: np.ndarray) -> np.ndarray:
+    """``[N]`` booleans from ``[S, N]`` labels: the sources' labels are not all the same (never with one)."""
+    return (said != said[0]).any(axis=0)
+
+
 def disagreement_mask(methods: Sequence[Scored]) -> np.ndarray:
     """``[N]`` booleans: the specialists' predicted labels are not all the same (never with one)."""
     answers = [m.predicted for m in methods if m.kind == "specialist"]
     if not answers:
         return np.zeros(0 if not methods else methods[0].predicted.shape[0], dtype=bool)
-    predicted = np.stack(answers)
-    return (predicted != predicted[0]).any(axis=0)
+    return labels_differ(np.stack(answers))
 
 
 def subset_scores(

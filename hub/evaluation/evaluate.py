@@ -12,8 +12,7 @@ kept its answer, and how often it was wrong and corrected itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -25,7 +24,7 @@ from gsco_runtime.arbiters.retrieved import retrieval_features
 from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
 from gsco_runtime.rad.retriever import Neighbours
-from hub.evaluation.case_inputs import DecisionInputs, collect_case_inputs, save_case_inputs
+from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, collect_case_inputs
 from hub.evaluation.disagreement import Disagreement, analyse
 from hub.evaluation.metrics import method_scores
 from hub.evaluation.significance import Scored, Statistics, assess
@@ -86,9 +85,11 @@ class EvaluationReport:
     notes: list[str] = field(default_factory=list)
     statistics: Statistics | None = None
     disagreement: Disagreement | None = None
+    case_inputs: CaseInputs | None = None  # arrays for `--cases-out`, not part of the report's text
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = asdict(replace(self, case_inputs=None))
+        del data["case_inputs"]
         data["arbitration"] = self.arbitration.to_dict() if self.arbitration else None
         data["statistics"] = self.statistics.to_dict() if self.statistics else None
         data["disagreement"] = self.disagreement.to_dict() if self.disagreement else None
@@ -112,7 +113,7 @@ def evaluate(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     reference: str | None = None,
-    cases_out: Path | None = None,
+    keep_case_inputs: bool = False,
 ) -> EvaluationReport:
     """Score every method on ``images`` / ``labels`` with the task's current specialists.
 
@@ -120,7 +121,8 @@ def evaluate(
     methods a paired test against the best specialist, or against the specialist named
     ``reference`` (then every other specialist too) (:mod:`hub.evaluation.significance`);
     the same again on the cases where the specialists disagree (:mod:`hub.evaluation.disagreement`).
-    With ``cases_out`` the consensus' per-case inputs go to that file (:mod:`hub.evaluation.case_inputs`).
+    With ``keep_case_inputs`` the report also carries the consensus' per-case inputs
+    (:mod:`hub.evaluation.case_inputs`).
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
@@ -153,23 +155,14 @@ def evaluate(
         for s, p in zip(snapshot.specialists, probs, strict=True)
     ]
     scored.append(Scored("specialists' vote", "vote", majority_vote(stacked), stacked.mean(axis=0)))
-    if stacked_dists is not None:
+    if retriever is not None and stacked_dists is not None:
         rad = stacked_dists.mean(axis=0)
-        scored.append(
-            Scored(f"RAD only (k={retriever.k if retriever else 0})", "rad", rad.argmax(axis=1), rad)
-        )
+        scored.append(Scored(f"RAD only (k={retriever.k})", "rad", rad.argmax(axis=1), rad))
     model = runtime.consensus.model_for(snapshot.specialists, retriever)
     consensus = model.predict_proba(stacked, stacked_dists, competence)
     scored.append(
         Scored("consensus (no generalist)", "consensus", consensus.argmax(axis=1), consensus, model.source)
     )
-    if cases_out is not None:
-        evaluated = DecisionInputs(labels, stacked, stacked_dists, competence)
-        calibrates = runtime.consensus.calibrate_on_library
-        inputs = collect_case_inputs(
-            snapshot.specialists, retriever, evaluated, consensus, model, calibrates=calibrates
-        )
-        save_case_inputs(cases_out, inputs)
     if competence is not None:
         plain = model.predict_proba(stacked, stacked_dists)
         scored.append(Scored(WITHOUT_COMPETENCE, "ablation", plain.argmax(axis=1), plain, ABLATION_NOTE))
@@ -182,6 +175,12 @@ def evaluate(
         methods=[],
         consensus_weights=model.describe([s.info.key for s in snapshot.specialists]),
     )
+    if keep_case_inputs:
+        evaluated = DecisionInputs(labels, stacked, stacked_dists, competence)
+        calibrates = runtime.consensus.calibrate_on_library
+        report.case_inputs = collect_case_inputs(
+            snapshot.specialists, retriever, evaluated, consensus, model, calibrates=calibrates
+        )
     report.notes.append(f"consensus weights: {model.source}")
     if retriever is None:
         report.notes.append("no case library imported: RAD and the retrieval part of the consensus are off")

@@ -13,7 +13,7 @@ import statistics
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from hub.study.facts import METRICS, best_specialist, paired, reference_name, subset_test
+from hub.study.facts import METRICS, best_specialist, paired, reference_name, subset_rows, subset_test
 
 ALPHA = 0.05
 BEST = "best specialist (of each repeat)"
@@ -72,15 +72,6 @@ def against_named_reference(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any]
     }
 
 
-def _subset_accuracy(arm: Mapping[str, Any], kind: str) -> float | None:
-    """The accuracy on the disagreement subset of the consensus, or of the reference (``kind="best"``)."""
-    block = arm.get("disagreement") or {}
-    for m in block.get("methods", []):
-        if (kind == "best" and m["name"] == block.get("reference")) or m["kind"] == kind:
-            return m["accuracy"]
-    return None
-
-
 def disagreement(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The disagreement subset across repeats (None unless every repeat's evaluation has one).
 
@@ -91,10 +82,11 @@ def disagreement(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     if any(block is None for block in blocks):
         return None
     consensus = next((m["name"] for m in arms[0]["methods"] if m["kind"] == "consensus"), "")
+    pairs = [subset_rows(arm) for arm in arms]
     return {
         "n": mean_sd([block["n"] for block in blocks]),
-        "consensus": mean_sd([_subset_accuracy(arm, "consensus") for arm in arms]),
-        "best": mean_sd([_subset_accuracy(arm, "best") for arm in arms]),
+        "consensus": mean_sd([pair[0]["accuracy"] if pair else None for pair in pairs]),
+        "best": mean_sd([pair[1]["accuracy"] if pair else None for pair in pairs]),
         "counts": tally(subset_test(arm, consensus) for arm in arms),
     }
 

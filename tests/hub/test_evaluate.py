@@ -17,7 +17,7 @@ from gsco_common.errors import DataError
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.pool.registry_source import RegistrySource
-from hub.evaluation.case_inputs import load_case_inputs
+from hub.evaluation.case_inputs import load_case_inputs, save_case_inputs
 from hub.evaluation.evaluate import Arbitration, evaluate, majority_vote
 from site_agent.data.loader import load_site_data
 from tests.gsco_runtime.world import make_world
@@ -76,8 +76,7 @@ def test_the_specialist_row_gives_the_sites_card_figures(
     card = json.loads((site_bundle.folder / "card.json").read_text())
     held_out = load_site_data(site_bundle.data, LABELS, site_bundle.seed).split(card["evaluation"]["split"])
     images = [held_out.image(i) for i in range(len(held_out))]
-    cases_out = tmp_path / "cases.npz"
-    report = evaluate(runtime, TASK, images, held_out.labels.astype(np.int64), cases_out=cases_out)
+    report = evaluate(runtime, TASK, images, held_out.labels.astype(np.int64), keep_case_inputs=True)
 
     rows = {row.kind: row for row in report.methods}
     assert [row.kind for row in report.methods] == ["specialist", "vote", "consensus"]
@@ -97,7 +96,8 @@ def test_the_specialist_row_gives_the_sites_card_figures(
         1,
     )
     # without a case library the per-case inputs hold no retrieval and no calibration cases
-    cases = load_case_inputs(cases_out)
+    assert report.case_inputs is not None and "case_inputs" not in report.to_dict()
+    cases = load_case_inputs(save_case_inputs(tmp_path / "cases.npz", report.case_inputs))
     assert cases.evaluation.retrieved is None and cases.evaluation.competence is None
     assert cases.calibration is None and cases.model.source == "card"
     right = cases.evaluation.probabilities[0].argmax(axis=1) == held_out.labels

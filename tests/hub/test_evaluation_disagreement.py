@@ -48,6 +48,8 @@ def _methods(b: np.ndarray = B) -> list[Scored]:
 def test_the_subset_accuracies_and_mcnemar_p_values_are_the_hand_computed_ones() -> None:
     block = disagreement.analyse(LABELS, _methods(), 2, count=1000, seed=3)
     assert disagreement.disagreement_mask(_methods()).tolist() == [False] * 6 + [True] * 10
+    three = np.array([[0, 0, 1, 1], [0, 1, 1, 0], [0, 0, 1, 1]])
+    assert disagreement.labels_differ(three).tolist() == [False, True, False, True]
     assert (block.status, block.n, block.of, block.class_counts) == ("analysed", 10, 16, [5, 5])
     assert block.reference == "A v1" and "whole evaluation set" in block.reference_rule
     rows = {row.name: row for row in block.methods}
