@@ -85,9 +85,13 @@ class GeneralistOptions:
 Threads = Annotated[int | None, typer.Option("--threads", help="Thread budget of the specialists' sessions.")]
 
 
+# Prefix of the flags' parameter names, so that none shadows a command's own (evaluate's --kind).
+_PARAM_PREFIX = "generalist_option_"
+
+
 def _flag(flag: str, field: str, help_text: str, default: Any = None, kind: Any = None) -> TyperOption:
     return TyperOption(
-        param_decls=[flag, field],
+        param_decls=[flag, _PARAM_PREFIX + field],
         type=kind,
         default=default,
         show_default=default is not None,
@@ -96,7 +100,7 @@ def _flag(flag: str, field: str, help_text: str, default: Any = None, kind: Any 
 
 
 # The ``--generalist ...`` flags of `diagnose` and `evaluate`, declared once: each is a click
-# option whose parameter name is the GeneralistOptions field it sets.
+# option whose parameter name is the prefixed GeneralistOptions field it sets.
 GENERALIST_FLAGS = (
     _flag("--generalist", "kind", "Decision-maker: none (consensus), openai, transformers.", "none"),
     _flag("--generalist-url", "url", "OpenAI-compatible server (vLLM / lmdeploy serving MedDr)."),
@@ -125,10 +129,18 @@ class GeneralistCommand(TyperCommand):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        own = {decl for param in self.params for decl in (param.name, *param.opts)}
+        clashes = own & {decl for flag in GENERALIST_FLAGS for decl in (flag.name, *flag.opts)}
+        if clashes:
+            raise TypeError(f"command {self.name!r} redeclares generalist flags: {sorted(map(str, clashes))}")
         self.params.extend(GENERALIST_FLAGS)
 
     def invoke(self, ctx: click.Context) -> Any:
-        fields = {flag.name: ctx.params.pop(flag.name) for flag in GENERALIST_FLAGS if flag.name}
+        fields = {
+            flag.name.removeprefix(_PARAM_PREFIX): ctx.params.pop(flag.name)
+            for flag in GENERALIST_FLAGS
+            if flag.name
+        }
         ctx.meta[_OPTIONS_KEY] = GeneralistOptions(**fields)
         return super().invoke(ctx)
 

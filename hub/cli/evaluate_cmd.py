@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, check_writable_folder, console, err_console, handle_errors, print_json
 from gsco_common.errors import ConfigError
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import Threads, generalist_options, task_runtime
@@ -48,7 +48,7 @@ def evaluate_cmd(
         help="Bootstrap resamples for the 95 % confidence intervals and paired comparisons.",
     ),
     seed: int = typer.Option(
-        0, "--seed", help="Seed of the bootstrap resamples (same seed, same intervals)."
+        0, "--seed", min=0, help="Seed of the bootstrap resamples (same seed, same intervals)."
     ),
     reference: str | None = typer.Option(
         None,
@@ -62,6 +62,8 @@ def evaluate_cmd(
     """ACC, macro-F1 and AUC with 95 % CIs per method; collaboration tested against the best specialist."""
     if cases_out is not None and (cases_out.suffix != ".npz" or cases_out.is_dir()):
         raise ConfigError(f"--cases-out must name a .npz file, not {cases_out.name!r}")
+    check_writable_folder("--out", out)
+    check_writable_folder("--cases-out", cases_out.parent if cases_out is not None else None)
     with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)

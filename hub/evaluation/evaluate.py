@@ -27,7 +27,7 @@ from gsco_runtime.rad.retriever import Neighbours
 from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, collect_case_inputs
 from hub.evaluation.disagreement import Disagreement, analyse
 from hub.evaluation.metrics import method_scores
-from hub.evaluation.significance import Scored, Statistics, assess
+from hub.evaluation.significance import Scored, Statistics, assess, check_reference
 from hub.evaluation.statistics import DEFAULT_RESAMPLES, MIN_RESAMPLES, Interval
 
 Progress = Callable[[str, int, int], None]
@@ -130,6 +130,9 @@ def evaluate(
         raise DataError(f"the bootstrap needs at least {MIN_RESAMPLES} resamples, got {resamples}")
     tick: Progress = progress or (lambda stage, done, total: None)
     snapshot = runtime.pool.snapshot(task_id)
+    names = [f"{s.info.name} v{s.info.version}" for s in snapshot.specialists]
+    if reference is not None:
+        check_reference(reference, names)  # before any image is predicted
     task = runtime.task_spec(snapshot)
     retriever = runtime.retriever(task_id)
     num_classes = task.num_classes
@@ -150,10 +153,7 @@ def evaluate(
         else (None, None)
     )
 
-    scored = [
-        Scored(f"{s.info.name} v{s.info.version}", "specialist", p.argmax(axis=1), p)
-        for s, p in zip(snapshot.specialists, probs, strict=True)
-    ]
+    scored = [Scored(n, "specialist", p.argmax(axis=1), p) for n, p in zip(names, probs, strict=True)]
     scored.append(Scored("specialists' vote", "vote", majority_vote(stacked), stacked.mean(axis=0)))
     if retriever is not None and stacked_dists is not None:
         rad = stacked_dists.mean(axis=0)

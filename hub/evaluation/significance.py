@@ -153,13 +153,17 @@ def choose_reference(
     """The reference's index and the rule that chose it: the specialist ``named``, else the best one."""
     if named is None:
         return reference_index(labels, methods), REFERENCE_RULE
-    specialists = [m.name for m in methods if m.kind == "specialist"]
+    check_reference(named, [m.name for m in methods if m.kind == "specialist"])
+    return next(i for i, m in enumerate(methods) if m.name == named), NAMED_REFERENCE_RULE
+
+
+def check_reference(named: str, specialists: Sequence[str]) -> None:
+    """:class:`DataError` unless ``named`` is one of the served ``specialists`` ("name vN")."""
     if named not in specialists:
         raise DataError(
             f"--reference: no served specialist is named {named!r}; "
             f"served: {', '.join(specialists) or 'none'}"
         )
-    return next(i for i, m in enumerate(methods) if m.name == named), NAMED_REFERENCE_RULE
 
 
 def _bootstrap_comparison(point: float | None, differences: np.ndarray) -> MetricComparison:

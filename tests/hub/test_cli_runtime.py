@@ -286,12 +286,12 @@ def test_evaluate_writes_each_cases_decision_inputs(
     world: World, task: str, cases_npz: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "cases.npz"
-    result = runner.invoke(
-        app, _import_and_evaluate(world, task, cases_npz, "--cases-out", str(path), "--json")
-    )
+    # --kind is the data format here, not the generalist's
+    flags = ("--kind", "npz", "--generalist", "none", "--cases-out", str(path), "--json")
+    result = runner.invoke(app, _import_and_evaluate(world, task, cases_npz, *flags))
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["files"] == {"cases": str(path)}
+    assert report["files"] == {"cases": str(path)} and report["generalist"] is None
     with np.load(path, allow_pickle=False) as archive:  # model outputs and labels, nothing else
         assert set(archive.files) == {
             "format_version", "specialists", "label_names", "consensus", "specialist_weights",
@@ -335,6 +335,28 @@ def test_evaluate_writes_each_cases_decision_inputs(
         assert refused.exit_code == ConfigError.exit_code
         assert f"--cases-out must name a .npz file, not '{wrong.name}'" in refused.output
         assert "Traceback" not in refused.output and not (tmp_path / "cases.csv").exists()
+
+
+def test_evaluate_refuses_bad_outputs_and_references_before_any_work(
+    world: World, task: str, cases_npz: Path, tmp_path: Path, server: ChatServer
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    cases = tmp_path / "cases.npz"
+    evaluate = _hub(world, "evaluate", "--task", task, "--data", str(cases_npz), "--split", "val",
+                    "--generalist", "openai", "--generalist-url", server.url)  # fmt: skip
+    for flags, message in (
+        (("--out", str(a_file)), "--out must name a folder: 'a-file' is a file"),
+        (("--cases-out", str(a_file / "cases.npz")), "--cases-out must name a folder: 'a-file' is a file"),
+        (("--reference", "nope v1", "--cases-out", str(cases)), "no served specialist is named 'nope v1'"),
+    ):
+        refused = runner.invoke(app, [*evaluate, *flags])
+        assert refused.exit_code == (ConfigError if "folder" in message else DataError).exit_code
+        assert message in refused.output and "Traceback" not in refused.output
+        assert a_file.read_text() == "kept" and not cases.exists()
+        assert server.requests == []  # refused before any image went to the generalist
+    negative = runner.invoke(app, [*evaluate, "--seed", "-1"])
+    assert negative.exit_code == 2 and "-1 is not in the range x>=0" in negative.output
 
 
 def test_a_file_that_is_not_case_inputs_is_refused_by_name(cases_npz: Path, tmp_path: Path) -> None:
