@@ -20,7 +20,6 @@ studies share is counted once.
 from __future__ import annotations
 
 import hashlib
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -33,7 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from bench.render_results import STUDIES_DIR, study_names  # noqa: E402
+from bench.render_results import STUDIES_DIR, load_report, study_names  # noqa: E402
+from gsco_common.errors import DataError  # noqa: E402
 from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
 from gsco_runtime.arbiters.weights import EPS, ConsensusModel  # noqa: E402
@@ -78,11 +78,13 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
     found: dict[str, Evaluation] = {}
     for study in study_names(studies_dir):
         folder = studies_dir / study
-        result = json.loads((folder / "study.json").read_text(encoding="utf-8"))
-        if reference_name(result)[1] == "reference":
+        if reference_name(load_report(studies_dir, study))[1] == "reference":
             continue
         for path in sorted(folder.rglob(CASES_FILE)):
-            cases = load_case_inputs(path)
+            try:
+                cases = load_case_inputs(path)
+            except DataError as exc:
+                raise SystemExit(f"{path}: {exc.message}; rerun the study {study}") from None
             if cases.calibration is None or cases.model.source.startswith("card"):
                 continue
             digest = _digest(cases)

@@ -60,19 +60,33 @@ def study_names(studies_dir: Path = STUDIES_DIR) -> list[str]:
     return [name for name in ORDER if name in found]
 
 
-def _load(studies_dir: Path, name: str) -> dict[str, Any]:
-    return json.loads((studies_dir / name / "study.json").read_text(encoding="utf-8"))
+REPORT_KEYS = ("study", "spec_yaml", "task", "sites", "methods")
+
+
+def load_report(studies_dir: Path, name: str) -> dict[str, Any]:
+    """The study.json of study ``name``; stops with the file's path when it is not a study report."""
+    path = studies_dir / name / "study.json"
+    try:
+        result = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"{path}: not readable as a study report ({exc}); rerun the study") from None
+    missing = [key for key in REPORT_KEYS if key not in result] if isinstance(result, dict) else REPORT_KEYS
+    if missing:
+        raise SystemExit(
+            f"{path}: not a study report of this version (no {', '.join(missing)}); rerun the study"
+        )
+    return result
 
 
 def _baseline(studies_dir: Path, result: dict[str, Any]) -> dict[str, Any] | None:
     name = baseline_name(result)
-    return _load(studies_dir, name) if name and (studies_dir / name / "study.json").is_file() else None
+    return load_report(studies_dir, name) if name and (studies_dir / name / "study.json").is_file() else None
 
 
 def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
     """The section's lines (``lines[0]`` is its heading)."""
     lines = [HEADING, "", INTRO, ""]
-    bar = bar_lines([_load(studies_dir, name) for name in study_names(studies_dir)])
+    bar = bar_lines([load_report(studies_dir, name) for name in study_names(studies_dir)])
     if bar:
         lines += [
             "### The consensus arbiter's bar, every evaluation",
@@ -85,7 +99,7 @@ def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
             "",
         ]
     for name in study_names(studies_dir):
-        result = _load(studies_dir, name)
+        result = load_report(studies_dir, name)
         body = study_markdown(result, _baseline(studies_dir, result), heading="###", with_yaml=False)
         files = f"[study report](studies/{name}/study.md), [evaluation](studies/{name}/evaluation.md)"
         lines += [body.rstrip(), "", f"Files: {files}.", "", f"![{name}](studies/{name}/evaluation.png)", ""]
@@ -96,7 +110,7 @@ def study_reports(studies_dir: Path = STUDIES_DIR) -> dict[Path, str]:
     """Each study's study.md as rendered from its study.json (and its baseline's)."""
     reports = {}
     for name in study_names(studies_dir):
-        result = _load(studies_dir, name)
+        result = load_report(studies_dir, name)
         reports[studies_dir / name / "study.md"] = study_markdown(result, _baseline(studies_dir, result))
     return reports
 

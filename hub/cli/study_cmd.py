@@ -8,8 +8,10 @@ from pathlib import Path
 
 import typer
 
-from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, check_writable_folder, console, err_console, handle_errors, print_json
 from gsco_common.errors import ConfigError
+from hub.study.facts import load_baseline
+from hub.study.outputs import check_out
 from hub.study.report import verdict
 from hub.study.run import run_study
 from hub.study.spec import load_study
@@ -33,7 +35,10 @@ def study(
 ) -> None:
     """Run a study through the real CLIs in a fresh home and write its report."""
     spec = load_study(study_file)
+    load_baseline(spec.compare_with)  # a broken one stops the study now, not after training
     out = out or Path(f"study-{spec.name}")
+    check_out(spec, out)
+    check_writable_folder("--work", work)
     work = work or Path(tempfile.mkdtemp(prefix=f"gsco-study-{spec.name}-"))
     if work.exists() and any(work.iterdir()):
         raise ConfigError(

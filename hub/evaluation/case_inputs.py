@@ -16,6 +16,7 @@ sensitive as the library's labels are.
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,15 +151,13 @@ def load_case_inputs(path: Path) -> CaseInputs:
     not_ours = f"{path.name} is not a case-inputs file of `gsco-hub evaluate --cases-out`"
     try:
         archive = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as error:
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(not_ours)
+        with archive:
+            data = {key: archive[key] for key in archive.files}
+        version = int(data["format_version"])
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise DataError(not_ours) from error
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(not_ours)
-    with archive:
-        data = {key: archive[key] for key in archive.files}
-    if "format_version" not in data:
-        raise DataError(not_ours)
-    version = int(data["format_version"])
     if version != FORMAT_VERSION:
         raise DataError(f"{path.name} has case-inputs format {version}; this version reads {FORMAT_VERSION}")
     try:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from gsco_common.errors import ConfigError
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
 from hub.study.environment import environment
 from hub.study.spec import StudySpec
@@ -119,10 +120,22 @@ def study_result(
 
 
 def load_baseline(path: Path | None) -> dict[str, Any] | None:
-    """The study.json a study compares itself with, when that study has been run."""
+    """The study.json a study compares itself with, when that study has been run.
+
+    :class:`ConfigError` when the file is there but is not a study report.
+    """
     if path is None or not path.is_file():
         return None
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        baseline = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        baseline = None
+    if not isinstance(baseline, dict) or not {"study", "methods"} <= baseline.keys():
+        raise ConfigError(
+            f"compare_with: {path.name} is not the study.json of a `gsco-hub study` run",
+            hint="rerun that study, or remove compare_with",
+        )
+    return baseline
 
 
 def baseline_name(result: Mapping[str, Any]) -> str | None:

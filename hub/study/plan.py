@@ -52,7 +52,9 @@ def plan_shards(spec: StudySpec) -> StudyShards:
     def pick(key: str, shard: ShardSpec) -> Shard:
         source = (shard.dataset, shard.split)
         if source not in labels_of:
-            labels_of[source] = read_split(spec.datasets[shard.dataset], shard.split)[1]
+            labels_of[source] = read_split(spec.datasets[shard.dataset], shard.split, len(spec.task.labels))[
+                1
+            ]
         return select(key, shard, labels_of[source], spec.task.labels, spec.seed)
 
     sites = {site.name: pick(f"sites.{i}.shard", site.shard) for i, site in enumerate(spec.sites)}

@@ -33,7 +33,8 @@ def _write_data(spec: StudySpec, shards: StudyShards, data_dir: Path) -> dict[st
     def images(shard: Shard) -> np.ndarray:
         source = (shard.spec.dataset, shard.spec.split)
         if source not in cache:
-            cache[source] = read_split(spec.datasets[shard.spec.dataset], shard.spec.split)[0]
+            path = spec.datasets[shard.spec.dataset]
+            cache[source] = read_split(path, shard.spec.split, len(spec.task.labels))[0]
         return cache[source][shard.indices]
 
     def about(shard: Shard, extra: str = "") -> str:

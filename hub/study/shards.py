@@ -8,6 +8,7 @@ still checks every pair by index before anything runs.
 
 from __future__ import annotations
 
+import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ import numpy as np
 
 from gsco_common.errors import ConfigError, DataError
 from hub.study.spec import ShardSpec, ShiftSpec
+from registry.input_limits import check_npz
 
 
 @dataclass(frozen=True)
@@ -32,19 +34,32 @@ class Shard:
         return np.bincount(self.labels, minlength=num_classes).tolist()
 
 
-def read_split(path: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Images and label indices of ``split`` in a MedMNIST-style ``.npz``."""
+def read_split(path: Path, split: str, num_labels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Images and label indices (``0 .. num_labels - 1``) of ``split`` in a MedMNIST-style ``.npz``."""
+    unreadable = f"{path.name} cannot be read as an .npz data set"
     try:
-        with np.load(path, allow_pickle=False) as data:
-            if f"{split}_images" not in data.files:
+        check_npz(path)
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise DataError(unreadable, hint="a study's data set is an .npz archive, not a single .npy array")
+        with archive as data:
+            missing = [key for key in (f"{split}_images", f"{split}_labels") if key not in data.files]
+            if missing:
                 raise DataError(
-                    f"{path.name} has no split {split!r}", hint=f"its arrays: {sorted(data.files)}"
+                    f"{path.name} has no {' or '.join(missing)}", hint=f"its arrays: {sorted(data.files)}"
                 )
-            return np.asarray(data[f"{split}_images"]), np.asarray(data[f"{split}_labels"]).reshape(
-                -1
-            ).astype(np.int64)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path.name} cannot be read as an .npz data set: {exc}") from None
+            images = np.asarray(data[f"{split}_images"])
+            labels = np.asarray(data[f"{split}_labels"]).reshape(-1).astype(np.int64)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{unreadable}: {exc}") from None
+    if images.shape[0] != labels.shape[0]:
+        raise DataError(f"{path.name}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")
+    if labels.size and (labels.min() < 0 or labels.max() >= num_labels):
+        raise DataError(
+            f"{path.name}: {split} labels must be indices 0..{num_labels - 1} of the task's labels, "
+            f"found {labels.min()}..{labels.max()}"
+        )
+    return images, labels
 
 
 def _order(n: int, seed: int, split: str) -> np.ndarray:

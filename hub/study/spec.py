@@ -12,8 +12,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gsco_common.errors import ConfigError
+from gsco_common.errors import ConfigError, GscoError
 from gsco_common.ids import TASK_ID_PATTERN
+from specialist.training.config import TrainingConfig
 
 SplitName = Literal["train", "val", "test"]
 _SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -29,6 +30,15 @@ class TaskSpec(_Strict):
     id: str = Field(pattern=TASK_ID_PATTERN)
     labels: tuple[str, ...] = Field(min_length=2)
     modality: str = Field(min_length=1)
+
+    @field_validator("labels")
+    @classmethod
+    def _distinct_names(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not label.strip() or "," in label for label in labels):
+            raise ValueError("every label needs a name without commas (the CLIs take them comma-separated)")
+        if len(set(labels)) != len(labels):
+            raise ValueError("labels must be distinct")
+        return labels
 
 
 class ShardSpec(_Strict):
@@ -77,13 +87,39 @@ class ShiftSpec(_Strict):
 
 
 class SiteSpec(_Strict):
+    """One site of a study.
+
+    ``backbone`` and the ``training`` overrides are checked as ``site-agent train`` checks them,
+    so a typo in the last site stops the study before the first one trains.
+    """
+
     name: str = Field(pattern=_SITE_NAME)
     backbone: str = Field(min_length=1)
     image_size: int = Field(ge=8, le=1024)
     epochs: int = Field(ge=1, le=500)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     shard: ShardSpec
     training: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, backbone: str) -> str:
+        from specialist.models import get_spec  # torch and timm load only when a study is read
+
+        try:
+            get_spec(backbone)
+        except GscoError as exc:
+            raise ValueError(exc.message) from None
+        return backbone
+
+    @field_validator("training")
+    @classmethod
+    def _training_overrides(cls, training: dict[str, Any]) -> dict[str, Any]:
+        try:
+            TrainingConfig.model_validate(training)
+        except ValidationError as exc:
+            raise ValueError(_problem(exc.errors()[0])) from None
+        return training
 
 
 class LibrarySpec(_Strict):
@@ -134,7 +170,7 @@ class StudySpec(_Described):
 
     task: TaskSpec
     datasets: dict[str, Path] = Field(min_length=1)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0)
     threads: int = Field(default=1, ge=1, le=64)
     repeats: int = Field(default=1, ge=1, le=20)
     approval_policy: Path | None = None
@@ -225,6 +261,8 @@ def load_study(path: Path) -> StudySpec:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot read the study file {path.name}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path.name} is not UTF-8 text", hint="save the study file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML: {exc}") from None
     spec = parse_study(data, path.resolve().parent)
@@ -235,4 +273,8 @@ def load_study(path: Path) -> StudySpec:
             raise ConfigError(
                 f"datasets.{name}: no file at {dataset}", hint="check the path (relative to the study file)"
             )
+    if spec.compare_with is not None and spec.compare_with.exists() and not spec.compare_with.is_file():
+        raise ConfigError(
+            f"compare_with: {spec.compare_with} is not a file", hint="name that study's study.json"
+        )
     return spec

@@ -368,6 +368,12 @@ def test_a_file_that_is_not_case_inputs_is_refused_by_name(cases_npz: Path, tmp_
     np.savez(tmp_path / "partial.npz", format_version=np.asarray(1))
     with pytest.raises(DataError, match="partial.npz lacks 'specialist_weights'"):
         load_case_inputs(tmp_path / "partial.npz")
+    (tmp_path / "truncated.npz").write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(DataError, match="truncated.npz is not a case-inputs file"):
+        load_case_inputs(tmp_path / "truncated.npz")
+    np.savez(tmp_path / "text-version.npz", format_version=np.asarray("one"))
+    with pytest.raises(DataError, match="text-version.npz is not a case-inputs file"):
+        load_case_inputs(tmp_path / "text-version.npz")
     np.savez(tmp_path / "newer.npz", format_version=np.asarray(2))
     with pytest.raises(DataError, match="newer.npz has case-inputs format 2; this version reads 1"):
         load_case_inputs(tmp_path / "newer.npz")

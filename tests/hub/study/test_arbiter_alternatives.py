@@ -124,7 +124,14 @@ def test_dawid_skene_weighs_each_label_by_its_confusion_matrix() -> None:
 
 def _study(folder: Path, name: str, named_reference: bool = False) -> Path:
     statistics = {"reference": "s0 v1", "reference_rule": NAMED_REFERENCE_RULE} if named_reference else {}
-    result = {"methods": [{"kind": "specialist", "name": "s0 v1", "accuracy": 1.0}], "statistics": statistics}
+    result = {
+        "study": name,
+        "spec_yaml": "",
+        "task": {},
+        "sites": [],
+        "methods": [{"kind": "specialist", "name": "s0 v1", "accuracy": 1.0}],
+        "statistics": statistics,
+    }
     (folder / name).mkdir(parents=True)
     (folder / name / "study.json").write_text(json.dumps(result))
     return folder / name
@@ -232,3 +239,27 @@ def test_without_cases_files_the_script_says_to_rerun_the_studies(monkeypatch: p
         SystemExit, match="no calibrated cases.npz under docs/studies: rerun the studies first"
     ):
         alternatives.main()
+
+
+def test_a_broken_cases_file_or_study_report_stops_the_script_naming_the_file(tmp_path: Path) -> None:
+    folder = _study(tmp_path, "pneumonia")
+    broken = folder / "variants" / "balanced-evaluation" / "cases.npz"
+    broken.parent.mkdir(parents=True)
+    broken.write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(SystemExit) as stopped:
+        alternatives.evaluations(tmp_path)
+    assert str(stopped.value) == (
+        f"{broken}: cases.npz is not a case-inputs file of `gsco-hub evaluate --cases-out`; "
+        "rerun the study pneumonia"
+    )
+    (folder / "study.json").write_text('{"study": "pneu')
+    with pytest.raises(SystemExit, match=r"study.json: not readable as a study report \(Unterminated string"):
+        alternatives.evaluations(tmp_path)
+    (folder / "study.json").write_text('{"study": "pneumonia", "methods": []}')
+    with pytest.raises(
+        SystemExit, match="not a study report of this version \\(no spec_yaml, task, sites\\)"
+    ):
+        alternatives.evaluations(tmp_path)
+    (folder / "study.json").write_text("[]")
+    with pytest.raises(SystemExit, match="no study, spec_yaml, task, sites, methods"):
+        alternatives.evaluations(tmp_path)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from gsco_common.errors import ConfigError
+from gsco_common.errors import ConfigError, DataError
 from hub.cli.main import app
 from hub.study.plan import plan_shards
 from hub.study.shards import apply_shift, select
 from hub.study.spec import ShardSpec, ShiftSpec, load_study, parse_study
 from site_agent.data.synthetic import write_synthetic_npz
-from tests.hub.study.specs import tiny_study
+from tests.hub.study.specs import site, tiny_study
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +54,70 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"reference_site": "site-z"}, "reference_site"),
         ({"reference_site": "site-a", "compare_with": "other/study.json"}, "reference_site"),
         ({"task": {"id": "tiny", "labels": ["a"], "modality": "x"}}, "task.labels"),
+        ({"task": {"id": "tiny", "labels": ["a", "a"], "modality": "x"}}, "task.labels"),
+        ({"task": {"id": "tiny", "labels": ["a,b", "c"], "modality": "x"}}, "task.labels"),
+        ({"seed": -1}, "seed"),
+        ({"sites": [{**site("site-a", 0.0, 0.5), "seed": -1}]}, "sites.0.seed"),
     ],
 )
 def test_validation_errors_name_the_key(change: dict[str, Any], key: str, tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_study(tiny_study(**change), tmp_path)
     assert caught.value.message.startswith(f"{key}:"), caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"backbone": "resnet1800"}, "sites.1.backbone: unknown backbone 'resnet1800'"),
+        ({"training": {"lr": 0}}, "sites.1.training: lr: Input should be greater than 0"),
+        ({"training": {"lr_typo": 0.1}}, "sites.1.training: lr_typo: Extra inputs are not permitted"),
+    ],
+)
+def test_every_sites_backbone_and_training_are_checked_before_any_trains(
+    change: dict[str, Any], message: str, tmp_path: Path
+) -> None:
+    sites = [site("site-a", 0.0, 0.25), site("site-b", 0.25, 0.5, **change)]
+    with pytest.raises(ConfigError) as caught:
+        parse_study(tiny_study(sites=sites), tmp_path)
+    assert caught.value.message.startswith(message), caught.value.message
+
+
+def _write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
+    np.savez(path, train_images=images, train_labels=labels)
+    return path
+
+
+def test_a_bad_data_set_is_named_in_one_error(syn: Path, tmp_path: Path) -> None:
+    images = np.zeros((4, 8, 8), dtype=np.uint8)
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes((syn / "syn.npz").read_bytes()[:200])
+    single = tmp_path / "single.npy"
+    np.save(single, images)
+    no_labels = tmp_path / "no-labels.npz"
+    np.savez(no_labels, train_images=images)
+    cases = [
+        (truncated, "truncated.npz cannot be read as an .npz data set"),
+        (single, "single.npy cannot be read as an .npz data set"),
+        (no_labels, "no-labels.npz has no train_labels"),
+        (
+            _write_split(tmp_path / "short.npz", images, np.zeros(3)),
+            "short.npz: train has 4 images but 3 labels",
+        ),
+        (
+            _write_split(tmp_path / "negative.npz", images, np.array([0, 1, -1, 0])),
+            "negative.npz: train labels must be indices 0..1 of the task's labels, found -1..1",
+        ),
+        (
+            _write_split(tmp_path / "three.npz", images, np.array([0, 1, 2, 0])),
+            "three.npz: train labels must be indices 0..1 of the task's labels, found 0..2",
+        ),
+    ]
+    for path, message in cases:
+        spec = parse_study(tiny_study(datasets={"syn": str(path)}), tmp_path)
+        with pytest.raises(DataError) as caught:
+            plan_shards(spec)
+        assert caught.value.message.startswith(message), caught.value.message
 
 
 def test_relative_paths_resolve_against_the_study_file(syn: Path) -> None:
@@ -84,6 +142,49 @@ def test_cli_reports_a_bad_study_file_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "error[GSCO-100]: task: Field required" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_cli_refuses_outputs_and_inputs_that_would_fail_or_mix_studies_before_any_work(
+    syn: Path, tmp_path: Path
+) -> None:
+    import yaml
+
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(tiny_study(datasets={"syn": str(syn / "syn.npz")})))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("kept")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "study.json").write_text('{"study": "breast", "methods": []}')
+    stale = tmp_path / "stale"
+    (stale / "variants" / "old-variant").mkdir(parents=True)
+    work = tmp_path / "work"
+
+    def refused(*args: str) -> str:
+        result = CliRunner().invoke(app, ["study", *args])
+        assert result.exit_code == ConfigError.exit_code and "Traceback" not in result.output
+        return result.output
+
+    assert "--out must name a folder: 'a-file' is a file" in refused(str(study), "--out", str(a_file))
+    assert "--work must name a folder: 'a-file' is a file" in refused(str(study), "--work", str(a_file / "w"))
+    assert f"--out {other} holds the report of 'breast', not of 'tiny'" in refused(
+        str(study), "--out", str(other)
+    )
+    assert f"--out {stale} holds variants/old-variant, which this study does not have" in refused(
+        str(study), "--out", str(stale), "--work", str(work)
+    )
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"study": "pneu')
+    (tmp_path / "compare.yaml").write_text(
+        yaml.safe_dump(tiny_study(datasets={"syn": str(syn / "syn.npz")}, compare_with=str(broken)))
+    )
+    assert "compare_with: broken.json is not the study.json of a `gsco-hub study` run" in refused(
+        str(tmp_path / "compare.yaml"), "--work", str(work)
+    )
+    (tmp_path / "latin1.yaml").write_bytes("name: tiny\ntitle: caf\xe9\n".encode("latin-1"))
+    assert "latin1.yaml is not UTF-8 text" in refused(str(tmp_path / "latin1.yaml"), "--work", str(work))
+    assert a_file.read_text() == "kept" and not work.exists()
+    assert sorted(p.name for p in other.iterdir()) == ["study.json"]
 
 
 def test_library_overlapping_a_site_is_refused_up_front(syn: Path) -> None:
