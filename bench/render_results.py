@@ -8,7 +8,6 @@ study. The output is a function of the study.json files alone (a test re-renders
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.docs_section import DOCS, publish  # noqa: E402
+from gsco_common.errors import ConfigError  # noqa: E402
 from hub.study.bar import bar_lines  # noqa: E402
-from hub.study.facts import baseline_name  # noqa: E402
+from hub.study.facts import baseline_name, read_report  # noqa: E402
 from hub.study.report import study_markdown  # noqa: E402
 
 STUDIES_DIR = DOCS / "studies"
@@ -60,22 +60,12 @@ def study_names(studies_dir: Path = STUDIES_DIR) -> list[str]:
     return [name for name in ORDER if name in found]
 
 
-REPORT_KEYS = ("study", "spec_yaml", "task", "sites", "methods")
-
-
 def load_report(studies_dir: Path, name: str) -> dict[str, Any]:
     """The study.json of study ``name``; stops with the file's path when it is not a study report."""
-    path = studies_dir / name / "study.json"
     try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"{path}: not readable as a study report ({exc}); rerun the study") from None
-    missing = [key for key in REPORT_KEYS if key not in result] if isinstance(result, dict) else REPORT_KEYS
-    if missing:
-        raise SystemExit(
-            f"{path}: not a study report of this version (no {', '.join(missing)}); rerun the study"
-        )
-    return result
+        return read_report(studies_dir / name / "study.json")
+    except ConfigError as exc:
+        raise SystemExit(f"{exc.message}: {exc.hint}") from None
 
 
 def _baseline(studies_dir: Path, result: dict[str, Any]) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from gsco_common.errors import ConfigError, GscoError, PolicyError
+from gsco_common.errors import GscoError, PolicyError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -52,20 +52,6 @@ def handle_errors(func: F) -> F:
             raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
-
-
-def check_writable_folder(flag: str, folder: Path | None) -> None:
-    """:class:`ConfigError` when ``folder`` or a folder above it exists as a file.
-
-    Checked before a long command starts, so it does not fail at the end, having written nothing.
-    """
-    if folder is None:
-        return
-    for path in (folder, *folder.parents):
-        if path.exists() and not path.is_dir():
-            raise ConfigError(
-                f"{flag} must name a folder: {path.name!r} is a file", hint=f"pick another {flag}"
-            )
 
 
 def print_json(data: Any) -> None:

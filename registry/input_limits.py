@@ -9,7 +9,9 @@ A hostile or broken file must give a one-line error naming the file and the limi
 from __future__ import annotations
 
 import os
+import tokenize
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,11 @@ MAX_PIXELS_ENV = "GSCO_MAX_IMAGE_PIXELS"
 MAX_ARRAY_BYTES_ENV = "GSCO_MAX_ARRAY_BYTES"
 DEFAULT_MAX_PIXELS = 40_000_000
 DEFAULT_MAX_ARRAY_BYTES = 4 * 2**30
+# What numpy raises on a damaged .npz: not an archive, cut short, a member that does not inflate,
+# a mangled array header (parsed as a Python literal)
+CORRUPT_NPZ_ERRORS = (
+    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, SyntaxError, tokenize.TokenError,
+)  # fmt: skip
 
 
 def _limit(env: str, default: int) -> int:
@@ -89,7 +96,7 @@ def check_npz(path: Path) -> None:
                         f"{path.name}: array {info.filename[:-4]} claims {claimed} bytes but holds "
                         f"{info.file_size - header_end} (forged header)"
                     )
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+    except CORRUPT_NPZ_ERRORS:
         return  # not a readable archive: the reader itself reports that in its own words
 
 

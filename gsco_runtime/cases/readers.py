@@ -8,7 +8,6 @@ could identify a patient): they are a CSV's ``case_id`` column when given, other
 from __future__ import annotations
 
 import csv
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
 from registry.bundle.raster_pixels import pil_to_array
-from registry.input_limits import check_image_stack, check_npz, open_image
+from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_NAMES = ("train", "val", "test")
@@ -81,7 +80,7 @@ def read_npz(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
                 )
             images = np.asarray(data[image_key])
             labels = np.asarray(data[label_key]).reshape(-1).astype(np.int64)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+    except CORRUPT_NPZ_ERRORS:
         raise DataError(
             f"{path.name} cannot be read as an npz file", hint="check that it is a numpy .npz archive"
         ) from None

@@ -7,8 +7,9 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from gsco_common.cli import JsonFlag, check_writable_folder, console, err_console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 from gsco_common.errors import ConfigError
+from gsco_common.paths import check_output_folder
 from gsco_runtime.cases.readers import read_cases
 from hub.cli.context import Threads, generalist_options, task_runtime
 from hub.evaluation.case_inputs import save_case_inputs
@@ -62,8 +63,8 @@ def evaluate_cmd(
     """ACC, macro-F1 and AUC with 95 % CIs per method; collaboration tested against the best specialist."""
     if cases_out is not None and (cases_out.suffix != ".npz" or cases_out.is_dir()):
         raise ConfigError(f"--cases-out must name a .npz file, not {cases_out.name!r}")
-    check_writable_folder("--out", out)
-    check_writable_folder("--cases-out", cases_out.parent if cases_out is not None else None)
+    check_output_folder("--out", out)
+    check_output_folder("--cases-out", cases_out.parent if cases_out is not None else None)
     with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         labels = runtime.task_spec(runtime.pool.snapshot(task)).label_names
         cases = read_cases(data, labels, split=split, kind=kind)

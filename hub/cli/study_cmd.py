@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
-from gsco_common.cli import JsonFlag, check_writable_folder, console, err_console, handle_errors, print_json
+from gsco_common.cli import JsonFlag, console, err_console, handle_errors, print_json
 from gsco_common.errors import ConfigError
+from gsco_common.paths import check_output_folder
 from hub.study.facts import load_baseline
 from hub.study.outputs import check_out
 from hub.study.report import verdict
@@ -38,7 +39,7 @@ def study(
     load_baseline(spec.compare_with)  # a broken one stops the study now, not after training
     out = out or Path(f"study-{spec.name}")
     check_out(spec, out)
-    check_writable_folder("--work", work)
+    check_output_folder("--work", work)
     work = work or Path(tempfile.mkdtemp(prefix=f"gsco-study-{spec.name}-"))
     if work.exists() and any(work.iterdir()):
         raise ConfigError(

@@ -16,7 +16,6 @@ sensitive as the library's labels are.
 
 from __future__ import annotations
 
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from gsco_runtime.arbiters.retrieved import retrieval_features
 from gsco_runtime.arbiters.weights import ConsensusModel
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.rad.retriever import Retriever
+from registry.input_limits import CORRUPT_NPZ_ERRORS
 
 FORMAT_VERSION = 1
 
@@ -156,7 +156,7 @@ def load_case_inputs(path: Path) -> CaseInputs:
         with archive:
             data = {key: archive[key] for key in archive.files}
         version = int(data["format_version"])
-    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile, EOFError) as error:
+    except (*CORRUPT_NPZ_ERRORS, TypeError, KeyError) as error:
         raise DataError(not_ours) from error
     if version != FORMAT_VERSION:
         raise DataError(f"{path.name} has case-inputs format {version}; this version reads {FORMAT_VERSION}")

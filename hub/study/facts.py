@@ -119,23 +119,31 @@ def study_result(
     }
 
 
-def load_baseline(path: Path | None) -> dict[str, Any] | None:
-    """The study.json a study compares itself with, when that study has been run.
+REPORT_KEYS = ("study", "spec_yaml", "task", "sites", "methods")
 
-    :class:`ConfigError` when the file is there but is not a study report.
-    """
+
+def read_report(path: Path) -> dict[str, Any]:
+    """A study.json written by ``gsco-hub study``; :class:`ConfigError` naming the file otherwise."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not readable as a study report ({exc})", hint="rerun the study") from None
+    missing = [key for key in REPORT_KEYS if key not in report] if isinstance(report, dict) else REPORT_KEYS
+    if missing:
+        raise ConfigError(
+            f"{path}: not a study report of this version (no {', '.join(missing)})", hint="rerun the study"
+        )
+    return report
+
+
+def load_baseline(path: Path | None) -> dict[str, Any] | None:
+    """The study.json a study compares itself with (``compare_with``), when that study has been run."""
     if path is None or not path.is_file():
         return None
     try:
-        baseline = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        baseline = None
-    if not isinstance(baseline, dict) or not {"study", "methods"} <= baseline.keys():
-        raise ConfigError(
-            f"compare_with: {path.name} is not the study.json of a `gsco-hub study` run",
-            hint="rerun that study, or remove compare_with",
-        )
-    return baseline
+        return read_report(path)
+    except ConfigError as exc:
+        raise ConfigError(f"compare_with: {exc.message}", hint=exc.hint) from None
 
 
 def baseline_name(result: Mapping[str, Any]) -> str | None:

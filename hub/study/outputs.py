@@ -1,33 +1,33 @@
-"""What a study's ``--out`` folder may already hold: an earlier run of the same study, or nothing.
+"""What a study's ``--out`` folder may already hold: no other study's report, no stray run folder.
 
-A rerun overwrites its own files. A folder of another study, or with a variant or repeat this
-study does not have, would end up mixing two studies' reports (and ``bench/`` reads every
-``cases.npz`` under it), so it is refused before anything runs; nothing is deleted.
+A rerun overwrites its own files. A folder with another study's report, or with a variant or
+repeat folder this study does not have, would end up mixing two studies' reports (and
+``bench/`` reads every ``cases.npz`` under it), so it is refused before anything runs; nothing
+is deleted. Other files are left as they are (a failed run's partial output is simply rerun).
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from gsco_common.cli import check_writable_folder
 from gsco_common.errors import ConfigError
+from gsco_common.paths import check_output_folder
+from hub.study.facts import read_report
 from hub.study.spec import StudySpec
 
 
 def check_out(spec: StudySpec, out: Path) -> None:
     """:class:`ConfigError` unless ``out`` is free for ``spec``'s report (see the module)."""
-    check_writable_folder("--out", out)
+    check_output_folder("--out", out)
     report = out / "study.json"
     if report.is_file():
         try:
-            found = json.loads(report.read_text(encoding="utf-8")).get("study")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            found = None
-        if found != spec.name:
+            study = read_report(report)["study"]
+        except ConfigError as exc:
+            raise ConfigError(f"--out holds a study.json not of {spec.name!r}: {exc.message}") from None
+        if study != spec.name:
             raise ConfigError(
-                f"--out {out} holds the report of {'another study' if found is None else repr(found)}, "
-                f"not of {spec.name!r}",
+                f"--out {out} holds the report of {study!r}, not of {spec.name!r}",
                 hint="pick an empty folder, or that study's own",
             )
     expected = {
@@ -36,7 +36,8 @@ def check_out(spec: StudySpec, out: Path) -> None:
     }
     for kind, names in expected.items():
         folder = out / kind
-        stale = sorted(p.name for p in folder.iterdir() if p.name not in names) if folder.is_dir() else []
+        present = [p.name for p in folder.iterdir() if p.is_dir()] if folder.is_dir() else []
+        stale = sorted(name for name in present if name not in names)
         if stale:
             raise ConfigError(
                 f"--out {out} holds {kind}/{stale[0]}, which this study does not have",

@@ -8,7 +8,6 @@ still checks every pair by index before anything runs.
 
 from __future__ import annotations
 
-import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ import numpy as np
 
 from gsco_common.errors import ConfigError, DataError
 from hub.study.spec import ShardSpec, ShiftSpec
-from registry.input_limits import check_npz
+from registry.input_limits import CORRUPT_NPZ_ERRORS, check_npz
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,7 @@ def read_split(path: Path, split: str, num_labels: int) -> tuple[np.ndarray, np.
                 )
             images = np.asarray(data[f"{split}_images"])
             labels = np.asarray(data[f"{split}_labels"]).reshape(-1).astype(np.int64)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except CORRUPT_NPZ_ERRORS as exc:
         raise DataError(f"{unreadable}: {exc}") from None
     if images.shape[0] != labels.shape[0]:
         raise DataError(f"{path.name}: {split} has {images.shape[0]} images but {labels.shape[0]} labels")

@@ -6,6 +6,7 @@ Relative data paths are read relative to the study file's folder.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gsco_common.errors import ConfigError, GscoError
 from gsco_common.ids import TASK_ID_PATTERN
+from specialist.task import TaskConfig
 from specialist.training.config import TrainingConfig
 
 SplitName = Literal["train", "val", "test"]
 _SITE_NAME = r"^[a-z0-9][a-z0-9-]{0,39}$"
+_NESTED_KEY = re.compile(r"^[a-z_][a-z0-9_.]*: ")
 # a site's training seed in repeat r is its own seed + REPEAT_SEED_STRIDE * r
 REPEAT_SEED_STRIDE = 100
 
@@ -27,18 +30,28 @@ class _Strict(BaseModel):
 
 
 class TaskSpec(_Strict):
+    """The task as ``gsco-registry tasks create`` and ``site-agent init`` take it (their checks too)."""
+
     id: str = Field(pattern=TASK_ID_PATTERN)
     labels: tuple[str, ...] = Field(min_length=2)
     modality: str = Field(min_length=1)
 
     @field_validator("labels")
     @classmethod
-    def _distinct_names(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not label.strip() or "," in label for label in labels):
-            raise ValueError("every label needs a name without commas (the CLIs take them comma-separated)")
-        if len(set(labels)) != len(labels):
-            raise ValueError("labels must be distinct")
+    def _passed_as_is(cls, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if any("," in label or label != label.strip() for label in labels):
+            raise ValueError(
+                "label names take no commas and no surrounding spaces (the CLIs take them comma-separated)"
+            )
         return labels
+
+    @model_validator(mode="after")
+    def _a_site_task(self) -> TaskSpec:
+        try:
+            TaskConfig(id=self.id, labels=list(self.labels), modality=self.modality)
+        except ValidationError as exc:
+            raise ValueError(_problem(exc.errors()[0])) from None
+        return self
 
 
 class ShardSpec(_Strict):
@@ -95,7 +108,7 @@ class SiteSpec(_Strict):
 
     name: str = Field(pattern=_SITE_NAME)
     backbone: str = Field(min_length=1)
-    image_size: int = Field(ge=8, le=1024)
+    image_size: int = Field(ge=16, le=1024)
     epochs: int = Field(ge=1, le=500)
     seed: int = Field(default=0, ge=0)
     shard: ShardSpec
@@ -120,6 +133,12 @@ class SiteSpec(_Strict):
         except ValidationError as exc:
             raise ValueError(_problem(exc.errors()[0])) from None
         return training
+
+    def check_training(self, modality: str) -> None:
+        """:class:`ConfigError` when ``site-agent train`` would refuse this site's recipe, flips or TTA."""
+        from specialist.training.effective import effective_training  # loads torch: only when checked
+
+        effective_training(self.backbone, TrainingConfig.model_validate(self.training), modality)
 
 
 class LibrarySpec(_Strict):
@@ -184,6 +203,15 @@ class StudySpec(_Described):
     named before the run; without it, the best specialist on the evaluation set."""
 
     @model_validator(mode="after")
+    def _sites_train(self) -> StudySpec:
+        for index, site in enumerate(self.sites):
+            try:
+                site.check_training(self.task.modality)
+            except GscoError as exc:
+                raise ValueError(f"sites.{index}.{exc.message}") from None
+        return self
+
+    @model_validator(mode="after")
     def _references(self) -> StudySpec:
         names = [site.name for site in self.sites]
         if len(set(names)) != len(names):
@@ -231,10 +259,16 @@ class StudySpec(_Described):
 
 
 def _problem(error: Any) -> str:
-    """``key: message``; checks across keys already name the key in their message."""
+    """``key: message``; checks across keys already name the key in their message.
+
+    A check that validates a nested model names the key inside it (``labels: ...``): it is
+    joined to the location as one dotted key (``task.labels: ...``).
+    """
     message = error["msg"].removeprefix("Value error, ")
     location = ".".join(str(part) for part in error["loc"])
-    return f"{location}: {message}" if location else message
+    if not location:
+        return message
+    return f"{location}.{message}" if _NESTED_KEY.match(message) else f"{location}: {message}"
 
 
 def parse_study(data: Any, base_dir: Path) -> StudySpec:

@@ -7,13 +7,12 @@ which the loader maps onto the task's ordered labels (index ``i`` -> ``i``-th la
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from gsco_common.errors import DataError
-from registry.input_limits import check_image_stack, check_npz
+from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz
 from site_agent.data.config import DataConfig
 from site_agent.data.sources import SPLIT_SYNONYMS, SourceItem, SourceRead, path_identifiers, register_source
 
@@ -24,7 +23,7 @@ def read_npz(config: DataConfig, root: Path) -> SourceRead:
     try:
         with np.load(root, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files if key.endswith(("_images", "_labels"))}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+    except CORRUPT_NPZ_ERRORS as exc:
         raise DataError(f"data.path: the .npz file cannot be read ({type(exc).__name__})") from None
     splits = [split for split in dict.fromkeys(SPLIT_SYNONYMS.values()) if f"{split}_images" in arrays]
     if not splits:

@@ -21,7 +21,6 @@ import numpy as np
 import torch
 
 from gsco_common.errors import ConfigError, DataError
-from registry.bundle.tta import tta_problem
 from site_agent.config import SiteConfig, runs_dir
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
@@ -59,6 +58,7 @@ from specialist.training.checkpoint import (
 from specialist.training.config import TrainingConfig
 from specialist.training.device import describe_device, select_device
 from specialist.training.dp import make_dp_compatible, make_private, plan_dp
+from specialist.training.effective import effective_training
 from specialist.training.loop import (
     EpochProgress,
     LoopParts,
@@ -67,8 +67,7 @@ from specialist.training.loop import (
     make_optimizer,
     run_epoch,
 )
-from specialist.training.modality import resolve_flips
-from specialist.training.recipes import recipe_for
+from specialist.training.recipes import RECIPES
 from specialist.training.schedule import warmup_cosine
 
 log = logging.getLogger(__name__)
@@ -421,16 +420,9 @@ def train_run(
     ``training`` is the resolved configuration (site.yaml, environment and flags already merged);
     ``site_data`` may be passed to share one loaded dataset between several backbones.
     """
-    # the effective settings, recorded in config.yaml: recipe applied, flips resolved (or refused
-    # before a run folder exists)
-    recipe = recipe_for(backbone, training.recipe)
-    augmentation = resolve_flips(training.augmentation, site.task.modality)
-    training = recipe.apply(training).model_copy(
-        update={"backbones": [backbone], "augmentation": augmentation}
-    )
-    refusal = tta_problem(training.tta, site.task.modality)
-    if refusal:
-        raise ConfigError(f"training.tta: {refusal}", hint="set training.tta: none for this task")
+    # the effective settings, recorded in config.yaml (or refused before a run folder exists)
+    training = effective_training(backbone, training, site.task.modality)
+    recipe = RECIPES[training.recipe]
     labels = site.task.labels
     if site_data is None:
         site_data = load_site_data(data, labels, training.seed)

@@ -10,6 +10,7 @@ from PIL import Image
 from gsco_common.errors import DataError
 from gsco_runtime.cases.library import build_library, load_library, save_library
 from gsco_runtime.cases.readers import read_cases
+from tests.damaged_npz import damaged_split
 
 LABELS = ("normal", "pneumonia")
 
@@ -96,5 +97,7 @@ def test_errors_are_plain(tmp_path: Path) -> None:
     np.savez(bad, train_images=np.zeros((2, 4, 4), np.uint8), train_labels=np.array([0, 5]))
     with pytest.raises(DataError, match="indices"):
         read_cases(bad, LABELS)
+    with pytest.raises(DataError, match="^damaged.npz cannot be read as an npz file"):
+        read_cases(damaged_split(tmp_path / "damaged.npz"), LABELS, split="train")
     with pytest.raises(DataError, match="task id"):
         build_library("../etc", LABELS, read_cases(_npz(tmp_path / "ok.npz"), LABELS))

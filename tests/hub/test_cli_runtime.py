@@ -18,6 +18,7 @@ from hub.cli.main import app
 from hub.evaluation.case_inputs import load_case_inputs
 from hub.evaluation.evaluate import WITHOUT_COMPETENCE
 from registry.bundle.provenance import source_digest
+from tests.damaged_npz import write_damaged_npz
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
 from tests.gsco_runtime.world import World
 from tests.site_bundle import SiteBundle, make_real_world, publish_real
@@ -371,6 +372,11 @@ def test_a_file_that_is_not_case_inputs_is_refused_by_name(cases_npz: Path, tmp_
     (tmp_path / "truncated.npz").write_bytes(b"PK\x03\x04 truncated")
     with pytest.raises(DataError, match="truncated.npz is not a case-inputs file"):
         load_case_inputs(tmp_path / "truncated.npz")
+    damaged = write_damaged_npz(
+        tmp_path / "damaged.npz", format_version=np.asarray(1), bias=np.random.default_rng(0).random(500)
+    )
+    with pytest.raises(DataError, match="damaged.npz is not a case-inputs file"):
+        load_case_inputs(damaged)
     np.savez(tmp_path / "text-version.npz", format_version=np.asarray("one"))
     with pytest.raises(DataError, match="text-version.npz is not a case-inputs file"):
         load_case_inputs(tmp_path / "text-version.npz")

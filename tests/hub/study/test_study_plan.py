@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +13,12 @@ from typer.testing import CliRunner
 
 from gsco_common.errors import ConfigError, DataError
 from hub.cli.main import app
+from hub.study.outputs import check_out
 from hub.study.plan import plan_shards
 from hub.study.shards import apply_shift, select
 from hub.study.spec import ShardSpec, ShiftSpec, load_study, parse_study
 from site_agent.data.synthetic import write_synthetic_npz
+from tests.damaged_npz import damaged_split
 from tests.hub.study.specs import site, tiny_study
 
 
@@ -56,6 +60,8 @@ def syn(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ({"task": {"id": "tiny", "labels": ["a"], "modality": "x"}}, "task.labels"),
         ({"task": {"id": "tiny", "labels": ["a", "a"], "modality": "x"}}, "task.labels"),
         ({"task": {"id": "tiny", "labels": ["a,b", "c"], "modality": "x"}}, "task.labels"),
+        ({"task": {"id": "tiny", "labels": ["a", " b"], "modality": "x"}}, "task.labels"),
+        ({"task": {"id": "tiny", "labels": ["a", "b"], "modality": "x" * 201}}, "task.modality"),
         ({"seed": -1}, "seed"),
         ({"sites": [{**site("site-a", 0.0, 0.5), "seed": -1}]}, "sites.0.seed"),
     ],
@@ -70,17 +76,27 @@ def test_validation_errors_name_the_key(change: dict[str, Any], key: str, tmp_pa
     ("change", "message"),
     [
         ({"backbone": "resnet1800"}, "sites.1.backbone: unknown backbone 'resnet1800'"),
-        ({"training": {"lr": 0}}, "sites.1.training: lr: Input should be greater than 0"),
-        ({"training": {"lr_typo": 0.1}}, "sites.1.training: lr_typo: Extra inputs are not permitted"),
+        ({"training": {"lr": 0}}, "sites.1.training.lr: Input should be greater than 0"),
+        ({"training": {"lr_typo": 0.1}}, "sites.1.training.lr_typo: Extra inputs are not permitted"),
+        ({"image_size": 12}, "sites.1.image_size: Input should be greater than or equal to 16"),
+        ({"training": {"recipe": "typo"}}, "sites.1.training.recipe 'typo' is unknown"),
+        (
+            {"training": {"augmentation": {"hflip": True}}},
+            "sites.1.training.augmentation.hflip is on, but task.modality 'paediatric chest X-ray' is a",
+        ),
+        ({"training": {"tta": "hflip"}}, "sites.1.training.tta: hflip is not allowed for modality"),
     ],
 )
 def test_every_sites_backbone_and_training_are_checked_before_any_trains(
     change: dict[str, Any], message: str, tmp_path: Path
 ) -> None:
+    """As `site-agent train` checks them, for a chest X-ray task (no mirrored images)."""
     sites = [site("site-a", 0.0, 0.25), site("site-b", 0.25, 0.5, **change)]
+    task = {"id": "tiny", "labels": ["a", "b"], "modality": "paediatric chest X-ray"}
     with pytest.raises(ConfigError) as caught:
-        parse_study(tiny_study(sites=sites), tmp_path)
+        parse_study(tiny_study(sites=sites, task=task), tmp_path)
     assert caught.value.message.startswith(message), caught.value.message
+    assert parse_study(tiny_study(sites=sites[:1], task=task), tmp_path).sites[0].name == "site-a"
 
 
 def _write_split(path: Path, images: np.ndarray, labels: np.ndarray) -> Path:
@@ -100,6 +116,7 @@ def test_a_bad_data_set_is_named_in_one_error(syn: Path, tmp_path: Path) -> None
         (truncated, "truncated.npz cannot be read as an .npz data set"),
         (single, "single.npy cannot be read as an .npz data set"),
         (no_labels, "no-labels.npz has no train_labels"),
+        (damaged_split(tmp_path / "damaged.npz"), "damaged.npz cannot be read as an .npz data set"),
         (
             _write_split(tmp_path / "short.npz", images, np.zeros(3)),
             "short.npz: train has 4 images but 3 labels",
@@ -144,6 +161,31 @@ def test_cli_reports_a_bad_study_file_in_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.output
 
 
+def _report(study: str) -> dict[str, Any]:
+    return {"study": study, "spec_yaml": "", "task": {}, "sites": [], "methods": []}
+
+
+def test_out_may_hold_an_earlier_run_of_the_same_study_only(syn: Path, tmp_path: Path) -> None:
+    variant = {"name": "again", "title": "Again", "evaluation": {"shard": {"dataset": "syn", "split": "val"}}}
+    spec = parse_study(tiny_study(repeats=2, variants=[variant]), syn)
+    out = tmp_path / "out"
+    check_out(spec, out)  # not there yet
+    (out / "variants" / "again").mkdir(parents=True)
+    (out / "repeats" / "2" / "variants" / "again").mkdir(parents=True)
+    (out / "variants" / ".DS_Store").write_text("")  # a file is no run's output
+    (out / "study.json").write_text(json.dumps(_report("tiny")))
+    check_out(spec, out)  # a rerun into its own folder
+    check_out(spec, Path(os.path.relpath(out)))
+    (out / "repeats" / "3").mkdir()
+    with pytest.raises(ConfigError, match="holds repeats/3, which this study does not have"):
+        check_out(spec, out)
+    (out / "repeats" / "3").rmdir()
+    (out / "study.json").write_text('{"study": "tin')
+    unreadable = "--out holds a study.json not of 'tiny': .*not readable as a study report"
+    with pytest.raises(ConfigError, match=unreadable):
+        check_out(spec, out)
+
+
 def test_the_cli_refuses_outputs_and_inputs_that_would_fail_or_mix_studies_before_any_work(
     syn: Path, tmp_path: Path
 ) -> None:
@@ -155,7 +197,7 @@ def test_the_cli_refuses_outputs_and_inputs_that_would_fail_or_mix_studies_befor
     a_file.write_text("kept")
     other = tmp_path / "other"
     other.mkdir()
-    (other / "study.json").write_text('{"study": "breast", "methods": []}')
+    (other / "study.json").write_text(json.dumps(_report("breast")))
     stale = tmp_path / "stale"
     (stale / "variants" / "old-variant").mkdir(parents=True)
     work = tmp_path / "work"
@@ -178,9 +220,14 @@ def test_the_cli_refuses_outputs_and_inputs_that_would_fail_or_mix_studies_befor
     (tmp_path / "compare.yaml").write_text(
         yaml.safe_dump(tiny_study(datasets={"syn": str(syn / "syn.npz")}, compare_with=str(broken)))
     )
-    assert "compare_with: broken.json is not the study.json of a `gsco-hub study` run" in refused(
+    assert f"compare_with: {broken}: not readable as a study report" in refused(
         str(tmp_path / "compare.yaml"), "--work", str(work)
     )
+    (tmp_path / "folder.yaml").write_text(
+        yaml.safe_dump(tiny_study(datasets={"syn": str(syn / "syn.npz")}, compare_with=str(other)))
+    )
+    folder_named = refused(str(tmp_path / "folder.yaml"), "--work", str(work))
+    assert f"compare_with: {other} is not a file" in folder_named
     (tmp_path / "latin1.yaml").write_bytes("name: tiny\ntitle: caf\xe9\n".encode("latin-1"))
     assert "latin1.yaml is not UTF-8 text" in refused(str(tmp_path / "latin1.yaml"), "--work", str(work))
     assert a_file.read_text() == "kept" and not work.exists()

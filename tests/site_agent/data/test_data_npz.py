@@ -7,6 +7,7 @@ from gsco_common.errors import DataError
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
 from site_agent.data.synthetic import write_synthetic_npz
+from tests.damaged_npz import damaged_split
 
 LABELS = ["normal", "pneumonia"]
 
@@ -83,9 +84,13 @@ def test_malformed_npz(tmp_path: Path, arrays: dict, message: str) -> None:
         load_site_data(DataConfig(path=path), LABELS, seed=0)
 
 
-def test_corrupt_npz(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["truncated", "does not inflate"])
+def test_corrupt_npz(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "broken.npz"
-    path.write_bytes(b"PK\x03\x04 not really a zip")
+    if damage == "truncated":
+        path.write_bytes(b"PK\x03\x04 not really a zip")
+    else:
+        damaged_split(path)
     with pytest.raises(DataError, match="cannot be read") as caught:
         load_site_data(DataConfig(path=path), LABELS, seed=0)
     assert str(tmp_path) not in str(caught.value)
