@@ -100,6 +100,19 @@ def check_npz(path: Path) -> None:
         return  # not a readable archive: the reader itself reports that in its own words
 
 
+def label_indices(raw: np.ndarray, what: str) -> np.ndarray:
+    """Labels as ``int64`` class indices; :class:`DataError` for a fraction (0.5 would be cut to 0).
+
+    ``what`` names the array in the message.
+    """
+    flat = np.asarray(raw).reshape(-1)
+    if flat.dtype.kind == "f" and not np.all(np.isfinite(flat) & (flat == np.round(flat))):
+        raise DataError(
+            f"{what} holds labels that are not whole numbers", hint="labels are class indices 0, 1, ..."
+        )
+    return flat.astype(np.int64)
+
+
 def check_image_stack(images: np.ndarray, what: str) -> None:
     """Refuse an array read from an ``.npz`` that is not ``N x H x W`` or ``N x H x W x C`` numbers.
 

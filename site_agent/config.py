@@ -221,7 +221,7 @@ training:
   amp: true                 # mixed precision on CUDA
   num_threads: null         # CPU threads for torch; null = torch's default
   cache_mb: 2048            # keep preprocessed images in memory up to this size
-  weights_dir: null         # local pretrained weights, one file or folder per backbone
+  weights_dir: null         # local pretrained weights: one file per backbone (resnet18.safetensors)
   weights_sha256: null      # the weights file's published SHA-256; another file is refused
   weights_origin: ""        # where the weights file came from (copied into the model card)
 

@@ -8,6 +8,7 @@ could identify a patient): they are a CSV's ``case_id`` column when given, other
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
 from registry.bundle.raster_pixels import pil_to_array
-from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz, open_image
+from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz, label_indices, open_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_NAMES = ("train", "val", "test")
@@ -79,7 +80,7 @@ def read_npz(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
                     hint=f"available arrays: {sorted(keys)}",
                 )
             images = np.asarray(data[image_key])
-            labels = np.asarray(data[label_key]).reshape(-1).astype(np.int64)
+            labels = label_indices(data[label_key], f"{path.name}: '{label_key}'")
     except CORRUPT_NPZ_ERRORS:
         raise DataError(
             f"{path.name} cannot be read as an npz file", hint="check that it is a numpy .npz archive"
@@ -117,22 +118,67 @@ def read_imagefolder(path: Path, split: str, label_names: Sequence[str]) -> RawC
     return RawCases(images=images, labels=np.asarray(labels, dtype=np.int64))
 
 
+def _csv_rows(path: Path) -> tuple[list[dict[str, str | None]], list[str]]:
+    """The rows and columns of a UTF-8 CSV (a byte-order mark, as spreadsheets write it, is fine)."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            return list(reader), list(reader.fieldnames or [])
+    except IsADirectoryError:
+        raise DataError(
+            f"{path.name} is a folder, not a case CSV", hint="drop --kind csv for a folder"
+        ) from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path.name} is not UTF-8 text", hint="save the case CSV as UTF-8") from None
+    except csv.Error as exc:
+        raise DataError(f"{path.name} is not a readable CSV: {exc}") from None
+
+
+def _csv_image(base: Path, row: int, value: str) -> Path:
+    """The image a CSV row names: inside the CSV's folder (no ``..`` out of it, no absolute path)."""
+    inside = Path(os.path.normpath(base / value))
+    if Path(value).is_absolute() or not inside.is_relative_to(os.path.normpath(base)):
+        raise DataError(
+            f"row {row}: path {value!r} is not inside the CSV's folder", hint="use relative paths"
+        )
+    if not inside.is_file():
+        raise DataError(f"row {row}: no image file at {value!r}", hint="paths are relative to the CSV")
+    return inside
+
+
 def read_csv(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
-    """Columns ``path`` (relative to the CSV) and ``label``; optional ``case_id``, ``report``, ``split``."""
+    """Columns ``path`` (relative to the CSV) and ``label``; optional ``case_id``, ``report``, ``split``.
+
+    Rows are numbered from 1 after the header in errors.
+    """
     match = label_matcher(label_names)
-    with path.open(newline="", encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
+    rows, columns = _csv_rows(path)
     if not rows:
         raise DataError("the case CSV has no rows")
-    missing = {"path", "label"} - set(rows[0])
+    missing = {"path", "label"} - set(columns)
     if missing:
         raise DataError(f"the case CSV lacks the column(s) {sorted(missing)}", hint="required: path, label")
-    if "split" in rows[0]:
-        rows = [row for row in rows if (row.get("split") or "train").strip() == split]
-    images = [read_image(path.parent / row["path"]) for row in rows]
-    labels = np.asarray([match(row["label"]) for row in rows], dtype=np.int64)
-    case_ids = [row["case_id"].strip() for row in rows] if "case_id" in rows[0] else None
-    reports = [row.get("report") or "" for row in rows] if "report" in rows[0] else None
+    numbered = list(enumerate(rows, start=1))
+    if "split" in columns:
+        splits = {(row.get("split") or "train").strip().lower() for row in rows}
+        numbered = [
+            (n, row) for n, row in numbered if (row.get("split") or "train").strip().lower() == split.lower()
+        ]
+        if not numbered:
+            raise DataError(
+                f"the case CSV has no rows of split {split!r}", hint=f"its splits: {sorted(splits)}"
+            )
+    required = ["path", "label", *(["case_id"] if "case_id" in columns else [])]
+    for n, row in numbered:
+        empty = [column for column in required if not (row.get(column) or "").strip()]
+        if empty:
+            raise DataError(
+                f"row {n}: no {' or '.join(empty)}", hint="every row needs a value in these columns"
+            )
+    images = [read_image(_csv_image(path.parent, n, str(row["path"]).strip())) for n, row in numbered]
+    labels = np.asarray([match(str(row["label"])) for _, row in numbered], dtype=np.int64)
+    case_ids = [str(row["case_id"]).strip() for _, row in numbered] if "case_id" in columns else None
+    reports = [row.get("report") or "" for _, row in numbered] if "report" in columns else None
     return RawCases(images=images, labels=labels, case_ids=case_ids, reports=reports)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from gsco_common.errors import ConfigError, DataError
 from hub.study.spec import ShardSpec, ShiftSpec
-from registry.input_limits import CORRUPT_NPZ_ERRORS, check_npz
+from registry.input_limits import CORRUPT_NPZ_ERRORS, check_npz, label_indices
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def read_split(path: Path, split: str, num_labels: int) -> tuple[np.ndarray, np.
                     f"{path.name} has no {' or '.join(missing)}", hint=f"its arrays: {sorted(data.files)}"
                 )
             images = np.asarray(data[f"{split}_images"])
-            labels = np.asarray(data[f"{split}_labels"]).reshape(-1).astype(np.int64)
+            labels = label_indices(data[f"{split}_labels"], f"{path.name}: {split}_labels")
     except CORRUPT_NPZ_ERRORS as exc:
         raise DataError(f"{unreadable}: {exc}") from None
     if images.shape[0] != labels.shape[0]:

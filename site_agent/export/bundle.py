@@ -37,6 +37,7 @@ from specialist.export.card_builder import (
     DEFAULT_RESAMPLES,
     build_card,
     evaluation_section,
+    identifiers_to_scan,
     model_uid,
     pretrained_section,
     privacy_section,
@@ -148,7 +149,9 @@ def export_bundle(
     progress("loading data")
     data = load_site_data(info.data, info.label_names, info.seed)
     scan = PrivacyScan(
-        tuple({*data.identifiers, *system_identifiers()}), tuple(site.export.deny_list), PRIVACY_HINT
+        tuple({*identifiers_to_scan(data.identifiers), *system_identifiers()}),
+        tuple(site.export.deny_list),
+        PRIVACY_HINT,
     )
     same_task = (site.task.id, tuple(site.task.labels)) == (info.task_id, info.label_names)
     task = site.task if same_task else info.task

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gsco_common.errors import ConfigError, DataError
+from gsco_common.errors import ConfigError, DataError, GscoError
 from site_agent.config import SiteConfig, runs_dir
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
@@ -431,24 +431,24 @@ def train_run(
         torch.set_num_threads(training.num_threads)
     run_dir = runs_dir(site_dir) / new_run_id(backbone)
     (run_dir / "checkpoints").mkdir(parents=True)
-    with run_logging(run_dir):
-        seed_everything(training.seed)
-        model = create_specialist(
-            backbone,
-            len(labels),
-            training.image_size,
-            training.weights_dir,
-            resize=training.resize,
-            weights_sha256=training.weights_sha256,
-        )
-        recipe.init_head(model)
-        log.info("recipe %s: %s", recipe.name, recipe.values())
-    if training.dp.enabled:
-        try:
+    try:
+        with run_logging(run_dir):
+            seed_everything(training.seed)
+            model = create_specialist(
+                backbone,
+                len(labels),
+                training.image_size,
+                training.weights_dir,
+                resize=training.resize,
+                weights_sha256=training.weights_sha256,
+            )
+            recipe.init_head(model)
+            log.info("recipe %s: %s", recipe.name, recipe.values())
+        if training.dp.enabled:
             model = make_dp_compatible(model)
-        except ConfigError:
-            shutil.rmtree(run_dir)  # refused before anything was trained: leave no run folder
-            raise
+    except GscoError:
+        shutil.rmtree(run_dir)  # refused (weights, DP) before anything was trained: leave no run folder
+        raise
     with run_logging(run_dir):
         config = RunConfig(
             run_id=run_dir.name,

@@ -8,7 +8,8 @@ schema before it is returned (:func:`registry.bundle.card.Card.from_dict`).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,16 @@ DEFAULT_LIMITATIONS = (
     "Trained and evaluated on one site's data only; performance on other populations, devices "
     "and protocols is unknown until validated there.",
 )
+
+
+def identifiers_to_scan(identifiers: Iterable[str]) -> set[str]:
+    """The data's identifiers less the words of the card's built-in texts.
+
+    A data file named like one of them (``data.npz``, an ``images/`` folder) identifies nobody,
+    and would otherwise stop every export at the default out-of-scope and limitation texts.
+    """
+    words = set(re.findall(r"[a-z0-9]+", " ".join((*DEFAULT_OUT_OF_SCOPE, *DEFAULT_LIMITATIONS)).lower()))
+    return {value for value in identifiers if value.lower() not in words}
 
 
 def model_uid(run_id: str, checkpoint: Path) -> str:

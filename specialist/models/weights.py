@@ -74,6 +74,11 @@ def find_weights_file(folder: Path, backbone: str) -> Path | None:
         candidate = folder / f"{backbone}{suffix}"
         if candidate.is_file():
             return candidate
+        if candidate.is_symlink() or candidate.exists():  # a broken link or a folder: not skipped
+            raise ModelError(
+                f"{candidate.name} in the weights folder is not a readable file",
+                hint=f"put the weights in one file {backbone}{suffix}; a link must point to an existing file",
+            )
     return None
 
 
@@ -84,14 +89,23 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             raw: object = safetensors.torch.load_file(str(path), device="cpu")
         else:
             raw = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, safetensors.SafetensorError) as exc:
+    except (
+        OSError,
+        EOFError,
+        RuntimeError,
+        ValueError,
+        pickle.UnpicklingError,
+        safetensors.SafetensorError,
+    ) as exc:
         raise ModelError(
             f"cannot read weights file {path.name}: {type(exc).__name__}",
             hint="use a safetensors file or a PyTorch state dict saved with torch.save",
         ) from exc
     while isinstance(raw, Mapping) and any(isinstance(raw.get(k), Mapping) for k in _WRAPPER_KEYS):
         raw = next(raw[k] for k in _WRAPPER_KEYS if isinstance(raw.get(k), Mapping))
-    if not isinstance(raw, Mapping) or not all(isinstance(v, torch.Tensor) for v in raw.values()):
+    if not isinstance(raw, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items()
+    ):
         raise ModelError(f"weights file {path.name} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in raw.items()}
 

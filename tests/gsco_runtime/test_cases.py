@@ -73,6 +73,56 @@ def test_csv_with_case_ids_reports_and_splits(tmp_path: Path) -> None:
     raw = read_cases(tmp_path / "cases.csv", LABELS, split="train")
     assert raw.case_ids == ["C0", "C1", "C2"] and raw.reports == ["r0", "r1", "r2"]
     assert raw.images[0].shape == (16, 16, 3)
+    # as a spreadsheet saves it: a byte-order mark, and the split in capitals
+    text = (tmp_path / "cases.csv").read_text().replace(",test\r\n", ",TEST\r\n")
+    (tmp_path / "excel.csv").write_text(text, encoding="utf-8-sig")
+    assert read_cases(tmp_path / "excel.csv", LABELS, split="test").case_ids == ["C3"]
+
+
+def _write_csv(path: Path, text: str, encoding: str = "utf-8") -> Path:
+    path.write_text(text, encoding=encoding)
+    return path
+
+
+def test_a_bad_case_csv_is_named_by_row_and_nothing_outside_its_folder_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "cases"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a.png")
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "outside.png")
+    head = "path,label,case_id,split\n"
+    cases = [
+        ("missing-label.csv", head + "a.png,normal,C1,val\na.png,,C2,val\n", "^row 2: no label"),
+        ("short-id.csv", head + "a.png,normal,C1,\na.png,normal\n", "^row 2: no case_id"),  # no split: train
+        ("no-split.csv", head + "a.png,normal,C1,TRAIN\n", "^the case CSV has no rows of split 'val'"),
+        (
+            "escape.csv",
+            head + "../outside.png,normal,C1,val\n",
+            "^row 1: path '../outside.png' is not inside",
+        ),
+        (
+            "absolute.csv",
+            head + f"{tmp_path / 'outside.png'},normal,C1,val\n",
+            "^row 1: path '/.*' is not inside",
+        ),
+        ("gone.csv", head + "gone.png,normal,C1,val\n", "^row 1: no image file at 'gone.png'"),
+    ]
+    for name, text, message in cases:
+        with pytest.raises(DataError, match=message):
+            read_cases(_write_csv(folder / name, text), LABELS, split="train" if "short" in name else "val")
+    latin = _write_csv(folder / "latin.csv", "path,label,report\na.png,normal,caf\xe9\n", "latin-1")
+    with pytest.raises(DataError, match="^latin.csv is not UTF-8 text"):
+        read_cases(latin, LABELS)
+    with pytest.raises(DataError, match="^cases is a folder, not a case CSV"):
+        read_cases(folder, LABELS, kind="csv")
+
+
+def test_fractional_npz_labels_are_refused_not_cut(tmp_path: Path) -> None:
+    images = np.zeros((4, 8, 8), np.uint8)
+    np.savez(tmp_path / "f.npz", train_images=images, train_labels=np.array([0.2, 1.9, 0.5, 0.99]))
+    with pytest.raises(DataError, match="^f.npz: 'train_labels' holds labels that are not whole numbers"):
+        read_cases(tmp_path / "f.npz", LABELS)
+    np.savez(tmp_path / "w.npz", train_images=images, train_labels=np.array([0.0, 1.0, 1.0, 0.0]))
+    assert read_cases(tmp_path / "w.npz", LABELS).labels.tolist() == [0, 1, 1, 0]
 
 
 def test_library_round_trip_and_digest(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,8 @@ from registry.bundle.free_text import (
     refuse_identifying_text,
 )
 from registry.bundle.phi import scan_strings
+from site_agent.data.sources import path_identifiers
+from specialist.export.card_builder import DEFAULT_LIMITATIONS, DEFAULT_OUT_OF_SCOPE, identifiers_to_scan
 
 FIELD = "card.task.intended_use"
 PLANTED_HOST = "ward7-ws.example"
@@ -144,3 +147,19 @@ def test_host_name_finder_agrees_with_the_regex_on_random_text() -> None:
     assert disagreements == []
     found = sum(HostNames().search(t) for t in texts)
     assert min(found, len(texts) - found) > 1_000  # both answers are exercised
+
+
+def test_a_data_file_named_like_a_word_of_the_cards_own_texts_is_no_false_alarm() -> None:
+    identifiers = path_identifiers(Path("/srv/site/data.npz"))
+    kept = identifiers_to_scan(identifiers)
+    assert "data" in identifiers and kept == identifiers - {"data"}
+    assert identifiers_to_scan({"jdoe_cxr", "Images", "training"}) == {"jdoe_cxr"}
+    defaults = [
+        *((f"card.task.out_of_scope[{i}]", text) for i, text in enumerate(DEFAULT_OUT_OF_SCOPE)),
+        *((f"card.task.limitations[{i}]", text) for i, text in enumerate(DEFAULT_LIMITATIONS)),
+    ]
+    with pytest.raises(PrivacyError, match=r"out_of_scope\[1\], card.task.limitations\[0\]"):
+        refuse_identifying_text(defaults, identifiers, [])  # what stopped every export of a data.npz
+    refuse_identifying_text(defaults, kept, [])
+    with pytest.raises(PrivacyError, match=r"in: card.task.intended_use \(nothing was written"):
+        refuse_identifying_text([(FIELD, "Built from /srv/site/data.npz")], kept, [])

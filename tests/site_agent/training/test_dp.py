@@ -13,7 +13,7 @@ from opacus.accountants import RDPAccountant
 from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 
-from gsco_common.errors import ConfigError
+from gsco_common.errors import ConfigError, ModelError
 from gsco_common.keys import generate_key_pair
 from registry.bundle.card import Card
 from site_agent.cli.train_cmd import resolve_training
@@ -117,6 +117,17 @@ def test_backbone_with_unfixable_batch_norm_is_refused_by_name_leaving_no_run(
         ConfigError, match=r"backbone 'efficientnet_b4' cannot train with DP-SGD.*BatchNormAct2d"
     ):
         train_run(tmp_path, site_config, tiny_data, "efficientnet_b4", training, site_data=tiny_site_data)
+    assert list((tmp_path / "runs").iterdir()) == []
+
+
+def test_weights_refused_before_training_leave_no_run(
+    tmp_path, site_config: SiteConfig, tiny_data: DataConfig, tiny_site_data: SiteData
+) -> None:
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "resnet18.pt").write_bytes(b"")
+    training = DP_TRAINING.model_copy(update={"image_size": 32, "weights_dir": tmp_path / "weights"})
+    with pytest.raises(ModelError, match="cannot read weights file resnet18.pt"):
+        train_run(tmp_path, site_config, tiny_data, "resnet18", training, site_data=tiny_site_data)
     assert list((tmp_path / "runs").iterdir()) == []
 
 

@@ -90,9 +90,26 @@ def test_weights_of_another_backbone_are_refused(tmp_path: Path) -> None:
         create_specialist("densenet121", 2, 32, weights_dir=tmp_path)
 
 
-def test_unreadable_weights_file_is_a_model_error(tmp_path: Path) -> None:
-    (tmp_path / "resnet18.pth").write_bytes(b"not a checkpoint")
+@pytest.mark.parametrize("content", [b"not a checkpoint", b""])
+def test_unreadable_weights_file_is_a_model_error(tmp_path: Path, content: bytes) -> None:
+    (tmp_path / "resnet18.pth").write_bytes(content)
     with pytest.raises(ModelError, match="cannot read weights file resnet18.pth"):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path)
+
+
+def test_a_dict_with_other_keys_than_names_is_not_a_state_dict(tmp_path: Path) -> None:
+    torch.save({1: torch.zeros(2)}, tmp_path / "resnet18.pt")
+    with pytest.raises(ModelError, match="resnet18.pt does not hold a state dict of tensors"):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path)
+
+
+def test_a_broken_link_or_a_folder_in_the_weights_folder_is_not_skipped(tmp_path: Path) -> None:
+    (tmp_path / "resnet18.safetensors").symlink_to(tmp_path / "gone.safetensors")
+    with pytest.raises(ModelError, match="resnet18.safetensors in the weights folder is not a readable file"):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path)
+    (tmp_path / "resnet18.safetensors").unlink()
+    (tmp_path / "resnet18.safetensors").mkdir()
+    with pytest.raises(ModelError, match="resnet18.safetensors in the weights folder is not a readable file"):
         create_specialist("resnet18", 2, 32, weights_dir=tmp_path)
 
 
