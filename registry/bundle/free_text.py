@@ -78,23 +78,33 @@ PATTERNS: dict[str, Finder] = {
         re.IGNORECASE,
     ),
     "host name": HostNames(),
-    "file path": re.compile(r"(?:^|[\s(\"'=:])~?(?:/[\w.-]+){2,}|\b[A-Za-z]:\\|\\\\\w"),
+    "file path": re.compile(r"(?:^|[\s(\"'=:])~?(?:/[\w.-]+){2,}|\b[A-Za-z]:\\|\\\\\w|\bfile:/"),
     "person name": re.compile(
         r"\b[A-Za-z]+\^[A-Za-z]+|\b(?:Mr|Mrs|Ms|Miss|Mx)\.?\s+[A-Z][a-z]+|\b[Pp]atient\s+[A-Z][a-z]+\s+[A-Z][a-z]+"
     ),
 }
 
 
-def looks_identifying(text: str) -> bool:
-    """Whether ``text`` matches an identifying pattern (or is too long to scan: fail closed)."""
-    return len(text) > MAX_FIELD_CHARS or any(p.search(text) for p in PATTERNS.values())
+ORIGIN_FIELD = "pretrained.origin"
+"""Where the pretrained weights came from: typed by people, but a release URL (a host name) and
+a release date are what it is for, so only the other patterns apply there."""
+ORIGIN_PATTERNS = ("e-mail address", "record number", "file path", "person name")
+
+
+def looks_identifying(text: str, patterns: Iterable[str] = tuple(PATTERNS)) -> bool:
+    """Whether ``text`` matches one of ``patterns`` (all by default; too long to scan: fail closed)."""
+    return len(text) > MAX_FIELD_CHARS or any(PATTERNS[name].search(text) for name in patterns)
 
 
 def free_text_fields(named_strings: Iterable[tuple[str, str]]) -> list[str]:
-    """Free-text fields whose text matches an identifying pattern (or is too long to scan)."""
+    """Free-text fields (and the weights' origin) whose text matches an identifying pattern."""
     hits: dict[str, None] = {}
     for field, text in named_strings:
-        if any(name in field for name in FREE_TEXT_FIELDS) and looks_identifying(text):
+        if field.endswith(ORIGIN_FIELD):
+            found = looks_identifying(text, ORIGIN_PATTERNS)
+        else:
+            found = any(name in field for name in FREE_TEXT_FIELDS) and looks_identifying(text)
+        if found:
             hits[field] = None
     return list(hits)
 

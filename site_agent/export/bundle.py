@@ -48,7 +48,10 @@ from specialist.metrics import nll_per_example
 from specialist.training.recipes import card_recipe
 
 BUNDLE_DIR = "bundle"
-PRIVACY_HINT = "nothing was written; remove them from site.yaml (task texts) or adjust export.deny_list"
+PRIVACY_HINT = (
+    "nothing was written; remove them from site.yaml (task texts, training.weights_origin) "
+    "or adjust export.deny_list"
+)
 PARITY_IMAGES = 64
 MIA_IMAGES = 256
 BATCH = 64

@@ -163,3 +163,20 @@ def test_a_data_file_named_like_a_word_of_the_cards_own_texts_is_no_false_alarm(
     refuse_identifying_text(defaults, kept, [])
     with pytest.raises(PrivacyError, match=r"in: card.task.intended_use \(nothing was written"):
         refuse_identifying_text([(FIELD, "Built from /srv/site/data.npz")], kept, [])
+
+
+def test_the_weights_origin_is_scanned_but_may_name_a_release_url_and_date() -> None:
+    origin = "card.training.pretrained.origin"
+    for text in (
+        "file:///mnt/usb/jdoe.smith/weights",
+        "copied from /mnt/usb/jdoe.smith/weights",
+        "sent by j.doe@hospital.org",
+        "Mrs. Keller's USB stick",
+    ):
+        assert free_text_fields([(origin, text)]) == [origin], text
+    for text in (
+        "https://weights.gsco.example.org/releases/2026-11-30/resnet18.safetensors",
+        "GSCo central team, weights release 2026-11-30 (USB medium)",
+    ):
+        assert free_text_fields([(origin, text)]) == [], text
+    assert free_text_fields([(FIELD, "weights from file:/srv/share")]) == [FIELD]  # a file URL is a path
