@@ -10,12 +10,14 @@ shape, except position embeddings, which are resampled when the input size diffe
 
 Nothing is ever downloaded: a ``weights_dir`` that names a URL or a hub id is refused. The
 operator may pin the file's SHA-256 digest (``training.weights_sha256``, published by the
-central team with the file); a file with another digest is refused before it is read. The
+central team with the file); a file with another digest is refused before it is parsed. The
 file's name and digest go on the model card (never its path).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import logging
 import os
 import pickle
@@ -31,7 +33,6 @@ from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
 from torch import nn
 
 from gsco_common.errors import ModelError
-from registry.bundle.layout import file_sha256
 from specialist.models.specialist import Specialist
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,25 @@ def find_weights_file(folder: Path, backbone: str) -> Path | None:
     return None
 
 
-def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    """Read a safetensors or PyTorch file (no pickled code: ``weights_only=True``)."""
+def read_weights_bytes(path: Path) -> bytes:
+    """The file's bytes, read once: the digest is taken of, and the tensors parsed from, these."""
     try:
-        if path.suffix == ".safetensors":
-            raw: object = safetensors.torch.load_file(str(path), device="cpu")
+        return path.read_bytes()
+    except OSError as exc:
+        raise ModelError(
+            f"cannot read weights file {path.name}: {type(exc).__name__}",
+            hint="check that the file exists and is readable by the site agent",
+        ) from exc
+
+
+def parse_state_dict(data: bytes, name: str, safetensors_format: bool) -> dict[str, torch.Tensor]:
+    """A safetensors or PyTorch file's tensors (no pickled code: ``weights_only=True``)."""
+    try:
+        if safetensors_format:
+            raw: object = safetensors.torch.load(data)
         else:
-            raw = torch.load(path, map_location="cpu", weights_only=True)
+            raw = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except (
-        OSError,
         EOFError,
         RuntimeError,
         ValueError,
@@ -98,7 +109,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         safetensors.SafetensorError,
     ) as exc:
         raise ModelError(
-            f"cannot read weights file {path.name}: {type(exc).__name__}",
+            f"cannot read weights file {name}: {type(exc).__name__}",
             hint="use a safetensors file or a PyTorch state dict saved with torch.save",
         ) from exc
     while isinstance(raw, Mapping) and any(isinstance(raw.get(k), Mapping) for k in _WRAPPER_KEYS):
@@ -106,16 +117,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(raw, Mapping) or not all(
         isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in raw.items()
     ):
-        raise ModelError(f"weights file {path.name} does not hold a state dict of tensors")
+        raise ModelError(f"weights file {name} does not hold a state dict of tensors")
     return {k.removeprefix("module."): v for k, v in raw.items()}
 
 
-def check_sha256(path: Path, expected: str | None) -> str:
-    """The file's hex digest; refuses a file whose digest differs from the pinned ``expected``."""
-    actual = file_sha256(path)
+def check_sha256(data: bytes, name: str, expected: str | None) -> str:
+    """The hex digest of ``data``; refuses a file whose digest differs from the pinned ``expected``."""
+    actual = hashlib.sha256(data).hexdigest()
     if expected is not None and actual != normalise_sha256(expected):
         raise ModelError(
-            f"weights file {path.name} has sha256 {actual}, but training.weights_sha256 pins "
+            f"weights file {name} has sha256 {actual}, but training.weights_sha256 pins "
             f"{normalise_sha256(expected)}",
             hint="this is not the file the central team published: copy it again and compare its sha256",
         )
@@ -125,11 +136,14 @@ def check_sha256(path: Path, expected: str | None) -> str:
 def load_backbone_weights(model: Specialist, path: Path, expected_sha256: str | None = None) -> None:
     """Load ``path`` into ``model.net``, skipping the classifier head; strict on everything else.
 
-    The digest is checked (against ``expected_sha256`` when pinned) before the file is read, and
-    recorded with the file name in ``model.pretrained``.
+    The file is read once: its digest is checked (against ``expected_sha256`` when pinned) before
+    the bytes are parsed, and the tensors loaded are those of the bytes whose digest goes with
+    the file name into ``model.pretrained`` (a file replaced meanwhile changes neither).
     """
-    sha256 = check_sha256(path, expected_sha256)
-    state = read_state_dict(path)
+    data = read_weights_bytes(path)
+    sha256 = check_sha256(data, path.name, expected_sha256)
+    state = parse_state_dict(data, path.name, path.suffix == ".safetensors")
+    del data
     target = model.net.state_dict()
     head = model.head_name + "."
     source = {k: v for k, v in state.items() if not k.startswith(head)}

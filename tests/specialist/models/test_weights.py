@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,9 @@ import safetensors.torch
 import torch
 
 from gsco_common.errors import ModelError
+from registry.bundle.layout import file_sha256
 from specialist.models import create_specialist, save_backbone_weights
-from specialist.models.weights import WEIGHTS_ENV, file_sha256, resolve_weights_dir
+from specialist.models.weights import WEIGHTS_ENV, resolve_weights_dir
 
 
 def _outputs(model: torch.nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -148,6 +151,40 @@ def test_the_weights_file_name_and_digest_are_recorded_and_a_pinned_digest_is_ch
         match=f"resnet18.safetensors has sha256 {digest}, but training.weights_sha256 pins {'0' * 64}",
     ):
         create_specialist("resnet18", 2, 32, weights_dir=tmp_path, weights_sha256="0" * 64)
+
+
+def test_the_loaded_tensors_are_those_of_the_recorded_digest_when_the_file_is_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file swapped after it was first opened: the digest and the weights must still agree."""
+    path = tmp_path / "resnet18.pth"
+    torch.manual_seed(1)
+    first = create_specialist("resnet18", 2, 32, pretrained=False)
+    torch.save(first.net.state_dict(), path)
+    digest = file_sha256(path)
+    torch.manual_seed(2)
+    replacement = io.BytesIO()
+    torch.save(create_specialist("resnet18", 2, 32, pretrained=False).net.state_dict(), replacement)
+    opened: list[str] = []
+    real_open = io.open
+
+    def open_then_replace(file: object, *args: object, **kwargs: object) -> object:
+        handle = real_open(file, *args, **kwargs)  # type: ignore[call-overload]
+        if Path(str(file)) == path:  # an atomic swap: this handle reads the old file, later opens the new
+            opened.append(str(file))
+            with real_open(tmp_path / "swap.tmp", "wb") as swap:
+                swap.write(replacement.getvalue())
+            os.replace(tmp_path / "swap.tmp", path)
+        return handle
+
+    monkeypatch.setattr(io, "open", open_then_replace)
+    monkeypatch.setattr("builtins.open", open_then_replace)
+    loaded = create_specialist("resnet18", 2, 32, weights_dir=tmp_path, weights_sha256=digest)
+    monkeypatch.undo()
+    assert opened  # the swap happened
+    assert loaded.pretrained == {"file": "resnet18.pth", "sha256": digest}
+    images = torch.randn(2, 3, 32, 32)
+    assert torch.equal(_outputs(loaded, images)[1], _outputs(first, images)[1])
 
 
 def test_a_pinned_digest_without_its_file_is_an_error(tmp_path: Path) -> None:
