@@ -17,10 +17,10 @@ import numpy as np
 from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
-from registry.bundle.raster_pixels import pil_to_array
+from registry.bundle.dicom_pixels import DICOM_SUFFIXES
+from registry.bundle.raster_pixels import RASTER_SUFFIXES, pil_to_array
 from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz, label_indices, open_image
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -104,15 +104,29 @@ def _split_root(root: Path, split: str) -> Path:
 
 
 def read_imagefolder(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
-    """One sub-folder per label (names matched to the task's labels), images inside."""
+    """One sub-folder per label (names matched to the task's labels), images inside.
+
+    The site's image suffixes are read (:data:`RASTER_SUFFIXES`); hidden files and files that
+    are not images (``.txt``, ``Thumbs.db``) are ignored, as at the site. DICOM files are
+    refused, not skipped: the library holds de-identified images, and a skipped file would
+    leave the library smaller than the operator thinks.
+    """
     root = _split_root(path, split)
     match = label_matcher(label_names)
     images: list[np.ndarray] = []
     labels: list[int] = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         index = match(folder.name)
-        for file in sorted(folder.rglob("*")):
-            if file.suffix.lower() in IMAGE_SUFFIXES:
+        files = sorted(f for f in folder.rglob("*") if f.is_file() and not f.name.startswith("."))
+        dicom = [f for f in files if f.suffix.lower() in DICOM_SUFFIXES]
+        if dicom:
+            raise DataError(
+                f"label folder {folder.name!r} holds {len(dicom)} DICOM file(s): cases import "
+                "reads de-identified PNG, JPEG, TIFF, BMP, GIF or WebP images",
+                hint="export the images without their DICOM header (e.g. as PNG) and import those",
+            )
+        for file in files:
+            if file.suffix.lower() in RASTER_SUFFIXES:
                 images.append(read_image(file))
                 labels.append(index)
     return RawCases(images=images, labels=np.asarray(labels, dtype=np.int64))

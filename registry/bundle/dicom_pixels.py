@@ -22,6 +22,8 @@ from pydicom.dataset import Dataset
 from pydicom.multival import MultiValue
 from pydicom.pixels import apply_modality_lut
 
+DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
+
 
 class UnreadableImage(ValueError):
     """The file exists but holds no image we can use (unsupported layout or photometry)."""

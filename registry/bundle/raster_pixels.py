@@ -18,6 +18,10 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+# The suffixes of the image files every reader decodes through Pillow (the site's ImageFolder, the
+# hub's case library): one list, so that a folder gives the same images at the site and the hub.
+RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+
 
 def pil_to_array(img: Image.Image) -> np.ndarray:
     if img.mode in ("L", "1", "LA"):

@@ -29,13 +29,9 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from gsco_common.errors import InputLimitError
-from registry.bundle.dicom_pixels import dicom_to_unit
-from registry.bundle.raster_pixels import pil_to_array
+from registry.bundle.dicom_pixels import DICOM_SUFFIXES, dicom_to_unit
+from registry.bundle.raster_pixels import RASTER_SUFFIXES, pil_to_array
 from registry.input_limits import max_pixels, open_image
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
-DICOM_SUFFIXES = frozenset({".dcm", ".dicom"})
-
 
 # What Pillow and pydicom raise on missing, truncated, corrupt or unsupported files. Anything
 # else is a bug and propagates.
@@ -68,7 +64,7 @@ class Decoded:
 
 def is_image_file(path: Path) -> bool:
     suffix = path.suffix.lower()
-    return suffix in IMAGE_SUFFIXES or suffix in DICOM_SUFFIXES
+    return suffix in RASTER_SUFFIXES or suffix in DICOM_SUFFIXES
 
 
 def decode_file(path: Path) -> Decoded:

@@ -8,9 +8,10 @@ from pathlib import Path
 import pydicom
 
 from gsco_common.errors import DataError
+from registry.bundle.dicom_pixels import DICOM_SUFFIXES
 from site_agent.data.config import DataConfig
 from site_agent.data.csv_manifest import read_table, row_item
-from site_agent.data.decode import DECODE_ERRORS, DICOM_SUFFIXES, Decoded, decode_dicom
+from site_agent.data.decode import DECODE_ERRORS, Decoded, decode_dicom
 from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source
 
 _PATH_COLUMNS = ("path", "file", "filename", "file_name")

@@ -53,6 +53,20 @@ def test_imagefolder_matches_label_names_case_insensitively(tmp_path: Path) -> N
         read_cases(root, LABELS, split="train")
 
 
+def test_imagefolder_reads_every_image_the_site_reads_and_refuses_dicom(tmp_path: Path) -> None:
+    folder = tmp_path / "cases" / "normal"
+    folder.mkdir(parents=True)
+    for i, suffix in enumerate(("png", "webp", "gif", "TIF")):
+        Image.fromarray(np.full((16, 16), 10 * i, np.uint8)).save(folder / f"{i}.{suffix}")
+    (folder / "notes.txt").write_text("not an image")  # neither an image nor DICOM: ignored
+    (folder / ".hidden.png").write_bytes(b"")  # hidden files are ignored, as at the site
+    raw = read_cases(tmp_path / "cases", LABELS, split="train")
+    assert sorted(int(image.reshape(-1)[0]) for image in raw.images) == [0, 10, 20, 30]
+    (folder / "scan.DCM").write_bytes(b"DICM")
+    with pytest.raises(DataError, match="label folder 'normal' holds 1 DICOM file"):
+        read_cases(tmp_path / "cases", LABELS, split="train")
+
+
 def test_csv_with_case_ids_reports_and_splits(tmp_path: Path) -> None:
     rows = []
     for i in range(4):
