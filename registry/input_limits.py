@@ -44,6 +44,39 @@ def max_pixels() -> int:
     return _limit(MAX_PIXELS_ENV, DEFAULT_MAX_PIXELS)
 
 
+def max_array_bytes() -> int:
+    """The most bytes one ``.npz`` array, or one collection's decoded images, may take in memory."""
+    return _limit(MAX_ARRAY_BYTES_ENV, DEFAULT_MAX_ARRAY_BYTES)
+
+
+class DecodedImagesBudget:
+    """The decoded images of one collection, counted against :func:`max_array_bytes`.
+
+    Readers that decode file by file (ImageFolder, CSV, DICOM) keep every image in memory; a
+    folder far larger than memory would end in a ``MemoryError`` after hours of decoding. Each
+    image passes :meth:`take`, and the one that crosses the limit stops the read with a one-line
+    error. ``what`` names the collection in it (never a file path).
+    """
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.limit = max_array_bytes()
+        self.used = 0
+        self.count = 0
+
+    def take(self, image: np.ndarray) -> np.ndarray:
+        self.used += image.nbytes
+        self.count += 1
+        if self.used > self.limit:
+            raise InputLimitError(
+                f"{self.what}: the decoded images pass {self.limit} bytes at image {self.count} "
+                f"({MAX_ARRAY_BYTES_ENV})",
+                hint=f"downsample the images or read a part of them; raise {MAX_ARRAY_BYTES_ENV} "
+                "only if this machine has the memory",
+            )
+        return image
+
+
 def open_image(path: Path) -> Image.Image:
     """``Image.open`` that refuses images beyond :func:`max_pixels` before decoding any pixel."""
     limit = max_pixels()
@@ -68,7 +101,7 @@ def check_npz(path: Path) -> None:
     Reads only the ``.npy`` headers: a forged header (shape ``(10**6, 10**6)`` over a few bytes)
     is found without allocating anything.
     """
-    limit = _limit(MAX_ARRAY_BYTES_ENV, DEFAULT_MAX_ARRAY_BYTES)
+    limit = max_array_bytes()
     try:
         with zipfile.ZipFile(path) as archive:
             for info in archive.infolist():

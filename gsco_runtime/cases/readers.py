@@ -19,7 +19,14 @@ from PIL import UnidentifiedImageError
 from gsco_common.errors import DataError
 from registry.bundle.dicom_pixels import DICOM_SUFFIXES
 from registry.bundle.raster_pixels import RASTER_SUFFIXES, pil_to_array
-from registry.input_limits import CORRUPT_NPZ_ERRORS, check_image_stack, check_npz, label_indices, open_image
+from registry.input_limits import (
+    CORRUPT_NPZ_ERRORS,
+    DecodedImagesBudget,
+    check_image_stack,
+    check_npz,
+    label_indices,
+    open_image,
+)
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -113,6 +120,7 @@ def read_imagefolder(path: Path, split: str, label_names: Sequence[str]) -> RawC
     """
     root = _split_root(path, split)
     match = label_matcher(label_names)
+    budget = DecodedImagesBudget("the image folder")
     images: list[np.ndarray] = []
     labels: list[int] = []
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -127,7 +135,7 @@ def read_imagefolder(path: Path, split: str, label_names: Sequence[str]) -> RawC
             )
         for file in files:
             if file.suffix.lower() in RASTER_SUFFIXES:
-                images.append(read_image(file))
+                images.append(budget.take(read_image(file)))
                 labels.append(index)
     return RawCases(images=images, labels=np.asarray(labels, dtype=np.int64))
 
@@ -189,7 +197,10 @@ def read_csv(path: Path, split: str, label_names: Sequence[str]) -> RawCases:
             raise DataError(
                 f"row {n}: no {' or '.join(empty)}", hint="every row needs a value in these columns"
             )
-    images = [read_image(_csv_image(path.parent, n, str(row["path"]).strip())) for n, row in numbered]
+    budget = DecodedImagesBudget(path.name)
+    images = [
+        budget.take(read_image(_csv_image(path.parent, n, str(row["path"]).strip()))) for n, row in numbered
+    ]
     labels = np.asarray([match(str(row["label"])) for _, row in numbered], dtype=np.int64)
     case_ids = [str(row["case_id"]).strip() for _, row in numbered] if "case_id" in columns else None
     reports = [row.get("report") or "" for _, row in numbered] if "report" in columns else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gsco_common.errors import DataError
+from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import Decoded, try_decode
 from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source
@@ -59,11 +60,14 @@ def read_csv_manifest(config: DataConfig, root: Path) -> SourceRead:
         )
     base = root.parent
     identifiers = path_identifiers(root, str(config.path))
+    budget = DecodedImagesBudget("data.path")
     items: list[SourceItem] = []
     for row in table.rows:
         given = row["path"].strip()
         path = Path(given).expanduser()
         decoded = try_decode(path if path.is_absolute() else base / path) if given else None
+        if decoded is not None:
+            budget.take(decoded.image)
         identifiers |= {given, path.name, path.stem}
         items.append(row_item(row, decoded, identifiers))
     return SourceRead(items, {text for text in identifiers if text})

@@ -9,6 +9,7 @@ import pydicom
 
 from gsco_common.errors import DataError
 from registry.bundle.dicom_pixels import DICOM_SUFFIXES
+from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.csv_manifest import read_table, row_item
 from site_agent.data.decode import DECODE_ERRORS, Decoded, decode_dicom
@@ -38,12 +39,15 @@ def read_dicom_folder(config: DataConfig, root: Path) -> SourceRead:
     identifiers = path_identifiers(root, str(config.path)) | path_identifiers(labels_csv, None)
     for path in files:
         identifiers |= path_identifiers(path.relative_to(root))
+    budget = DecodedImagesBudget("data.path")
     items: list[SourceItem] = []
     for row in table.rows:
         key = row.get(key_column, "").strip()
         identifiers |= {key, Path(key).name, Path(key).stem}
         path = locate(key) if key else None
         decoded = _try_decode(path) if path is not None else None
+        if decoded is not None:
+            budget.take(decoded.image)
         items.append(row_item(row, decoded, identifiers))
     return SourceRead(items, {text for text in identifiers if text})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gsco_common.errors import DataError
+from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import is_image_file, try_decode
 from site_agent.data.sources import SPLIT_SYNONYMS, SourceItem, SourceRead, path_identifiers, register_source
@@ -31,6 +32,7 @@ def read_image_folder(config: DataConfig, root: Path) -> SourceRead:
         else [(None, folder) for folder in top]
     )
     identifiers = path_identifiers(root, str(config.path))
+    budget = DecodedImagesBudget("data.path")
     items: list[SourceItem] = []
     for split, folder in class_folders:
         files = sorted(
@@ -44,6 +46,7 @@ def read_image_folder(config: DataConfig, root: Path) -> SourceRead:
             decoded = try_decode(path)
             if decoded is not None:
                 identifiers |= decoded.identifiers
+                budget.take(decoded.image)
             items.append(
                 SourceItem(
                     label=folder.name,

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsco_common.errors import DataError
+from gsco_common.errors import DataError, InputLimitError
 from gsco_runtime.cases.library import build_library, load_library, save_library
 from gsco_runtime.cases.readers import read_cases
+from registry.input_limits import MAX_ARRAY_BYTES_ENV
 from tests.damaged_npz import damaged_split
 
 LABELS = ("normal", "pneumonia")
@@ -65,6 +66,30 @@ def test_imagefolder_reads_every_image_the_site_reads_and_refuses_dicom(tmp_path
     (folder / "scan.DCM").write_bytes(b"DICM")
     with pytest.raises(DataError, match="label folder 'normal' holds 1 DICOM file"):
         read_cases(tmp_path / "cases", LABELS, split="train")
+
+
+@pytest.mark.parametrize("kind", ["imagefolder", "csv"])
+def test_a_collection_larger_than_the_memory_limit_stops_at_the_image_that_passes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    folder = tmp_path / "cases" / "normal"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(np.full((16, 20), i, np.uint8)).save(folder / f"{i}.png")
+    (tmp_path / "cases" / "cases.csv").write_text(
+        "path,label\n" + "".join(f"normal/{i}.png,normal\n" for i in range(3))
+    )
+    data = tmp_path / "cases" / ("cases.csv" if kind == "csv" else "")
+    monkeypatch.setenv(MAX_ARRAY_BYTES_ENV, str(3 * 16 * 20))
+    assert len(read_cases(data, LABELS, split="train", kind=kind).images) == 3
+    monkeypatch.setenv(MAX_ARRAY_BYTES_ENV, str(3 * 16 * 20 - 1))
+    what = "cases.csv" if kind == "csv" else "the image folder"
+    with pytest.raises(InputLimitError) as refused:
+        read_cases(data, LABELS, split="train", kind=kind)
+    assert (
+        refused.value.message
+        == f"{what}: the decoded images pass 959 bytes at image 3 ({MAX_ARRAY_BYTES_ENV})"
+    )
 
 
 def test_csv_with_case_ids_reports_and_splits(tmp_path: Path) -> None:
