@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from gsco_common.errors import DataError, PrivacyError
-from gsco_common.ids import TASK_ID
+from gsco_common.ids import CASE_ID, TASK_ID
 from gsco_runtime.cases.readers import RawCases
 from registry.bundle.free_text import looks_identifying
 
@@ -71,6 +71,8 @@ def build_library(
     if not TASK_ID.match(task_id):
         raise DataError("the task id must be letters, digits, '.', '_' or '-' (at most 64)")
     count = len(raw.images)
+    if raw.case_ids:
+        check_given_case_ids(raw.case_ids)
     case_ids = list(raw.case_ids) if raw.case_ids else [f"{task_id}-{i + 1:06d}" for i in range(count)]
     if len(set(case_ids)) != len(case_ids) or any(not cid for cid in case_ids):
         raise DataError("case ids must be unique and non-empty", hint="fix the case_id column")
@@ -78,7 +80,7 @@ def build_library(
     labels = np.asarray(raw.labels, dtype=np.int64).reshape(-1)
     if labels.shape[0] != count or len(reports) != count:
         raise DataError("the case library would have different numbers of images, labels and reports")
-    refuse_identifying_reports(reports)
+    refuse_identifying(reports, "the report text")
     digest = library_digest(label_names, raw.images, labels, case_ids)
     return CaseLibrary(
         task_id=task_id,
@@ -92,18 +94,41 @@ def build_library(
     )
 
 
-def refuse_identifying_reports(reports: Sequence[str]) -> None:
-    """Refuse report texts that look identifying (names, record numbers, dates, addresses, paths).
+def check_given_case_ids(case_ids: Sequence[str]) -> None:
+    """A CSV's case ids: URL-safe (letters, digits, '.', '_', '-'; at most 64) and not identifying.
 
-    The reports are shown to the generalist; the error names the rows, never the text.
+    They are shown to clinicians and the generalist and travel in thumbnail URLs, so an
+    accession or record number, a name or a date in them would leave the hub with every answer
+    (the generated ids ``<task>-000001`` are counters, never checked). Errors name the rows.
     """
-    rows = [str(i + 1) for i, report in enumerate(reports) if report and looks_identifying(report)]
-    if rows:
-        shown = ", ".join(rows[:10]) + (f" and {len(rows) - 10} more" if len(rows) > 10 else "")
-        raise PrivacyError(
-            f"the report text of case row(s) {shown} looks identifying",
-            hint="nothing was imported; remove names, record numbers, dates, addresses and paths",
+    malformed = [i for i, cid in enumerate(case_ids) if cid and not CASE_ID.match(cid)]
+    if malformed:
+        raise DataError(
+            f"the case_id of case row(s) {_rows(malformed)} is not letters, digits, '.', '_' or '-' "
+            "(at most 64, starting with a letter or digit)",
+            hint="nothing was imported; use short opaque ids, or drop the case_id column to generate them",
         )
+    refuse_identifying(case_ids, "the case_id")
+
+
+def refuse_identifying(texts: Sequence[str], what: str) -> None:
+    """Refuse texts that look identifying (names, record numbers, dates, addresses, paths).
+
+    ``what`` names the column in the error, which names the rows, never the text.
+    """
+    rows = [i for i, text in enumerate(texts) if text and looks_identifying(text)]
+    if rows:
+        raise PrivacyError(
+            f"{what} of case row(s) {_rows(rows)} looks identifying",
+            hint="nothing was imported; remove names, record numbers (6 or more digits), dates, "
+            "addresses and paths",
+        )
+
+
+def _rows(indices: Sequence[int]) -> str:
+    """Row numbers from 1, the first ten shown."""
+    shown = ", ".join(str(i + 1) for i in indices[:10])
+    return shown + (f" and {len(indices) - 10} more" if len(indices) > 10 else "")
 
 
 def library_dir(home: Path, task_id: str) -> Path:

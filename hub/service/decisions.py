@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from gsco_runtime.decision import NO_GENERALIST, Decision
 
@@ -50,7 +51,7 @@ def decision_body(decision: Decision, *, k: int | None, low_confidence_below: fl
                 "label": c.label,
                 "similarity": c.similarity,
                 "specialist": c.specialist,
-                "thumbnail_url": f"/v1/cases/{decision.task_id}/{c.case_id}/thumbnail",
+                "thumbnail_url": f"/v1/cases/{decision.task_id}/{quote(c.case_id, safe='')}/thumbnail",
             }
             for c in cases
         ],

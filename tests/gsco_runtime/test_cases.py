@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gsco_common.errors import DataError, InputLimitError
+from gsco_common.errors import DataError, InputLimitError, PrivacyError
 from gsco_runtime.cases.library import build_library, load_library, save_library
-from gsco_runtime.cases.readers import read_cases
+from gsco_runtime.cases.readers import RawCases, read_cases
 from registry.input_limits import MAX_ARRAY_BYTES_ENV
 from tests.damaged_npz import damaged_split
 
@@ -162,6 +162,28 @@ def test_fractional_npz_labels_are_refused_not_cut(tmp_path: Path) -> None:
         read_cases(tmp_path / "f.npz", LABELS)
     np.savez(tmp_path / "w.npz", train_images=images, train_labels=np.array([0.0, 1.0, 1.0, 0.0]))
     assert read_cases(tmp_path / "w.npz", LABELS).labels.tolist() == [0, 1, 1, 0]
+
+
+def _cases_with_ids(case_ids: list[str]) -> RawCases:
+    images = [np.full((8, 8), i, np.uint8) for i in range(len(case_ids))]
+    return RawCases(images=images, labels=np.arange(len(case_ids)) % 2, case_ids=case_ids)
+
+
+def test_given_case_ids_must_be_opaque_url_safe_ids(tmp_path: Path) -> None:
+    assert build_library("pneumonia", LABELS, _cases_with_ids(["c1", "case-17", "B.2_x"])).case_ids == (
+        "c1",
+        "case-17",
+        "B.2_x",
+    )
+    planted = ["c1", "Smith, John DOB 1970-01-01", "c3", "a/../b", "jdoe@example.org"]
+    with pytest.raises(DataError) as malformed:
+        build_library("pneumonia", LABELS, _cases_with_ids(planted))
+    assert malformed.value.message.startswith("the case_id of case row(s) 2, 4, 5 is not letters, digits")
+    for identifying in ("MRN-1234567", "1970-01-01", "pacs.example.org", "acc-20240501"):
+        with pytest.raises(PrivacyError) as refused:
+            build_library("pneumonia", LABELS, _cases_with_ids(["c1", identifying]))
+        assert refused.value.message == "the case_id of case row(s) 2 looks identifying"
+        assert identifying not in refused.value.message + (refused.value.hint or "")
 
 
 def test_library_round_trip_and_digest(tmp_path: Path) -> None:
