@@ -14,7 +14,7 @@ from gsco_runtime.arbiters import create_arbiter
 from gsco_runtime.arbiters.base import Arbiter, Evidence, Outcome, SpecialistEvidence
 from gsco_runtime.arbiters.consensus import ConsensusArbiter
 from gsco_runtime.arbiters.prompts import report_prompt
-from gsco_runtime.cases.library import load_library
+from gsco_runtime.cases.library import load_library, stored_library_digest
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.decision import AI_LABEL, NO_GENERALIST, Decision, SpecialistOpinion
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE, GeneralistBackend
@@ -88,10 +88,22 @@ class GscoRuntime:
         """Stop polling; sessions are freed once the last request holding them returns."""
         self.pool.stop()
 
-    def reload_case_library(self, task_id: str) -> None:
-        """Pick up a newly imported case library (indexes are built or loaded on next use)."""
+    def refresh_case_libraries(self) -> list[str]:
+        """Forget each task's retriever whose stored library changed since it was read.
+
+        A ``cases import`` while the hub runs replaces the stored library (or creates the first);
+        the next request reads the new one and builds or loads its indexes. Returns those tasks.
+        """
         with self._retriever_lock:
-            self._retrievers.pop(task_id, None)
+            stale = [
+                task_id
+                for task_id, retriever in self._retrievers.items()
+                if stored_library_digest(self.settings.home, task_id)
+                != (retriever.library.digest if retriever is not None else None)
+            ]
+            for task_id in stale:
+                del self._retrievers[task_id]
+        return stale
 
     def retriever(self, task_id: str) -> Retriever | None:
         """The task's retriever over its case library (None when no library was imported)."""

@@ -167,6 +167,20 @@ def save_library(library: CaseLibrary, home: Path) -> Path:
     return folder
 
 
+def stored_library_digest(home: Path, task_id: str) -> str | None:
+    """The digest the task's stored library records, read without its images.
+
+    None when no library was imported or its record cannot be read: :func:`load_library` then
+    reports the damage to whoever reads the library next.
+    """
+    try:
+        meta = json.loads((library_dir(home, task_id) / "cases.json").read_text())
+    except (OSError, ValueError):
+        return None
+    digest = meta.get("digest") if isinstance(meta, dict) else None
+    return digest if isinstance(digest, str) else None
+
+
 def load_library(home: Path, task_id: str) -> CaseLibrary | None:
     """The task's stored library, or None when none was imported."""
     folder = library_dir(home, task_id)

@@ -115,6 +115,8 @@ class ServiceRuntime:
             self.engine.pool.watch(sorted(set(self._tasks) | set(self.settings.tasks or ())))
             after = self.engine.pool.refresh().tasks
             self._tasks_from_cache(after)
+            for task_id in self.engine.refresh_case_libraries():
+                log.info("the case library of task %s changed: it is read again on the next request", task_id)
         changed = sum(1 for task in set(before) | set(after) if before.get(task) != after.get(task))
         for _ in range(changed):
             self._on_swap()

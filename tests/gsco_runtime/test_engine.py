@@ -242,14 +242,20 @@ def test_concurrent_requests_are_micro_batched(world: World, task: str, tmp_path
         assert specialist.batcher.items_run == 8 and specialist.batcher.batches_run < 8
 
 
-def test_a_new_case_library_is_picked_up_on_reload(
+def test_a_new_case_library_is_picked_up_on_refresh(
     world: World, task: str, settings: RuntimeSettings
 ) -> None:
     with _runtime(world, settings, task) as runtime:
         assert runtime.diagnose(QUERY, task).retrieved == ()
+        assert runtime.refresh_case_libraries() == []  # nothing imported yet: nothing changed
         _library(settings.home, task, n=12)
-        runtime.reload_case_library(task)
-        assert len(runtime.diagnose(QUERY, task).retrieved) == 10
+        assert runtime.refresh_case_libraries() == [task]
+        first = runtime.diagnose(QUERY, task).retrieved
+        assert len(first) == 10 and runtime.refresh_case_libraries() == []
+        _library(settings.home, task, n=4)  # a later import replaces it
+        assert runtime.diagnose(QUERY, task).retrieved == first  # until the next refresh
+        assert runtime.refresh_case_libraries() == [task]
+        assert len(runtime.diagnose(QUERY, task).retrieved) == 4
 
 
 def test_a_revoked_specialists_index_is_freed(
