@@ -8,9 +8,11 @@ answers 422).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from gsco_common.errors import ImageError
+from gsco_common.errors import DataError, ImageError
 
 
 def refuse_degenerate(pixels: np.ndarray) -> np.ndarray:
@@ -22,3 +24,23 @@ def refuse_degenerate(pixels: np.ndarray) -> np.ndarray:
     if pixels.min() == pixels.max():
         raise ImageError("the image is constant (every pixel has the same value)", hint="check the export")
     return pixels
+
+
+def refuse_degenerate_images(images: Sequence[np.ndarray], what: str) -> None:
+    """:class:`DataError` naming the positions (from 1) of the degenerate images in ``images``.
+
+    For a data set scored as a whole (``evaluate``): a constant or NaN image would get a label
+    like any other and count in every method's score.
+    """
+    bad: list[str] = []
+    for position, image in enumerate(images, start=1):
+        try:
+            refuse_degenerate(np.asarray(image))
+        except ImageError as exc:
+            bad.append(f"image {position} {exc.message.removeprefix('the image ')}")
+    if bad:
+        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(
+            f"{what} holds {len(bad)} image(s) no specialist can see anything in: {shown}",
+            hint="remove them from the data set; positions count from 1 in the split's order",
+        )

@@ -23,6 +23,7 @@ from gsco_runtime.arbiters.prompts import zero_shot_prompt
 from gsco_runtime.arbiters.retrieved import retrieval_features
 from gsco_runtime.engine import GscoRuntime, assemble_evidence
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE
+from gsco_runtime.image_checks import refuse_degenerate_images
 from gsco_runtime.rad.retriever import Neighbours
 from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, collect_case_inputs
 from hub.evaluation.disagreement import Disagreement, analyse
@@ -126,6 +127,7 @@ def evaluate(
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
+    refuse_degenerate_images(images, "the evaluation set")
     if resamples < MIN_RESAMPLES:
         raise DataError(f"the bootstrap needs at least {MIN_RESAMPLES} resamples, got {resamples}")
     tick: Progress = progress or (lambda stage, done, total: None)

@@ -109,3 +109,16 @@ def test_images_without_one_label_each_are_refused(runtime: GscoRuntime, count: 
     images = [np.zeros((28, 28), dtype=np.uint8)] * count
     with pytest.raises(DataError, match="evaluation needs images with one label each"):
         evaluate(runtime, TASK, images, np.zeros(2, dtype=np.int64))
+
+
+def test_images_no_specialist_can_see_anything_in_are_refused(runtime: GscoRuntime) -> None:
+    rng = np.random.default_rng(0)
+    images: list[np.ndarray] = [rng.integers(0, 256, (28, 28), dtype=np.uint8) for _ in range(4)]
+    images[1] = np.full((28, 28), 7, np.uint8)
+    images[3] = np.full((28, 28), np.nan, np.float32)
+    with pytest.raises(DataError) as refused:
+        evaluate(runtime, TASK, images, np.zeros(4, dtype=np.int64))
+    assert refused.value.message == (
+        "the evaluation set holds 2 image(s) no specialist can see anything in: "
+        "image 2 is constant (every pixel has the same value); image 4 has NaN or infinite pixels"
+    )
