@@ -1,8 +1,9 @@
 """The FastAPI app: state, lifespan (warm runtime), error shape, metrics, routes and the web page.
 
 Every 4xx / 5xx answer has the same JSON body, ``{"error": {"code": ..., "message": ...}}``,
-with the stable codes of ``docs/errors.md``; an unexpected failure is logged here and answered
-with code GSCO-000 and no internal detail.
+with the stable codes of ``docs/errors.md``; an unexpected failure is logged once by the
+metrics middleware (which counts it as a 500) and answered with code GSCO-000 and no internal
+detail.
 """
 
 from __future__ import annotations
@@ -72,13 +73,18 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        code = "GSCO-804" if exc.status_code == 404 else "GSCO-800"
-        return error_response(exc.status_code, code, str(exc.detail))
+        if exc.status_code == 404:
+            return error_response(404, "GSCO-804", str(exc.detail))
+        # FastAPI answers a body it cannot decode (a JSON body that is not UTF-8) with 400:
+        # a malformed request, GSCO-800, which is a 422 everywhere else.
+        status = 422 if exc.status_code == 400 else exc.status_code
+        return error_response(status, "GSCO-800", str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.error("unexpected failure on %s", request.url.path, exc_info=exc)
-        return error_response(500, "GSCO-000", "internal error; the hub's log has the details")
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    """Log an unhandled failure once and answer GSCO-000 without internal detail."""
+    log.error("unexpected failure on %s", request.url.path, exc_info=exc)
+    return error_response(500, "GSCO-000", "internal error; the hub's log has the details")
 
 
 def _route_of(request: Request) -> str:
@@ -117,7 +123,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
-        response = await call_next(request)
+        try:
+            response = await call_next(request)
+        except Exception as exc:  # answered here, so it is counted and Starlette does not log it again
+            response = _unexpected(request, exc)
         route = _route_of(request)
         metrics.requests.labels(route=route, status=str(response.status_code)).inc()
         metrics.latency.labels(route=route).observe(time.perf_counter() - start)

@@ -18,8 +18,9 @@ from hub.service.auth import require
 from hub.service.decisions import decision_body, models_of
 from hub.service.dicom_sr import build_sr
 from hub.service.fhir import FHIR_VERSION, build_bundle
-from hub.service.form import FORM_OVERHEAD, FORM_SCHEMA, parse_form, read_capped
-from hub.service.intake import decode
+from hub.service.form import FORM_OVERHEAD, FORM_SCHEMA, DiagnosisForm, parse_form, read_capped
+from hub.service.intake import Upload, decode
+from hub.service.sr_source import check_sr_source
 from hub.service.tokens import CLINICIAN, TokenInfo
 
 router = APIRouter(prefix="/v1", tags=["clinical"])
@@ -48,6 +49,29 @@ def _output_format(request: Request, fmt: str | None) -> str:
     if FHIR_TYPE in accept:
         return "fhir"
     return "json"
+
+
+async def _read_upload(request: Request) -> tuple[DiagnosisForm, Upload]:
+    """The form and its decoded image, parsed and decoded in the threadpool (never on the event loop)."""
+    hub = request.app.state.hub
+    limit = hub.settings.max_upload_bytes
+    body = await read_capped(request.stream(), limit + FORM_OVERHEAD)
+    return await run_in_threadpool(_parse_and_decode, hub, request.headers.get("content-type", ""), body)
+
+
+def _parse_and_decode(hub: Any, content_type: str, body: bytes) -> tuple[DiagnosisForm, Upload]:
+    form = parse_form(content_type, body)
+    hub.runtime.task(form.task_id)
+    settings = hub.settings
+    return form, decode(form.image, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+
+
+def _answer(output: str, result: dict[str, Any], upload: Upload) -> Response | dict[str, Any]:
+    if output == "dicom-sr":
+        return Response(build_sr(result, upload.dicom), media_type=DICOM_TYPE)
+    if output == "fhir":
+        return JSONResponse(build_bundle(result), media_type=f"{FHIR_TYPE}; fhirVersion={FHIR_VERSION}")
+    return result
 
 
 @router.get("/tasks")
@@ -87,17 +111,21 @@ async def diagnose(
     fmt: Literal["json", "dicom-sr", "fhir"] | None = Query(None, alias="format"),
     token: TokenInfo = Depends(clinician),
 ) -> Response | dict[str, Any]:
-    """Diagnose one image (PNG, JPEG or DICOM) with the task's approved specialists."""
+    """Diagnose one image (PNG, JPEG or DICOM) with the task's approved specialists.
+
+    The answer (an SR or FHIR Bundle too) is built before the decision is stored and audited:
+    a request that fails leaves no decision behind that its client never got.
+    """
     hub = request.app.state.hub
-    limit = hub.settings.max_upload_bytes
-    body = await read_capped(request.stream(), limit + FORM_OVERHEAD)
-    form = parse_form(request.headers.get("content-type", ""), body)
-    hub.runtime.task(form.task_id)
-    upload = decode(form.image, max_bytes=limit, max_pixels=hub.settings.max_pixels)
+    form, upload = await _read_upload(request)
+    output = _output_format(request, fmt)
+    if output == "dicom-sr" and upload.dicom is not None:
+        check_sr_source(upload.dicom)
     decision = await run_in_threadpool(
         hub.runtime.engine.diagnose, upload.pixels, form.task_id, use_generalist=form.generalist
     )
     result = decision_body(decision, k=form.k, low_confidence_below=hub.settings.low_confidence_below)
+    answer = _answer(output, result, upload)
     hub.records.save_decision(result["id"], result["task_id"], result)
     hub.records.append(
         token.actor,
@@ -108,12 +136,7 @@ async def diagnose(
         decision={k: result[k] for k in ("id", "label", "confidence", "arbiter", "low_confidence")},
     )
     hub.metrics.diagnoses.labels(task=result["task_id"]).inc()
-    output = _output_format(request, fmt)
-    if output == "dicom-sr":
-        return Response(build_sr(result, upload.dicom), media_type=DICOM_TYPE)
-    if output == "fhir":
-        return JSONResponse(build_bundle(result), media_type=f"{FHIR_TYPE}; fhirVersion={FHIR_VERSION}")
-    return result
+    return answer
 
 
 @router.get("/diagnoses/{decision_id}")
@@ -132,6 +155,8 @@ def review(
     labels = hub.runtime.task(stored["task_id"]).labels
     if body.action == "override" and body.label not in labels:
         raise RequestError(f"an override needs 'label', one of {list(labels)}")
+    if body.action == "confirm" and body.label not in (None, stored["label"]):
+        raise RequestError("a confirmation takes no 'label' but the AI's", hint="to change it, override")
     label = body.label if body.action == "override" else stored["label"]
     record = {
         "action": body.action,
@@ -179,11 +204,7 @@ async def report(request: Request, token: TokenInfo = Depends(clinician)) -> dic
             "no generalist is configured for this hub: reports need one",
             hint="set generalist_url in the hub's --config file",
         )
-    limit = hub.settings.max_upload_bytes
-    body = await read_capped(request.stream(), limit + FORM_OVERHEAD)
-    form = parse_form(request.headers.get("content-type", ""), body)
-    hub.runtime.task(form.task_id)
-    upload = decode(form.image, max_bytes=limit, max_pixels=hub.settings.max_pixels)
+    form, upload = await _read_upload(request)
     written = await run_in_threadpool(hub.runtime.engine.report, upload.pixels, form.task_id)
     models = [{"name": s.model_name, "version": s.version, "digest": s.digest} for s in written.specialists]
     hub.records.append(token.actor, REPORT, task_id=form.task_id, image_sha256=upload.sha256, models=models)

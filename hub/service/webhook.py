@@ -19,6 +19,7 @@ SIGNATURE_HEADER = "x-mlflow-signature"
 DELIVERY_HEADER = "x-mlflow-delivery-id"
 TIMESTAMP_HEADER = "x-mlflow-timestamp"
 VERSION = "v1"
+MAX_TIMESTAMP_DIGITS = 12
 
 
 def signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str:
@@ -28,6 +29,11 @@ def signature(secret: str, delivery_id: str, timestamp: str, body: bytes) -> str
     return f"{VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
+def _unix_seconds(timestamp: str) -> bool:
+    """ASCII digits, few enough for ``int`` (it refuses "²", which ``isdigit`` accepts, and 4,300+ digits)."""
+    return timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS
+
+
 def verify(secret: str | None, headers: dict[str, str], body: bytes, max_age_s: int) -> None:
     """Accept a signed, recent delivery; ``AuthError`` (401) otherwise."""
     if not secret:
@@ -35,8 +41,8 @@ def verify(secret: str | None, headers: dict[str, str], body: bytes, max_age_s: 
     sent = headers.get(SIGNATURE_HEADER, "")
     delivery_id = headers.get(DELIVERY_HEADER, "")
     timestamp = headers.get(TIMESTAMP_HEADER, "")
-    if not sent or not delivery_id or not timestamp.isdigit():
-        raise AuthError("the webhook signature headers are missing")
+    if not sent or not delivery_id or not _unix_seconds(timestamp):
+        raise AuthError("the webhook signature headers are missing or malformed")
     if abs(time.time() - int(timestamp)) > max_age_s:
         raise AuthError("the webhook delivery is too old")
     if not hmac.compare_digest(sent, signature(secret, delivery_id, timestamp, body)):
