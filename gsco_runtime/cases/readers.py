@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import UnidentifiedImageError
 
 from gsco_common.errors import DataError
 from registry.bundle.dicom_pixels import DICOM_SUFFIXES
-from registry.bundle.raster_pixels import RASTER_SUFFIXES, pil_to_array
+from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, RASTER_SUFFIXES, pil_to_array
 from registry.input_limits import (
     CORRUPT_NPZ_ERRORS,
     DecodedImagesBudget,
@@ -47,8 +46,8 @@ def read_image(path: Path) -> np.ndarray:
         with open_image(path) as img:
             img.load()
             return pil_to_array(img)
-    except (OSError, UnidentifiedImageError) as exc:
-        raise DataError(f"{path.name} cannot be read as an image", hint="check the file") from exc
+    except RASTER_DECODE_ERRORS:
+        raise DataError(f"{path.name} cannot be read as an image", hint="check the file") from None
 
 
 def label_matcher(label_names: Sequence[str]) -> Callable[[str], int]:

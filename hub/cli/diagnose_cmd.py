@@ -16,7 +16,7 @@ from hub.cli.context import Threads, generalist_options, task_runtime
 @handle_errors
 def diagnose(
     ctx: typer.Context,
-    image: Path = typer.Argument(..., help="Image file (PNG, JPEG, TIFF, BMP)."),
+    image: Path = typer.Argument(..., help="Image file (PNG, JPEG, TIFF, BMP, GIF, WebP; not DICOM)."),
     task: str = typer.Option(..., "--task", help="Task id whose approved specialists decide."),
     report: bool = typer.Option(False, "--report", help="Also write a report (needs a generalist)."),
     threads: Threads = None,

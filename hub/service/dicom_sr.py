@@ -11,6 +11,8 @@ description marks the object as AI generated.
 from __future__ import annotations
 
 import io
+import threading
+import warnings
 from datetime import datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -26,6 +28,12 @@ SCHEME = "99GSCO"
 FINDING = hd.sr.CodedConcept("finding", SCHEME, "Finding")
 MANUFACTURER = "GSCo"
 ALGORITHM = "GSCo hub"
+# highdicom warns about a person name without a caret (PatientName, ReferringPhysicianName of
+# the source image) and quotes the name: on the hub's stderr, its log, that is patient data.
+PERSON_NAME_WARNING = r'(?s)The string ".*" is unlikely to represent the intended person name'
+# catch_warnings swaps the process-wide filter list: two SRs built at once would restore each
+# other's list and let the warning through.
+_FILTERS = threading.Lock()
 
 
 def hub_version() -> str:
@@ -73,7 +81,19 @@ def _group(
 
 
 def build_sr(decision: dict[str, Any], source: Dataset | None) -> bytes:
-    """The SR of ``decision`` (the API's decision JSON) as DICOM Part 10 bytes."""
+    """The SR of ``decision`` (the API's decision JSON) as DICOM Part 10 bytes.
+
+    Only highdicom's person-name warning is silenced, while the SR is built (a filter installed at
+    import would not hold: pytest, for one, resets the filters for every test).
+    """
+    with _FILTERS, warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=PERSON_NAME_WARNING, category=UserWarning, module="highdicom"
+        )
+        return _build_sr(decision, source)
+
+
+def _build_sr(decision: dict[str, Any], source: Dataset | None) -> bytes:
     evidence = source if source is not None else _placeholder_source()
     referenced = source if source is not None else None
     groups = [

@@ -22,13 +22,15 @@ from dataclasses import dataclass
 import numpy as np
 import pydicom
 from PIL import Image, UnidentifiedImageError
+from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
+from pydicom.tag import BaseTag
+from pydicom.valuerep import VR
 
 from gsco_common.errors import ImageError, PayloadTooLargeError
 from gsco_runtime.image_checks import refuse_degenerate
-from registry.bundle.dicom_pixels import UnreadableImage, dicom_to_unit
-from registry.bundle.raster_pixels import pil_to_array
+from registry.bundle.dicom_pixels import DICOM_DECODE_ERRORS, UnreadableImage, dicom_to_unit, header_count
+from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, pil_to_array
 
 RASTER_FORMATS = ("PNG", "JPEG")
 
@@ -79,33 +81,62 @@ def _raster_pixels(data: bytes, max_pixels: int) -> np.ndarray:
         raise ImageError("the upload is not a PNG, JPEG or DICOM image") from None
     except Image.DecompressionBombError:
         raise ImageError(f"the image has more than {max_pixels} pixels") from None
-    except (OSError, SyntaxError, ValueError):
+    except RASTER_DECODE_ERRORS:
         raise ImageError("the image is truncated or damaged", hint="export it again") from None
 
 
 def _read_dicom(data: bytes) -> Dataset:
     try:
-        return pydicom.dcmread(io.BytesIO(data))
-    except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError):
+        dataset = pydicom.dcmread(io.BytesIO(data))
+    except DICOM_DECODE_ERRORS:
         raise ImageError("the DICOM file is truncated or damaged", hint="export it again") from None
+    _parse_every_element(dataset)
+    return dataset
+
+
+def _parse_every_element(dataset: Dataset) -> None:
+    """Parse every element now, not on first access as pydicom does.
+
+    A damaged element (an unknown value representation) found later, by the SR's builder, would
+    be a 500.
+    """
+    for tag in list(dataset.keys()):
+        try:
+            element = dataset[tag]
+        except DICOM_DECODE_ERRORS:
+            raise ImageError(
+                f"the DICOM attribute {_attribute(tag)} is damaged", hint="export it again"
+            ) from None
+        if element.VR == VR.SQ:
+            for item in element.value:
+                _parse_every_element(item)
+
+
+def _attribute(tag: BaseTag) -> str:
+    return f"{keyword_for_tag(tag)} {tag}".strip()
 
 
 def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
     if not any(key in dataset for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageError("the DICOM file has no pixel data", hint="send an image object, not a report")
-    rows, columns = int(dataset.get("Rows", 0)), int(dataset.get("Columns", 0))
-    frames = int(dataset.get("NumberOfFrames", 1) or 1)
+    try:
+        return _first_frame(dataset, max_pixels)
+    except UnreadableImage as exc:
+        raise ImageError(f"the DICOM image cannot be read: {exc}") from None
+
+
+def _first_frame(dataset: Dataset, max_pixels: int) -> np.ndarray:
+    """The first frame through :func:`dicom_to_unit`; a malformed header is :class:`UnreadableImage`."""
+    rows, columns = header_count(dataset, "Rows", 0), header_count(dataset, "Columns", 0)
+    frames = header_count(dataset, "NumberOfFrames", 1)
     _too_many(rows * columns * frames, max_pixels)
     try:
         array = dataset.pixel_array
-    except (ValueError, AttributeError, TypeError, NotImplementedError, RuntimeError, OSError):
+    except DICOM_DECODE_ERRORS:
         raise ImageError("the DICOM pixel data is truncated or cannot be decoded") from None
     if frames > 1:
         array = array[0]
-    samples = int(dataset.get("SamplesPerPixel", 1))
+    samples = header_count(dataset, "SamplesPerPixel", 1)
     if samples == 1 and array.ndim != 2 or samples == 3 and array.shape[-1:] != (3,):
         raise ImageError("the DICOM image is neither grayscale nor RGB")
-    try:
-        return dicom_to_unit(array, dataset)
-    except UnreadableImage as exc:
-        raise ImageError(f"the DICOM image cannot be read: {exc}") from None
+    return dicom_to_unit(array, dataset)

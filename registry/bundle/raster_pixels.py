@@ -15,12 +15,23 @@ the site and at the hub (as :mod:`registry.bundle.dicom_pixels` does for DICOM):
 
 from __future__ import annotations
 
+import struct
+import zlib
+
 import numpy as np
 from PIL import Image
 
 # The suffixes of the image files every reader decodes through Pillow (the site's ImageFolder, the
 # hub's case library): one list, so that a folder gives the same images at the site and the hub.
 RASTER_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".webp"})
+
+# What Pillow raises on a missing, damaged or unsupported file: not an image
+# (``UnidentifiedImageError`` is an OSError), cut short, a truncated IHDR chunk (ValueError), a
+# broken chunk (SyntaxError "broken PNG file"), a short header field or compressed stream. One
+# tuple for the site's reader, the hub's case readers and its upload intake.
+RASTER_DECODE_ERRORS: tuple[type[Exception], ...] = (
+    OSError, EOFError, ValueError, SyntaxError, struct.error, zlib.error,
+)  # fmt: skip
 
 
 def pil_to_array(img: Image.Image) -> np.ndarray:

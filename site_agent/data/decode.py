@@ -15,8 +15,6 @@ counts as unreadable.
 
 from __future__ import annotations
 
-import struct
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,31 +22,19 @@ import numpy as np
 import pydicom
 from PIL import Image
 from pydicom.dataset import Dataset
-from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from gsco_common.errors import InputLimitError
-from registry.bundle.dicom_pixels import DICOM_SUFFIXES, dicom_to_unit
-from registry.bundle.raster_pixels import RASTER_SUFFIXES, pil_to_array
+from registry.bundle.dicom_pixels import DICOM_DECODE_ERRORS, DICOM_SUFFIXES, dicom_to_unit, header_count
+from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, RASTER_SUFFIXES, pil_to_array
 from registry.input_limits import max_pixels, open_image
 
 # What Pillow and pydicom raise on missing, truncated, corrupt or unsupported files. Anything
 # else is a bug and propagates.
 DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    EOFError,
-    ValueError,
-    TypeError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    SyntaxError,
-    RuntimeError,
-    NotImplementedError,
-    struct.error,
-    zlib.error,
-    InvalidDicomError,
+    *RASTER_DECODE_ERRORS,
+    *DICOM_DECODE_ERRORS,
     Image.DecompressionBombError,
 )
 
@@ -127,14 +113,14 @@ IDENTIFYING_KEYWORDS = (
 def decode_dicom(path: Path) -> Decoded:
     """Read one DICOM file: pixels as float32 in [0, 1] plus its identifying strings."""
     ds = pydicom.dcmread(path)
-    rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    rows, columns = header_count(ds, "Rows", 0), header_count(ds, "Columns", 0)
     if rows * columns > max_pixels():  # checked before the pixel data is decoded
         raise InputLimitError(
             f"{path.name}: {columns}x{rows} pixels is more than the limit of {max_pixels()} "
             "(GSCO_MAX_IMAGE_PIXELS)"
         )
     pixels = ds.pixel_array
-    if int(ds.get("NumberOfFrames", 1) or 1) > 1:
+    if header_count(ds, "NumberOfFrames", 1) > 1:
         pixels = pixels[0]
     image = dicom_to_unit(pixels, ds)
     patient_id = str(ds.get("PatientID", "") or "").strip() or None

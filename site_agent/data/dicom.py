@@ -90,11 +90,10 @@ def _may_be_dicom(path: Path) -> bool:
 def _files_by_uid(files: list[Path]) -> dict[str, Path]:
     keyed: dict[str, Path] = {}
     for path in files:
-        try:
-            header = pydicom.dcmread(path, stop_before_pixels=True)
+        try:  # the value is parsed on access: an unknown VR fails there, not in dcmread
+            uid = str(pydicom.dcmread(path, stop_before_pixels=True).get("SOPInstanceUID", "")).strip()
         except DECODE_ERRORS:
             continue
-        uid = str(header.get("SOPInstanceUID", "")).strip()
         if uid:
             keyed[uid] = path
     return keyed

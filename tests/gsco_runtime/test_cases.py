@@ -12,6 +12,7 @@ from gsco_runtime.cases.library import build_library, load_library, save_library
 from gsco_runtime.cases.readers import RawCases, read_cases
 from registry.input_limits import MAX_ARRAY_BYTES_ENV
 from tests.damaged_npz import damaged_split
+from tests.damaged_png import DAMAGED_PNG
 
 LABELS = ("normal", "pneumonia")
 
@@ -153,6 +154,16 @@ def test_a_bad_case_csv_is_named_by_row_and_nothing_outside_its_folder_is_read(t
         read_cases(latin, LABELS)
     with pytest.raises(DataError, match="^cases is a folder, not a case CSV"):
         read_cases(folder, LABELS, kind="csv")
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_PNG))
+def test_a_damaged_png_named_by_a_case_csv_is_a_one_line_data_error(tmp_path: Path, damage: str) -> None:
+    """Pillow raises ValueError / SyntaxError for these, not OSError: they were tracebacks."""
+    (tmp_path / "damaged.png").write_bytes(DAMAGED_PNG[damage]())
+    csv_path = _write_csv(tmp_path / "cases.csv", "path,label\ndamaged.png,normal\n")
+    with pytest.raises(DataError) as refused:
+        read_cases(csv_path, LABELS)
+    assert str(refused.value) == "damaged.png cannot be read as an image (check the file)"
 
 
 def test_fractional_npz_labels_are_refused_not_cut(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from hub.evaluation.case_inputs import load_case_inputs
 from hub.evaluation.evaluate import WITHOUT_COMPETENCE
 from registry.bundle.provenance import source_digest
 from tests.damaged_npz import write_damaged_npz
+from tests.damaged_png import DAMAGED_PNG
 from tests.gsco_runtime.chat_server import ChatServer, start_chat_server
 from tests.gsco_runtime.world import World
 from tests.site_bundle import SiteBundle, make_real_world, publish_real
@@ -125,6 +126,18 @@ def test_diagnose_refuses_a_constant_image_instead_of_labelling_it(
     refused = runner.invoke(app, _hub(world, "diagnose", str(constant), "--task", task, "--json"))
     assert refused.exit_code == 2 and refused.stdout == ""
     assert "error[GSCO-822]: the image is constant (every pixel has the same value)" in refused.stderr
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGED_PNG))
+def test_diagnose_refuses_a_damaged_png_in_one_line(tmp_path: Path, damage: str) -> None:
+    """The image is read before any runtime starts: no registry needed. Pillow raises ValueError /
+    SyntaxError for these files, which were tracebacks."""
+    damaged = tmp_path / "damaged.png"
+    damaged.write_bytes(DAMAGED_PNG[damage]())
+    refused = runner.invoke(app, ["--home", str(tmp_path), "diagnose", str(damaged), "--task", "t"])
+    assert refused.exit_code == 3 and refused.stdout == ""
+    assert refused.stderr.splitlines()[0] == "error[GSCO-200]: damaged.png cannot be read as an image"
+    assert "Traceback" not in refused.output
 
 
 def test_diagnose_with_an_openai_generalist(world: World, task: str, image: Path, server: ChatServer) -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from hypothesis import strategies as st
+from pydicom.datadict import dictionary_VR, tag_for_keyword
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
+from pydicom.sequence import Sequence
+from pydicom.tag import Tag
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
@@ -94,3 +100,71 @@ def hostile_headers(draw: st.DrawFn) -> bytes:
 
 HOSTILE_DICOM = mutated_bytes(dicom_bytes(dicom_dataset())) | hostile_headers()
 """Damaged files and valid files with hostile header values."""
+
+
+def _raw(ds: Dataset, keyword: str, value: bytes) -> Dataset:
+    """``ds`` with ``keyword`` holding ``value`` as written (pydicom refuses to set a non-number)."""
+    tag = Tag(tag_for_keyword(keyword))
+    padded = value + b" " * (len(value) % 2)
+    ds[tag] = RawDataElement(tag, dictionary_VR(tag), len(padded), padded, 0, False, True)
+    return ds
+
+
+def _unknown_vr(keyword: str) -> bytes:
+    """The valid file with the value representation of ``keyword`` flipped to one pydicom does not know."""
+    data = dicom_bytes(dicom_dataset())
+    tag = tag_for_keyword(keyword)
+    element = struct.pack("<HH", tag >> 16, tag & 0xFFFF) + dictionary_VR(tag).encode()
+    return data.replace(element, element[:4] + b"XX")
+
+
+def _without_window(**changes: Any) -> Dataset:
+    ds = dicom_dataset()
+    del ds.WindowCenter, ds.WindowWidth
+    for keyword, value in changes.items():
+        setattr(ds, keyword, value)
+    return ds
+
+
+def _lut_item(descriptor: list[int]) -> Dataset:
+    item = Dataset()
+    item.LUTDescriptor, item.ModalityLUTType, item.LUTData = descriptor, "HU", bytes(20)
+    return item
+
+
+MALFORMED_DICOM: dict[str, tuple[str, Callable[[], bytes]]] = {
+    "empty window": (
+        "WindowCenter",
+        lambda: dicom_bytes(_raw(_raw(dicom_dataset(), "WindowCenter", b""), "WindowWidth", b"")),
+    ),
+    "text WindowCenter": (
+        "WindowCenter",
+        lambda: dicom_bytes(_raw(dicom_dataset(), "WindowCenter", b"SMITH")),
+    ),
+    "text RescaleSlope": (
+        "RescaleSlope",
+        lambda: dicom_bytes(_raw(_without_window(RescaleIntercept="0"), "RescaleSlope", b"SMITH")),
+    ),
+    "text NumberOfFrames": (
+        "NumberOfFrames",
+        lambda: dicom_bytes(_raw(dicom_dataset(), "NumberOfFrames", b"SMITH")),
+    ),
+    "empty Modality LUT Sequence": (
+        "Modality LUT Sequence",
+        lambda: dicom_bytes(_without_window(ModalityLUTSequence=Sequence([]))),
+    ),
+    "Modality LUT without descriptor": (
+        "Modality LUT Sequence",
+        lambda: dicom_bytes(_without_window(ModalityLUTSequence=Sequence([Dataset()]))),
+    ),
+    "Modality LUT with a short descriptor": (
+        "Modality LUT Sequence",
+        lambda: dicom_bytes(_without_window(ModalityLUTSequence=Sequence([_lut_item([4096, 0])]))),
+    ),
+    "unknown VR in WindowWidth": ("WindowWidth", lambda: _unknown_vr("WindowWidth")),
+    "unknown VR in SOPInstanceUID": ("SOPInstanceUID", lambda: _unknown_vr("SOPInstanceUID")),
+}
+"""Files a red-team pass found to escape as a 500 at the hub: name -> (what the refusal names, the file).
+
+Text values are ``SMITH``: a refusal must name the attribute, never its value.
+"""

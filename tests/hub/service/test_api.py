@@ -17,6 +17,7 @@ from hub.service import webhook
 from hub.service.fhir import r4_models, validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
+from tests.properties.dicom_files import MALFORMED_DICOM
 from tests.site_bundle import publish_real
 
 
@@ -267,6 +268,15 @@ def test_limits_are_clear_4xx(hub: Hub) -> None:
         _error(unknown, 404, "GSCO-804")
         _error(client.post("/v1/diagnoses", data={"task_id": hub.task}), 422, "GSCO-800")
         _error(client.post("/v1/diagnoses", content=b"x"), 422, "GSCO-800")
+
+
+@pytest.mark.parametrize("malformed", sorted(MALFORMED_DICOM))
+def test_a_malformed_dicom_upload_is_a_422_naming_the_problem_not_the_value(hub: Hub, malformed: str) -> None:
+    named, make = MALFORMED_DICOM[malformed]
+    response = _diagnose(hub, make())
+    _error(response, 422, "GSCO-822")
+    message = response.json()["error"]["message"]
+    assert named in message and "SMITH" not in message
 
 
 def test_reports_without_generalist_is_503(hub: Hub) -> None:

@@ -11,6 +11,7 @@ from registry.bundle.dicom_pixels import apply_window
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import decode_file
 from site_agent.data.loader import load_site_data
+from tests.properties.dicom_files import MALFORMED_DICOM
 from tests.site_agent.dicom_files import write_dicom
 
 RAMP8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
@@ -135,6 +136,25 @@ def test_bare_file_names_and_unreadable_rows(make_dicom_folder: Callable[..., Pa
     with pytest.raises(DataError, match="2 of 40 images") as caught:
         load_site_data(DataConfig(path=root, max_unreadable_fraction=0.04), LABELS, seed=0)
     assert "im010" not in str(caught.value) and "does_not_exist" not in str(caught.value)
+
+
+@pytest.mark.parametrize("malformed", sorted(MALFORMED_DICOM))
+@pytest.mark.parametrize("key", ["path", "sop_instance_uid"])
+def test_a_malformed_dicom_is_counted_as_unreadable(
+    make_dicom_folder: Callable[..., Path], key: str, malformed: str
+) -> None:
+    """The files that were a 500 at the hub: the site skips and counts them, keyed by path or UID."""
+    root = make_dicom_folder({"normal": 10, "effusion": 10}, key=key)
+    (root / "series1" / "im010.dcm").write_bytes(MALFORMED_DICOM[malformed][1]())
+    if key == "sop_instance_uid":  # the row names the malformed file by its own UID
+        rows = list(csv.DictReader((root / "labels.csv").open()))
+        rows[10][key] = "1.2.3.4"
+        with (root / "labels.csv").open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=[key, "label"])
+            writer.writeheader()
+            writer.writerows(rows)
+    data = load_site_data(DataConfig(path=root, max_unreadable_fraction=0.1), LABELS, seed=0)
+    assert data.skipped == [10] and data.total_seen == 20
 
 
 def test_labels_csv_needs_a_key_column(tmp_path: Path) -> None:
