@@ -32,6 +32,7 @@ from hub.service.audit import HubRecords
 from hub.service.database import HubDatabase
 from hub.service.dicom_sr import hub_version
 from hub.service.fhir import r4_models
+from hub.service.intake import quiet_dicom_value_checks
 from hub.service.metrics import CONTENT_TYPE, ServiceMetrics
 from hub.service.runtime import ServiceRuntime
 from hub.service.settings import ServiceSettings
@@ -94,6 +95,7 @@ def _route_of(request: Request) -> str:
 
 def create_app(settings: ServiceSettings) -> FastAPI:
     """The hub app for ``settings``; the runtime starts (and loads the specialists) in the lifespan."""
+    quiet_dicom_value_checks()
     db = HubDatabase(settings.database_url)
     swaps: list[ServiceMetrics] = []
     runtime = ServiceRuntime(settings, on_swap=lambda: swaps[0].swaps.inc())

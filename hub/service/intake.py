@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pydicom
+import pydicom.config
 from PIL import Image, UnidentifiedImageError
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
@@ -83,6 +84,16 @@ def _raster_pixels(data: bytes, max_pixels: int) -> np.ndarray:
         raise ImageError(f"the image has more than {max_pixels} pixels") from None
     except RASTER_DECODE_ERRORS:
         raise ImageError("the image is truncated or damaged", hint="export it again") from None
+
+
+def quiet_dicom_value_checks() -> None:
+    """Turn off pydicom's reading validation for this process (the hub's).
+
+    pydicom warns and logs an invalid value *with the value* (``Invalid value for VR IS:
+    'SMITH'``), which may be a patient's name or id, into the hub's log. The intake refuses such
+    a header in its own words, naming the attribute only, so the hub does without those warnings.
+    """
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
 def _read_dicom(data: bytes) -> Dataset:

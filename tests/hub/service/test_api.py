@@ -277,6 +277,7 @@ def test_a_malformed_dicom_upload_is_a_422_naming_the_problem_not_the_value(hub:
     _error(response, 422, "GSCO-822")
     message = response.json()["error"]["message"]
     assert named in message and "SMITH" not in message
+    assert "SMITH" not in hub.log.getvalue()  # nor in the hub's log (pydicom logs invalid values)
 
 
 def test_reports_without_generalist_is_503(hub: Hub) -> None:
