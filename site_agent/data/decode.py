@@ -114,13 +114,14 @@ def decode_dicom(path: Path) -> Decoded:
     """Read one DICOM file: pixels as float32 in [0, 1] plus its identifying strings."""
     ds = pydicom.dcmread(path)
     rows, columns = header_count(ds, "Rows", 0), header_count(ds, "Columns", 0)
-    if rows * columns > max_pixels():  # checked before the pixel data is decoded
+    frames = header_count(ds, "NumberOfFrames", 1)
+    if rows * columns * frames > max_pixels():  # checked before the pixel data (all frames) is decoded
         raise InputLimitError(
-            f"{path.name}: {columns}x{rows} pixels is more than the limit of {max_pixels()} "
-            "(GSCO_MAX_IMAGE_PIXELS)"
+            f"{path.name}: {frames} frame(s) of {columns}x{rows} pixels is more than the limit of "
+            f"{max_pixels()} (GSCO_MAX_IMAGE_PIXELS)"
         )
     pixels = ds.pixel_array
-    if header_count(ds, "NumberOfFrames", 1) > 1:
+    if frames > 1:
         pixels = pixels[0]
     image = dicom_to_unit(pixels, ds)
     patient_id = str(ds.get("PatientID", "") or "").strip() or None

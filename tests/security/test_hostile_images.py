@@ -52,9 +52,22 @@ def test_dicom_claiming_a_huge_matrix_is_refused_before_decoding(tmp_path: Path)
     with pytest.raises(InputLimitError) as refused:
         decode_file(path)
     assert refused.value.message == (
-        "huge.dcm: 20000x20000 pixels is more than the limit of 40000000 (GSCO_MAX_IMAGE_PIXELS)"
+        "huge.dcm: 1 frame(s) of 20000x20000 pixels is more than the limit of 40000000 "
+        "(GSCO_MAX_IMAGE_PIXELS)"
     )
     assert refused.value.exit_code == 2
+
+
+def test_dicom_claiming_many_frames_is_refused_before_decoding(tmp_path: Path) -> None:
+    """Every frame is decoded at once: a million frames of a small matrix ask for gigabytes."""
+    path = _edit(write_dicom(tmp_path / "frames.dcm", RAMP), NumberOfFrames=1_000_000)
+    rows, columns = RAMP.shape[:2]
+    with pytest.raises(InputLimitError) as refused:
+        decode_file(path)
+    assert refused.value.message == (
+        f"frames.dcm: 1000000 frame(s) of {columns}x{rows} pixels is more than the limit of 40000000 "
+        "(GSCO_MAX_IMAGE_PIXELS)"
+    )
 
 
 def test_constant_and_one_pixel_images_are_skipped_and_counted(tmp_path: Path) -> None:
