@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from gsco_common.keys import load_public_key, public_pem
 from registry.config import RegistryConfig
+from registry.revocation import revoked_model_digests
 from registry.serving_state import SignedApprovedSet, newest_statement
 from registry.store import catalog
 from registry.store.database import Tables
@@ -47,4 +48,5 @@ class RegistryStores:
             revoked = session.scalars(
                 select(ApprovalRow.bundle_digest).where(ApprovalRow.decision == REVOKED)
             ).all()
-        return TrustStore(central_key_pem, sites, frozenset(revoked))
+            models = revoked_model_digests(session)
+        return TrustStore(central_key_pem, sites, frozenset(revoked), models)

@@ -17,7 +17,13 @@ from typing import Any
 from gsco_common.errors import KeyMaterialError, SignatureError
 from gsco_common.keys import fingerprint, load_public_key_pem
 from registry.bundle.card import Card
-from registry.bundle.layout import APPROVAL_SIG, SITE_SIG, bundle_digest, require_bundle_files
+from registry.bundle.layout import (
+    APPROVAL_SIG,
+    SITE_SIG,
+    bundle_digest,
+    model_content_digest,
+    require_bundle_files,
+)
 from registry.bundle.signing import verify_bundle
 
 TRUST_FORMAT = "gsco-trust-1"
@@ -25,11 +31,16 @@ TRUST_FORMAT = "gsco-trust-1"
 
 @dataclass(frozen=True)
 class TrustStore:
-    """Central key + active site keys (by fingerprint) + revoked bundle digests."""
+    """Central key + active site keys (by fingerprint) + revoked bundle and model-content digests.
+
+    ``revoked_models`` are ``model.onnx`` digests: a revoked model's weights stay withdrawn under
+    any other name, card or version that carries them, also one approved before the revocation.
+    """
 
     central_key_pem: bytes
     site_keys: dict[str, bytes] = field(default_factory=dict)
     revoked_digests: frozenset[str] = frozenset()
+    revoked_models: frozenset[str] = frozenset()
 
     @property
     def central_fingerprint(self) -> str:
@@ -41,6 +52,7 @@ class TrustStore:
             "central_key": self.central_key_pem.decode("ascii"),
             "sites": {fp: pem.decode("ascii") for fp, pem in sorted(self.site_keys.items())},
             "revoked_digests": sorted(self.revoked_digests),
+            "revoked_models": sorted(self.revoked_models),
         }
 
     @classmethod
@@ -51,13 +63,14 @@ class TrustStore:
             sites = {fp: pem.encode("ascii") for fp, pem in data.get("sites", {}).items()}
             central = data["central_key"].encode("ascii")
             revoked = frozenset(str(digest) for digest in data.get("revoked_digests", []))
+            models = frozenset(str(digest) for digest in data.get("revoked_models", []))
         except (KeyError, AttributeError, TypeError, UnicodeEncodeError) as exc:
             raise KeyMaterialError(f"the trust store is malformed ({exc.__class__.__name__})") from None
         for fp, pem in sites.items():
             if fingerprint(load_public_key_pem(pem)) != fp:
                 raise KeyMaterialError("a site key in the trust store does not match its fingerprint")
         load_public_key_pem(central)
-        return cls(central, sites, revoked)
+        return cls(central, sites, revoked, models)
 
     def write(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
@@ -100,7 +113,8 @@ def verify_approved(bundle_dir: Path, trust: TrustStore) -> VerifiedBundle:
     """Raise :class:`SignatureError` unless the bundle is approved and untampered.
 
     Checks, in order: all files present, card valid, ``site.sig`` by an active enrolled site key
-    (the one the card names), ``approval.sig`` by the central key, digest not revoked.
+    (the one the card names), ``approval.sig`` by the central key, digest not revoked, model
+    content not revoked.
     """
     card = verify_site_signature(bundle_dir, trust.site_keys)
     if not (bundle_dir / APPROVAL_SIG).is_file():
@@ -109,4 +123,9 @@ def verify_approved(bundle_dir: Path, trust: TrustStore) -> VerifiedBundle:
     digest = bundle_digest(bundle_dir)
     if digest in trust.revoked_digests:
         raise SignatureError("this bundle version was revoked by the central team")
+    if model_content_digest(bundle_dir) in trust.revoked_models:
+        raise SignatureError(
+            "its model.onnx was revoked by the central team (under another name or version)",
+            hint="`gsco-registry lift-revocation` lifts a content revocation made by mistake",
+        )
     return VerifiedBundle(bundle_dir, card, digest, card.key_fingerprint)

@@ -8,7 +8,7 @@ from gsco_common.errors import GscoError, ModelError
 from gsco_runtime.pool.source import BundleRef
 from gsco_runtime.pool.specialist import SpecialistInfo
 from registry.bundle.card import Card
-from registry.bundle.layout import bundle_digest
+from registry.bundle.layout import bundle_digest, model_content_digest
 
 
 def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
@@ -32,6 +32,7 @@ def read_specialist_info(ref: BundleRef, bundle_dir: Path) -> SpecialistInfo:
             training_set_digest=card.training_set_digest,
             training_set_digests=card.training_set_digests,
             model_digest=bundle_digest(bundle_dir),
+            model_content_digest=model_content_digest(bundle_dir),
             approved_by=ref.approved_by,
             approved_at=ref.approved_at,
         )

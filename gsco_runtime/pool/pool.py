@@ -220,7 +220,9 @@ class SpecialistPool:
         current = {s.info.key: s for s in self._snapshots.get(task_id, PoolSnapshot(task_id, ())).specialists}
         approved = {ref.key: ref for ref in state.approved}
         withdrawn = {
-            key for key, s in current.items() if state.withdrawn(s.info.model_digest, s.info.site_fingerprint)
+            key
+            for key, s in current.items()
+            if state.withdrawn(s.info.model_digest, s.info.model_content_digest, s.info.site_fingerprint)
         }
         loaded = {key: current[key] for key in approved if key in current and key not in withdrawn}
         failed_names: set[str] = set()

@@ -69,6 +69,7 @@ class RegistrySource:
         return TaskState(
             approved=approved,
             revoked_digests=frozenset(revoked),
+            revoked_models=self._trust.revoked_models,
             trusted_sites=frozenset(self._trust.site_keys),
             statement=None if signed is None else signed.to_dict(),
         )

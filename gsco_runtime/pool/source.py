@@ -56,6 +56,7 @@ class TaskState:
     """What the registry says about a task now.
 
     ``approved``: candidate versions; ``revoked_digests``: bundles withdrawn by the central team;
+    ``revoked_models``: ``model.onnx`` contents withdrawn (under whatever name carries them);
     ``trusted_sites``: fingerprints of enrolled, active site keys (None when unknown);
     ``statement``: the signed approved set the candidates come from, kept in the cache so an
     offline start serves only what a verified statement lists. A loaded version whose digest is
@@ -66,10 +67,11 @@ class TaskState:
     revoked_digests: frozenset[str] = field(default_factory=frozenset)
     trusted_sites: frozenset[str] | None = None
     statement: dict[str, Any] | None = None
+    revoked_models: frozenset[str] = field(default_factory=frozenset)
 
-    def withdrawn(self, digest: str, site_fingerprint: str) -> bool:
+    def withdrawn(self, digest: str, content_digest: str, site_fingerprint: str) -> bool:
         untrusted = self.trusted_sites is not None and site_fingerprint not in self.trusted_sites
-        return digest in self.revoked_digests or untrusted
+        return digest in self.revoked_digests or content_digest in self.revoked_models or untrusted
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,8 @@ class SpecialistInfo:
     training_set_digests: tuple[str, ...] = ()
     """Every digest of data the model trained on (its own and, federated, each site's)."""
     model_digest: str = ""
+    model_content_digest: str = ""
+    """``sha256`` of ``model.onnx``: a revoked content leaves the pool under any name."""
     approved_by: str = ""
     approved_at: str = ""
 

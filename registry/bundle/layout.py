@@ -40,6 +40,11 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def model_content_digest(bundle_dir: Path) -> str:
+    """``sha256:<hex>`` of the bundle's ``model.onnx``: what a model revocation withdraws."""
+    return "sha256:" + file_sha256(bundle_dir / MODEL_FILE)
+
+
 def bundle_digest(bundle_dir: Path) -> str:
     """``sha256:<hex>`` over the signed files (names and contents), independent of signatures.
 

@@ -71,12 +71,15 @@ def test_trust_store_document_holds_exactly_its_keys_and_revocations(
 ) -> None:
     a, stranger = site_keys["a"], site_keys["stranger"]
     sites = {fingerprint(k.private.public_key()): k.public_pem for k in (stranger, a)}
-    trust = TrustStore(site_keys["b"].public_pem, sites, frozenset({"sha256:2", "sha256:1"}))
+    trust = TrustStore(
+        site_keys["b"].public_pem, sites, frozenset({"sha256:2", "sha256:1"}), frozenset({"sha256:m"})
+    )
     assert trust.to_dict() == {
         "format": "gsco-trust-1",
         "central_key": site_keys["b"].public_pem.decode("ascii"),
         "sites": {fp: sites[fp].decode("ascii") for fp in sorted(sites)},
         "revoked_digests": ["sha256:1", "sha256:2"],
+        "revoked_models": ["sha256:m"],
     }
     assert list(trust.to_dict()["sites"]) == sorted(sites)
     trust.write(tmp_path / "trust.json")

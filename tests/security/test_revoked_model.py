@@ -15,9 +15,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bench.world import World
-from gsco_common.errors import PolicyError
+from gsco_common.errors import PolicyError, SignatureError
+from gsco_runtime.pool.cache import BundleCache
+from gsco_runtime.pool.pool import SpecialistPool
+from gsco_runtime.pool.registry_source import RegistrySource
 from registry.bundle.layout import MODEL_FILE, file_sha256
 from registry.cli.main import app
+from registry.trust import verify_approved
 from tests.site_bundle import SiteBundle, publish_real
 
 runner = CliRunner()
@@ -62,6 +66,25 @@ def test_revoked_model_cannot_be_approved_again_under_a_new_card(
         ref, _ = registry.approve(again, new_version, reviewer="tester")
         assert ref.status == "approved"
         assert registry.audit_verify().ok
+
+
+def test_a_copy_approved_before_the_revocation_is_withdrawn_with_it(
+    own_world: World, real_specialists: tuple[SiteBundle, ...], tmp_path: Path
+) -> None:
+    world, specialist = own_world, real_specialists[0]
+    task = world.new_task()
+    name, version = publish_real(world, task, specialist)
+    copy, copy_version = publish_real(world, task, specialist, site="real-2")  # same weights, approved
+    pool = SpecialistPool(RegistrySource(world.config), BundleCache(tmp_path / "cache"))
+    pool.watch([task])
+    assert sorted(pool.snapshot(task).keys) == sorted([f"{name}/{version}", f"{copy}/{copy_version}"])
+    world.revoke(name, version)
+    with world.registry() as registry:
+        bundle = registry.download_bundle(copy, copy_version, tmp_path / "copy")
+        with pytest.raises(SignatureError, match="its model.onnx was revoked by the central team"):
+            verify_approved(bundle, registry.trust_store())
+    pool.refresh()  # the hub drops both: the revoked version and the copy it was serving
+    assert pool.status().tasks[task] == []
 
 
 def test_lifting_a_digest_that_is_not_revoked_is_refused(world: World) -> None:
