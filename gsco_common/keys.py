@@ -26,12 +26,36 @@ def passphrase_from_env_or_prompt(*, confirm: bool, prompt: bool = True) -> byte
     if value is None:
         if not prompt:
             raise KeyMaterialError(f"no key passphrase: set {PASSPHRASE_ENV}")
-        value = getpass.getpass("Key passphrase: ")
-        if confirm and getpass.getpass("Repeat passphrase: ") != value:
+        value = _ask("Key passphrase: ")
+        if confirm and _ask("Repeat passphrase: ") != value:
             raise KeyMaterialError("the two passphrases differ")
     if len(value) < MIN_PASSPHRASE_LENGTH:
         raise KeyMaterialError(f"the key passphrase must have at least {MIN_PASSPHRASE_LENGTH} characters")
     return value.encode()
+
+
+def _ask(prompt: str) -> str:
+    """Prompt for a passphrase; end of input (no terminal, stdin closed: systemd) is GSCO-400.
+
+    Without this, getpass's EOFError became click's bare ``Aborted.`` with exit code 1.
+    """
+    try:
+        return getpass.getpass(prompt)
+    except EOFError:
+        raise KeyMaterialError(
+            f"no key passphrase: {PASSPHRASE_ENV} is not set and there is no terminal to ask on",
+            hint=f"set {PASSPHRASE_ENV}",
+        ) from None
+
+
+def _read_key_file(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise KeyMaterialError(
+            f"{what} {path.name} cannot be read ({type(exc).__name__})",
+            hint="run as the user that owns the key files, or fix their permissions",
+        ) from None
 
 
 def fingerprint(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -92,7 +116,7 @@ def load_private_key(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKe
             f"private key {path.name} not found", hint="run the matching init command first"
         )
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=passphrase)
+        key = serialization.load_pem_private_key(_read_key_file(path, "private key"), password=passphrase)
     except (ValueError, TypeError) as exc:
         raise KeyMaterialError(
             "cannot decrypt the private key: wrong passphrase or not a PEM key",
@@ -116,7 +140,7 @@ def load_public_key_pem(pem: bytes) -> ec.EllipticCurvePublicKey:
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     if not path.is_file():
         raise KeyMaterialError(f"public key {path.name} not found")
-    return load_public_key_pem(path.read_bytes())
+    return load_public_key_pem(_read_key_file(path, "public key"))
 
 
 def load_signing_key(private_path: Path, public_path: Path) -> ec.EllipticCurvePrivateKey:

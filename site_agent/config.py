@@ -129,6 +129,11 @@ def load_site_config(site_dir: Path, environ: dict[str, str] | None = None) -> S
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            f"{SITE_FILE} cannot be read ({type(exc).__name__})",
+            hint="check that it is a UTF-8 text file readable by the user running site-agent",
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -30,6 +30,8 @@ def init(
     The private key is encrypted with GSCO_KEY_PASSPHRASE (asked for when unset) and never
     overwritten: losing it orphans every bundle the site signed.
     """
+    if site_dir.exists() and not site_dir.is_dir():
+        raise ConfigError("SITE_DIR exists and is not a folder", hint="pass a new or existing folder")
     private_key, public_key = site_key_paths(site_dir)
     if private_key.exists() or public_key.exists():
         raise KeyMaterialError(
@@ -42,7 +44,10 @@ def init(
         )
     text = render_site_template(name, task, [label.strip() for label in labels.split(",")], modality)
     passphrase = passphrase_from_env_or_prompt(confirm=True)
-    site_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        site_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create SITE_DIR ({type(exc).__name__})", hint="check the path") from None
     fingerprint = generate_key_pair(private_key, public_key, passphrase)
     site_file(site_dir).write_text(text, encoding="utf-8")
     if json_output:

@@ -28,7 +28,11 @@ class Table:
 
 def read_table(path: Path, key: str) -> Table:
     """Read a CSV with a header row; ``key`` names the config key in error messages."""
-    if not path.is_file():
+    try:  # stat fails in a folder without search permission
+        exists = path.is_file()
+    except OSError as exc:
+        raise DataError(f"{key}: the CSV file cannot be read ({type(exc).__name__})") from None
+    if not exists:
         raise DataError(
             f"{key}: the CSV file does not exist", hint="check the path in the data configuration"
         )
@@ -51,7 +55,7 @@ def read_table(path: Path, key: str) -> Table:
 
 @register_source("csv")
 def read_csv_manifest(config: DataConfig, root: Path) -> SourceRead:
-    """One row per image; a missing or unreadable file counts as unreadable (by row position)."""
+    """One row per image; a missing, unreadable or not regular file counts as unreadable (by row position)."""
     table = read_table(root, "data.path")
     if "path" not in table.columns:
         raise DataError(

@@ -61,8 +61,14 @@ def decode_file(path: Path) -> Decoded:
 
 
 def try_decode(path: Path) -> Decoded | None:
-    """:func:`decode_file`, or ``None`` when the file is missing or unreadable."""
+    """:func:`decode_file`, or ``None`` when the file is missing, unreadable or not a regular file.
+
+    A named pipe or device would block (or never end) when opened: a manifest row naming one
+    made training hang.
+    """
     try:
+        if not path.is_file():
+            return None
         return decode_file(path)
     except DECODE_ERRORS:
         return None

@@ -13,7 +13,7 @@ from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.csv_manifest import read_table, row_item
 from site_agent.data.decode import DECODE_ERRORS, Decoded, decode_dicom
-from site_agent.data.sources import SourceItem, SourceRead, path_identifiers, register_source
+from site_agent.data.sources import SourceItem, SourceRead, list_files, path_identifiers, register_source
 
 _PATH_COLUMNS = ("path", "file", "filename", "file_name")
 _UID_COLUMNS = ("sop_instance_uid", "sopinstanceuid")
@@ -34,7 +34,7 @@ def read_dicom_folder(config: DataConfig, root: Path) -> SourceRead:
         raise DataError("the DICOM data path is not a folder", hint="point data.path at the DICOM folder")
     labels_csv = config.labels_csv.expanduser() if config.labels_csv else root / "labels.csv"
     table = read_table(labels_csv, "data.labels_csv")
-    files = sorted(path for path in root.rglob("*") if path.is_file() and _may_be_dicom(path))
+    files = [path for path in list_files(root, "data.path") if path.is_file() and _may_be_dicom(path)]
     key_column, locate = _locator(table.columns, files, root)
     identifiers = path_identifiers(root, str(config.path)) | path_identifiers(labels_csv, None)
     for path in files:

@@ -8,6 +8,7 @@ strings it met. Label mapping, validation and splitting are the loader's job, sh
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +79,11 @@ _SUFFIX_KINDS = {".npz": "npz", ".csv": "csv"}
 
 def detect_kind(root: Path, labels_csv: Path | None) -> str:
     """Pick the reader for ``kind: auto`` from the suffix or the folder layout."""
-    if root.is_dir():
-        return "dicom" if labels_csv is not None or (root / "labels.csv").is_file() else "imagefolder"
+    try:  # a folder without search permission fails on the stat of labels.csv
+        if root.is_dir():
+            return "dicom" if labels_csv is not None or (root / "labels.csv").is_file() else "imagefolder"
+    except OSError as exc:
+        raise unreadable_folder("data.path", exc) from None
     kind = _SUFFIX_KINDS.get(root.suffix.lower())
     if kind is None:
         raise DataError(
@@ -87,6 +91,33 @@ def detect_kind(root: Path, labels_csv: Path | None) -> str:
             hint="set data.kind to one of npz, imagefolder, csv, dicom",
         )
     return kind
+
+
+def unreadable_folder(where: str, exc: OSError) -> DataError:
+    """The error for a data folder that cannot be listed; ``where`` names the part of the data.
+
+    Never the folder's path: folder names can name patients (``benign/Smith_John``).
+    """
+    return DataError(
+        f"{where}: a folder cannot be read ({type(exc).__name__}); its images would be left out",
+        hint="give the user running site-agent read access (`find DATA -type d ! -readable` lists them)",
+    )
+
+
+def list_files(top: Path, where: str) -> list[Path]:
+    """Every file under ``top``, sorted (folder links are not followed, as with ``Path.rglob``).
+
+    An unreadable folder is a :class:`DataError`: ``Path.rglob`` skips it without a word, which
+    silently left its images out of training.
+    """
+
+    def refuse(exc: OSError) -> None:
+        raise unreadable_folder(where, exc) from None
+
+    found: list[Path] = []
+    for folder, _, names in os.walk(top, onerror=refuse):
+        found.extend(Path(folder) / name for name in names)
+    return sorted(found)
 
 
 def normalise_split(value: str | None) -> str | None:

@@ -24,7 +24,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from gsco_common.errors import ConfigError, ModelError
+from gsco_common.errors import ConfigError, DataError, ModelError
 from registry.bundle.preprocess import Preprocessing
 from site_agent.config import format_validation_error
 from site_agent.data.config import DataConfig
@@ -108,7 +108,27 @@ def read_metrics(run_dir: Path) -> dict[str, Any]:
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return {}
-    return json.loads(path.read_text(encoding="utf-8"))
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise _damaged(f"its {METRICS_FILE} cannot be read ({type(exc).__name__})") from None
+    if not isinstance(metrics, dict):
+        raise _damaged(f"its {METRICS_FILE} is not a JSON object")
+    return metrics
+
+
+def _damaged(what: str) -> ModelError:
+    return ModelError(f"the run folder is damaged: {what}", hint="re-train the run or restore the folder")
+
+
+def recorded_preprocessing(config: RunConfig) -> Preprocessing:
+    """The preprocessing ``config.yaml`` records; a damaged entry is a :class:`ModelError`."""
+    try:
+        return Preprocessing.from_dict(config.model.preprocessing)
+    except DataError as exc:  # Preprocessing's own checks (a key and what is wrong with it)
+        raise _damaged(f"config.yaml model.{exc.message}") from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _damaged(f"config.yaml has an invalid model.preprocessing ({type(exc).__name__})") from None
 
 
 def write_metrics(run_dir: Path, metrics: dict[str, Any]) -> None:
@@ -179,7 +199,7 @@ def load_run(run_dir: Path) -> RunInfo:
         num_classes=config.model.num_classes,
         image_size=config.model.image_size,
         embedding_dim=config.model.embedding_dim,
-        preprocessing=Preprocessing.from_dict(config.model.preprocessing),
+        preprocessing=recorded_preprocessing(config),
         seed=config.training.seed,
         epochs=config.training.epochs,
         epochs_completed=int(metrics.get("epochs_completed", 0)),
@@ -196,7 +216,7 @@ def load_run(run_dir: Path) -> RunInfo:
 
 def build_model(config: RunConfig) -> Specialist:
     """The run's architecture with fresh weights (no pretrained file: a checkpoint follows)."""
-    recorded = Preprocessing.from_dict(config.model.preprocessing)
+    recorded = recorded_preprocessing(config)
     model = create_specialist(
         config.model.backbone,
         config.model.num_classes,

@@ -15,6 +15,8 @@ ResizeMode = Literal["pad", "stretch"]
 TtaMode = Literal["none", "hflip"]
 SHA256_PATTERN = r"^(sha256:)?[0-9a-fA-F]{64}$"
 Flip = bool | Literal["auto"]
+MAX_SEED = 2**32 - 1
+"""Seeds are 32-bit: NumPy's legacy seeding takes no more, and torch overflows past 64 bits."""
 
 
 class AugmentationConfig(StrictModel):
@@ -87,7 +89,7 @@ class TrainingConfig(StrictModel):
     augmentation: AugmentationConfig = Field(default_factory=AugmentationConfig)
     dp: DPConfig = Field(default_factory=DPConfig)
     recipe: str = Field(default="auto", min_length=1, max_length=64)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     device: str = "auto"
     amp: bool = True
     num_threads: int | None = Field(default=None, ge=1)

@@ -57,3 +57,30 @@ def test_a_signing_key_must_be_the_pair_of_its_public_key(tmp_path, monkeypatch)
     with pytest.raises(KeyMaterialError) as caught:
         keys.load_signing_key(tmp_path / "site.key", tmp_path / "other.pub")
     assert caught.value.message == "site.key and other.pub are not a pair"
+
+
+@pytest.mark.parametrize("confirm", [False, True])
+def test_no_terminal_and_no_passphrase_is_a_key_error(monkeypatch, confirm):
+    """systemd units run with stdin closed: getpass's EOFError must not become click's "Aborted."."""
+
+    def closed(prompt: str) -> str:
+        raise EOFError
+
+    monkeypatch.delenv(keys.PASSPHRASE_ENV, raising=False)
+    monkeypatch.setattr(keys.getpass, "getpass", closed)
+    with pytest.raises(KeyMaterialError, match="no terminal") as caught:
+        keys.passphrase_from_env_or_prompt(confirm=confirm)
+    assert caught.value.hint == f"set {keys.PASSPHRASE_ENV}"
+
+
+def test_an_unreadable_key_file_is_a_key_error(tmp_path, monkeypatch):
+    keys.generate_key_pair(tmp_path / "site.key", tmp_path / "site.pub", b"passphrase-1")
+
+    def denied(self) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(type(tmp_path), "read_bytes", denied)
+    with pytest.raises(KeyMaterialError, match="private key site.key cannot be read \\(PermissionError\\)"):
+        keys.load_private_key(tmp_path / "site.key", b"passphrase-1")
+    with pytest.raises(KeyMaterialError, match="public key site.pub cannot be read"):
+        keys.load_public_key(tmp_path / "site.pub")

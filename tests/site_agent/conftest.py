@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -97,3 +98,40 @@ def make_dicom_folder(tmp_path: Path) -> Callable[..., Path]:
         return root
 
     return build
+
+
+@pytest.fixture
+def deny_folder(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """Make folders behave as after ``chmod 000`` for a user without DAC override.
+
+    The tests run as root, which chmod does not stop: listing the folder and stat-ing anything
+    in it raise PermissionError instead.
+    """
+    denied: set[Path] = set()
+    real_scandir, real_listdir, real_stat = os.scandir, os.listdir, os.stat
+
+    def blocked(path: object, *, inside: bool) -> bool:
+        if isinstance(path, int):
+            return False
+        target = Path(os.fspath(path)).absolute()  # type: ignore[arg-type]
+        return any((folder in target.parents) if inside else target == folder for folder in denied)
+
+    def scandir(path: object = ".") -> object:
+        if blocked(path, inside=False):
+            raise PermissionError(13, "Permission denied", os.fspath(path))  # type: ignore[arg-type]
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    def listdir(path: object = ".") -> list[str]:
+        if blocked(path, inside=False):
+            raise PermissionError(13, "Permission denied", os.fspath(path))  # type: ignore[arg-type]
+        return real_listdir(path)  # type: ignore[arg-type]
+
+    def stat(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        if blocked(path, inside=True):
+            raise PermissionError(13, "Permission denied", os.fspath(path))  # type: ignore[arg-type]
+        return real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    monkeypatch.setattr(os, "listdir", listdir)
+    monkeypatch.setattr(os, "stat", stat)
+    return lambda folder: denied.add(folder.absolute())

@@ -102,3 +102,22 @@ def test_init_prompts_for_the_passphrase_when_unset(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     load_private_key(site / "keys" / "site.key", b"a-long-passphrase")
+
+
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")
+def test_init_without_passphrase_or_terminal_is_gsco_400(tmp_path: Path) -> None:
+    """stdin at end of input (``</dev/null``, systemd): error[GSCO-400], exit 5, not "Aborted."."""
+    site = tmp_path / "site"
+    result = runner.invoke(app, ["init", str(site), *ARGS], env={"GSCO_KEY_PASSPHRASE": None}, input="")
+    assert result.exit_code == 5, result.output
+    assert "error[GSCO-400]" in result.output and "GSCO_KEY_PASSPHRASE" in result.output
+    assert not site.exists()
+
+
+def test_init_on_an_existing_file_is_a_clear_error(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    site.write_text("not a folder")
+    result = runner.invoke(app, ["init", str(site), *ARGS], env={"GSCO_KEY_PASSPHRASE": "a-long-passphrase"})
+    assert result.exit_code == 2, result.output
+    assert "error[GSCO-100]" in result.output and "not a folder" in result.output
+    assert "Traceback" not in result.output and site.read_text() == "not a folder"

@@ -129,3 +129,28 @@ def test_input_and_weights_settings_are_validated_naming_the_key(key: str, value
     raw["training"][key] = value
     with pytest.raises(ConfigError, match=message):
         validate_site_config(raw)
+
+
+def test_seeds_are_bounded_to_32_bits_naming_the_key(tmp_path: Path) -> None:
+    """A seed past 64 bits crashed seed_everything (OverflowError) after the run folder existed."""
+    assert load_site_config(_site(tmp_path, training__seed=2**32 - 1)).training.seed == 2**32 - 1
+    with pytest.raises(ConfigError, match=r"training\.seed"):
+        load_site_config(_site(tmp_path, training__seed=2**64))
+    with pytest.raises(ConfigError, match="--seed"):
+        resolve_training(TrainingConfig(), {"--seed": 2**32})
+
+
+def test_an_unreadable_or_non_utf8_site_yaml_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = _site(tmp_path)
+    (site / "site.yaml").write_bytes(b"name: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="site.yaml cannot be read \\(UnicodeDecodeError\\)"):
+        load_site_config(site)
+
+    def denied(self: Path, *args: object, **kwargs: object) -> str:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_text", denied)
+    with pytest.raises(ConfigError, match="site.yaml cannot be read \\(PermissionError\\)"):
+        load_site_config(site)

@@ -96,8 +96,17 @@ def test_plain_output_prints_run_dirs(tmp_path: Path, npz: Path) -> None:
         (["--data", "DATA", "--device", "tpu"], 2, "--device"),
         (["--data", "MISSING"], 3, "data.path does not exist"),
         (["--resume", "RUN", "--epochs", "3"], 2, "drop --epochs"),
+        (["--data", "DATA", "--seed", str(2**64)], 2, "--seed"),
     ],
-    ids=["no-data", "unknown-backbone", "bad-epochs", "bad-device", "missing-data", "resume-with-flags"],
+    ids=[
+        "no-data",
+        "unknown-backbone",
+        "bad-epochs",
+        "bad-device",
+        "missing-data",
+        "resume-with-flags",
+        "huge-seed",
+    ],
 )
 def test_errors_are_one_line_with_exit_codes(
     tmp_path: Path, npz: Path, extra: list[str], code: int, message: str
@@ -147,3 +156,16 @@ def test_ctrl_c_leaves_a_checkpoint_that_resume_finishes(tmp_path: Path, npz: Pa
     finished = json.loads((run_dir / "metrics.json").read_text())
     assert finished["status"] == "finished" and finished["epochs_completed"] == 3
     assert [record["epoch"] for record in finished["history"]] == [1, 2, 3]
+
+
+def test_an_unreadable_data_folder_in_site_yaml_is_a_data_error(
+    tmp_path: Path, make_image_folder: Any, deny_folder: Any
+) -> None:
+    root = make_image_folder({"normal": 6, "abnormal": 6})
+    site = _make_site(tmp_path / "site", device="cpu")
+    raw = yaml.safe_load((site / "site.yaml").read_text())
+    (site / "site.yaml").write_text(yaml.safe_dump({**raw, "data": {"path": str(root)}}))
+    deny_folder(root)
+    result = runner.invoke(app, ["train", "--site", str(site)])
+    assert result.exit_code == 3, result.output
+    assert "a folder cannot be read" in result.output and "Traceback" not in result.output

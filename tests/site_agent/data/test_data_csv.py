@@ -1,4 +1,5 @@
 import csv
+import os
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -117,3 +118,23 @@ def test_required_columns(tmp_path: Path, header: str, match: str) -> None:
     manifest.write_text(header + "\na.png,normal\n")
     with pytest.raises(DataError, match=match):
         load_site_data(DataConfig(path=manifest), LABELS, seed=0)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["csv", "dicom"])
+def test_a_row_naming_a_named_pipe_counts_as_unreadable(
+    make_csv_manifest: Callable[..., Path], make_dicom_folder: Callable[..., Path], kind: str
+) -> None:
+    """Opening a FIFO blocks until a writer comes: training hung forever on such a row."""
+    if kind == "csv":
+        manifest = make_csv_manifest({"normal": 30, "abnormal": 30})
+        base = manifest.parent
+    else:
+        base = make_dicom_folder({"normal": 30, "abnormal": 30})
+        manifest = base / "labels.csv"
+    rows = _rows(manifest)
+    os.mkfifo(base / "pipe.dcm")
+    _write(manifest, [*rows, {**rows[0], "path": "pipe.dcm"}])
+    config = DataConfig(path=manifest if kind == "csv" else base, max_unreadable_fraction=0.5)
+    data = load_site_data(config, LABELS, seed=0)
+    assert sum(len(data.split(name)) for name in ("train", "val", "test")) == len(rows)

@@ -84,3 +84,53 @@ def test_every_file_unreadable(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("labels", "match"), [(["only"], "at least two labels"), (["a", "a"], "duplicates")])
 def test_bad_task_labels(make_image_folder: Callable[..., Path], labels: list[str], match: str) -> None:
     _fails(DataConfig(path=make_image_folder({"a": 4, "b": 4})), labels, match)
+
+
+def _patient_subfolder(root: Path, label: str) -> Path:
+    """A sub-folder named after a patient, holding copies of some of the class's images."""
+    folder = root / label / "Smith_John"
+    folder.mkdir()
+    for image in sorted((root / label).glob("*.png"))[:3]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    return folder
+
+
+def test_an_unreadable_sub_folder_is_an_error_not_skipped(
+    make_image_folder: Callable[..., Path], deny_folder: Callable[[Path], None]
+) -> None:
+    root = make_image_folder({"benign": 6, "malignant": 6})
+    deny_folder(_patient_subfolder(root, "benign"))
+    error = _fails(
+        DataConfig(path=root), LABELS, "class 'benign': a folder cannot be read \\(PermissionError\\)"
+    )
+    assert "Smith_John" not in str(error)
+
+
+def test_an_unreadable_class_or_split_folder_is_an_error(
+    make_image_folder: Callable[..., Path], deny_folder: Callable[[Path], None]
+) -> None:
+    root = make_image_folder({"benign": 12, "malignant": 12}, splits={"train": 0.7, "val": 0.3})
+    deny_folder(root / "val" / "malignant")
+    _fails(DataConfig(path=root), LABELS, "class 'malignant', split 'val': a folder cannot be read")
+    deny_folder(root / "val")
+    _fails(DataConfig(path=root), LABELS, "split 'val': a folder cannot be read")
+
+
+@pytest.mark.parametrize("kind", ["auto", "imagefolder"])
+def test_an_unreadable_data_folder_is_an_error(
+    make_image_folder: Callable[..., Path], deny_folder: Callable[[Path], None], kind: str
+) -> None:
+    root = make_image_folder({"benign": 6, "malignant": 6})
+    deny_folder(root)
+    _fails(DataConfig(path=root, kind=kind), LABELS, "data.path: a folder cannot be read")
+
+
+def test_an_unreadable_dicom_sub_folder_is_an_error(
+    make_dicom_folder: Callable[..., Path], deny_folder: Callable[[Path], None]
+) -> None:
+    root = make_dicom_folder({"benign": 6, "malignant": 6})
+    deny_folder(root / "series1")
+    error = _fails(DataConfig(path=root), LABELS, "data.path: a folder cannot be read")
+    assert "series1" not in str(error)
+    deny_folder(root)
+    _fails(DataConfig(path=root, kind="dicom"), LABELS, "cannot be read")
