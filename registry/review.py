@@ -292,6 +292,7 @@ class Review(RegistryStores):
     def _verify_downloaded(self, ref: VersionRef, bundle: Path) -> Verification:
         """:meth:`verify` on a bundle already downloaded, so a caller acts on the bytes it checked."""
         trust = self.trust_store()
+        self._refuse_untrusted_state(trust.central_key_pem)
         checks: dict[str, str] = {}
         checks["digest"] = "ok" if bundle_digest(bundle) == ref.bundle_digest else "differs from the tag"
         checks["site_signature"] = _outcome(lambda: verify_site_signature(bundle, trust.site_keys))
@@ -306,6 +307,15 @@ class Review(RegistryStores):
         checks["not_revoked"] = "ok" if ref.bundle_digest not in trust.revoked_digests else "revoked"
         checks["signed_approved_set"] = self._serving_check(ref, trust.central_key_pem)
         return Verification(ref, checks)
+
+    def _refuse_untrusted_state(self, central_key_pem: bytes) -> None:
+        """Vouch for no version while the trust tables disagree with the audit log, as the hub does."""
+        problems = self.trust_problems(central_key_pem)
+        if problems:
+            raise ServingStateError(
+                f"the registry's trust state fails its audit ({len(problems)} problem(s)): {problems[0]}",
+                hint="run `gsco-registry verify --all`; restore the registry database from backup",
+            )
 
 
 def _outcome(check: Any) -> str:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from mlflow import MlflowClient
 from sqlalchemy.orm import Session
 
-from gsco_common.errors import AuditError, RegistryError
+from gsco_common.errors import AuditError, ConfigError, KeyMaterialError, RegistryError
 from gsco_common.ids import version_key
 from gsco_common.keys import (
     fingerprint,
@@ -33,15 +33,15 @@ from gsco_common.keys import (
     load_private_key,
     load_public_key,
     passphrase_from_env_or_prompt,
-    public_pem,
 )
 from registry.bundle.card import Card
 from registry.bundle.layout import bundle_digest, require_bundle_files
-from registry.config import RegistryConfig
+from registry.config import HOME_ENV, RegistryConfig
 from registry.review import Review
 from registry.store import audit, catalog
 from registry.store.audit import AuditEntry, ChainReport
 from registry.store.catalog import RetiredKey, SiteInfo, TaskInfo
+from registry.store.database import has_history
 from registry.store.models import (
     APPROVED,
     PENDING,
@@ -51,7 +51,7 @@ from registry.store.models import (
 )
 from registry.store.retry import mlflow_errors, with_retries
 from registry.trust import verify_site_signature
-from registry.trust_audit import sign_checkpoint, trust_problems
+from registry.trust_audit import sign_checkpoint
 
 CENTRAL = "central"
 _T = TypeVar("_T")
@@ -114,6 +114,16 @@ def _privacy_tags(card: Card) -> dict[str, str]:
     }
 
 
+def _refuse_a_new_key_for_old_history(config: RegistryConfig) -> None:
+    """A lost approval key must be restored, never replaced: a new one unapproves every version."""
+    if has_history(config.tables_uri):
+        raise KeyMaterialError(
+            "the central approval key (keys/approval.key) is missing, but this registry already has "
+            "a history: a new key would leave every approval and signed checkpoint unverifiable",
+            hint="restore keys/approval.key and keys/approval.pub from the backup, then re-run init",
+        )
+
+
 class Registry(Review, AbstractContextManager["Registry"]):
     """An open registry; use as a context manager (``with`` closes it) or call :meth:`close`."""
 
@@ -144,8 +154,13 @@ class Registry(Review, AbstractContextManager["Registry"]):
         The passphrase is checked and the key written before any table exists, so an init that
         fails half way never leaves a database without an approval key; re-running resumes.
         """
+        if config.home.exists() and not config.home.is_dir():
+            raise ConfigError(
+                "the registry home is not a folder", hint=f"pass --home DIR or set {HOME_ENV} to a folder"
+            )
         created = not config.approval_key_path.exists()
         if created:
+            _refuse_a_new_key_for_old_history(config)
             passphrase = passphrase_from_env_or_prompt(confirm=True)
             fp = generate_key_pair(config.approval_key_path, config.approval_pub_path, passphrase)
         else:
@@ -325,15 +340,6 @@ class Registry(Review, AbstractContextManager["Registry"]):
         """
         if self.config.server:
             self.models.ping()
-
-    def trust_problems(self, central_key_pem: bytes | None = None) -> list[str]:
-        """Disagreements of the trust tables with the audit chain and its signed checkpoints.
-
-        The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``.
-        """
-        pem = central_key_pem or public_pem(load_public_key(self.config.approval_pub_path))
-        with self.tables.session() as session:
-            return trust_problems(session, pem)
 
     def alias_disagreements(self, task: str) -> list[str]:
         """Where the ``approved`` aliases of ``task`` differ from its signed approved set (the truth)."""

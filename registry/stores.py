@@ -17,6 +17,7 @@ from registry.store.database import Tables
 from registry.store.models import REVOKED, ModelStore, VersionRef
 from registry.store.tables import ApprovalRow
 from registry.trust import TrustStore
+from registry.trust_audit import trust_problems
 
 
 class RegistryStores:
@@ -50,3 +51,12 @@ class RegistryStores:
             ).all()
             models = revoked_model_digests(session)
         return TrustStore(central_key_pem, sites, frozenset(revoked), models)
+
+    def trust_problems(self, central_key_pem: bytes | None = None) -> list[str]:
+        """Disagreements of the trust tables with the audit chain and its signed checkpoints.
+
+        The central key is the one the caller pins, else ``GSCO_HOME/keys/approval.pub``.
+        """
+        pem = central_key_pem or public_pem(load_public_key(self.config.approval_pub_path))
+        with self.tables.session() as session:
+            return trust_problems(session, pem)

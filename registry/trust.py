@@ -73,7 +73,13 @@ class TrustStore:
         return cls(central, sites, revoked, models)
 
     def write(self, path: Path) -> None:
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        try:
+            path.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise KeyMaterialError(
+                f"cannot write the trust store {path.name} ({exc.__class__.__name__})",
+                hint="name a file in an existing folder",
+            ) from None
 
     @classmethod
     def read(cls, path: Path) -> TrustStore:

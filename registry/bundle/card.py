@@ -10,6 +10,7 @@ them through :class:`Card`.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -114,6 +115,17 @@ def card_strings(card: Any, prefix: str = "card") -> Iterator[tuple[str, str]]:
         yield prefix, card
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook`` refusing a key given twice in one object.
+
+    json keeps the last value, hiding the first from the schema and the PHI scan, while another
+    reader of the same file may take the first.
+    """
+    if any(count > 1 for count in Counter(key for key, _ in pairs).values()):
+        raise CardError("card.json gives a key twice in one object", hint="re-export the bundle")
+    return dict(pairs)
+
+
 @dataclass(frozen=True)
 class Card:
     """A validated card with typed access to what the registry and the hub need."""
@@ -134,7 +146,7 @@ class Card:
     def read(cls, bundle_dir: Path) -> Card:
         path = bundle_dir / CARD_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(path.read_text(encoding="utf-8"), object_pairs_hook=_unique_keys)
         except FileNotFoundError:
             raise CardError("the bundle has no card.json", hint="re-export the bundle") from None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

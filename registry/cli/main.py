@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, top_level_app
+from gsco_common.cli import DbUriOption, HomeOption, TrackingUriOption, handle_errors, top_level_app
 from registry.cli import audit_cmd, models_cmd, review_cmd, setup_cmd
 from registry.config import RegistryConfig
 
@@ -20,6 +20,7 @@ app = top_level_app(
 
 
 @app.callback()
+@handle_errors
 def main(
     ctx: typer.Context,
     home: HomeOption = None,

@@ -13,12 +13,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, inspect, select
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gsco_common.errors import AuthError, ConfigError, RegistryError, RegistryUnavailableError
-from registry.store.tables import SCHEMA_VERSION, Base, SchemaVersion
+from registry.store.tables import SCHEMA_VERSION, ApprovalRow, AuditRow, Base, SchemaVersion
 
 _AUTH_MARKERS = ("password authentication failed", "no password supplied", "authentication failed")
 
@@ -37,26 +37,63 @@ def translate_db_error(exc: DBAPIError) -> RegistryError:
     return RegistryError(f"the registry database refused the operation ({exc.__class__.__name__})")
 
 
+def _unusable_url(exc: Exception) -> ConfigError:
+    if isinstance(exc, ImportError):
+        return ConfigError(
+            f"registry.db_uri (else the tracking URI) needs the database driver {exc.name}, "
+            "which is not installed",
+            hint="use postgresql+psycopg2://USER@HOST:5432/DB (psycopg2 is installed)",
+        )
+    return ConfigError(
+        f"registry.db_uri (else the tracking URI) is not a usable database URL ({exc.__class__.__name__})",
+        hint="use sqlite:///PATH or postgresql+psycopg2://USER@HOST:5432/DB",
+    )
+
+
+def _url(uri: str) -> URL:
+    try:
+        return make_url(uri)
+    except (ArgumentError, ValueError) as exc:
+        raise _unusable_url(exc) from None
+
+
 def _sqlite_path(uri: str) -> Path | None:
-    url = make_url(uri)
+    url = _url(uri)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
         return None
     return Path(url.database)
 
 
 def _engine(uri: str) -> Engine:
+    url = _url(uri)
+    connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
     try:
-        url = make_url(uri)
-        connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
         engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
-        raise ConfigError(
-            f"registry.db_uri is not a usable database URL ({exc.__class__.__name__})",
-            hint="use sqlite:///PATH or postgresql+psycopg2://USER@HOST:5432/DB",
-        ) from None
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        raise _unusable_url(exc) from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+def has_history(uri: str) -> bool:
+    """Whether the database at ``uri`` already holds registry history: audit entries or decisions."""
+    path = _sqlite_path(uri)
+    if path is not None and not path.is_file():
+        return False
+    engine = _engine(uri)
+    try:
+        present = set(inspect(engine).get_table_names())
+        with engine.connect() as conn:
+            return any(
+                conn.execute(select(table).limit(1)).first() is not None
+                for table in (AuditRow, ApprovalRow)
+                if table.__tablename__ in present
+            )
+    except DBAPIError as exc:
+        raise translate_db_error(exc) from None
+    finally:
+        engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
