@@ -19,7 +19,7 @@ from gsco_common.errors import PolicyError, RegistryError, ServingStateError, Si
 from gsco_common.ids import version_key
 from gsco_common.keys import load_private_key, passphrase_from_env_or_prompt, public_pem
 from registry.bundle.card import Card
-from registry.bundle.layout import APPROVAL_SIG, MODEL_FILE, bundle_digest, file_sha256
+from registry.bundle.layout import APPROVAL_SIG, bundle_digest, model_content_digest
 from registry.bundle.signing import sign_bundle, verify_bundle
 from registry.policy.checks import BundleUnderReview, CheckResult, run_checks
 from registry.policy.policy import Policy, load_policy
@@ -140,9 +140,7 @@ class Review(RegistryStores):
             raise RegistryError(f"{name} version {version} is already {ref.status}")
         key = load_private_key(self.config.approval_key_path, passphrase_from_env_or_prompt(confirm=False))
         with tempfile.TemporaryDirectory(prefix="gsco-revoke-") as tmp:
-            model_digest = "sha256:" + file_sha256(
-                self.models.download(ref, Path(tmp) / "bundle") / MODEL_FILE
-            )
+            model_digest = model_content_digest(self.models.download(ref, Path(tmp) / "bundle"))
         self.models.clear_approved_alias(ref)
         self.models.set_tags(ref, {"status": REVOKED})
         self._record(ref, REVOKED, reviewer, reason)
@@ -196,7 +194,7 @@ class Review(RegistryStores):
 
     def _refuse_revoked_model(self, ref: VersionRef, bundle: Path, reviewer: str) -> None:
         """Refuse (audited) a bundle whose ``model.onnx`` content was revoked, whatever its card."""
-        model_digest = "sha256:" + file_sha256(bundle / MODEL_FILE)
+        model_digest = model_content_digest(bundle)
         with self.tables.session() as session:
             if model_digest not in revoked_model_digests(session):
                 return
