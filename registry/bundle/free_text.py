@@ -2,7 +2,8 @@
 
 The identifier scan (:mod:`registry.bundle.phi`) finds strings the site knows (file names, patient
 ids, host and user names). Free text typed by people can hold identifying text no list contains:
-a patient's name, a record number, a birth date, an e-mail address, a host name or a file path.
+a patient's name, a record number, a birth date, an e-mail address, a host name or IP address, a
+file path or a file share.
 These patterns catch those. Only the *field* is ever reported, never the value, and each field is
 scanned up to :data:`MAX_FIELD_CHARS` characters (a longer text is reported as is: fail closed).
 """
@@ -21,11 +22,24 @@ KNOWN_DOMAINS = (
     "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov"
     "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca"
 )
+FILE_EXTENSIONS = "safetensors|onnx|pt|pth|ckpt|bin|h5|pb|tflite|json|yaml|yml|toml|txt|md|py|zip|gz|tar|whl"
+"""Last labels that name a weights, config or software file (``resnet18.safetensors``), not a host."""
+TLD = rf"(?i:{KNOWN_DOMAINS})\b|(?!(?:{FILE_EXTENSIONS})\b)[a-z]{{2,63}}\b"
+"""How a host name ends: a known domain in any case, or any lowercase label of 2 to 63 letters
+(``.eu``, ``.io``, ``.hospital``) that is not a file extension."""
 _HOST_RUN = re.compile(r"[a-z0-9.-]+", re.IGNORECASE)
-_TLD_HERE = re.compile(rf"(?:{KNOWN_DOMAINS})\b", re.IGNORECASE)
-_DOT_TLD = re.compile(rf"\.{_TLD_HERE.pattern}", re.IGNORECASE)
+_TLD_HERE = re.compile(rf"(?:{TLD})")
+_DOT_TLD = re.compile(rf"\.(?:{TLD})")
 _LETTER_OR_DIGIT = re.compile(r"[a-z0-9]", re.IGNORECASE)
 _WORD_CHAR = re.compile(r"\w")
+_TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\b\.?\s+(\w+)")
+_PATIENT = re.compile(r"\b[Pp]atient(?:'s)?(?:\s+name)?\s*:?\s+(\w+)\s+(\w+)")
+_CARET_NAME = re.compile(r"\b[^\W\d_]+\^[^\W\d_]+")
+MONTHS = (
+    "jan(?:uary|uar)?|feb(?:ruary|ruar)?|mar(?:ch)?|m\u00e4rz|apr(?:il)?|ma[iy]|jun[ei]?|jul[iy]?"
+    "|aug(?:ust)?|sep(?:t|tember)?|o[ck]t(?:ober)?|nov(?:ember)?|de[cz](?:ember)?"
+)
+"""English and German month names and their abbreviations, for dates written in words."""
 
 
 class Finder(Protocol):
@@ -35,16 +49,16 @@ class Finder(Protocol):
 
 
 class HostNames:
-    r"""Host names ending in a known domain (``pacs01.radiology.lan``), found in linear time.
+    r"""Host names (``pacs01.radiology.lan``, ``ws7.klinikum.eu``), found in linear time.
 
     It finds what ``\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:TLD)\b`` finds
-    (case-insensitive), but that regex is retried from every label of a run such as
-    ``a.a.a.…`` and runs to its end each time: quadratic, minutes for one 64 KiB field. Instead
-    each run of host characters is read once, label by label: a host name ends at a dot followed
-    by a known domain, preceded by an unbroken chain of non-empty labels of which one can start
-    it. A label can start a host name when it ends in a letter or digit and holds a letter or
-    digit at a word boundary: after a dot or a hyphen, or at the start of a run that no word
-    character precedes.
+    (the labels case-insensitive, :data:`TLD` as it says), but that regex is retried from every
+    label of a run such as ``a.a.a.…`` and runs to its end each time: quadratic, minutes for one
+    64 KiB field. Instead each run of host characters is read once, label by label: a host name
+    ends at a dot followed by a :data:`TLD`, preceded by an unbroken chain of non-empty labels of
+    which one can start it. A label can start a host name when it ends in a letter or digit and
+    holds a letter or digit at a word boundary: after a dot or a hyphen, or at the start of a run
+    that no word character precedes.
     """
 
     def search(self, text: str) -> bool:
@@ -64,6 +78,28 @@ class HostNames:
         return False
 
 
+def _name_like(word: str) -> bool:
+    """A capital then a small letter, in any script (``Jane``, ``Jürgen``, ``Łukasz``, ``McRae``)."""
+    return word[:1].isupper() and word[1:2].islower()
+
+
+class PersonNames:
+    """A name after a title or "patient", or in the DICOM form ``MÜLLER^JÜRGEN``.
+
+    A title: ``Dr. Roe``, ``Mrs Keller``; after "patient": ``Patient: John Smith``.
+
+    Letters are Unicode-aware: Python's ``re`` has no class for capitals beyond ``[A-Z]``, so the
+    words after a marker are checked with :meth:`str.isupper` / :meth:`str.islower`.
+    """
+
+    def search(self, text: str) -> bool:
+        return (
+            _CARET_NAME.search(text) is not None
+            or any(_name_like(found.group(1)) for found in _TITLE.finditer(text))
+            or any(all(map(_name_like, found.groups())) for found in _PATIENT.finditer(text))
+        )
+
+
 FREE_TEXT_FIELDS = ("intended_use", "out_of_scope", "limitations", "modality", "description", "notes")
 """Fields typed by people; ids, digests, fingerprints and metrics are not free text."""
 PATTERNS: dict[str, Finder] = {
@@ -72,15 +108,22 @@ PATTERNS: dict[str, Finder] = {
     "e-mail address": re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "date (birth date?)": re.compile(
         r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b"
+        rf"|\b\d{{1,2}}(?:st|nd|rd|th|\.)?[\s,/-]{{0,3}}(?:of\s)?(?:{MONTHS})(?![a-z])\.?[\s,/-]{{0,3}}\d{{4}}\b"
+        rf"|\b(?:{MONTHS})\b\.?\s{{1,3}}\d{{1,2}}(?:st|nd|rd|th)?,?\s{{1,3}}\d{{4}}\b",
+        re.IGNORECASE,
     ),
     "record number": re.compile(
-        r"\b(?:MRN|PID|patient[ _-]?id|record[ _-]?(?:no|number))\b|\b[A-Za-z]{0,4}[-_]?\d{6,}\b",
+        r"\b(?:MRN|PID|patient[ _-]?id|record[ _-]?(?:no|number))\b|\b[A-Za-z]{0,4}[-_]?\d{6,}\b"
+        r"|\b\d{3}([-. ])\d{2}\1\d{4}\b",  # a US social security number: 123-45-6789
         re.IGNORECASE,
     ),
     "host name": HostNames(),
     "file path": re.compile(r"(?:^|[\s(\"'=:])~?(?:/[\w.-]+){2,}|\b[A-Za-z]:\\|\\\\\w|\bfile:/"),
-    "person name": re.compile(
-        r"\b[A-Za-z]+\^[A-Za-z]+|\b(?:Mr|Mrs|Ms|Miss|Mx)\.?\s+[A-Z][a-z]+|\b[Pp]atient\s+[A-Z][a-z]+\s+[A-Z][a-z]+"
+    "person name": PersonNames(),
+    "IP address": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"),
+    "network location": re.compile(
+        r"(?<![\w+.-])(?:smb|cifs|nfs|afp|sftp|scp|ftps?)://|(?<![\w+.-])[a-z][\w+.-]*://[\w-]+(?![\w.-])",
+        re.IGNORECASE,
     ),
 }
 
@@ -88,7 +131,14 @@ PATTERNS: dict[str, Finder] = {
 ORIGIN_FIELD = "pretrained.origin"
 """Where the pretrained weights came from: typed by people, but a release URL (a host name) and
 a release date are what it is for, so only the other patterns apply there."""
-ORIGIN_PATTERNS = ("e-mail address", "record number", "file path", "person name")
+ORIGIN_PATTERNS = (
+    "e-mail address",
+    "record number",
+    "file path",
+    "person name",
+    "IP address",
+    "network location",
+)
 
 
 def looks_identifying(text: str, patterns: Iterable[str] = tuple(PATTERNS)) -> bool:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import getpass
 import re
 import socket
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -65,23 +66,30 @@ def _is_set(message: Message, field: FieldDescriptor) -> bool:
     return getattr(message, field.name) != field.default_value
 
 
-def _needles(forbidden: Iterable[str | bytes]) -> list[bytes]:
-    needles = set()
-    for item in forbidden:
-        raw = item if isinstance(item, bytes) else str(item).encode("utf-8")
-        raw = raw.strip()
-        if len(raw) >= MIN_FORBIDDEN_LENGTH:
-            needles.add(raw)
-    return sorted(needles, key=len, reverse=True)
+def fold(text: str | bytes) -> str:
+    """``text`` in the form both sides of a comparison are put in: compatibility-normalised, case-folded.
+
+    Unicode-aware, unlike ``re.IGNORECASE`` on bytes (ASCII only): ``MÜLLER`` and ``Müller``
+    fold alike, and so do a composed ``ü`` and ``u`` + combining diaeresis (NFKD first, NFKC
+    after, as case folding can undo a normal form). Bytes are read as UTF-8.
+    """
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKD", text).casefold())
 
 
-def _pattern(forbidden: Iterable[str | bytes]) -> re.Pattern[bytes] | None:
+def _needles(forbidden: Iterable[str | bytes]) -> list[str]:
+    needles = {fold(item if isinstance(item, bytes) else str(item)).strip() for item in forbidden}
+    return sorted((n for n in needles if len(n) >= MIN_FORBIDDEN_LENGTH), key=len, reverse=True)
+
+
+def _pattern(forbidden: Iterable[str | bytes]) -> re.Pattern[str] | None:
     needles = _needles(forbidden)
     if not needles:
         return None
     # Token-bounded: "000" (the stem of an anonymized 000.png) must not hit "Conv_1000" or "0.9000".
-    alternation = b"|".join(re.escape(n) for n in needles)
-    return re.compile(rb"(?<![A-Za-z0-9])(?:" + alternation + rb")(?![A-Za-z0-9])", re.IGNORECASE)
+    alternation = "|".join(re.escape(n) for n in needles)
+    return re.compile(r"(?<![A-Za-z0-9])(?:" + alternation + r")(?![A-Za-z0-9])")
 
 
 def scan_strings(
@@ -90,39 +98,58 @@ def scan_strings(
     *,
     deny_list: Iterable[str | bytes] = (),
 ) -> list[str]:
-    """Fields whose text contains a forbidden or deny-listed string (case-insensitive).
+    """Fields whose text contains a forbidden or deny-listed string (in any case, any Unicode form).
 
-    Matching is done on the UTF-8 bytes, so ``bytes`` values and non-ASCII identifiers are
-    compared the same way. Returns field locations in first-seen order, without duplicates.
+    Both sides are compared :func:`fold`-ed, ``bytes`` read as UTF-8. Returns field locations in
+    first-seen order, without duplicates.
     """
     pattern = _pattern([*forbidden, *deny_list])
     if pattern is None:
         return []
     hits: dict[str, None] = {}
     for field, text in named_strings:
-        data = text if isinstance(text, bytes) else text.encode("utf-8", errors="surrogatepass")
-        if pattern.search(data):
+        if pattern.search(fold(text)):
             hits[field] = None
     return list(hits)
 
 
-def scan_bytes(data: bytes, forbidden: Iterable[str | bytes]) -> bool:
-    """True when any forbidden string occurs anywhere in ``data`` (case-insensitive).
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+JSON_ESCAPE_BYTES = 7
+"""The most bytes one folded character of a needle takes in a file: ``u\\u0308`` (``ü``
+decomposed and JSON-escaped); chunks of the folded scan overlap by this much per character."""
 
-    Case is folded like ``re.IGNORECASE`` folds bytes (ASCII letters only), but by lowering
-    ``data`` in overlapping chunks and using plain substring search: a regex alternation scans a
-    model file of hundreds of MB at ~30 MB/s, this at several hundred MB/s in bounded memory.
+
+def scan_bytes(data: bytes, forbidden: Iterable[str | bytes]) -> bool:
+    r"""True when any forbidden string occurs anywhere in ``data`` (case-insensitive).
+
+    ASCII needles: ``data`` is lowered in overlapping chunks and searched by plain substring
+    search (a regex alternation scans a model file of hundreds of MB at ~30 MB/s, this at several
+    hundred MB/s in bounded memory); ASCII case folding is all they need. A needle with other
+    letters (``MÜLLER``) is found in any case and normal form, UTF-8 or JSON-escaped
+    (``M\u00fcller``): each chunk is then decoded and :func:`fold`-ed too.
     """
-    needles = [needle.lower() for needle in _needles(forbidden)]
+    needles = _needles(forbidden)
     if not needles:
         return False
-    overlap = max(len(needle) for needle in needles) - 1
+    ascii_needles = [n.encode("ascii") for n in needles if n.isascii()]
+    other = [n for n in needles if not n.isascii()]
+    overlap = max(len(n) for n in needles) * (JSON_ESCAPE_BYTES if other else 1) - 1
     view = memoryview(data).cast("B")
     for start in range(0, len(view), SCAN_CHUNK_BYTES):
-        chunk = view[start : start + SCAN_CHUNK_BYTES + overlap].tobytes().lower()
-        if any(needle in chunk for needle in needles):
+        chunk = view[start : start + SCAN_CHUNK_BYTES + overlap].tobytes()
+        lowered = chunk.lower()
+        if any(needle in lowered for needle in ascii_needles):
+            return True
+        if other and _folded_chunk_holds(chunk, other):
             return True
     return False
+
+
+def _folded_chunk_holds(chunk: bytes, needles: list[str]) -> bool:
+    text = chunk.decode("utf-8", errors="replace")
+    unescaped = _JSON_ESCAPE.sub(lambda found: chr(int(found.group(1), 16)), text)
+    folded = {fold(text), fold(unescaped)}
+    return any(needle in variant for needle in needles for variant in folded)
 
 
 def system_identifiers() -> set[str]:

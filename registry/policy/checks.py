@@ -19,6 +19,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from gsco_common.errors import CardError, SignatureError
 from registry.bundle.card import Card, card_strings
+from registry.bundle.free_text import free_text_fields
 from registry.bundle.layout import MODEL_FILE, SITE_SIG
 from registry.bundle.phi import onnx_strings, scan_strings
 from registry.bundle.signing import verify_bundle
@@ -169,6 +170,9 @@ def _anonymization(review: BundleUnderReview, policy: Policy) -> str:
     identifying = _identifying_fields(strings) + _identifying_fields(card_text)
     if identifying:
         problems.append(f"path-, file- or identifier-like strings in {_few(identifying)}")
+    free_text = free_text_fields(card_text)  # what the site's export refused: re-checked, not trusted
+    if free_text:
+        problems.append(f"identifying free text in {_few(free_text)}")
     denied = scan_strings([*strings, *card_text], [], deny_list=policy.deny_list)
     if denied:
         problems.append(f"deny-listed strings in {_few(denied)}")

@@ -228,3 +228,31 @@ def test_system_identifiers_of_the_minimum_length_count(monkeypatch: pytest.Monk
     monkeypatch.setenv("LOGNAME", "abc")
     monkeypatch.setenv("HOME", "/")
     assert system_identifiers() == {"kgh", "abc"}
+
+
+def test_non_ascii_names_match_in_any_case_and_normal_form() -> None:
+    named = [("card.task.notes", "Index case: Jürgen Müller"), ("card.site", "Ju\u0308rgen")]
+    assert scan_strings(named, ["MÜLLER^JÜRGEN", "MÜLLER"]) == ["card.task.notes"]
+    assert scan_strings(named, ["JÜRGEN"]) == ["card.task.notes", "card.site"]
+    assert scan_strings([("card.site", "STRASSE 7")], ["straße"]) == ["card.site"]
+    assert scan_strings([("card.site", "Jürgenson")], ["jürgen"]) == []  # still token-bounded
+
+
+def test_scan_bytes_finds_non_ascii_names_in_any_case_form_and_json_escape() -> None:
+    for data in (
+        "note: Jürgen Müller".encode(),
+        "note: JU\u0308RGEN".encode(),
+        b'{"notes": "J\\u00fcrgen M\\u00fcller"}',
+        b'{"notes": "JU\\u0308RGEN"}',
+    ):
+        assert scan_bytes(data, ["JÜRGEN"]), data
+    assert not scan_bytes(b"Jurgen Muller", ["JÜRGEN"])
+
+
+def test_scan_bytes_finds_a_non_ascii_name_across_chunk_borders(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(phi, "SCAN_CHUNK_BYTES", 8)
+    leak = b"M\\u00dcLLER"
+    for start in range(0, 48 - len(leak) + 1):
+        data = bytearray(b"." * 48)
+        data[start : start + len(leak)] = leak
+        assert scan_bytes(bytes(data), ["müller"]), start

@@ -19,7 +19,7 @@ from registry.policy import policy as policy_module
 from registry.policy.checks import _IDENTIFYING, BundleUnderReview, _identifying_fields, run_checks
 from registry.policy.policy import Policy, PrivacyLimits, load_policy
 from registry.store.catalog import SiteInfo, TaskInfo
-from tests.registry.bundles import make_bundle, tiny_onnx
+from tests.registry.bundles import card_for, make_bundle, tiny_onnx
 from tests.registry.conftest import LABELS, SiteKey
 
 TASK = TaskInfo("pneumonia", tuple(LABELS), "chest X-ray")
@@ -519,3 +519,14 @@ def test_a_policy_file_is_read_as_utf8_whatever_the_locale(tmp_path: Path) -> No
         check=True,
     )
     assert done.stdout == "['Z\\xfcrich-Spital']\n"
+
+
+def test_the_rescan_refuses_identifying_free_text_the_site_should_have_stopped(
+    tmp_path: Path, site_keys: dict[str, SiteKey]
+) -> None:
+    card = card_for(LABELS, fingerprint(site_keys["a"].private.public_key()))
+    card["task"]["limitations"] = ["Validated by Dr. Jane Roe.", "Images on smb://fileserver/radiology"]
+    folder = make_bundle(tmp_path / "b", site_keys["a"].private, LABELS, card_data=card)
+    assert failing(folder, site_keys["a"])["anonymization"] == (
+        "identifying free text in card.task.limitations[0], card.task.limitations[1]"
+    )

@@ -10,19 +10,22 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gsco_common.errors import PrivacyError
 from registry.bundle.free_text import (
-    KNOWN_DOMAINS,
     MAX_FIELD_CHARS,
+    TLD,
     HostNames,
     free_text_fields,
     refuse_identifying_text,
 )
 from registry.bundle.phi import scan_strings
+from site_agent.data.decode import decode_dicom
 from site_agent.data.sources import path_identifiers
 from specialist.export.card_builder import DEFAULT_LIMITATIONS, DEFAULT_OUT_OF_SCOPE, identifiers_to_scan
+from tests.site_agent.dicom_files import write_dicom
 
 FIELD = "card.task.intended_use"
 PLANTED_HOST = "ward7-ws.example"
@@ -113,11 +116,12 @@ def test_refusal_lists_the_first_ten_fields_both_scans_found_and_the_default_hin
     )
 
 
-HOST_NAME_REGEX = re.compile(
-    rf"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:{KNOWN_DOMAINS})\b", re.IGNORECASE
-)
+HOST_NAME_REGEX = re.compile(rf"\b(?i:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)\.(?:{TLD})")
 """What a host name is, as a (quadratic) regex: the linear finder must agree with it."""
-HOST_PIECES = ("a", "Q7", "-", ".", "_", " ", "\u00e9", "\u212a", ".com", ".LAN", "de", ".localdomain", "x-")
+HOST_PIECES = (
+    *("a", "Q7", "-", ".", "_", " ", "\u00e9", "\u212a", ".com", ".LAN", "de", ".localdomain", "x-"),
+    *(".eu", "io", ".onnx", ".IO"),
+)
 
 
 @pytest.mark.parametrize(
@@ -128,7 +132,10 @@ HOST_PIECES = ("a", "Q7", "-", ".", "_", " ", "\u00e9", "\u212a", ".com", ".LAN"
         ("_a.com", False),  # no word boundary before "a"
         ("_x-a.com", True),  # ... but there is one after the hyphen
         ("x..com", False),  # an empty label breaks the chain
-        ("a.comx", False),
+        ("a.comx", True),  # any lowercase last label of letters ...
+        ("a.COMX", False),  # ... but a capitalised one only when it is a known domain
+        ("a.LAN", True),
+        ("resnet18.safetensors", False),  # a file extension is no domain
         ("a.com_", False),
         ("a.com-x", True),
         ("-.-.com", False),  # no label that can start a name
@@ -180,3 +187,71 @@ def test_the_weights_origin_is_scanned_but_may_name_a_release_url_and_date() -> 
     ):
         assert free_text_fields([(origin, text)]) == [], text
     assert free_text_fields([(FIELD, "weights from file:/srv/share")]) == [FIELD]  # a file URL is a path
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Validated by Dr. Jane Roe.",
+        "Reviewed by Prof Keller",
+        "Patient: John Smith",
+        "Patient name: Jürgen Müller",
+        "Triage for MÜLLER^JÜRGEN",
+        "born 01 Jan 1970",
+        "born January 1, 1970",
+        "born 1 January 1970",
+        "seen 1st of March 1970",
+        "geboren am 1. März 1970",
+        "DOB 01JAN1970",
+        "SSN 123-45-6789",
+        "served from 192.168.10.20.",
+        "images on smb://fileserver/radiology",
+        "copied via nfs://store/export",
+        "viewer at http://pacs01/viewer",
+        "exported from ws7.klinikum.eu",
+        "from pacs.radiology.hospital.io today",
+    ],
+)
+def test_names_dates_numbers_addresses_and_shares_found_by_the_red_team_are_refused(text: str) -> None:
+    with pytest.raises(PrivacyError, match=re.escape(FIELD)):
+        refuse_identifying_text([(FIELD, text)], [], [])
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Backbone timm/vit_base_patch16_224.augreg2_in21k_ft_in1k, fine-tuned.",
+        "Backbones resnet18.a1_in1k and eva02_base_patch16_clip_224.merged2b compared.",
+        "Exported with version 1.2.3 from resnet18.safetensors (model.onnx, card.json).",
+        "AUC, sensitivity and specificity at the Youden threshold; opset 18.",
+        "Data from May 2021 to Dec 2022, e.g. adults; i.e. no children under 2 years.",
+        "Patient selection excluded ICU cases; patients aged 18 to 90.",
+        *DEFAULT_OUT_OF_SCOPE,
+        *DEFAULT_LIMITATIONS,
+    ],
+)
+def test_technical_and_built_in_texts_stay_legal(text: str) -> None:
+    assert free_text_fields([(FIELD, text)]) == []
+
+
+def test_the_weights_origin_may_still_name_a_release_url_but_no_share_or_address() -> None:
+    origin = "card.training.pretrained.origin"
+    release = "https://weights.gsco.example.org/releases/2026-11-30/resnet18.safetensors"
+    assert free_text_fields([(origin, release)]) == []
+    for text in ("smb://fileserver/weights", "http://192.168.10.20/weights", "https://ws7/weights"):
+        assert free_text_fields([(origin, text)]) == [origin], text
+
+
+def test_a_dicom_patient_name_with_umlauts_stops_the_export_in_any_case(tmp_path: Path) -> None:
+    # The export path: a DICOM header's identifiers, then the card's scan (PrivacyScan.refuse).
+    pixels = np.zeros((8, 8), np.uint8)
+    path = write_dicom(tmp_path / "a.dcm", pixels, patient_name="MÜLLER^JÜRGEN", charset="ISO_IR 192")
+    identifiers = identifiers_to_scan(decode_dicom(path).identifiers)
+    for text in (
+        "Index case: Jürgen Müller",
+        "index case jürgen müller",
+        "Index case: Ju\u0308rgen Mu\u0308ller",
+    ):
+        with pytest.raises(PrivacyError, match=re.escape(FIELD)):
+            refuse_identifying_text([(FIELD, text)], identifiers, [])
+    refuse_identifying_text([(FIELD, "Index case excluded.")], identifiers, [])

@@ -25,6 +25,7 @@ def write_dicom(
     institution: str = "St Example Hospital",
     physician: str = "Smith^Anna",
     sop_uid: str | None = None,
+    charset: str | None = None,
 ) -> Path:
     """A single-frame grayscale DICOM file with the given pixel encoding and header; fresh study/series UIDs.
 
@@ -41,6 +42,8 @@ def write_dicom(
     ds.SOPInstanceUID = uid
     ds.StudyInstanceUID = generate_uid()
     ds.SeriesInstanceUID = generate_uid()
+    if charset is not None:  # e.g. "ISO_IR 192" (UTF-8), for names with non-ASCII letters
+        ds.SpecificCharacterSet = charset
     ds.PatientID = patient_id
     ds.PatientName = patient_name
     ds.AccessionNumber = accession or f"ACC{patient_id[-4:]}"
