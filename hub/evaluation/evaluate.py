@@ -127,9 +127,9 @@ def evaluate(
     """
     if len(images) == 0 or len(images) != labels.shape[0]:
         raise DataError("evaluation needs images with one label each")
-    refuse_degenerate_images(images, "the evaluation set")
     if resamples < MIN_RESAMPLES:
         raise DataError(f"the bootstrap needs at least {MIN_RESAMPLES} resamples, got {resamples}")
+    refuse_degenerate_images(images, "the evaluation set")
     tick: Progress = progress or (lambda stage, done, total: None)
     snapshot = runtime.pool.snapshot(task_id)
     names = [f"{s.info.name} v{s.info.version}" for s in snapshot.specialists]

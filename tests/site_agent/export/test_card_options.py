@@ -25,6 +25,7 @@ from gsco_runtime.pool.source import BundleRef
 from gsco_runtime.pool.specialist import LoadedSpecialist
 from gsco_runtime.pool.threads import ThreadBudget
 from registry.bundle.card import Card
+from registry.bundle.layout import file_sha256
 from site_agent.cli.main import app
 from site_agent.config import render_site_template, site_key_paths, validate_site_config
 from site_agent.data.loader import load_site_data
@@ -34,7 +35,6 @@ from site_agent.training.trainer import train_run
 from specialist.export.card_builder import evaluation_section
 from specialist.metrics import compute_metrics
 from specialist.models import create_specialist, save_backbone_weights
-from specialist.models.weights import file_sha256
 from specialist.predict import predict
 from specialist.training.config import TrainingConfig
 
