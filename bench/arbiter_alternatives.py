@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from bench.render_results import STUDIES_DIR, load_report, study_names  # noqa: E402
+from bench.render_results import FRESH, STUDIES_DIR, load_report, study_names  # noqa: E402
 from gsco_common.errors import DataError  # noqa: E402
 from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
@@ -49,6 +49,9 @@ ALPHA = 0.05
 # The studies on which the alternatives were first looked at (2026-12-06): an evaluation any of
 # them holds is "explored"; the others were kept apart to confirm a rule before adopting it.
 EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
+# The fresh draws (bench/render_results.py's FRESH) are scored as a third group, never used to
+# adopt a rule.
+GROUPS = ("explored", "kept apart", "fresh draws")
 
 Rule = Callable[[CaseInputs], np.ndarray]
 
@@ -62,8 +65,11 @@ class Evaluation:
     cases: CaseInputs
 
     @property
-    def explored(self) -> bool:
-        return any(study in EXPLORED for study in self.studies)
+    def group(self) -> str:
+        """Explored if any study holding it is; then fresh draws if any is; else kept apart."""
+        if any(study in EXPLORED for study in self.studies):
+            return "explored"
+        return "fresh draws" if any(study in FRESH for study in self.studies) else "kept apart"
 
 
 def _digest(cases: CaseInputs) -> str:
@@ -301,16 +307,15 @@ class Tally:
 
 
 def replay(found: list[Evaluation]) -> dict[str, dict[str, Tally]]:
-    """Per rule, the tallies of the explored and the kept-apart evaluations."""
-    tallies = {name: {"explored": Tally(), "kept apart": Tally()} for name, _ in RULES}
+    """Per rule, the tallies of each group's evaluations."""
+    tallies = {name: {group: Tally() for group in GROUPS} for name, _ in RULES}
     for evaluation in found:
         if (differs := drift(evaluation.cases)) is not None:
             raise SystemExit(
                 f"{evaluation.label}: the replayed hub rule differs from the served one: {differs}"
             )
-        group = "explored" if evaluation.explored else "kept apart"
         for name, rule in RULES:
-            tallies[name][group].add(evaluation.cases, rule(evaluation.cases))
+            tallies[name][evaluation.group].add(evaluation.cases, rule(evaluation.cases))
     return tallies
 
 
@@ -324,13 +329,13 @@ def _calibration_digest(cases: CaseInputs) -> str:
     return hashlib.sha256(calibration.labels.tobytes() + calibration.probabilities.tobytes()).hexdigest()
 
 
-def shared_with_explored(found: list[Evaluation]) -> tuple[int, int]:
-    """Kept-apart evaluations with an explored one's calibration cases, and with one of its
-    specialists' outputs on the same images: kept apart is not independent."""
-    explored = [e.cases for e in found if e.explored]
+def shared_with_explored(found: list[Evaluation], group: str) -> tuple[int, int]:
+    """The group's evaluations with an explored one's calibration cases, and with one of its
+    specialists' outputs on the same images: not looked at is not independent."""
+    explored = [e.cases for e in found if e.group == "explored"]
     calibrations = {_calibration_digest(c) for c in explored}
     outputs = set().union(*(_specialist_digests(c) for c in explored)) if explored else set()
-    kept = [e.cases for e in found if not e.explored]
+    kept = [e.cases for e in found if e.group == group]
     return (
         sum(_calibration_digest(c) in calibrations for c in kept),
         sum(bool(_specialist_digests(c) & outputs) for c in kept),
@@ -371,20 +376,20 @@ def improves_on(rule: Tally, reference: Tally) -> bool:
 
 
 def section(found: list[Evaluation]) -> list[str]:
-    """The docs section: one table for the explored evaluations, one for those kept apart, the verdict."""
+    """The docs section: a table per group of evaluations, the verdict, the fresh draws."""
     tallies = replay(found)
     reference = tallies[NOW]
-    groups = {"explored": [e.label for e in found if e.explored]}
-    groups["kept apart"] = [e.label for e in found if not e.explored]
+    groups = {group: [e.label for e in found if e.group == group] for group in GROUPS}
     passed = {
         group: [
             name for name, _ in RULES if name != NOW and improves_on(tallies[name][group], reference[group])
         ]
-        for group in groups
+        for group in GROUPS
     }
     adopted = [name for name in passed["explored"] if name in passed["kept apart"]]
-    same_calibration, same_outputs = shared_with_explored(found)
-    return [
+    same_calibration, same_outputs = shared_with_explored(found, "kept apart")
+    kept = len(groups["kept apart"])
+    lines = [
         HEADING,
         "",
         "From the studies' `cases.npz` files (`gsco-hub evaluate --cases-out`). Each rule but the card "
@@ -398,14 +403,14 @@ def section(found: list[Evaluation]) -> list[str]:
         "",
         *table(tallies, "explored"),
         "",
-        f"Evaluations kept apart to confirm a rule before adopting it ({len(groups['kept apart'])}):",
+        f"Evaluations kept apart to confirm a rule before adopting it ({kept}):",
         "",
         *table(tallies, "kept apart"),
         "",
         "Kept apart means not looked at while the rules were chosen, not independent of the explored "
-        f"set: {same_calibration} of these {len(groups['kept apart'])} have the calibration cases of an "
+        f"set: {same_calibration} of these {kept} have the calibration cases of an "
         f"explored evaluation (the same specialists and library, other images), and {same_outputs} of "
-        f"{len(groups['kept apart'])} share at least one specialist's outputs on the same images with one "
+        f"{kept} share at least one specialist's outputs on the same images with one "
         "(the same site trained the same way, another site changed).",
         "",
         "A rule replaces the hub's only if, on both sets, it is never significantly below the best "
@@ -415,6 +420,19 @@ def section(found: list[Evaluation]) -> list[str]:
         f"set: {', '.join(passed['kept apart']) or 'none'}. "
         + (f"Both: {', '.join(adopted)}." if adopted else "On both: none, so the hub's rule stays."),
     ]
+    if groups["fresh draws"]:
+        lines += [
+            "",
+            f"Fresh draws ({len(groups['fresh draws'])}: {', '.join(FRESH)}), studies written and "
+            "committed before their first run, on seeds no earlier study used (`docs/studies/README.md`, "
+            '"Fresh draws"); they test the rules as they stood and adopt none:',
+            "",
+            *table(tallies, "fresh draws"),
+            "",
+            f"Met on the fresh draws: {', '.join(passed['fresh draws']) or 'none'} (by the same counts "
+            'against "now"; reported, not adopted).',
+        ]
+    return lines
 
 
 def main() -> None:

@@ -140,23 +140,8 @@ def _difference(consensus: float, other: float | None, p_value: float | None) ->
     return f"{100 * (consensus - other):+.1f}" + ("" if p_value is None else f" ({p_value:.2g})")
 
 
-def bar_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The table of every distinct evaluation and the counts the bar asks for."""
-    rows, repeated = bar_rows(results)
-    if not rows:
-        return []
-    table = [
-        "| evaluation | images | consensus | best specialist | vote | consensus − best (McNemar p) "
-        "| consensus − vote (McNemar p) | where specialists disagree: consensus / best, right of n |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        vote = "—" if r.vote is None else f"{r.vote:.3f}"
-        table.append(
-            f"| {r.evaluation} | {r.n} | {r.consensus:.3f} | {r.best:.3f} | {vote} | "
-            f"{_difference(r.consensus, r.best, r.p_value)} | "
-            f"{_difference(r.consensus, r.vote, r.vote_p_value)} | {_subset_text(r.subset)} |"
-        )
+def bar_counts(rows: Sequence[BarRow], repeated: Sequence[str] = ()) -> str:
+    """The counts the bar asks for over ``rows``, and the evaluations counted once (``repeated``)."""
     below = sum(r.significantly_below for r in rows)
     votes = [(r.consensus, r.vote) for r in rows if r.vote is not None]
     tested = sum(r.vote_p_value is not None for r in rows)
@@ -178,6 +163,27 @@ def bar_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
             " Counted once, as the same specialists, library and images appear earlier: "
             f"{', '.join(repeated)}."
         )
+    return counts
+
+
+def bar_lines(results: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The table of every distinct evaluation and the counts the bar asks for."""
+    rows, repeated = bar_rows(results)
+    if not rows:
+        return []
+    table = [
+        "| evaluation | images | consensus | best specialist | vote | consensus − best (McNemar p) "
+        "| consensus − vote (McNemar p) | where specialists disagree: consensus / best, right of n |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        vote = "—" if r.vote is None else f"{r.vote:.3f}"
+        table.append(
+            f"| {r.evaluation} | {r.n} | {r.consensus:.3f} | {r.best:.3f} | {vote} | "
+            f"{_difference(r.consensus, r.best, r.p_value)} | "
+            f"{_difference(r.consensus, r.vote, r.vote_p_value)} | {_subset_text(r.subset)} |"
+        )
+    counts = bar_counts(rows, repeated)
     note = (
         "The best specialist is the most accurate on each evaluation set itself, which favours it; "
         "a variant's images overlap its main arm's (the balanced one is a subsample), so the rows "

@@ -153,22 +153,32 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     shifted = _inputs(TRUTH[::-1], [s[::-1] for s in SAID], [r[::-1] for r in RETRIEVED])
     save_case_inputs(_study(tmp_path, "breast") / "cases.npz", _cases(shifted, calibration))
     _study(tmp_path, "biased-specialist")  # a study without cases files adds nothing
+    # a fresh draw: other specialists' outputs (case 0 flipped for specialist 1), other calibration
+    fresh_said = [SAID[0], [0, *SAID[1][1:]], SAID[2]]
+    fresh_calibration = _inputs(TRUTH * 4, [s * 4 for s in SAID], [r * 4 for r in RETRIEVED])
+    fresh = _cases(_inputs(TRUTH, fresh_said, RETRIEVED), fresh_calibration)
+    save_case_inputs(_study(tmp_path, "pneumonia-two-sites") / "cases.npz", fresh)
 
     found = alternatives.evaluations(tmp_path)
-    assert [(e.label, e.studies, e.explored) for e in found] == [
-        ("pneumonia / main", ["pneumonia", "pneumonia-seeds"], True),  # its seeds twin was explored
-        ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"], True),
-        ("breast / main", ["breast"], False),
+    assert [(e.label, e.studies, e.group) for e in found] == [
+        ("pneumonia / main", ["pneumonia", "pneumonia-seeds"], "explored"),  # its seeds twin was explored
+        ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"], "explored"),
+        ("breast / main", ["breast"], "kept apart"),
+        ("pneumonia-two-sites / main", ["pneumonia-two-sites"], "fresh draws"),
     ]
-    assert alternatives.shared_with_explored(found) == (1, 0)
+    assert alternatives.shared_with_explored(found, "kept apart") == (1, 0)
+    # the fresh draw has its own calibration cases, but specialists 0 and 2 said what they said there
+    assert alternatives.shared_with_explored(found, "fresh draws") == (0, 1)
     tallies = alternatives.replay(found)
     now = tallies[alternatives.NOW]
-    assert (now["explored"].evaluations, now["kept apart"].evaluations) == (2, 1)
+    assert [now[group].evaluations for group in alternatives.GROUPS] == [2, 1, 1]
     lines = alternatives.section(found)
-    assert "explored set: 1 of these 1 have the calibration cases of an explored evaluation" in lines[-3]
-    assert "and 0 of 1 share at least one specialist's outputs on the same images" in lines[-3]
-    assert lines[-1].startswith("A rule replaces the hub's only if, on both sets")
-    # the verdict follows the tallies: a rule is named on a set exactly when it improves there
+    verdict = next(i for i, line in enumerate(lines) if line.startswith("A rule replaces the hub's only if"))
+    shared = lines[verdict - 2]
+    assert "explored set: 1 of these 1 have the calibration cases of an explored evaluation" in shared
+    assert "and 0 of 1 share at least one specialist's outputs on the same images" in shared
+    # the verdict follows the explored and kept-apart tallies only: a rule is named on a set
+    # exactly when it improves there, and the fresh draws adopt nothing
     for group, label in (
         ("explored", "Met on the explored set: "),
         ("kept apart", "Met on the kept-apart set: "),
@@ -176,7 +186,25 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
         met = [
             n for n, _ in alternatives.RULES[1:] if alternatives.improves_on(tallies[n][group], now[group])
         ]
-        assert f"{label}{', '.join(met) or 'none'}." in lines[-1]
+        assert f"{label}{', '.join(met) or 'none'}." in lines[verdict]
+    assert lines[verdict + 2].startswith("Fresh draws (1: pneumonia-two-sites, ")
+    fresh_now = now["fresh draws"]
+    assert lines[verdict + 6] == (
+        f"| {alternatives.NOW} | {fresh_now.right} (+0) | {fresh_now.below_vote} of 1 | "
+        f"{fresh_now.significantly_below_best} | {fresh_now.split_right} (+0) | "
+        f"{' / '.join(map(str, fresh_now.split_vs_best))} |"
+    )
+    fresh_met = [
+        n
+        for n, _ in alternatives.RULES[1:]
+        if alternatives.improves_on(tallies[n]["fresh draws"], now["fresh draws"])
+    ]
+    assert lines[-1] == (
+        f"Met on the fresh draws: {', '.join(fresh_met) or 'none'} (by the same counts against "
+        '"now"; reported, not adopted).'
+    )
+    # without a fresh study the section ends with the verdict
+    assert alternatives.section(found[:3])[-1].startswith("A rule replaces the hub's only if, on both sets")
 
 
 def test_a_replay_that_drifts_from_the_served_consensus_stops(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
-from hub.study.bar import bar_lines, bar_rows
+from hub.study.bar import bar_counts, bar_lines, bar_rows
 
 CONSENSUS = "consensus (no generalist)"
 SITE = {"name": "site-a", "seed": 0, "images": 30, "class_counts": [15, 15], "val": {"auc": 0.8}}
@@ -105,6 +105,13 @@ def test_every_distinct_evaluation_is_listed_once_and_counted() -> None:
         "tested against the vote. Where the specialists disagree (2 evaluations with such images), it was "
         "above the best specialist in 1, level in 0 and below in 1 (significantly below in 0). Counted "
         "once, as the same specialists, library and images appear earlier: b / main / repeat 1."
+    )
+    # the counts over a part of the rows (the docs count the fresh draws alone)
+    assert bar_counts(rows[2:]) == (
+        "Over 1 distinct evaluations, the consensus was significantly below the best specialist (McNemar "
+        "p < 0.05) in 0. It was below the plain vote in 1 of 1 (level in 0), significantly in 1 of the 1 "
+        "tested against the vote. Where the specialists disagree (0 evaluations with such images), it was "
+        "above the best specialist in 0, level in 0 and below in 0 (significantly below in 0)."
     )
 
 
