@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from bench.render_results import FRESH, STUDIES_DIR, load_report, study_names  # noqa: E402
+from bench.render_results import CONFIRMATION, FRESH, STUDIES_DIR, load_report, study_names  # noqa: E402
 from gsco_common.errors import DataError  # noqa: E402
 from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
@@ -50,8 +50,9 @@ ALPHA = 0.05
 # them holds is "explored"; the others were kept apart to confirm a rule before adopting it.
 EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
 # The fresh draws (bench/render_results.py's FRESH) are scored as a third group, never used to
-# adopt a rule.
-GROUPS = ("explored", "kept apart", "fresh draws")
+# adopt a rule; the confirmation draws (CONFIRMATION) as a fourth, on which one rule is on trial.
+GROUPS = ("explored", "kept apart", "fresh draws", "confirmation draws")
+ON_TRIAL = "competence in the fit too"
 
 Rule = Callable[[CaseInputs], np.ndarray]
 
@@ -66,10 +67,13 @@ class Evaluation:
 
     @property
     def group(self) -> str:
-        """Explored if any study holding it is; then fresh draws if any is; else kept apart."""
-        if any(study in EXPLORED for study in self.studies):
-            return "explored"
-        return "fresh draws" if any(study in FRESH for study in self.studies) else "kept apart"
+        """The first group, in this order, with a study that holds it: explored, confirmation
+        draws, fresh draws; else kept apart."""
+        order = (("explored", EXPLORED), ("confirmation draws", CONFIRMATION), ("fresh draws", FRESH))
+        for group, studies in order:
+            if any(study in studies for study in self.studies):
+                return group
+        return "kept apart"
 
 
 def _digest(cases: CaseInputs) -> str:
@@ -432,11 +436,31 @@ def section(found: list[Evaluation]) -> list[str]:
             f"Met on the fresh draws: {', '.join(passed['fresh draws']) or 'none'} (by the same counts "
             'against "now"; reported, not adopted).',
         ]
+    if groups["confirmation draws"]:
+        verdict = (
+            "it meets them, so it replaces the hub's rule (the change to the hub's fit and a rerun of "
+            "every study follow)"
+            if ON_TRIAL in passed["confirmation draws"]
+            else "it does not meet them, so the hub's rule stays and no rule of this list replaces it"
+        )
+        lines += [
+            "",
+            f"Confirmation draws ({len(groups['confirmation draws'])}: {', '.join(CONFIRMATION)}), "
+            "studies written and committed before their first run, on seeds no earlier study used "
+            f'(`docs/studies/README.md`, "Confirmation draws"), to try one rule, {ON_TRIAL}:',
+            "",
+            *table(tallies, "confirmation draws"),
+            "",
+            f'The rule on trial, {ON_TRIAL}, against "now" by the adoption counts: {verdict}. '
+            f"Met here: {', '.join(passed['confirmation draws']) or 'none'}.",
+        ]
     return lines
 
 
 def main() -> None:
     args = bench_parser(__doc__).parse_args()
+    if ON_TRIAL not in dict(RULES):
+        raise SystemExit(f"ON_TRIAL names no rule: {ON_TRIAL!r}")
     missing = set(EXPLORED) - set(study_names())
     if missing:
         raise SystemExit(f"EXPLORED names studies that are not in docs/studies: {sorted(missing)}")

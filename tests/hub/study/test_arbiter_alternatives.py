@@ -158,6 +158,10 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     fresh_calibration = _inputs(TRUTH * 4, [s * 4 for s in SAID], [r * 4 for r in RETRIEVED])
     fresh = _cases(_inputs(TRUTH, fresh_said, RETRIEVED), fresh_calibration)
     save_case_inputs(_study(tmp_path, "pneumonia-two-sites") / "cases.npz", fresh)
+    # a confirmation draw: the fresh one's evaluation images, fitted on other calibration cases
+    confirmation_calibration = _inputs(TRUTH * 5, [s * 5 for s in SAID], [r * 5 for r in RETRIEVED])
+    confirmation = _cases(_inputs(TRUTH, fresh_said, RETRIEVED), confirmation_calibration)
+    save_case_inputs(_study(tmp_path, "pneumonia-confirm-seeds") / "cases.npz", confirmation)
 
     found = alternatives.evaluations(tmp_path)
     assert [(e.label, e.studies, e.group) for e in found] == [
@@ -165,13 +169,14 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
         ("pneumonia-seeds / variants/balanced-evaluation", ["pneumonia-seeds"], "explored"),
         ("breast / main", ["breast"], "kept apart"),
         ("pneumonia-two-sites / main", ["pneumonia-two-sites"], "fresh draws"),
+        ("pneumonia-confirm-seeds / main", ["pneumonia-confirm-seeds"], "confirmation draws"),
     ]
     assert alternatives.shared_with_explored(found, "kept apart") == (1, 0)
     # the fresh draw has its own calibration cases, but specialists 0 and 2 said what they said there
     assert alternatives.shared_with_explored(found, "fresh draws") == (0, 1)
     tallies = alternatives.replay(found)
     now = tallies[alternatives.NOW]
-    assert [now[group].evaluations for group in alternatives.GROUPS] == [2, 1, 1]
+    assert [now[group].evaluations for group in alternatives.GROUPS] == [2, 1, 1, 1]
     lines = alternatives.section(found)
     verdict = next(i for i, line in enumerate(lines) if line.startswith("A rule replaces the hub's only if"))
     shared = lines[verdict - 2]
@@ -199,12 +204,40 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
         for n, _ in alternatives.RULES[1:]
         if alternatives.improves_on(tallies[n]["fresh draws"], now["fresh draws"])
     ]
-    assert lines[-1] == (
+    fresh_met_line = next(i for i, line in enumerate(lines) if line.startswith("Met on the fresh draws"))
+    assert lines[fresh_met_line] == (
         f"Met on the fresh draws: {', '.join(fresh_met) or 'none'} (by the same counts against "
         '"now"; reported, not adopted).'
     )
-    # without a fresh study the section ends with the verdict
+    assert lines[fresh_met_line + 2].startswith("Confirmation draws (1: pneumonia-two-sites-confirm, ")
+    trial = alternatives.improves_on(
+        tallies[alternatives.ON_TRIAL]["confirmation draws"], now["confirmation draws"]
+    )
+    assert lines[-1].startswith(
+        f'The rule on trial, {alternatives.ON_TRIAL}, against "now" by the adoption counts: '
+        + ("it meets them, so it replaces" if trial else "it does not meet them, so the hub's rule stays")
+    )
+    # without a fresh or confirmation study the section ends with the verdict
     assert alternatives.section(found[:3])[-1].startswith("A rule replaces the hub's only if, on both sets")
+
+
+@pytest.mark.parametrize("meets", [True, False])
+def test_the_trial_verdict_follows_the_adoption_counts(monkeypatch: pytest.MonkeyPatch, meets: bool) -> None:
+    calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
+    cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
+    found = [alternatives.Evaluation("pneumonia-confirm-seeds / main", ["pneumonia-confirm-seeds"], cases)]
+    monkeypatch.setattr(alternatives, "improves_on", lambda rule, reference: meets)
+    verdict = alternatives.section(found)[-1]
+    assert verdict == (
+        f'The rule on trial, {alternatives.ON_TRIAL}, against "now" by the adoption counts: '
+        + (
+            "it meets them, so it replaces the hub's rule (the change to the hub's fit and a rerun of "
+            "every study follow). Met here: " + ", ".join(n for n, _ in alternatives.RULES[1:]) + "."
+            if meets
+            else "it does not meet them, so the hub's rule stays and no rule of this list replaces it. "
+            "Met here: none."
+        )
+    )
 
 
 def test_a_replay_that_drifts_from_the_served_consensus_stops(tmp_path: Path) -> None:
