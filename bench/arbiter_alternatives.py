@@ -380,7 +380,7 @@ def improves_on(rule: Tally, reference: Tally) -> bool:
 
 
 def section(found: list[Evaluation]) -> list[str]:
-    """The docs section: a table per group of evaluations, the verdict, the fresh draws."""
+    """The docs section: a table per group of evaluations, the adoption verdict, the trial's verdict."""
     tallies = replay(found)
     reference = tallies[NOW]
     groups = {group: [e.label for e in found if e.group == group] for group in GROUPS}
