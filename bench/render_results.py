@@ -88,11 +88,11 @@ def _baseline(studies_dir: Path, result: dict[str, Any]) -> dict[str, Any] | Non
 def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
     """The section's lines (``lines[0]`` is its heading)."""
     lines = [HEADING, "", INTRO, ""]
-    names = study_names(studies_dir)
-    bar = bar_lines([load_report(studies_dir, name) for name in names])
+    reports = {name: load_report(studies_dir, name) for name in study_names(studies_dir)}
+    bar = bar_lines(list(reports.values()))
     for group, studies in PREREGISTERED.items():
-        chosen = [name for name in names if name in studies]
-        if rows := bar_rows([load_report(studies_dir, name) for name in chosen])[0]:
+        chosen = [name for name in reports if name in studies]
+        if rows := bar_rows([reports[name] for name in chosen])[0]:
             bar += [
                 "",
                 f"The {group} alone ({', '.join(chosen)}; written and committed before their first "
@@ -109,8 +109,7 @@ def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
             *bar,
             "",
         ]
-    for name in names:
-        result = load_report(studies_dir, name)
+    for name, result in reports.items():
         body = study_markdown(result, _baseline(studies_dir, result), heading="###", with_yaml=False)
         files = f"[study report](studies/{name}/study.md), [evaluation](studies/{name}/evaluation.md)"
         lines += [body.rstrip(), "", f"Files: {files}.", "", f"![{name}](studies/{name}/evaluation.png)", ""]

@@ -302,6 +302,13 @@ def test_without_cases_files_the_script_says_to_rerun_the_studies(monkeypatch: p
         alternatives.main()
 
 
+def test_a_trial_of_a_rule_that_is_not_in_the_list_stops_the_script(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.argv", ["arbiter_alternatives.py"])
+    monkeypatch.setattr(alternatives, "ON_TRIAL", "competence in the fit, too")
+    with pytest.raises(SystemExit, match="ON_TRIAL names no rule: 'competence in the fit, too'"):
+        alternatives.main()
+
+
 def test_a_broken_cases_file_or_study_report_stops_the_script_naming_the_file(tmp_path: Path) -> None:
     folder = _study(tmp_path, "pneumonia")
     broken = folder / "variants" / "balanced-evaluation" / "cases.npz"
