@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from registry.bundle.free_text import KNOWN_DOMAINS, MAX_FIELD_CHARS, PATTERNS, Finder  # noqa: E402
+from registry.bundle.free_text import HOST_NAME_REGEX, MAX_FIELD_CHARS, PATTERNS, Finder  # noqa: E402
 
 PROBE_CHARS = 8192
 REALISTIC = (
@@ -72,9 +72,7 @@ FIXES = (
     ),
     Fix(
         "host name",
-        re.compile(
-            rf"\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:{KNOWN_DOMAINS})\b", re.IGNORECASE
-        ),
+        HOST_NAME_REGEX,
         (
             "exported from pacs01.radiology.lan",
             "see a.-b-.com and _a.com and _x-a.com",
@@ -134,6 +132,8 @@ def main() -> None:
         "a.a.a.…": "a." * (PROBE_CHARS // 2),
         "a-a-a-…": "a-" * (PROBE_CHARS // 2),
         "a.a.a.…_.com": "a." * (PROBE_CHARS // 2 - 3) + "_.com",
+        "1:1:1:…": "1:" * (PROBE_CHARS // 2),
+        "tel +1 +1 …": "tel" + " +1" * (PROBE_CHARS // 3 - 1),
     }
     per_pattern = [
         f"| {name} | "

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from gsco_common.errors import DataError, ImageError
+from gsco_common.text import first_items
 
 
 def refuse_degenerate(pixels: np.ndarray) -> np.ndarray:
@@ -39,7 +40,7 @@ def refuse_degenerate_images(images: Sequence[np.ndarray], what: str) -> None:
         except ImageError as exc:
             bad.append(f"image {position} {exc.message.removeprefix('the image ')}")
     if bad:
-        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+        shown = first_items(bad, 5, "; ")
         raise DataError(
             f"{what} holds {len(bad)} image(s) no specialist can see anything in: {shown}",
             hint="remove them from the data set; positions count from 1 in the split's order",

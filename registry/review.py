@@ -31,7 +31,7 @@ from registry.store.models import APPROVED, PENDING, REJECTED, REVOKED, VersionR
 from registry.store.tables import ApprovalRow
 from registry.stores import RegistryStores
 from registry.trust import verify_site_signature
-from registry.trust_audit import sign_checkpoint
+from registry.trust_audit import refuse_trust_problems, sign_checkpoint
 
 _ACTIONS = {APPROVED: "model.approve", REJECTED: "model.reject", REVOKED: "model.revoke"}
 
@@ -308,12 +308,10 @@ class Review(RegistryStores):
 
     def _refuse_untrusted_state(self, central_key_pem: bytes) -> None:
         """Vouch for no version while the trust tables disagree with the audit log, as the hub does."""
-        problems = self.trust_problems(central_key_pem)
-        if problems:
-            raise ServingStateError(
-                f"the registry's trust state fails its audit ({len(problems)} problem(s)): {problems[0]}",
-                hint="run `gsco-registry verify --all`; restore the registry database from backup",
-            )
+        refuse_trust_problems(
+            self.trust_problems(central_key_pem),
+            hint="run `gsco-registry verify --all`; restore the registry database from backup",
+        )
 
 
 def _outcome(check: Any) -> str:

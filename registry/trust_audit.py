@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gsco_common.errors import ServingStateError
 from gsco_common.keys import fingerprint, load_public_key_pem
 from registry.store import audit
 from registry.store.tables import ApprovalRow, AuditRow, RetiredKeyRow, SiteRow
@@ -136,6 +137,15 @@ def _approval_problems(session: Session, rows: list[AuditRow]) -> list[str]:
         for _ in range(c)
     ]
     return [f"approval decision {item}" for item in sorted(missing + extra)]
+
+
+def refuse_trust_problems(problems: list[str], *, hint: str) -> None:
+    """Raise :class:`ServingStateError` with the number of ``problems`` and the first, if any."""
+    if problems:
+        raise ServingStateError(
+            f"the registry's trust state fails its audit ({len(problems)} problem(s)): {problems[0]}",
+            hint=hint,
+        )
 
 
 def trust_problems(session: Session, central_key_pem: bytes) -> list[str]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from gsco_common.errors import DataError, PrivacyError
 from gsco_common.ids import CASE_ID, TASK_ID
+from gsco_common.text import first_items
 from gsco_runtime.cases.readers import RawCases
 from registry.bundle.free_text import looks_identifying
 
@@ -127,8 +128,7 @@ def refuse_identifying(texts: Sequence[str], what: str) -> None:
 
 def _rows(indices: Sequence[int]) -> str:
     """Row numbers from 1, the first ten shown."""
-    shown = ", ".join(str(i + 1) for i in indices[:10])
-    return shown + (f" and {len(indices) - 10} more" if len(indices) > 10 else "")
+    return first_items([str(i + 1) for i in indices], 10)
 
 
 def library_dir(home: Path, task_id: str) -> Path:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from gsco_common.errors import (
     GscoError,
+    NotFoundError,
     RegistryError,
     RegistryUnavailableError,
     RuntimeServiceError,
@@ -137,6 +138,7 @@ class SpecialistPool:
         self._last_sync: float | None = None
         self._last_error: str | None = None
         self._load_seconds: dict[str, float] = {}
+        self._unregistered: set[str] = set()  # watched tasks the registry said it does not know
 
     def watch(self, task_ids: Iterable[str]) -> None:
         """Serve these tasks (synced immediately)."""
@@ -165,6 +167,10 @@ class SpecialistPool:
         if task_id not in self._tasks:
             self.watch([task_id])
         snap = self._snapshots.get(task_id)
+        if task_id in self._unregistered:
+            raise NotFoundError(
+                f"the registry has no task {task_id!r}", hint="`gsco-registry tasks list` shows its tasks"
+            )
         if snap is None or not snap.specialists:
             hint = (
                 "the registry is unreachable and no verified copy is cached"
@@ -199,6 +205,10 @@ class SpecialistPool:
         self._last_sync = time.time()
         self._last_error = None
         self.cache.remember_approved(task_id, list(state.approved), state.statement)
+        if state.registered:
+            self._unregistered.discard(task_id)
+        else:
+            self._unregistered.add(task_id)
         self._apply(task_id, state)
 
     def _serve_from_cache(self, task_id: str) -> None:

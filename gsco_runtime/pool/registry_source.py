@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gsco_common.errors import RegistryUnavailableError, ServingStateError, SignatureError
+from gsco_common.errors import RegistryUnavailableError, SignatureError
 from gsco_common.keys import fingerprint, load_public_key_pem
 from gsco_runtime.pool.source import BundleRef, TaskState, TrustRecord
 from registry.config import RegistryConfig
@@ -22,6 +22,7 @@ from registry.pinning import pinned_central_key, require_pinned
 from registry.service import Registry
 from registry.serving_state import SequenceGuard, SignedApprovedSet
 from registry.trust import TrustStore, verify_approved
+from registry.trust_audit import refuse_trust_problems
 
 
 class RegistrySource:
@@ -54,15 +55,14 @@ class RegistrySource:
                 registry.ping()
                 problems = registry.trust_problems(self.central_key_pem)
                 signed = registry.serving_statement(task_id)
+                registered = any(task.task_id == task_id for task in registry.tasks())
                 self._trust = registry.trust_store(self.central_key_pem)
             except RegistryUnavailableError:
                 self._drop()
                 raise
-        if problems:
-            raise ServingStateError(
-                f"the registry's trust state fails its audit ({len(problems)} problem(s)): {problems[0]}",
-                hint="run `gsco-registry verify --all`; the hub keeps serving its last verified set",
-            )
+        refuse_trust_problems(
+            problems, hint="run `gsco-registry verify --all`; the hub keeps serving its last verified set"
+        )
         revoked = self._trust.revoked_digests
         admitted = tuple(ref for ref in self._admit(task_id, signed) if ref.bundle_digest not in revoked)
         approved = self._with_approval_records(admitted)
@@ -72,6 +72,7 @@ class RegistrySource:
             revoked_models=self._trust.revoked_models,
             trusted_sites=frozenset(self._trust.site_keys),
             statement=None if signed is None else signed.to_dict(),
+            registered=registered,
         )
 
     def _admit(self, task_id: str, signed: SignedApprovedSet | None) -> tuple[BundleRef, ...]:

@@ -59,8 +59,10 @@ class TaskState:
     ``revoked_models``: ``model.onnx`` contents withdrawn (under whatever name carries them);
     ``trusted_sites``: fingerprints of enrolled, active site keys (None when unknown);
     ``statement``: the signed approved set the candidates come from, kept in the cache so an
-    offline start serves only what a verified statement lists. A loaded version whose digest is
-    revoked or whose site key is no longer trusted leaves the pool.
+    offline start serves only what a verified statement lists; ``registered``: whether the
+    registry knows the task at all (a typo has no specialists, but needs another hint than a
+    task with none approved yet). A loaded version whose digest is revoked or whose site key is
+    no longer trusted leaves the pool.
     """
 
     approved: tuple[BundleRef, ...]
@@ -68,6 +70,7 @@ class TaskState:
     trusted_sites: frozenset[str] | None = None
     statement: dict[str, Any] | None = None
     revoked_models: frozenset[str] = field(default_factory=frozenset)
+    registered: bool = True
 
     def withdrawn(self, digest: str, content_digest: str, site_fingerprint: str) -> bool:
         untrusted = self.trusted_sites is not None and site_fingerprint not in self.trusted_sites

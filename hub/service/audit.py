@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from gsco_common.audit_chain import GENESIS, ChainReport, Link, link_digest, verify_links
 from gsco_common.errors import AuditError, NotFoundError
-from hub.service.database import AuditRow, DecisionRow, HubDatabase
+from hub.service.database import AuditRow, DecisionRow, HubDatabase, ReviewRow
 
 DIAGNOSIS = "diagnosis"
 REVIEW = "review"
@@ -131,16 +131,26 @@ class HubRecords:
             session.add(DecisionRow(id=decision_id, task_id=task_id, body=body, review=None))
 
     def decision(self, decision_id: str) -> dict[str, Any]:
-        """The stored decision with its review (None until reviewed)."""
+        """The stored decision with its latest review (None until reviewed) and every review, oldest first."""
         with self.db.session() as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 raise NotFoundError("no diagnosis with this id")
-            return {**row.body, "review": row.review}
+            reviews = [
+                r.body
+                for r in session.scalars(
+                    select(ReviewRow).where(ReviewRow.decision_id == decision_id).order_by(ReviewRow.id)
+                )
+            ]
+            if not reviews and row.review is not None:
+                reviews = [row.review]  # reviewed before the hub kept every review
+            return {**row.body, "review": row.review, "reviews": reviews}
 
     def save_review(self, decision_id: str, review: dict[str, Any]) -> None:
+        """Keep ``review`` with the decision's earlier ones and make it the latest."""
         with self.db.session() as session:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 raise NotFoundError("no diagnosis with this id")
             row.review = review
+            session.add(ReviewRow(decision_id=decision_id, body=review))

@@ -1,4 +1,4 @@
-"""The hub database (SQLAlchemy): access tokens, stored decisions and the hub's audit trail.
+"""The hub database (SQLAlchemy): access tokens, stored decisions, their reviews and the audit trail.
 
 SQLite under the hub home by default, a PostgreSQL URL in production (several replicas then
 share tokens, decisions and audit). Tables carry the ``hub_`` prefix so the hub database may
@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, Integer, String, create_engine, event, inspect
+from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, String, create_engine, event, inspect
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -37,7 +37,10 @@ class TokenRow(Base):
 
 
 class DecisionRow(Base):
-    """A decision as returned to the clinician (never the image), and its review when given."""
+    """A decision as returned to the clinician (never the image), and its latest review.
+
+    Every review, the latest too, is also a :class:`ReviewRow`.
+    """
 
     __tablename__ = "hub_decisions"
 
@@ -45,6 +48,16 @@ class DecisionRow(Base):
     task_id: Mapped[str] = mapped_column(String(64))
     body: Mapped[dict] = mapped_column(JSON)
     review: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+
+
+class ReviewRow(Base):
+    """One clinician review of a decision; a decision reviewed again keeps every earlier one."""
+
+    __tablename__ = "hub_reviews"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    decision_id: Mapped[str] = mapped_column(String(40), ForeignKey(DecisionRow.id), index=True)
+    body: Mapped[dict] = mapped_column(JSON)
 
 
 class AuditRow(Base):

@@ -121,22 +121,32 @@ async def diagnose(
     output = _output_format(request, fmt)
     if output == "dicom-sr" and upload.dicom is not None:
         check_sr_source(upload.dicom)
-    decision = await run_in_threadpool(
-        hub.runtime.engine.diagnose, upload.pixels, form.task_id, use_generalist=form.generalist
-    )
+    answer, task_id = await run_in_threadpool(_diagnose_and_record, hub, form, upload, output, token.actor)
+    hub.metrics.diagnoses.labels(task=task_id).inc()
+    return answer
+
+
+def _diagnose_and_record(
+    hub: Any, form: DiagnosisForm, upload: Upload, output: str, actor: str
+) -> tuple[Response | dict[str, Any], str]:
+    """Decide, build the answer, then store and audit the decision; the answer and the task id.
+
+    Run in the threadpool as a whole: building an SR or a FHIR Bundle takes tens of
+    milliseconds and the database writes wait on disk, neither of which may stall the event loop.
+    """
+    decision = hub.runtime.engine.diagnose(upload.pixels, form.task_id, use_generalist=form.generalist)
     result = decision_body(decision, k=form.k, low_confidence_below=hub.settings.low_confidence_below)
     answer = _answer(output, result, upload)
     hub.records.save_decision(result["id"], result["task_id"], result)
     hub.records.append(
-        token.actor,
+        actor,
         DIAGNOSIS,
         task_id=result["task_id"],
         image_sha256=upload.sha256,
         models=models_of(result),
         decision={k: result[k] for k in ("id", "label", "confidence", "arbiter", "low_confidence")},
     )
-    hub.metrics.diagnoses.labels(task=result["task_id"]).inc()
-    return answer
+    return answer, result["task_id"]
 
 
 @router.get("/diagnoses/{decision_id}")
@@ -207,7 +217,14 @@ async def report(request: Request, token: TokenInfo = Depends(clinician)) -> dic
     form, upload = await _read_upload(request)
     written = await run_in_threadpool(hub.runtime.engine.report, upload.pixels, form.task_id)
     models = [{"name": s.model_name, "version": s.version, "digest": s.digest} for s in written.specialists]
-    hub.records.append(token.actor, REPORT, task_id=form.task_id, image_sha256=upload.sha256, models=models)
+    await run_in_threadpool(
+        hub.records.append,
+        token.actor,
+        REPORT,
+        task_id=form.task_id,
+        image_sha256=upload.sha256,
+        models=models,
+    )
     return {
         "task_id": written.task_id,
         "text": written.text,

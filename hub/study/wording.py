@@ -27,8 +27,13 @@ def difference_text(test: Mapping[str, Any] | None) -> str:
     return text + (f", p {test['p_value']:.2g}" if test.get("p_value") is not None else "")
 
 
+def _tenths_of_a_point(delta: float) -> float:
+    """``100 * delta`` to one decimal, a rounded-away sign dropped (``-0.0`` reads as a loss)."""
+    return round(100 * delta, 1) + 0.0
+
+
 def points(delta: float) -> str:
-    return f"{100 * delta:+.1f} points"
+    return f"{_tenths_of_a_point(delta):+.1f} points"
 
 
 def mean_sd_text(stat: Mapping[str, Any] | None, digits: int = 3) -> str:
@@ -42,4 +47,4 @@ def points_mean_sd(stat: Mapping[str, Any] | None) -> str:
     if stat is None:
         return "—"
     sd = "—" if stat["sd"] is None else f"{100 * stat['sd']:.1f}"
-    return f"{100 * stat['mean']:+.1f} ± {sd} points"
+    return f"{_tenths_of_a_point(stat['mean']):+.1f} ± {sd} points"

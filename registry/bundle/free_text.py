@@ -2,14 +2,15 @@
 
 The identifier scan (:mod:`registry.bundle.phi`) finds strings the site knows (file names, patient
 ids, host and user names). Free text typed by people can hold identifying text no list contains:
-a patient's name, a record number, a birth date, an e-mail address, a host name or IP address, a
-file path or a file share.
+a patient's name, a record number, a birth date, a phone number, an e-mail address, a host name or
+IP address (v4 or v6), a file path or a file share.
 These patterns catch those. Only the *field* is ever reported, never the value, and each field is
 scanned up to :data:`MAX_FIELD_CHARS` characters (a longer text is reported as is: fail closed).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from typing import Protocol
@@ -22,11 +23,18 @@ KNOWN_DOMAINS = (
     "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov"
     "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca"
 )
-FILE_EXTENSIONS = "safetensors|onnx|pt|pth|ckpt|bin|h5|pb|tflite|json|yaml|yml|toml|txt|md|py|zip|gz|tar|whl"
-"""Last labels that name a weights, config or software file (``resnet18.safetensors``), not a host."""
+FILE_EXTENSIONS = (
+    "safetensors|onnx|pt|pth|ckpt|bin|h5|pb|tflite|json|yaml|yml|toml|ini|cfg|txt|md|csv|npz|npy|log"
+    "|py|js|html|zip|gz|tar|whl"
+)
+"""Last labels that name a weights, config, data or software file (``resnet18.safetensors``,
+``node.js``), not a host."""
 TLD = rf"(?i:{KNOWN_DOMAINS})\b|(?!(?:{FILE_EXTENSIONS})\b)[a-z]{{2,63}}\b"
 """How a host name ends: a known domain in any case, or any lowercase label of 2 to 63 letters
 (``.eu``, ``.io``, ``.hospital``) that is not a file extension."""
+HOST_NAME_REGEX = re.compile(rf"\b(?i:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*)\.(?:{TLD})")
+"""What a host name is, as a regex. Quadratic on long runs of labels, so the scan uses
+:class:`HostNames`, which must find the same (the tests and ``bench/free_text_scan.py`` check)."""
 _HOST_RUN = re.compile(r"[a-z0-9.-]+", re.IGNORECASE)
 _TLD_HERE = re.compile(rf"(?:{TLD})")
 _DOT_TLD = re.compile(rf"\.(?:{TLD})")
@@ -51,8 +59,8 @@ class Finder(Protocol):
 class HostNames:
     r"""Host names (``pacs01.radiology.lan``, ``ws7.klinikum.eu``), found in linear time.
 
-    It finds what ``\b[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9-]+)*\.(?:TLD)\b`` finds
-    (the labels case-insensitive, :data:`TLD` as it says), but that regex is retried from every
+    It finds what :data:`HOST_NAME_REGEX` finds (the labels case-insensitive, :data:`TLD` as it
+    says), but that regex is retried from every
     label of a run such as ``a.a.a.…`` and runs to its end each time: quadratic, minutes for one
     64 KiB field. Instead each run of host characters is read once, label by label: a host name
     ends at a dot followed by a :data:`TLD`, preceded by an unbroken chain of non-empty labels of
@@ -76,6 +84,64 @@ class HostNames:
                     can_start = True
                 offset += len(label) + 1
         return False
+
+
+_IPV6_RUN = re.compile(r"(?<![\w:.])[0-9a-f:]{2,39}(?![\w:])", re.IGNORECASE)
+
+
+class IPv6Addresses:
+    """IPv6 addresses (``fe80::1ff:fe23:4567:890a``, ``2001:db8::7``).
+
+    Runs of hex digits and colons that :mod:`ipaddress` reads as one, with a group of two or more
+    digits. A run glued to a word or a colon (``sha256:ab…``, ``std::vector``) is none; a time
+    such as ``12:30:45`` is no address.
+    """
+
+    def search(self, text: str) -> bool:
+        for run in _IPV6_RUN.finditer(text):
+            candidate = run.group()
+            if candidate.endswith(":") and not candidate.endswith("::"):
+                candidate = candidate[:-1]  # "fe80::1: unreachable"
+            if max(map(len, candidate.split(":"))) < 2:
+                continue  # "a::b", "::1": too little to name a machine
+            try:
+                ipaddress.IPv6Address(candidate)
+            except ValueError:
+                continue
+            return True
+        return False
+
+
+MIN_PHONE_DIGITS = 8
+"""Digits of the shortest number taken for a phone number after ``+`` (E.164 allows 15 at most)."""
+MIN_KEYED_PHONE_DIGITS = 6
+"""Digits of the shortest number taken for one after "Tel.", "phone", "Fax" and the like."""
+_PHONE_INTERNATIONAL = re.compile(r"(?<![\w+])\+\d[\d ()/-]{5,24}")
+_PHONE_KEYED = re.compile(
+    r"\b(?:tel|phone|telephone|fax|telefon|mobile?|pager)\b\.?:?\s{0,3}[+(]?\d[\d ()/.-]{3,24}", re.IGNORECASE
+)
+_PHONE_NANP = re.compile(r"(?<![\w.-])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w]|[.-]\d)")
+
+
+class PhoneNumbers:
+    """Phone and fax numbers.
+
+    International (``+49 30 4505-1234``, ``+1 (555) 123-4567``), North American
+    (``(555) 123-4567``, ``555-123-4567``), or any digits after "Tel.", "phone", "Fax", "Telefon",
+    "mobile" or "pager" (``Tel. 030 4505 1234``). A number written without a separator is a run of
+    digits the record-number pattern finds; a national number with spaces and no marker
+    (``030 4505 1234``) looks like a list of numbers and is not taken for one.
+    """
+
+    def search(self, text: str) -> bool:
+        def digits(found: re.Match[str]) -> int:
+            return sum(ch.isdigit() for ch in found.group())
+
+        return (
+            _PHONE_NANP.search(text) is not None
+            or any(digits(found) >= MIN_PHONE_DIGITS for found in _PHONE_INTERNATIONAL.finditer(text))
+            or any(digits(found) >= MIN_KEYED_PHONE_DIGITS for found in _PHONE_KEYED.finditer(text))
+        )
 
 
 def _name_like(word: str) -> bool:
@@ -121,6 +187,8 @@ PATTERNS: dict[str, Finder] = {
     "file path": re.compile(r"(?:^|[\s(\"'=:])~?(?:/[\w.-]+){2,}|\b[A-Za-z]:\\|\\\\\w|\bfile:/"),
     "person name": PersonNames(),
     "IP address": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"),
+    "IPv6 address": IPv6Addresses(),
+    "phone number": PhoneNumbers(),
     "network location": re.compile(
         r"(?<![\w+.-])(?:smb|cifs|nfs|afp|sftp|scp|ftps?)://|(?<![\w+.-])[a-z][\w+.-]*://[\w-]+(?![\w.-])",
         re.IGNORECASE,
@@ -137,6 +205,8 @@ ORIGIN_PATTERNS = (
     "file path",
     "person name",
     "IP address",
+    "IPv6 address",
+    "phone number",
     "network location",
 )
 

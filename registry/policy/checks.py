@@ -18,6 +18,7 @@ from google.protobuf.message import DecodeError
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
 from gsco_common.errors import CardError, SignatureError
+from gsco_common.text import first_items
 from registry.bundle.card import Card, card_strings
 from registry.bundle.free_text import free_text_fields
 from registry.bundle.layout import MODEL_FILE, SITE_SIG
@@ -180,7 +181,7 @@ def _anonymization(review: BundleUnderReview, policy: Policy) -> str:
 
 
 def _few(fields: list[str]) -> str:
-    return ", ".join(fields[:5]) + (f" (+{len(fields) - 5} more)" if len(fields) > 5 else "")
+    return first_items(fields, 5)
 
 
 def _metric_floor(review: BundleUnderReview, policy: Policy) -> str:

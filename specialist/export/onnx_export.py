@@ -27,6 +27,7 @@ from google.protobuf.message import EncodeError
 from onnx import ModelProto
 
 from gsco_common.errors import ExportError, PrivacyError
+from gsco_common.text import first_items
 from registry.bundle.card import INPUT_NAME, OUTPUT_NAMES
 from registry.bundle.phi import onnx_strings, scan_strings, system_identifiers
 from specialist.export.anonymize import anonymize_in_place
@@ -175,9 +176,8 @@ def export_specialist(
     data = serialize_single_file(proto)
     hits = scan_strings(onnx_strings(proto), [*forbidden, *system_identifiers()], deny_list=deny_list)
     if hits:
-        shown = ", ".join(hits[:10]) + (f" (+{len(hits) - 10} more)" if len(hits) > 10 else "")
         raise PrivacyError(
-            f"model.onnx would contain identifying strings in: {shown}",
+            f"model.onnx would contain identifying strings in: {first_items(hits, 10)}",
             hint="nothing was written; remove the identifying names from the model or deny-list",
         )
     input_shape = _shape(proto.graph.input[0])

@@ -33,6 +33,7 @@ from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
 from torch import nn
 
 from gsco_common.errors import ModelError
+from gsco_common.text import first_items
 from specialist.models.specialist import Specialist
 
 log = logging.getLogger(__name__)
@@ -210,6 +211,4 @@ def _resample(key: str, tensor: torch.Tensor, shape: torch.Size, net: nn.Module)
 def _listing(what: str, items: list[str]) -> str:
     if not items:
         return ""
-    shown = ", ".join(items[:_SHOWN])
-    more = f" (+{len(items) - _SHOWN} more)" if len(items) > _SHOWN else ""
-    return f"{what}: {shown}{more}"
+    return f"{what}: {first_items(items, _SHOWN)}"

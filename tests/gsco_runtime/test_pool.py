@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gsco_common.errors import RuntimeServiceError, SignatureError
+from gsco_common.errors import NotFoundError, RuntimeServiceError, SignatureError
 from gsco_runtime.pool.cache import BundleCache
 from gsco_runtime.pool.pool import BatchSettings, PoolSnapshot, SpecialistPool
 from gsco_runtime.pool.registry_source import RegistrySource
@@ -259,11 +259,24 @@ def test_a_bundle_listed_under_another_task_is_refused(
     assert refused.value.message == f"{ref.key} is listed under task 'another-task'; its card names another"
 
 
-def test_unknown_task_has_no_specialists(world: World, tmp_path: Path) -> None:
+def test_a_task_the_registry_does_not_know_is_named_so_not_sent_to_approve(
+    world: World, tmp_path: Path
+) -> None:
     pool = _pool(world, tmp_path / "cache")
-    with pytest.raises(RuntimeServiceError) as refused:
+    with pytest.raises(NotFoundError) as refused:
         pool.snapshot("no-such-task")
-    assert refused.value.message == "no approved specialist is loaded for task 'no-such-task'"
+    assert refused.value.message == "the registry has no task 'no-such-task'"
+    assert refused.value.hint == "`gsco-registry tasks list` shows its tasks"
+
+
+def test_a_registered_task_without_an_approved_version_says_to_approve_one(
+    world: World, tmp_path: Path
+) -> None:
+    pool = _pool(world, tmp_path / "cache")
+    task = world.new_task()
+    with pytest.raises(RuntimeServiceError) as refused:
+        pool.snapshot(task)
+    assert refused.value.message == f"no approved specialist is loaded for task {task!r}"
     assert refused.value.hint == "approve a version with `gsco-registry approve`"
 
 

@@ -116,6 +116,12 @@ def test_diagnose_prints_the_decision(world: World, task: str, cases_npz: Path, 
     assert no_generalist.exit_code == 11 and "needs a generalist" in no_generalist.stderr
     missing = runner.invoke(app, _hub(world, "diagnose", "absent.png", "--task", task))
     assert missing.exit_code == 3 and "error[GSCO-200]" in missing.stderr
+    typo = runner.invoke(app, _hub(world, "diagnose", str(image), "--task", "nope"))
+    assert typo.exit_code == 14 and typo.stdout == ""
+    assert typo.stderr.splitlines()[:2] == [
+        "error[GSCO-804]: the registry has no task 'nope'",
+        "hint: `gsco-registry tasks list` shows its tasks",
+    ]
 
 
 def test_diagnose_refuses_a_constant_image_instead_of_labelling_it(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import time
@@ -13,7 +14,7 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from hub.service import webhook
+from hub.service import routes_clinical, webhook
 from hub.service.fhir import r4_models, validate_r4
 from tests.gsco_runtime.world import LABELS
 from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
@@ -157,11 +158,22 @@ def test_diagnosis_json_stored_reviewed_and_audited(hub: Hub) -> None:
             f"/v1/diagnoses/{body['id']}/review", json={"action": "override", "label": other, "comment": "no"}
         ).json()
         assert reviewed["review"]["label"] == other and reviewed["review"]["reviewer"] == "clinician:dr-who#1"
+        stored = client.get(f"/v1/diagnoses/{body['id']}").json()
+        assert stored["review"] == reviewed["review"] and stored["reviews"] == [reviewed["review"]]
         _error(client.get("/v1/diagnoses/unknown"), 404, "GSCO-804")
+    with hub.client(hub.admin) as client:  # a second reviewer confirms the AI's label: both are kept
+        confirmed = client.post(f"/v1/diagnoses/{body['id']}/review", json={"action": "confirm"}).json()
+        stored = client.get(f"/v1/diagnoses/{body['id']}").json()
+    assert (
+        confirmed["review"]["label"] == body["label"]
+        and confirmed["review"]["reviewer"] == "admin:it-admin#2"
+    )
+    assert stored["review"] == confirmed["review"]
+    assert stored["reviews"] == [reviewed["review"], confirmed["review"]]
     with hub.client(hub.admin) as client:
         entries = client.get("/v1/audit", params={"limit": 1000}).json()["entries"]
     mine = [e for e in entries if (e["decision"] or {}).get("id") == body["id"]]
-    assert [e["action"] for e in mine] == ["diagnosis", "review"]
+    assert [e["action"] for e in mine] == ["diagnosis", "review", "review"]
     import hashlib
 
     assert mine[0]["image_sha256"] == hashlib.sha256(data).hexdigest()
@@ -225,6 +237,39 @@ def test_accept_header_gives_fhir_r4_bundle(hub: Hub) -> None:
     assert [ref.reference for ref in resources[0].result] == [e["fullUrl"] for e in body["entry"][1:]]
     assert "approved by tester" in str(resources[2].method.text)
     assert str(resources[0].text.div).startswith('<div xmlns="http://www.w3.org/1999/xhtml">')
+
+
+def test_answers_and_records_are_built_off_the_event_loop(hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An SR, a FHIR Bundle and the database writes run in the threadpool: one slow request
+    must not stall every other one on the loop."""
+    seen: list[tuple[str, bool]] = []
+
+    def spy(name: str, original):
+        def wrapped(*args, **kwargs):
+            try:
+                asyncio.get_running_loop()
+                on_loop = True
+            except RuntimeError:
+                on_loop = False
+            seen.append((name, on_loop))
+            return original(*args, **kwargs)
+
+        return wrapped
+
+    records = hub.app.state.hub.records  # type: ignore[attr-defined]
+    monkeypatch.setattr(routes_clinical, "build_sr", spy("sr", routes_clinical.build_sr))
+    monkeypatch.setattr(routes_clinical, "build_bundle", spy("fhir", routes_clinical.build_bundle))
+    monkeypatch.setattr(records, "save_decision", spy("save_decision", records.save_decision))
+    monkeypatch.setattr(records, "append", spy("audit", records.append))
+    for output in ("dicom-sr", "fhir", "json"):
+        pixels = np.random.default_rng(4).integers(0, 256, (28, 28), dtype=np.uint8)
+        response = _diagnose(hub, _dicom(pixels), format=output)
+        assert response.status_code == 200, response.text
+    assert seen == [
+        ("sr", False), ("save_decision", False), ("audit", False),
+        ("fhir", False), ("save_decision", False), ("audit", False),
+        ("save_decision", False), ("audit", False),
+    ]  # fmt: skip
 
 
 def test_the_fhir_validator_is_r4_and_refuses_what_r4_lacks() -> None:

@@ -120,3 +120,25 @@ def test_a_database_with_the_unchained_audit_table_is_refused(tmp_path: Path) ->
     engine.dispose()
     with pytest.raises(ConfigError, match="predates the hash-chained audit trail"):
         HubDatabase(f"sqlite:///{path}")
+
+
+def test_every_review_is_kept_and_a_review_from_before_the_history_still_shows(tmp_path: Path) -> None:
+    db = HubDatabase(f"sqlite:///{tmp_path / 'hub.db'}")
+    records = HubRecords(db)
+    records.save_decision("d1", "task-a", {"id": "d1", "label": "normal"})
+    first, second = {"action": "override", "label": "pneumonia"}, {"action": "confirm", "label": "normal"}
+    records.save_review("d1", first)
+    records.save_review("d1", second)
+    assert records.decision("d1") == {
+        "id": "d1",
+        "label": "normal",
+        "review": second,
+        "reviews": [first, second],
+    }
+    records.save_decision("d2", "task-a", {"id": "d2", "label": "normal"})
+    with db.engine.begin() as connection:  # what a hub that kept only the latest review wrote
+        connection.execute(
+            text("UPDATE hub_decisions SET review = :r WHERE id = 'd2'"), {"r": json.dumps(first)}
+        )
+    assert records.decision("d2")["reviews"] == [first]
+    db.close()

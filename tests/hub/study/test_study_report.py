@@ -131,6 +131,9 @@ def test_biased_comparison_drop_and_sentence() -> None:
     )
     worse = comparison_lines(_result(0.80, 0.90), baseline)
     assert "drop is NOT smaller than the vote's" in worse[-1]
+    level = comparison_lines(_result(0.9196, 0.90), baseline)  # a drop of 0.04 points
+    assert "| consensus | 0.920 | 0.920 | +0.0 points |" in level
+    assert level[-1].startswith("Accuracy changed by +0.0 points for the consensus")
 
 
 def test_a_failing_step_reports_command_exit_code_and_stderr(tmp_path: Path) -> None:
