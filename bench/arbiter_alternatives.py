@@ -12,9 +12,9 @@ alternatives" section of docs/results.md from their cases files.
 
 The rule used now is replayed too, and must give the served consensus' weights, biases, source
 and labels, or the script stops: a replay that drifted from the hub would make every comparison
-meaningless. Evaluations whose weights came from the cards (no clean calibration set) and studies
-with a named reference (recipe studies, as in the bar) are left out; an evaluation that two
-studies share is counted once.
+meaningless. Evaluations whose weights came from the cards (no clean calibration set), studies
+with a named reference (recipe studies, as in the bar) and the held-out shard studies (which test
+the hub's rule alone) are left out; an evaluation that two studies share is counted once.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from bench.render_results import CONFIRMATION, FRESH, STUDIES_DIR, load_report, study_names  # noqa: E402
+from bench.render_results import CONFIRMATION, FRESH, HELD_OUT, STUDIES_DIR, load_report, study_names  # noqa: E402
 from gsco_common.errors import DataError  # noqa: E402
 from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
@@ -52,6 +52,8 @@ EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
 # The fresh draws (bench/render_results.py's FRESH) are scored as a third group, never used to
 # adopt a rule; the confirmation draws (CONFIRMATION) as a fourth, on which one rule is on trial.
 GROUPS = ("explored", "kept apart", "fresh draws", "confirmation draws")
+# The list of rules closed with the confirmation draws' trial: the held-out shard studies
+# (HELD_OUT) test the hub's rule alone and are not replayed here.
 ON_TRIAL = "competence in the fit too"
 
 Rule = Callable[[CaseInputs], np.ndarray]
@@ -88,7 +90,7 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
     found: dict[str, Evaluation] = {}
     for study in study_names(studies_dir):
         folder = studies_dir / study
-        if reference_name(load_report(studies_dir, study))[1] == "reference":
+        if study in HELD_OUT or reference_name(load_report(studies_dir, study))[1] == "reference":
             continue
         for path in sorted(folder.rglob(CASES_FILE)):
             try:

@@ -210,6 +210,10 @@ class Registry(Review, AbstractContextManager["Registry"]):
         with self.tables.session() as session:
             return catalog.list_tasks(session)
 
+    def has_task(self, task_id: str) -> bool:
+        with self.tables.session() as session:
+            return catalog.has_task(session, task_id)
+
     def enroll_site(self, name: str, public_key_pem: bytes) -> SiteInfo:
         return self._central_change(
             "site.enroll",

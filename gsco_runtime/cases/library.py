@@ -122,7 +122,7 @@ def refuse_identifying(texts: Sequence[str], what: str) -> None:
         raise PrivacyError(
             f"{what} of case row(s) {_rows(rows)} looks identifying",
             hint="nothing was imported; remove names, record numbers (6 or more digits), dates, "
-            "addresses and paths",
+            "phone numbers, addresses and paths",
         )
 
 

@@ -55,7 +55,7 @@ class RegistrySource:
                 registry.ping()
                 problems = registry.trust_problems(self.central_key_pem)
                 signed = registry.serving_statement(task_id)
-                registered = any(task.task_id == task_id for task in registry.tasks())
+                registered = registry.has_task(task_id)
                 self._trust = registry.trust_store(self.central_key_pem)
             except RegistryUnavailableError:
                 self._drop()

@@ -11,6 +11,7 @@ import typer
 from gsco_common.cli import handle_errors
 from hub.cli.context import hub_context
 from hub.service.app import SETTINGS_ENV
+from hub.service.database import HubDatabase
 from hub.service.settings import load_settings
 
 # A worker loads MLflow, onnxruntime and the specialists before it answers the parent's health
@@ -34,6 +35,8 @@ def serve(
     """
     hub = hub_context(ctx)
     settings = load_settings(hub.registry, config, {"central_key": hub.central_key})
+    # Create (or add to) the tables here, once: N workers doing it at once race for the DDL.
+    HubDatabase(settings.database_url).close()
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     args = [
         sys.executable,

@@ -152,5 +152,8 @@ class HubRecords:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 raise NotFoundError("no diagnosis with this id")
+            kept = session.scalars(select(ReviewRow.id).where(ReviewRow.decision_id == decision_id).limit(1))
+            if row.review is not None and kept.first() is None:
+                session.add(ReviewRow(decision_id=decision_id, body=row.review))  # from before the history
             row.review = review
             session.add(ReviewRow(decision_id=decision_id, body=review))

@@ -121,15 +121,13 @@ async def diagnose(
     output = _output_format(request, fmt)
     if output == "dicom-sr" and upload.dicom is not None:
         check_sr_source(upload.dicom)
-    answer, task_id = await run_in_threadpool(_diagnose_and_record, hub, form, upload, output, token.actor)
-    hub.metrics.diagnoses.labels(task=task_id).inc()
-    return answer
+    return await run_in_threadpool(_diagnose_and_record, hub, form, upload, output, token.actor)
 
 
 def _diagnose_and_record(
     hub: Any, form: DiagnosisForm, upload: Upload, output: str, actor: str
-) -> tuple[Response | dict[str, Any], str]:
-    """Decide, build the answer, then store and audit the decision; the answer and the task id.
+) -> Response | dict[str, Any]:
+    """Decide, build the answer, then store, audit and count the decision; the answer.
 
     Run in the threadpool as a whole: building an SR or a FHIR Bundle takes tens of
     milliseconds and the database writes wait on disk, neither of which may stall the event loop.
@@ -146,7 +144,8 @@ def _diagnose_and_record(
         models=models_of(result),
         decision={k: result[k] for k in ("id", "label", "confidence", "arbiter", "low_confidence")},
     )
-    return answer, result["task_id"]
+    hub.metrics.diagnoses.labels(task=result["task_id"]).inc()
+    return answer
 
 
 @router.get("/diagnoses/{decision_id}")

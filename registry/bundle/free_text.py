@@ -86,24 +86,45 @@ class HostNames:
         return False
 
 
-_IPV6_RUN = re.compile(r"(?<![\w:.])[0-9a-f:]{2,39}(?![\w:])", re.IGNORECASE)
+_HEX_COLON_RUN = re.compile(r"[0-9a-f:]+", re.IGNORECASE)
+MAX_IPV6_CHARS = 39
+
+
+def _glued(char: str) -> bool:
+    return char.isalnum() or char == "_"
 
 
 class IPv6Addresses:
-    """IPv6 addresses (``fe80::1ff:fe23:4567:890a``, ``2001:db8::7``).
+    """IPv6 addresses (``fe80::1ff:fe23:4567:890a``, ``2001:db8::7``, ``inet6 addr:fe80::1``).
 
-    Runs of hex digits and colons that :mod:`ipaddress` reads as one, with a group of two or more
-    digits. A run glued to a word or a colon (``sha256:ab…``, ``std::vector``) is none; a time
-    such as ``12:30:45`` is no address.
+    Each maximal run of hex digits and colons is read once (linear in the text): it is an address
+    when :mod:`ipaddress` reads it as one and it has two or more groups, one of three or more
+    digits (``::1``, ``a::b`` and the slices ``x[::10]``, ``v[1::10]`` are none). A run glued to a
+    word or a dot (``std::vector``, ``host_2001:db8::7``), longer than an address
+    (``sha256:ab…``), or a time such as ``12:30:45`` is none.
     """
 
     def search(self, text: str) -> bool:
-        for run in _IPV6_RUN.finditer(text):
-            candidate = run.group()
+        for run in _HEX_COLON_RUN.finditer(text):
+            candidate, start, end = run.group(), run.start(), run.end()
+            if (
+                candidate.startswith(":")
+                and not candidate.startswith("::")
+                and start
+                and text[start - 1].isalpha()
+            ):
+                candidate = candidate[1:]  # "addr:fe80::1": the label's colon
+            elif start and (_glued(text[start - 1]) or text[start - 1] == "."):
+                continue
+            if end < len(text) and _glued(text[end]):
+                continue
             if candidate.endswith(":") and not candidate.endswith("::"):
                 candidate = candidate[:-1]  # "fe80::1: unreachable"
-            if max(map(len, candidate.split(":"))) < 2:
-                continue  # "a::b", "::1": too little to name a machine
+            if len(candidate) > MAX_IPV6_CHARS or candidate.count(":") < 2:
+                continue
+            groups = [group for group in candidate.split(":") if group]
+            if len(groups) < 2 or max(map(len, groups)) < 3:
+                continue
             try:
                 ipaddress.IPv6Address(candidate)
             except ValueError:
@@ -112,36 +133,59 @@ class IPv6Addresses:
         return False
 
 
-MIN_PHONE_DIGITS = 8
-"""Digits of the shortest number taken for a phone number after ``+`` (E.164 allows 15 at most)."""
+MIN_PHONE_DIGITS = 9
+"""Digits of the shortest number taken for one after ``+`` or ``00`` (the shortest international
+numbers have 10; ``+0.5 0.3 0.2 0.1`` has 8)."""
 MIN_KEYED_PHONE_DIGITS = 6
-"""Digits of the shortest number taken for one after "Tel.", "phone", "Fax" and the like."""
-_PHONE_INTERNATIONAL = re.compile(r"(?<![\w+])\+\d[\d ()/-]{5,24}")
-_PHONE_KEYED = re.compile(
-    r"\b(?:tel|phone|telephone|fax|telefon|mobile?|pager)\b\.?:?\s{0,3}[+(]?\d[\d ()/.-]{3,24}", re.IGNORECASE
+"""Digits of the shortest number taken for one after "Tel.", "phone:", "Fax" and the like."""
+_NUMBER = r"[+(]?\d[\d\s()/.-]{3,24}"
+_NUMBER_WORD = r"(?:nr|no|number|nummer)\b\.?"
+_PHONE_INTERNATIONAL = re.compile(
+    r"(?:(?<![\w+])\+|\b00)\d{1,3}[\s.\u2011-]?(?:\(\d{1,5}\)[\s.\u2011-]?)?\d[\d\s.\u2011-]{5,20}\d"
 )
-_PHONE_NANP = re.compile(r"(?<![\w.-])(?:\(\d{3}\)\s?|\d{3}[.-])\d{3}[.-]\d{4}(?![\w]|[.-]\d)")
+# A marker that names a phone on its own ("Tel. 030 …", "Fax 0221 …"), and a word that does only
+# with "no." or a colon after it ("phone: 030 …", but not "mobile 0.87" or "phone 2019-2021").
+_PHONE_KEYED = re.compile(
+    rf"\b(?:tel|t[eé]l[eé]phone|telefon\w*|t[eé]l|fax|rufnummer|handy|mob|pager)\b[\s:#.-]{{0,4}}"
+    rf"(?:{_NUMBER_WORD}[\s:#-]{{0,3}})?({_NUMBER})"
+    rf"|\b(?:phone|telephone|mobile?|cell)\b[\s.-]{{0,2}}(?:[:#]|{_NUMBER_WORD})[\s:#-]{{0,3}}({_NUMBER})",
+    re.IGNORECASE,
+)
+_PHONE_NANP = re.compile(
+    r"(?<![\w.-])(?:1[\s.-])?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[.-])\d{3}[\s.-]\d{4}(?![\w]|[.-]\d)"
+)
+
+
+def _digits(text: str) -> int:
+    return sum(ch.isdigit() for ch in text)
 
 
 class PhoneNumbers:
     """Phone and fax numbers.
 
-    International (``+49 30 4505-1234``, ``+1 (555) 123-4567``), North American
-    (``(555) 123-4567``, ``555-123-4567``), or any digits after "Tel.", "phone", "Fax", "Telefon",
-    "mobile" or "pager" (``Tel. 030 4505 1234``). A number written without a separator is a run of
-    digits the record-number pattern finds; a national number with spaces and no marker
-    (``030 4505 1234``) looks like a list of numbers and is not taken for one.
+    International, after ``+`` or ``00`` (``+49 30 4505-1234``, ``+1 (555) 123-4567``,
+    ``0049 30 4505 1234``, any spaces, dots or hyphens between the groups); North American
+    (``(555) 123-4567``, ``1-800-555-0199``); and any number after "Tel.", "Telefon", "Fax",
+    "Rufnummer", "Handy", "Mob.", "pager", "Tél.", or after "phone", "mobile" or "cell" followed by a colon
+    or "no." (``Tel. 030 4505 1234``, ``Phone no. 020 7946 0958``). A number written without a
+    separator is a run of digits the record-number pattern finds. Not taken for one: a national
+    number with spaces and no marker (``030 4505 1234`` reads like a list of numbers), and a
+    decimal after a marker (``mobile: 0.87``).
     """
 
     def search(self, text: str) -> bool:
-        def digits(found: re.Match[str]) -> int:
-            return sum(ch.isdigit() for ch in found.group())
-
-        return (
-            _PHONE_NANP.search(text) is not None
-            or any(digits(found) >= MIN_PHONE_DIGITS for found in _PHONE_INTERNATIONAL.finditer(text))
-            or any(digits(found) >= MIN_KEYED_PHONE_DIGITS for found in _PHONE_KEYED.finditer(text))
-        )
+        if _PHONE_NANP.search(text) is not None:
+            return True
+        if any(
+            _digits(found.group()) >= MIN_PHONE_DIGITS + found.group().startswith("00") * 2
+            for found in _PHONE_INTERNATIONAL.finditer(text)
+        ):
+            return True
+        for found in _PHONE_KEYED.finditer(text):
+            number = found.group(1) or found.group(2)
+            if _digits(number) >= MIN_KEYED_PHONE_DIGITS and not re.match(r"0\.\d", number):
+                return True
+        return False
 
 
 def _name_like(word: str) -> bool:
@@ -173,7 +217,8 @@ PATTERNS: dict[str, Finder] = {
     # "@" is retried from each of its characters (quadratic: ~20 s for one 64 KiB field).
     "e-mail address": re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
     "date (birth date?)": re.compile(
-        r"\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b"
+        # not inside a decimal: "(0.88-0.94)" is an interval, not 88-0-94
+        r"(?<![\d.])\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b"
         rf"|\b\d{{1,2}}(?:st|nd|rd|th|\.)?[\s,/-]{{0,3}}(?:of\s)?(?:{MONTHS})(?![a-z])\.?[\s,/-]{{0,3}}\d{{4}}\b"
         rf"|\b(?:{MONTHS})\b\.?\s{{1,3}}\d{{1,2}}(?:st|nd|rd|th)?,?\s{{1,3}}\d{{4}}\b",
         re.IGNORECASE,

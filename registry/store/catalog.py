@@ -105,6 +105,10 @@ def get_task(session: Session, task_id: str) -> TaskInfo:
     return _task(row)
 
 
+def has_task(session: Session, task_id: str) -> bool:
+    return session.get(TaskRow, task_id) is not None
+
+
 def list_tasks(session: Session) -> list[TaskInfo]:
     return [_task(row) for row in session.scalars(select(TaskRow).order_by(TaskRow.task_id))]
 

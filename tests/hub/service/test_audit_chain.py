@@ -141,4 +141,6 @@ def test_every_review_is_kept_and_a_review_from_before_the_history_still_shows(t
             text("UPDATE hub_decisions SET review = :r WHERE id = 'd2'"), {"r": json.dumps(first)}
         )
     assert records.decision("d2")["reviews"] == [first]
+    records.save_review("d2", second)  # reviewed again: the earlier review stays in the history
+    assert records.decision("d2")["reviews"] == [first, second]
     db.close()

@@ -5,16 +5,20 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from gsco_common.net import free_port
+from hub.cli import serve_cmd
 from hub.cli.main import app
+from hub.service.database import HubDatabase
 from tests.hub.service.conftest import Hub
 
 runner = CliRunner()
@@ -48,6 +52,30 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     config.write_text("max_upload_mb: -1\n")
     result = runner.invoke(app, _hub(tmp_path, "tokens", "list", "--config", str(config)))
     assert result.exit_code == 2 and "hub setting max_upload_mb" in result.stderr
+
+
+def test_serve_creates_missing_tables_once_before_its_workers_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers that each add a missing table race for the DDL: serve adds it before they start."""
+    database = tmp_path / "hub" / "hub.db"
+    HubDatabase(f"sqlite:///{database}").close()
+    with sqlite3.connect(database) as connection:  # a database from before the review history
+        connection.execute("DROP TABLE hub_reviews")
+    started: list[list[str]] = []
+
+    def execv(path: str, args: list[str]) -> None:
+        with sqlite3.connect(database) as connection:
+            tables = {
+                row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+        assert "hub_reviews" in tables
+        started.append(args)
+
+    monkeypatch.setattr(serve_cmd.os, "execv", execv)
+    result = runner.invoke(app, _hub(tmp_path, "serve", "--workers", "3"))
+    assert result.exit_code == 0, result.output
+    assert len(started) == 1 and started[0][started[0].index("--workers") + 1] == "3"
 
 
 def test_serve_with_two_workers_and_audit_show(hub: Hub) -> None:

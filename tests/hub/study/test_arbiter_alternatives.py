@@ -162,6 +162,10 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     confirmation_calibration = _inputs(TRUTH * 5, [s * 5 for s in SAID], [r * 5 for r in RETRIEVED])
     confirmation = _cases(_inputs(TRUTH, fresh_said, RETRIEVED), confirmation_calibration)
     save_case_inputs(_study(tmp_path, "pneumonia-confirm-seeds") / "cases.npz", confirmation)
+    # a held-out shard study tests the hub's rule alone: its evaluations are not replayed
+    save_case_inputs(
+        _study(tmp_path, "pneumonia-holdout-seeds") / "cases.npz", _cases(shifted, fresh_calibration)
+    )
 
     found = alternatives.evaluations(tmp_path)
     assert [(e.label, e.studies, e.group) for e in found] == [
