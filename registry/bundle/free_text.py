@@ -166,9 +166,9 @@ class PhoneNumbers:
     International, after ``+`` or ``00`` (``+49 30 4505-1234``, ``+1 (555) 123-4567``,
     ``0049 30 4505 1234``, any spaces, dots or hyphens between the groups); North American
     (``(555) 123-4567``, ``1-800-555-0199``); and any number after "Tel.", "Telefon", "Fax",
-    "Rufnummer", "Handy", "Mob.", "pager", "Tél.", or after "phone", "mobile" or "cell" followed by a colon
-    or "no." (``Tel. 030 4505 1234``, ``Phone no. 020 7946 0958``). A number written without a
-    separator is a run of digits the record-number pattern finds. Not taken for one: a national
+    "Rufnummer", "Handy", "Mob.", "pager" or "Tél.", or after "phone", "mobile" or "cell" with a
+    colon or "no." (``Tel. 030 4505 1234``, ``Phone no. 020 7946 0958``). A number written without
+    a separator is a run of digits the record-number pattern finds. Not taken for one: a national
     number with spaces and no marker (``030 4505 1234`` reads like a list of numbers), and a
     decimal after a marker (``mobile: 0.87``).
     """
@@ -176,11 +176,9 @@ class PhoneNumbers:
     def search(self, text: str) -> bool:
         if _PHONE_NANP.search(text) is not None:
             return True
-        if any(
-            _digits(found.group()) >= MIN_PHONE_DIGITS + found.group().startswith("00") * 2
-            for found in _PHONE_INTERNATIONAL.finditer(text)
-        ):
-            return True
+        for found in _PHONE_INTERNATIONAL.finditer(text):
+            if _digits(found.group().removeprefix("00")) >= MIN_PHONE_DIGITS:  # "00" stands for "+"
+                return True
         for found in _PHONE_KEYED.finditer(text):
             number = found.group(1) or found.group(2)
             if _digits(number) >= MIN_KEYED_PHONE_DIGITS and not re.match(r"0\.\d", number):

@@ -18,11 +18,12 @@ from typer.testing import Result
 
 from gsco_common.errors import AuthError, RegistryError, RegistryUnavailableError, SignatureError
 from registry.bundle.card import Card
+from registry.cli.main import app
 from registry.config import RegistryConfig
 from registry.service import PublishResult, Registry
 from registry.trust import TrustStore, verify_approved
 from tests.registry.bundles import make_bundle, tiny_onnx
-from tests.registry.cli_home import cli, init_home
+from tests.registry.cli_home import cli, init_home, runner
 from tests.registry.conftest import LABELS, SiteKey
 from tests.unavailable_server import unavailable_server
 
@@ -223,6 +224,7 @@ def test_a_plain_mlflow_client_lists_versions_tags_and_alias(
     assert str(client.get_model_version_by_alias(published.name, "approved").version) == "1"
 
 
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")
 def test_reject_and_revoke(
     home: Path, registry: Registry, site_keys: dict[str, SiteKey], tmp_path: Path
 ) -> None:
@@ -238,6 +240,16 @@ def test_reject_and_revoke(
     served = publish(registry, site_keys["a"], tmp_path / "s", "revoke-net", model=tiny_onnx(2, seed=41))
     registry.approve(served.name, served.version, reviewer="dr-x")
     bundle = registry.download_bundle(served.name, served.version, tmp_path / "cached")
+    verify_approved(bundle, registry.trust_store())
+    # without a passphrase and without a terminal to ask on (systemd, </dev/null): one line, no change
+    no_key = runner.invoke(
+        app,
+        ["--home", str(home), "revoke", served.name, served.version, "--reason", "drift"],
+        env={"GSCO_KEY_PASSPHRASE": None},
+        input="",
+    )
+    assert no_key.exit_code == 5 and "error[GSCO-400]: no key passphrase" in no_key.stderr
+    assert registry.decisions(served.name, served.version) == ["approved"]
     verify_approved(bundle, registry.trust_store())
     revoked = cli(home, "revoke", served.name, served.version, "--reason", "drift", "--json")
     assert revoked.exit_code == 0 and json.loads(revoked.stdout)["status"] == "revoked"

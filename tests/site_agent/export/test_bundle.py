@@ -112,11 +112,18 @@ def test_membership_inference_auc_reads_losses() -> None:
     assert membership_inference_auc([], [0.5]) is None
 
 
+@pytest.mark.filterwarnings("ignore::getpass.GetPassWarning")
 def test_export_refusals(site: dict, tmp_path: Path) -> None:
     wrong = runner.invoke(
         app, ["export", str(site["retrained"])], env={"GSCO_KEY_PASSPHRASE": "not-the-passphrase"}
     )
     assert wrong.exit_code == 5 and "error[GSCO-400]" in wrong.stderr
+    had_bundle = (site["retrained"] / "bundle").exists()
+    no_key = runner.invoke(  # no passphrase and no terminal to ask on (systemd, </dev/null)
+        app, ["export", str(site["retrained"])], env={"GSCO_KEY_PASSPHRASE": None}, input=""
+    )
+    assert no_key.exit_code == 5 and "error[GSCO-400]: no key passphrase" in no_key.stderr
+    assert "Traceback" not in no_key.output and (site["retrained"] / "bundle").exists() == had_bundle
     unfinished = site["site_dir"] / "runs" / "unfinished"
     shutil.copytree(site["retrained"], unfinished, ignore=shutil.ignore_patterns("*.pt", "metrics.json"))
     refused = runner.invoke(app, ["export", str(unfinished)])
