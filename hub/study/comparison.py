@@ -1,9 +1,10 @@
 """One study against another of the same design (``compare_with``): the accuracy drop per method.
 
 A biased-specialist study names its unbiased twin; the report states whether the consensus' drop
-is smaller than the majority vote's, and, when both were repeated with the same seeds, in how
-many repeats it was. A variant (another library or evaluation set for the same specialists) is
-compared with the twin's variant of the same name, when the twin has one.
+is smaller than the majority vote's (and, when both were repeated with the same seeds, in how
+many repeats it was) and how much of the consensus' weight rests on the skewed site in each. A
+variant (another library or evaluation set for the same specialists) is compared with the twin's
+variant of the same name, when the twin has one.
 """
 
 from __future__ import annotations
@@ -103,6 +104,62 @@ def compare(
     }
 
 
+def _skewed_site_models(study: Mapping[str, Any]) -> dict[str, str]:
+    """Site name -> model name of every site trained on a label-skewed shard."""
+    return {site["name"]: site["model"] for site in study.get("sites", []) if site["shard"].get("label_skew")}
+
+
+def _weight_share(weights: Mapping[str, Any], model: str) -> float | None:
+    """The share of all the consensus' weights that rests on ``model``'s prediction and retrieval."""
+    name, _, version = model.rpartition(" v")
+    key = f"{name}/{version}"
+    specialists, retrieval = weights.get("specialists", {}), weights.get("retrieval", {})
+    total = sum(specialists.values()) + sum(retrieval.values())
+    if key not in specialists or total <= 0:
+        return None
+    return (specialists[key] + retrieval.get(key, 0.0)) / total
+
+
+def _shares(arm: Mapping[str, Any], model: str) -> list[float] | None:
+    """The model's weight share in each repeat of ``arm`` (one value when it was not repeated)."""
+    shares = [_weight_share(run["consensus_weights"], model) for run in arm.get("per_repeat") or [arm]]
+    return None if any(share is None for share in shares) else shares  # type: ignore[return-value]
+
+
+def _percentages(shares: list[float]) -> str:
+    texts = [f"{100 * share:.1f} %" for share in shares]
+    return texts[0] if len(texts) == 1 else f"{', '.join(texts[:-1])} and {texts[-1]} (repeat by repeat)"
+
+
+def skewed_weight_lines(
+    result: Mapping[str, Any], baseline: Mapping[str, Any], variant: str | None = None
+) -> list[str]:
+    """How much of the consensus rests on each label-skewed site, here and in the unbiased twin.
+
+    The drop compares with a study in which that site's specialist is a good one; a consensus
+    that stops following it loses what it contributed there, so the weights say whether the
+    consensus followed the skewed specialist, which the drop alone cannot.
+    """
+    before, after = _arm(baseline, variant), _arm(result, variant)
+    if before is None or after is None:
+        return []
+    lines = []
+    for site, model in _skewed_site_models(result).items():
+        here, there = _shares(after, model), _shares(before, model)
+        if here is None or there is None:
+            continue
+        line = (
+            f"Weight on {site} (trained on a label-skewed shard), its prediction and its retrieval as a "
+            f"share of all the consensus' weights: {_percentages(here)}, against {_percentages(there)} "
+            "in the unbiased study"
+        )
+        if len(here) == len(there) > 1:
+            lower = sum(mine < theirs for mine, theirs in zip(here, there, strict=True))
+            line += f": lower in {lower} of {len(here)} repeats"
+        lines.append(line + ".")
+    return lines
+
+
 def comparison_lines(
     result: Mapping[str, Any], baseline: Mapping[str, Any] | None, variant: str | None = None
 ) -> list[str]:
@@ -136,4 +193,6 @@ def comparison_lines(
                 f" Repeat by repeat, over the {repeats['paired']} repeats run with the same seeds in both "
                 f"studies, it was smaller in {repeats['consensus_drop_smaller']}."
             )
+    if baseline is not None and (weights := skewed_weight_lines(result, baseline, variant)):
+        lines += ["", *weights]
     return lines

@@ -114,7 +114,7 @@ def aggregate(arms: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def _arm_repeat(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
-    """One repeat's scores of one arm: methods with their CIs, the paired tests, the weights' source."""
+    """One repeat's scores of one arm: methods with their CIs, the paired tests, the consensus' weights."""
     stats = arm.get("statistics") or {}
     return {
         "repeat": index + 1,
@@ -124,7 +124,7 @@ def _arm_repeat(index: int, arm: Mapping[str, Any]) -> dict[str, Any]:
             "comparisons": stats.get("comparisons", []),
             "against_vote": stats.get("against_vote", []),
         },
-        "consensus_weights": {"source": arm.get("consensus_weights", {}).get("source")},
+        "consensus_weights": arm.get("consensus_weights", {}),
         "disagreement": arm.get("disagreement"),
     }
 

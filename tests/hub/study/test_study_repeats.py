@@ -148,7 +148,7 @@ def test_with_repeats_keeps_the_first_repeat_on_top_and_aggregates_main_and_vari
     assert [r["seconds"] for r in result["repeats"]] == [12.0, 13.0]
     assert [r["repeat"] for r in result["per_repeat"]] == [1, 2]
     assert result["per_repeat"][1]["methods"] == runs[1]["methods"]
-    assert result["per_repeat"][1]["consensus_weights"] == {"source": "fitted"}
+    assert result["per_repeat"][1]["consensus_weights"] == {"source": "fitted", "specialists": {"A v1": 0.5}}
     assert result["across_repeats"]["against_best"][CONSENSUS] == {
         "below": 1,
         "above": 0,

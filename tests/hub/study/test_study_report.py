@@ -9,7 +9,7 @@ import pytest
 
 from gsco_common.errors import StudyError
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
-from hub.study.comparison import compare, comparison_lines
+from hub.study.comparison import compare, comparison_lines, skewed_weight_lines
 from hub.study.facts import interval, paired
 from hub.study.report import (
     against_reference,
@@ -134,6 +134,40 @@ def test_biased_comparison_drop_and_sentence() -> None:
     level = comparison_lines(_result(0.9196, 0.90), baseline)  # a drop of 0.04 points
     assert "| consensus | 0.920 | 0.920 | +0.0 points |" in level
     assert level[-1].startswith("Accuracy changed by +0.0 points for the consensus")
+
+
+def _weights(skewed: float) -> dict[str, Any]:
+    return {
+        "source": "calibrated (shrunk)",
+        "specialists": {"t.net.site-a/1": 0.5, "t.net.site-c/1": skewed},
+        "retrieval": {"t.net.site-a/1": 0.25, "t.net.site-c/1": 0.0},
+        "bias": [0.0, 0.0],
+    }
+
+
+def test_the_weight_on_a_label_skewed_site_is_reported_against_the_unbiased_twin() -> None:
+    sites = [
+        {"name": "site-a", "model": "t.net.site-a v1", "shard": {"label_skew": {}}},
+        {"name": "site-c", "model": "t.net.site-c v1", "shard": {"label_skew": {"pneumonia": 0.97}}},
+    ]
+    baseline = {**_result(0.92, 0.91), "consensus_weights": _weights(0.75)}
+    biased = {**_result(0.90, 0.85), "consensus_weights": _weights(0.25), "sites": sites}
+    assert comparison_lines(biased, baseline)[-1] == (
+        "Weight on site-c (trained on a label-skewed shard), its prediction and its retrieval as a share "
+        "of all the consensus' weights: 25.0 %, against 50.0 % in the unbiased study."
+    )
+    # repeated: one share per repeat, and in how many repeats it was lower than in the twin
+    baseline["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.75, 0.25)]
+    biased["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.25, 0.75)]
+    assert skewed_weight_lines(biased, baseline) == [
+        "Weight on site-c (trained on a label-skewed shard), its prediction and its retrieval as a share "
+        "of all the consensus' weights: 25.0 % and 50.0 % (repeat by repeat), against 50.0 % and 25.0 % "
+        "(repeat by repeat) in the unbiased study: lower in 1 of 2 repeats."
+    ]
+    # weights from the cards' source alone (no numbers) or no skewed site: no line
+    biased["per_repeat"][1]["consensus_weights"] = {"source": "card"}
+    assert skewed_weight_lines(biased, baseline) == []
+    assert skewed_weight_lines({**biased, "sites": sites[:1]}, baseline) == []
 
 
 def test_a_failing_step_reports_command_exit_code_and_stderr(tmp_path: Path) -> None:
