@@ -52,8 +52,6 @@ EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
 # The fresh draws (bench/render_results.py's FRESH) are scored as a third group, never used to
 # adopt a rule; the confirmation draws (CONFIRMATION) as a fourth, on which one rule is on trial.
 GROUPS = ("explored", "kept apart", "fresh draws", "confirmation draws")
-# The list of rules closed with the confirmation draws' trial: the held-out shard studies
-# (HELD_OUT) test the hub's rule alone and are not replayed here.
 ON_TRIAL = "competence in the fit too"
 
 Rule = Callable[[CaseInputs], np.ndarray]
@@ -90,6 +88,7 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
     found: dict[str, Evaluation] = {}
     for study in study_names(studies_dir):
         folder = studies_dir / study
+        # the list closed with the confirmation draws' trial: the held-out shard tests the hub's rule alone
         if study in HELD_OUT or reference_name(load_report(studies_dir, study))[1] == "reference":
             continue
         for path in sorted(folder.rglob(CASES_FILE)):

@@ -136,24 +136,13 @@ class HubRecords:
             row = session.get(DecisionRow, decision_id)
             if row is None:
                 raise NotFoundError("no diagnosis with this id")
-            reviews = [
-                r.body
-                for r in session.scalars(
-                    select(ReviewRow).where(ReviewRow.decision_id == decision_id).order_by(ReviewRow.id)
-                )
-            ]
-            if not reviews and row.review is not None:
-                reviews = [row.review]  # reviewed before the hub kept every review
-            return {**row.body, "review": row.review, "reviews": reviews}
+            query = select(ReviewRow.body).where(ReviewRow.decision_id == decision_id).order_by(ReviewRow.id)
+            reviews = list(session.scalars(query))
+            return {**row.body, "review": reviews[-1] if reviews else None, "reviews": reviews}
 
     def save_review(self, decision_id: str, review: dict[str, Any]) -> None:
-        """Keep ``review`` with the decision's earlier ones and make it the latest."""
+        """Keep ``review`` after the decision's earlier ones."""
         with self.db.session() as session:
-            row = session.get(DecisionRow, decision_id)
-            if row is None:
+            if session.get(DecisionRow, decision_id) is None:
                 raise NotFoundError("no diagnosis with this id")
-            kept = session.scalars(select(ReviewRow.id).where(ReviewRow.decision_id == decision_id).limit(1))
-            if row.review is not None and kept.first() is None:
-                session.add(ReviewRow(decision_id=decision_id, body=row.review))  # from before the history
-            row.review = review
             session.add(ReviewRow(decision_id=decision_id, body=review))

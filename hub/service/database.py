@@ -12,7 +12,19 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Integer, String, create_engine, event, inspect
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    String,
+    cast,
+    create_engine,
+    event,
+    inspect,
+    select,
+)
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
@@ -37,9 +49,10 @@ class TokenRow(Base):
 
 
 class DecisionRow(Base):
-    """A decision as returned to the clinician (never the image), and its latest review.
+    """A decision as returned to the clinician (never the image); its reviews are :class:`ReviewRow`.
 
-    Every review, the latest too, is also a :class:`ReviewRow`.
+    ``review`` held the one review a hub kept before it kept them all; opening the database moves
+    it to ``hub_reviews`` (:func:`_move_single_reviews`), so it is empty afterwards.
     """
 
     __tablename__ = "hub_decisions"
@@ -103,6 +116,8 @@ class HubDatabase:
                 hint="export it with `gsco-hub audit show --json`, then start with a new db_url",
             )
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        with self.session() as session:
+            _move_single_reviews(session)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -112,6 +127,15 @@ class HubDatabase:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _move_single_reviews(session: Session) -> None:
+    """Move reviews a hub stored on the decision itself into ``hub_reviews`` (once; then none is left)."""
+    # a JSON column stores Python None as JSON null, which SQL's IS NULL does not match
+    stored = DecisionRow.review.is_not(None) & (cast(DecisionRow.review, String) != "null")
+    for row in session.scalars(select(DecisionRow).where(stored)):
+        session.add(ReviewRow(decision_id=row.id, body=row.review))
+        row.review = None
 
 
 def _sqlite_pragmas(connection: object, _record: object) -> None:

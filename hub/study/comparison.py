@@ -9,9 +9,10 @@ variant of the same name, when the twin has one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gsco_common.ids import version_key
 from hub.study.facts import best_specialist, method_row
 from hub.study.wording import points
 
@@ -55,6 +56,18 @@ def _seeds(study: Mapping[str, Any]) -> list[tuple[int, tuple[int, ...]]]:
     return [(r["seed"], tuple(site["seed"] for site in r["sites"])) for r in study["repeats"]]
 
 
+def _same_seed_runs(
+    baseline: Mapping[str, Any],
+    result: Mapping[str, Any],
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+) -> list[tuple[Mapping[str, Any], Mapping[str, Any]]]:
+    """The repeats of arm ``before`` (of ``baseline``) and ``after`` (of ``result``) with the same seeds."""
+    same = [x == y for x, y in zip(_seeds(baseline), _seeds(result), strict=False)]
+    arms = zip(before["per_repeat"], after["per_repeat"], same, strict=False)
+    return [(b, r) for b, r, paired in arms if paired]
+
+
 def _paired_repeats(
     baseline: Mapping[str, Any],
     result: Mapping[str, Any],
@@ -65,9 +78,9 @@ def _paired_repeats(
 
     ``before`` and ``after`` are the arms compared, of ``baseline`` and ``result``.
     """
-    same = [x == y for x, y in zip(_seeds(baseline), _seeds(result), strict=False)]
-    arms = zip(before["per_repeat"], after["per_repeat"], same, strict=False)
-    pairs = [_drops(_accuracies(b), _accuracies(r)) for b, r, paired in arms if paired]
+    pairs = [
+        _drops(_accuracies(b), _accuracies(r)) for b, r in _same_seed_runs(baseline, result, before, after)
+    ]
     smaller = sum(_smaller_than_vote(rows) for rows in pairs if {"consensus", "vote"} <= rows.keys())
     return {"paired": len(pairs), "consensus_drop_smaller": smaller}
 
@@ -111,8 +124,8 @@ def _skewed_site_models(study: Mapping[str, Any]) -> dict[str, str]:
 
 def _weight_share(weights: Mapping[str, Any], model: str) -> float | None:
     """The share of all the consensus' weights that rests on ``model``'s prediction and retrieval."""
-    name, _, version = model.rpartition(" v")
-    key = f"{name}/{version}"
+    name, _, version = model.rpartition(" v")  # the study report's "NAME vVERSION"
+    key = version_key(name, version)
     specialists, retrieval = weights.get("specialists", {}), weights.get("retrieval", {})
     total = sum(specialists.values()) + sum(retrieval.values())
     if key not in specialists or total <= 0:
@@ -120,10 +133,10 @@ def _weight_share(weights: Mapping[str, Any], model: str) -> float | None:
     return (specialists[key] + retrieval.get(key, 0.0)) / total
 
 
-def _shares(arm: Mapping[str, Any], model: str) -> list[float] | None:
-    """The model's weight share in each repeat of ``arm`` (one value when it was not repeated)."""
-    shares = [_weight_share(run["consensus_weights"], model) for run in arm.get("per_repeat") or [arm]]
-    return None if any(share is None for share in shares) else shares  # type: ignore[return-value]
+def _shares(runs: Sequence[Mapping[str, Any]], model: str) -> list[float] | None:
+    """The model's weight share in each run (None when a run's weights do not say)."""
+    shares = [share for run in runs if (share := _weight_share(run["consensus_weights"], model)) is not None]
+    return shares if len(shares) == len(runs) else None
 
 
 def _percentages(shares: list[float]) -> str:
@@ -143,9 +156,11 @@ def skewed_weight_lines(
     before, after = _arm(baseline, variant), _arm(result, variant)
     if before is None or after is None:
         return []
+    repeated = "per_repeat" in before and "per_repeat" in after
     lines = []
     for site, model in _skewed_site_models(result).items():
-        here, there = _shares(after, model), _shares(before, model)
+        here = _shares(after.get("per_repeat") or [after], model)
+        there = _shares(before.get("per_repeat") or [before], model)
         if here is None or there is None:
             continue
         line = (
@@ -153,9 +168,10 @@ def skewed_weight_lines(
             f"share of all the consensus' weights: {_percentages(here)}, against {_percentages(there)} "
             "in the unbiased study"
         )
-        if len(here) == len(there) > 1:
-            lower = sum(mine < theirs for mine, theirs in zip(here, there, strict=True))
-            line += f": lower in {lower} of {len(here)} repeats"
+        if repeated and (pairs := _same_seed_runs(baseline, result, before, after)):
+            shares = [_shares([b, r], model) or [] for b, r in pairs]  # every run's share is known
+            lower = sum(mine < theirs for theirs, mine in shares)
+            line += f": lower in {lower} of {len(pairs)} repeats run with the same seeds"
         lines.append(line + ".")
     return lines
 

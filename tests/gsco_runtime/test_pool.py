@@ -267,6 +267,15 @@ def test_a_task_the_registry_does_not_know_is_named_so_not_sent_to_approve(
         pool.snapshot("no-such-task")
     assert refused.value.message == "the registry has no task 'no-such-task'"
     assert refused.value.hint == "`gsco-registry tasks list` shows its tasks"
+    # created afterwards: the next sync knows it, and the hint becomes the approval one
+    late = f"late-task-{tmp_path.name}"
+    with pytest.raises(NotFoundError):
+        pool.snapshot(late)
+    task = world.new_task(task_id=late)
+    pool.refresh()
+    with pytest.raises(RuntimeServiceError) as waiting:
+        pool.snapshot(task)
+    assert waiting.value.hint == "approve a version with `gsco-registry approve`"
 
 
 def test_a_registered_task_without_an_approved_version_says_to_approve_one(

@@ -140,7 +140,21 @@ def test_every_review_is_kept_and_a_review_from_before_the_history_still_shows(t
         connection.execute(
             text("UPDATE hub_decisions SET review = :r WHERE id = 'd2'"), {"r": json.dumps(first)}
         )
+    db.close()
+    db = HubDatabase(f"sqlite:///{tmp_path / 'hub.db'}")  # the next start moves it into the history
+    records = HubRecords(db)
     assert records.decision("d2")["reviews"] == [first]
     records.save_review("d2", second)  # reviewed again: the earlier review stays in the history
     assert records.decision("d2")["reviews"] == [first, second]
+    assert records.decision("d1")["reviews"] == [first, second]  # moved once, nothing doubled
+    with db.engine.begin() as connection:
+        assert (
+            connection.execute(text("SELECT count(*) FROM hub_decisions WHERE review != 'null'")).scalar()
+            == 0
+        )
     db.close()
+    HubDatabase(f"sqlite:///{tmp_path / 'hub.db'}").close()  # opening again moves nothing twice
+    assert HubRecords(HubDatabase(f"sqlite:///{tmp_path / 'hub.db'}")).decision("d2")["reviews"] == [
+        first,
+        second,
+    ]

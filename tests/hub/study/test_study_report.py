@@ -157,13 +157,16 @@ def test_the_weight_on_a_label_skewed_site_is_reported_against_the_unbiased_twin
         "of all the consensus' weights: 25.0 %, against 50.0 % in the unbiased study."
     )
     # repeated: one share per repeat, and in how many repeats it was lower than in the twin
-    baseline["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.75, 0.25)]
-    biased["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.25, 0.75)]
+    baseline["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.75, 0.25, 0.75)]
+    biased["per_repeat"] = [{"consensus_weights": _weights(w)} for w in (0.25, 0.75, 0.25)]
+    seeds = [{"seed": s, "sites": [{"seed": s}]} for s in (0, 1, 2)]
+    baseline["repeats"], biased["repeats"] = seeds, [*seeds[:2], {"seed": 9, "sites": [{"seed": 9}]}]
     assert skewed_weight_lines(biased, baseline) == [
         "Weight on site-c (trained on a label-skewed shard), its prediction and its retrieval as a share "
-        "of all the consensus' weights: 25.0 % and 50.0 % (repeat by repeat), against 50.0 % and 25.0 % "
-        "(repeat by repeat) in the unbiased study: lower in 1 of 2 repeats."
-    ]
+        "of all the consensus' weights: 25.0 %, 50.0 % and 25.0 % (repeat by repeat), against 50.0 %, "
+        "25.0 % and 50.0 % (repeat by repeat) in the unbiased study: lower in 1 of 2 repeats run with the "
+        "same seeds."
+    ]  # the third repeat ran with other seeds: not paired
     # weights from the cards' source alone (no numbers) or no skewed site: no line
     biased["per_repeat"][1]["consensus_weights"] = {"source": "card"}
     assert skewed_weight_lines(biased, baseline) == []
