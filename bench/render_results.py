@@ -18,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from bench.docs_section import DOCS, publish  # noqa: E402
 from gsco_common.errors import ConfigError  # noqa: E402
 from hub.study.bar import bar_counts, bar_lines, bar_rows  # noqa: E402
+from hub.study.draws import draw_counts  # noqa: E402
 from hub.study.facts import baseline_name, read_report  # noqa: E402
 from hub.study.report import study_markdown  # noqa: E402
 
@@ -95,6 +96,8 @@ def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
     lines = [HEADING, "", INTRO, ""]
     reports = {name: load_report(studies_dir, name) for name in study_names(studies_dir)}
     bar = bar_lines(list(reports.values()))
+    if bar:
+        bar += ["", draw_counts(bar_rows(list(reports.values()))[0], reports)]
     groups = {**PREREGISTERED, "pre-registered studies": tuple(n for s in PREREGISTERED.values() for n in s)}
     for group, studies in groups.items():
         chosen = [name for name in reports if name in studies]
@@ -103,6 +106,8 @@ def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
                 "",
                 f"The {group} alone ({', '.join(chosen)}; written and committed before their first "
                 "run, on seeds no earlier study used, `docs/studies/README.md`): " + bar_counts(rows),
+                "",
+                draw_counts(rows, {name: reports[name] for name in chosen}, lead="Per draw"),
             ]
     if bar:
         lines += [

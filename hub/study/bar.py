@@ -20,6 +20,9 @@ from hub.study.facts import best_specialist, method_row, paired, reference_name,
 
 ALPHA = 0.05
 
+Draw = tuple[str, int]
+"""A task and a shuffle seed: the shards every site, library and evaluation of one run were cut from."""
+
 
 @dataclass(frozen=True)
 class Subset:
@@ -43,6 +46,7 @@ class BarRow:
     p_value: float | None
     vote_p_value: float | None
     subset: Subset | None
+    draw: Draw
 
     @property
     def significantly_below(self) -> bool:
@@ -52,6 +56,21 @@ class BarRow:
     def significantly_below_vote(self) -> bool:
         below = self.vote is not None and self.consensus < self.vote
         return below and self.vote_p_value is not None and self.vote_p_value < ALPHA
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """One arm of one run of a study, as ``study.json`` records it."""
+
+    label: str
+    arm: str
+    identity: str
+    """What makes two evaluations the same: arm, library, evaluation set, seeds, specialists."""
+    scores: Mapping[str, Any]
+    n: int
+    draw: Draw
+    seeds: tuple[int, tuple[int, ...]]
+    """The run's shuffle seed and its sites' training seeds."""
 
 
 def _subset(arm: Mapping[str, Any]) -> Subset | None:
@@ -64,7 +83,8 @@ def _subset(arm: Mapping[str, Any]) -> Subset | None:
     return Subset(block["n"], consensus["correct"], reference["correct"], test.get("p_value"))
 
 
-def _row(evaluation: str, arm: Mapping[str, Any], n: int) -> BarRow | None:
+def _row(found: Evaluation) -> BarRow | None:
+    arm = found.scores
     consensus = method_row(arm["methods"], "consensus")
     if consensus is None:
         return None
@@ -72,14 +92,15 @@ def _row(evaluation: str, arm: Mapping[str, Any], n: int) -> BarRow | None:
     test = paired(arm, consensus["name"]) or {}
     vote_test = paired(arm, consensus["name"], against="against_vote") or {}
     return BarRow(
-        evaluation,
-        n,
+        found.label,
+        found.n,
         consensus["accuracy"],
         best_specialist(arm["methods"])["accuracy"],
         None if vote is None else vote["accuracy"],
         test.get("p_value"),
         vote_test.get("p_value"),
         _subset(arm),
+        found.draw,
     )
 
 
@@ -91,22 +112,28 @@ def _specialists(sites: Sequence[Mapping[str, Any]]) -> list[Any]:
     return [[s["name"], s["seed"], s["images"], s["class_counts"], s["val"]] for s in sites]
 
 
-def _evaluations(result: Mapping[str, Any]) -> Iterator[tuple[str, str, Mapping[str, Any], int]]:
-    """Each evaluation of a study: its label, identity, scores and size."""
+def evaluations(result: Mapping[str, Any]) -> Iterator[Evaluation]:
+    """Each evaluation of a study: every arm of every repeat."""
     arms = [("main", result), *((v["name"], v) for v in result.get("variants", []))]
     for name, arm in arms:
         library = {k: v for k, v in arm.get("library", {}).items() if "digest" not in k}
         place = [name, library, arm.get("evaluation")]
         if "per_repeat" not in arm:
-            sites = [{**s, **s["shard"]} for s in result["sites"]]
-            identity = json.dumps([*place, result["seed"], _specialists(sites)], sort_keys=True)
-            yield f"{result['study']} / {name}", identity, arm, arm["evaluation_n"]
-            continue
-        for index, scores in enumerate(arm["per_repeat"]):
-            run = result["repeats"][index]
-            identity = json.dumps([*place, run["seed"], _specialists(run["sites"])], sort_keys=True)
-            label = f"{result['study']} / {name} / repeat {index + 1}"
-            yield label, identity, scores, arm["evaluation_n"]
+            runs = [({**result, "sites": [{**s, **s["shard"]} for s in result["sites"]]}, arm)]
+        else:
+            runs = list(zip(result["repeats"], arm["per_repeat"], strict=True))
+        for index, (run, scores) in enumerate(runs):
+            seed, sites = run["seed"], _specialists(run["sites"])
+            label = f"{result['study']} / {name}" + (f" / repeat {index + 1}" if "per_repeat" in arm else "")
+            yield Evaluation(
+                label=label,
+                arm=name,
+                identity=json.dumps([*place, seed, sites], sort_keys=True),
+                scores=scores,
+                n=arm["evaluation_n"],
+                draw=(result["task"]["id"], seed),
+                seeds=(seed, tuple(site["seed"] for site in run["sites"])),
+            )
 
 
 def bar_rows(results: Sequence[Mapping[str, Any]]) -> tuple[list[BarRow], list[str]]:
@@ -117,12 +144,12 @@ def bar_rows(results: Sequence[Mapping[str, Any]]) -> tuple[list[BarRow], list[s
     for result in results:
         if reference_name(result)[1] == "reference":
             continue
-        for label, identity, arm, n in _evaluations(result):
-            if identity in seen:
-                repeated.append(label)
+        for found in evaluations(result):
+            if found.identity in seen:
+                repeated.append(found.label)
                 continue
-            seen.add(identity)
-            if (row := _row(label, arm, n)) is not None:
+            seen.add(found.identity)
+            if (row := _row(found)) is not None:
                 rows.append(row)
     return rows, repeated
 

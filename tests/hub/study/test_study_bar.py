@@ -2,92 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
 from hub.study.bar import bar_counts, bar_lines, bar_rows
-
-CONSENSUS = "consensus (no generalist)"
-SITE = {"name": "site-a", "seed": 0, "images": 30, "class_counts": [15, 15], "val": {"auc": 0.8}}
-
-
-def _arm(
-    consensus: float,
-    best: float,
-    vote: float,
-    p: float,
-    subset: tuple[int, int, int] | None,
-    vote_p: float | None = None,
-) -> dict:
-    """One evaluation's scores; ``subset``: (consensus right, best right, n) where specialists disagree.
-
-    ``p`` and ``vote_p``: the consensus' McNemar p against the best specialist and the vote.
-    """
-    disagreement: dict[str, Any] = {"status": "no disagreement"}
-    if subset is not None:
-        right, best_right, n = subset
-        disagreement = {
-            "status": "analysed",
-            "n": n,
-            "reference": "A v1",
-            "methods": [
-                {"name": "A v1", "kind": "specialist", "correct": best_right},
-                {"name": CONSENSUS, "kind": "consensus", "correct": right},
-            ],
-            "comparisons": [{"method": CONSENSUS, "accuracy": {"p_value": 0.5}}],
-        }
-    return {
-        "methods": [
-            {"name": "A v1", "kind": "specialist", "accuracy": best},
-            {"name": "B v1", "kind": "specialist", "accuracy": best - 0.1},
-            {"name": "specialists' vote", "kind": "vote", "accuracy": vote},
-            {"name": CONSENSUS, "kind": "consensus", "accuracy": consensus},
-        ],
-        "statistics": {
-            "reference": "A v1",
-            "comparisons": [{"method": CONSENSUS, "accuracy": {"p_value": p}}],
-            "against_vote": []
-            if vote_p is None
-            else [{"method": CONSENSUS, "accuracy": {"p_value": vote_p}}],
-        },
-        "disagreement": disagreement,
-    }
-
-
-def _facts(scores: dict[str, Any]) -> dict[str, Any]:
-    library = {"dataset": "syn", "range": [0.5, 1.0], "source_digest": "sha256:differs-per-study"}
-    return {**scores, "evaluation_n": 100, "library": library, "evaluation": {"split": "val"}}
-
-
-def _single(study: str, main: dict[str, Any], variant: dict[str, Any]) -> dict[str, Any]:
-    site = {**SITE, "shard": {"images": 30, "class_counts": [15, 15]}, "training_set_digest": study}
-    site.pop("images"), site.pop("class_counts")
-    return {
-        "study": study,
-        "seed": 0,
-        "sites": [site],
-        **_facts(main),
-        "variants": [{"name": "v", **_facts(variant)}],
-    }
-
-
-def _repeated(study: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    repeats = [
-        {"seed": i, "sites": [{**SITE, "seed": 100 * i, "training_set_digest": study}]}
-        for i in range(len(runs))
-    ]
-    return {"study": study, "repeats": repeats, **_facts(runs[0]), "per_repeat": runs, "variants": []}
+from tests.hub.study.results import arm, repeated_study, single_study
 
 
 def test_every_distinct_evaluation_is_listed_once_and_counted() -> None:
-    first = _single(
+    first = single_study(
         "a",
-        _arm(0.90, 0.92, vote=0.91, p=0.01, subset=(10, 12, 20)),  # significantly below the best
-        _arm(0.95, 0.93, vote=0.95, p=0.40, subset=(8, 6, 10), vote_p=1.0),
+        arm(0.90, 0.92, vote=0.91, p=0.01, subset=(10, 12, 20)),  # significantly below the best
+        arm(0.95, 0.93, vote=0.95, p=0.40, subset=(8, 6, 10), vote_p=1.0),
     )
-    again = _arm(0.90, 0.92, vote=0.91, p=0.01, subset=(10, 12, 20))  # repeat 1 = study a's main arm
-    seeds = _repeated("b", [again, _arm(0.90, 0.90, vote=0.92, p=1.0, subset=None, vote_p=0.03)])
-    recipe = _repeated("c", [_arm(0.5, 0.9, vote=0.9, p=0.001, subset=None)])
+    again = arm(0.90, 0.92, vote=0.91, p=0.01, subset=(10, 12, 20))  # repeat 1 = study a's main arm
+    seeds = repeated_study("b", [again, arm(0.90, 0.90, vote=0.92, p=1.0, subset=None, vote_p=0.03)])
+    recipe = repeated_study("c", [arm(0.5, 0.9, vote=0.9, p=0.001, subset=None)])
     recipe["statistics"] = {**recipe["statistics"], "reference_rule": NAMED_REFERENCE_RULE}
     rows, repeated = bar_rows([first, seeds, recipe])
     assert [r.evaluation for r in rows] == ["a / main", "a / v", "b / main / repeat 2"]
@@ -116,6 +44,6 @@ def test_every_distinct_evaluation_is_listed_once_and_counted() -> None:
 
 
 def test_no_study_with_a_consensus_gives_no_section() -> None:
-    recipe = _repeated("c", [_arm(0.5, 0.9, vote=0.9, p=0.001, subset=None)])
+    recipe = repeated_study("c", [arm(0.5, 0.9, vote=0.9, p=0.001, subset=None)])
     recipe["statistics"] = {**recipe["statistics"], "reference_rule": NAMED_REFERENCE_RULE}
     assert bar_lines([recipe]) == []

@@ -1,0 +1,134 @@
+"""The bar and the biased-specialist drop counted per draw, the unit that is independent.
+
+The evaluations of one draw (one task and shuffle seed: the same shards, mostly the same trained
+specialists, overlapping images) are not independent of each other, so counts over evaluations
+overstate the evidence. Here every draw is one unit. Its score is a number of images, summed
+over the draw's distinct evaluations:
+
+- against the plain vote: images the consensus got right minus those the vote got right;
+- where the specialists disagree: the same against the best specialist;
+- biased drop: how many more images the vote lost than the consensus did, from the unbiased
+  twin to the biased study, over the arms run with the same seeds in both.
+
+An exact two-sided sign test over the draws with a non-zero score asks whether the consensus
+comes out ahead as often as behind. Draws of different seeds still score on the images of one
+split, so the test is about training draws on those images, not about other images.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hub.evaluation.statistics import binomial_two_sided
+from hub.study.bar import BarRow, Draw, Evaluation, evaluations
+from hub.study.facts import baseline_name, method_row
+
+
+@dataclass(frozen=True)
+class DrawTally:
+    """Draws where the consensus came out ahead, level and behind."""
+
+    ahead: int
+    level: int
+    behind: int
+
+    @property
+    def p_value(self) -> float:
+        """Exact two-sided sign test over the draws that are not level."""
+        return binomial_two_sided(self.ahead, self.ahead + self.behind)
+
+    def text(self) -> str:
+        return (
+            f"ahead in {self.ahead}, level in {self.level} and behind in {self.behind} of "
+            f"{self.ahead + self.level + self.behind} draws (sign test p {self.p_value:.2g})"
+        )
+
+
+def tally(scores: Iterable[tuple[Draw, int]]) -> DrawTally:
+    """Sum each draw's scores; count the draws above, at and below zero."""
+    sums: dict[Draw, int] = defaultdict(int)
+    for draw, score in scores:
+        sums[draw] += score
+    values = list(sums.values())
+    return DrawTally(sum(v > 0 for v in values), sum(v == 0 for v in values), sum(v < 0 for v in values))
+
+
+def _images(accuracy: float, n: int) -> int:
+    return round(accuracy * n)
+
+
+def against_vote(rows: Sequence[BarRow]) -> DrawTally:
+    """Per draw: images the consensus got right minus those the plain vote got right."""
+    return tally(
+        (r.draw, _images(r.consensus, r.n) - _images(r.vote, r.n)) for r in rows if r.vote is not None
+    )
+
+
+def where_specialists_disagree(rows: Sequence[BarRow]) -> DrawTally:
+    """Per draw: on the images where the specialists disagree, the consensus' right minus the best's."""
+    return tally((r.draw, r.subset.consensus - r.subset.best) for r in rows if r.subset is not None)
+
+
+def _right(found: Evaluation, kind: str) -> int | None:
+    row = method_row(found.scores["methods"], kind)
+    return None if row is None else _images(row["accuracy"], found.n)
+
+
+def _lost(twin: Evaluation, biased: Evaluation, kind: str) -> int | None:
+    before, after = _right(twin, kind), _right(biased, kind)
+    return None if before is None or after is None else before - after
+
+
+def _drop_gap(twin: Evaluation, biased: Evaluation) -> int | None:
+    """Images the vote lost minus those the consensus lost, from ``twin`` to ``biased``."""
+    consensus, vote = _lost(twin, biased, "consensus"), _lost(twin, biased, "vote")
+    return None if consensus is None or vote is None else vote - consensus
+
+
+def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]]:
+    """Every distinct pair of a biased study's evaluation and its twin's with the same arm and seeds.
+
+    ``results`` maps study names to their study.json; a study whose twin (``compare_with``) is
+    not among them is left out.
+    """
+    gaps: list[tuple[Draw, int]] = []
+    seen: set[tuple[str, str]] = set()
+    for result in results.values():
+        twin_name = baseline_name(result)
+        if twin_name is None or twin_name not in results:
+            continue
+        twins = {(e.arm, e.seeds): e for e in evaluations(results[twin_name])}
+        for biased in evaluations(result):
+            twin = twins.get((biased.arm, biased.seeds))
+            if twin is None or (twin.identity, biased.identity) in seen:
+                continue
+            seen.add((twin.identity, biased.identity))
+            if (gap := _drop_gap(twin, biased)) is not None:
+                gaps.append((biased.draw, gap))
+    return gaps
+
+
+EXPLAINED = (
+    "Counted per draw (a task and a shuffle seed: one draw's evaluations share shards, specialists "
+    "and images, so the draw is the independent unit; it scores the images the consensus got right "
+    "more than the other method, summed over its distinct evaluations)"
+)
+
+
+def draw_counts(
+    rows: Sequence[BarRow], results: Mapping[str, Mapping[str, Any]], lead: str = EXPLAINED
+) -> str:
+    """The paragraph: the bar over ``rows`` and the biased drop over ``results``, one unit per draw."""
+    text = (
+        f"{lead}: against the plain vote the consensus was {against_vote(rows).text()}; where the "
+        f"specialists disagree, against the best specialist, {where_specialists_disagree(rows).text()}."
+    )
+    if gaps := drop_gaps(results):
+        text += (
+            " Biased specialist against its unbiased twin, images the vote lost minus those the "
+            f"consensus lost (same arms and seeds in both): the consensus was {tally(gaps).text()}."
+        )
+    return text
