@@ -25,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount
 
 from gsco_common.errors import GscoError
 from hub.service import routes_admin, routes_clinical
@@ -76,10 +77,37 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
         if exc.status_code == 404:
             return error_response(404, "GSCO-804", str(exc.detail))
+        if exc.status_code == 405:
+            allowed = ", ".join(_methods_on(request))
+            answer = error_response(
+                405, "GSCO-800", f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+            )
+            answer.headers["Allow"] = allowed
+            return answer
         # FastAPI answers a body it cannot decode (a JSON body that is not UTF-8) with 400:
         # a malformed request, GSCO-800, which is a 422 everywhere else.
         status = 422 if exc.status_code == 400 else exc.status_code
         return error_response(status, "GSCO-800", str(exc.detail))
+
+
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+STATIC_METHODS = ("GET", "HEAD")
+"""What the page's static mounts serve: every path no API route takes is theirs."""
+
+
+def _methods_on(request: Request) -> list[str]:
+    """The methods the app takes on the request's path.
+
+    The router hands a method no route takes to the static mount at ``/``, whose 405 names no
+    methods, so they are found by asking every route but the mounts for each method.
+    """
+    routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
+    taken = [
+        method
+        for method in HTTP_METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
+    ]
+    return taken or list(STATIC_METHODS)
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -110,6 +110,13 @@ def test_auth_401_403_and_error_shape(hub: Hub) -> None:
         _error(client.get("/v1/audit"), 403, "GSCO-525")
         _error(client.post("/v1/admin/refresh"), 403, "GSCO-525")
         _error(client.get("/v1/nope"), 404, "GSCO-804")
+        wrong_method = client.delete("/v1/tasks")
+        _error(wrong_method, 405, "GSCO-800")
+        assert wrong_method.json()["error"]["message"] == "DELETE is not allowed on /v1/tasks; it takes GET"
+        assert wrong_method.headers["allow"] == "GET"
+        page = client.post("/")  # the static page's mount, not an API route
+        _error(page, 405, "GSCO-800")
+        assert page.json()["error"]["message"] == "POST is not allowed on /; it takes GET, HEAD"
     with hub.client(hub.admin) as client:
         assert client.get("/v1/tasks").status_code == 200
 
