@@ -13,6 +13,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
+from itertools import chain
 from typing import Protocol
 
 from gsco_common.errors import PrivacyError
@@ -87,49 +88,63 @@ class HostNames:
 
 
 _HEX_COLON_RUN = re.compile(r"[0-9a-f:]+", re.IGNORECASE)
+_LOOPBACK = re.compile(r"(?<!\S)::1[.,;:!?)]*(?!\S)")
+"""``::1`` standing alone: between spaces, perhaps with punctuation after it."""
 MAX_IPV6_CHARS = 39
+IPV6_GROUPS = 8
 
 
-def _glued(char: str) -> bool:
-    return char.isalnum() or char == "_"
+def _ipv6_candidate(text: str, run: re.Match[str]) -> str | None:
+    """What of a run of hex digits and colons could be an address; ``None`` when glued to a word."""
+    candidate, start, end = run.group(), run.start(), run.end()
+    if end < len(text) and text[end].isalnum():
+        return None
+    if start and text[start - 1].isalnum():  # "ipv6:2001:db8::7": what follows the label's colon
+        _, colon, candidate = candidate.partition(":")
+        if not colon or candidate.startswith(":"):  # "x86", "std::vector"
+            return None
+    elif start and text[start - 1] == ".":
+        return None
+    if candidate.endswith(":") and not candidate.endswith("::"):
+        candidate = candidate[:-1]  # "fe80::1: unreachable"
+    return candidate
+
+
+def _is_ipv6(candidate: str) -> bool:
+    """An address with all eight groups written, or two or more groups, one of three or more digits."""
+    groups = [group for group in candidate.split(":") if group]
+    if len(candidate) > MAX_IPV6_CHARS or not (
+        len(groups) == IPV6_GROUPS or (len(groups) >= 2 and max(map(len, groups)) >= 3)
+    ):
+        return False
+    try:
+        ipaddress.IPv6Address(candidate)
+    except ValueError:
+        return False
+    return True
 
 
 class IPv6Addresses:
     """IPv6 addresses (``fe80::1ff:fe23:4567:890a``, ``2001:db8::7``, ``inet6 addr:fe80::1``).
 
     Each maximal run of hex digits and colons is read once (linear in the text): it is an address
-    when :mod:`ipaddress` reads it as one and it has two or more groups, one of three or more
-    digits (``::1``, ``a::b`` and the slices ``x[::10]``, ``v[1::10]`` are none). A run glued to a
-    word or a dot (``std::vector``, ``host_2001:db8::7``), longer than an address
-    (``sha256:ab…``), or a time such as ``12:30:45`` is none.
+    when :mod:`ipaddress` reads it as one and it has all eight groups (``2001:db8:0:0:1:0:0:1``,
+    ``1:2:3:4:5:6:7:8``), or two or more groups, one of three or more digits (``fd00:a:b:c::1``;
+    ``a::b`` and the slices ``x[::10]``, ``v[1::10]`` are none). The loopback ``::1`` is one where
+    it stands alone between spaces (``loopback ::1 only``, but not ``x[::1]``). A run glued to a
+    word is read from after the word's colon (``ipv6:2001:db8::7``, ``IPv6:fe80::1``), and is none
+    without one (``std::vector``, ``Foo::Bar``); an underscore is no glue (``node_2001:db8::7``).
+    A run after a dot, longer than an address (``sha256:ab…``), or a time such as ``12:30:45`` is
+    none.
     """
 
     def search(self, text: str) -> bool:
-        for run in _HEX_COLON_RUN.finditer(text):
-            candidate, start, end = run.group(), run.start(), run.end()
-            if (
-                candidate.startswith(":")
-                and not candidate.startswith("::")
-                and start
-                and text[start - 1].isalpha()
-            ):
-                candidate = candidate[1:]  # "addr:fe80::1": the label's colon
-            elif start and (_glued(text[start - 1]) or text[start - 1] == "."):
-                continue
-            if end < len(text) and _glued(text[end]):
-                continue
-            if candidate.endswith(":") and not candidate.endswith("::"):
-                candidate = candidate[:-1]  # "fe80::1: unreachable"
-            if len(candidate) > MAX_IPV6_CHARS or candidate.count(":") < 2:
-                continue
-            groups = [group for group in candidate.split(":") if group]
-            if len(groups) < 2 or max(map(len, groups)) < 3:
-                continue
-            try:
-                ipaddress.IPv6Address(candidate)
-            except ValueError:
-                continue
+        if _LOOPBACK.search(text):
             return True
+        for run in _HEX_COLON_RUN.finditer(text):
+            candidate = _ipv6_candidate(text, run)
+            if candidate is not None and _is_ipv6(candidate):
+                return True
         return False
 
 
@@ -143,13 +158,21 @@ _NUMBER_WORD = r"(?:nr|no|number|nummer)\b\.?"
 _PHONE_INTERNATIONAL = re.compile(
     r"(?:(?<![\w+])\+|\b00)\d{1,3}[\s.\u2011-]?(?:\(\d{1,5}\)[\s.\u2011-]?)?\d[\d\s.\u2011-]{5,20}\d"
 )
-# A marker that names a phone on its own ("Tel. 030 …", "Fax 0221 …"), and a word that does only
-# with "no." or a colon after it ("phone: 030 …", but not "mobile 0.87" or "phone 2019-2021").
+# A marker that names a phone on its own ("Tel. 030 …", "Fax 0221 …", "Durchwahl 450-5123"), and a
+# word that does only with "no." or a colon after it ("phone: 030 …", "ext.: 450 5123", but not
+# "mobile 0.87", "phone 2019-2021" or "ext. 2019-2021 cohort").
 _PHONE_KEYED = re.compile(
-    rf"\b(?:tel|t[eé]l[eé]phone|telefon\w*|t[eé]l|fax|rufnummer|handy|mob|pager)\b[\s:#.-]{{0,4}}"
-    rf"(?:{_NUMBER_WORD}[\s:#-]{{0,3}})?({_NUMBER})"
-    rf"|\b(?:phone|telephone|mobile?|cell)\b[\s.-]{{0,2}}(?:[:#]|{_NUMBER_WORD})[\s:#-]{{0,3}}({_NUMBER})",
+    rf"\b(?:tel|t[eé]l[eé]phone|telefon\w*|t[eé]l|fax|rufnummer|durchwahl|handy|mob|pager)\b"
+    rf"[\s:#.-]{{0,4}}(?:{_NUMBER_WORD}[\s:#-]{{0,3}})?({_NUMBER})"
+    rf"|\b(?:phone|telephone|mobile?|cell|ext|extension|app)\b[\s.-]{{0,2}}(?:[:#]|{_NUMBER_WORD})"
+    rf"[\s:#-]{{0,3}}({_NUMBER})",
     re.IGNORECASE,
+)
+# A capital T, F or M alone ("T 030 4505 1234 / F 030 4505 1235", "T/F: …", "M 0171 …"): a number
+# after a colon, or else only a national number in groups after its trunk prefix 0 ("T 2 weighted",
+# "M 128 256" and "T1-weighted" are none).
+_PHONE_LETTERHEAD = re.compile(
+    rf"\b[TFM]\b(?:[ \t]?:[\s:#-]{{0,3}}({_NUMBER})|\s(\(?0\d{{1,4}}\)?(?:[\s/.-]\d{{2,8}}){{1,4}}))"
 )
 _PHONE_NANP = re.compile(
     r"(?<![\w.-])(?:1[\s.-])?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[.-])\d{3}[\s.-]\d{4}(?![\w]|[.-]\d)"
@@ -165,12 +188,18 @@ class PhoneNumbers:
 
     International, after ``+`` or ``00`` (``+49 30 4505-1234``, ``+1 (555) 123-4567``,
     ``0049 30 4505 1234``, any spaces, dots or hyphens between the groups); North American
-    (``(555) 123-4567``, ``1-800-555-0199``); and any number after "Tel.", "Telefon", "Fax",
-    "Rufnummer", "Handy", "Mob.", "pager" or "Tél.", or after "phone", "mobile" or "cell" with a
-    colon or "no." (``Tel. 030 4505 1234``, ``Phone no. 020 7946 0958``). A number written without
-    a separator is a run of digits the record-number pattern finds. Not taken for one: a national
-    number with spaces and no marker (``030 4505 1234`` reads like a list of numbers), and a
-    decimal after a marker (``mobile: 0.87``).
+    (``(555) 123-4567``, ``1-800-555-0199``); any number after "Tel.", "Telefon", "Fax",
+    "Rufnummer", "Durchwahl", "Handy", "Mob.", "pager" or "Tél.", or after "phone", "mobile",
+    "cell", "ext.", "extension" or "App." with a colon or "no." (``Tel. 030 4505 1234``,
+    ``Phone no. 020 7946 0958``, ``ext.: 450 5123``); and on a letterhead, after a capital "T",
+    "F" or "M" standing alone, a number after a colon (``T: 555 123 4567``) or a national number
+    in groups after its trunk prefix 0 (``T 030 4505 1234 / F 030 4505 1235``, ``T/F 01 23 45 67
+    89``). A number written without a separator is a run of digits the record-number pattern finds
+    (``ext. 4505123``). Not taken for one: a national number with spaces and no marker
+    (``030 4505 1234`` reads like a list of numbers), a decimal after a marker (``mobile: 0.87``),
+    and a letter before a short number or one without the 0 (``T 2 weighted``, ``F1 0.91``,
+    ``M 128 256``). Taken for one, failing closed: a list in the North American form
+    (``256-512-1024``).
     """
 
     def search(self, text: str) -> bool:
@@ -179,7 +208,7 @@ class PhoneNumbers:
         for found in _PHONE_INTERNATIONAL.finditer(text):
             if _digits(found.group().removeprefix("00")) >= MIN_PHONE_DIGITS:  # "00" stands for "+"
                 return True
-        for found in _PHONE_KEYED.finditer(text):
+        for found in chain(_PHONE_KEYED.finditer(text), _PHONE_LETTERHEAD.finditer(text)):
             number = found.group(1) or found.group(2)
             if _digits(number) >= MIN_KEYED_PHONE_DIGITS and not re.match(r"0\.\d", number):
                 return True
