@@ -14,7 +14,7 @@ from gsco_runtime.arbiters import create_arbiter
 from gsco_runtime.arbiters.base import Arbiter, Evidence, Outcome, SpecialistEvidence
 from gsco_runtime.arbiters.consensus import ConsensusArbiter
 from gsco_runtime.arbiters.prompts import report_prompt
-from gsco_runtime.cases.library import load_library, stored_library_digest
+from gsco_runtime.cases.library import StoredLibraryDigests, load_library
 from gsco_runtime.config import RuntimeSettings
 from gsco_runtime.decision import AI_LABEL, NO_GENERALIST, Decision, SpecialistOpinion
 from gsco_runtime.generalists.base import MEDDR_SYSTEM_MESSAGE, GeneralistBackend
@@ -69,6 +69,7 @@ class GscoRuntime:
         self._definitions = load_task_definitions(settings.home)
         self._retrievers: dict[str, Retriever | None] = {}
         self._retriever_lock = threading.Lock()
+        self._library_digests = StoredLibraryDigests(settings.home)
         self.pool = SpecialistPool(
             source,
             BundleCache(settings.resolved_cache_dir / "pool"),
@@ -98,7 +99,7 @@ class GscoRuntime:
             stale = [
                 task_id
                 for task_id, retriever in self._retrievers.items()
-                if stored_library_digest(self.settings.home, task_id)
+                if self._library_digests.digest(task_id)
                 != (retriever.library.digest if retriever is not None else None)
             ]
             for task_id in stale:

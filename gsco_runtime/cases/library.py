@@ -181,6 +181,34 @@ def stored_library_digest(home: Path, task_id: str) -> str | None:
     return digest if isinstance(digest, str) else None
 
 
+class StoredLibraryDigests:
+    """The digest each task's stored library records, its record re-read only when the file changes.
+
+    The hub asks at every poll whether a library was imported since it was read; parsing
+    ``cases.json`` (every case's id and report) each time costs more than the answer. An import
+    replaces the file (a new inode), so its inode, size and modification time stand for it.
+    """
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self._known: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+
+    def digest(self, task_id: str) -> str | None:
+        """As :func:`stored_library_digest`, read again only when the task's record changed."""
+        try:
+            stat = (library_dir(self.home, task_id) / "cases.json").stat()
+        except OSError:
+            self._known.pop(task_id, None)
+            return None
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        known = self._known.get(task_id)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        digest = stored_library_digest(self.home, task_id)
+        self._known[task_id] = (stamp, digest)
+        return digest
+
+
 def load_library(home: Path, task_id: str) -> CaseLibrary | None:
     """The task's stored library, or None when none was imported."""
     folder = library_dir(home, task_id)

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from gsco_common.errors import DataError, InputLimitError, PrivacyError
-from gsco_runtime.cases.library import build_library, load_library, save_library
+from gsco_runtime.cases import library as library_module
+from gsco_runtime.cases.library import StoredLibraryDigests, build_library, load_library, save_library
 from gsco_runtime.cases.readers import RawCases, read_cases
 from registry.input_limits import MAX_ARRAY_BYTES_ENV
 from tests.damaged_npz import damaged_split
@@ -210,6 +211,30 @@ def test_library_round_trip_and_digest(tmp_path: Path) -> None:
     raw.images[0] = changed
     assert build_library("pneumonia", LABELS, raw).digest != library.digest
     assert load_library(tmp_path / "home", "other") is None
+
+
+def test_the_stored_digest_is_parsed_again_only_when_an_import_replaced_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    raw = read_cases(_npz(tmp_path / "dev.npz"), LABELS)
+    fewer = RawCases(images=raw.images[:5], labels=raw.labels[:5])
+    first, second = build_library("pneumonia", LABELS, raw), build_library("pneumonia", LABELS, fewer)
+    parsed: list[str] = []
+    parse = library_module.stored_library_digest
+    monkeypatch.setattr(
+        library_module, "stored_library_digest", lambda h, task: parsed.append(task) or parse(h, task)
+    )
+    digests = StoredLibraryDigests(home)
+    assert digests.digest("pneumonia") is None and parsed == []  # nothing imported: nothing to parse
+    save_library(first, home)
+    assert [digests.digest("pneumonia") for _ in range(3)] == [first.digest] * 3
+    assert parsed == ["pneumonia"]
+    save_library(second, home)
+    assert digests.digest("pneumonia") == second.digest != first.digest
+    assert parsed == ["pneumonia", "pneumonia"]
+    (home / "hub" / "cases" / "pneumonia" / "cases.json").unlink()
+    assert digests.digest("pneumonia") is None
 
 
 def test_errors_are_plain(tmp_path: Path) -> None:
