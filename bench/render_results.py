@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from bench.docs_section import DOCS, publish  # noqa: E402
 from gsco_common.errors import ConfigError  # noqa: E402
 from hub.study.bar import bar_counts, bar_lines, bar_rows  # noqa: E402
-from hub.study.draws import draw_counts  # noqa: E402
+from hub.study.draws import AFTERWARDS, draw_counts  # noqa: E402
 from hub.study.facts import baseline_name, read_report  # noqa: E402
 from hub.study.report import study_markdown  # noqa: E402
 
@@ -107,7 +107,7 @@ def render(studies_dir: Path = STUDIES_DIR) -> list[str]:
                 f"The {group} alone ({', '.join(chosen)}; written and committed before their first "
                 "run, on seeds no earlier study used, `docs/studies/README.md`): " + bar_counts(rows),
                 "",
-                draw_counts(rows, {name: reports[name] for name in chosen}, lead="Per draw"),
+                draw_counts(rows, {name: reports[name] for name in chosen}, lead=AFTERWARDS),
             ]
     if bar:
         lines += [

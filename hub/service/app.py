@@ -75,15 +75,13 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-        if exc.status_code == 404:
+        if exc.status_code in (404, 405):
+            taken = _api_methods_on(request)
+            if taken and request.method not in taken:
+                return _method_not_allowed(request, taken)
+            if exc.status_code == 405:  # the static page's mounts
+                return _method_not_allowed(request, list(STATIC_METHODS))
             return error_response(404, "GSCO-804", str(exc.detail))
-        if exc.status_code == 405:
-            allowed = ", ".join(_methods_on(request))
-            answer = error_response(
-                405, "GSCO-800", f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
-            )
-            answer.headers["Allow"] = allowed
-            return answer
         # FastAPI answers a body it cannot decode (a JSON body that is not UTF-8) with 400:
         # a malformed request, GSCO-800, which is a 422 everywhere else.
         status = 422 if exc.status_code == 400 else exc.status_code
@@ -95,19 +93,27 @@ STATIC_METHODS = ("GET", "HEAD")
 """What the page's static mounts serve: every path no API route takes is theirs."""
 
 
-def _methods_on(request: Request) -> list[str]:
-    """The methods the app takes on the request's path.
+def _api_methods_on(request: Request) -> list[str]:
+    """The methods the API's routes take on the request's path (none: not an API path).
 
-    The router hands a method no route takes to the static mount at ``/``, whose 405 names no
-    methods, so they are found by asking every route but the mounts for each method.
+    A method no route takes goes on to the static mount at ``/``, which answers 404 for GET and
+    405 naming no methods otherwise, so the routes (all but the mounts) are asked for each method.
     """
     routes = [route for route in request.app.router.routes if not isinstance(route, Mount)]
-    taken = [
+    return [
         method
         for method in HTTP_METHODS
         if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes)
     ]
-    return taken or list(STATIC_METHODS)
+
+
+def _method_not_allowed(request: Request, taken: list[str]) -> JSONResponse:
+    allowed = ", ".join(taken)
+    answer = error_response(
+        405, "GSCO-800", f"{request.method} is not allowed on {request.url.path}; it takes {allowed}"
+    )
+    answer.headers["Allow"] = allowed
+    return answer
 
 
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:

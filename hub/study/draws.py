@@ -113,9 +113,12 @@ def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]
 
 EXPLAINED = (
     "Counted per draw (a task and a shuffle seed: one draw's evaluations share shards, specialists "
-    "and images, so the draw is the independent unit; it scores the images the consensus got right "
-    "more than the other method, summed over its distinct evaluations)"
+    "and images, while no two draws share a trained specialist; each draw scores the images the "
+    "consensus got right more than the other method, summed over its distinct evaluations; draws "
+    "still score on shared evaluation images, most of them on the one dev `val` split, so the test "
+    "is about training draws on these images, not about other images)"
 )
+AFTERWARDS = "Per draw (counted after the runs, not part of what was registered)"
 
 
 def draw_counts(

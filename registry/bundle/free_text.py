@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable
-from itertools import chain
 from typing import Protocol
 
 from gsco_common.errors import PrivacyError
@@ -88,8 +87,6 @@ class HostNames:
 
 
 _HEX_COLON_RUN = re.compile(r"[0-9a-f:]+", re.IGNORECASE)
-_LOOPBACK = re.compile(r"(?<!\S)::1[.,;:!?)]*(?!\S)")
-"""``::1`` standing alone: between spaces, perhaps with punctuation after it."""
 MAX_IPV6_CHARS = 39
 IPV6_GROUPS = 8
 
@@ -111,10 +108,15 @@ def _ipv6_candidate(text: str, run: re.Match[str]) -> str | None:
 
 
 def _is_ipv6(candidate: str) -> bool:
-    """An address with all eight groups written, or two or more groups, one of three or more digits."""
+    """Whether ``candidate`` reads as an address this scan counts.
+
+    Two or more groups, one of three or more digits; or all eight groups written, one of two or
+    more digits or with a hex letter (not a ratio such as ``1:1:1:1:1:1:1:1``).
+    """
     groups = [group for group in candidate.split(":") if group]
+    all_written = len(groups) == IPV6_GROUPS and any(len(g) >= 2 or not g.isdigit() for g in groups)
     if len(candidate) > MAX_IPV6_CHARS or not (
-        len(groups) == IPV6_GROUPS or (len(groups) >= 2 and max(map(len, groups)) >= 3)
+        all_written or (len(groups) >= 2 and max(map(len, groups)) >= 3)
     ):
         return False
     try:
@@ -128,19 +130,16 @@ class IPv6Addresses:
     """IPv6 addresses (``fe80::1ff:fe23:4567:890a``, ``2001:db8::7``, ``inet6 addr:fe80::1``).
 
     Each maximal run of hex digits and colons is read once (linear in the text): it is an address
-    when :mod:`ipaddress` reads it as one and it has all eight groups (``2001:db8:0:0:1:0:0:1``,
-    ``1:2:3:4:5:6:7:8``), or two or more groups, one of three or more digits (``fd00:a:b:c::1``;
-    ``a::b`` and the slices ``x[::10]``, ``v[1::10]`` are none). The loopback ``::1`` is one where
-    it stands alone between spaces (``loopback ::1 only``, but not ``x[::1]``). A run glued to a
-    word is read from after the word's colon (``ipv6:2001:db8::7``, ``IPv6:fe80::1``), and is none
-    without one (``std::vector``, ``Foo::Bar``); an underscore is no glue (``node_2001:db8::7``).
-    A run after a dot, longer than an address (``sha256:ab…``), or a time such as ``12:30:45`` is
-    none.
+    when :mod:`ipaddress` reads it as one and it has two or more groups, one of three or more
+    digits (``fd00:a:b:c::1``), or all eight groups, one of two or more digits or with a hex letter
+    (``fd:0:0:0:0:0:0:1``; the ratio ``1:1:1:1:1:1:1:1`` is none). ``::1``, ``a::b`` and the slices
+    ``x[::10]``, ``v[1::10]`` are none: the loopback names no host. A run glued to a word is read
+    from after the word's colon (``ipv6:2001:db8::7``, ``IPv6:fe80::1``), and is none without one
+    (``std::vector``, ``Foo::Bar``); an underscore is no glue (``node_2001:db8::7``). A run after a
+    dot, longer than an address (``sha256:ab…``), or a time such as ``12:30:45`` is none.
     """
 
     def search(self, text: str) -> bool:
-        if _LOOPBACK.search(text):
-            return True
         for run in _HEX_COLON_RUN.finditer(text):
             candidate = _ipv6_candidate(text, run)
             if candidate is not None and _is_ipv6(candidate):
@@ -168,12 +167,10 @@ _PHONE_KEYED = re.compile(
     rf"[\s:#-]{{0,3}}({_NUMBER})",
     re.IGNORECASE,
 )
-# A capital T, F or M alone ("T 030 4505 1234 / F 030 4505 1235", "T/F: …", "M 0171 …"): a number
-# after a colon, or else only a national number in groups after its trunk prefix 0 ("T 2 weighted",
-# "M 128 256" and "T1-weighted" are none).
-_PHONE_LETTERHEAD = re.compile(
-    rf"\b[TFM]\b(?:[ \t]?:[\s:#-]{{0,3}}({_NUMBER})|\s(\(?0\d{{1,4}}\)?(?:[\s/.-]\d{{2,8}}){{1,4}}))"
-)
+# A capital T, F or M alone on a letterhead ("T 030 4505 1234 / F 030 4505 1235", "T/F: …",
+# "M 0171 …"), with or without a colon: only a national number, its trunk prefix 0 and two to four
+# more groups ("T 2 weighted", "F: 1203 (48.2 %)", "M 05/2021" and "T1-weighted" are none).
+_PHONE_LETTERHEAD = re.compile(r"\b[TFM]\b(?:[ \t]?:[ \t]{0,3}|\s)(\(?0\d{1,4}\)?(?:[\s/.-]\d{2,8}){2,4})")
 _PHONE_NANP = re.compile(
     r"(?<![\w.-])(?:1[\s.-])?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[.-])\d{3}[\s.-]\d{4}(?![\w]|[.-]\d)"
 )
@@ -192,14 +189,14 @@ class PhoneNumbers:
     "Rufnummer", "Durchwahl", "Handy", "Mob.", "pager" or "Tél.", or after "phone", "mobile",
     "cell", "ext.", "extension" or "App." with a colon or "no." (``Tel. 030 4505 1234``,
     ``Phone no. 020 7946 0958``, ``ext.: 450 5123``); and on a letterhead, after a capital "T",
-    "F" or "M" standing alone, a number after a colon (``T: 555 123 4567``) or a national number
-    in groups after its trunk prefix 0 (``T 030 4505 1234 / F 030 4505 1235``, ``T/F 01 23 45 67
-    89``). A number written without a separator is a run of digits the record-number pattern finds
+    "F" or "M" standing alone, with or without a colon, a national number in groups after its
+    trunk prefix 0 (``T 030 4505 1234 / F 030 4505 1235``, ``T/F 01 23 45 67 89``, ``T: 030 …``).
+    A number written without a separator is a run of digits the record-number pattern finds
     (``ext. 4505123``). Not taken for one: a national number with spaces and no marker
     (``030 4505 1234`` reads like a list of numbers), a decimal after a marker (``mobile: 0.87``),
-    and a letter before a short number or one without the 0 (``T 2 weighted``, ``F1 0.91``,
-    ``M 128 256``). Taken for one, failing closed: a list in the North American form
-    (``256-512-1024``).
+    and after a lone letter a number without the trunk 0 or in fewer groups (``T 2 weighted``,
+    ``F1 0.91``, ``M 128 256``, ``Sex F: 1203 (48.2 %)``, ``M 05/2021``). Taken for one, failing
+    closed: a list in the North American form (``256-512-1024``).
     """
 
     def search(self, text: str) -> bool:
@@ -208,11 +205,13 @@ class PhoneNumbers:
         for found in _PHONE_INTERNATIONAL.finditer(text):
             if _digits(found.group().removeprefix("00")) >= MIN_PHONE_DIGITS:  # "00" stands for "+"
                 return True
-        for found in chain(_PHONE_KEYED.finditer(text), _PHONE_LETTERHEAD.finditer(text)):
+        for found in _PHONE_KEYED.finditer(text):
             number = found.group(1) or found.group(2)
             if _digits(number) >= MIN_KEYED_PHONE_DIGITS and not re.match(r"0\.\d", number):
                 return True
-        return False
+        return any(
+            _digits(found.group(1)) >= MIN_KEYED_PHONE_DIGITS for found in _PHONE_LETTERHEAD.finditer(text)
+        )
 
 
 def _name_like(word: str) -> bool:

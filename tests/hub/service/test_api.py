@@ -114,6 +114,10 @@ def test_auth_401_403_and_error_shape(hub: Hub) -> None:
         _error(wrong_method, 405, "GSCO-800")
         assert wrong_method.json()["error"]["message"] == "DELETE is not allowed on /v1/tasks; it takes GET"
         assert wrong_method.headers["allow"] == "GET"
+        post_only = client.get("/v1/diagnoses")  # would reach the page's mount, which has no such file
+        _error(post_only, 405, "GSCO-800")
+        assert post_only.json()["error"]["message"] == "GET is not allowed on /v1/diagnoses; it takes POST"
+        assert post_only.headers["allow"] == "POST"
         page = client.post("/")  # the static page's mount, not an API route
         _error(page, 405, "GSCO-800")
         assert page.json()["error"]["message"] == "POST is not allowed on /; it takes GET, HEAD"
