@@ -33,6 +33,7 @@ from hub.service.audit import HubRecords
 from hub.service.database import HubDatabase
 from hub.service.dicom_sr import hub_version
 from hub.service.fhir import r4_models
+from hub.service.headers import add_protective_headers
 from hub.service.intake import quiet_dicom_value_checks
 from hub.service.metrics import CONTENT_TYPE, ServiceMetrics
 from hub.service.runtime import ServiceRuntime
@@ -168,6 +169,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         metrics.latency.labels(route=route).observe(time.perf_counter() - start)
         if response.status_code >= 400:
             metrics.errors.labels(code=response.headers.get("x-gsco-error", str(response.status_code))).inc()
+        add_protective_headers(request.url.path, response.headers)
         return response
 
     @app.get("/healthz", tags=["health"])

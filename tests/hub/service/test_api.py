@@ -125,6 +125,27 @@ def test_auth_401_403_and_error_shape(hub: Hub) -> None:
         assert client.get("/v1/tasks").status_code == 200
 
 
+def test_no_answer_may_be_framed_and_no_api_answer_cached(hub: Hub) -> None:
+    with hub.client(hub.clinician) as client:
+        answers = {
+            "page": client.get("/"),
+            "api": client.get("/v1/tasks"),
+            "api error": client.get("/v1/nope"),
+            "health": client.get("/healthz"),
+        }
+    for name, answer in answers.items():
+        assert answer.headers["x-frame-options"] == "DENY", name
+        assert answer.headers["content-security-policy"] == "frame-ancestors 'none'", name
+        assert answer.headers["x-content-type-options"] == "nosniff", name
+        assert answer.headers["referrer-policy"] == "no-referrer", name
+    assert [answers[name].headers.get("cache-control") for name in answers] == [
+        None,
+        "no-store",
+        "no-store",
+        None,
+    ]
+
+
 def test_tasks_list_models_with_provenance(hub: Hub) -> None:
     with hub.client(hub.clinician) as client:
         tasks = {t["task_id"]: t for t in client.get("/v1/tasks").json()["tasks"]}
