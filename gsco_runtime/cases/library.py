@@ -186,12 +186,12 @@ class StoredLibraryDigests:
 
     The hub asks at every poll whether a library was imported since it was read; parsing
     ``cases.json`` (every case's id and report) each time costs more than the answer. An import
-    replaces the file (a new inode), so its inode, size and modification time stand for it.
+    replaces the file (a new inode), so its inode, size, modification and change times stand for it.
     """
 
     def __init__(self, home: Path) -> None:
         self.home = home
-        self._known: dict[str, tuple[tuple[int, int, int], str | None]] = {}
+        self._known: dict[str, tuple[tuple[int, int, int, int], str | None]] = {}
 
     def digest(self, task_id: str) -> str | None:
         """As :func:`stored_library_digest`, read again only when the task's record changed."""
@@ -200,7 +200,7 @@ class StoredLibraryDigests:
         except OSError:
             self._known.pop(task_id, None)
             return None
-        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        stamp = (stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
         known = self._known.get(task_id)
         if known is not None and known[0] == stamp:
             return known[1]

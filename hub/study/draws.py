@@ -113,8 +113,8 @@ def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]
 
 EXPLAINED = (
     "Counted per draw (a task and a shuffle seed: one draw's evaluations share shards, specialists "
-    "and images, while no two draws share a trained specialist; each draw scores the images the "
-    "consensus got right more than the other method, summed over its distinct evaluations; draws "
+    "and images, so each draw counts once; it scores the images the consensus got right more than "
+    "the other method, summed over its distinct evaluations; draws "
     "still score on shared evaluation images, most of them on the one dev `val` split, so the test "
     "is about training draws on these images, not about other images)"
 )
