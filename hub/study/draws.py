@@ -1,4 +1,4 @@
-"""The bar and the biased-specialist drop counted per draw, the unit that is independent.
+"""The bar and the biased-specialist drop counted per draw: one unit per draw of shards and seeds.
 
 The evaluations of one draw (one task and shuffle seed: the same shards, mostly the same trained
 specialists, overlapping images) are not independent of each other, so counts over evaluations
