@@ -25,17 +25,20 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match, Mount
 
 from gsco_common.errors import GscoError
 from hub.service import routes_admin, routes_clinical
 from hub.service.audit import HubRecords
+from hub.service.body_limit import BodyLimit
 from hub.service.database import HubDatabase
 from hub.service.dicom_sr import hub_version
 from hub.service.fhir import r4_models
 from hub.service.headers import add_protective_headers
 from hub.service.intake import quiet_dicom_value_checks
 from hub.service.metrics import CONTENT_TYPE, ServiceMetrics
+from hub.service.responses import error_response, gsco_error_response
 from hub.service.runtime import ServiceRuntime
 from hub.service.settings import ServiceSettings
 from hub.service.tokens import TokenStore
@@ -57,16 +60,10 @@ class HubState:
     metrics: ServiceMetrics
 
 
-def error_response(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers={"x-gsco-error": code}
-    )
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GscoError)
     async def gsco_error(request: Request, exc: GscoError) -> JSONResponse:
-        return error_response(exc.http_status, exc.code, str(exc))
+        return gsco_error_response(exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -89,6 +86,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(status, "GSCO-800", str(exc.detail))
 
 
+STREAMED_BODIES = {("POST", "/v1/diagnoses"), ("POST", "/v1/reports"), ("POST", "/v1/admin/webhook")}
+"""Routes that read their (large) bodies as a capped stream themselves (``form.read_capped``)."""
+CLIENT_CLOSED = 499
+"""What the metrics count for a request whose client left before it was read (nginx's code)."""
 HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 STATIC_METHODS = ("GET", "HEAD")
 """What the page's static mounts serve: every path no API route takes is theirs."""
@@ -153,15 +154,23 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         description="Decision support from approved specialists, similar cases and a generalist. "
         "AI generated, not for clinical use without clinician review.",
         lifespan=lifespan,
+        # Swagger UI and ReDoc load their scripts from a public CDN, on the origin whose page keeps
+        # the clinician's token: only the schema is served (``/openapi.json``).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.hub = state
     _install_error_handlers(app)
+    app.add_middleware(BodyLimit, streamed=STREAMED_BODIES)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Response:
         start = time.perf_counter()
         try:
             response = await call_next(request)
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer, nothing broke
+            log.info("the client closed the connection before its request to %s was read", request.url.path)
+            response = error_response(CLIENT_CLOSED, "GSCO-800", "the client closed the connection")
         except Exception as exc:  # answered here, so it is counted and Starlette does not log it again
             response = _unexpected(request, exc)
         route = _route_of(request)

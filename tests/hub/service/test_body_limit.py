@@ -1,0 +1,72 @@
+"""Request bodies are capped before any route reads them, and a client that leaves is no failure."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+
+from hub.service.body_limit import SMALL_BODY_BYTES
+from tests.hub.service.conftest import Hub
+
+REVIEW = "/v1/diagnoses/no-such-decision/review"
+JSON = {"content-type": "application/json"}
+
+
+def _refused(answer: httpx.Response) -> None:
+    assert answer.status_code == 413, answer.text
+    assert answer.json()["error"]["code"] == "GSCO-813"
+    assert answer.json()["error"]["message"].startswith("the request body is larger than the limit of 64 KiB")
+
+
+def _chunks(total: int) -> Iterator[bytes]:
+    """A body sent without a Content-Length (chunked), ``total`` bytes of JSON whitespace."""
+    yield b"{"
+    for _ in range(total // 8192):
+        yield b" " * 8192
+    yield b"}"
+
+
+def test_a_large_json_body_is_refused_before_the_token_check_reads_it(hub: Hub) -> None:
+    with hub.client() as anonymous:  # no token: the review route would answer 401 after the body
+        _refused(anonymous.post(REVIEW, content=b"{" + b" " * SMALL_BODY_BYTES + b"}", headers=JSON))
+        _refused(anonymous.post(REVIEW, content=_chunks(4 * SMALL_BODY_BYTES), headers=JSON))
+        small = anonymous.post(REVIEW, json={"action": "confirm"})
+    assert small.status_code == 401 and small.json()["error"]["code"] == "GSCO-520"
+    with hub.client(hub.clinician) as client:
+        found = client.post(REVIEW, json={"action": "confirm"})  # a small body reaches the route
+    assert found.status_code == 404 and found.json()["error"]["code"] == "GSCO-804"
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
+
+def test_a_client_leaving_mid_upload_is_counted_apart_and_logged_without_a_traceback(hub: Hub) -> None:
+    closed = 'gsco_hub_requests_total{route="/v1/diagnoses",status="499"}'
+    with hub.client() as client:
+        before = client.get("/metrics").text
+    url = urlsplit(hub.url)
+    with socket.create_connection((url.hostname, url.port)) as sock:
+        sock.sendall(
+            b"POST /v1/diagnoses HTTP/1.1\r\nHost: hub\r\n"
+            + f"Authorization: Bearer {hub.clinician}\r\n".encode()
+            + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n"
+        )
+    for _ in range(100):  # the server notices the closed connection on its own time
+        with hub.client() as client:
+            after = client.get("/metrics").text
+        if _metric(after, closed) > _metric(before, closed):
+            break
+        time.sleep(0.1)
+    assert _metric(after, closed) - _metric(before, closed) == 1
+    assert _metric(after, 'gsco_hub_requests_total{route="/v1/diagnoses",status="500"}') == _metric(
+        before, 'gsco_hub_requests_total{route="/v1/diagnoses",status="500"}'
+    )
+    assert "ClientDisconnect" not in hub.log.getvalue()
+    assert (
+        "the client closed the connection before its request to /v1/diagnoses was read" in hub.log.getvalue()
+    )
