@@ -3,7 +3,9 @@
 Every 4xx / 5xx answer has the same JSON body, ``{"error": {"code": ..., "message": ...}}``,
 with the stable codes of ``docs/errors.md``; an unexpected failure is logged once by the
 metrics middleware (which counts it as a 500) and answered with code GSCO-000 and no internal
-detail.
+detail. Of a request with a body (an upload, a review's comment) the log gets the traceback
+without the exceptions' messages: libraries quote the values they fail on (pydicom, highdicom:
+``Unable to convert '19761231-19770101' to 'DA' object``), and those may be a patient's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -118,10 +121,45 @@ def _method_not_allowed(request: Request, taken: list[str]) -> JSONResponse:
     return answer
 
 
+BODY_METHODS = ("POST", "PUT", "PATCH")
+"""Requests whose body (an upload, free text) an exception's message may quote."""
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     """Log an unhandled failure once and answer GSCO-000 without internal detail."""
-    log.error("unexpected failure on %s", request.url.path, exc_info=exc)
+    if request.method in BODY_METHODS:
+        log.error(
+            "unexpected failure on %s %s (exception messages left out: they may quote the request)\n%s",
+            request.method,
+            request.url.path,
+            _without_messages(exc),
+        )
+    else:
+        log.error("unexpected failure on %s", request.url.path, exc_info=exc)
     return error_response(500, "GSCO-000", "internal error; the hub's log has the details")
+
+
+def _without_messages(exc: BaseException) -> str:
+    """The traceback of ``exc`` and of the exceptions it chains, each by its type and frames only."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        frames = "".join(traceback.format_list(traceback.extract_tb(current.__traceback__)))
+        kind = type(current)
+        parts.append(f"Traceback (most recent call last):\n{frames}{kind.__module__}.{kind.__qualname__}\n")
+        if current.__cause__ is not None:
+            current = current.__cause__
+            parts.append("\nThe above exception was the direct cause of the following exception:\n\n")
+        elif current.__context__ is not None and not current.__suppress_context__:
+            current = current.__context__
+            parts.append("\nDuring handling of the above exception, another exception occurred:\n\n")
+        else:
+            current = None
+    if len(parts) % 2 == 0:  # a cycle ended the walk after a link
+        parts.pop()
+    return "".join(reversed(parts)).rstrip("\n")
 
 
 def _route_of(request: Request) -> str:

@@ -11,6 +11,7 @@ description marks the object as AI generated.
 from __future__ import annotations
 
 import io
+import logging
 import threading
 import warnings
 from datetime import datetime
@@ -31,6 +32,10 @@ ALGORITHM = "GSCo hub"
 # highdicom warns about a person name without a caret (PatientName, ReferringPhysicianName of
 # the source image) and quotes the name: on the hub's stderr, its log, that is patient data.
 PERSON_NAME_WARNING = r'(?s)The string ".*" is unlikely to represent the intended person name'
+# highdicom logs at INFO which source it copies patient and study from, by its SOPInstanceUID (an
+# identifier, DICOM PS3.15); its logger otherwise follows the root's level, which a library may
+# lower (fhircraft's import calls logging.basicConfig(level=INFO)). Its warnings still come through.
+logging.getLogger("highdicom").setLevel(logging.WARNING)
 # catch_warnings swaps the process-wide filter list: two SRs built at once would restore each
 # other's list and let the warning through.
 _FILTERS = threading.Lock()

@@ -10,13 +10,20 @@ for what is left of that import. Every resource carries the ``AIAST`` security l
 ObservationValue "artificial intelligence asserted") and the same provenance as the DICOM SR: the
 hub's algorithm and version, and per specialist its version, bundle digest, site fingerprint and
 approval record.
+
+fhircraft's import calls ``logging.basicConfig(level=INFO)``: the root logger's level and handlers
+are put back as they were (:func:`root_logging_kept`), so the hub, not a library, decides what
+its log gets (at INFO highdicom, for one, writes each DICOM upload's SOPInstanceUID).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import html
+import logging
 import uuid
+from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
@@ -34,10 +41,27 @@ MODEL_SYSTEM = "urn:gsco:model"
 FHIR_VERSION = "4.0"  # the ``fhirVersion`` parameter of ``application/fhir+json`` for R4 (4.0.1)
 
 
+@contextlib.contextmanager
+def root_logging_kept() -> Iterator[None]:
+    """Put the root logger's level and handlers back as they were before the block."""
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        for handler in [handler for handler in root.handlers if handler not in handlers]:
+            root.removeHandler(handler)
+            handler.close()
+        for handler in [handler for handler in handlers if handler not in root.handlers]:
+            root.addHandler(handler)
+
+
 @functools.cache
 def r4_models() -> ModuleType:
     """The FHIR R4 core resource models of fhircraft (imported once per process)."""
-    from fhircraft.fhir.resources.datatypes.R4 import core
+    with root_logging_kept():
+        from fhircraft.fhir.resources.datatypes.R4 import core
 
     return core
 

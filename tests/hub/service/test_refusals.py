@@ -12,6 +12,8 @@ from collections.abc import Iterator
 import numpy as np
 import pydicom
 import pytest
+from pydicom.dataelem import RawDataElement
+from pydicom.tag import Tag
 from sqlalchemy import func, select
 
 from hub.service import routes_clinical, webhook
@@ -142,3 +144,43 @@ def test_an_unhandled_error_is_a_counted_500_logged_once(
     for key in (requests, 'gsco_hub_errors_total{code="GSCO-000"}'):
         assert _metric(after, key) - _metric(before, key) == 1, key
     assert captured_logs.getvalue().count(f"RuntimeError: {marker}") == 1
+
+
+def _with_birth_date_range() -> bytes:
+    source = pydicom.dcmread(io.BytesIO(_dicom(np.random.default_rng(25).integers(0, 256, (28, 28)))))
+    tag = Tag(0x00100030)
+    source[tag] = RawDataElement(tag, "DA", 18, b"19761231-19770101 ", 0, False, True)
+    buffer = io.BytesIO()
+    source.save_as(buffer)
+    return buffer.getvalue()
+
+
+def test_an_sr_source_with_a_birth_date_range_is_422_naming_the_attribute(
+    hub: Hub, captured_logs: io.StringIO
+) -> None:
+    """pydicom's value check takes a DA range, highdicom does not: a 500 quoting it in the log before."""
+    decisions = _decisions(hub)
+    response = _diagnose(hub, _with_birth_date_range(), format="dicom-sr")
+    _error(response, 422, "GSCO-822")
+    assert "PatientBirthDate" in response.json()["error"]["message"]
+    assert "1976" not in response.text and "1976" not in captured_logs.getvalue()
+    assert _decisions(hub) == decisions
+
+
+def test_an_unhandled_error_on_an_upload_is_logged_without_its_message(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch, captured_logs: io.StringIO
+) -> None:
+    """Libraries quote values in their exceptions; of an upload those may be a patient's."""
+    marker = f"Planted^Patient-{time.time_ns()}"
+
+    def boom(decision: dict, source: object) -> bytes:
+        raise ValueError(f"Unable to convert {marker!r}") from KeyError(marker)
+
+    monkeypatch.setattr(routes_clinical, "build_sr", boom)
+    response = _diagnose(hub, _dicom(np.random.default_rng(26).integers(0, 256, (28, 28))), format="dicom-sr")
+    _error(response, 500, "GSCO-000")
+    logged = captured_logs.getvalue()
+    assert marker not in logged and marker not in response.text
+    # what a maintainer needs is still there: the route, the exceptions' types and where they were raised
+    assert "/v1/diagnoses" in logged and "ValueError" in logged and "KeyError" in logged
+    assert logged.count("in boom") == 1, logged
