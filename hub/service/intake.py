@@ -11,12 +11,18 @@ inverted), so the model input is the one the specialist was trained and evaluate
 
 Images with non-finite or constant pixels are refused (422) by
 :func:`gsco_runtime.image_checks.refuse_degenerate`, as at every other entry to the runtime.
+
+``max_pixels`` bounds what is allocated, not only what is decoded: when a specialist pads the
+image to a square (card ``resize: pad``) the square is counted (a 1 x 60 000 PNG is a
+60 000 x 60 000 model input before it is resized); a DICOM in the deflated transfer syntax may
+inflate to no more than ``max_bytes``, the limit an uncompressed upload is held to.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,15 +31,25 @@ import pydicom.config
 from PIL import Image, UnidentifiedImageError
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
+from pydicom.filereader import read_dataset, read_preamble
 from pydicom.tag import BaseTag
+from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
 from gsco_common.errors import ImageError, PayloadTooLargeError
 from gsco_runtime.image_checks import refuse_degenerate
-from registry.bundle.dicom_pixels import DICOM_DECODE_ERRORS, UnreadableImage, dicom_to_unit, header_count
+from registry.bundle.dicom_pixels import (
+    DICOM_DECODE_ERRORS,
+    UnreadableImage,
+    dicom_to_unit,
+    frame_count,
+    header_count,
+)
+from registry.bundle.preprocess import square_side
 from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, pil_to_array
 
 RASTER_FORMATS = ("PNG", "JPEG")
+INFLATE_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,14 +71,18 @@ def check_size(data: bytes, max_bytes: int) -> None:
         raise ImageError("the upload is empty", hint="attach a PNG, JPEG or DICOM image")
 
 
-def decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Upload:
-    """Decode an upload (PNG, JPEG or DICOM) under the limits; refuse anything else."""
+def decode(data: bytes, *, max_bytes: int, max_pixels: int, pads: bool = True) -> Upload:
+    """Decode an upload (PNG, JPEG or DICOM) under the limits; refuse anything else.
+
+    ``pads``: a specialist that will see the image pads it to a square, so the square is counted
+    against ``max_pixels`` (the default: the stricter count).
+    """
     check_size(data, max_bytes)
     digest = hashlib.sha256(data).hexdigest()
     if len(data) >= 132 and data[128:132] == b"DICM":
-        dataset = _read_dicom(data)
-        return Upload(refuse_degenerate(_dicom_pixels(dataset, max_pixels)), digest, dataset)
-    return Upload(refuse_degenerate(_raster_pixels(data, max_pixels)), digest)
+        dataset = _read_dicom(data, max_bytes)
+        return Upload(refuse_degenerate(_dicom_pixels(dataset, max_pixels, pads)), digest, dataset)
+    return Upload(refuse_degenerate(_raster_pixels(data, max_pixels, pads)), digest)
 
 
 def _too_many(count: int, max_pixels: int) -> None:
@@ -70,12 +90,23 @@ def _too_many(count: int, max_pixels: int) -> None:
         raise ImageError(f"the image has more than {max_pixels} pixels", hint="downscale it before uploading")
 
 
-def _raster_pixels(data: bytes, max_pixels: int) -> np.ndarray:
+def _too_wide(rows: int, columns: int, max_pixels: int, pads: bool) -> None:
+    """The square a padding specialist makes of the image (before it is resized) is over the limit."""
+    side = square_side(rows, columns)
+    if pads and side * side > max_pixels:
+        raise ImageError(
+            f"the image padded to a square for the model ({side}x{side}) has more than {max_pixels} pixels",
+            hint="crop it or downscale it before uploading",
+        )
+
+
+def _raster_pixels(data: bytes, max_pixels: int, pads: bool) -> np.ndarray:
     try:
         with Image.open(io.BytesIO(data)) as img:
             if img.format not in RASTER_FORMATS:
                 raise ImageError("the upload is not a PNG, JPEG or DICOM image")
             _too_many(img.width * img.height, max_pixels)
+            _too_wide(img.height, img.width, max_pixels, pads)
             img.load()
             return pil_to_array(img)
     except UnidentifiedImageError:
@@ -96,13 +127,55 @@ def quiet_dicom_value_checks() -> None:
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 
 
-def _read_dicom(data: bytes) -> Dataset:
+def _read_dicom(data: bytes, max_bytes: int) -> Dataset:
     try:
+        _check_inflated_size(data, max_bytes)
         dataset = pydicom.dcmread(io.BytesIO(data))
     except DICOM_DECODE_ERRORS:
         raise ImageError("the DICOM file is truncated or damaged", hint="export it again") from None
     _parse_every_element(dataset)
     return dataset
+
+
+def _check_inflated_size(data: bytes, max_bytes: int) -> None:
+    """Refuse a deflated data set that inflates to more than ``max_bytes`` (413), before pydicom.
+
+    pydicom inflates the deflated transfer syntax in one unbounded ``zlib.decompress`` (a 1 MB
+    upload became 1 GiB). The file meta is read first (always explicit VR little endian); for that
+    syntax the rest is inflated here a chunk at a time and only counted, so no more than
+    ``INFLATE_CHUNK`` bytes are held; pydicom then reads the upload known to inflate within limit.
+    """
+    stream = io.BytesIO(data)
+    read_preamble(stream, False)
+    if _transfer_syntax(stream) != DeflatedExplicitVRLittleEndian:
+        return
+    inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[stream.tell() :], 0
+    while size <= max_bytes:
+        size += len(chunk := inflater.decompress(pending, INFLATE_CHUNK))
+        pending = inflater.unconsumed_tail
+        if not chunk and not pending:
+            return
+    raise PayloadTooLargeError(
+        f"the deflated DICOM data set inflates to more than the upload limit of "
+        f"{max_bytes // (1024 * 1024)} MB",
+        hint="send the image uncompressed or in an image compression, not deflated",
+    )
+
+
+def _transfer_syntax(stream: io.BytesIO) -> str | None:
+    """The file meta's ``TransferSyntaxUID``; ``stream`` is left at the data set.
+
+    As pydicom reads it: explicit VR, else (a meta that does not parse so) implicit VR.
+    """
+    start = stream.tell()
+    for implicit in (False, True):
+        stream.seek(start)
+        meta = read_dataset(stream, implicit, True, stop_when=lambda tag, vr, length: tag >> 16 != 2)
+        try:
+            return meta.get("TransferSyntaxUID")
+        except NotImplementedError:
+            continue
+    return None
 
 
 def _parse_every_element(dataset: Dataset) -> None:
@@ -127,20 +200,21 @@ def _attribute(tag: BaseTag) -> str:
     return f"{keyword_for_tag(tag)} {tag}".strip()
 
 
-def _dicom_pixels(dataset: Dataset, max_pixels: int) -> np.ndarray:
+def _dicom_pixels(dataset: Dataset, max_pixels: int, pads: bool) -> np.ndarray:
     if not any(key in dataset for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageError("the DICOM file has no pixel data", hint="send an image object, not a report")
     try:
-        return _first_frame(dataset, max_pixels)
+        return _first_frame(dataset, max_pixels, pads)
     except UnreadableImage as exc:
         raise ImageError(f"the DICOM image cannot be read: {exc}") from None
 
 
-def _first_frame(dataset: Dataset, max_pixels: int) -> np.ndarray:
+def _first_frame(dataset: Dataset, max_pixels: int, pads: bool) -> np.ndarray:
     """The first frame through :func:`dicom_to_unit`; a malformed header is :class:`UnreadableImage`."""
     rows, columns = header_count(dataset, "Rows", 0), header_count(dataset, "Columns", 0)
-    frames = header_count(dataset, "NumberOfFrames", 1)
+    frames = frame_count(dataset)
     _too_many(rows * columns * frames, max_pixels)
+    _too_wide(rows, columns, max_pixels, pads)
     try:
         array = dataset.pixel_array
     except DICOM_DECODE_ERRORS:

@@ -12,7 +12,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from gsco_common.errors import NotFoundError, RequestError, RuntimeServiceError
+from gsco_common.errors import GscoError, NotFoundError, RequestError, RuntimeServiceError
 from hub.service.audit import DIAGNOSIS, REPORT, REVIEW
 from hub.service.auth import require
 from hub.service.decisions import decision_body, models_of
@@ -63,7 +63,22 @@ def _parse_and_decode(hub: Any, content_type: str, body: bytes) -> tuple[Diagnos
     form = parse_form(content_type, body)
     hub.runtime.task(form.task_id)
     settings = hub.settings
-    return form, decode(form.image, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels)
+    pads = _pads(hub, form.task_id)
+    return form, decode(
+        form.image, max_bytes=settings.max_upload_bytes, max_pixels=settings.max_pixels, pads=pads
+    )
+
+
+def _pads(hub: Any, task_id: str) -> bool:
+    """Whether a specialist serving the task now pads the image to a square (card ``resize: pad``).
+
+    With none loaded the answer is yes, the stricter pixel count (the request fails anyway).
+    """
+    try:
+        specialists = hub.runtime.engine.pool.snapshot(task_id).specialists
+    except GscoError:
+        return True
+    return any(s.info.preprocessing.resize == "pad" for s in specialists)
 
 
 def _answer(output: str, result: dict[str, Any], upload: Upload) -> Response | dict[str, Any]:

@@ -54,6 +54,18 @@ def header_count(ds: Dataset, keyword: str, default: int) -> int:
         raise UnreadableImage(f"{keyword} is not a whole number") from None
 
 
+def frame_count(ds: Dataset) -> int:
+    """``NumberOfFrames`` (1 when absent or empty); below 1 is a malformed header.
+
+    pydicom decodes one frame of a file that says 0 (or -1): counted as such, the file would pass
+    every ``Rows x Columns x frames`` pixel limit whatever its size.
+    """
+    frames = header_count(ds, "NumberOfFrames", 1)
+    if frames < 1:
+        raise UnreadableImage("NumberOfFrames is less than 1")
+    return frames
+
+
 def header_number(ds: Dataset, keyword: str) -> float | None:
     """A numeric attribute (its first value when multi-valued); ``None`` when absent or empty."""
     try:

@@ -13,7 +13,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gsco_common.errors import DataError
+from gsco_common.errors import DataError, InputLimitError
+from registry.input_limits import MAX_PIXELS_ENV, max_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -112,12 +113,29 @@ def resize_unit_image(image: np.ndarray, size: int, interpolation: str) -> np.nd
     return np.stack(channels, axis=-1).astype(np.float32)
 
 
+def square_side(height: int, width: int) -> int:
+    """The side of the square :func:`pad_to_square` makes of a ``height x width`` image."""
+    return max(height, width)
+
+
 def pad_to_square(image: np.ndarray, value: float) -> np.ndarray:
-    """Pad an ``[H, W]`` or ``[H, W, 3]`` image to a centred square (odd pixel bottom / right)."""
+    """Pad an ``[H, W]`` or ``[H, W, 3]`` image to a centred square (odd pixel bottom / right).
+
+    The square, not the image, is what allocates: a 1 x 60 000 image (60 000 pixels) would become
+    a 60 000 x 60 000 float array (13 GiB). A square of more than :func:`max_pixels`
+    (``GSCO_MAX_IMAGE_PIXELS``) pixels is :class:`InputLimitError` before anything is allocated.
+    """
     height, width = image.shape[:2]
-    side = max(height, width)
+    side = square_side(height, width)
     if height == width:
         return image
+    limit = max_pixels()
+    if side * side > limit:
+        raise InputLimitError(
+            f"a {width}x{height} image padded to a square is {side}x{side} pixels, more than the "
+            f"limit of {limit} ({MAX_PIXELS_ENV})",
+            hint=f"crop or downscale the image; raise {MAX_PIXELS_ENV} only if this machine has the memory",
+        )
     top, left = (side - height) // 2, (side - width) // 2
     pads = [(top, side - height - top), (left, side - width - left)] + [(0, 0)] * (image.ndim - 2)
     return np.pad(image, pads, mode="constant", constant_values=value)

@@ -26,7 +26,13 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from gsco_common.errors import InputLimitError
-from registry.bundle.dicom_pixels import DICOM_DECODE_ERRORS, DICOM_SUFFIXES, dicom_to_unit, header_count
+from registry.bundle.dicom_pixels import (
+    DICOM_DECODE_ERRORS,
+    DICOM_SUFFIXES,
+    dicom_to_unit,
+    frame_count,
+    header_count,
+)
 from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, RASTER_SUFFIXES, pil_to_array
 from registry.input_limits import max_pixels, open_image
 
@@ -120,7 +126,7 @@ def decode_dicom(path: Path) -> Decoded:
     """Read one DICOM file: pixels as float32 in [0, 1] plus its identifying strings."""
     ds = pydicom.dcmread(path)
     rows, columns = header_count(ds, "Rows", 0), header_count(ds, "Columns", 0)
-    frames = header_count(ds, "NumberOfFrames", 1)
+    frames = frame_count(ds)  # below 1 is unreadable: pydicom would decode one frame of any size
     if rows * columns * frames > max_pixels():  # checked before the pixel data (all frames) is decoded
         raise InputLimitError(
             f"{path.name}: {frames} frame(s) of {columns}x{rows} pixels is more than the limit of "

@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from gsco_common.errors import DataError
+from gsco_common.errors import DataError, InputLimitError
 from registry.bundle.preprocess import Preprocessing, preprocess, preprocess_batch
+from registry.input_limits import MAX_PIXELS_ENV
 
 
 def test_gray_uint8_becomes_three_normalised_channels():
@@ -113,3 +114,27 @@ def test_a_card_without_the_resize_field_keeps_stretching():
 def test_bad_geometry_is_refused_naming_the_field(kwargs, field):
     with pytest.raises(DataError, match=field):
         Preprocessing(input_size=8, **kwargs)
+
+
+def test_padding_refuses_a_square_over_the_pixel_limit_before_making_it(monkeypatch):
+    """1 x 200 is 200 pixels; padded it is 200 x 200 = 40 000, over a limit of 10 000.
+
+    At the default limit a 1 x 60 000 file (60 000 pixels) became a 60 000 x 60 000 float array:
+    site training and export, ``gsco-hub diagnose`` / ``evaluate`` and the hub all pad here.
+    """
+    monkeypatch.setenv(MAX_PIXELS_ENV, "10000")
+    wide = np.arange(200, dtype=np.uint8)[None, :]
+    padded = Preprocessing(input_size=8, resize="pad")
+    with pytest.raises(
+        InputLimitError, match=f"200x200 pixels, more than the limit of 10000 \\({MAX_PIXELS_ENV}\\)"
+    ):
+        preprocess(wide, padded)
+    with pytest.raises(InputLimitError):
+        preprocess(wide.T, padded)
+    with pytest.raises(InputLimitError):
+        preprocess_batch([wide], padded)
+    assert InputLimitError.code == "GSCO-210"
+    # resized straight to a square, no square is made: nothing beyond the image is allocated
+    assert preprocess(wide, Preprocessing(input_size=8)).shape == (3, 8, 8)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "40000")  # a square at the limit is made as before
+    assert preprocess(wide, padded).shape == (3, 8, 8)

@@ -7,11 +7,11 @@ import pydicom
 import pytest
 
 from gsco_common.errors import DataError
-from registry.bundle.dicom_pixels import apply_window
+from registry.bundle.dicom_pixels import UnreadableImage, apply_window
 from site_agent.data.config import DataConfig
-from site_agent.data.decode import decode_file
+from site_agent.data.decode import decode_file, try_decode
 from site_agent.data.loader import load_site_data
-from tests.properties.dicom_files import MALFORMED_DICOM
+from tests.properties.dicom_files import MALFORMED_DICOM, dicom_bytes, dicom_dataset
 from tests.site_agent.dicom_files import write_dicom
 
 RAMP8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
@@ -166,3 +166,18 @@ def test_labels_csv_needs_a_key_column(tmp_path: Path) -> None:
 def test_missing_labels_csv(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="data.labels_csv: the CSV file does not exist"):
         load_site_data(DataConfig(path=tmp_path, kind="dicom"), LABELS, seed=0)
+
+
+@pytest.mark.parametrize("frames", ["0", "-1"])
+def test_number_of_frames_below_one_is_unreadable_not_under_every_pixel_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, frames: str
+) -> None:
+    """8 x 8 x 0 = 0 passed ``GSCO_MAX_IMAGE_PIXELS`` whatever the size; pydicom decodes a frame."""
+    monkeypatch.setenv("GSCO_MAX_IMAGE_PIXELS", "16")
+    ds = dicom_dataset()
+    ds.NumberOfFrames = frames
+    path = tmp_path / "nf.dcm"
+    path.write_bytes(dicom_bytes(ds))
+    with pytest.raises(UnreadableImage, match="NumberOfFrames"):
+        decode_file(path)
+    assert try_decode(path) is None  # skipped and counted as unreadable, like the other malformed headers
