@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,13 +30,12 @@ import pydicom.config
 from PIL import Image, UnidentifiedImageError
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
-from pydicom.filereader import read_dataset, read_preamble
 from pydicom.tag import BaseTag
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 from pydicom.valuerep import VR
 
 from gsco_common.errors import ImageError, PayloadTooLargeError
 from gsco_runtime.image_checks import refuse_degenerate
+from registry.bundle.dicom_deflate import inflates_past
 from registry.bundle.dicom_pixels import (
     DICOM_DECODE_ERRORS,
     UnreadableImage,
@@ -49,7 +47,6 @@ from registry.bundle.preprocess import square_side
 from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, pil_to_array
 
 RASTER_FORMATS = ("PNG", "JPEG")
-INFLATE_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -138,44 +135,13 @@ def _read_dicom(data: bytes, max_bytes: int) -> Dataset:
 
 
 def _check_inflated_size(data: bytes, max_bytes: int) -> None:
-    """Refuse a deflated data set that inflates to more than ``max_bytes`` (413), before pydicom.
-
-    pydicom inflates the deflated transfer syntax in one unbounded ``zlib.decompress`` (a 1 MB
-    upload became 1 GiB). The file meta is read first (always explicit VR little endian); for that
-    syntax the rest is inflated here a chunk at a time and only counted, so no more than
-    ``INFLATE_CHUNK`` bytes are held; pydicom then reads the upload known to inflate within limit.
-    """
-    stream = io.BytesIO(data)
-    read_preamble(stream, False)
-    if _transfer_syntax(stream) != DeflatedExplicitVRLittleEndian:
-        return
-    inflater, pending, size = zlib.decompressobj(-zlib.MAX_WBITS), data[stream.tell() :], 0
-    while size <= max_bytes:
-        size += len(chunk := inflater.decompress(pending, INFLATE_CHUNK))
-        pending = inflater.unconsumed_tail
-        if not chunk and not pending:
-            return
-    raise PayloadTooLargeError(
-        f"the deflated DICOM data set inflates to more than the upload limit of "
-        f"{max_bytes // (1024 * 1024)} MB",
-        hint="send the image uncompressed or in an image compression, not deflated",
-    )
-
-
-def _transfer_syntax(stream: io.BytesIO) -> str | None:
-    """The file meta's ``TransferSyntaxUID``; ``stream`` is left at the data set.
-
-    As pydicom reads it: explicit VR, else (a meta that does not parse so) implicit VR.
-    """
-    start = stream.tell()
-    for implicit in (False, True):
-        stream.seek(start)
-        meta = read_dataset(stream, implicit, True, stop_when=lambda tag, vr, length: tag >> 16 != 2)
-        try:
-            return meta.get("TransferSyntaxUID")
-        except NotImplementedError:
-            continue
-    return None
+    """Refuse a deflated data set that inflates to more than ``max_bytes`` (413), before pydicom."""
+    if inflates_past(io.BytesIO(data), max_bytes):
+        raise PayloadTooLargeError(
+            f"the deflated DICOM data set inflates to more than the upload limit of "
+            f"{max_bytes // (1024 * 1024)} MB",
+            hint="send the image uncompressed or in an image compression, not deflated",
+        )
 
 
 def _parse_every_element(dataset: Dataset) -> None:

@@ -26,6 +26,7 @@ from pydicom.multival import MultiValue
 from pydicom.valuerep import PersonName
 
 from gsco_common.errors import InputLimitError
+from registry.bundle.dicom_deflate import inflates_past
 from registry.bundle.dicom_pixels import (
     DICOM_DECODE_ERRORS,
     DICOM_SUFFIXES,
@@ -34,7 +35,7 @@ from registry.bundle.dicom_pixels import (
     header_count,
 )
 from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, RASTER_SUFFIXES, pil_to_array
-from registry.input_limits import max_pixels, open_image
+from registry.input_limits import MAX_ARRAY_BYTES_ENV, max_array_bytes, max_pixels, open_image
 
 # What Pillow and pydicom raise on missing, truncated, corrupt or unsupported files. Anything
 # else is a bug and propagates.
@@ -124,6 +125,7 @@ IDENTIFYING_KEYWORDS = (
 
 def decode_dicom(path: Path) -> Decoded:
     """Read one DICOM file: pixels as float32 in [0, 1] plus its identifying strings."""
+    refuse_deflate_bomb(path)
     ds = pydicom.dcmread(path)
     rows, columns = header_count(ds, "Rows", 0), header_count(ds, "Columns", 0)
     frames = frame_count(ds)  # below 1 is unreadable: pydicom would decode one frame of any size
@@ -138,6 +140,21 @@ def decode_dicom(path: Path) -> Decoded:
     image = dicom_to_unit(pixels, ds)
     patient_id = str(ds.get("PatientID", "") or "").strip() or None
     return Decoded(image, dicom_identifiers(ds), patient_id)
+
+
+def refuse_deflate_bomb(path: Path) -> None:
+    """Stop at a deflated DICOM file that inflates past ``GSCO_MAX_ARRAY_BYTES``, before pydicom.
+
+    pydicom inflates that transfer syntax whole, even to read only the header: a megabyte on disk
+    can take gigabytes of memory.
+    """
+    with path.open("rb") as stream:
+        if inflates_past(stream, max_array_bytes()):
+            raise InputLimitError(
+                f"{path.name}: the deflated DICOM data set inflates to more than the limit of "
+                f"{max_array_bytes()} bytes ({MAX_ARRAY_BYTES_ENV})",
+                hint="export the file uncompressed or in an image compression, not deflated",
+            )
 
 
 def dicom_identifiers(ds: Dataset) -> set[str]:

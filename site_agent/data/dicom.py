@@ -12,7 +12,7 @@ from registry.bundle.dicom_pixels import DICOM_SUFFIXES
 from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.csv_manifest import read_table, row_item
-from site_agent.data.decode import DECODE_ERRORS, Decoded, decode_dicom
+from site_agent.data.decode import DECODE_ERRORS, Decoded, decode_dicom, refuse_deflate_bomb
 from site_agent.data.sources import SourceItem, SourceRead, list_files, path_identifiers, register_source
 
 _PATH_COLUMNS = ("path", "file", "filename", "file_name")
@@ -91,6 +91,7 @@ def _files_by_uid(files: list[Path]) -> dict[str, Path]:
     keyed: dict[str, Path] = {}
     for path in files:
         try:  # the value is parsed on access: an unknown VR fails there, not in dcmread
+            refuse_deflate_bomb(path)  # stop_before_pixels still inflates a deflated file whole
             uid = str(pydicom.dcmread(path, stop_before_pixels=True).get("SOPInstanceUID", "")).strip()
         except DECODE_ERRORS:
             continue

@@ -80,6 +80,18 @@ def dicom_bytes(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
+def deflated_dicom(padding_bytes: int) -> bytes:
+    """The valid file in the deflated transfer syntax with ``padding_bytes`` zeros in a private element.
+
+    A few KB on disk whatever ``padding_bytes``: zeros deflate to almost nothing.
+    """
+    ds = dicom_dataset()
+    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    ds.add_new(0x00090010, "LO", "GSCO TEST")
+    ds.add_new(0x00091000, "OB", bytes(padding_bytes))
+    return dicom_bytes(ds)
+
+
 @st.composite
 def hostile_headers(draw: st.DrawFn) -> bytes:
     """The valid file with one to four header attributes (or the transfer syntax) set to hostile values."""

@@ -12,12 +12,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from PIL import Image
-from pydicom.uid import DeflatedExplicitVRLittleEndian
 
 from gsco_common.errors import ImageError, PayloadTooLargeError, RuntimeServiceError
 from hub.service.intake import decode
 from hub.service.routes_clinical import _pads
-from tests.properties.dicom_files import dicom_bytes, dicom_dataset
+from tests.properties.dicom_files import deflated_dicom, dicom_bytes, dicom_dataset
 
 MB = 1024 * 1024
 LIMITS = {"max_bytes": MB, "max_pixels": 1_000_000}
@@ -82,16 +81,8 @@ def test_number_of_frames_below_one_is_refused_naming_the_attribute(frames: str)
     assert "NumberOfFrames" in refused.value.message and frames not in refused.value.message
 
 
-def _deflated(padding_bytes: int) -> bytes:
-    ds = dicom_dataset()
-    ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    ds.add_new(0x00090010, "LO", "GSCO TEST")
-    ds.add_new(0x00091000, "OB", bytes(padding_bytes))  # zeros: deflates to almost nothing
-    return dicom_bytes(ds)
-
-
 def test_a_deflated_dicom_inflating_past_the_upload_limit_is_refused() -> None:
-    data = _deflated(2 * MB)  # a few KB on the wire, 2 MB inflated, over the 1 MB limit
+    data = deflated_dicom(2 * MB)  # a few KB on the wire, 2 MB inflated, over the 1 MB limit
     assert len(data) < 64 * 1024
     with pytest.raises(PayloadTooLargeError) as refused:
         decode(data, **LIMITS)
@@ -101,4 +92,4 @@ def test_a_deflated_dicom_inflating_past_the_upload_limit_is_refused() -> None:
 
 def test_a_deflated_dicom_within_the_limit_decodes_as_the_uncompressed_one() -> None:
     plain = decode(dicom_bytes(dicom_dataset()), **LIMITS).pixels
-    assert np.array_equal(decode(_deflated(MB // 2), **LIMITS).pixels, plain)
+    assert np.array_equal(decode(deflated_dicom(MB // 2), **LIMITS).pixels, plain)

@@ -6,12 +6,12 @@ import numpy as np
 import pydicom
 import pytest
 
-from gsco_common.errors import DataError
+from gsco_common.errors import DataError, InputLimitError
 from registry.bundle.dicom_pixels import UnreadableImage, apply_window
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import decode_file, try_decode
 from site_agent.data.loader import load_site_data
-from tests.properties.dicom_files import MALFORMED_DICOM, dicom_bytes, dicom_dataset
+from tests.properties.dicom_files import MALFORMED_DICOM, deflated_dicom, dicom_bytes, dicom_dataset
 from tests.site_agent.dicom_files import write_dicom
 
 RAMP8 = np.arange(256, dtype=np.uint16).reshape(16, 16)
@@ -181,3 +181,22 @@ def test_number_of_frames_below_one_is_unreadable_not_under_every_pixel_limit(
     with pytest.raises(UnreadableImage, match="NumberOfFrames"):
         decode_file(path)
     assert try_decode(path) is None  # skipped and counted as unreadable, like the other malformed headers
+
+
+def test_a_deflated_file_inflating_past_the_array_limit_stops_before_pydicom_inflates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydicom inflates the deflated syntax whole, even for the header alone: a few KB became 2 MB."""
+    monkeypatch.setenv("GSCO_MAX_ARRAY_BYTES", str(1024 * 1024))
+    bomb, fine, plain = tmp_path / "bomb.dcm", tmp_path / "fine.dcm", tmp_path / "plain.dcm"
+    bomb.write_bytes(deflated_dicom(2 * 1024 * 1024))
+    fine.write_bytes(deflated_dicom(512 * 1024))
+    plain.write_bytes(dicom_bytes(dicom_dataset()))
+    assert bomb.stat().st_size < 64 * 1024
+    with pytest.raises(InputLimitError) as refused:
+        decode_file(bomb)
+    assert refused.value.message == (
+        "bomb.dcm: the deflated DICOM data set inflates to more than the limit of 1048576 bytes "
+        "(GSCO_MAX_ARRAY_BYTES)"
+    )
+    assert np.array_equal(decode_file(fine).image, decode_file(plain).image)
