@@ -16,15 +16,12 @@ Study attributes highdicom copies are copied as they are, never parsed, so they 
 
 from __future__ import annotations
 
-import datetime
-import re
-
 from highdicom._standard_utils import get_sop_class_iod_map
 from highdicom.enum import PatientSexValues, SpecificCharacterSetValues
 from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
-from pydicom.valuerep import validate_value
+from pydicom.valuerep import DA, TM, validate_value
 
 from gsco_common.errors import ImageError
 
@@ -47,8 +44,6 @@ REQUIRED = (
 UIDS = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
 DATES = ("PatientBirthDate", "StudyDate")  # highdicom: DA(value), a single date
 TIMES = ("StudyTime",)  # highdicom: TM(value), a single time
-DATE = re.compile(r"\d{8}")
-TIME = re.compile(r"([01]\d|2[0-3])([0-5]\d((60|[0-5]\d)(\.\d{1,6})?)?)?")  # 60: a leap second
 CHARACTER_SETS = {v.value for v in SpecificCharacterSetValues}
 # highdicom.valuerep._check_specific_character_set: several character sets only with code
 # extensions (ISO 2022), a multi-byte one never first; one character set only without them.
@@ -91,10 +86,10 @@ def check_sr_source(dataset: Dataset) -> None:
         if not dataset[keyword].value:
             raise _refuse(keyword, "is empty")
     for keyword in DATES:
-        if not _is_date(str(dataset[keyword].value or "")):
+        if not _parses_as(DA, str(dataset[keyword].value or "")):
             raise _refuse(keyword, "is not one date (YYYYMMDD; not a range) or empty")
     for keyword in TIMES:
-        if not _is_time(str(dataset[keyword].value or "")):
+        if not _parses_as(TM, str(dataset[keyword].value or "")):
             raise _refuse(keyword, "is not one time (HHMMSS.FFFFFF or shorter; not a range) or empty")
     if UID(dataset.SOPClassUID).type != "SOP Class":
         raise _refuse("SOPClassUID", "is not a known SOP class")
@@ -108,20 +103,15 @@ def check_sr_source(dataset: Dataset) -> None:
         _check_character_sets(dataset["SpecificCharacterSet"].value)
 
 
-def _is_date(value: str) -> bool:
+def _parses_as(kind: type[DA] | type[TM], value: str) -> bool:
+    """Whether highdicom's parse of a ``DA`` / ``TM`` value (pydicom's, one value) takes ``value``."""
     if not value:
         return True  # type 2: empty when unknown
-    if not DATE.fullmatch(value):
-        return False
     try:
-        datetime.date(int(value[:4]), int(value[4:6]), int(value[6:]))
-    except ValueError:  # no such day (19760231)
+        kind(value)
+    except ValueError:  # a range (19761231-19770101), no such day (19760231)
         return False
     return True
-
-
-def _is_time(value: str) -> bool:
-    return not value or TIME.fullmatch(value) is not None
 
 
 def _check_character_sets(value: object) -> None:
