@@ -125,6 +125,10 @@ class NotFoundError(RequestError, code="GSCO-804", http_status=404):
     """The hub has no such task, diagnosis or reference case."""
 
 
+class RequestTimeoutError(RequestError, code="GSCO-808", http_status=408):
+    """A request body stalled: no byte of it arrived for the hub's ``body_timeout_s``."""
+
+
 class PayloadTooLargeError(RequestError, code="GSCO-813", http_status=413):
     """An upload is larger than the hub's limit (``max_upload_mb``)."""
 

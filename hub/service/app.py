@@ -199,7 +199,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     )
     app.state.hub = state
     _install_error_handlers(app)
-    app.add_middleware(BodyLimit, streamed=STREAMED_BODIES)
+    app.add_middleware(BodyLimit, streamed=STREAMED_BODIES, idle_timeout_s=settings.body_timeout_s)
 
     @app.middleware("http")
     async def measure(request: Request, call_next: Any) -> Response:

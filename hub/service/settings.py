@@ -37,6 +37,8 @@ class ServiceSettings(BaseModel):
     threads: int | None = Field(default=None, ge=1, le=256)
     max_upload_mb: float = Field(default=20.0, gt=0, le=2048)
     max_pixels: int = Field(default=50_000_000, ge=1)
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    """Longest pause allowed between two pieces of a request body before 408 (slow-body attacks)."""
     low_confidence_below: float = Field(default=0.6, ge=0, le=1)
     webhook_secret: str | None = Field(default=None, min_length=16)
     generalist_url: str | None = None

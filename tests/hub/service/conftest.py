@@ -90,7 +90,10 @@ def hub(tmp_path_factory: pytest.TempPathFactory, real_specialists: tuple[SiteBu
     )
     save_library(build_library(task, LABELS, raw), world.config.home)
     settings = load_settings(
-        world.config, None, {"poll_interval_s": 0.5, "webhook_secret": WEBHOOK_SECRET, "max_upload_mb": 1}
+        world.config,
+        None,
+        # a short body timeout: tests/hub/service/test_body_limit.py waits it out
+        {"poll_interval_s": 0.5, "webhook_secret": WEBHOOK_SECRET, "max_upload_mb": 1, "body_timeout_s": 3},
     )
     db = HubDatabase(settings.database_url)
     store = TokenStore(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -70,3 +71,67 @@ def test_a_client_leaving_mid_upload_is_counted_apart_and_logged_without_a_trace
     assert (
         "the client closed the connection before its request to /v1/diagnoses was read" in hub.log.getvalue()
     )
+
+
+def _send_and_stall(hub: Hub, head: bytes) -> tuple[bytes, float]:
+    """Send ``head`` (a request whose body is cut short), then nothing: what the hub answers, and when."""
+    url = urlsplit(hub.url)
+    with socket.create_connection((url.hostname, url.port), timeout=60) as sock:
+        sock.sendall(head)
+        start = time.monotonic()
+        answer = b""
+        while chunk := sock.recv(65536):  # until the hub closes the connection
+            answer += chunk
+        return answer, time.monotonic() - start
+
+
+def _timed_out(answer: bytes) -> dict[str, object]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 "), answer
+    error = json.loads(body)["error"]
+    assert error["code"] == "GSCO-808"
+    assert error["message"].startswith("no part of the request body arrived for 3 s")
+    return error
+
+
+def test_a_body_that_stops_arriving_is_answered_with_408_and_the_connection_closed(hub: Hub) -> None:
+    """A few bytes and then nothing held a connection (and a coroutine) for as long as the client liked."""
+    timeout = hub.app.state.hub.settings.body_timeout_s
+    with hub.client() as client:
+        before = client.get("/metrics").text
+    review, waited = _send_and_stall(
+        hub,
+        f"POST {REVIEW} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n".encode()
+        + b"Content-Length: 100\r\n\r\n{",
+    )
+    _timed_out(review)
+    assert waited >= timeout
+    upload, _ = _send_and_stall(  # a streamed route: the upload form reads its body itself
+        hub,
+        b"POST /v1/diagnoses HTTP/1.1\r\nHost: hub\r\n"
+        + f"Authorization: Bearer {hub.clinician}\r\n".encode()
+        + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n",
+    )
+    _timed_out(upload)
+    with hub.client() as client:
+        after = client.get("/metrics").text
+    counted = 'gsco_hub_errors_total{code="GSCO-808"}'
+    assert _metric(after, counted) - _metric(before, counted) == 2
+    streamed = 'gsco_hub_requests_total{route="/v1/diagnoses",status="408"}'
+    assert _metric(after, streamed) - _metric(before, streamed) == 1
+
+
+def test_a_slow_body_that_keeps_arriving_is_read(hub: Hub) -> None:
+    """The limit is on each pause, not on the whole body: pieces a second apart for longer than it."""
+    timeout = hub.app.state.hub.settings.body_timeout_s
+
+    def trickled() -> Iterator[bytes]:
+        for piece in (b'{"action"', b": ", b'"confirm"', b" ", b"}"):
+            yield piece
+            time.sleep(timeout / 3)
+
+    start = time.monotonic()
+    with hub.client(hub.clinician) as client:
+        found = client.post(REVIEW, content=trickled(), headers=JSON)
+    assert time.monotonic() - start > timeout
+    assert found.status_code == 404 and found.json()["error"]["code"] == "GSCO-804"  # the route read it
