@@ -14,7 +14,8 @@ Images with non-finite or constant pixels are refused (422) by
 
 ``max_pixels`` bounds what is allocated, not only what is decoded: when a specialist pads the
 image to a square (card ``resize: pad``) the square is counted (a 1 x 60 000 PNG is a
-60 000 x 60 000 model input before it is resized); a DICOM in the deflated transfer syntax may
+60 000 x 60 000 model input before it is resized), against ``max_pixels`` or the runtime's
+``GSCO_MAX_IMAGE_PIXELS``, whichever is lower; a DICOM in the deflated transfer syntax may
 inflate to no more than ``max_bytes``, the limit an uncompressed upload is held to.
 """
 
@@ -45,6 +46,7 @@ from registry.bundle.dicom_pixels import (
 )
 from registry.bundle.preprocess import square_side
 from registry.bundle.raster_pixels import RASTER_DECODE_ERRORS, pil_to_array
+from registry.input_limits import max_pixels as runtime_max_pixels
 
 RASTER_FORMATS = ("PNG", "JPEG")
 
@@ -88,11 +90,16 @@ def _too_many(count: int, max_pixels: int) -> None:
 
 
 def _too_wide(rows: int, columns: int, max_pixels: int, pads: bool) -> None:
-    """The square a padding specialist makes of the image (before it is resized) is over the limit."""
+    """The square a padding specialist makes of the image (before it is resized) is over the limit.
+
+    The limit is also the runtime's own (``GSCO_MAX_IMAGE_PIXELS``), which its padding enforces
+    again: a square between the two would otherwise pass here and fail there with another code.
+    """
     side = square_side(rows, columns)
-    if pads and side * side > max_pixels:
+    limit = min(max_pixels, runtime_max_pixels())
+    if pads and side * side > limit:
         raise ImageError(
-            f"the image padded to a square for the model ({side}x{side}) has more than {max_pixels} pixels",
+            f"the image padded to a square for the model ({side}x{side}) has more than {limit} pixels",
             hint="crop it or downscale it before uploading",
         )
 

@@ -49,6 +49,17 @@ def test_a_wide_dicom_is_refused_when_a_specialist_pads_it_to_a_square() -> None
     assert decode(dicom_bytes(ds), **LIMITS, pads=False).pixels.shape == (1, 2_000)
 
 
+def test_the_square_is_held_to_the_runtime_limit_when_lower(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A square under ``max_pixels`` but over ``GSCO_MAX_IMAGE_PIXELS`` would fail later in the
+    runtime's padding with another code (413 GSCO-210): the intake refuses it as every other square."""
+    monkeypatch.setenv("GSCO_MAX_IMAGE_PIXELS", "250000")
+    data = _wide_png(600)  # padded: 360 000, under max_pixels (1 000 000), over the runtime's 250 000
+    refusal = r"padded to a square for the model \(600x600\) has more than 250000 pixels"
+    with pytest.raises(ImageError, match=refusal):
+        decode(data, **LIMITS, pads=True)
+    assert decode(_wide_png(500), **LIMITS, pads=True).pixels.shape == (1, 500)  # 250 000: at the limit
+
+
 def _hub_serving(*geometries: str) -> SimpleNamespace:
     specialists = [
         SimpleNamespace(info=SimpleNamespace(preprocessing=SimpleNamespace(resize=g))) for g in geometries
