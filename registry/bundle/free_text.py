@@ -167,10 +167,21 @@ _PHONE_KEYED = re.compile(
     rf"[\s:#-]{{0,3}}({_NUMBER})",
     re.IGNORECASE,
 )
+_NATIONAL = r"\(?0\d{1,4}\)?(?:[\s/.-]\d{2,8}){2,4}"
+"""A national number: its trunk prefix 0 and two to four more groups (``030 4505 1234``)."""
 # A capital T, F or M alone on a letterhead ("T 030 4505 1234 / F 030 4505 1235", "T/F: …",
-# "M 0171 …"), with or without a colon: only a national number, its trunk prefix 0 and two to four
-# more groups ("T 2 weighted", "F: 1203 (48.2 %)", "M 05/2021" and "T1-weighted" are none).
-_PHONE_LETTERHEAD = re.compile(r"\b[TFM]\b(?:[ \t]?:[ \t]{0,3}|\s)(\(?0\d{1,4}\)?(?:[\s/.-]\d{2,8}){2,4})")
+# "M 0171 …", "T. 030 …"), with or without a colon or a dot: only a national number, or after T
+# or F a North American one in three groups ("T: 555 123 4567"); "T 2 weighted", "F: 1203
+# (48.2 %)", "M 05/2021", "T1-weighted" and "M: 384 768 1024" are none.
+_PHONE_LETTERHEAD = re.compile(
+    rf"\b[TFM]\b(?:[ \t]?[:.][ \t]{{0,3}}|\s)({_NATIONAL})"
+    r"|\b[TF]\b(?:[ \t]?[:.][ \t]{0,3}|\s)(\(?[2-9]\d{2}\)?[\s.-]\d{3}[\s.-]\d{4})(?![\w]|[.-]\d)"
+)
+# "Phone", "Ph." or German "Fon" without a colon or "no." ("Phone 030 4505 1234", "Fon 030 …"):
+# only a national number ("phone 2019-2021", "pH 7.35-7.45" are none).
+_PHONE_WORD_NATIONAL = re.compile(
+    rf"\b(?:phone|telephone|ph|fon)\b\.?[ \t]{{0,3}}:?[ \t]{{0,3}}({_NATIONAL})", re.IGNORECASE
+)
 _PHONE_NANP = re.compile(
     r"(?<![\w.-])(?:1[\s.-])?(?:\([2-9]\d{2}\)\s?|[2-9]\d{2}[.-])\d{3}[\s.-]\d{4}(?![\w]|[.-]\d)"
 )
@@ -188,15 +199,19 @@ class PhoneNumbers:
     (``(555) 123-4567``, ``1-800-555-0199``); any number after "Tel.", "Telefon", "Fax",
     "Rufnummer", "Durchwahl", "Handy", "Mob.", "pager" or "Tél.", or after "phone", "mobile",
     "cell", "ext.", "extension" or "App." with a colon or "no." (``Tel. 030 4505 1234``,
-    ``Phone no. 020 7946 0958``, ``ext.: 450 5123``); and on a letterhead, after a capital "T",
-    "F" or "M" standing alone, with or without a colon, a national number in groups after its
-    trunk prefix 0 (``T 030 4505 1234 / F 030 4505 1235``, ``T/F 01 23 45 67 89``, ``T: 030 …``).
+    ``Phone no. 020 7946 0958``, ``ext.: 450 5123``); a national number in groups after its trunk
+    prefix 0 after "phone", "Ph." or "Fon" without them (``Phone 030 4505 1234``, ``Fon 030 …``);
+    and on a letterhead, after a capital "T", "F" or "M" standing alone, with or without a colon or
+    a dot, such a national number (``T 030 4505 1234 / F 030 4505 1235``, ``T/F 01 23 45 67 89``,
+    ``T. 030 …``), or after "T" or "F" a North American number in three groups (``T: 555 123 4567``).
     A number written without a separator is a run of digits the record-number pattern finds
     (``ext. 4505123``). Not taken for one: a national number with spaces and no marker
     (``030 4505 1234`` reads like a list of numbers), a decimal after a marker (``mobile: 0.87``),
     and after a lone letter a number without the trunk 0 or in fewer groups (``T 2 weighted``,
-    ``F1 0.91``, ``M 128 256``, ``Sex F: 1203 (48.2 %)``, ``M 05/2021``). Taken for one, failing
-    closed: a list in the North American form (``256-512-1024``).
+    ``F1 0.91``, ``M 128 256``, ``Sex F: 1203 (48.2 %)``, ``M 05/2021``, ``M: 384 768 1024``), and
+    after "phone" or "pH" without a colon one without the trunk 0 (``phone 2019-2021``,
+    ``pH 7.35-7.45``). Taken for one, failing closed: a list in the North American form
+    (``256-512-1024``, ``T: 300 600 1200``).
     """
 
     def search(self, text: str) -> bool:
@@ -210,7 +225,9 @@ class PhoneNumbers:
             if _digits(number) >= MIN_KEYED_PHONE_DIGITS and not re.match(r"0\.\d", number):
                 return True
         return any(
-            _digits(found.group(1)) >= MIN_KEYED_PHONE_DIGITS for found in _PHONE_LETTERHEAD.finditer(text)
+            _digits(found.group(found.lastindex or 0)) >= MIN_KEYED_PHONE_DIGITS
+            for pattern in (_PHONE_LETTERHEAD, _PHONE_WORD_NATIONAL)
+            for found in pattern.finditer(text)
         )
 
 

@@ -251,6 +251,14 @@ def test_the_weights_origin_is_scanned_but_may_name_a_release_url_and_date() -> 
         "2001:db8:0:0:1:0:0:1",
         "fd00:a:b:c::1",
         "peer fd:0:0:0:0:0:0:1",
+        "Phone 030 4505 1234",
+        "Ph: 030 4505 1234",
+        "Ph. 030 4505 1234",
+        "Fon: 030 4505 1234",
+        "Fon 030 4505 1234",
+        "T. 030 4505 1234",
+        "T: 555 123 4567",
+        "F 555 234 5678",
     ],
 )
 def test_names_dates_numbers_addresses_and_shares_found_by_the_red_team_are_refused(text: str) -> None:
@@ -287,6 +295,7 @@ def test_names_dates_numbers_addresses_and_shares_found_by_the_red_team_are_refu
         "Field strength T: 1.5 / 3.0 / 7.0; scores F: 91.2 / 88.4 / 90.1; T: 100-200 ms.",
         "Contrast phases (T: 30 60 90 s); M 05/2021 scanner upgrade; age groups F 018-030.",
         "Class ratio 1:1:1:1:1:1:1:1 across eight sites; the hub listens on ::1 only ([::1]:8000).",
+        "Blood gas pH 7.35-7.45, Ph 7.4; phone 2019-2021 follow-up; T. 37.5; widths M: 384 768 1024.",
         *DEFAULT_OUT_OF_SCOPE,
         *DEFAULT_LIMITATIONS,
     ],
