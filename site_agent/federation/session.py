@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsco_common.errors import ConfigError, DataError, FederationError
+from gsco_common.errors import ConfigError, FederationError
 from gsco_common.keys import fingerprint, load_public_key
 from registry.bundle.preprocess import Preprocessing
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
@@ -90,7 +90,7 @@ class SiteSession:
         built here exactly as at the hub. A site with DP-SGD refuses a run without it.
         """
         if self.dp_sgd and not dp_model:
-            raise ConfigError(
+            raise FederationError(
                 "this site trains with DP-SGD (training.dp in its site.yaml), but the run's model "
                 "has batch norm, which DP-SGD cannot train",
                 hint="start the run with `gsco-hub federation run --dp-model`, or turn training.dp off here",
@@ -154,7 +154,7 @@ class SiteSession:
         """The ``train`` split prepared for ``model``; refused when too small to take part safely."""
         train = self.prepared("train", model.preprocessing)
         if len(train) < SITE_MIN_COUNT:
-            raise DataError(f"fewer than {SITE_MIN_COUNT} training images: too few to take part safely")
+            raise FederationError(f"fewer than {SITE_MIN_COUNT} training images: too few to take part safely")
         return train
 
     def _probs(self, model: Specialist, images: LabelledImages | PreparedImages) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 import torch
 import yaml
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, RecordDict
+from PIL import Image
 
 from hub.federation.rounds import float_state
 from hub.federation.transport import SiteView
@@ -159,3 +161,50 @@ def test_half_precision_update_is_decoded_back_to_the_weights(
     assert list(decoded.keys()) == list(expected.keys())
     for key in expected.keys():
         np.testing.assert_allclose(decoded[key].numpy(), expected[key].numpy(), atol=2e-3)
+
+
+PLANTED = "ZZSMITH^JOHN 1970-01-01"
+
+
+def _image_folder_site(folder: Path, classes: dict[str, list[str]]) -> Path:
+    """A site whose data is an image folder of 28 px PNGs: class folder -> file names."""
+    rng = np.random.default_rng(0)
+    for label, names in classes.items():
+        (folder / "data" / label).mkdir(parents=True)
+        for name in names:
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(
+                folder / "data" / label / name
+            )
+    config = yaml.safe_load(
+        render_site_template("site c", "pneumonia", ["normal", "pneumonia"], "chest X-ray")
+    )
+    config["data"] = {"path": str(folder / "data")}
+    (folder / "site.yaml").write_text(yaml.safe_dump(config))
+    return folder
+
+
+def _images(prefix: str, count: int) -> list[str]:
+    return [f"{prefix}_{index:02d}.png" for index in range(count)]
+
+
+@pytest.mark.parametrize("kind", ["label", "file name"])
+def test_an_error_from_the_sites_data_reaches_the_hub_without_what_it_names(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A label folder holding a patient's name, or a file named after one over the pixel limit:
+    the site's error message quotes them, and only its code and kind may reach the hub."""
+    if kind == "label":
+        classes = {"normal": _images("a", 12), "pneumonia": _images("b", 12), PLANTED: _images("c", 2)}
+        code, message = "GSCO-200", "Site data cannot be used"
+    else:
+        monkeypatch.setenv("GSCO_MAX_IMAGE_PIXELS", "100")  # every 28 x 28 image is over it
+        classes = {"normal": [f"{PLANTED}.png", *_images("a", 11)], "pneumonia": _images("b", 12)}
+        code, message = "GSCO-210", "An input file is beyond a safety limit"
+    site = _image_folder_site(tmp_path / kind.replace(" ", "-"), classes)
+    with caplog.at_level(logging.WARNING, logger="site_agent.federation.replies"):
+        reply = call(site, MessageType.QUERY, config())
+    assert reply.has_error()
+    assert reply.error.reason.startswith(f"[{code}] {message}")
+    assert reply.error.reason.endswith("(the site's log says which)")
+    assert "ZZSMITH" not in reply.error.reason and str(site) not in reply.error.reason
+    assert "ZZSMITH" in caplog.text  # the site's own log keeps the whole message
