@@ -20,8 +20,8 @@ from registry.bundle.phi import scan_strings
 
 MAX_FIELD_CHARS = 65_536
 KNOWN_DOMAINS = (
-    "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov"
-    "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca"
+    "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov|eu|io|info|health|hospital"
+    "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca|pl|cz|pt|ie|lu|hu|gr|ro|sk|si|hr|au|nz|jp"
 )
 FILE_EXTENSIONS = (
     "safetensors|onnx|pt|pth|ckpt|bin|h5|pb|tflite|json|yaml|yml|toml|ini|cfg|txt|md|csv|npz|npy|log"
@@ -40,8 +40,18 @@ _TLD_HERE = re.compile(rf"(?:{TLD})")
 _DOT_TLD = re.compile(rf"\.(?:{TLD})")
 _LETTER_OR_DIGIT = re.compile(r"[a-z0-9]", re.IGNORECASE)
 _WORD_CHAR = re.compile(r"\w")
-_TITLE = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\b\.?\s+(\w+)")
-_PATIENT = re.compile(r"\b[Pp]atient(?:'s)?(?:\s+name)?\s*:?\s+(\w+)\s+(\w+)")
+_TITLES = r"Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Herr|Frau"
+_NAME_WORD = r"[^\W\d_][\w'’-]*"
+"""A word a name can be: letters first, then letters, digits, apostrophes, hyphens (``O'Brien``)."""
+_TITLE = re.compile(
+    # further titles, degrees and particles between the title and the name: "Prof. Dr. med.
+    # Müller", "Dr. van der Berg"
+    rf"\b(?:{_TITLES})\b\.?(?:\s+(?:{_TITLES}|med|rer|nat|phil|dent|van|von|der|den|de|del|della|di|da|du|la|le|ten|ter|zu)\b\.?)*"
+    rf"\s+({_NAME_WORD})"
+)
+_PATIENT = re.compile(
+    rf"\b(?:[Pp]atient(?:in|en)?(?:'s)?(?:\s+name)?|[Nn]ame)\s*:?\s+({_NAME_WORD}|[A-Z]\.)\s+({_NAME_WORD})"
+)
 _CARET_NAME = re.compile(r"\b[^\W\d_]+\^[^\W\d_]+")
 MONTHS = (
     "jan(?:uary|uar)?|feb(?:ruary|ruar)?|mar(?:ch)?|m\u00e4rz|apr(?:il)?|ma[iy]|jun[ei]?|jul[iy]?"
@@ -232,14 +242,30 @@ class PhoneNumbers:
 
 
 def _name_like(word: str) -> bool:
-    """A capital then a small letter, in any script (``Jane``, ``Jürgen``, ``Łukasz``, ``McRae``)."""
-    return word[:1].isupper() and word[1:2].islower()
+    """A capital then a small letter, in any script (``Jane``, ``Jürgen``, ``Łukasz``, ``McRae``).
+
+    Also across an apostrophe (``O'Brien``), and an initial (``J.``).
+    """
+    if len(word) == 2 and word.endswith("."):
+        return word[0].isupper()
+    rest = word[1:].lstrip("'\u2019")
+    return word[:1].isupper() and rest[:1].isalpha() and (rest[:1].islower() or rest != word[1:])
+
+
+def _capitals(word: str) -> bool:
+    """A surname in capitals, as lists and DICOM write them (``SMITH``, ``MÜLLER``), two letters or more."""
+    letters = [ch for ch in word if ch.isalpha()]
+    return len(letters) >= 2 and all(ch.isupper() for ch in letters)
 
 
 class PersonNames:
-    """A name after a title or "patient", or in the DICOM form ``MÜLLER^JÜRGEN``.
+    """A name after a title, "patient" or "name", or in the DICOM form ``MÜLLER^JÜRGEN``.
 
-    A title: ``Dr. Roe``, ``Mrs Keller``; after "patient": ``Patient: John Smith``.
+    A title, then any further titles, degrees and particles: ``Dr. Roe``, ``Mrs Keller``,
+    ``Dr. SMITH``, ``Mrs. O'Brien``, ``Dr. van der Berg``, ``Herr Dr. med. Müller``, ``Frau Schmidt``;
+    after "patient" (also German "Patientin") or "name", two words: ``Patient: John Smith``,
+    ``patient J. Smith``, ``Name: John SMITH``, ``Patient JOHN SMITH``. A name is a capital then a
+    small letter, or a word in capitals (``Dr. AI`` is taken for one: failing closed).
 
     Letters are Unicode-aware: Python's ``re`` has no class for capitals beyond ``[A-Z]``, so the
     words after a marker are checked with :meth:`str.isupper` / :meth:`str.islower`.
@@ -248,9 +274,16 @@ class PersonNames:
     def search(self, text: str) -> bool:
         return (
             _CARET_NAME.search(text) is not None
-            or any(_name_like(found.group(1)) for found in _TITLE.finditer(text))
-            or any(all(map(_name_like, found.groups())) for found in _PATIENT.finditer(text))
+            or any(_name_like(name) or _capitals(name) for name in _words_after(_TITLE, text))
+            or any(
+                (_name_like(first) or _capitals(first)) and (_name_like(last) or _capitals(last))
+                for first, last in (found.groups() for found in _PATIENT.finditer(text))
+            )
         )
+
+
+def _words_after(pattern: re.Pattern[str], text: str) -> Iterable[str]:
+    return (found.group(1) for found in pattern.finditer(text))
 
 
 FREE_TEXT_FIELDS = ("intended_use", "out_of_scope", "limitations", "modality", "description", "notes")
@@ -258,7 +291,11 @@ FREE_TEXT_FIELDS = ("intended_use", "out_of_scope", "limitations", "modality", "
 PATTERNS: dict[str, Finder] = {
     # Anchored at the start of a run of address characters: unanchored, a long run without an
     # "@" is retried from each of its characters (quadratic: ~20 s for one 64 KiB field).
-    "e-mail address": re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+"),
+    # also at a dotless host, three small letters or more ("jsmith@localhost", "radiology@pacs01";
+    # not "mAP@IoU" or "AUC@224")
+    "e-mail address": re.compile(
+        r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+|(?<![\w.+-])[\w.+-]{2,}@[a-z]{3}[a-z0-9-]*"
+    ),
     "date (birth date?)": re.compile(
         # not inside a decimal: "(0.88-0.94)" is an interval, not 88-0-94
         r"(?<![\d.])\b(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4})\b"
@@ -272,7 +309,11 @@ PATTERNS: dict[str, Finder] = {
         re.IGNORECASE,
     ),
     "host name": HostNames(),
-    "file path": re.compile(r"(?:^|[\s(\"'=:])~?(?:/[\w.-]+){2,}|\b[A-Za-z]:\\|\\\\\w|\bfile:/"),
+    "file path": re.compile(
+        r"(?:^|[\s(\[{<,;\"'=:])(?:~[\w.-]*|\.{1,2})?(?:/[\w.-]+){2,}"
+        r"|(?:^|[\s(\[{<,;\"'=:])(?:~[\w.-]+|\.{1,2})/[\w.-]+"
+        r"|\b[A-Za-z]:\\|\\\\\w|\bfile:/"
+    ),
     "person name": PersonNames(),
     "IP address": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"),
     "IPv6 address": IPv6Addresses(),
