@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -62,6 +62,24 @@ def card_schema() -> dict[str, Any]:
 def suppress_count(count: int) -> int | str:
     """Small-cell suppression: counts below 10 become ``"<10"``."""
     return int(count) if count >= SMALL_COUNT else SUPPRESSED
+
+
+def shown_total(total: int, cells: Iterable[int], threshold: int = SMALL_COUNT) -> int:
+    """A total as it may be published beside its cells: the sum of those not suppressed, when any is.
+
+    Exact, it would give a suppressed cell back by subtraction (``n`` 107 with one class at 100:
+    the other is 7), and rounded it would still narrow it (30 with one class at 24: 6 to 9). The
+    sum of the shown cells says nothing the cells do not.
+    """
+    counts = [int(cell) for cell in cells]
+    if all(count >= threshold for count in counts):
+        return int(total)
+    return sum(count for count in counts if count >= threshold)
+
+
+def suppress_total(total: int, cells: Iterable[int]) -> int | str:
+    """:func:`suppress_count` of :func:`shown_total`."""
+    return suppress_count(shown_total(total, cells))
 
 
 def _path(parts: Any) -> str:

@@ -186,17 +186,14 @@ def export_bundle(
             order = rng.permutation(len(held_out))
             half = len(order) // 2
             outsiders, reference = np.sort(order[:half][:MIA_IMAGES]), order[half:]
-            calibration = (
-                member_labels,
-                held_labels[outsiders],
-                held_losses[reference],
-                held_labels[reference],
-            )
+            calibration = (held_losses[reference], held_labels[reference])
         else:
             outsiders, calibration = _sample(len(held_out), MIA_IMAGES, rng), None
         audit = membership_audit(
             member_losses,
             held_losses[outsiders],
+            member_labels=member_labels,
+            nonmember_labels=held_labels[outsiders],
             non_members_from=split,
             seed=info.seed,
             resamples=resamples,

@@ -6,7 +6,9 @@ Wire contract with the hub's ServerApp (:mod:`hub.federation.server_app`):
   ordered label names, site key fingerprint, held-out split name, and ``training-set-digest``:
   the digest of the site's training set as a whole, the one a local card records; see
   ``registry.bundle.provenance``, no path, nothing per image) and MetricRecord ``metrics``
-  (``train-examples`` and per-class ``class-counts``, counts below the threshold sent as -1).
+  (``train-examples`` and per-class ``class-counts``, counts below the threshold sent as -1; then
+  every number of examples the site sends, here and below, is the sum of the classes shown, as an
+  exact one would give the suppressed count back by subtraction).
 * ``train``: the global weights plus a ConfigRecord (``task``, ``backbone``, ``image-size``,
   ``local-epochs``, ``lr``, ``batch-size``, ``seed``, ``evaluate-incoming``, ``min-count``,
   Flower's ``server-round``, FedProx's ``proximal-mu``, DP's ``clipping_norm``, ``dp-model``,
@@ -129,8 +131,7 @@ def describe(msg: Message, context: Context) -> Message:
             "training-set-digest": session.training_set_digest(),
         }
     )
-    train_examples = len(session.data.split("train"))
-    metrics = MetricRecord({"train-examples": train_examples, "class-counts": counts})
+    metrics = MetricRecord({"train-examples": session.examples("train", min_count), "class-counts": counts})
     return Message(RecordDict({"site": site, "metrics": metrics}), reply_to=msg)
 
 
@@ -142,6 +143,13 @@ def train(msg: Message, context: Context) -> Message:
     min_count = int(config.get("min-count", SITE_MIN_COUNT))
     evaluate_incoming = bool(config.get("evaluate-incoming", False))
     epochs, batch_size = int(config["local-epochs"]), int(config["batch-size"])
+    examples = session.examples("train", min_count)
+    if examples == 0:  # FedAvg weighs each update by it, and the exact size would give the classes away
+        raise FederationError(
+            "every class of this site's training split is below the count threshold: "
+            "its update cannot be weighted without revealing them",
+            hint="the site leaves this run; it takes part when it has more images of its classes",
+        )
     guard = None
     if session.dp_sgd:
         total_epochs = epochs * int(config.get(NUM_ROUNDS_KEY, 1))
@@ -160,7 +168,7 @@ def train(msg: Message, context: Context) -> Message:
     )
     metrics = MetricRecord(
         {
-            "num-examples": int(result["num_examples"]),
+            "num-examples": examples,
             "unit-weight": 1,
             "train-loss": float(result["train_loss"]),
             "work-seconds": time.perf_counter() - started,

@@ -18,6 +18,7 @@ import torch
 
 from gsco_common.errors import ConfigError, FederationError
 from gsco_common.keys import fingerprint, load_public_key
+from registry.bundle.card import shown_total
 from registry.bundle.preprocess import Preprocessing
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.data.loader import load_site_data
@@ -170,17 +171,18 @@ class SiteSession:
             return None
         return images, self._probs(model, images)
 
-    def _summary(self, images: PreparedImages, probs: np.ndarray) -> dict[str, float]:
+    def _summary(self, images: PreparedImages, probs: np.ndarray, threshold: int) -> dict[str, float]:
         metrics = compute_metrics(images.labels, probs, self.label_names)
         values = {key: metrics[key] for key in EVAL_KEYS if key != "loss"}
         values["loss"] = float(nll_per_example(probs, images.labels).mean())
         clean = {key: math.nan if value is None else float(value) for key, value in values.items()}
-        return {"examples": float(len(images)), **clean}
+        counts = np.bincount(images.labels, minlength=len(self.label_names))
+        return {"examples": float(shown_total(len(images), counts.tolist(), threshold)), **clean}
 
     def evaluate(self, model: Specialist, split: str, min_count: int) -> dict[str, float]:
         """Aggregate metrics of ``model`` on ``split``; all NaN and ``examples = 0`` when too few images."""
         scored = self._scored(model, split, min_count)
-        return no_metrics() if scored is None else self._summary(*scored)
+        return no_metrics() if scored is None else self._summary(*scored, max(min_count, SITE_MIN_COUNT))
 
     def held_out_report(self, model: Specialist, min_count: int, seed: int) -> dict[str, float | list[float]]:
         """The final model on the held-out split: metrics, per-class rates and membership inference.
@@ -203,9 +205,9 @@ class SiteSession:
                 "mia-auc": math.nan,
             }
         images, probs = scored
-        report: dict[str, float | list[float]] = dict(self._summary(images, probs))
-        per_class = compute_metrics(images.labels, probs, self.label_names)["per_class"]
         threshold = max(min_count, SITE_MIN_COUNT)
+        report: dict[str, float | list[float]] = dict(self._summary(images, probs, threshold))
+        per_class = compute_metrics(images.labels, probs, self.label_names)["per_class"]
         rows = [per_class[name] for name in self.label_names]
         shown = [row["support"] >= threshold for row in rows]
         report["support"] = [
@@ -227,6 +229,12 @@ class SiteSession:
         )
         report["mia-auc"] = math.nan if auc is None else float(auc)
         return report
+
+    def examples(self, split: str, min_count: int) -> int:
+        """The size of ``split`` as the hub may see it (:func:`~registry.bundle.card.shown_total`)."""
+        data = self.data.split(split)
+        threshold = max(min_count, SITE_MIN_COUNT)
+        return shown_total(len(data), data.class_counts(len(self.label_names)), threshold)
 
     def class_counts(self, split: str, min_count: int) -> list[int]:
         """Per-class counts of ``split`` with counts below the threshold replaced by -1 (suppressed)."""

@@ -19,15 +19,18 @@ from gsco_common.errors import ExportError
 from registry.bundle.card import (
     FORMAT_VERSION,
     HEADLINE_METRICS,
+    SMALL_COUNT,
     card_problems,
     model_section,
     suppress_count,
+    suppress_total,
 )
 from registry.bundle.preprocess import Preprocessing
 from specialist.metrics import SCALAR_METRICS, bootstrap_ci, confusion_matrix
 from specialist.task import TaskConfig
 
 DEFAULT_RESAMPLES = 200
+RATES = ("sensitivity", "specificity")
 DEFAULT_OUT_OF_SCOPE = (
     "Use as the sole basis of a diagnosis or treatment decision.",
     "Images of another modality, body part, age group or acquisition protocol than the training data.",
@@ -79,6 +82,15 @@ def _estimate(
     return {"value": value, "ci95": None if interval is None else [float(interval[0]), float(interval[1])]}
 
 
+def _class_rate(
+    labels: np.ndarray, probs: np.ndarray, index: int, which: int, denominator: int, resamples: int, seed: int
+) -> dict[str, float | list[float] | None]:
+    """Class ``index``'s sensitivity (``which`` 0) or specificity (1); left out over fewer than 10 images."""
+    if denominator < SMALL_COUNT:
+        return {"value": None, "ci95": None}
+    return _estimate(labels, probs, lambda y, p: _rates(y, p, index)[which], resamples, seed)
+
+
 def evaluation_section(
     labels: np.ndarray,
     probs: np.ndarray,
@@ -88,25 +100,27 @@ def evaluation_section(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Held-out metrics: point estimates with percentile-bootstrap 95% intervals."""
+    """Held-out metrics: point estimates with percentile-bootstrap 95% intervals.
+
+    Small cells stay suppressed here too: a class rate over fewer than 10 images (a class's
+    sensitivity, the specificity over the other classes) is left out (``value`` and ``ci95``
+    null), as 6 of 7 would give the count back; and ``n`` is coarsened when a class is below 10
+    (:func:`registry.bundle.card.suppress_total`).
+    """
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64)
+    counts = np.bincount(labels, minlength=len(label_names))
     per_class = []
     for index, name in enumerate(label_names):
-        per_class.append(
-            {
-                "label": name,
-                "sensitivity": _estimate(
-                    labels, probs, lambda y, p, i=index: _rates(y, p, i)[0], resamples, seed
-                ),
-                "specificity": _estimate(
-                    labels, probs, lambda y, p, i=index: _rates(y, p, i)[1], resamples, seed
-                ),
-            }
-        )
+        denominators = (int(counts[index]), int(counts.sum() - counts[index]))
+        rates = {
+            rate: _class_rate(labels, probs, index, which, denominators[which], resamples, seed)
+            for which, rate in enumerate(RATES)
+        }
+        per_class.append({"label": name, **rates})
     return {
         "split": split,
-        "n": suppress_count(len(labels)),
+        "n": suppress_total(len(labels), counts.tolist()),
         "metrics": {
             name: _estimate(labels, probs, SCALAR_METRICS[name], resamples, seed) for name in HEADLINE_METRICS
         },

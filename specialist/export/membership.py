@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from registry.bundle.card import suppress_count
+from registry.bundle.card import suppress_total
 from specialist.metrics import binary_auc
 
 SAMPLING = "uniform without replacement"
@@ -60,19 +60,32 @@ def class_reference(losses: np.ndarray, labels: np.ndarray, num_classes: int) ->
     )
 
 
+def _sample_size(labels: np.ndarray) -> int | str:
+    """An audit sample's size as the card may show it: ``suppress_total`` of its classes.
+
+    A sample that is a whole split would otherwise give that split's size, and with the split's
+    class counts a suppressed one.
+    """
+    labels = np.asarray(labels, np.int64)
+    return suppress_total(len(labels), np.bincount(labels).tolist())
+
+
 def membership_audit(
     member_losses: np.ndarray,
     nonmember_losses: np.ndarray,
     *,
+    member_labels: np.ndarray,
+    nonmember_labels: np.ndarray,
     non_members_from: str,
     seed: int,
     resamples: int = DEFAULT_RESAMPLES,
-    calibration: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+    calibration: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """The card's ``training.membership_inference`` section.
 
-    ``calibration`` (for the calibrated attack) is ``(member_labels, nonmember_labels,
-    reference_losses, reference_labels)``; the reference images must be disjoint from both sets.
+    The labels of the members and non-members size the samples on the card (:func:`_sample_size`)
+    and, with ``calibration`` (``(reference_losses, reference_labels)``, images disjoint from both
+    sets), give the calibrated attack its per-class reference.
     """
     members = np.asarray(member_losses, np.float64)
     outsiders = np.asarray(nonmember_losses, np.float64)
@@ -80,8 +93,8 @@ def membership_audit(
         "attack": "loss-threshold",
         "auc": membership_inference_auc(members, outsiders),
         "ci95": _auc_ci(-members, -outsiders, resamples, seed),
-        "members": suppress_count(len(members)),
-        "non_members": suppress_count(len(outsiders)),
+        "members": _sample_size(member_labels),
+        "non_members": _sample_size(nonmember_labels),
         "sampling": {
             "members_from": "train",
             "non_members_from": non_members_from,
@@ -92,7 +105,7 @@ def membership_audit(
         "calibrated": None,
     }
     if calibration is not None:
-        member_labels, nonmember_labels, reference_losses, reference_labels = calibration
+        reference_losses, reference_labels = calibration
         num_classes = int(max(np.max(member_labels, initial=0), np.max(nonmember_labels, initial=0))) + 1
         reference = class_reference(reference_losses, reference_labels, num_classes)
         relative_members = members - reference[np.asarray(member_labels, np.int64)]
@@ -100,7 +113,7 @@ def membership_audit(
         audit["calibrated"] = {
             "auc": membership_inference_auc(relative_members, relative_outsiders),
             "ci95": _auc_ci(-relative_members, -relative_outsiders, resamples, seed),
-            "reference_images": suppress_count(len(reference_losses)),
+            "reference_images": _sample_size(reference_labels),
             "reference": "mean held-out loss per class",
         }
     return audit

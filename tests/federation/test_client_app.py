@@ -163,11 +163,12 @@ def test_half_precision_update_is_decoded_back_to_the_weights(
         np.testing.assert_allclose(decoded[key].numpy(), expected[key].numpy(), atol=2e-3)
 
 
+LABELS = ("normal", "pneumonia")
 PLANTED = "ZZSMITH^JOHN 1970-01-01"
 
 
 def _image_folder_site(folder: Path, classes: dict[str, list[str]]) -> Path:
-    """A site whose data is an image folder of 28 px PNGs: class folder -> file names."""
+    """A site whose data is an image folder of 28 px PNGs: folder (`label` or `split/label`) -> file names."""
     rng = np.random.default_rng(0)
     for label, names in classes.items():
         (folder / "data" / label).mkdir(parents=True)
@@ -208,3 +209,30 @@ def test_an_error_from_the_sites_data_reaches_the_hub_without_what_it_names(
     assert reply.error.reason.endswith("(the site's log says which)")
     assert "ZZSMITH" not in reply.error.reason and str(site) not in reply.error.reason
     assert "ZZSMITH" in caplog.text  # the site's own log keeps the whole message
+
+
+def test_no_number_of_examples_gives_a_suppressed_class_count_back(
+    tmp_path: Path, global_weights: ArrayRecord
+) -> None:
+    """6 normal and 24 pneumonia training images: ``train-examples`` 30 next to the pneumonia 24
+    gave the suppressed 6 back; the sum of the classes shown says nothing more than they do."""
+    held_out = {
+        split + "/" + label: _images(split + label, 12) for split in ("val", "test") for label in LABELS
+    }
+    small = _image_folder_site(
+        tmp_path / "small", {"train/normal": _images("a", 6), "train/pneumonia": _images("b", 24), **held_out}
+    )
+    described = call(small, MessageType.QUERY, config()).content.metric_records["metrics"]
+    assert (list(described["class-counts"]), described["train-examples"]) == ([-1, 24], 24)
+    higher = call(small, MessageType.QUERY, config(**{"min-count": 25})).content.metric_records["metrics"]
+    assert (list(higher["class-counts"]), higher["train-examples"]) == ([-1, -1], 0)  # the hub's threshold
+    refused = call(small, MessageType.TRAIN, train_config(**{"min-count": 25}), global_weights)
+    assert (
+        refused.has_error() and "every class of this site's training split is below" in refused.error.reason
+    )
+    exact = _image_folder_site(
+        tmp_path / "exact",
+        {"train/normal": _images("a", 12), "train/pneumonia": _images("b", 24), **held_out},
+    )
+    described = call(exact, MessageType.QUERY, config()).content.metric_records["metrics"]
+    assert (list(described["class-counts"]), described["train-examples"]) == ([12, 24], 36)

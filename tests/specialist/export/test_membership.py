@@ -34,12 +34,16 @@ def test_a_model_that_memorised_a_handful_of_images_is_exposed() -> None:
     audit = membership_audit(
         _losses(model, members, member_labels),
         _losses(model, outsiders, outsider_labels),
+        member_labels=member_labels.numpy(),
+        nonmember_labels=outsider_labels.numpy(),
         non_members_from="test",
         seed=0,
     )
     assert audit["auc"] > 0.9
     assert audit["ci95"][0] <= audit["auc"] <= audit["ci95"][1] and audit["ci95"][0] > 0.7
-    assert (audit["members"], audit["non_members"]) == (12, 40)
+    # 12 members, both classes below 10: no size that would give them back beside the card's class counts
+    assert torch.bincount(member_labels).tolist() == [5, 7] and torch.bincount(outsider_labels).min() >= 10
+    assert (audit["members"], audit["non_members"]) == ("<10", 40)
     sampling = {"members_from": "train", "non_members_from": "test", "method": "uniform without replacement"}
     assert audit["sampling"] == {**sampling, "seed": 0}
 
@@ -55,9 +59,11 @@ def test_a_model_with_constant_outputs_reveals_nothing() -> None:
     audit = membership_audit(
         _losses(constant, members, member_labels),
         _losses(constant, outsiders, outsider_labels),
+        member_labels=member_labels.numpy(),
+        nonmember_labels=outsider_labels.numpy(),
         non_members_from="val",
         seed=0,
-        calibration=(member_labels.numpy(), outsider_labels.numpy(), np.full(5, 0.7), np.ones(5, int)),
+        calibration=(np.full(5, 0.7), np.ones(5, int)),
     )
     assert audit["auc"] == 0.5 and audit["ci95"] == [0.5, 0.5]
     assert audit["calibrated"]["auc"] == 0.5 and audit["members"] == 20 and audit["non_members"] == 20
@@ -67,9 +73,14 @@ def test_a_model_with_constant_outputs_reveals_nothing() -> None:
 def test_bootstrap_interval_is_seeded() -> None:
     rng = np.random.default_rng(0)
     members, outsiders = rng.gamma(1.0, 0.5, 50), rng.gamma(1.0, 0.7, 50)
-    first = membership_audit(members, outsiders, non_members_from="test", seed=3)
-    assert first == membership_audit(members, outsiders, non_members_from="test", seed=3)
-    assert first["ci95"] != membership_audit(members, outsiders, non_members_from="test", seed=4)["ci95"]
+    labels = {
+        "member_labels": np.zeros(50, int),
+        "nonmember_labels": np.zeros(50, int),
+        "non_members_from": "test",
+    }
+    first = membership_audit(members, outsiders, **labels, seed=3)
+    assert first == membership_audit(members, outsiders, **labels, seed=3)
+    assert first["ci95"] != membership_audit(members, outsiders, **labels, seed=4)["ci95"]
 
 
 def test_calibration_removes_a_class_difficulty_that_the_plain_attack_mistakes_for_membership() -> None:
@@ -84,8 +95,8 @@ def test_calibration_removes_a_class_difficulty_that_the_plain_attack_mistakes_f
     reference_labels = np.r_[np.zeros(50, int), np.ones(50, int)]
     reference = offsets[reference_labels] + rng.normal(0, 0.05, 100)
     audit = membership_audit(
-        members, outsiders, non_members_from="test", seed=0,
-        calibration=(member_labels, outsider_labels, reference, reference_labels),
+        members, outsiders, member_labels=member_labels, nonmember_labels=outsider_labels,
+        non_members_from="test", seed=0, calibration=(reference, reference_labels),
     )  # fmt: skip
     assert audit["auc"] > 0.75
     assert abs(audit["calibrated"]["auc"] - 0.5) < 0.1
