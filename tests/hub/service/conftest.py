@@ -46,6 +46,16 @@ class Hub:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=60)
 
+    def metrics(self) -> str:
+        """The hub's ``/metrics`` page now."""
+        with self.client() as client:
+            return client.get("/metrics").text
+
+
+def metric(text: str, name: str) -> float:
+    """The sum of the samples of a ``/metrics`` page whose line starts with ``name``."""
+    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
+
 
 def png(pixels: np.ndarray) -> bytes:
     buffer = io.BytesIO()

@@ -17,7 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from hub.service import routes_clinical, webhook
 from hub.service.fhir import r4_models, validate_r4
 from tests.gsco_runtime.world import LABELS
-from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, png, query_image
+from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, metric, png, query_image
 from tests.properties.dicom_files import MALFORMED_DICOM
 from tests.site_bundle import publish_real
 
@@ -377,24 +377,18 @@ def test_token_never_in_logs(hub: Hub) -> None:
         assert token not in log
 
 
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-
 def test_metrics_move_by_known_amounts(hub: Hub) -> None:
-    with hub.client() as client:
-        before = client.get("/metrics").text
+    before = hub.metrics()
     for seed in (11, 12):
         assert _diagnose(hub, query_image(seed)).status_code == 200
     _diagnose(hub, b"junk")
-    with hub.client() as client:
-        after = client.get("/metrics").text
+    after = hub.metrics()
     key = 'gsco_hub_requests_total{route="/v1/diagnoses",status="200"}'
-    assert _metric(after, key) - _metric(before, key) == 2
+    assert metric(after, key) - metric(before, key) == 2
     err = 'gsco_hub_errors_total{code="GSCO-822"}'
-    assert _metric(after, err) - _metric(before, err) == 1
+    assert metric(after, err) - metric(before, err) == 1
     done = f'gsco_hub_diagnoses_total{{task="{hub.task}"}}'
-    assert _metric(after, done) - _metric(before, done) == 2
+    assert metric(after, done) - metric(before, done) == 2
     assert f'gsco_hub_models_loaded{{task="{hub.task}"}} 2.0' in after
     assert "gsco_hub_request_seconds_bucket" in after and "gsco_hub_cache_age_seconds 0.0" in after
 
@@ -429,12 +423,11 @@ def test_hot_approval_and_revocation_while_serving(hub: Hub) -> None:
     name, version = publish_real(world, task, hub.real[2], approve=False)
     retriever = hub.app.state.hub.runtime.engine.retriever(task)
     swaps = "gsco_hub_pool_swaps_total"
-    with hub.client() as client:
-        swaps_before = _metric(client.get("/metrics").text, swaps)
+    swaps_before = metric(hub.metrics(), swaps)
     world.approve(name, version)
     with hub.client(hub.admin) as client:
         served = client.post("/v1/admin/refresh").json()["tasks"][task]
-        assert _metric(client.get("/metrics").text, swaps) > swaps_before  # the approval was a swap
+        assert metric(client.get("/metrics").text, swaps) > swaps_before  # the approval was a swap
     assert f"{name}/{version}" in served and len(served) == 3
     assert len(_diagnose(hub, query_image(8)).json()["specialists"]) == 3
     assert retriever.indexes_in_memory == 3

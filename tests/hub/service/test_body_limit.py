@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from hub.service.body_limit import SMALL_BODY_BYTES
-from tests.hub.service.conftest import Hub
+from tests.hub.service.conftest import Hub, metric
 
 REVIEW = "/v1/diagnoses/no-such-decision/review"
 JSON = {"content-type": "application/json"}
@@ -42,14 +42,9 @@ def test_a_large_json_body_is_refused_before_the_token_check_reads_it(hub: Hub) 
     assert found.status_code == 404 and found.json()["error"]["code"] == "GSCO-804"
 
 
-def _metric(text: str, name: str) -> float:
-    return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name))
-
-
 def test_a_client_leaving_mid_upload_is_counted_apart_and_logged_without_a_traceback(hub: Hub) -> None:
     closed = 'gsco_hub_requests_total{route="/v1/diagnoses",status="499"}'
-    with hub.client() as client:
-        before = client.get("/metrics").text
+    before = hub.metrics()
     url = urlsplit(hub.url)
     with socket.create_connection((url.hostname, url.port)) as sock:
         sock.sendall(
@@ -58,13 +53,12 @@ def test_a_client_leaving_mid_upload_is_counted_apart_and_logged_without_a_trace
             + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n"
         )
     for _ in range(100):  # the server notices the closed connection on its own time
-        with hub.client() as client:
-            after = client.get("/metrics").text
-        if _metric(after, closed) > _metric(before, closed):
+        after = hub.metrics()
+        if metric(after, closed) > metric(before, closed):
             break
         time.sleep(0.1)
-    assert _metric(after, closed) - _metric(before, closed) == 1
-    assert _metric(after, 'gsco_hub_requests_total{route="/v1/diagnoses",status="500"}') == _metric(
+    assert metric(after, closed) - metric(before, closed) == 1
+    assert metric(after, 'gsco_hub_requests_total{route="/v1/diagnoses",status="500"}') == metric(
         before, 'gsco_hub_requests_total{route="/v1/diagnoses",status="500"}'
     )
     assert "ClientDisconnect" not in hub.log.getvalue()
@@ -97,8 +91,7 @@ def _timed_out(answer: bytes) -> dict[str, object]:
 def test_a_body_that_stops_arriving_is_answered_with_408_and_the_connection_closed(hub: Hub) -> None:
     """A few bytes and then nothing held a connection (and a coroutine) for as long as the client liked."""
     timeout = hub.app.state.hub.settings.body_timeout_s
-    with hub.client() as client:
-        before = client.get("/metrics").text
+    before = hub.metrics()
     review, waited = _send_and_stall(
         hub,
         f"POST {REVIEW} HTTP/1.1\r\nHost: hub\r\nContent-Type: application/json\r\n".encode()
@@ -113,12 +106,11 @@ def test_a_body_that_stops_arriving_is_answered_with_408_and_the_connection_clos
         + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n--b\r\n",
     )
     _timed_out(upload)
-    with hub.client() as client:
-        after = client.get("/metrics").text
+    after = hub.metrics()
     counted = 'gsco_hub_errors_total{code="GSCO-808"}'
-    assert _metric(after, counted) - _metric(before, counted) == 2
+    assert metric(after, counted) - metric(before, counted) == 2
     streamed = 'gsco_hub_requests_total{route="/v1/diagnoses",status="408"}'
-    assert _metric(after, streamed) - _metric(before, streamed) == 1
+    assert metric(after, streamed) - metric(before, streamed) == 1
 
 
 def test_a_slow_body_that_keeps_arriving_is_read(hub: Hub) -> None:
