@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 from hub.service import routes_clinical, webhook
 from hub.service.database import DecisionRow
 from hub.service.form import DiagnosisForm, parse_form
-from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, query_image
-from tests.hub.service.test_api import _diagnose, _dicom, _error, _metric
+from tests.hub.service.conftest import WEBHOOK_SECRET, Hub, metric, query_image
+from tests.hub.service.test_api import _diagnose, _dicom, _error
 
 TINY_PART = b'--XX\r\nContent-Disposition: form-data; name="a"\r\n\r\nx\r\n'
 
@@ -142,7 +142,7 @@ def test_an_unhandled_error_is_a_counted_500_logged_once(
     assert marker not in response.text
     requests = 'gsco_hub_requests_total{route="/v1/tasks",status="500"}'
     for key in (requests, 'gsco_hub_errors_total{code="GSCO-000"}'):
-        assert _metric(after, key) - _metric(before, key) == 1, key
+        assert metric(after, key) - metric(before, key) == 1, key
     assert captured_logs.getvalue().count(f"RuntimeError: {marker}") == 1
 
 
