@@ -19,6 +19,8 @@ from gsco_common.errors import PrivacyError
 from registry.bundle.phi import scan_strings
 
 MAX_FIELD_CHARS = 65_536
+INTERNAL_DOMAINS = "local|lan|internal|intranet|corp|localdomain|home\\.arpa"
+"""Last labels of host names on a private network (never a public release server's)."""
 KNOWN_DOMAINS = (
     "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov|eu|io|info|health|hospital"
     "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca|pl|cz|pt|ie|lu|hu|gr|ro|sk|si|hr|au|nz|jp"
@@ -313,11 +315,15 @@ PATTERNS: dict[str, Finder] = {
         r"(?:^|[\s(\[{<,;\"'=:])(?:~[\w.-]*|\.{1,2})?(?:/[\w.-]+){2,}"
         r"|(?:^|[\s(\[{<,;\"'=:])(?:~[\w.-]+|\.{1,2})/[\w.-]+"
         r"|\b[A-Za-z]:\\|\\\\\w|\bfile:/"
+        r"|/~[^\W\d_][\w.-]*"  # a user's folder on a web server: https://fs01/~jsmith/
     ),
     "person name": PersonNames(),
     "IP address": re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"),
     "IPv6 address": IPv6Addresses(),
     "phone number": PhoneNumbers(),
+    # a host of a private network, for the weights' origin where a release URL's host is allowed
+    # (one character before the last label: a repeated label group would be retried from each one)
+    "internal host name": re.compile(rf"[a-z0-9-]\.(?:{INTERNAL_DOMAINS})\b", re.IGNORECASE),
     "network location": re.compile(
         r"(?<![\w+.-])(?:smb|cifs|nfs|afp|sftp|scp|ftps?)://|(?<![\w+.-])[a-z][\w+.-]*://[\w-]+(?![\w.-])",
         re.IGNORECASE,
@@ -327,8 +333,10 @@ PATTERNS: dict[str, Finder] = {
 
 ORIGIN_FIELD = "pretrained.origin"
 """Where the pretrained weights came from: typed by people, but a release URL (a host name) and
-a release date are what it is for, so only the other patterns apply there."""
+a release date are what it is for, so only the other patterns apply there, and of host names
+only those of a private network (``pacs01.radiology.klinikum.lan``)."""
 ORIGIN_PATTERNS = (
+    "internal host name",
     "e-mail address",
     "record number",
     "file path",

@@ -181,11 +181,16 @@ def test_the_weights_origin_is_scanned_but_may_name_a_release_url_and_date() -> 
         "copied from /mnt/usb/jdoe.smith/weights",
         "sent by j.doe@hospital.org",
         "Mrs. Keller's USB stick",
+        "copied by jsmith from pacs01.radiology.klinikum.lan",
+        "https://fs01.klinikum.lan/w",
+        "https://example.org/~jsmith/weights",
+        "Herr Müller, USB",
     ):
         assert free_text_fields([(origin, text)]) == [origin], text
     for text in (
         "https://weights.gsco.example.org/releases/2026-11-30/resnet18.safetensors",
         "GSCo central team, weights release 2026-11-30 (USB medium)",
+        "timm release v0.9 from huggingface.co, checked against the published SHA-256",
     ):
         assert free_text_fields([(origin, text)]) == [], text
     assert free_text_fields([(FIELD, "weights from file:/srv/share")]) == [FIELD]  # a file URL is a path
