@@ -19,10 +19,11 @@ from gsco_common.errors import PrivacyError
 from registry.bundle.phi import scan_strings
 
 MAX_FIELD_CHARS = 65_536
-INTERNAL_DOMAINS = "local|lan|internal|intranet|corp|localdomain|home\\.arpa"
+PRIVATE_LABELS = "local|lan|internal|intranet|corp|localdomain"
 """Last labels of host names on a private network (never a public release server's)."""
+INTERNAL_DOMAINS = PRIVATE_LABELS + "|home\\.arpa"
 KNOWN_DOMAINS = (
-    "local|lan|internal|intranet|corp|localdomain|org|com|net|edu|gov|eu|io|info|health|hospital"
+    PRIVATE_LABELS + "|org|com|net|edu|gov|eu|io|info|health|hospital"
     "|de|fr|uk|ch|nl|it|es|at|be|se|dk|no|fi|us|ca|pl|cz|pt|ie|lu|hu|gr|ro|sk|si|hr|au|nz|jp"
 )
 FILE_EXTENSIONS = (
@@ -260,6 +261,10 @@ def _capitals(word: str) -> bool:
     return len(letters) >= 2 and all(ch.isupper() for ch in letters)
 
 
+def _reads_as_name(word: str) -> bool:
+    return _name_like(word) or _capitals(word)
+
+
 class PersonNames:
     """A name after a title, "patient" or "name", or in the DICOM form ``MÜLLER^JÜRGEN``.
 
@@ -276,16 +281,9 @@ class PersonNames:
     def search(self, text: str) -> bool:
         return (
             _CARET_NAME.search(text) is not None
-            or any(_name_like(name) or _capitals(name) for name in _words_after(_TITLE, text))
-            or any(
-                (_name_like(first) or _capitals(first)) and (_name_like(last) or _capitals(last))
-                for first, last in (found.groups() for found in _PATIENT.finditer(text))
-            )
+            or any(_reads_as_name(found.group(1)) for found in _TITLE.finditer(text))
+            or any(all(map(_reads_as_name, found.groups())) for found in _PATIENT.finditer(text))
         )
-
-
-def _words_after(pattern: re.Pattern[str], text: str) -> Iterable[str]:
-    return (found.group(1) for found in pattern.finditer(text))
 
 
 FREE_TEXT_FIELDS = ("intended_use", "out_of_scope", "limitations", "modality", "description", "notes")
