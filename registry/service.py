@@ -172,6 +172,10 @@ class Registry(Review, AbstractContextManager["Registry"]):
             with mlflow_errors("creating the MLflow tables"):
                 MlflowClient(tracking_uri=config.mlflow_uri).search_experiments(max_results=1)
         registry = cls(config, create=True)
+        if not config.server:
+            with mlflow_errors("creating the tasks' experiments"):
+                for task in registry.tasks():  # registries whose tasks predate their experiments
+                    registry.models.ensure_experiment(task.task_id)
         with registry.tables.session() as session:
             if created or not audit.entries(session, limit=1):
                 audit.append(
@@ -199,12 +203,19 @@ class Registry(Review, AbstractContextManager["Registry"]):
         return result
 
     def create_task(self, task_id: str, labels: Sequence[str], modality: str) -> TaskInfo:
-        return self._central_change(
-            "task.create",
-            task_id,
-            lambda session: catalog.create_task(session, task_id, labels, modality),
-            TaskInfo.to_dict,
-        )
+        """The task's row and, before it commits, its MLflow experiment at the central location.
+
+        A failed experiment leaves no task; a failed commit leaves an empty experiment that the
+        next attempt reuses.
+        """
+
+        def change(session: Session) -> TaskInfo:
+            task = catalog.create_task(session, task_id, labels, modality)
+            with mlflow_errors(f"creating the experiment of task {task_id}"):
+                self.models.ensure_experiment(task.task_id)
+            return task
+
+        return self._central_change("task.create", task_id, change, TaskInfo.to_dict)
 
     def tasks(self) -> list[TaskInfo]:
         with self.tables.session() as session:

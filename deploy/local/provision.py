@@ -77,7 +77,7 @@ def grant_sites(config: TopologyConfig, state: RunState, secrets: Secrets, task_
         home=state.central_home, tracking_uri=state.mlflow_url, db_uri=state.mlflow_db_url
     )
     with mlflow_errors(f"creating the experiment of task {task_id}"):
-        experiment = ModelStore(registry).experiment_id(task_id)
+        experiment = ModelStore(registry).ensure_experiment(task_id)
     sites = [user for user in config.mlflow_users if user != HUB_USER]
     for user in sites:
         grant = {

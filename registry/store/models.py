@@ -108,8 +108,12 @@ class ModelStore:
         self.config = config
         self.client = MlflowClient(tracking_uri=config.mlflow_uri, registry_uri=config.mlflow_uri)
 
-    def experiment_id(self, task_id: str) -> str:
-        """The task's experiment (created if missing): on a server, sites need EDIT on it to publish."""
+    def ensure_experiment(self, task_id: str) -> str:
+        """The task's experiment, created at the registry's own artifact root if missing.
+
+        Only the central side calls this (``tasks create``, ``init``, the topology's grant): on a
+        server, sites need EDIT on it to publish.
+        """
         name = f"gsco-{task_id}"
         experiment = self.client.get_experiment_by_name(name)
         if experiment is not None:
@@ -117,6 +121,26 @@ class ModelStore:
         root = self.config.artifact_root
         location = (root / task_id).as_uri() if root is not None else None
         return self.client.create_experiment(name, artifact_location=location, tags={"task": task_id})
+
+    def _publishing_experiment(self, task_id: str) -> str:
+        """The experiment a publication goes to; never one created at a publisher's own folder.
+
+        Over a database URI (no server, no registry home of its own) a publisher that created the
+        experiment would record its own home folder, and with it its user name, as the central
+        artifact location; there the central team must have created it.
+        """
+        if self.config.embedded or self.config.server:
+            return self.ensure_experiment(task_id)
+        experiment = self.client.get_experiment_by_name(f"gsco-{task_id}")
+        if experiment is None:
+            raise RegistryError(
+                f"task {task_id!r} has no experiment in this registry database yet, and a publisher "
+                "connected straight to the database does not create one (it would record its own "
+                "folder there)",
+                hint="the central team runs `gsco-registry init` once (it creates the experiment of "
+                "every task), or publish through the registry server",
+            )
+        return experiment.experiment_id
 
     def find_by_digest(self, name: str, digest: str) -> VersionRef | None:
         with mlflow_errors("looking up the bundle"):
@@ -139,7 +163,7 @@ class ModelStore:
             staging = Path(tmp)
             for file_name in (*SIGNED_FILES, SITE_SIG):
                 shutil.copyfile(bundle_dir / file_name, staging / file_name)
-            experiment_id = self.experiment_id(task_id)
+            experiment_id = self._publishing_experiment(task_id)
             digest = version_tags["bundle_digest"]
             run = self.client.create_run(
                 experiment_id,

@@ -15,7 +15,8 @@ def publish(
     registry: str | None = typer.Option(
         None,
         "--registry",
-        help="Tracking URI (https://..., sqlite:///...) or an embedded registry home folder. "
+        help="Tracking URI (https://..., or a database such as sqlite:///... where the central "
+        "team has created the task) or an embedded registry home folder. "
         "Default: site.yaml registry: (GSCO_TRACKING_URI / GSCO_HOME).",
     ),
     json_output: JsonFlag = False,
