@@ -23,6 +23,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
+import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,14 +124,27 @@ def _raster_pixels(data: bytes, max_pixels: int, pads: bool) -> np.ndarray:
         raise ImageError("the image is truncated or damaged", hint="export it again") from None
 
 
+CHARACTER_SET_WARNINGS = r"(Unknown encoding|Incorrect value for Specific Character Set) '"
+"""pydicom's words for an unknown or misspelt SpecificCharacterSet, followed by the value."""
+
+
+def _no_character_set_value(record: logging.LogRecord) -> bool:
+    return re.match(CHARACTER_SET_WARNINGS, record.getMessage()) is None
+
+
 def quiet_dicom_value_checks() -> None:
-    """Turn off pydicom's reading validation for this process (the hub's).
+    """Keep pydicom from writing an upload's values into this process's (the hub's) log.
 
     pydicom warns and logs an invalid value *with the value* (``Invalid value for VR IS:
-    'SMITH'``), which may be a patient's name or id, into the hub's log. The intake refuses such
-    a header in its own words, naming the attribute only, so the hub does without those warnings.
+    'SMITH'``), which may be a patient's name or id. The intake refuses such a header in its own
+    words, naming the attribute only, so reading validation is off. An unknown or misspelt
+    SpecificCharacterSet is quoted whatever the validation mode, while ``dcmread`` reads the file
+    and again for every text element decoded: those warnings are dropped (pydicom then decodes
+    with the default or the corrected character set; an SR refuses the value by name).
     """
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    warnings.filterwarnings("ignore", message=CHARACTER_SET_WARNINGS, category=UserWarning)
+    logging.getLogger("pydicom").addFilter(_no_character_set_value)
 
 
 def _read_dicom(data: bytes, max_bytes: int) -> Dataset:

@@ -22,6 +22,7 @@ from hub.service.form import FORM_OVERHEAD, FORM_SCHEMA, DiagnosisForm, parse_fo
 from hub.service.intake import Upload, decode
 from hub.service.sr_source import check_sr_source
 from hub.service.tokens import CLINICIAN, TokenInfo
+from registry.bundle.free_text import looks_identifying
 
 router = APIRouter(prefix="/v1", tags=["clinical"])
 clinician = require(CLINICIAN)
@@ -181,6 +182,12 @@ def review(
         raise RequestError(f"an override needs 'label', one of {list(labels)}")
     if body.action == "confirm" and body.label not in (None, stored["label"]):
         raise RequestError("a confirmation takes no 'label' but the AI's", hint="to change it, override")
+    if body.comment and looks_identifying(body.comment):
+        raise RequestError(
+            "the comment looks identifying (a name, record number, date, address, phone number, "
+            "e-mail or path): a review is kept in the audit log for good, and other clinicians read it",
+            hint="describe the finding without identifiers; the decision id already links the case",
+        )
     label = body.label if body.action == "override" else stored["label"]
     record = {
         "action": body.action,

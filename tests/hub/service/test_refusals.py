@@ -184,3 +184,35 @@ def test_an_unhandled_error_on_an_upload_is_logged_without_its_message(
     # what a maintainer needs is still there: the route, the exceptions' types and where they were raised
     assert "/v1/diagnoses" in logged and "ValueError" in logged and "KeyError" in logged
     assert logged.count("in boom") == 1, logged
+
+
+@pytest.mark.parametrize(
+    ("comment", "identifier"),
+    [
+        ("pt ZZSMITH^QQJOHN", "ZZSMITH"),
+        ("MRN: 12345678", "12345678"),
+        ("born 01.02.1970, seen again", "1970"),
+        ("Tel. 030 4505 1234", "4505"),
+        ("Dr. Quackenbush agrees", "Quackenbush"),
+    ],
+)
+def test_an_identifying_review_comment_is_refused_and_nothing_is_stored(
+    hub: Hub, comment: str, identifier: str
+) -> None:
+    decision = _diagnose(hub, query_image(25)).json()
+    url = f"/v1/diagnoses/{decision['id']}/review"
+    audited = _audit_size(hub)
+    with hub.client(hub.clinician) as client:
+        refused = client.post(url, json={"action": "confirm", "comment": comment})
+        _error(refused, 422, "GSCO-800")
+        assert "comment looks identifying" in refused.json()["error"]["message"]
+        assert identifier not in refused.text
+        assert client.get(f"/v1/diagnoses/{decision['id']}").json()["reviews"] == []
+        assert _audit_size(hub) == audited
+        kept = client.post(
+            url, json={"action": "confirm", "comment": "subtle right lower lobe opacity; agree"}
+        )
+    assert (
+        kept.status_code == 200
+        and kept.json()["review"]["comment"] == "subtle right lower lobe opacity; agree"
+    )
