@@ -64,22 +64,19 @@ def suppress_count(count: int) -> int | str:
     return int(count) if count >= SMALL_COUNT else SUPPRESSED
 
 
-def shown_total(total: int, cells: Iterable[int], threshold: int = SMALL_COUNT) -> int:
-    """A total as it may be published beside its cells: the sum of those not suppressed, when any is.
+def shown_total(cells: Iterable[int], threshold: int = SMALL_COUNT) -> int:
+    """The total of ``cells`` as it may be published beside them: the sum of those not suppressed.
 
-    Exact, it would give a suppressed cell back by subtraction (``n`` 107 with one class at 100:
-    the other is 7), and rounded it would still narrow it (30 with one class at 24: 6 to 9). The
-    sum of the shown cells says nothing the cells do not.
+    The exact total would give a suppressed cell back by subtraction (``n`` 107 with one class at
+    100: the other is 7), and rounded it would still narrow it (30 with one class at 24: 6 to 9).
+    The sum of the shown cells says nothing the cells do not; with none suppressed it is exact.
     """
-    counts = [int(cell) for cell in cells]
-    if all(count >= threshold for count in counts):
-        return int(total)
-    return sum(count for count in counts if count >= threshold)
+    return sum(int(cell) for cell in cells if cell >= threshold)
 
 
-def suppress_total(total: int, cells: Iterable[int]) -> int | str:
+def suppress_total(cells: Iterable[int]) -> int | str:
     """:func:`suppress_count` of :func:`shown_total`."""
-    return suppress_count(shown_total(total, cells))
+    return suppress_count(shown_total(cells))
 
 
 def _path(parts: Any) -> str:

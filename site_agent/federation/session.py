@@ -177,7 +177,7 @@ class SiteSession:
         values["loss"] = float(nll_per_example(probs, images.labels).mean())
         clean = {key: math.nan if value is None else float(value) for key, value in values.items()}
         counts = np.bincount(images.labels, minlength=len(self.label_names))
-        return {"examples": float(shown_total(len(images), counts.tolist(), threshold)), **clean}
+        return {"examples": float(shown_total(counts.tolist(), threshold)), **clean}
 
     def evaluate(self, model: Specialist, split: str, min_count: int) -> dict[str, float]:
         """Aggregate metrics of ``model`` on ``split``; all NaN and ``examples = 0`` when too few images."""
@@ -232,9 +232,8 @@ class SiteSession:
 
     def examples(self, split: str, min_count: int) -> int:
         """The size of ``split`` as the hub may see it (:func:`~registry.bundle.card.shown_total`)."""
-        data = self.data.split(split)
-        threshold = max(min_count, SITE_MIN_COUNT)
-        return shown_total(len(data), data.class_counts(len(self.label_names)), threshold)
+        counts = self.data.split(split).class_counts(len(self.label_names))
+        return shown_total(counts, max(min_count, SITE_MIN_COUNT))
 
     def class_counts(self, split: str, min_count: int) -> list[int]:
         """Per-class counts of ``split`` with counts below the threshold replaced by -1 (suppressed)."""

@@ -104,7 +104,7 @@ def evaluation_section(
 
     Small cells stay suppressed here too: a class rate over fewer than 10 images (a class's
     sensitivity, the specificity over the other classes) is left out (``value`` and ``ci95``
-    null), as 6 of 7 would give the count back; and ``n`` is coarsened when a class is below 10
+    null), as 6 of 7 would give the count back; and ``n`` is the sum of the class counts shown
     (:func:`registry.bundle.card.suppress_total`).
     """
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
@@ -120,7 +120,7 @@ def evaluation_section(
         per_class.append({"label": name, **rates})
     return {
         "split": split,
-        "n": suppress_total(len(labels), counts.tolist()),
+        "n": suppress_total(counts.tolist()),
         "metrics": {
             name: _estimate(labels, probs, SCALAR_METRICS[name], resamples, seed) for name in HEADLINE_METRICS
         },

@@ -67,7 +67,7 @@ def _sample_size(labels: np.ndarray) -> int | str:
     class counts a suppressed one.
     """
     labels = np.asarray(labels, np.int64)
-    return suppress_total(len(labels), np.bincount(labels).tolist())
+    return suppress_total(np.bincount(labels).tolist())
 
 
 def membership_audit(

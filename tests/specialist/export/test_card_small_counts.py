@@ -42,9 +42,9 @@ def test_without_a_small_class_the_card_keeps_exact_figures() -> None:
 def test_a_total_beside_a_suppressed_cell_is_the_sum_of_the_cells_shown() -> None:
     """Rounded down (107 to 100) it would still narrow a cell where the total is round (30 beside
     24 gives 6 to 9); the sum of the shown cells says nothing the cells do not."""
-    assert shown_total(107, [7, 100]) == shown_total(100, [0, 100]) == 100
-    assert shown_total(30, [6, 24]) == 24
-    assert shown_total(107, [12, 95]) == 107
-    assert shown_total(215, [15, 200], threshold=20) == 200
-    assert suppress_total(107, [7, 100]) == 100
-    assert suppress_total(14, [6, 8]) == SUPPRESSED
+    assert shown_total([7, 100]) == shown_total([0, 100]) == 100
+    assert shown_total([6, 24]) == 24
+    assert shown_total([12, 95]) == 107
+    assert shown_total([15, 200], threshold=20) == 200
+    assert suppress_total([7, 100]) == 100
+    assert suppress_total([6, 8]) == SUPPRESSED
