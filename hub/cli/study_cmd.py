@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -32,6 +33,13 @@ def study(
         help="Work folder (shards, registry, sites; outside the repository). Default: a new temporary one.",
     ),
     keep_work: bool = typer.Option(False, "--keep-work", help="Keep the work folder after a successful run."),
+    jobs: int = typer.Option(
+        1,
+        "--jobs",
+        min=1,
+        help="Repeats run at once, each in its own home (a study with `repeats`). Same results as one "
+        "at a time; each site trains with the study's `threads`: keep jobs x threads within the CPU cores.",
+    ),
     json_out: JsonFlag = False,
 ) -> None:
     """Run a study through the real CLIs in a fresh home and write its report."""
@@ -46,11 +54,12 @@ def study(
             f"--work {work} is not empty: a study starts in a fresh home", hint="pick an empty folder"
         )
     err_console.print(f"study {spec.name}: work folder {work}", highlight=False)
+    _note_jobs(jobs, spec.repeats, spec.threads)
 
     def announce(step: str, seconds: float) -> None:
         err_console.print(f"[green]✓[/] {step} [dim]({seconds:.1f} s)[/]", highlight=False)
 
-    result = run_study(spec, study_file.read_text(encoding="utf-8"), out, work, announce)
+    result = run_study(spec, study_file.read_text(encoding="utf-8"), out, work, announce, jobs=jobs)
     if not keep_work:
         shutil.rmtree(work)
     files = {
@@ -63,3 +72,20 @@ def study(
     console.print(verdict(result), highlight=False)
     for path in files.values():
         console.print(path, highlight=False)
+
+
+def _note_jobs(jobs: int, repeats: int, threads: int) -> None:
+    """Say when ``--jobs`` cannot help: fewer repeats than jobs, or more threads than CPU cores."""
+    at_once = min(jobs, repeats)
+    if jobs > repeats:
+        err_console.print(
+            f"note: --jobs {jobs}, but the study has {repeats} repeat(s): {at_once} at a time", soft_wrap=True
+        )
+    cores = os.cpu_count() or 1
+    busy = at_once * threads
+    if busy > cores:
+        err_console.print(
+            f"note: {at_once} repeat(s) x {threads} thread(s) = {busy} busy threads on {cores} CPU core(s): "
+            "steps will be slower, the results the same",
+            soft_wrap=True,
+        )

@@ -7,6 +7,8 @@ approve; gsco-hub cases import and evaluate. Everything but ``--out`` lives in t
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +136,22 @@ def _evaluate_arm(
     return {"library": library, "evaluation": evaluation}
 
 
-def _run_once(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
-    """One run of ``spec`` in the fresh home ``work``: its study facts (evaluations written to ``out``)."""
+def _run_once(
+    spec: StudySpec,
+    spec_text: str,
+    out: Path,
+    work: Path,
+    announce: Announce,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """One run of ``spec`` in the fresh home ``work``: its study facts (evaluations written to ``out``).
+
+    ``stop``: set when another repeat failed; no further step of this run starts.
+    """
     shards = plan_shards(spec)
     paths = _write_data(spec, shards, work / "data")
     announce("shards written and checked for overlaps", 0.0)
-    steps = Steps(study_env(work), work / "logs", announce)
+    steps = Steps(study_env(work), work / "logs", announce, stop=stop)
     task = spec.task
     steps.run("registry: init", "gsco-registry", "init")
     steps.run(
@@ -165,30 +177,61 @@ def repeat_out(out: Path, index: int) -> Path:
     return out if index == 0 else out / "repeats" / str(index + 1)
 
 
-def run_study(spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce) -> dict[str, Any]:
+def _run_repeats(
+    spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce, jobs: int
+) -> list[dict[str, Any]]:
+    """Every repeat of ``spec``, up to ``jobs`` at a time; their facts in repeat order.
+
+    Repeats share nothing but the study file: each has its own home, shards and outputs, and its
+    steps are the same subprocesses whether it runs alone or beside another. The first repeat to
+    fail is the error raised; the others start no further step, and a repeat not yet begun never
+    begins.
+    """
+    stop = threading.Event()
+    failures: list[BaseException] = []
+    lock = threading.Lock()
+
+    def one(index: int) -> dict[str, Any] | None:
+        if stop.is_set():
+            return None
+        prefix = f"repeat {index + 1}/{spec.repeats}: "
+
+        def announce_repeat(step: str, seconds: float) -> None:
+            announce(prefix + step, seconds)
+
+        try:
+            return _run_once(
+                spec.repeat(index), spec_text, repeat_out(out, index), work / f"repeat-{index + 1}",
+                announce_repeat, stop,
+            )  # fmt: skip
+        except BaseException as error:
+            with lock:
+                if not stop.is_set():
+                    failures.append(error)
+                    stop.set()
+            raise
+
+    with ThreadPoolExecutor(max_workers=min(jobs, spec.repeats), thread_name_prefix="study-repeat") as pool:
+        futures = [pool.submit(one, index) for index in range(spec.repeats)]
+    if failures:
+        raise failures[0]
+    return [future.result() for future in futures]
+
+
+def run_study(
+    spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce, *, jobs: int = 1
+) -> dict[str, Any]:
     """Run every step of ``spec`` (``repeats`` times); write the evaluations and the study report to ``out``.
 
     The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``. With
-    ``repeats > 1`` each repeat runs in its own fresh home ``work/repeat-N`` and repeats after the
-    first write their evaluations under ``out/repeats/N``; study.json holds the first repeat's
-    facts at the top level, every repeat's scores under ``repeats`` and the figures across them.
+    ``repeats > 1`` each repeat runs in its own fresh home ``work/repeat-N`` (up to ``jobs`` of
+    them at once) and repeats after the first write their evaluations under ``out/repeats/N``;
+    study.json holds the first repeat's facts at the top level, every repeat's scores under
+    ``repeats`` and the figures across them.
     """
     if spec.repeats == 1:
         result = _run_once(spec, spec_text, out, work, announce)
     else:
-        results = []
-        for index in range(spec.repeats):
-            prefix = f"repeat {index + 1}/{spec.repeats}: "
-
-            def announce_repeat(step: str, seconds: float, prefix: str = prefix) -> None:
-                announce(prefix + step, seconds)
-
-            results.append(
-                _run_once(
-                    spec.repeat(index), spec_text, repeat_out(out, index), work / f"repeat-{index + 1}",
-                    announce_repeat,
-                )
-            )  # fmt: skip
-        result = with_repeats(results)
+        result = with_repeats(_run_repeats(spec, spec_text, out, work, announce, jobs))
     write_study(result, out, load_baseline(spec.compare_with))
     return result

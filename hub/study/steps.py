@@ -11,6 +11,7 @@ import os
 import secrets
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,15 +45,21 @@ def study_env(work: Path) -> dict[str, str]:
 
 @dataclass
 class Steps:
-    """Runs commands in order, logs each one's output under ``log_dir`` and times it."""
+    """Runs commands in order, logs each one's output under ``log_dir`` and times it.
+
+    ``stop``: once set (another repeat of the study failed), no further step starts.
+    """
 
     env: dict[str, str]
     log_dir: Path
     announce: Announce
     timings: dict[str, float] = field(default_factory=dict)
+    stop: threading.Event | None = None
 
     def run(self, title: str, command: str, *args: str, timeout: float = 3600) -> str:
         """Run ``command args``; its stdout, or :class:`StudyError` with the exit code and stderr tail."""
+        if self.stop is not None and self.stop.is_set():
+            raise StudyError(f"step '{title}' not started: another repeat of the study failed")
         argv = [venv_bin(command), *args]
         started = time.monotonic()
         try:

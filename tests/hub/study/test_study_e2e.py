@@ -2,6 +2,7 @@
 
 One site, 1 epoch at 16 px, a case library that is the site's own training shard plus a
 variant with a disjoint library: the hub must refuse to calibrate on the first and say so.
+Two repeats, run at once (``--jobs``), each in its own home.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 from bench import arbiter_alternatives as alternatives
 from hub.cli.main import app
 from hub.evaluation.case_inputs import load_case_inputs
+from hub.study.spec import REPEAT_SEED_STRIDE
 from site_agent.data.synthetic import write_synthetic_npz
 
 STUDY = {
@@ -25,6 +27,7 @@ STUDY = {
     "task": {"id": "tiny", "labels": ["a", "b"], "modality": "synthetic pattern"},
     "datasets": {"syn": "syn.npz"},
     "approval_policy": "policy.yaml",
+    "repeats": 2,
     "sites": [
         {
             "name": "site-a",
@@ -49,12 +52,15 @@ STUDY = {
 
 
 @pytest.mark.slow
-def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> None:
+def test_tiny_study_runs_the_real_flow_and_writes_its_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     write_synthetic_npz(tmp_path / "syn.npz", n_per_class=30, size=16, val_per_class=8)
     # a 1-epoch model on 36 images may sit below the default floor: the test is about the flow
     (tmp_path / "policy.yaml").write_text("checks:\n  metric_floor: false\n")
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(STUDY))
     out = tmp_path / "out"
+    monkeypatch.setattr("hub.cli.study_cmd.os.cpu_count", lambda: 1)
     result = CliRunner().invoke(
         app,
         [
@@ -64,10 +70,14 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
             str(out),
             "--work",
             str(tmp_path / "work"),
+            "--jobs",
+            "3",
             "--json",
         ],
     )
     assert result.exit_code == 0, result.output
+    assert "note: --jobs 3, but the study has 2 repeat(s): 2 at a time" in result.stderr
+    assert "note: 2 repeat(s) x 1 thread(s) = 2 busy threads on 1 CPU core(s)" in result.stderr
     printed = json.loads(result.stdout)
     for name in ("evaluation.json", "evaluation.md", "evaluation.png", "study.json", "study.md"):
         assert (out / name).is_file(), name
@@ -104,11 +114,22 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(tmp_path: Path) -> 
         consensus = next(m for m in arm["methods"] if m["kind"] == "consensus")
         right = cases.consensus.argmax(axis=1) == cases.evaluation.labels
         assert cases.evaluation.labels.shape == (16,) and right.mean() == consensus["accuracy"]
+    # the second repeat ran beside the first, in its own home, on its own shuffle and seeds
+    assert [r["seed"] for r in study["repeats"]] == [0, 1]
+    second = study["repeats"][1]["sites"][0]
+    assert second["seed"] == REPEAT_SEED_STRIDE
+    assert second["training_set_digest"] != site["training_set_digest"]
+    second_cases = load_case_inputs(out / "repeats" / "2" / "cases.npz")
+    second_consensus = next(m for m in study["per_repeat"][1]["methods"] if m["kind"] == "consensus")
+    right = second_cases.consensus.argmax(axis=1) == second_cases.evaluation.labels
+    assert right.mean() == second_consensus["accuracy"]
+    assert (out / "repeats" / "2" / "variants" / "disjoint" / "evaluation.json").is_file()
     report = (out / "study.md").read_text()
     assert report.startswith("# Tiny synthetic study\n")
     assert study["environment"]["python"] == platform.python_version()
     assert f"Environment: Python {platform.python_version()}, torch " in report
-    assert "**Verdict.** The consensus arbiter reached accuracy" in report
+    assert "**Verdict, repeat 1 of 2.** The consensus arbiter reached accuracy" in report
+    assert "**Across repeats.** " in report
     assert "# Disjoint library" in report and "```yaml" in report
     # the evaluation's disagreement subset is carried over: one served specialist, so no subset
     assert study["disagreement"]["status"] == "no disagreement"

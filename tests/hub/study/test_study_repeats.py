@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gsco_common.errors import StudyError
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
 from hub.study.comparison import compare, comparison_lines
 from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
 from hub.study.repeats_report import reference_across_repeats, repeats_verdict
 from hub.study.report import study_markdown
 from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
+from hub.study.steps import Steps
+from site_agent.data.synthetic import write_synthetic_npz
 from tests.hub.study.specs import site, tiny_study
 
 CONSENSUS = "consensus (no generalist)"
@@ -264,7 +268,7 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
     calls: list[tuple[int, int, Path, Path]] = []
     announced: list[str] = []
 
-    def one_run(repeat: Any, _text: str, out: Path, work: Path, announce: Any) -> dict[str, Any]:
+    def one_run(repeat: Any, _text: str, out: Path, work: Path, announce: Any, _stop: Any) -> dict[str, Any]:
         index = len(calls)
         calls.append((repeat.seed, repeat.sites[0].seed, out, work))
         announce("registry: init", 1.0)
@@ -282,6 +286,79 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
     assert written == json.loads(json.dumps(result))
     assert len(written["per_repeat"]) == 2 and written["across_repeats"]["repeats"] == 2
     assert "Across 2 repeats" in (out / "study.md").read_text()
+
+
+def test_jobs_run_the_repeats_at_once_and_keep_them_in_repeat_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.study import run
+
+    spec = parse_study(tiny_study(repeats=2), tmp_path)
+    both_running = threading.Barrier(2, timeout=10)
+    second_done = threading.Event()
+
+    def one_run(repeat: Any, *_: Any) -> dict[str, Any]:
+        index = repeat.seed  # the study's seed is 0: repeat r shuffles with seed r
+        both_running.wait()  # broken, and the study fails, unless both repeats run at once
+        if index == 0:
+            assert second_done.wait(10)  # the first repeat finishes last
+        result = _study(index, _arm(0.9, 0.8, 0.86 + index / 100, 0.5))
+        second_done.set()
+        return result
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    result = run.run_study(spec, "name: t\n", tmp_path / "out", tmp_path / "work", lambda *_: None, jobs=2)
+    assert [r["seed"] for r in result["repeats"]] == [0, 1]
+    consensus = [
+        next(m["accuracy"] for m in r["methods"] if m["kind"] == "consensus") for r in result["per_repeat"]
+    ]
+    assert consensus == [0.86, 0.87]
+
+
+def test_the_first_repeat_to_fail_stops_the_others_before_their_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.study import run
+
+    spec = parse_study(tiny_study(repeats=3), tmp_path)
+    begun: list[int] = []
+    stopped: list[str] = []
+
+    def one_run(repeat: Any, _text: str, _out: Path, work: Path, announce: Any, stop: Any) -> dict[str, Any]:
+        begun.append(repeat.seed)
+        if repeat.seed == 1:
+            raise StudyError("step 'site-a: train resnet18 16 px, 1 epoch(s)' failed: exited with code 3")
+        assert stop.wait(10)  # repeat 1 is between two steps when repeat 2 fails
+        try:
+            Steps({}, work / "logs", announce, stop=stop).run("site-a: export", "gsco-hub", "--help")
+        except StudyError as error:
+            stopped.append(str(error))
+            raise
+        return _study(0, _arm(0.9, 0.8, 0.86, 0.5))
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    with pytest.raises(StudyError, match=r"^step 'site-a: train resnet18 16 px, 1 epoch\(s\)' failed"):
+        run.run_study(spec, "name: t\n", tmp_path / "out", tmp_path / "work", lambda *_: None, jobs=2)
+    assert sorted(begun) == [0, 1]  # repeat 3 never began
+    assert stopped == ["step 'site-a: export' not started: another repeat of the study failed"]
+    assert not (tmp_path / "work" / "repeat-1" / "logs").exists()  # the stopped step ran nothing
+    assert not (tmp_path / "out" / "study.json").exists()
+
+
+def test_a_stopped_run_writes_its_shards_but_starts_no_step(tmp_path: Path) -> None:
+    from hub.study import run
+
+    write_synthetic_npz(tmp_path / "syn.npz", n_per_class=30, size=16, val_per_class=8)
+    spec = parse_study(tiny_study(), tmp_path)
+    stop = threading.Event()
+    stop.set()
+    announced: list[str] = []
+    with pytest.raises(StudyError, match=r"^step 'registry: init' not started: another repeat"):
+        run._run_once(
+            spec, "", tmp_path / "out", tmp_path / "work", lambda step, _s: announced.append(step), stop
+        )
+    assert announced == ["shards written and checked for overlaps"]
+    assert not (tmp_path / "work" / "logs").exists() and not (tmp_path / "out").exists()
 
 
 def _with_subset(arm: dict[str, Any], consensus_right: int, best_right: int, p: float) -> dict[str, Any]:
