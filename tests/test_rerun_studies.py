@@ -7,11 +7,26 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from bench.render_results import ORDER
 from bench.rerun_studies import check_order, compared_with
+from tests.hub.study.specs import tiny_study
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_order_is_planned_from_the_study_files_without_their_data(tmp_path: Path) -> None:
+    for name, twin in (("twin", None), ("biased", "twin")):
+        (tmp_path / name).mkdir()
+        study = {**tiny_study(name=name), "datasets": {"syn": "../../nowhere/syn.npz"}}
+        if twin:
+            study["compare_with"] = f"../{twin}/study.json"
+        (tmp_path / name / "study.yaml").write_text(yaml.safe_dump(study))
+    assert compared_with("biased", tmp_path) == "twin"
+    check_order(("twin", "biased"), tmp_path)
+    with pytest.raises(SystemExit, match="biased compares with twin, which does not come before"):
+        check_order(("biased", "twin"), tmp_path)
 
 
 def test_each_shipped_study_comes_after_the_study_it_compares_with() -> None:

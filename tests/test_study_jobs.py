@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench.study_jobs import compare_outputs
+from bench.study_jobs import compare_outputs, pool_bound
 
 
 def _write(out: Path, cases: bytes, seconds: float, accuracy: float = 0.9) -> None:
@@ -35,3 +35,10 @@ def test_a_changed_byte_a_changed_score_or_a_missing_file_differs(tmp_path: Path
         3,
         ["cases.npz", "repeats/2/evaluation.json (one side only)", "study.json"],
     )
+
+
+def test_the_pool_bound_hands_the_repeats_out_in_order_to_the_first_free_job() -> None:
+    # repeats 1 and 2 start together; repeat 3 follows repeat 1, the first to finish
+    assert pool_bound([198.0, 246.0, 252.0], 2) == 450.0
+    assert pool_bound([300.0, 100.0, 100.0], 2) == 300.0  # repeats 2 and 3 share one job
+    assert pool_bound([198.0, 246.0, 252.0], 1) == 696.0

@@ -16,7 +16,7 @@ from hub.study.facts import load_baseline
 from hub.study.outputs import check_out
 from hub.study.report import verdict
 from hub.study.run import run_study
-from hub.study.spec import load_study
+from hub.study.spec import StudySpec, load_study
 
 
 @handle_errors
@@ -54,7 +54,7 @@ def study(
             f"--work {work} is not empty: a study starts in a fresh home", hint="pick an empty folder"
         )
     err_console.print(f"study {spec.name}: work folder {work}", highlight=False)
-    _note_jobs(jobs, spec.repeats, spec.threads)
+    _note_jobs(jobs, spec)
 
     def announce(step: str, seconds: float) -> None:
         err_console.print(f"[green]✓[/] {step} [dim]({seconds:.1f} s)[/]", highlight=False)
@@ -74,15 +74,20 @@ def study(
         console.print(path, highlight=False)
 
 
-def _note_jobs(jobs: int, repeats: int, threads: int) -> None:
+def _cores() -> int:
+    return os.cpu_count() or 1
+
+
+def _note_jobs(jobs: int, spec: StudySpec) -> None:
     """Say when ``--jobs`` cannot help: fewer repeats than jobs, or more threads than CPU cores."""
-    at_once = min(jobs, repeats)
-    if jobs > repeats:
+    at_once = min(jobs, spec.repeats)
+    if jobs > spec.repeats:
         err_console.print(
-            f"note: --jobs {jobs}, but the study has {repeats} repeat(s): {at_once} at a time", soft_wrap=True
+            f"note: --jobs {jobs}, but the study has {spec.repeats} repeat(s): {at_once} at a time",
+            soft_wrap=True,
         )
-    cores = os.cpu_count() or 1
-    busy = at_once * threads
+    threads = max(site.training.get("num_threads", spec.threads) for site in spec.sites)
+    busy, cores = at_once * threads, _cores()
     if busy > cores:
         err_console.print(
             f"note: {at_once} repeat(s) x {threads} thread(s) = {busy} busy threads on {cores} CPU core(s): "

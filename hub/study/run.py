@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import yaml
 
+from gsco_common.errors import StudyError
 from hub.study.facts import load_baseline, study_result
 from hub.study.plan import Arm, StudyShards, plan_shards
 from hub.study.repeats import with_repeats
@@ -184,8 +185,9 @@ def _run_repeats(
 
     Repeats share nothing but the study file: each has its own home, shards and outputs, and its
     steps are the same subprocesses whether it runs alone or beside another. The first repeat to
-    fail is the error raised; the others start no further step, and a repeat not yet begun never
-    begins.
+    fail is the error raised, named by its repeat; the others start no further step, and a
+    repeat not yet begun never begins. An interrupt (Ctrl-C) stops them the same way: a running
+    step ends (with the terminal's Ctrl-C, at once), then no further step starts.
     """
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -204,15 +206,30 @@ def _run_repeats(
                 spec.repeat(index), spec_text, repeat_out(out, index), work / f"repeat-{index + 1}",
                 announce_repeat, stop,
             )  # fmt: skip
+        except StudyError as error:
+            failed(StudyError(prefix + error.message, hint=error.hint))
         except BaseException as error:
-            with lock:
-                if not stop.is_set():
-                    failures.append(error)
-                    stop.set()
-            raise
+            failed(error)
 
-    with ThreadPoolExecutor(max_workers=min(jobs, spec.repeats), thread_name_prefix="study-repeat") as pool:
-        futures = [pool.submit(one, index) for index in range(spec.repeats)]
+    def failed(error: BaseException) -> NoReturn:
+        """Keep the first failure, stop the other repeats, raise ``error``."""
+        with lock:
+            if not stop.is_set():
+                failures.append(error)
+                stop.set()
+        raise error
+
+    if jobs == 1:
+        return [one(index) for index in range(spec.repeats)]  # the first failure raises here
+    pool = ThreadPoolExecutor(max_workers=min(jobs, spec.repeats), thread_name_prefix="study-repeat")
+    futures = [pool.submit(one, index) for index in range(spec.repeats)]
+    try:
+        wait(futures)
+    except BaseException:  # interrupted while the repeats run
+        stop.set()
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
     if failures:
         raise failures[0]
     return [future.result() for future in futures]

@@ -27,8 +27,13 @@ Announce = Callable[[str, float], None]
 
 
 def study_env(work: Path) -> dict[str, str]:
-    """The environment of every step: a fresh registry home and nothing outside ``work``."""
-    env = dict(os.environ)
+    """The environment of every step: a fresh registry home and nothing outside ``work``.
+
+    None of the operator's ``GSCO_*`` variables is passed on: one naming a registry, database,
+    cache or site (``GSCO_TRACKING_URI``, ``GSCO_HUB_DB_URL``, ...) would let the study write
+    outside its home, and repeats run at once would share it. Settings come from the study file.
+    """
+    env = {name: value for name, value in os.environ.items() if not name.startswith("GSCO_")}
     env.update(
         GSCO_HOME=str(work / "home" / "registry"),
         GSCO_KEY_PASSPHRASE=secrets.token_hex(16),

@@ -60,7 +60,7 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(
     (tmp_path / "policy.yaml").write_text("checks:\n  metric_floor: false\n")
     (tmp_path / "study.yaml").write_text(yaml.safe_dump(STUDY))
     out = tmp_path / "out"
-    monkeypatch.setattr("hub.cli.study_cmd.os.cpu_count", lambda: 1)
+    monkeypatch.setattr("hub.cli.study_cmd._cores", lambda: 1)
     result = CliRunner().invoke(
         app,
         [
@@ -114,7 +114,7 @@ def test_tiny_study_runs_the_real_flow_and_writes_its_report(
         consensus = next(m for m in arm["methods"] if m["kind"] == "consensus")
         right = cases.consensus.argmax(axis=1) == cases.evaluation.labels
         assert cases.evaluation.labels.shape == (16,) and right.mean() == consensus["accuracy"]
-    # the second repeat ran beside the first, in its own home, on its own shuffle and seeds
+    # the second repeat ran in its own home, on its own shuffle and seeds
     assert [r["seed"] for r in study["repeats"]] == [0, 1]
     second = study["repeats"][1]["sites"][0]
     assert second["seed"] == REPEAT_SEED_STRIDE

@@ -315,6 +315,15 @@ def test_jobs_run_the_repeats_at_once_and_keep_them_in_repeat_order(
     assert consensus == [0.86, 0.87]
 
 
+def _next_step(work: Path, announce: Any, stop: threading.Event, stopped: list[str]) -> None:
+    """A repeat's next step, run by a real :class:`Steps`; its refusal goes into ``stopped``."""
+    try:
+        Steps({}, work / "logs", announce, stop=stop).run("site-a: export", "gsco-hub", "--help")
+    except StudyError as error:
+        stopped.append(str(error))
+        raise
+
+
 def test_the_first_repeat_to_fail_stops_the_others_before_their_next_step(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,20 +338,50 @@ def test_the_first_repeat_to_fail_stops_the_others_before_their_next_step(
         if repeat.seed == 1:
             raise StudyError("step 'site-a: train resnet18 16 px, 1 epoch(s)' failed: exited with code 3")
         assert stop.wait(10)  # repeat 1 is between two steps when repeat 2 fails
-        try:
-            Steps({}, work / "logs", announce, stop=stop).run("site-a: export", "gsco-hub", "--help")
-        except StudyError as error:
-            stopped.append(str(error))
-            raise
+        _next_step(work, announce, stop, stopped)
         return _study(0, _arm(0.9, 0.8, 0.86, 0.5))
 
     monkeypatch.setattr(run, "_run_once", one_run)
-    with pytest.raises(StudyError, match=r"^step 'site-a: train resnet18 16 px, 1 epoch\(s\)' failed"):
+    with pytest.raises(
+        StudyError, match=r"^repeat 2/3: step 'site-a: train resnet18 16 px, 1 epoch\(s\)' failed"
+    ):
         run.run_study(spec, "name: t\n", tmp_path / "out", tmp_path / "work", lambda *_: None, jobs=2)
     assert sorted(begun) == [0, 1]  # repeat 3 never began
-    assert stopped == ["step 'site-a: export' not started: another repeat of the study failed"]
+    assert stopped == ["step 'site-a: export' not started: another repeat of the study failed"]  # repeat 1
     assert not (tmp_path / "work" / "repeat-1" / "logs").exists()  # the stopped step ran nothing
     assert not (tmp_path / "out" / "study.json").exists()
+
+
+def test_an_interrupt_while_the_repeats_run_stops_each_before_its_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.study import run
+
+    spec = parse_study(tiny_study(repeats=3), tmp_path)
+    in_flight = threading.Barrier(3, timeout=10)  # two repeats and the interrupted wait
+    begun: list[int] = []
+    stopped: list[str] = []
+
+    def one_run(repeat: Any, _text: str, _out: Path, work: Path, announce: Any, stop: Any) -> dict[str, Any]:
+        begun.append(repeat.seed)
+        in_flight.wait()
+        assert stop.wait(10)
+        _next_step(work, announce, stop, stopped)
+        return _study(0, _arm(0.9, 0.8, 0.86, 0.5))
+
+    def interrupted(_futures: Any) -> None:
+        in_flight.wait()
+        raise KeyboardInterrupt  # as Ctrl-C does in the main thread while it waits
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    monkeypatch.setattr(run, "wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run.run_study(spec, "name: t\n", tmp_path / "out", tmp_path / "work", lambda *_: None, jobs=2)
+    for thread in threading.enumerate():
+        if thread.name.startswith("study-repeat"):
+            thread.join(10)
+    assert sorted(begun) == [0, 1]  # repeat 3 never began
+    assert stopped == ["step 'site-a: export' not started: another repeat of the study failed"] * 2
 
 
 def test_a_stopped_run_writes_its_shards_but_starts_no_step(tmp_path: Path) -> None:
@@ -433,3 +472,21 @@ def test_a_repeated_recipe_study_counts_each_specialist_against_the_reference_in
     assert "| B v1 | 0.810 ± 0.036 | 0.710 ± 0.036 | 0.900 ± 0.000 | 1 / 1 / 1 / 0 |" in report
     assert "consensus ΔACC vs reference, points (CI), McNemar p |" in report
     assert "**Against the reference across repeats.** Accuracy against the reference (A v1)" in report
+
+
+def test_the_busy_threads_note_counts_a_sites_own_thread_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hub.cli import study_cmd
+
+    sites = [site("site-a", 0.0, 0.5), site("site-b", 0.0, 0.5, training={"num_threads": 3})]
+    spec = parse_study(tiny_study(repeats=2, threads=2, sites=sites), tmp_path)
+    monkeypatch.setattr(study_cmd, "_cores", lambda: 6)
+    study_cmd._note_jobs(2, spec)
+    assert capsys.readouterr().err == ""  # 6 busy threads fit 6 cores
+    monkeypatch.setattr(study_cmd, "_cores", lambda: 5)
+    study_cmd._note_jobs(2, spec)
+    assert capsys.readouterr().err == (
+        "note: 2 repeat(s) x 3 thread(s) = 6 busy threads on 5 CPU core(s): steps will be slower, "
+        "the results the same\n"
+    )

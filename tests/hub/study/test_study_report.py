@@ -187,8 +187,22 @@ def test_a_failing_step_reports_command_exit_code_and_stderr(tmp_path: Path) -> 
     assert (tmp_path / "logs" / "01-site-agent-train.log").is_file()
 
 
-def test_study_env_keeps_everything_in_the_work_folder(tmp_path: Path) -> None:
+def test_study_env_keeps_everything_in_the_work_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the operator's own registry, hub database and caches: a study must not write there
+    for name in (
+        "GSCO_TRACKING_URI",
+        "GSCO_REGISTRY_DB",
+        "GSCO_HUB_DB_URL",
+        "GSCO_RUNTIME_CACHE",
+        "GSCO_HOME",
+    ):
+        monkeypatch.setenv(name, "postgresql://central-registry.example/gsco")
+    monkeypatch.setenv("PATH_FOR_THE_TOOLS", "kept")
     env = study_env(tmp_path)
+    assert sorted(name for name in env if name.startswith("GSCO_")) == ["GSCO_HOME", "GSCO_KEY_PASSPHRASE"]
+    assert env["PATH_FOR_THE_TOOLS"] == "kept"
     for key in ("GSCO_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME", "TMPDIR"):
         assert env[key].startswith(str(tmp_path))
     assert env["MLFLOW_DISABLE_TELEMETRY"] == "true" and len(env["GSCO_KEY_PASSPHRASE"]) == 32
