@@ -20,23 +20,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.render_results import ORDER, STUDIES_DIR  # noqa: E402
 from hub.federation.flwr_cli import venv_bin  # noqa: E402
-from hub.study.spec import parse_study  # noqa: E402
+from hub.study.spec import read_study  # noqa: E402
 
 
 def compared_with(name: str, studies_dir: Path = STUDIES_DIR) -> str | None:
     """The study whose report ``name`` compares with (its folder name), or None.
 
-    The study file is parsed, not loaded: its data sets need not be on this machine to plan.
+    Its data sets need not be on this machine to plan (``read_study``, not ``load_study``).
     """
-    path = studies_dir / name / "study.yaml"
-    spec = parse_study(yaml.safe_load(path.read_text(encoding="utf-8")), path.parent)
+    spec = read_study(studies_dir / name / "study.yaml")
     return spec.compare_with.parent.name if spec.compare_with else None
 
 

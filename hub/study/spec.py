@@ -289,8 +289,8 @@ def parse_study(data: Any, base_dir: Path) -> StudySpec:
     )
 
 
-def load_study(path: Path) -> StudySpec:
-    """Read and validate a study file."""
+def read_study(path: Path) -> StudySpec:
+    """Read and validate a study file, without looking for the files it names."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -299,7 +299,12 @@ def load_study(path: Path) -> StudySpec:
         raise ConfigError(f"{path.name} is not UTF-8 text", hint="save the study file as UTF-8") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path.name} is not valid YAML: {exc}") from None
-    spec = parse_study(data, path.resolve().parent)
+    return parse_study(data, path.resolve().parent)
+
+
+def load_study(path: Path) -> StudySpec:
+    """Read and validate a study file, and check that the files it names are there."""
+    spec = read_study(path)
     if spec.approval_policy is not None and not spec.approval_policy.is_file():
         raise ConfigError(f"approval_policy: no file at {spec.approval_policy}")
     for name, dataset in spec.datasets.items():
