@@ -14,7 +14,9 @@ The rule used now is replayed too, and must give the served consensus' weights, 
 and labels, or the script stops: a replay that drifted from the hub would make every comparison
 meaningless. Evaluations whose weights came from the cards (no clean calibration set), studies
 with a named reference (recipe studies, as in the bar) and the held-out shard studies (which test
-the hub's rule alone) are left out; an evaluation that two studies share is counted once.
+the hub's rule alone) are left out; an evaluation that two studies share is counted once. For the
+biased studies each rule's accuracy drop from the unbiased twin (``compare_with``) is set against
+the plain vote's, per draw, as ``hub.study.draws`` counts it for the served consensus.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -32,7 +35,15 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import bench_parser  # noqa: E402
 from bench.docs_section import publish  # noqa: E402
-from bench.render_results import CONFIRMATION, FRESH, HELD_OUT, STUDIES_DIR, load_report, study_names  # noqa: E402
+from bench.render_results import (  # noqa: E402
+    CONFIRMATION,
+    FRESH,
+    HELD_OUT,
+    STUDIES_DIR,
+    TRIAL,
+    load_report,
+    study_names,
+)
 from gsco_common.errors import DataError  # noqa: E402
 from gsco_runtime.arbiters.calibration import MIN_CASES_PER_CLASS  # noqa: E402
 from gsco_runtime.arbiters.robust import robust_model  # noqa: E402
@@ -41,7 +52,9 @@ from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, load_case_inp
 from hub.evaluation.disagreement import labels_differ  # noqa: E402
 from hub.evaluation.evaluate import majority_vote  # noqa: E402
 from hub.evaluation.statistics import mcnemar_exact  # noqa: E402
-from hub.study.facts import reference_name  # noqa: E402
+from hub.study.bar import Draw  # noqa: E402
+from hub.study.draws import DrawTally, tally  # noqa: E402
+from hub.study.facts import baseline_name, reference_name  # noqa: E402
 from hub.study.run import CASES_FILE  # noqa: E402
 
 HEADING = "## Consensus alternatives (replayed on the studies' cases)"
@@ -50,26 +63,48 @@ ALPHA = 0.05
 # them holds is "explored"; the others were kept apart to confirm a rule before adopting it.
 EXPLORED = ("pneumonia-seeds", "biased-specialist-seeds", "biased-specialist")
 # The fresh draws (bench/render_results.py's FRESH) are scored as a third group, never used to
-# adopt a rule; the confirmation draws (CONFIRMATION) as a fourth, on which one rule is on trial.
-GROUPS = ("explored", "kept apart", "fresh draws", "confirmation draws")
+# adopt a rule; the confirmation draws (CONFIRMATION) as a fourth, on which one rule was on trial;
+# the trial draws (TRIAL) as a fifth, on which another is (docs/studies/README.md, "Trial draws").
+GROUPS = ("explored", "kept apart", "fresh draws", "confirmation draws", "trial draws")
 ON_TRIAL = "competence in the fit too"
+SECOND_TRIAL = "weights fitted for the thresholds served"
+SECOND_TRIAL_SETS = ("explored", "kept apart", "trial draws")
+"""Where the second rule on trial must meet the adoption counts, all three, to replace the hub's."""
 
 Rule = Callable[[CaseInputs], np.ndarray]
 
 
+class Place(NamedTuple):
+    """Where a study holds an evaluation: the study, the folder within it, and its twin study."""
+
+    study: str
+    where: str
+    twin: str | None
+
+
 @dataclass
 class Evaluation:
-    """One calibrated evaluation: its label, every study that holds it, and its per-case inputs."""
+    """One calibrated evaluation: its label, every study that holds it, and its per-case inputs.
+
+    ``places`` are where studies hold it; ``draw`` the task and shuffle seed its shards were cut from.
+    """
 
     label: str
     studies: list[str]
     cases: CaseInputs
+    places: list[Place]
+    draw: Draw
 
     @property
     def group(self) -> str:
         """The first group, in this order, with a study that holds it: explored, confirmation
-        draws, fresh draws; else kept apart."""
-        order = (("explored", EXPLORED), ("confirmation draws", CONFIRMATION), ("fresh draws", FRESH))
+        draws, fresh draws, trial draws; else kept apart."""
+        order = (
+            ("explored", EXPLORED),
+            ("confirmation draws", CONFIRMATION),
+            ("fresh draws", FRESH),
+            ("trial draws", TRIAL),
+        )
         for group, studies in order:
             if any(study in studies for study in self.studies):
                 return group
@@ -83,13 +118,23 @@ def _digest(cases: CaseInputs) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
 
 
+def _draw(report: dict, where: str) -> Draw:
+    """The draw of the evaluation in folder ``where`` of a study (``repeats/N/...`` is repeat N)."""
+    parts = where.split("/")
+    repeat = int(parts[1]) if parts[0] == "repeats" else 1
+    runs = report.get("repeats")
+    seed = runs[repeat - 1]["seed"] if isinstance(runs, list) else report["seed"]
+    return report["task"]["id"], seed
+
+
 def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
     """The distinct calibrated evaluations of the studies without a named reference, in render order."""
     found: dict[str, Evaluation] = {}
     for study in study_names(studies_dir):
         folder = studies_dir / study
+        report = load_report(studies_dir, study)
         # the list closed with the confirmation draws' trial: the held-out shard tests the hub's rule alone
-        if study in HELD_OUT or reference_name(load_report(studies_dir, study))[1] == "reference":
+        if study in HELD_OUT or reference_name(report)[1] == "reference":
             continue
         for path in sorted(folder.rglob(CASES_FILE)):
             try:
@@ -99,11 +144,14 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
             if cases.calibration is None or cases.model.source.startswith("card"):
                 continue
             digest = _digest(cases)
+            where = path.parent.relative_to(folder).as_posix()
+            place = Place(study, where, baseline_name(report))
             if digest in found:
                 found[digest].studies.append(study)
+                found[digest].places.append(place)
                 continue
-            where = path.parent.relative_to(folder).as_posix()
-            found[digest] = Evaluation(f"{study} / {'main' if where == '.' else where}", [study], cases)
+            label = f"{study} / {'main' if where == '.' else where}"
+            found[digest] = Evaluation(label, [study], cases, [place], _draw(report, where))
     return list(found.values())
 
 
@@ -112,10 +160,17 @@ def _card(cases: CaseInputs) -> ConsensusModel:
     return ConsensusModel(cases.card_weights, cases.card_weights, np.zeros(num_classes), source="card")
 
 
-def fit(cases: CaseInputs, fitted: DecisionInputs, rows: np.ndarray | None = None) -> ConsensusModel:
+def fit(
+    cases: CaseInputs,
+    fitted: DecisionInputs,
+    rows: np.ndarray | None = None,
+    *,
+    weights_for_served_thresholds: bool = False,
+) -> ConsensusModel:
     """The hub's guarded fit (:func:`robust_model`) on ``fitted`` (on ``rows`` of it when given).
 
-    ``rows`` with fewer than the hub's minimum of cases of some class fall back to all cases.
+    ``rows`` with fewer than the hub's minimum of cases of some class fall back to all cases;
+    ``weights_for_served_thresholds`` as :func:`robust_model` has it.
     """
     counts = (
         np.bincount(fitted.labels[rows], minlength=fitted.probabilities.shape[2])
@@ -129,6 +184,7 @@ def fit(cases: CaseInputs, fitted: DecisionInputs, rows: np.ndarray | None = Non
         fitted.labels[keep],
         _card(cases),
         cases.ceiling_pairs(),
+        weights_for_served_thresholds=weights_for_served_thresholds,
     )
 
 
@@ -178,6 +234,18 @@ def competence_in_fit(cases: CaseInputs) -> np.ndarray:
     """The fit sees the competence-scaled specialists, as the pool uses them (no train/serve skew)."""
     model = fit(cases, _with_competence_in_probabilities(_calibration(cases)))
     return pooled(model, _with_competence_in_probabilities(cases.evaluation))
+
+
+def weights_for_served_thresholds(cases: CaseInputs) -> np.ndarray:
+    """The guarded fit, whose weights at the specialists' own thresholds are fitted for them.
+
+    The hub fits weights and biases together, then resets the biases to zero (the specialists' own
+    thresholds) unless moving them is a significant gain: a specialist that leans toward one class
+    keeps the weight the fitted bias had made safe, and its lean tilts the served pool. Here the
+    pool kept at zero biases has weights fitted with the biases held there; the moved thresholds,
+    and the test that decides between the two, are the hub's.
+    """
+    return pooled(fit(cases, _calibration(cases), weights_for_served_thresholds=True), cases.evaluation)
 
 
 def _labels_split(inputs: DecisionInputs, *, with_retrieval: bool) -> np.ndarray:
@@ -279,6 +347,7 @@ RULES: tuple[tuple[str, Rule], ...] = (
     ("split cases: the source best on the calibration splits", split_cases_selector),
     ("Dawid-Skene confusion matrices, uniform prior", dawid_skene),
     ("retrieval divided by the library's class shares", retrieval_without_prevalence),
+    ("weights fitted for the thresholds served", weights_for_served_thresholds),
 )
 
 
@@ -311,17 +380,69 @@ class Tally:
             self.split_vs_best[0 if ours > theirs else 1 if ours == theirs else 2] += 1
 
 
-def replay(found: list[Evaluation]) -> dict[str, dict[str, Tally]]:
-    """Per rule, the tallies of each group's evaluations."""
+Predictions = dict[str, dict[str, np.ndarray]]
+"""Per rule, its labels on each evaluation (by the evaluation's label)."""
+
+
+def replay(found: list[Evaluation]) -> tuple[dict[str, dict[str, Tally]], Predictions]:
+    """Per rule, the tallies of each group's evaluations, and its labels on each."""
     tallies = {name: {group: Tally() for group in GROUPS} for name, _ in RULES}
+    predictions: Predictions = {name: {} for name, _ in RULES}
     for evaluation in found:
         if (differs := drift(evaluation.cases)) is not None:
             raise SystemExit(
                 f"{evaluation.label}: the replayed hub rule differs from the served one: {differs}"
             )
         for name, rule in RULES:
-            tallies[name][evaluation.group].add(evaluation.cases, rule(evaluation.cases))
-    return tallies
+            predicted = rule(evaluation.cases)
+            predictions[name][evaluation.label] = predicted
+            tallies[name][evaluation.group].add(evaluation.cases, predicted)
+    return tallies, predictions
+
+
+def twin_pairs(found: list[Evaluation]) -> list[tuple[Evaluation, Evaluation]]:
+    """Each biased study's evaluation with its unbiased twin's (``compare_with``): same folder, same draw.
+
+    A pair that two studies share (a study and repeat 1 of its seeds twin) is listed once.
+    """
+    at = {(place.study, place.where): e for e in found for place in e.places}
+    pairs: dict[tuple[str, str], tuple[Evaluation, Evaluation]] = {}
+    for biased in found:
+        for place in biased.places:
+            twin = at.get((place.twin, place.where))
+            if twin is None:
+                continue
+            if twin.draw != biased.draw:
+                raise SystemExit(f"{biased.label} and its twin {twin.label} were cut from other draws")
+            pairs[(twin.label, biased.label)] = (twin, biased)
+    return list(pairs.values())
+
+
+def _right(predicted: np.ndarray, evaluation: Evaluation) -> int:
+    return int((predicted == evaluation.cases.evaluation.labels).sum())
+
+
+def drop_tallies(
+    pairs: list[tuple[Evaluation, Evaluation]], predictions: Predictions
+) -> dict[str, dict[str, DrawTally]]:
+    """Per rule and group: per draw, images the vote lost from twin to biased minus those the rule lost.
+
+    The count ``hub.study.draws`` makes for the served consensus, here for every rule; a pair
+    belongs to its biased evaluation's group.
+    """
+    found: dict[str, dict[str, DrawTally]] = {}
+    for name, _ in RULES:
+        gaps: dict[str, list[tuple[Draw, int]]] = {group: [] for group in GROUPS}
+        for twin, biased in pairs:
+            vote_lost = _right(majority_vote(twin.cases.evaluation.probabilities), twin) - _right(
+                majority_vote(biased.cases.evaluation.probabilities), biased
+            )
+            rule_lost = _right(predictions[name][twin.label], twin) - _right(
+                predictions[name][biased.label], biased
+            )
+            gaps[biased.group].append((biased.draw, vote_lost - rule_lost))
+        found[name] = {group: tally(scores) for group, scores in gaps.items()}
+    return found
 
 
 def _specialist_digests(cases: CaseInputs) -> set[str]:
@@ -347,12 +468,21 @@ def shared_with_explored(found: list[Evaluation], group: str) -> tuple[int, int]
     )
 
 
-def table(tallies: dict[str, dict[str, Tally]], group: str) -> list[str]:
+def _drop_cell(drops: DrawTally) -> str:
+    if drops.ahead + drops.level + drops.behind == 0:
+        return "no biased study"
+    return f"{drops.ahead} / {drops.level} / {drops.behind}"
+
+
+def table(
+    tallies: dict[str, dict[str, Tally]], drops: dict[str, dict[str, DrawTally]], group: str
+) -> list[str]:
     reference = tallies[NOW][group]
     lines = [
         "| rule | images right (vs now) | below the vote | significantly below the best "
-        "| split cases right (vs now) | split cases: above / level / below the best |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| split cases right (vs now) | split cases: above / level / below the best "
+        "| biased drop vs the vote's, per draw: smaller / level / larger |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, _ in RULES:
         t = tallies[name][group]
@@ -360,7 +490,7 @@ def table(tallies: dict[str, dict[str, Tally]], group: str) -> list[str]:
         lines.append(
             f"| {name} | {t.right} ({t.right - reference.right:+d}) | {t.below_vote} of {t.evaluations} | "
             f"{t.significantly_below_best} | {t.split_right} ({t.split_right - reference.split_right:+d}) | "
-            f"{above} / {level} / {below} |"
+            f"{above} / {level} / {below} | {_drop_cell(drops[name][group])} |"
         )
     return lines
 
@@ -382,7 +512,8 @@ def improves_on(rule: Tally, reference: Tally) -> bool:
 
 def section(found: list[Evaluation]) -> list[str]:
     """The docs section: a table per group of evaluations, the adoption verdict, the trial's verdict."""
-    tallies = replay(found)
+    tallies, predictions = replay(found)
+    drops = drop_tallies(twin_pairs(found), predictions)
     reference = tallies[NOW]
     groups = {group: [e.label for e in found if e.group == group] for group in GROUPS}
     passed = {
@@ -406,11 +537,11 @@ def section(found: list[Evaluation]) -> list[str]:
         "",
         f"Evaluations the rules were first looked at on ({len(groups['explored'])}: {', '.join(EXPLORED)}):",
         "",
-        *table(tallies, "explored"),
+        *table(tallies, drops, "explored"),
         "",
         f"Evaluations kept apart to confirm a rule before adopting it ({kept}):",
         "",
-        *table(tallies, "kept apart"),
+        *table(tallies, drops, "kept apart"),
         "",
         "Kept apart means not looked at while the rules were chosen, not independent of the explored "
         f"set: {same_calibration} of these {kept} have the calibration cases of an "
@@ -432,7 +563,7 @@ def section(found: list[Evaluation]) -> list[str]:
             "committed before their first run, on seeds no earlier study used (`docs/studies/README.md`, "
             '"Fresh draws"); they test the rules as they stood and adopt none:',
             "",
-            *table(tallies, "fresh draws"),
+            *table(tallies, drops, "fresh draws"),
             "",
             f"Met on the fresh draws: {', '.join(passed['fresh draws']) or 'none'} (by the same counts "
             'against "now"; reported, not adopted).',
@@ -442,7 +573,7 @@ def section(found: list[Evaluation]) -> list[str]:
             "it meets them, so it replaces the hub's rule (the change to the hub's fit and a rerun of "
             "every study follow)"
             if ON_TRIAL in passed["confirmation draws"]
-            else "it does not meet them, so the hub's rule stays and no rule of this list replaces it"
+            else "it does not meet them, so it does not replace the hub's rule"
         )
         lines += [
             "",
@@ -450,18 +581,48 @@ def section(found: list[Evaluation]) -> list[str]:
             "studies written and committed before their first run, on seeds no earlier study used "
             f'(`docs/studies/README.md`, "Confirmation draws"), to try one rule, {ON_TRIAL}:',
             "",
-            *table(tallies, "confirmation draws"),
+            *table(tallies, drops, "confirmation draws"),
             "",
             f'The rule on trial, {ON_TRIAL}, against "now" by the adoption counts: {verdict}. '
             f"Met here: {', '.join(passed['confirmation draws']) or 'none'}.",
         ]
+    if groups["trial draws"]:
+        lines += ["", *second_trial(tallies, drops, passed, len(groups["trial draws"]))]
     return lines
+
+
+def second_trial(
+    tallies: dict[str, dict[str, Tally]],
+    drops: dict[str, dict[str, DrawTally]],
+    passed: dict[str, list[str]],
+    count: int,
+) -> list[str]:
+    """The trial draws' table and the registered verdict on the second rule on trial."""
+    met = [group for group in SECOND_TRIAL_SETS if SECOND_TRIAL in passed[group]]
+    verdict = (
+        "it meets them on all three, so it replaces the hub's rule (the change to the hub's fit and a "
+        "rerun of every study follow)"
+        if len(met) == len(SECOND_TRIAL_SETS)
+        else f"it meets them on {', '.join(met) or 'none of them'}, not on all three, so the hub's rule stays"
+    )
+    return [
+        f"Trial draws ({count}: {', '.join(TRIAL)}), studies written and committed before their first "
+        "run, on seeds no earlier study used, evaluated on a held-out shard of `train` "
+        f'(`docs/studies/README.md`, "Trial draws"), to try one rule, {SECOND_TRIAL}:',
+        "",
+        *table(tallies, drops, "trial draws"),
+        "",
+        f'The rule on trial, {SECOND_TRIAL}, against "now" by the adoption counts, registered to be met '
+        f"on the explored set, the kept-apart set and these draws: {verdict}. "
+        f"Met here: {', '.join(passed['trial draws']) or 'none'}.",
+    ]
 
 
 def main() -> None:
     args = bench_parser(__doc__).parse_args()
-    if ON_TRIAL not in dict(RULES):
-        raise SystemExit(f"ON_TRIAL names no rule: {ON_TRIAL!r}")
+    for name, trial in (("ON_TRIAL", ON_TRIAL), ("SECOND_TRIAL", SECOND_TRIAL)):
+        if trial not in dict(RULES):
+            raise SystemExit(f"{name} names no rule: {trial!r}")
     missing = set(EXPLORED) - set(study_names())
     if missing:
         raise SystemExit(f"EXPLORED names studies that are not in docs/studies: {sorted(missing)}")

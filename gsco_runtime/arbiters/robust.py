@@ -87,6 +87,7 @@ def robust_model(
     ceilings: Sequence[tuple[str, float | None]],
     *,
     seed: int = 0,
+    weights_for_served_thresholds: bool = False,
 ) -> ConsensusModel:
     """The consensus weights for calibration features ``[S, N, C]``, guarded as the module says.
 
@@ -98,6 +99,9 @@ def robust_model(
         ceilings: per specialist, its name and the upper end of its card's balanced-accuracy
             interval (None when the card has none).
         seed: seed of the bootstrap resamples.
+        weights_for_served_thresholds: keep the specialists' own thresholds with weights fitted
+            for them (biases held at zero in the fit), not with the weights of the fit that
+            moved the biases and then had them reset; moving the thresholds stays as guarded.
     """
     num_classes = probs.shape[2]
     suspects = [
@@ -109,6 +113,9 @@ def robust_model(
         return replace(card, source=f"card (library looks like training data of {', '.join(suspects)})")
     shrunk = shrink(fit_model(probs, neighbour_dist, labels), card, labels.shape[0])
     tuned = tune_bias(shrunk, probs, neighbour_dist, labels)
+    if weights_for_served_thresholds:
+        held = fit_model(probs, neighbour_dist, labels, fit_bias=False)
+        shrunk = shrink(held, card, labels.shape[0])
     before = shrunk.predict_proba(probs, neighbour_dist).argmax(axis=1)
     after = tuned.predict_proba(probs, neighbour_dist).argmax(axis=1)
     if significant_gain(labels, before, after, num_classes, seed=seed):

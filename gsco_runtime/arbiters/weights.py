@@ -107,6 +107,7 @@ def fit_model(
     *,
     balance_classes: bool = True,
     l2: float = 1e-3,
+    fit_bias: bool = True,
 ) -> ConsensusModel:
     """Fit non-negative weights and class biases by (class-balanced) cross-entropy.
 
@@ -117,6 +118,9 @@ def fit_model(
         balance_classes: weight each class equally, so the decision rule favours balanced
             accuracy / macro-F1 rather than the majority class.
         l2: ridge penalty on the weights (keeps collinear sources from running off).
+        fit_bias: fit the class biases with the weights; False holds them at zero, so the
+            weights are the best ones for the specialists' own thresholds. A source that leans
+            toward one class then cannot have its lean cancelled by a bias that is later reset.
     """
     num_sources, n, num_classes = probs.shape
     features = [np.log(np.clip(probs, EPS, 1.0))]
@@ -142,7 +146,8 @@ def fit_model(
         return float(value), np.concatenate([grad_w, grad_b])
 
     start = np.concatenate([np.full(num_features, 1.0 / num_features), np.zeros(num_classes)])
-    bounds = [(0.0, None)] * num_features + [(None, None)] * num_classes
+    bias_bound = (None, None) if fit_bias else (0.0, 0.0)
+    bounds = [(0.0, None)] * num_features + [bias_bound] * num_classes
     result = minimize(loss, start, jac=True, method="L-BFGS-B", bounds=bounds)
     theta = result.x
     weights = theta[:num_features]

@@ -125,3 +125,44 @@ def test_bootstrap_judgements_have_known_answers() -> None:
     assert not significant_gain(labels, half, half, 2)
     assert looks_trained_on(labels, right, 2, ceiling=0.9)
     assert not looks_trained_on(labels, half, 2, ceiling=0.6)
+
+
+def _leaning(labels: np.ndarray, rng: np.random.Generator, signal: float, lean: float) -> np.ndarray:
+    """``[3, N, 2]``: a good specialist, a weaker one, and one that says class 1 ``lean`` logits too often."""
+    sign = np.where(labels == 1, 1.0, -1.0)
+    n = labels.shape[0]
+    logits = [
+        2.0 * sign + rng.normal(0, 1.5, n),
+        1.0 * sign + rng.normal(0, 1.5, n),
+        signal * sign + lean + rng.normal(0, 1.0, n),
+    ]
+    return np.stack([_probs(logit) for logit in logits])
+
+
+@pytest.mark.parametrize(("signal", "lean", "moved"), [(0.3, 2.0, False), (1.0, 3.0, True)])
+def test_weights_for_the_served_thresholds_do_not_lean_with_a_specialist(
+    signal: float, lean: float, moved: bool
+) -> None:
+    rng = np.random.default_rng(1)
+    cal_labels = (rng.random(600) < 0.7).astype(int)
+    cal = _leaning(cal_labels, rng, signal, lean)
+    card = card_model([{"balanced_accuracy": v} for v in (0.85, 0.7, 0.6)], 2, with_retrieval=False)
+    ceilings = [("a", None), ("b", None), ("c", None)]
+    now = robust_model(cal, None, cal_labels, card, ceilings)
+    served = robust_model(cal, None, cal_labels, card, ceilings, weights_for_served_thresholds=True)
+    if moved:
+        # moving the thresholds is a significant gain either way: the same tuned model is served
+        assert served.source == now.source == "calibrated (shrunk, thresholds moved)"
+        np.testing.assert_array_equal(served.specialist_weights, now.specialist_weights)
+        np.testing.assert_array_equal(served.bias, now.bias)
+        return
+    # kept at zero biases: the weights are the held fit's, and the leaning one counts half as much
+    assert served.source == now.source == SHRUNK and not served.bias.any()
+    held = shrink(fit_model(cal, None, cal_labels, fit_bias=False), card, 600)
+    np.testing.assert_array_equal(served.specialist_weights, held.specialist_weights)
+    assert served.specialist_weights[2] < 0.5 * now.specialist_weights[2]
+    eval_labels = (rng.random(4000) < 0.5).astype(int)
+    probs = _leaning(eval_labels, rng, signal, lean)
+    ours = _balanced_accuracy(eval_labels, served.predict_proba(probs, None).argmax(axis=1))
+    before = _balanced_accuracy(eval_labels, now.predict_proba(probs, None).argmax(axis=1))
+    assert ours > before

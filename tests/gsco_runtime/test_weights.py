@@ -80,3 +80,33 @@ def test_bias_tuning_moves_the_threshold_to_the_macro_f1_optimum() -> None:
     assert after >= macro_f1(labels, fitted.predict_proba(probs, dist).argmax(axis=1), 2)
     assert np.isclose(macro_f1(labels, labels, 2), 1.0)
     assert np.isclose(macro_f1(labels, 1 - labels, 2), f1_score(labels, 1 - labels, average="macro"))
+
+
+def test_weights_fitted_at_zero_biases_do_not_follow_a_leaning_specialist() -> None:
+    """Specialist 1 is informative but leans 4 logits toward class 1 (it says class 1 almost always).
+
+    Fitted together with the biases, it gets the most weight and a bias cancels its lean; with the
+    biases reset to zero (the specialists' own thresholds), that pool leans with it. Fitted with the
+    biases held at zero, the weights are the ones for that threshold.
+    """
+    rng = np.random.default_rng(1)
+
+    def scenario(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = (rng.random(n) < 0.7).astype(int)
+        sign = np.where(labels == 1, 1.0, -1.0)
+        logits = [1.0 * sign + rng.normal(0, 1.0, n), 2.0 * sign + 4.0 + rng.normal(0, 1.0, n)]
+        p1 = [1 / (1 + np.exp(-logit)) for logit in logits]
+        return np.stack([np.stack([1 - p, p], axis=1) for p in p1]), labels
+
+    def balanced_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+        return float(np.mean([np.mean(predicted[labels == c] == c) for c in (0, 1)]))
+
+    (cal_probs, cal_labels), (probs, labels) = scenario(2000), scenario(2000)
+    joint = fit_model(cal_probs, None, cal_labels)
+    held = fit_model(cal_probs, None, cal_labels, fit_bias=False)
+    assert not held.bias.any() and joint.bias[1] < -3.0  # the joint fit cancels the lean
+    assert held.specialist_weights[1] < 0.2 * joint.specialist_weights[1]
+    reset = ConsensusModel(joint.specialist_weights, joint.retrieval_weights, np.zeros(2), "calibrated")
+    best_single = max(balanced_accuracy(labels, p.argmax(axis=1)) for p in probs)
+    assert balanced_accuracy(labels, reset.predict_proba(probs, None).argmax(axis=1)) < 0.6
+    assert balanced_accuracy(labels, held.predict_proba(probs, None).argmax(axis=1)) > best_single

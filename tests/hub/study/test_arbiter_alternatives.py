@@ -13,6 +13,7 @@ from bench import arbiter_alternatives as alternatives
 from gsco_runtime.arbiters.weights import ConsensusModel
 from hub.evaluation.case_inputs import CaseInputs, DecisionInputs, save_case_inputs
 from hub.evaluation.significance import NAMED_REFERENCE_RULE
+from hub.study.draws import DrawTally
 
 
 def _onehot(labels: list[int], confidence: float = 0.9) -> np.ndarray:
@@ -122,12 +123,17 @@ def test_dawid_skene_weighs_each_label_by_its_confusion_matrix() -> None:
     assert alternatives.dawid_skene(cases).tolist() == [1, 0, 1]
 
 
-def _study(folder: Path, name: str, named_reference: bool = False) -> Path:
+def _study(
+    folder: Path, name: str, named_reference: bool = False, *, twin: str | None = None, seeds: int = 1
+) -> Path:
+    """A study folder with a minimal study.json: ``twin`` is its ``compare_with``, ``seeds`` its repeats."""
     statistics = {"reference": "s0 v1", "reference_rule": NAMED_REFERENCE_RULE} if named_reference else {}
     result = {
         "study": name,
-        "spec_yaml": "",
-        "task": {},
+        "spec_yaml": f"compare_with: ../{twin}/study.json\n" if twin else "",
+        "task": {"id": "pneumonia"},
+        "seed": 0,
+        **({"repeats": [{"seed": r} for r in range(seeds)]} if seeds > 1 else {}),
         "sites": [],
         "methods": [{"kind": "specialist", "name": "s0 v1", "accuracy": 1.0}],
         "statistics": statistics,
@@ -178,9 +184,12 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     assert alternatives.shared_with_explored(found, "kept apart") == (1, 0)
     # the fresh draw has its own calibration cases, but specialists 0 and 2 said what they said there
     assert alternatives.shared_with_explored(found, "fresh draws") == (0, 1)
-    tallies = alternatives.replay(found)
+    tallies, predictions = alternatives.replay(found)
+    assert (
+        predictions[alternatives.NOW]["breast / main"].tolist() == alternatives.now(found[2].cases).tolist()
+    )
     now = tallies[alternatives.NOW]
-    assert [now[group].evaluations for group in alternatives.GROUPS] == [2, 1, 1, 1]
+    assert [now[group].evaluations for group in alternatives.GROUPS] == [2, 1, 1, 1, 0]
     lines = alternatives.section(found)
     verdict = next(i for i, line in enumerate(lines) if line.startswith("A rule replaces the hub's only if"))
     shared = lines[verdict - 2]
@@ -201,7 +210,7 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     assert lines[verdict + 6] == (
         f"| {alternatives.NOW} | {fresh_now.right} (+0) | {fresh_now.below_vote} of 1 | "
         f"{fresh_now.significantly_below_best} | {fresh_now.split_right} (+0) | "
-        f"{' / '.join(map(str, fresh_now.split_vs_best))} |"
+        f"{' / '.join(map(str, fresh_now.split_vs_best))} | no biased study |"
     )
     fresh_met = [
         n
@@ -219,17 +228,23 @@ def test_each_distinct_calibrated_evaluation_is_replayed_once(tmp_path: Path) ->
     )
     assert lines[-1].startswith(
         f'The rule on trial, {alternatives.ON_TRIAL}, against "now" by the adoption counts: '
-        + ("it meets them, so it replaces" if trial else "it does not meet them, so the hub's rule stays")
+        + ("it meets them, so it replaces" if trial else "it does not meet them, so it does not replace")
     )
     # without a fresh or confirmation study the section ends with the verdict
     assert alternatives.section(found[:3])[-1].startswith("A rule replaces the hub's only if, on both sets")
 
 
-@pytest.mark.parametrize("meets", [True, False])
-def test_the_trial_verdict_follows_the_adoption_counts(monkeypatch: pytest.MonkeyPatch, meets: bool) -> None:
+def _main_evaluation(study: str, seed: int) -> alternatives.Evaluation:
+    """The main arm of ``study`` (one run, no twin), calibrated on the shared calibration cases."""
     calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
     cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
-    found = [alternatives.Evaluation("pneumonia-confirm-seeds / main", ["pneumonia-confirm-seeds"], cases)]
+    place = alternatives.Place(study, ".", None)
+    return alternatives.Evaluation(f"{study} / main", [study], cases, [place], ("pneumonia", seed))
+
+
+@pytest.mark.parametrize("meets", [True, False])
+def test_the_trial_verdict_follows_the_adoption_counts(monkeypatch: pytest.MonkeyPatch, meets: bool) -> None:
+    found = [_main_evaluation("pneumonia-confirm-seeds", 30)]
     monkeypatch.setattr(alternatives, "improves_on", lambda rule, reference: meets)
     verdict = alternatives.section(found)[-1]
     assert verdict == (
@@ -238,8 +253,7 @@ def test_the_trial_verdict_follows_the_adoption_counts(monkeypatch: pytest.Monke
             "it meets them, so it replaces the hub's rule (the change to the hub's fit and a rerun of "
             "every study follow). Met here: " + ", ".join(n for n, _ in alternatives.RULES[1:]) + "."
             if meets
-            else "it does not meet them, so the hub's rule stays and no rule of this list replaces it. "
-            "Met here: none."
+            else "it does not meet them, so it does not replace the hub's rule. Met here: none."
         )
     )
 
@@ -335,3 +349,85 @@ def test_a_broken_cases_file_or_study_report_stops_the_script_naming_the_file(tm
     (folder / "study.json").write_text("[]")
     with pytest.raises(SystemExit, match="no study, spec_yaml, task, sites, methods"):
         alternatives.evaluations(tmp_path)
+
+
+def test_the_biased_drop_is_counted_per_draw_for_every_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
+    twin = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
+    # the biased site (specialist 2) says pneumonia for everything: the vote loses case 0 (6 -> 5)
+    skewed = [SAID[0], SAID[1], [1] * 6]
+    biased = _cases(_inputs(TRUTH, skewed, RETRIEVED), calibration)
+    second_twin = _cases(_inputs(TRUTH[:4], [s[:4] for s in SAID], [r[:4] for r in RETRIEVED]), calibration)
+    save_case_inputs(_study(tmp_path, "pneumonia") / "cases.npz", twin)
+    save_case_inputs(_study(tmp_path, "biased-specialist", twin="pneumonia") / "cases.npz", biased)
+    seeds = _study(tmp_path, "pneumonia-seeds", seeds=2)
+    save_case_inputs(seeds / "cases.npz", twin)  # repeat 1 is the single-run study's evaluation
+    save_case_inputs(seeds / "repeats" / "2" / "cases.npz", second_twin)
+    biased_seeds = _study(tmp_path, "biased-specialist-seeds", twin="pneumonia-seeds", seeds=2)
+    save_case_inputs(biased_seeds / "cases.npz", biased)
+    # on repeat 2 specialist 2 gets case 1 right too: the vote stays at 4 of 4
+    second_said = [SAID[0][:4], SAID[1][:4], [0, 1, 0, 1]]
+    second_biased = _cases(_inputs(TRUTH[:4], second_said, [r[:4] for r in RETRIEVED]), calibration)
+    save_case_inputs(biased_seeds / "repeats" / "2" / "cases.npz", second_biased)
+    found = alternatives.evaluations(tmp_path)
+    pairs = alternatives.twin_pairs(found)
+    # the single-run pair is repeat 1's pair: counted once; draws are (task, shuffle seed)
+    assert [(t.label, b.label, b.draw) for t, b in pairs] == [
+        ("pneumonia / main", "biased-specialist / main", ("pneumonia", 0)),
+        ("pneumonia-seeds / repeats/2", "biased-specialist-seeds / repeats/2", ("pneumonia", 1)),
+    ]
+    # a rule that is always right loses nothing: its drop is smaller in draw 0, level in draw 1.
+    # One that follows specialist 2 goes from 5 to 3 of 6 on draw 0 (2 lost, the vote 1) and from
+    # 3 to 4 of 4 on draw 1 (1 gained, the vote none).
+    labels = {e.label: e.cases.evaluation.labels for e in found}
+    said = {e.label: e.cases.evaluation.probabilities[2].argmax(axis=1) for e in found}
+    rules = (("right", None), ("follows specialist 2", None))
+    monkeypatch.setattr(alternatives, "RULES", rules)
+    drops = alternatives.drop_tallies(pairs, {"right": labels, "follows specialist 2": said})
+    assert drops["right"]["explored"] == DrawTally(ahead=1, level=1, behind=0)
+    assert drops["follows specialist 2"]["explored"] == DrawTally(ahead=1, level=0, behind=1)
+    assert drops["right"]["kept apart"] == DrawTally(0, 0, 0)
+    assert alternatives._drop_cell(drops["right"]["explored"]) == "1 / 1 / 0"
+    assert alternatives._drop_cell(drops["right"]["kept apart"]) == "no biased study"
+    # a twin cut from another draw is a broken study pair, not a comparison
+    report = json.loads((biased_seeds / "study.json").read_text())
+    (biased_seeds / "study.json").write_text(json.dumps({**report, "repeats": [{"seed": 0}, {"seed": 7}]}))
+    with pytest.raises(SystemExit, match="biased-specialist-seeds / repeats/2 and its twin .* other draws"):
+        alternatives.twin_pairs(alternatives.evaluations(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("met", "verdict"),
+    [
+        (
+            ("explored", "kept apart", "trial draws"),
+            "it meets them on all three, so it replaces the hub's rule (the change to the hub's fit "
+            "and a rerun of every study follow).",
+        ),
+        (
+            ("explored", "trial draws"),
+            "it meets them on explored, trial draws, not on all three, so the hub's rule stays.",
+        ),
+        ((), "it meets them on none of them, not on all three, so the hub's rule stays."),
+    ],
+)
+def test_the_second_trial_needs_the_counts_on_every_registered_set(
+    met: tuple[str, ...], verdict: str
+) -> None:
+    found = [_main_evaluation("pneumonia-trial-seeds", 50)]
+    assert found[0].group == "trial draws"
+    tallies, predictions = alternatives.replay(found)
+    drops = alternatives.drop_tallies([], predictions)
+    passed = {group: [alternatives.SECOND_TRIAL] if group in met else [] for group in alternatives.GROUPS}
+    lines = alternatives.second_trial(tallies, drops, passed, 1)
+    assert lines[0].startswith("Trial draws (1: pneumonia-two-sites-trial, pneumonia-trial-seeds, ")
+    assert lines[-1] == (
+        f'The rule on trial, {alternatives.SECOND_TRIAL}, against "now" by the adoption counts, registered '
+        f"to be met on the explored set, the kept-apart set and these draws: {verdict} Met here: "
+        + (alternatives.SECOND_TRIAL if "trial draws" in met else "none")
+        + "."
+    )
+    # the whole section ends with it when a trial draw is among the evaluations
+    assert alternatives.section(found)[-1].startswith(f"The rule on trial, {alternatives.SECOND_TRIAL}, ")
