@@ -88,13 +88,13 @@ def _drop_gap(twin: Evaluation, biased: Evaluation) -> int | None:
     return None if consensus is None or vote is None else vote - consensus
 
 
-def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]]:
-    """Every distinct pair of a biased study's evaluation and its twin's with the same arm and seeds.
+def drop_gaps_by_arm(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list[tuple[Draw, int]]]:
+    """By arm, every distinct pair of a biased study's evaluation and its twin's with the same seeds.
 
     ``results`` maps study names to their study.json; a study whose twin (``compare_with``) is
     not among them is left out.
     """
-    gaps: list[tuple[Draw, int]] = []
+    gaps: dict[str, list[tuple[Draw, int]]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for result in results.values():
         twin_name = baseline_name(result)
@@ -107,8 +107,13 @@ def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]
                 continue
             seen.add((twin.identity, biased.identity))
             if (gap := _drop_gap(twin, biased)) is not None:
-                gaps.append((biased.draw, gap))
-    return gaps
+                gaps[biased.arm].append((biased.draw, gap))
+    return dict(gaps)
+
+
+def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]]:
+    """The pairs of :func:`drop_gaps_by_arm`, every arm together."""
+    return [gap for gaps in drop_gaps_by_arm(results).values() for gap in gaps]
 
 
 EXPLAINED = (
@@ -134,4 +139,7 @@ def draw_counts(
             " Biased specialist against its unbiased twin, images the vote lost minus those the "
             f"consensus lost (same arms and seeds in both): the consensus was {tally(gaps).text()}."
         )
+    if len(by_arm := drop_gaps_by_arm(results)) > 1:
+        arms = "; ".join(f"in the {arm} arm {tally(gaps).text()}" for arm, gaps in by_arm.items())
+        text += f" The same, each arm alone (a split first counted after every biased study had run): {arms}."
     return text

@@ -76,9 +76,10 @@ def repeated_study(
     *,
     compare_with: str | None = None,
     class_counts: tuple[int, int] = (15, 15),
+    variant: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A study run ``len(runs)`` times (repeat ``i``: shuffle seed ``i``), its one site trained on
-    ``class_counts``; ``compare_with`` names its twin."""
+    ``class_counts``; ``compare_with`` names its twin; ``variant`` the runs of an arm ``v``."""
     site = {**SITE, "class_counts": list(class_counts), "training_set_digest": study}
     repeats = [{"seed": i, "sites": [{**site, "seed": 100 * i}]} for i in range(len(runs))]
     return {
@@ -88,5 +89,5 @@ def repeated_study(
         "repeats": repeats,
         **_facts(runs[0]),
         "per_repeat": runs,
-        "variants": [],
+        "variants": [{"name": "v", **_facts(variant[0]), "per_repeat": variant}] if variant else [],
     }

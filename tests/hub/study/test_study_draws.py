@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from hub.study.bar import bar_rows
-from hub.study.draws import DrawTally, against_vote, draw_counts, drop_gaps, tally, where_specialists_disagree
+from hub.study.draws import (
+    DrawTally,
+    against_vote,
+    draw_counts,
+    drop_gaps,
+    drop_gaps_by_arm,
+    tally,
+    where_specialists_disagree,
+)
 from tests.hub.study.results import arm, repeated_study, single_study
 
 # Draw ("t", 0): study a's main arm (vote -1 image, split -2) and its variant (vote 0, split +2);
@@ -59,3 +67,32 @@ def test_paragraph() -> None:
     )
     assert draw_counts(rows, {"a": STUDY_A, "b": STUDY_B}, lead="Per draw").endswith("(sign test p 1).")
     assert "Biased" not in draw_counts(rows, {"a": STUDY_A, "b": STUDY_B}, lead="Per draw")
+
+
+def test_the_biased_drop_is_also_counted_each_arm_alone() -> None:
+    # arm v of the twin: as b's main arm; of the biased run: repeat 1 keeps the consensus and loses
+    # 6 images for the vote (+6), repeat 2 loses nothing for either (level), repeat 3 has no twin
+    twin = repeated_study("b", STUDY_B["per_repeat"], variant=STUDY_B["per_repeat"])
+    biased = repeated_study(
+        "x",
+        BIASED["per_repeat"],
+        compare_with="b",
+        class_counts=(5, 25),
+        variant=[
+            arm(0.90, 0.92, vote=0.85, p=0.5, subset=None),
+            *STUDY_B["per_repeat"][1:],
+            BIASED["per_repeat"][2],
+        ],
+    )
+    results = {"b": twin, "x": biased}
+    assert drop_gaps_by_arm(results) == {
+        "main": [(("t", 0), 2), (("t", 1), -3)],
+        "v": [(("t", 0), 6), (("t", 1), 0)],
+    }
+    assert tally(drop_gaps(results)) == DrawTally(ahead=1, level=0, behind=1)  # +8 and -3
+    rows, _ = bar_rows([twin])
+    assert draw_counts(rows, results, lead="Per draw").endswith(
+        " The same, each arm alone (a split first counted after every biased study had run): in the main "
+        "arm ahead in 1, level in 0 and behind in 1 of 2 draws (sign test p 1); in the v arm ahead in 1, "
+        "level in 1 and behind in 0 of 2 draws (sign test p 1)."
+    )
