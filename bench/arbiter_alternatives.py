@@ -533,7 +533,9 @@ def section(found: list[Evaluation]) -> list[str]:
         "images; \"now\" replays the hub's rule and gives the served consensus' weights and labels. "
         "The best specialist is the most accurate on each evaluation set; split cases are the images "
         "where the specialists' labels differ. Distinct calibrated evaluations of the studies without "
-        "a named reference (a shared one counts once).",
+        "a named reference (a shared one counts once). The last column counts a biased study's draw only "
+        "where both its evaluation and its twin's were calibrated; the per-draw paragraph of the "
+        "clinical studies counts every draw with the served consensus.",
         "",
         f"Evaluations the rules were first looked at on ({len(groups['explored'])}: {', '.join(EXPLORED)}):",
         "",

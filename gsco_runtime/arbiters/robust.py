@@ -101,7 +101,8 @@ def robust_model(
         seed: seed of the bootstrap resamples.
         weights_for_served_thresholds: keep the specialists' own thresholds with weights fitted
             for them (biases held at zero in the fit), not with the weights of the fit that
-            moved the biases and then had them reset; moving the thresholds stays as guarded.
+            moved the biases and then had them reset. The moved thresholds are the same, but the
+            bootstrap then tests them against that pool, so it can decide otherwise.
     """
     num_classes = probs.shape[2]
     suspects = [

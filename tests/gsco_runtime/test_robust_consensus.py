@@ -166,3 +166,17 @@ def test_weights_for_the_served_thresholds_do_not_lean_with_a_specialist(
     ours = _balanced_accuracy(eval_labels, served.predict_proba(probs, None).argmax(axis=1))
     before = _balanced_accuracy(eval_labels, now.predict_proba(probs, None).argmax(axis=1))
     assert ours > before
+
+
+def test_the_threshold_test_is_against_the_pool_actually_kept() -> None:
+    # a lean the moved thresholds would cancel: against the joint fit's weights at zero biases
+    # moving them is a significant gain; against the weights fitted for zero biases it is not
+    rng = np.random.default_rng(1)
+    cal_labels = (rng.random(600) < 0.7).astype(int)
+    cal = _leaning(cal_labels, rng, 0.5, 3.0)
+    card = card_model([{"balanced_accuracy": v} for v in (0.85, 0.7, 0.6)], 2, with_retrieval=False)
+    ceilings = [("a", None), ("b", None), ("c", None)]
+    now = robust_model(cal, None, cal_labels, card, ceilings)
+    served = robust_model(cal, None, cal_labels, card, ceilings, weights_for_served_thresholds=True)
+    assert now.source == "calibrated (shrunk, thresholds moved)" and now.bias.any()
+    assert served.source == SHRUNK and not served.bias.any()
