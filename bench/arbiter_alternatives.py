@@ -84,16 +84,18 @@ class Place(NamedTuple):
 
 @dataclass
 class Evaluation:
-    """One calibrated evaluation: its label, every study that holds it, and its per-case inputs.
-
-    ``places`` are where studies hold it; ``draw`` the task and shuffle seed its shards were cut from.
-    """
+    """One calibrated evaluation: its label, its per-case inputs, where studies hold it, and the
+    draw (task and shuffle seed) its shards were cut from."""
 
     label: str
-    studies: list[str]
     cases: CaseInputs
     places: list[Place]
     draw: Draw
+
+    @property
+    def studies(self) -> list[str]:
+        """Every study that holds it, the first one first."""
+        return [place.study for place in self.places]
 
     @property
     def group(self) -> str:
@@ -147,11 +149,10 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
             where = path.parent.relative_to(folder).as_posix()
             place = Place(study, where, baseline_name(report))
             if digest in found:
-                found[digest].studies.append(study)
                 found[digest].places.append(place)
                 continue
             label = f"{study} / {'main' if where == '.' else where}"
-            found[digest] = Evaluation(label, [study], cases, [place], _draw(report, where))
+            found[digest] = Evaluation(label, cases, [place], _draw(report, where))
     return list(found.values())
 
 
@@ -418,8 +419,12 @@ def twin_pairs(found: list[Evaluation]) -> list[tuple[Evaluation, Evaluation]]:
     return list(pairs.values())
 
 
-def _right(predicted: np.ndarray, evaluation: Evaluation) -> int:
-    return int((predicted == evaluation.cases.evaluation.labels).sum())
+def _lost(said: dict[str, np.ndarray], twin: Evaluation, biased: Evaluation) -> int:
+    """Images right on ``twin`` minus those right on ``biased``, by the labels ``said`` gives each."""
+    return sum(
+        sign * int((said[e.label] == e.cases.evaluation.labels).sum())
+        for sign, e in ((1, twin), (-1, biased))
+    )
 
 
 def drop_tallies(
@@ -430,17 +435,14 @@ def drop_tallies(
     The count ``hub.study.draws`` makes for the served consensus, here for every rule; a pair
     belongs to its biased evaluation's group.
     """
+
+    votes = {e.label: majority_vote(e.cases.evaluation.probabilities) for pair in pairs for e in pair}
     found: dict[str, dict[str, DrawTally]] = {}
     for name, _ in RULES:
         gaps: dict[str, list[tuple[Draw, int]]] = {group: [] for group in GROUPS}
         for twin, biased in pairs:
-            vote_lost = _right(majority_vote(twin.cases.evaluation.probabilities), twin) - _right(
-                majority_vote(biased.cases.evaluation.probabilities), biased
-            )
-            rule_lost = _right(predictions[name][twin.label], twin) - _right(
-                predictions[name][biased.label], biased
-            )
-            gaps[biased.group].append((biased.draw, vote_lost - rule_lost))
+            gap = _lost(votes, twin, biased) - _lost(predictions[name], twin, biased)
+            gaps[biased.group].append((biased.draw, gap))
         found[name] = {group: tally(scores) for group, scores in gaps.items()}
     return found
 

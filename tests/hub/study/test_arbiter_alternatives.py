@@ -239,7 +239,7 @@ def _main_evaluation(study: str, seed: int) -> alternatives.Evaluation:
     calibration = _inputs(TRUTH * 3, [s * 3 for s in SAID], [r * 3 for r in RETRIEVED])
     cases = _cases(_inputs(TRUTH, SAID, RETRIEVED), calibration)
     place = alternatives.Place(study, ".", None)
-    return alternatives.Evaluation(f"{study} / main", [study], cases, [place], ("pneumonia", seed))
+    return alternatives.Evaluation(f"{study} / main", cases, [place], ("pneumonia", seed))
 
 
 @pytest.mark.parametrize("meets", [True, False])
