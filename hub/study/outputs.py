@@ -3,11 +3,13 @@
 A rerun overwrites its own files. A folder with another study's report, or with a variant or
 repeat folder this study does not have, would end up mixing two studies' reports (and
 ``bench/`` reads every ``cases.npz`` under it), so it is refused before anything runs; nothing
-is deleted. Other files are left as they are (a failed run's partial output is simply rerun).
+is deleted. Other files are left as they are. A run writes its files elsewhere first and
+:func:`move_into` ``out`` only once it has finished, so a failed run changes nothing here.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from gsco_common.errors import ConfigError
@@ -43,3 +45,11 @@ def check_out(spec: StudySpec, out: Path) -> None:
                 f"--out {out} holds {kind}/{stale[0]}, which this study does not have",
                 hint=f"remove {folder / stale[0]} (an earlier version's output), or pick another --out",
             )
+
+
+def move_into(staged: Path, out: Path) -> None:
+    """Move every file under ``staged`` to the same place under ``out``, replacing an earlier one."""
+    for source in sorted(path for path in staged.rglob("*") if path.is_file()):
+        target = out / source.relative_to(staged)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(source, target)

@@ -17,6 +17,7 @@ import yaml
 
 from gsco_common.errors import StudyError
 from hub.study.facts import load_baseline, study_result
+from hub.study.outputs import move_into
 from hub.study.plan import Arm, StudyShards, plan_shards
 from hub.study.repeats import with_repeats
 from hub.study.report import write_study
@@ -27,6 +28,7 @@ from registry.bundle.provenance import content_digest
 
 REVIEWER = "gsco-hub study"
 CASES_FILE = "cases.npz"  # each evaluation's per-case decision inputs (hub.evaluation.case_inputs)
+STAGED_OUT = "report"  # in the work folder: the study's outputs until every step has run
 
 
 def _write_data(spec: StudySpec, shards: StudyShards, data_dir: Path) -> dict[str, Path]:
@@ -240,15 +242,20 @@ def run_study(
 ) -> dict[str, Any]:
     """Run every step of ``spec`` (``repeats`` times); write the evaluations and the study report to ``out``.
 
-    The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``. With
+    Every file is written under ``work/report`` first and moved into ``out`` once the whole study
+    has run, so a study that fails or is stopped leaves ``out`` as it was (its partial output stays
+    in the work folder). The main arm's evaluation goes to ``out``, each variant's to
+    ``out/variants/NAME``. With
     ``repeats > 1`` each repeat runs in its own fresh home ``work/repeat-N`` (up to ``jobs`` of
     them at once) and repeats after the first write their evaluations under ``out/repeats/N``;
     study.json holds the first repeat's facts at the top level, every repeat's scores under
     ``repeats`` and the figures across them.
     """
+    staged = work / STAGED_OUT
     if spec.repeats == 1:
-        result = _run_once(spec, spec_text, out, work, announce)
+        result = _run_once(spec, spec_text, staged, work, announce)
     else:
-        result = with_repeats(_run_repeats(spec, spec_text, out, work, announce, jobs))
-    write_study(result, out, load_baseline(spec.compare_with))
+        result = with_repeats(_run_repeats(spec, spec_text, staged, work, announce, jobs))
+    write_study(result, staged, load_baseline(spec.compare_with))
+    move_into(staged, out)
     return result

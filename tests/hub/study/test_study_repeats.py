@@ -275,17 +275,57 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
         return _study(index, _arm(0.9, 0.8, 0.86 + index / 100, 0.5))
 
     monkeypatch.setattr(run, "_run_once", one_run)
-    out = tmp_path / "out"
+    out, staged = tmp_path / "out", tmp_path / "work" / "report"
     result = run.run_study(spec, "name: t\n", out, tmp_path / "work", lambda step, _s: announced.append(step))
     assert calls == [
-        (0, 0, out, tmp_path / "work" / "repeat-1"),
-        (1, REPEAT_SEED_STRIDE, out / "repeats" / "2", tmp_path / "work" / "repeat-2"),
+        (0, 0, staged, tmp_path / "work" / "repeat-1"),
+        (1, REPEAT_SEED_STRIDE, staged / "repeats" / "2", tmp_path / "work" / "repeat-2"),
     ]
     assert announced == ["repeat 1/2: registry: init", "repeat 2/2: registry: init"]
     written = json.loads((out / "study.json").read_text())
     assert written == json.loads(json.dumps(result))
     assert len(written["per_repeat"]) == 2 and written["across_repeats"]["repeats"] == 2
     assert "Across 2 repeats" in (out / "study.md").read_text()
+
+
+def test_a_study_that_fails_leaves_out_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Repeat 1 writes its evaluation, repeat 2 fails: --out keeps the last complete run's files."""
+    from hub.study import run
+
+    spec = parse_study(tiny_study(repeats=2), tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "evaluation.json").write_text("earlier run")
+    (out / "study.json").write_text("earlier run")
+
+    def one_run(repeat: Any, _text: str, where: Path, *_: Any) -> dict[str, Any]:
+        if repeat.seed == 1:
+            raise StudyError("step 'hub: evaluate' failed: exited with code 2")
+        where.mkdir(parents=True)
+        (where / "evaluation.json").write_text("this run")  # as gsco-hub evaluate --out writes it
+        return _study(0, _arm(0.9, 0.8, 0.86, 0.5))
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    with pytest.raises(StudyError, match=r"^repeat 2/2: step 'hub: evaluate' failed"):
+        run.run_study(spec, "name: t\n", out, tmp_path / "work", lambda *_: None)
+    assert sorted(p.name for p in out.iterdir()) == ["evaluation.json", "study.json"]
+    assert (out / "evaluation.json").read_text() == (out / "study.json").read_text() == "earlier run"
+    assert (tmp_path / "work" / "report" / "evaluation.json").read_text() == "this run"  # kept for a look
+
+
+def test_a_finished_study_replaces_the_files_of_its_earlier_run_in_out(tmp_path: Path) -> None:
+    from hub.study.outputs import move_into
+
+    staged, out = tmp_path / "work" / "report", tmp_path / "out"
+    for folder, text in ((staged, "this run"), (out, "earlier run")):
+        (folder / "repeats" / "2").mkdir(parents=True)
+        (folder / "evaluation.json").write_text(text)
+        (folder / "repeats" / "2" / "cases.npz").write_text(text)
+    (out / "notes.txt").write_text("the operator's")
+    move_into(staged, out)
+    assert (out / "evaluation.json").read_text() == (out / "repeats" / "2" / "cases.npz").read_text() == "this run"
+    assert (out / "notes.txt").read_text() == "the operator's"
+    assert [p for p in staged.rglob("*") if p.is_file()] == []
 
 
 def test_jobs_run_the_repeats_at_once_and_keep_them_in_repeat_order(
