@@ -23,7 +23,7 @@ from hub.study.repeats import with_repeats
 from hub.study.report import write_study
 from hub.study.shards import Shard, apply_shift, read_split, write_shard
 from hub.study.spec import SiteSpec, StudySpec
-from hub.study.steps import Announce, Steps, study_env
+from hub.study.steps import Announce, Steps, Stopped, study_env
 from registry.bundle.provenance import content_digest
 
 REVIEWER = "gsco-hub study"
@@ -187,9 +187,10 @@ def _run_repeats(
 
     Repeats share nothing but the study file: each has its own home, shards and outputs, and its
     steps are the same subprocesses whether it runs alone or beside another. The first repeat to
-    fail is the error raised, named by its repeat; the others start no further step, and a
-    repeat not yet begun never begins. An interrupt (Ctrl-C) stops them the same way: a running
-    step ends (with the terminal's Ctrl-C, at once), then no further step starts.
+    fail stops the others: they start no further step, and a repeat not yet begun never begins.
+    Its failure is the error raised, named by its repeat; a step that was already running in
+    another repeat and failed too is named in its hint. An interrupt (Ctrl-C) stops them the same
+    way: a running step ends (with the terminal's Ctrl-C, at once), then no further step starts.
     """
     stop = threading.Event()
     failures: list[BaseException] = []
@@ -208,17 +209,18 @@ def _run_repeats(
                 spec.repeat(index), spec_text, repeat_out(out, index), work / f"repeat-{index + 1}",
                 announce_repeat, stop,
             )  # fmt: skip
+        except Stopped:
+            return None
         except StudyError as error:
             failed(StudyError(prefix + error.message, hint=error.hint))
         except BaseException as error:
             failed(error)
 
     def failed(error: BaseException) -> NoReturn:
-        """Keep the first failure, stop the other repeats, raise ``error``."""
+        """Keep every failure in the order they came, stop the other repeats, raise ``error``."""
         with lock:
-            if not stop.is_set():
-                failures.append(error)
-                stop.set()
+            failures.append(error)
+            stop.set()
         raise error
 
     if jobs == 1:
@@ -233,8 +235,17 @@ def _run_repeats(
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     if failures:
-        raise failures[0]
+        raise _with_the_others(failures)
     return [future.result() for future in futures]
+
+
+def _with_the_others(failures: list[BaseException]) -> BaseException:
+    """The first failure, its hint naming every other repeat that failed while it stopped them."""
+    first, others = failures[0], [f for f in failures[1:] if isinstance(f, StudyError)]
+    if not others or not isinstance(first, StudyError):
+        return first
+    also = "\n".join(f"also failed: {other.message}" for other in others)
+    return StudyError(first.message, hint=f"{first.hint}\n{also}" if first.hint else also)
 
 
 def run_study(

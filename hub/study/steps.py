@@ -48,11 +48,15 @@ def study_env(work: Path) -> dict[str, str]:
     return env
 
 
+class Stopped(Exception):
+    """A step not started because ``stop`` was set: not a failure of its own (another repeat's is)."""
+
+
 @dataclass
 class Steps:
     """Runs commands in order, logs each one's output under ``log_dir`` and times it.
 
-    ``stop``: once set (another repeat of the study failed), no further step starts.
+    ``stop``: once set (another repeat of the study failed), no further step starts (:class:`Stopped`).
     """
 
     env: dict[str, str]
@@ -64,7 +68,7 @@ class Steps:
     def run(self, title: str, command: str, *args: str, timeout: float = 3600) -> str:
         """Run ``command args``; its stdout, or :class:`StudyError` with the exit code and stderr tail."""
         if self.stop is not None and self.stop.is_set():
-            raise StudyError(f"step '{title}' not started: another repeat of the study failed")
+            raise Stopped(f"step '{title}' not started: another repeat of the study failed")
         argv = [venv_bin(command), *args]
         started = time.monotonic()
         try:

@@ -17,7 +17,7 @@ from hub.study.repeats import BEST, aggregate, mean_sd, with_repeats
 from hub.study.repeats_report import reference_across_repeats, repeats_verdict
 from hub.study.report import study_markdown
 from hub.study.spec import REPEAT_SEED_STRIDE, parse_study
-from hub.study.steps import Steps
+from hub.study.steps import Steps, Stopped
 from site_agent.data.synthetic import write_synthetic_npz
 from tests.hub.study.specs import site, tiny_study
 
@@ -323,7 +323,11 @@ def test_a_finished_study_replaces_the_files_of_its_earlier_run_in_out(tmp_path:
         (folder / "repeats" / "2" / "cases.npz").write_text(text)
     (out / "notes.txt").write_text("the operator's")
     move_into(staged, out)
-    assert (out / "evaluation.json").read_text() == (out / "repeats" / "2" / "cases.npz").read_text() == "this run"
+    assert (
+        (out / "evaluation.json").read_text()
+        == (out / "repeats" / "2" / "cases.npz").read_text()
+        == "this run"
+    )
     assert (out / "notes.txt").read_text() == "the operator's"
     assert [p for p in staged.rglob("*") if p.is_file()] == []
 
@@ -359,7 +363,7 @@ def _next_step(work: Path, announce: Any, stop: threading.Event, stopped: list[s
     """A repeat's next step, run by a real :class:`Steps`; its refusal goes into ``stopped``."""
     try:
         Steps({}, work / "logs", announce, stop=stop).run("site-a: export", "gsco-hub", "--help")
-    except StudyError as error:
+    except Stopped as error:
         stopped.append(str(error))
         raise
 
@@ -390,6 +394,30 @@ def test_the_first_repeat_to_fail_stops_the_others_before_their_next_step(
     assert stopped == ["step 'site-a: export' not started: another repeat of the study failed"]  # repeat 1
     assert not (tmp_path / "work" / "repeat-1" / "logs").exists()  # the stopped step ran nothing
     assert not (tmp_path / "out" / "study.json").exists()
+
+
+def test_repeats_that_fail_at_once_are_each_reported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two repeats' steps fail while both run: the first is the error, the other is in its hint."""
+    from hub.study import run
+
+    spec = parse_study(tiny_study(repeats=3), tmp_path)
+    both_running = threading.Barrier(2, timeout=10)
+
+    def one_run(repeat: Any, _text: str, _out: Path, work: Path, announce: Any, stop: Any) -> dict[str, Any]:
+        both_running.wait()
+        if repeat.seed == 1:
+            assert stop.wait(10)  # repeat 2's step was running when repeat 1's failure stopped it
+            raise StudyError("step 'site-b: train resnet18 16 px, 1 epoch(s)' failed: exited with code 9")
+        raise StudyError("step 'site-a: export' failed: exited with code 3", hint="stderr ends with: boom")
+
+    monkeypatch.setattr(run, "_run_once", one_run)
+    with pytest.raises(StudyError) as raised:
+        run.run_study(spec, "name: t\n", tmp_path / "out", tmp_path / "work", lambda *_: None, jobs=2)
+    assert raised.value.message == "repeat 1/3: step 'site-a: export' failed: exited with code 3"
+    assert raised.value.hint == (
+        "stderr ends with: boom\n"
+        "also failed: repeat 2/3: step 'site-b: train resnet18 16 px, 1 epoch(s)' failed: exited with code 9"
+    )
 
 
 def test_an_interrupt_while_the_repeats_run_stops_each_before_its_next_step(
@@ -432,7 +460,7 @@ def test_a_stopped_run_writes_its_shards_but_starts_no_step(tmp_path: Path) -> N
     stop = threading.Event()
     stop.set()
     announced: list[str] = []
-    with pytest.raises(StudyError, match=r"^step 'registry: init' not started: another repeat"):
+    with pytest.raises(Stopped, match=r"^step 'registry: init' not started: another repeat"):
         run._run_once(
             spec, "", tmp_path / "out", tmp_path / "work", lambda step, _s: announced.append(step), stop
         )
