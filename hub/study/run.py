@@ -253,14 +253,13 @@ def run_study(
 ) -> dict[str, Any]:
     """Run every step of ``spec`` (``repeats`` times); write the evaluations and the study report to ``out``.
 
-    Every file is written under ``work/report`` first and moved into ``out`` once the whole study
-    has run, so a study that fails or is stopped leaves ``out`` as it was (its partial output stays
-    in the work folder). The main arm's evaluation goes to ``out``, each variant's to
-    ``out/variants/NAME``. With
+    The main arm's evaluation goes to ``out``, each variant's to ``out/variants/NAME``. With
     ``repeats > 1`` each repeat runs in its own fresh home ``work/repeat-N`` (up to ``jobs`` of
     them at once) and repeats after the first write their evaluations under ``out/repeats/N``;
     study.json holds the first repeat's facts at the top level, every repeat's scores under
-    ``repeats`` and the figures across them.
+    ``repeats`` and the figures across them. Every file is written under ``work/report`` first
+    and moved into ``out`` once the whole study has run, so a study that fails or is stopped
+    leaves ``out`` as it was (what it finished stays in the work folder).
     """
     staged = work / STAGED_OUT
     if spec.repeats == 1:
