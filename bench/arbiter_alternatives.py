@@ -55,7 +55,7 @@ from hub.evaluation.statistics import mcnemar_exact  # noqa: E402
 from hub.study.bar import Draw  # noqa: E402
 from hub.study.draws import DrawTally, tally  # noqa: E402
 from hub.study.facts import baseline_name, reference_name  # noqa: E402
-from hub.study.run import CASES_FILE  # noqa: E402
+from hub.study.run import CASES_FILE, repeat_of  # noqa: E402
 
 HEADING = "## Consensus alternatives (replayed on the studies' cases)"
 ALPHA = 0.05
@@ -121,9 +121,8 @@ def _digest(cases: CaseInputs) -> str:
 
 
 def _draw(report: dict, where: str) -> Draw:
-    """The draw of the evaluation in folder ``where`` of a study (``repeats/N/...`` is repeat N)."""
-    parts = where.split("/")
-    repeat = int(parts[1]) if parts[0] == "repeats" else 1
+    """The draw of the evaluation in folder ``where`` of a study."""
+    repeat = repeat_of(Path(where))
     runs = report.get("repeats")
     seed = runs[repeat - 1]["seed"] if isinstance(runs, list) else report["seed"]
     return report["task"]["id"], seed

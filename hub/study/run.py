@@ -180,6 +180,15 @@ def repeat_out(out: Path, index: int) -> Path:
     return out if index == 0 else out / "repeats" / str(index + 1)
 
 
+def repeat_of(where: Path) -> int:
+    """The repeat (from 1) whose evaluation is in ``where``, a folder relative to ``out``.
+
+    What :func:`repeat_out` did, undone: ``repeats/N/...`` is repeat N, any other folder repeat 1.
+    """
+    parts = where.parts
+    return int(parts[1]) if len(parts) > 1 and parts[0] == "repeats" else 1
+
+
 def _run_repeats(
     spec: StudySpec, spec_text: str, out: Path, work: Path, announce: Announce, jobs: int
 ) -> list[dict[str, Any]]:

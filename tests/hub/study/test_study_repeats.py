@@ -288,6 +288,15 @@ def test_run_study_runs_each_repeat_in_its_own_home_and_writes_the_aggregate(
     assert "Across 2 repeats" in (out / "study.md").read_text()
 
 
+def test_the_repeat_of_an_evaluation_folder_is_read_back_from_where_it_was_written() -> None:
+    from hub.study.run import repeat_of, repeat_out
+
+    out = Path("docs/studies/s")
+    for index in range(3):
+        for arm in ("", "variants/balanced-evaluation"):
+            assert repeat_of((repeat_out(out, index) / arm).relative_to(out)) == index + 1
+
+
 def test_a_study_that_fails_leaves_out_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Repeat 1 writes its evaluation, repeat 2 fails: --out keeps the last complete run's files."""
     from hub.study import run
