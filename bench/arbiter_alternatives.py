@@ -84,13 +84,14 @@ class Place(NamedTuple):
 
 @dataclass
 class Evaluation:
-    """One calibrated evaluation: its label, its per-case inputs, where studies hold it, and the
-    draw (task and shuffle seed) its shards were cut from."""
+    """One calibrated evaluation: its label, its per-case inputs, where studies hold it, the draw
+    (task and shuffle seed) its shards were cut from, and its sites' training seeds."""
 
     label: str
     cases: CaseInputs
     places: list[Place]
     draw: Draw
+    site_seeds: tuple[int, ...] = ()
 
     @property
     def studies(self) -> list[str]:
@@ -120,12 +121,11 @@ def _digest(cases: CaseInputs) -> str:
     return hashlib.sha256(b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)).hexdigest()
 
 
-def _draw(report: dict, where: str) -> Draw:
-    """The draw of the evaluation in folder ``where`` of a study."""
-    repeat = repeat_of(Path(where))
+def _draw(report: dict, where: str) -> tuple[Draw, tuple[int, ...]]:
+    """The draw of the evaluation in folder ``where`` of a study, and its sites' training seeds."""
     runs = report.get("repeats")
-    seed = runs[repeat - 1]["seed"] if isinstance(runs, list) else report["seed"]
-    return report["task"]["id"], seed
+    run = runs[repeat_of(Path(where)) - 1] if isinstance(runs, list) else report
+    return (report["task"]["id"], run["seed"]), tuple(site["seed"] for site in run["sites"])
 
 
 def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
@@ -151,7 +151,7 @@ def evaluations(studies_dir: Path = STUDIES_DIR) -> list[Evaluation]:
                 found[digest].places.append(place)
                 continue
             label = f"{study} / {'main' if where == '.' else where}"
-            found[digest] = Evaluation(label, cases, [place], _draw(report, where))
+            found[digest] = Evaluation(label, cases, [place], *_draw(report, where))
     return list(found.values())
 
 
@@ -401,7 +401,8 @@ def replay(found: list[Evaluation]) -> tuple[dict[str, dict[str, Tally]], Predic
 
 
 def twin_pairs(found: list[Evaluation]) -> list[tuple[Evaluation, Evaluation]]:
-    """Each biased study's evaluation with its unbiased twin's (``compare_with``): same folder, same draw.
+    """Each biased study's evaluation with its unbiased twin's (``compare_with``): same folder, same
+    draw and training seeds, as ``hub.study.draws`` pairs them.
 
     A pair that two studies share (a study and repeat 1 of its seeds twin) is listed once.
     """
@@ -414,6 +415,8 @@ def twin_pairs(found: list[Evaluation]) -> list[tuple[Evaluation, Evaluation]]:
                 continue
             if twin.draw != biased.draw:
                 raise SystemExit(f"{biased.label} and its twin {twin.label} were cut from other draws")
+            if twin.site_seeds != biased.site_seeds:
+                raise SystemExit(f"{biased.label} and its twin {twin.label} trained with other seeds")
             pairs[(twin.label, biased.label)] = (twin, biased)
     return list(pairs.values())
 

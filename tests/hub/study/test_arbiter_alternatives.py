@@ -133,8 +133,10 @@ def _study(
         "spec_yaml": f"compare_with: ../{twin}/study.json\n" if twin else "",
         "task": {"id": "pneumonia"},
         "seed": 0,
-        **({"repeats": [{"seed": r} for r in range(seeds)]} if seeds > 1 else {}),
-        "sites": [],
+        **(
+            {"repeats": [{"seed": r, "sites": [{"seed": 10 * r}]} for r in range(seeds)]} if seeds > 1 else {}
+        ),
+        "sites": [{"seed": 0}],
         "methods": [{"kind": "specialist", "name": "s0 v1", "accuracy": 1.0}],
         "statistics": statistics,
     }
@@ -393,8 +395,16 @@ def test_the_biased_drop_is_counted_per_draw_for_every_rule(
     assert alternatives._drop_cell(drops["right"]["kept apart"]) == "no biased study"
     # a twin cut from another draw is a broken study pair, not a comparison
     report = json.loads((biased_seeds / "study.json").read_text())
-    (biased_seeds / "study.json").write_text(json.dumps({**report, "repeats": [{"seed": 0}, {"seed": 7}]}))
+    runs = report["repeats"]
+    (biased_seeds / "study.json").write_text(
+        json.dumps({**report, "repeats": [runs[0], {**runs[1], "seed": 7}]})
+    )
     with pytest.raises(SystemExit, match="biased-specialist-seeds / repeats/2 and its twin .* other draws"):
+        alternatives.twin_pairs(alternatives.evaluations(tmp_path))
+    # so is one whose sites trained with other seeds
+    other_seeds = {**runs[1], "sites": [{"seed": 11}]}
+    (biased_seeds / "study.json").write_text(json.dumps({**report, "repeats": [runs[0], other_seeds]}))
+    with pytest.raises(SystemExit, match="biased-specialist-seeds / repeats/2 and its twin .* other seeds"):
         alternatives.twin_pairs(alternatives.evaluations(tmp_path))
 
 
