@@ -437,7 +437,6 @@ def drop_tallies(
     The count ``hub.study.draws`` makes for the served consensus, here for every rule; a pair
     belongs to its biased evaluation's group.
     """
-
     votes = {e.label: majority_vote(e.cases.evaluation.probabilities) for pair in pairs for e in pair}
     found: dict[str, dict[str, DrawTally]] = {}
     for name, _ in RULES:

@@ -111,9 +111,13 @@ def drop_gaps_by_arm(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list
     return dict(gaps)
 
 
+def _together(by_arm: Mapping[str, list[tuple[Draw, int]]]) -> list[tuple[Draw, int]]:
+    return [gap for gaps in by_arm.values() for gap in gaps]
+
+
 def drop_gaps(results: Mapping[str, Mapping[str, Any]]) -> list[tuple[Draw, int]]:
     """The pairs of :func:`drop_gaps_by_arm`, every arm together."""
-    return [gap for gaps in drop_gaps_by_arm(results).values() for gap in gaps]
+    return _together(drop_gaps_by_arm(results))
 
 
 EXPLAINED = (
@@ -134,12 +138,13 @@ def draw_counts(
         f"{lead}: against the plain vote the consensus was {against_vote(rows).text()}; where the "
         f"specialists disagree, against the best specialist, {where_specialists_disagree(rows).text()}."
     )
-    if gaps := drop_gaps(results):
+    by_arm = drop_gaps_by_arm(results)
+    if gaps := _together(by_arm):
         text += (
             " Biased specialist against its unbiased twin, images the vote lost minus those the "
             f"consensus lost (same arms and seeds in both): the consensus was {tally(gaps).text()}."
         )
-    if len(by_arm := drop_gaps_by_arm(results)) > 1:
+    if len(by_arm) > 1:
         arms = "; ".join(f"in the {arm} arm {tally(gaps).text()}" for arm, gaps in by_arm.items())
         text += f" The same, each arm alone (a split first counted after every biased study had run): {arms}."
     return text
