@@ -9,10 +9,11 @@ is deleted. Other files are left as they are. A run writes its files elsewhere f
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
-from gsco_common.errors import ConfigError
+from gsco_common.errors import ConfigError, StudyError
 from gsco_common.paths import check_output_folder
 from hub.study.facts import read_report
 from hub.study.spec import StudySpec
@@ -48,8 +49,38 @@ def check_out(spec: StudySpec, out: Path) -> None:
 
 
 def move_into(staged: Path, out: Path) -> None:
-    """Move every file under ``staged`` to the same place under ``out``, replacing an earlier one."""
-    for source in sorted(path for path in staged.rglob("*") if path.is_file()):
-        target = out / source.relative_to(staged)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.move(source, target)
+    """Move every file under ``staged`` to the same place under ``out``, replacing an earlier one.
+
+    In two phases, so that a failure leaves ``out`` as it was: every file is first copied beside
+    its target under a hidden temporary name (``--work`` may lie on another file system, where a
+    move is a copy that can fail part-way, on a full disk say); only once all of them are there
+    does each replace its target, by a rename within one folder, which needs no space. A copy that
+    fails removes the copies and folders made so far and raises :class:`StudyError`; ``staged``
+    keeps every file.
+    """
+    sources = sorted(path for path in staged.rglob("*") if path.is_file())
+    made: list[Path] = []  # folders and temporary copies this call created under ``out``
+    renames: list[tuple[Path, Path]] = []
+    try:
+        for source in sources:
+            target = out / source.relative_to(staged)
+            made.extend(reversed([d for d in (target.parent, *target.parent.parents) if not d.exists()]))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            partial = target.with_name(f".{target.name}.partial")
+            made.append(partial)
+            renames.append((partial, target))
+            shutil.copyfile(source, partial)
+    except OSError as exc:
+        for path in reversed(made):
+            if path.is_dir():
+                path.rmdir()
+            else:
+                path.unlink(missing_ok=True)
+        raise StudyError(
+            f"could not write the study's report into --out {out}: {exc.strerror or exc}",
+            hint=f"--out is as it was; the finished report is in {staged}",
+        ) from None
+    for partial, target in renames:
+        os.replace(partial, target)
+    for source in sources:
+        source.unlink()

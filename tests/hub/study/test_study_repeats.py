@@ -341,6 +341,47 @@ def test_a_finished_study_replaces_the_files_of_its_earlier_run_in_out(tmp_path:
     assert [p for p in staged.rglob("*") if p.is_file()] == []
 
 
+def test_a_report_that_cannot_be_written_whole_leaves_out_as_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The disk fills while the third file is copied: nothing in --out changes, nothing is lost."""
+    import errno
+    import shutil
+
+    from hub.study import outputs
+
+    staged, out = tmp_path / "work" / "report", tmp_path / "out"
+    for folder, text in ((staged, "this run"), (out, "earlier run")):
+        folder.mkdir(parents=True)
+        (folder / "evaluation.json").write_text(text)
+        (folder / "study.json").write_text(text)
+    (staged / "repeats" / "2").mkdir(parents=True)
+    (staged / "repeats" / "2" / "cases.npz").write_text("this run")
+    copies: list[str] = []
+    copy = shutil.copyfile
+
+    def copy_until_full(source: Path, target: Path) -> None:
+        if len(copies) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        copies.append(Path(source).name)
+        copy(source, target)
+
+    monkeypatch.setattr(outputs.shutil, "copyfile", copy_until_full)
+    with pytest.raises(StudyError) as caught:
+        outputs.move_into(staged, out)
+    assert copies == ["evaluation.json", "cases.npz"]  # sorted: the repeat's file came second
+    full = "No space left on device"
+    assert caught.value.message == f"could not write the study's report into --out {out}: {full}"
+    assert caught.value.hint == f"--out is as it was; the finished report is in {staged}"
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*")) == ["evaluation.json", "study.json"]
+    assert (out / "evaluation.json").read_text() == (out / "study.json").read_text() == "earlier run"
+    assert sorted(str(p.relative_to(staged)) for p in staged.rglob("*") if p.is_file()) == [
+        "evaluation.json",
+        "repeats/2/cases.npz",
+        "study.json",
+    ]
+
+
 def test_jobs_run_the_repeats_at_once_and_keep_them_in_repeat_order(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
