@@ -11,14 +11,17 @@ over the draw's distinct evaluations:
   twin to the biased study, over the arms run with the same seeds in both.
 
 An exact two-sided sign test over the draws with a non-zero score asks whether the consensus
-comes out ahead as often as behind. Draws of different seeds still score on the images of one
-split, so the test is about training draws on those images, not about other images.
+comes out ahead as often as behind. For the biased drop each method's own losses are also summed
+per arm (:func:`losses_by_arm`): the gap alone cannot tell a consensus that lost more from a vote
+that gained, which is what a site skewed toward the evaluation's majority class gives the vote.
+Draws of different seeds still score on the images of one split, so the test is about training
+draws on those images, not about other images.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,13 +91,12 @@ def _drop_gap(twin: Evaluation, biased: Evaluation) -> int | None:
     return None if consensus is None or vote is None else vote - consensus
 
 
-def drop_gaps_by_arm(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list[tuple[Draw, int]]]:
-    """By arm, every distinct pair of a biased study's evaluation and its twin's with the same seeds.
+def _twin_pairs(results: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[Evaluation, Evaluation]]:
+    """Every distinct pair of a biased study's evaluation and its twin's with the same arm and seeds.
 
     ``results`` maps study names to their study.json; a study whose twin (``compare_with``) is
-    not among them is left out.
+    not among them is left out. Pairs are ``(twin, biased)``.
     """
-    gaps: dict[str, list[tuple[Draw, int]]] = defaultdict(list)
     seen: set[tuple[str, str]] = set()
     for result in results.values():
         twin_name = baseline_name(result)
@@ -106,9 +108,41 @@ def drop_gaps_by_arm(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list
             if twin is None or (twin.identity, biased.identity) in seen:
                 continue
             seen.add((twin.identity, biased.identity))
-            if (gap := _drop_gap(twin, biased)) is not None:
-                gaps[biased.arm].append((biased.draw, gap))
+            yield twin, biased
+
+
+def drop_gaps_by_arm(results: Mapping[str, Mapping[str, Any]]) -> dict[str, list[tuple[Draw, int]]]:
+    """By arm, :func:`_drop_gap` of every pair of :func:`_twin_pairs`, with the biased run's draw."""
+    gaps: dict[str, list[tuple[Draw, int]]] = defaultdict(list)
+    for twin, biased in _twin_pairs(results):
+        if (gap := _drop_gap(twin, biased)) is not None:
+            gaps[biased.arm].append((biased.draw, gap))
     return dict(gaps)
+
+
+@dataclass(frozen=True)
+class Losses:
+    """Images one method lost from twin to biased run, over the pairs of one arm (negative: gained)."""
+
+    total: int
+    lost_in: int
+    gained_in: int
+    pairs: int
+
+    def text(self) -> str:
+        return f"{self.total} (lost in {self.lost_in} and gained in {self.gained_in} of {self.pairs} pairs)"
+
+
+def losses_by_arm(results: Mapping[str, Mapping[str, Any]], kind: str) -> dict[str, Losses]:
+    """By arm, the images method ``kind`` lost from twin to biased run, summed over the pairs."""
+    lost: dict[str, list[int]] = defaultdict(list)
+    for twin, biased in _twin_pairs(results):
+        if (count := _lost(twin, biased, kind)) is not None:
+            lost[biased.arm].append(count)
+    return {
+        arm: Losses(sum(counts), sum(c > 0 for c in counts), sum(c < 0 for c in counts), len(counts))
+        for arm, counts in lost.items()
+    }
 
 
 def _together(by_arm: Mapping[str, list[tuple[Draw, int]]]) -> list[tuple[Draw, int]]:
@@ -147,4 +181,14 @@ def draw_counts(
     if len(by_arm) > 1:
         arms = "; ".join(f"in the {arm} arm {tally(gaps).text()}" for arm, gaps in by_arm.items())
         text += f" The same, each arm alone (a split first counted after every biased study had run): {arms}."
+    if by_arm:
+        vote, consensus = losses_by_arm(results, "vote"), losses_by_arm(results, "consensus")
+        arms = "; ".join(
+            f"in the {arm} arm the vote {vote[arm].text()}, the consensus {consensus[arm].text()}"
+            for arm in by_arm
+        )
+        text += (
+            " Images each method lost from twin to biased run, summed over the pairs (negative: "
+            f"gained; described, not tested, and first counted after every biased study had run): {arms}."
+        )
     return text

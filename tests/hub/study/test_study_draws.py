@@ -5,10 +5,12 @@ from __future__ import annotations
 from hub.study.bar import bar_rows
 from hub.study.draws import (
     DrawTally,
+    Losses,
     against_vote,
     draw_counts,
     drop_gaps,
     drop_gaps_by_arm,
+    losses_by_arm,
     tally,
     where_specialists_disagree,
 )
@@ -63,7 +65,10 @@ def test_paragraph() -> None:
         "draws (sign test p 1); where the specialists disagree, against the best specialist, ahead in 1, "
         "level in 1 and behind in 0 of 2 draws (sign test p 1). Biased specialist against its unbiased "
         "twin, images the vote lost minus those the consensus lost (same arms and seeds in both): the "
-        "consensus was ahead in 1, level in 0 and behind in 1 of 2 draws (sign test p 1)."
+        "consensus was ahead in 1, level in 0 and behind in 1 of 2 draws (sign test p 1). Images each "
+        "method lost from twin to biased run, summed over the pairs (negative: gained; described, not "
+        "tested, and first counted after every biased study had run): in the main arm the vote 3 (lost "
+        "in 1 and gained in 0 of 2 pairs), the consensus 4 (lost in 2 and gained in 0 of 2 pairs)."
     )
     assert draw_counts(rows, {"a": STUDY_A, "b": STUDY_B}, lead="Per draw").endswith("(sign test p 1).")
     assert "Biased" not in draw_counts(rows, {"a": STUDY_A, "b": STUDY_B}, lead="Per draw")
@@ -94,5 +99,28 @@ def test_the_biased_drop_is_also_counted_each_arm_alone() -> None:
     assert draw_counts(rows, results, lead="Per draw").endswith(
         " The same, each arm alone (a split first counted after every biased study had run): in the main "
         "arm ahead in 1, level in 0 and behind in 1 of 2 draws (sign test p 1); in the v arm ahead in 1, "
-        "level in 1 and behind in 0 of 2 draws (sign test p 1)."
+        "level in 1 and behind in 0 of 2 draws (sign test p 1). Images each method lost from twin to "
+        "biased run, summed over the pairs (negative: gained; described, not tested, and first counted "
+        "after every biased study had run): in the main arm the vote 3 (lost in 1 and gained in 0 of 2 "
+        "pairs), the consensus 4 (lost in 2 and gained in 0 of 2 pairs); in the v arm the vote 6 (lost "
+        "in 1 and gained in 0 of 2 pairs), the consensus 0 (lost in 0 and gained in 0 of 2 pairs)."
+    )
+
+
+def test_each_methods_losses_are_summed_per_arm() -> None:
+    # from b's repeats: the vote gains 4 images in repeat 1 and keeps its count in repeat 2; the
+    # consensus loses 1 and 3
+    biased = repeated_study(
+        "x",
+        [arm(0.89, 0.92, vote=0.95, p=0.5, subset=None), arm(0.90, 0.92, vote=0.90, p=0.5, subset=None)],
+        compare_with="b",
+        class_counts=(5, 25),
+    )
+    results = {"b": STUDY_B, "x": biased}
+    assert losses_by_arm(results, "vote") == {"main": Losses(total=-4, lost_in=0, gained_in=1, pairs=2)}
+    assert losses_by_arm(results, "consensus") == {"main": Losses(total=4, lost_in=2, gained_in=0, pairs=2)}
+    assert losses_by_arm({"x": biased}, "vote") == {}  # no twin among the results
+    assert (
+        Losses(total=-4, lost_in=0, gained_in=1, pairs=2).text()
+        == "-4 (lost in 0 and gained in 1 of 2 pairs)"
     )
