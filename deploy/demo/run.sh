@@ -75,8 +75,9 @@ step "Hub: import the reference case library and diagnose a held-out image"
 # The library (also the consensus arbiter's calibration set) must be data the specialist did not
 # train on: the hub refuses to calibrate on the training split (its digest is on the card).
 LIBRARY_SPLIT=$("$BIN/python" -c 'import numpy as np,sys; print("val" if "val_images" in np.load(sys.argv[1]).files else "test")' "$DATA_PATH")
-"$BIN/gsco-hub" cases import --task "$TASK" --data "$DATA_PATH" --split "$LIBRARY_SPLIT"
-"$BIN/python" deploy/demo/sample_image.py "$DATA_PATH" "$DEMO_HOME/sample.png" "$LABELS"
+# The image diagnosed below is kept out of the library (held_out.py), so it cannot retrieve itself.
+"$BIN/python" deploy/demo/held_out.py "$DATA_PATH" "$LIBRARY_SPLIT" "$DEMO_HOME/library.npz" "$DEMO_HOME/sample.png" "$LABELS"
+"$BIN/gsco-hub" cases import --task "$TASK" --data "$DEMO_HOME/library.npz" --split "$LIBRARY_SPLIT"
 "$BIN/gsco-hub" diagnose "$DEMO_HOME/sample.png" --task "$TASK"
 
 step "Done. Everything lives under $DEMO_HOME (delete it with: make clean)"

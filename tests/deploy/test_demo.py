@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from site_agent.data.config import DataConfig
 from site_agent.data.loader import load_site_data
@@ -24,14 +25,15 @@ RESOLVE = DEMO / "resolve_data.py"
 LABELS = ("normal", "pneumonia")
 
 
-def _load_resolve_data():
-    spec = importlib.util.spec_from_file_location("demo_resolve_data", RESOLVE)
+def _load_script(path: Path):
+    spec = importlib.util.spec_from_file_location(f"demo_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-resolve_data = _load_resolve_data()
+resolve_data = _load_script(RESOLVE)
+held_out = _load_script(DEMO / "held_out.py")
 
 
 class RecordingFetch:
@@ -127,6 +129,57 @@ def test_synthetic_data_last_plainly_labelled(tmp_path: Path) -> None:
     data = load_site_data(DataConfig(path=path), LABELS, seed=0)
     for split in ("train", "val", "test"):
         assert set(data.split(split).labels.tolist()) == {0, 1}
+
+
+def _split(split: str, first: int, count: int) -> dict[str, np.ndarray]:
+    images = np.arange(first, first + count, dtype=np.uint8)[:, None, None] * np.ones((1, 4, 4), np.uint8)
+    return {f"{split}_images": images, f"{split}_labels": (np.arange(count) % 2).reshape(-1, 1)}
+
+
+@pytest.mark.parametrize("split", ["val", "test"])
+def test_the_image_diagnosed_is_left_out_of_the_library_of_its_split(split: str) -> None:
+    data = _split(split, 10, 5)
+    image_split, library = held_out.split_held_out(data, split)
+    assert image_split == split
+    assert library[f"{split}_images"][:, 0, 0].tolist() == [11, 12, 13, 14]  # all but the first
+    assert library[f"{split}_labels"].ravel().tolist() == [1, 0, 1, 0]
+
+
+def test_with_a_test_split_the_image_comes_from_it_and_the_library_keeps_all_of_val() -> None:
+    data = {**_split("val", 10, 5), **_split("test", 50, 3)}
+    image_split, library = held_out.split_held_out(data, "val")
+    assert image_split == "test"
+    assert sorted(library) == ["val_images", "val_labels"]
+    assert library["val_images"][:, 0, 0].tolist() == [10, 11, 12, 13, 14]
+
+
+def test_held_out_script_writes_the_library_and_the_image(tmp_path: Path) -> None:
+    data = tmp_path / "data.npz"
+    np.savez(data, train_images=np.zeros((2, 4, 4), np.uint8), **_split("val", 10, 5))
+    library, image = tmp_path / "library.npz", tmp_path / "sample.png"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(DEMO / "held_out.py"),
+            str(data),
+            "val",
+            str(library),
+            str(image),
+            "normal,pneumonia",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        0,
+        "held-out image val_images[0], true label: normal\n",
+        "",
+    )
+    with np.load(library) as written:
+        assert sorted(written.files) == ["val_images", "val_labels"]  # nothing of train
+        assert written["val_images"][:, 0, 0].tolist() == [11, 12, 13, 14]
+    assert np.asarray(Image.open(image)).tolist() == [[10] * 4] * 4
 
 
 @pytest.fixture
@@ -232,8 +285,11 @@ def test_demo_runs_end_to_end_on_given_data(tmp_path: Path) -> None:
     assert "pass    metric_floor" in review
     assert "pneumonia.resnet18.demo-hospital version 1: APPROVED (alias `approved` set)" in review
     diagnosis = out[out.index("== Hub: import the reference case library") :]
-    assert "imported 40 cases for task pneumonia: {'normal': 20, 'pneumonia': 20}" in diagnosis
-    assert re.search(r"held-out image val_images\[0\], true label: (normal|pneumonia)\n", diagnosis)
+    with np.load(data) as archive:
+        first = LABELS[int(archive["val_labels"][0, 0])]
+    counts = {label: 20 - (label == first) for label in LABELS}  # the image diagnosed is left out
+    assert f"held-out image val_images[0], true label: {first}\n" in diagnosis
+    assert f"imported 39 cases for task pneumonia: {counts}" in diagnosis
     assert "[AI generated, not for clinical use]" in diagnosis
     assert re.search(r"task pneumonia: (normal|pneumonia) \(confidence \d\.\d+\)", diagnosis)
     assert "arbiter: consensus (no generalist)" in diagnosis
