@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gsco_common.errors import ExportError
+from gsco_common.errors import ExportError, RegistryError
 from gsco_common.keys import load_public_key, public_pem
 from registry.bundle.layout import SITE_SIG, require_bundle_files
 from registry.bundle.signing import verify_bundle
-from registry.config import RegistryConfig
+from registry.config import DB_FILE, RegistryConfig
 from registry.service import PublishResult, Registry
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.export.bundle import BUNDLE_DIR
@@ -25,15 +25,30 @@ def registry_config(site: SiteConfig, registry: str | None = None) -> RegistryCo
     """The registry to publish to.
 
     ``--registry`` (a tracking URI, or a folder for an embedded home) wins over site.yaml's
-    ``registry:`` (environment overrides already applied), which wins over GSCO_HOME.
+    ``registry:`` (environment overrides already applied), which wins over GSCO_HOME. An embedded
+    home must already hold a registry, and its tables are the ones in it: a ``db_uri`` (meant for
+    a tracking server) is not used with it, so that a mistyped server address is refused instead
+    of publishing into a new folder of that name with the server's tables.
     """
+    if registry is not None and registry.startswith(_TRACKING_SCHEMES):
+        return RegistryConfig.resolve(tracking_uri=registry, db_uri=site.registry.db_uri)
     if registry is not None:
-        if registry.startswith(_TRACKING_SCHEMES):
-            return RegistryConfig.resolve(tracking_uri=registry, db_uri=site.registry.db_uri)
-        return RegistryConfig.resolve(home=Path(registry.removeprefix("file://")))
-    return RegistryConfig.resolve(
-        home=site.registry.home, tracking_uri=site.registry.tracking_uri, db_uri=site.registry.db_uri
-    )
+        config = RegistryConfig.resolve(home=Path(registry.removeprefix("file://")))
+        named = f"--registry {registry}"
+    else:
+        config = RegistryConfig.resolve(
+            home=site.registry.home, tracking_uri=site.registry.tracking_uri, db_uri=site.registry.db_uri
+        )
+        named = f"the registry home {config.home}"
+    if not config.embedded:
+        return config
+    if not (config.home / DB_FILE).is_file():
+        raise RegistryError(
+            f"{named}: no registry there (no {DB_FILE})",
+            hint="give the central registry's URL (http://, https://, postgresql://...) with --registry or "
+            "site.yaml registry.tracking_uri, or the folder where `gsco-registry init` ran",
+        )
+    return config.model_copy(update={"db_uri": None})
 
 
 def publish_run(

@@ -195,6 +195,13 @@ def test_publish_again_is_idempotent_and_refusals_are_clear(site: dict, tmp_path
     assert len(server.received) == 2  # what the server saw, not what the configuration says
     missing = invoke(site_app, "publish", str(site["run_dir"]), "--registry", str(tmp_path / "no-registry"))
     assert missing.exit_code == 7 and "gsco-registry init" in missing.stderr
+    # A server address without its scheme reads as a folder: refused, though GSCO_REGISTRY_DB
+    # names the real tables (before, it published into a new folder of that name, exit 0).
+    typo = tmp_path / "registry.example.org:5000"
+    mistyped = invoke(site_app, "publish", str(site["run_dir"]), "--registry", str(typo), env=env)
+    assert mistyped.exit_code == 7
+    assert f"error[GSCO-500]: --registry {typo}: no registry there (no registry.db)" in mistyped.stderr
+    assert not typo.exists()
     assert invoke(registry_app, "--home", str(site["home"]), "sites", "revoke", "planted-site").exit_code == 0
     revoked = invoke(site_app, "publish", str(site["run_dir"]))
     assert revoked.exit_code == 9 and "error[GSCO-520]" in revoked.stderr and "revoked" in revoked.stderr
