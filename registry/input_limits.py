@@ -146,6 +146,10 @@ def label_indices(raw: np.ndarray, what: str) -> np.ndarray:
     return flat.astype(np.int64)
 
 
+IMAGE_CHANNELS = (1, 3, 4)
+"""Channel counts an image can have (grayscale, RGB, RGBA), as every image reader takes them."""
+
+
 def check_image_stack(images: np.ndarray, what: str) -> None:
     """Refuse an array read from an ``.npz`` that is not ``N x H x W`` or ``N x H x W x C`` numbers.
 
@@ -155,6 +159,11 @@ def check_image_stack(images: np.ndarray, what: str) -> None:
         raise DataError(
             f"{what} has {images.ndim} dimensions",
             hint="expected N x H x W (grayscale) or N x H x W x 3 (RGB)",
+        )
+    if images.ndim == 4 and images.shape[-1] not in IMAGE_CHANNELS:
+        raise DataError(
+            f"{what} has {images.shape[-1]} channels",
+            hint="expected N x H x W (grayscale) or N x H x W x C with C 1, 3 (RGB) or 4 (RGBA)",
         )
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
         raise DataError(f"{what} holds {images.dtype} values, not pixel numbers")

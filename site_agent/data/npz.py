@@ -25,6 +25,12 @@ def read_npz(config: DataConfig, root: Path) -> SourceRead:
             arrays = {key: archive[key] for key in archive.files if key.endswith(("_images", "_labels"))}
     except CORRUPT_NPZ_ERRORS as exc:
         raise DataError(f"data.path: the .npz file cannot be read ({type(exc).__name__})") from None
+    not_arrays = sorted(key for key, value in arrays.items() if not isinstance(value, np.ndarray))
+    if not_arrays:  # a member that is no .npy file: np.load hands back its raw bytes
+        raise DataError(
+            f"data.path: '{not_arrays[0]}' in the .npz file is not a NumPy array",
+            hint="write the file with numpy.savez or numpy.savez_compressed",
+        )
     splits = [split for split in dict.fromkeys(SPLIT_SYNONYMS.values()) if f"{split}_images" in arrays]
     if not splits:
         raise DataError(

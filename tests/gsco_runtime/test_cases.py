@@ -181,6 +181,19 @@ def _cases_with_ids(case_ids: list[str]) -> RawCases:
     return RawCases(images=images, labels=np.arange(len(case_ids)) % 2, case_ids=case_ids)
 
 
+def test_a_library_of_images_with_other_than_1_3_or_4_channels_is_refused_at_import(tmp_path: Path) -> None:
+    """Before, five channels imported and then every diagnosis of the task failed."""
+    labels = np.array([0, 1, 0, 1])
+    np.savez(tmp_path / "c5.npz", train_images=np.zeros((4, 8, 8, 5), np.uint8), train_labels=labels)
+    with pytest.raises(DataError, match=r"^c5.npz: 'train_images' has 5 channels \(expected N x H x W"):
+        read_cases(tmp_path / "c5.npz", LABELS)
+    for channels in (1, 3, 4):
+        np.savez(
+            tmp_path / "ok.npz", train_images=np.zeros((4, 8, 8, channels), np.uint8), train_labels=labels
+        )
+        assert read_cases(tmp_path / "ok.npz", LABELS).labels.tolist() == [0, 1, 0, 1]
+
+
 def test_given_case_ids_must_be_opaque_url_safe_ids(tmp_path: Path) -> None:
     assert build_library("pneumonia", LABELS, _cases_with_ids(["c1", "case-17", "B.2_x"])).case_ids == (
         "c1",

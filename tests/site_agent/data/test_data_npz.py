@@ -1,3 +1,4 @@
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -75,6 +76,10 @@ def test_unknown_integer_labels_are_listed_with_counts(tmp_path: Path) -> None:
         ({"train_images": np.zeros((3, 4, 4)), "train_labels": np.zeros((2, 1), int)}, "does not match"),
         ({"train_images": np.zeros((3, 4, 4)), "train_labels": np.zeros((3, 5), int)}, "multi-label"),
         ({"train_images": np.zeros((3, 4, 4)), "train_labels": np.zeros((3, 1))}, "integer"),
+        (
+            {"train_images": np.zeros((3, 4, 4, 5)), "train_labels": np.zeros((3, 1), int)},
+            r"^data.path: 'train_images' has 5 channels \(expected N x H x W",
+        ),
     ],
 )
 def test_malformed_npz(tmp_path: Path, arrays: dict, message: str) -> None:
@@ -94,3 +99,14 @@ def test_corrupt_npz(tmp_path: Path, damage: str) -> None:
     with pytest.raises(DataError, match="cannot be read") as caught:
         load_site_data(DataConfig(path=path), LABELS, seed=0)
     assert str(tmp_path) not in str(caught.value)
+
+
+def test_an_npz_member_that_is_no_numpy_array_is_named(tmp_path: Path) -> None:
+    """np.load hands back the raw bytes of a member that is not a .npy file."""
+    path = tmp_path / "odd.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("train_images.npy", b"garbage")
+        archive.writestr("train_labels.npy", b"garbage")
+    with pytest.raises(DataError) as caught:
+        load_site_data(DataConfig(path=path), LABELS, seed=0)
+    assert caught.value.message == "data.path: 'train_images' in the .npz file is not a NumPy array"
