@@ -17,6 +17,17 @@ from gsco_common.keys import fingerprint, load_public_key_pem
 PINNED_KEY_RELPATH = Path("keys") / "approval.pub"
 
 
+def read_central_key_file(path: Path | None) -> bytes | None:
+    """The PEM of the ``--central-key`` file, checked to be a public key; None without the flag."""
+    if path is None:
+        return None
+    if not path.is_file():
+        raise KeyMaterialError("the --central-key file does not exist")
+    pem = path.read_bytes()
+    load_public_key_pem(pem)
+    return pem
+
+
 def pinned_central_key(hub_home: Path, explicit: bytes | None = None) -> bytes:
     """The pinned central key: ``explicit`` (from ``--central-key``) or the hub home's ``keys/approval.pub``.
 

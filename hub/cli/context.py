@@ -14,14 +14,14 @@ import typer
 from typer.core import TyperCommand, TyperOption
 
 from gsco_common.cli import err_console
-from gsco_common.errors import ConfigError, KeyMaterialError
-from gsco_common.keys import load_public_key_pem
+from gsco_common.errors import ConfigError
 from gsco_runtime.config import load_runtime_settings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.generalists.base import GeneralistBackend
 from gsco_runtime.pool.registry_source import RegistrySource
 from registry.config import RegistryConfig
+from registry.pinning import read_central_key_file
 
 API_KEY_ENV = "GSCO_GENERALIST_API_KEY"
 GENERALISTS = ("none", "openai", "transformers")
@@ -152,12 +152,7 @@ def generalist_options(ctx: typer.Context) -> GeneralistOptions:
 
 def build_runtime(hub: HubContext, options: GeneralistOptions, threads: int | None = None) -> GscoRuntime:
     """A runtime over the chosen registry (no poll thread: the commands are one-shot)."""
-    central = None
-    if hub.central_key is not None:
-        if not hub.central_key.is_file():
-            raise KeyMaterialError("the --central-key file does not exist")
-        central = hub.central_key.read_bytes()
-        load_public_key_pem(central)
+    central = read_central_key_file(hub.central_key)
     generalist = options.build()
     settings = load_runtime_settings(
         hub.home, {"threads": threads, "generalist_timeout_s": options.timeout_s}

@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gsco_common.errors import KeyMaterialError, NotFoundError, RegistryError
-from gsco_common.keys import load_public_key_pem
+from gsco_common.errors import NotFoundError, RegistryError
 from gsco_runtime.config import load_runtime_settings
 from gsco_runtime.engine import GscoRuntime
 from gsco_runtime.generalists import create_backend
 from gsco_runtime.pool.poller import Poller
 from gsco_runtime.pool.registry_source import RegistrySource
 from hub.service.settings import ServiceSettings
+from registry.pinning import read_central_key_file
 from registry.service import Registry
 from registry.store.catalog import TaskInfo
 
@@ -37,16 +37,6 @@ class Readiness:
     ready: bool
     status: str
     reason: str | None
-
-
-def _central_key(settings: ServiceSettings) -> bytes | None:
-    if settings.central_key is None:
-        return None
-    if not settings.central_key.is_file():
-        raise KeyMaterialError("the --central-key file does not exist")
-    pem = settings.central_key.read_bytes()
-    load_public_key_pem(pem)
-    return pem
 
 
 class ServiceRuntime:
@@ -71,7 +61,7 @@ class ServiceRuntime:
             settings.home, {"threads": settings.threads, "poll_interval_s": settings.poll_interval_s}
         )
         self.engine = GscoRuntime(
-            RegistrySource(settings.registry, central_key_pem=_central_key(settings)),
+            RegistrySource(settings.registry, central_key_pem=read_central_key_file(settings.central_key)),
             runtime_settings,
             generalist=generalist,
         )

@@ -15,10 +15,12 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from gsco_common.keys import generate_key_pair
 from gsco_common.net import free_port
 from hub.cli import serve_cmd
 from hub.cli.main import app
 from hub.service.database import HubDatabase
+from registry.pinning import PINNED_KEY_RELPATH
 from tests.hub.service.conftest import Hub
 
 runner = CliRunner()
@@ -73,9 +75,46 @@ def test_serve_creates_missing_tables_once_before_its_workers_start(
         started.append(args)
 
     monkeypatch.setattr(serve_cmd.os, "execv", execv)
+    _pin_a_central_key(tmp_path)
     result = runner.invoke(app, _hub(tmp_path, "serve", "--workers", "3"))
     assert result.exit_code == 0, result.output
     assert len(started) == 1 and started[0][started[0].index("--workers") + 1] == "3"
+
+
+def _pin_a_central_key(home: Path) -> None:
+    (home / PINNED_KEY_RELPATH).parent.mkdir(parents=True)
+    generate_key_pair(home / "central.key", home / PINNED_KEY_RELPATH, b"central-passphrase")
+
+
+def test_serve_refuses_a_central_key_it_cannot_pin_before_uvicorn_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, each of these was a traceback from inside uvicorn's worker, exit 1."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(serve_cmd.os, "execv", lambda _path, args: started.append(args))
+    not_a_key = tmp_path / "data.npz"
+    not_a_key.write_bytes(b"PK\x03\x04 no key")
+    for flags, message in (
+        ([], "error[GSCO-400]: no pinned central approval key"),
+        (
+            ["--central-key", str(tmp_path / "nosuch.pem")],
+            "error[GSCO-400]: the --central-key file does not exist",
+        ),
+        (["--central-key", str(not_a_key)], "error[GSCO-400]: "),
+    ):
+        result = runner.invoke(app, [*flags, *_hub(tmp_path, "serve")])
+        assert (result.exit_code, result.stderr.splitlines()[0][: len(message)]) == (5, message), (
+            result.output
+        )
+        assert "Traceback" not in result.output
+    assert started == []
+    assert not (tmp_path / "hub").exists()  # no hub database made for a hub that cannot start
+
+
+@pytest.mark.parametrize("port", ["0", "65536", "99999"])
+def test_serve_refuses_a_port_outside_1_to_65535(tmp_path: Path, port: str) -> None:
+    result = runner.invoke(app, _hub(tmp_path, "serve", "--port", port))
+    assert result.exit_code == 2 and "Invalid value for '--port'" in result.output
 
 
 def test_serve_with_two_workers_and_audit_show(hub: Hub) -> None:
