@@ -25,7 +25,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from gsco_common.errors import ConfigError
@@ -99,8 +99,21 @@ class HubDatabase:
 
     def __init__(self, url: str) -> None:
         if url.startswith("sqlite:///"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+            folder = Path(url.removeprefix("sqlite:///")).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigError(
+                    f"hub setting db_url: the SQLite file's folder {folder} cannot be made ({exc.strerror})",
+                    hint="check db_url / GSCO_HUB_DB_URL (by default under the hub home, --home / GSCO_HOME)",
+                ) from None
+        try:
+            self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        except (ArgumentError, ImportError) as exc:  # the URL itself is never echoed: it may hold a password
+            raise ConfigError(
+                f"hub setting db_url: not a usable database URL ({type(exc).__name__})",
+                hint="e.g. sqlite:////var/lib/gsco/hub.db or postgresql+psycopg2://user@host/db",
+            ) from None
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:

@@ -56,6 +56,28 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "hub setting max_upload_mb" in result.stderr
 
 
+def test_a_bad_db_url_names_the_setting_without_a_traceback(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    config = tmp_path / "hub.yaml"
+    for db_url, message in (
+        ("notaurl", "error[GSCO-100]: hub setting db_url: not a usable database URL (ArgumentError)"),
+        (
+            "postgresql+nosuchdriver://u:secret@h/db",
+            "error[GSCO-100]: hub setting db_url: not a usable database URL",
+        ),
+        (
+            f"sqlite:///{a_file}/hub.db",
+            f"error[GSCO-100]: hub setting db_url: the SQLite file's folder {a_file} cannot be made",
+        ),
+    ):
+        config.write_text(f"db_url: {db_url}\n")
+        result = runner.invoke(app, _hub(tmp_path, "tokens", "list", "--config", str(config)))
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(message)
+        assert "secret" not in result.output and "Traceback" not in result.output
+
+
 def test_serve_creates_missing_tables_once_before_its_workers_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
