@@ -97,17 +97,29 @@ def write_new_key_pair(
 ) -> None:
     """Write both files of a key pair, the private one created with mode 0600.
 
-    Refuses to overwrite either file (``taken`` is the message, ``{name}`` the file's name).
+    Refuses to overwrite either file (``taken`` is the message, ``{name}`` the file's name). A pair
+    that cannot be written (a file where the folder should be, no permission) is a
+    :class:`KeyMaterialError` naming the path, and leaves no half of it behind.
     """
     for path in (private_path, public_path):
         if path.exists():
             raise KeyMaterialError(taken.format(name=path.name), hint=hint)
-    private_path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(private_data)
-    os.chmod(private_path, 0o600)
-    public_path.write_bytes(public_data)
+    written = False
+    try:
+        private_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(private_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        written = True
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(private_data)
+        os.chmod(private_path, 0o600)
+        public_path.write_bytes(public_data)
+    except OSError as exc:
+        if written:
+            private_path.unlink(missing_ok=True)
+        raise KeyMaterialError(
+            f"cannot write the key pair: {exc.filename or private_path.parent} ({exc.strerror})",
+            hint="it must be a folder this user can write (a file of that name is in the way?)",
+        ) from None
 
 
 def load_private_key(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKey:

@@ -84,3 +84,19 @@ def test_an_unreadable_key_file_is_a_key_error(tmp_path, monkeypatch):
         keys.load_private_key(tmp_path / "site.key", b"passphrase-1")
     with pytest.raises(KeyMaterialError, match="public key site.pub cannot be read"):
         keys.load_public_key(tmp_path / "site.pub")
+
+
+def test_a_key_pair_that_cannot_be_written_is_a_key_error_and_leaves_no_half(tmp_path):
+    (tmp_path / "keys").write_text("a file where the keys folder goes")
+    with pytest.raises(KeyMaterialError) as caught:
+        keys.generate_key_pair(
+            tmp_path / "keys" / "site.key", tmp_path / "keys" / "site.pub", b"passphrase-1"
+        )
+    assert caught.value.message == f"cannot write the key pair: {tmp_path / 'keys'} (File exists)"
+    # the private key written, the public one's folder missing: the private key is removed again
+    with pytest.raises(
+        KeyMaterialError,
+        match=r"^cannot write the key pair: .*/missing/site.pub \(No such file or directory\)",
+    ):
+        keys.generate_key_pair(tmp_path / "site.key", tmp_path / "missing" / "site.pub", b"passphrase-1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
