@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from gsco_common.cli import top_level_app
 from site_agent.cli import (
+    backbones_cmd,
     evaluate_cmd,
     export_cmd,
     federation_cmd,
@@ -22,6 +23,7 @@ app = top_level_app(
     "Train, evaluate, export, sign and publish specialist classifiers on a site's own data. "
     "Patient data never leaves this machine.",
 )
+app.command("backbones")(backbones_cmd.backbones)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("export")(export_cmd.export)
 app.add_typer(federation_cmd.federation_app, name="federation")
