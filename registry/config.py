@@ -33,6 +33,8 @@ RETRIES_ENV = "GSCO_REGISTRY_RETRIES"
 BACKOFF_ENV = "GSCO_REGISTRY_BACKOFF"
 DEFAULT_HOME = Path("~/.gsco")
 DB_FILE = "registry.db"
+TRACKING_SCHEMES = ("http://", "https://", "sqlite:", "postgresql", "mysql")
+"""What a tracking URI starts with: an MLflow server, or the database of one (used without a server)."""
 ARTIFACTS_DIR = "artifacts"
 APPROVAL_KEY = "approval.key"
 APPROVAL_PUB = "approval.pub"
@@ -83,10 +85,17 @@ class RegistryConfig(BaseModel):
         for key, value, env in (("retries", retries, RETRIES_ENV), ("backoff_s", backoff_s, BACKOFF_ENV)):
             if value is not None or os.environ.get(env):
                 extra[key] = value if value is not None else os.environ[env]
+        tracking = tracking_uri or os.environ.get(TRACKING_ENV) or None
+        if tracking is not None and not tracking.startswith(TRACKING_SCHEMES):
+            raise ConfigError(  # the URI is not echoed: it may hold a password
+                "registry setting tracking_uri is neither an MLflow server's URL nor a database URL",
+                hint=f"it starts with {', '.join(TRACKING_SCHEMES)} (--tracking-uri / {TRACKING_ENV} / "
+                "site.yaml registry.tracking_uri); an embedded registry is a folder: --home",
+            )
         try:
             return cls(
                 home=Path(home_value).expanduser().resolve(),
-                tracking_uri=tracking_uri or os.environ.get(TRACKING_ENV) or None,
+                tracking_uri=tracking,
                 db_uri=db_uri or os.environ.get(DB_ENV) or None,
                 **extra,  # type: ignore[arg-type]
             )

@@ -13,12 +13,10 @@ from gsco_common.errors import ExportError, RegistryError
 from gsco_common.keys import load_public_key, public_pem
 from registry.bundle.layout import SITE_SIG, require_bundle_files
 from registry.bundle.signing import verify_bundle
-from registry.config import DB_FILE, RegistryConfig
+from registry.config import DB_FILE, TRACKING_SCHEMES, RegistryConfig
 from registry.service import PublishResult, Registry
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.export.bundle import BUNDLE_DIR
-
-_TRACKING_SCHEMES = ("http://", "https://", "sqlite:", "postgresql", "mysql")
 
 
 def registry_config(site: SiteConfig, registry: str | None = None) -> RegistryConfig:
@@ -30,7 +28,7 @@ def registry_config(site: SiteConfig, registry: str | None = None) -> RegistryCo
     a tracking server) is not used with it, so that a mistyped server address is refused instead
     of publishing into a new folder of that name with the server's tables.
     """
-    if registry is not None and registry.startswith(_TRACKING_SCHEMES):
+    if registry is not None and registry.startswith(TRACKING_SCHEMES):
         return RegistryConfig.resolve(tracking_uri=registry, db_uri=site.registry.db_uri)
     if registry is not None:
         config = RegistryConfig.resolve(home=Path(registry.removeprefix("file://")))

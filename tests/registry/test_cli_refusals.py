@@ -124,8 +124,10 @@ def test_init_refuses_to_replace_a_lost_approval_key_of_a_registry_with_history(
         ({"GSCO_REGISTRY_RETRIES": "abc"}, [], "invalid registry setting: retries"),
         ({"GSCO_REGISTRY_BACKOFF": "-1"}, [], "invalid registry setting: backoff_s"),
         ({}, ["--tracking-uri", "postgresql://u:p@127.0.0.1:9/db"], "needs the database driver psycopg,"),
-        ({"GSCO_TRACKING_URI": "not a uri"}, [], "is not a usable database URL (ArgumentError)"),
-        ({}, ["--tracking-uri", "/some/folder"], "is not a usable database URL (ArgumentError)"),
+        ({"GSCO_TRACKING_URI": "not a uri"}, [], "tracking_uri is neither an MLflow server's URL nor"),
+        ({}, ["--tracking-uri", "/some/folder"], "tracking_uri is neither an MLflow server's URL nor"),
+        ({}, ["--tracking-uri", "htp://u:p@127.0.0.1:5000", "--db-uri", "sqlite:///x.db"], "tracking_uri is"),
+        ({}, ["--tracking-uri", "127.0.0.1:5000"], "tracking_uri is neither an MLflow server's URL nor"),
         ({"GSCO_REGISTRY_DB": "garbage"}, [], "is not a usable database URL (ArgumentError)"),
     ],
 )
