@@ -124,8 +124,9 @@ def load_site_config(site_dir: Path, environ: dict[str, str] | None = None) -> S
     path = site_file(site_dir)
     if not path.is_file():
         raise ConfigError(
-            f"no {SITE_FILE} in the site folder",
-            hint="pass --site SITE_DIR, or create a site with `site-agent init SITE_DIR ...`",
+            f"no {SITE_FILE} in the site folder {site_dir}",
+            hint="`site-agent init SITE_DIR ...` makes a site; a run's site is the folder that holds its "
+            "runs/ (train and join take it as --site)",
         )
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))

@@ -142,9 +142,9 @@ def export_bundle(
     or ``export.deny_list``; nothing is written then.
     """
     start = time.perf_counter()
+    info = load_run(run_dir)
     site_dir = site_dir or _site_dir(run_dir)
     site = site or load_site_config(site_dir)
-    info = load_run(run_dir)
     if info.best_epoch is None or not checkpoint_path(run_dir, BEST).is_file():
         raise ModelError("the run has no best checkpoint yet", hint="finish training (or resume it) first")
     private_path, public_path = site_key_paths(site_dir)

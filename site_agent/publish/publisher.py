@@ -17,6 +17,7 @@ from registry.config import DB_FILE, TRACKING_SCHEMES, RegistryConfig
 from registry.service import PublishResult, Registry
 from site_agent.config import SiteConfig, load_site_config, site_key_paths
 from site_agent.export.bundle import BUNDLE_DIR
+from site_agent.training.run_dir import require_run_folder
 
 
 def registry_config(site: SiteConfig, registry: str | None = None) -> RegistryConfig:
@@ -53,6 +54,7 @@ def publish_run(
     run_dir: Path, *, registry: str | None = None, site_dir: Path | None = None, source: str | None = None
 ) -> PublishResult:
     """Publish ``run_dir/bundle``; returns the registered model name and version."""
+    require_run_folder(run_dir)
     site_dir = site_dir or run_dir.resolve().parent.parent
     site = load_site_config(site_dir)
     bundle = run_dir / BUNDLE_DIR

@@ -91,10 +91,17 @@ def write_run_config(run_dir: Path, config: RunConfig) -> None:
     (run_dir / CONFIG_FILE).write_text(text, encoding="utf-8")
 
 
+def require_run_folder(run_dir: Path) -> None:
+    """Refuse a folder that is not a training run (checked first, before its site is looked for)."""
+    if not (run_dir / CONFIG_FILE).is_file():
+        raise ConfigError(
+            f"not a run folder (no {CONFIG_FILE} in {run_dir})", hint="pass a folder from SITE_DIR/runs/"
+        )
+
+
 def read_run_config(run_dir: Path) -> RunConfig:
+    require_run_folder(run_dir)
     path = run_dir / CONFIG_FILE
-    if not path.is_file():
-        raise ConfigError("not a run folder (no config.yaml)", hint="pass a folder from SITE_DIR/runs/")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
         return RunConfig.model_validate(raw)

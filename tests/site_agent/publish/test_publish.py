@@ -186,7 +186,11 @@ def test_publish_again_is_idempotent_and_refusals_are_clear(site: dict, tmp_path
     assert again.exit_code == 0 and json.loads(again.stdout)["created"] is False
     empty_run = site["site_dir"] / "runs" / "no-bundle"
     empty_run.mkdir(exist_ok=True)
-    assert invoke(site_app, "publish", str(empty_run)).exit_code == 4
+    not_a_run = invoke(site_app, "publish", str(empty_run))
+    assert not_a_run.exit_code == 2
+    assert not_a_run.stderr.startswith(f"error[GSCO-100]: not a run folder (no config.yaml in {empty_run})")
+    (empty_run / "config.yaml").write_text("{}")
+    assert invoke(site_app, "publish", str(empty_run)).exit_code == 4  # a run, not exported yet
     env = {"GSCO_REGISTRY_DB": f"sqlite:///{site['home'] / 'registry.db'}", "GSCO_REGISTRY_RETRIES": "1",
            "GSCO_REGISTRY_BACKOFF": "0.01"}  # fmt: skip
     with unavailable_server() as server:

@@ -81,3 +81,16 @@ def test_export_and_evaluate_report_a_damaged_run(run_dir: Path, command: str) -
     _break_preprocessing(run_dir, "abc")
     result = runner.invoke(app, [command, str(run_dir)])
     assert result.exit_code == 4 and "model.preprocessing" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate", "publish"])
+def test_a_folder_that_is_no_run_is_named_so_before_its_site_is_looked_for(
+    tmp_path: Path, command: str
+) -> None:
+    missing = tmp_path / "runs" / "nosuch"
+    result = runner.invoke(app, [command, str(missing)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines() == [
+        f"error[GSCO-100]: not a run folder (no config.yaml in {missing})",
+        "hint: pass a folder from SITE_DIR/runs/",
+    ]
