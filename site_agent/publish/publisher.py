@@ -31,8 +31,9 @@ def registry_config(site: SiteConfig, registry: str | None = None) -> RegistryCo
     """
     if registry is not None and registry.startswith(TRACKING_SCHEMES):
         return RegistryConfig.resolve(tracking_uri=registry, db_uri=site.registry.db_uri)
-    if registry is not None:
-        config = RegistryConfig.resolve(home=Path(registry.removeprefix("file://")))
+    if registry is not None:  # a folder: an embedded registry, whatever GSCO_TRACKING_URI says
+        home = Path(registry.removeprefix("file://"))
+        config = RegistryConfig.resolve(home=home).model_copy(update={"tracking_uri": None})
         named = f"--registry {registry}"
     else:
         config = RegistryConfig.resolve(

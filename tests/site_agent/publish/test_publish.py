@@ -206,6 +206,9 @@ def test_publish_again_is_idempotent_and_refusals_are_clear(site: dict, tmp_path
     assert mistyped.exit_code == 7
     assert f"error[GSCO-500]: --registry {typo}: no registry there (no registry.db)" in mistyped.stderr
     assert not typo.exists()
+    server_too = {**env, "GSCO_TRACKING_URI": "http://127.0.0.1:9"}  # the folder wins, no retries
+    mistyped = invoke(site_app, "publish", str(site["run_dir"]), "--registry", str(typo), env=server_too)
+    assert mistyped.exit_code == 7 and "no registry there (no registry.db)" in mistyped.stderr
     assert invoke(registry_app, "--home", str(site["home"]), "sites", "revoke", "planted-site").exit_code == 0
     revoked = invoke(site_app, "publish", str(site["run_dir"]))
     assert revoked.exit_code == 9 and "error[GSCO-520]" in revoked.stderr and "revoked" in revoked.stderr
