@@ -1,4 +1,4 @@
-"""Checks on paths a command will write to, made before the command does any work."""
+"""Checks on paths a command reads or will write to, made before the command does any work."""
 
 from __future__ import annotations
 
@@ -25,3 +25,14 @@ def check_output_folder(flag: str, folder: Path | None) -> None:
                 )
         except OSError as exc:
             raise ConfigError(f"{flag}: {path} cannot be looked at ({exc.strerror})") from None
+
+
+def not_there(path: Path, want: str) -> str:
+    """Why ``path`` is no ``want`` (``"file"`` or ``"folder"``): ``"does not exist"`` or what it is instead.
+
+    For messages such as ``f"the image file {not_there(image, 'file')}"``, so that a folder given
+    for a file (or the reverse) is not reported as missing.
+    """
+    if not path.exists():
+        return "does not exist"
+    return f"is a {'file' if want == 'folder' else 'folder'}, not a {want}"

@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 
 from gsco_common.errors import ConfigError, GeneralistError
+from gsco_common.paths import not_there
 from gsco_runtime.generalists.base import (
     DEFAULT_MAX_NEW_TOKENS,
     MEDDR_SYSTEM_MESSAGE,
@@ -70,7 +71,9 @@ class TransformersBackend:
     ) -> None:
         self.model_dir = Path(model_dir)
         if not self.model_dir.is_dir():
-            raise ConfigError("the generalist model folder does not exist", hint="check --model-dir")
+            raise ConfigError(
+                f"the generalist model folder {not_there(self.model_dir, 'folder')}", hint="check --model-dir"
+            )
         self.kind = detect_kind(self.model_dir) if kind == "auto" else kind
         if self.kind not in ("internvl", "generic"):
             raise ConfigError("generalist kind must be auto, internvl or generic")

@@ -9,6 +9,7 @@ import typer
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json
 from gsco_common.errors import DataError
+from gsco_common.paths import not_there
 from gsco_runtime.cases.readers import read_image
 from hub.cli.context import Threads, generalist_options, task_runtime
 
@@ -24,7 +25,7 @@ def diagnose(
 ) -> None:
     """Diagnose one image with the task's approved specialists, retrieval and an arbiter."""
     if not image.is_file():
-        raise DataError("the image file was not found", hint="check the IMAGE path")
+        raise DataError(f"the image file {not_there(image, 'file')}", hint="check the IMAGE path")
     pixels = read_image(image)
     with task_runtime(ctx, task, generalist_options(ctx), threads) as runtime:
         decision = runtime.diagnose(pixels, task)

@@ -9,6 +9,7 @@ import typer
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
 from gsco_common.errors import KeyMaterialError
+from gsco_common.paths import not_there
 from registry.cli.context import open_registry
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
@@ -79,7 +80,7 @@ def trust_export(
     pem = None
     if central_key is not None:
         if not central_key.is_file():
-            raise KeyMaterialError(f"public key file {central_key.name} not found")
+            raise KeyMaterialError(f"public key file {central_key.name} {not_there(central_key, 'file')}")
         pem = central_key.read_bytes()
     with open_registry(ctx) as registry:
         store = registry.trust_store(pem)

@@ -9,6 +9,7 @@ import typer
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result, print_table
 from gsco_common.errors import KeyMaterialError
+from gsco_common.paths import not_there
 from registry.cli.context import AuditReason, config_of, open_registry
 from registry.service import Registry
 
@@ -160,5 +161,5 @@ def sites_revoke_key(
 
 def _read_public_key(path: Path) -> bytes:
     if not path.is_file():
-        raise KeyMaterialError(f"public key file {path.name} not found")
+        raise KeyMaterialError(f"public key file {path.name} {not_there(path, 'file')}")
     return path.read_bytes()

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gsco_common.errors import DataError
+from gsco_common.paths import not_there
 from registry.input_limits import DecodedImagesBudget
 from site_agent.data.config import DataConfig
 from site_agent.data.decode import Decoded, try_decode
@@ -34,7 +35,7 @@ def read_table(path: Path, key: str) -> Table:
         raise DataError(f"{key}: the CSV file cannot be read ({type(exc).__name__})") from None
     if not exists:
         raise DataError(
-            f"{key}: the CSV file does not exist", hint="check the path in the data configuration"
+            f"{key}: the CSV file {not_there(path, 'file')}", hint="check the path in the data configuration"
         )
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:

@@ -33,6 +33,7 @@ from timm.layers import resample_abs_pos_embed, resample_abs_pos_embed_nhwc
 from torch import nn
 
 from gsco_common.errors import ModelError
+from gsco_common.paths import not_there
 from gsco_common.text import first_items
 from specialist.models.specialist import Specialist
 
@@ -64,7 +65,7 @@ def resolve_weights_dir(weights_dir: Path | None, environ: Mapping[str, str] = o
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise ModelError(
-            "the weights folder does not exist",
+            f"the weights folder {not_there(folder, 'folder')}",
             hint=f"create it or fix weights_dir / {WEIGHTS_ENV}",
         )
     return folder

@@ -1,4 +1,5 @@
-"""check_output_folder: a folder a command will write to is refused up front when it cannot be."""
+"""check_output_folder: a folder a command will write to is refused up front when it cannot be;
+not_there: why a path is not the file or folder a command wanted."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gsco_common.errors import ConfigError
-from gsco_common.paths import check_output_folder
+from gsco_common.paths import check_output_folder, not_there
 
 
 def test_a_folder_that_can_be_made_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,3 +47,11 @@ def test_a_folder_that_cannot_be_looked_at_is_named(tmp_path: Path, monkeypatch:
     monkeypatch.setattr(Path, "exists", denied)
     with pytest.raises(ConfigError, match=r"cannot be looked at \(Permission denied\)$"):
         check_output_folder("--out", tmp_path / "closed" / "out")
+
+
+def test_not_there_tells_a_missing_path_from_one_of_the_other_kind(tmp_path: Path) -> None:
+    a_file = tmp_path / "f.png"
+    a_file.write_bytes(b"")
+    assert not_there(tmp_path / "absent", "file") == "does not exist"
+    assert not_there(tmp_path, "file") == "is a folder, not a file"
+    assert not_there(a_file, "folder") == "is a file, not a folder"

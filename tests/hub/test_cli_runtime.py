@@ -146,6 +146,12 @@ def test_diagnose_refuses_a_damaged_png_in_one_line(tmp_path: Path, damage: str)
     assert "Traceback" not in refused.output
 
 
+def test_diagnose_given_a_folder_says_so_not_that_the_image_is_missing(tmp_path: Path) -> None:
+    refused = runner.invoke(app, ["--home", str(tmp_path), "diagnose", str(tmp_path), "--task", "t"])
+    assert refused.exit_code == 3
+    assert refused.stderr.splitlines()[0] == "error[GSCO-200]: the image file is a folder, not a file"
+
+
 def test_diagnose_with_an_openai_generalist(world: World, task: str, image: Path, server: ChatServer) -> None:
     args = _hub(
         world,

@@ -127,6 +127,9 @@ def test_no_weights_file_means_random_init_with_a_warning(
 def test_missing_weights_folder_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="weights folder does not exist"):
         create_specialist("resnet18", 2, 32, weights_dir=tmp_path / "absent")
+    (tmp_path / "weights.npz").write_bytes(b"")
+    with pytest.raises(ModelError, match="^the weights folder is a file, not a folder"):
+        create_specialist("resnet18", 2, 32, weights_dir=tmp_path / "weights.npz")
 
 
 def test_weights_folder_from_the_environment(tmp_path: Path) -> None:
