@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -37,10 +38,14 @@ def passphrase_from_env_or_prompt(*, confirm: bool, prompt: bool = True) -> byte
 def _ask(prompt: str) -> str:
     """Prompt for a passphrase; end of input (no terminal, stdin closed: systemd) is GSCO-400.
 
-    Without this, getpass's EOFError became click's bare ``Aborted.`` with exit code 1.
+    Without this, getpass's EOFError became click's bare ``Aborted.`` with exit code 1. Without a
+    terminal getpass reads standard input (a passphrase piped in still works) and warns that it
+    may echo, with a line naming its own source file: nothing is echoed there, so it is silenced.
     """
     try:
-        return getpass.getpass(prompt)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", getpass.GetPassWarning)
+            return getpass.getpass(prompt)
     except EOFError:
         raise KeyMaterialError(
             f"no key passphrase: {PASSPHRASE_ENV} is not set and there is no terminal to ask on",

@@ -1,4 +1,7 @@
+import os
 import stat
+import subprocess
+import sys
 
 import pytest
 
@@ -100,3 +103,20 @@ def test_a_key_pair_that_cannot_be_written_is_a_key_error_and_leaves_no_half(tmp
     ):
         keys.generate_key_pair(tmp_path / "site.key", tmp_path / "missing" / "site.pub", b"passphrase-1")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keys"]
+
+
+def test_without_a_terminal_the_error_comes_alone(tmp_path):
+    """No GetPassWarning line (which names getpass.py) before the error; no controlling terminal here."""
+    env = {k: v for k, v in os.environ.items() if k != keys.PASSPHRASE_ENV}
+    code = "from gsco_common.keys import passphrase_from_env_or_prompt as p; p(confirm=False)"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=env,
+        start_new_session=True,  # no controlling terminal, as under systemd
+        check=False,
+    )
+    assert "GetPassWarning" not in result.stderr and "getpass.py" not in result.stderr
+    assert "no key passphrase" in result.stderr.splitlines()[-1]
