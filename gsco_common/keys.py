@@ -53,7 +53,8 @@ def _ask(prompt: str) -> str:
         ) from None
 
 
-def _read_key_file(path: Path, what: str) -> bytes:
+def read_key_file(path: Path, what: str) -> bytes:
+    """The bytes of a key file; one that cannot be read is a :class:`KeyMaterialError` naming ``what``."""
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -133,7 +134,7 @@ def load_private_key(path: Path, passphrase: bytes) -> ec.EllipticCurvePrivateKe
             f"private key {path.name} not found", hint="run the matching init command first"
         )
     try:
-        key = serialization.load_pem_private_key(_read_key_file(path, "private key"), password=passphrase)
+        key = serialization.load_pem_private_key(read_key_file(path, "private key"), password=passphrase)
     except (ValueError, TypeError) as exc:
         raise KeyMaterialError(
             "cannot decrypt the private key: wrong passphrase or not a PEM key",
@@ -157,7 +158,7 @@ def load_public_key_pem(pem: bytes) -> ec.EllipticCurvePublicKey:
 def load_public_key(path: Path) -> ec.EllipticCurvePublicKey:
     if not path.is_file():
         raise KeyMaterialError(f"public key {path.name} not found")
-    return load_public_key_pem(_read_key_file(path, "public key"))
+    return load_public_key_pem(read_key_file(path, "public key"))
 
 
 def load_signing_key(private_path: Path, public_path: Path) -> ec.EllipticCurvePrivateKey:

@@ -148,6 +148,7 @@ def label_indices(raw: np.ndarray, what: str) -> np.ndarray:
 
 IMAGE_CHANNELS = (1, 3, 4)
 """Channel counts an image can have (grayscale, RGB, RGBA), as every image reader takes them."""
+STACK_SHAPES = "expected N x H x W (grayscale) or N x H x W x C with C 1, 3 (RGB) or 4 (RGBA)"
 
 
 def check_image_stack(images: np.ndarray, what: str) -> None:
@@ -158,12 +159,12 @@ def check_image_stack(images: np.ndarray, what: str) -> None:
     if images.ndim not in (3, 4):
         raise DataError(
             f"{what} has {images.ndim} dimensions",
-            hint="expected N x H x W (grayscale) or N x H x W x 3 (RGB)",
+            hint=STACK_SHAPES,
         )
     if images.ndim == 4 and images.shape[-1] not in IMAGE_CHANNELS:
         raise DataError(
             f"{what} has {images.shape[-1]} channels",
-            hint="expected N x H x W (grayscale) or N x H x W x C with C 1, 3 (RGB) or 4 (RGBA)",
+            hint=STACK_SHAPES,
         )
     if not (np.issubdtype(images.dtype, np.integer) or np.issubdtype(images.dtype, np.floating)):
         raise DataError(f"{what} holds {images.dtype} values, not pixel numbers")

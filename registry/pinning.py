@@ -12,7 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from gsco_common.errors import KeyMaterialError, SignatureError
-from gsco_common.keys import fingerprint, load_public_key_pem
+from gsco_common.keys import fingerprint, load_public_key_pem, read_key_file
+from gsco_common.paths import not_there
 
 PINNED_KEY_RELPATH = Path("keys") / "approval.pub"
 
@@ -22,8 +23,8 @@ def read_central_key_file(path: Path | None) -> bytes | None:
     if path is None:
         return None
     if not path.is_file():
-        raise KeyMaterialError("the --central-key file does not exist")
-    pem = path.read_bytes()
+        raise KeyMaterialError(f"the --central-key file {not_there(path, 'file')}")
+    pem = read_key_file(path, "the --central-key file")
     load_public_key_pem(pem)
     return pem
 

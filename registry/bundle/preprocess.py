@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 
 from gsco_common.errors import DataError, InputLimitError
-from registry.input_limits import MAX_PIXELS_ENV, max_pixels
+from registry.input_limits import IMAGE_CHANNELS, MAX_PIXELS_ENV, max_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -143,12 +143,12 @@ def pad_to_square(image: np.ndarray, value: float) -> np.ndarray:
 
 def preprocess(image: np.ndarray, spec: Preprocessing) -> np.ndarray:
     """Turn one image (``[H, W]``, ``[H, W, 1]`` or ``[H, W, 3]``) into ``float32 [3, S, S]``."""
+    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in IMAGE_CHANNELS):
+        raise DataError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {tuple(image.shape)}")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[..., 0]
     if image.ndim == 3 and image.shape[2] == 4:
         image = image[..., :3]
-    if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
-        raise DataError(f"image must be HxW, HxWx1, HxWx3 or HxWx4, got shape {tuple(image.shape)}")
     unit = to_unit_float(image)
     if unit.ndim == 3 and spec.channels == "gray_to_rgb":
         unit = unit @ np.asarray([0.299, 0.587, 0.114], dtype=np.float32)

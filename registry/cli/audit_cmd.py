@@ -8,9 +8,8 @@ from pathlib import Path
 import typer
 
 from gsco_common.cli import JsonFlag, console, handle_errors, print_json, print_result
-from gsco_common.errors import KeyMaterialError
-from gsco_common.paths import not_there
 from registry.cli.context import open_registry
+from registry.pinning import read_central_key_file
 
 audit_app = typer.Typer(help="The append-only, hash-chained audit log.", no_args_is_help=True)
 trust_app = typer.Typer(help="What hubs need to verify bundles offline.", no_args_is_help=True)
@@ -77,11 +76,7 @@ def trust_export(
     ),
 ) -> None:
     """Write the trust store (central key, active site keys, revoked digests) for a hub."""
-    pem = None
-    if central_key is not None:
-        if not central_key.is_file():
-            raise KeyMaterialError(f"public key file {central_key.name} {not_there(central_key, 'file')}")
-        pem = central_key.read_bytes()
+    pem = read_central_key_file(central_key)
     with open_registry(ctx) as registry:
         store = registry.trust_store(pem)
     store.write(out)

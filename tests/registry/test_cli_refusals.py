@@ -154,3 +154,19 @@ def test_init_on_a_home_that_is_a_file_is_one_line(tmp_path: Path) -> None:
     result = cli(not_a_folder, "init")
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error[GSCO-100]: the registry home is not a folder")
+
+
+def test_trust_export_checks_the_central_key_it_is_given(home: Path, tmp_path: Path) -> None:
+    """Before, any file was written into the trust store as the central key, unchecked."""
+    out = tmp_path / "trust.json"
+    not_a_key = tmp_path / "approval.pub"
+    not_a_key.write_text("not a PEM key")
+    for key, message in (
+        (tmp_path / "absent.pub", "error[GSCO-400]: the --central-key file does not exist"),
+        (tmp_path, "error[GSCO-400]: the --central-key file is a folder, not a file"),
+        (not_a_key, "error[GSCO-400]: "),
+    ):
+        result = cli(home, "trust", "export", str(out), "--central-key", str(key))
+        assert result.exit_code == 5, result.output
+        assert result.stderr.startswith(message)
+    assert not out.exists()
